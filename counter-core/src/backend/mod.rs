@@ -1,0 +1,132 @@
+//! What differs between PostgreSQL, MySQL and SQLite, behind one trait.
+//!
+//! The operations in [`crate::ops`] are written once against [`RawConnection`]; each backend
+//! module implements it with the fastest statement its SQL dialect allows. Pooled connections
+//! reduce to the connection they wrap through [`AtomicConnection::raw`].
+
+#[cfg(feature = "mysql")]
+mod mysql;
+#[cfg(feature = "postgres")]
+mod pg;
+#[cfg(feature = "sqlite")]
+mod sqlite;
+
+use diesel::connection::{LoadConnection, TransactionManager};
+use diesel::result::QueryResult;
+use diesel::{Column, Connection};
+
+use crate::error::AtomicError;
+use crate::field::AtomicFieldOn;
+use crate::lock::LockMode;
+use crate::plan::{Direction, Take};
+
+/// A connection the atomic operations accept: `PgConnection`, `MysqlConnection`,
+/// `SqliteConnection` (each with its cargo feature), or with the `r2d2` feature an r2d2
+/// `PooledConnection` of one of them, passed as `&mut pooled`.
+pub trait AtomicConnection {
+    /// The concrete connection underneath.
+    #[doc(hidden)]
+    type Raw: RawConnection;
+    /// The concrete connection underneath.
+    #[doc(hidden)]
+    fn raw(&mut self) -> &mut Self::Raw;
+}
+
+/// The Diesel backend of an [`AtomicConnection`].
+pub type BackendOf<C> = <<C as AtomicConnection>::Raw as Connection>::Backend;
+
+/// How the retry loop treats a database error.
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorClass {
+    /// Re-running the whole operation can succeed.
+    Transient,
+    /// The row is held by another transaction and the caller asked not to wait.
+    Locked,
+    /// Anything else: returned as it is.
+    Other,
+}
+
+/// The per-backend primitives; implemented for the three Diesel connections only.
+#[doc(hidden)]
+pub trait RawConnection: Connection + LoadConnection + Sized + 'static {
+    /// The backend's name, for messages.
+    const BACKEND: &'static str;
+
+    /// Runs `delta` as one guarded statement; the new value, or `None` when no row matched
+    /// (missing, or the guard refused it).
+    fn apply_delta<M, Col>(
+        &mut self,
+        key: &M::Key,
+        direction: Direction,
+        amount: M::Value,
+        guard: M::Value,
+    ) -> QueryResult<Option<M::Value>>
+    where
+        Col: Column + 'static,
+        M: AtomicFieldOn<Col, Self::Backend>;
+
+    /// Takes `min(n, c - floor)`; the amount taken, or `None` when no row matched (missing, or
+    /// already at or below the floor).
+    fn take<M, Col>(
+        &mut self,
+        key: &M::Key,
+        take: Take<M::Value>,
+    ) -> Result<Option<M::Value>, AtomicError>
+    where
+        Col: Column + 'static,
+        M: AtomicFieldOn<Col, Self::Backend>;
+
+    /// The clause appended to `SELECT c FROM t WHERE pk = ?` to lock the row.
+    fn lock_sql(mode: LockMode) -> Result<&'static str, AtomicError>;
+
+    /// Runs `f` in a transaction that will write: `BEGIN` on servers, `BEGIN IMMEDIATE` on
+    /// SQLite; a savepoint inside the caller's transaction.
+    fn write_transaction<T, F>(&mut self, f: F) -> Result<T, AtomicError>
+    where
+        F: FnOnce(&mut Self) -> Result<T, AtomicError>;
+
+    /// Sorts a database error for the retry loop.
+    fn classify(error: &diesel::result::Error, mode: LockMode) -> ErrorClass;
+}
+
+/// Is `conn` inside a transaction (the caller's), or in a state where Diesel cannot tell?
+pub(crate) fn in_transaction<C: Connection>(conn: &mut C) -> bool {
+    !matches!(
+        C::TransactionManager::transaction_manager_status_mut(conn).transaction_depth(),
+        Ok(None)
+    )
+}
+
+/// The message of a database error, or "" for other errors.
+pub(crate) fn message(error: &diesel::result::Error) -> &str {
+    match error {
+        diesel::result::Error::DatabaseError(_, info) => info.message(),
+        _ => "",
+    }
+}
+
+#[cfg(feature = "r2d2")]
+impl<T> AtomicConnection for diesel::r2d2::PooledConnection<diesel::r2d2::ConnectionManager<T>>
+where
+    T: AtomicConnection<Raw = T> + RawConnection + diesel::r2d2::R2D2Connection + Send + 'static,
+{
+    type Raw = T;
+    fn raw(&mut self) -> &mut T {
+        &mut **self
+    }
+}
+
+/// Implements [`AtomicConnection`] for a raw connection type.
+macro_rules! raw_connection {
+    ($conn:ty) => {
+        impl $crate::backend::AtomicConnection for $conn {
+            type Raw = $conn;
+            fn raw(&mut self) -> &mut $conn {
+                self
+            }
+        }
+    };
+}
+#[allow(unused_imports)]
+pub(crate) use raw_connection;

@@ -1,0 +1,128 @@
+//! MySQL and MariaDB: no `UPDATE … RETURNING`. Each single-statement operation runs its guarded
+//! `UPDATE` with an extra assignment that captures the value in `LAST_INSERT_ID(c ^ 2^63)`
+//! (assignments run left to right, so it sees the new value), then reads it back with
+//! `SELECT LAST_INSERT_ID()` on the same connection: two round trips, no transaction, correct
+//! for negative values and in any `sql_mode`. Row locks are `FOR UPDATE`.
+//!
+//! Diesel connects with `CLIENT_FOUND_ROWS`, so the affected-row count is rows *matched*,
+//! which is what tells a guard miss from a hit even when the value does not change.
+
+use diesel::mysql::MysqlConnection;
+use diesel::result::{DatabaseErrorKind, Error, QueryResult};
+use diesel::{Column, Connection, RunQueryDsl};
+
+use super::{message, raw_connection, ErrorClass, RawConnection};
+use crate::error::AtomicError;
+use crate::field::AtomicFieldOn;
+use crate::lock::LockMode;
+use crate::plan::{Direction, Take};
+use crate::sql::{
+    decode_capture, DeltaUpdate, LastInsertId, TakeUpdate, DELTA_CAPTURE, TAKE_CAPTURE,
+};
+use crate::value::AtomicValue;
+
+raw_connection!(MysqlConnection);
+
+/// Reads back the value the last statement captured.
+fn captured<V: AtomicValue>(conn: &mut MysqlConnection) -> QueryResult<V> {
+    let raw: u64 = LastInsertId.get_result(conn)?;
+    decode_capture(raw).ok_or_else(|| {
+        Error::DeserializationError(
+            format!("captured value {raw} does not fit the column type").into(),
+        )
+    })
+}
+
+impl RawConnection for MysqlConnection {
+    const BACKEND: &'static str = "MySQL";
+
+    fn apply_delta<M, Col>(
+        &mut self,
+        key: &M::Key,
+        direction: Direction,
+        amount: M::Value,
+        guard: M::Value,
+    ) -> QueryResult<Option<M::Value>>
+    where
+        Col: Column + 'static,
+        M: AtomicFieldOn<Col, Self::Backend>,
+    {
+        let matched = match direction {
+            Direction::Up => {
+                self.execute_returning_count(&DeltaUpdate::<M, Col, DELTA_CAPTURE, true> {
+                    table: M::table(),
+                    key,
+                    amount,
+                    guard,
+                })?
+            }
+            Direction::Down => {
+                self.execute_returning_count(&DeltaUpdate::<M, Col, DELTA_CAPTURE, false> {
+                    table: M::table(),
+                    key,
+                    amount,
+                    guard,
+                })?
+            }
+        };
+        if matched == 0 {
+            return Ok(None);
+        }
+        captured(self).map(Some)
+    }
+
+    fn take<M, Col>(
+        &mut self,
+        key: &M::Key,
+        take: Take<M::Value>,
+    ) -> Result<Option<M::Value>, AtomicError>
+    where
+        Col: Column + 'static,
+        M: AtomicFieldOn<Col, Self::Backend>,
+    {
+        let statement = TakeUpdate::<M, Col, TAKE_CAPTURE> {
+            table: M::table(),
+            key,
+            take,
+        };
+        if self.execute_returning_count(&statement)? == 0 {
+            return Ok(None);
+        }
+        let before: M::Value = captured(self)?;
+        Ok(Some(take.taken_from(before)))
+    }
+
+    fn lock_sql(mode: LockMode) -> Result<&'static str, AtomicError> {
+        Ok(match mode {
+            LockMode::Wait => " FOR UPDATE",
+            LockMode::NoWait => " FOR UPDATE NOWAIT",
+        })
+    }
+
+    fn write_transaction<T, F>(&mut self, f: F) -> Result<T, AtomicError>
+    where
+        F: FnOnce(&mut Self) -> Result<T, AtomicError>,
+    {
+        self.transaction(f)
+    }
+
+    fn classify(error: &Error, mode: LockMode) -> ErrorClass {
+        let text = message(error);
+        match error {
+            // 1213: deadlock; InnoDB rolled the transaction back.
+            Error::DatabaseError(DatabaseErrorKind::SerializationFailure, _) => {
+                ErrorClass::Transient
+            }
+            // 3572 (MySQL 8 NOWAIT).
+            Error::DatabaseError(_, _) if text.contains("NOWAIT is set") => ErrorClass::Locked,
+            // 1205: lock wait timeout; MariaDB also reports NOWAIT this way.
+            Error::DatabaseError(_, _) if text.contains("Lock wait timeout exceeded") => match mode
+            {
+                LockMode::NoWait => ErrorClass::Locked,
+                LockMode::Wait => ErrorClass::Transient,
+            },
+            Error::DatabaseError(_, _) if text.contains("Deadlock found") => ErrorClass::Transient,
+            _ => ErrorClass::Other,
+        }
+    }
+}

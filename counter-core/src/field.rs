@@ -1,0 +1,124 @@
+//! What the runtime needs to know about one atomic column of one model.
+
+use diesel::backend::Backend;
+use diesel::connection::LoadConnection;
+use diesel::deserialize::FromSql;
+use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
+use diesel::result::QueryResult;
+use diesel::serialize::ToSql;
+use diesel::sql_types::HasSqlType;
+use diesel::{Column, Expression, OptionalExtension, Queryable, RunQueryDsl};
+
+use crate::retry::RetryPolicy;
+use crate::value::AtomicValue;
+
+/// Describes the atomic column `Col` of the model `Self`.
+///
+/// `#[derive(AtomicField)]` implements it for every `#[atomic]` field; implement it by hand
+/// to use [`Field`](crate::Field) without the macro. The trait is implemented on the model,
+/// with the Diesel column type as parameter, so one column may appear in several models with
+/// different bounds.
+///
+/// ```
+/// use counter_core::{AtomicField, Field};
+/// diesel::table! { counters (id) { id -> BigInt, hits -> BigInt, } }
+///
+/// struct Counter;
+/// impl AtomicField<counters::hits> for Counter {
+///     type Key = i64;
+///     type KeyColumn = counters::id;
+///     type Value = i64;
+///     const MIN: Option<i64> = Some(0);
+///     const MAX: Option<i64> = None;
+///     const NAME: &'static str = "hits";
+/// }
+/// let hits = Field::<Counter, counters::hits>::new();
+/// # let _ = hits;
+/// ```
+pub trait AtomicField<Col: Column>: Sized + 'static {
+    /// The Rust type of the primary key.
+    type Key;
+    /// The primary key column; it must belong to the same table as `Col`.
+    type KeyColumn: Column<Table = Col::Table>;
+    /// The Rust type of the column.
+    type Value: AtomicValue;
+    /// The declared lower bound (`#[atomic(min = ..)]`), if any.
+    const MIN: Option<Self::Value>;
+    /// The declared upper bound (`#[atomic(max = ..)]`), if any.
+    const MAX: Option<Self::Value>;
+    /// The retry policy used unless a call overrides it (`#[atomic(retries = ..)]`).
+    const RETRY: RetryPolicy = RetryPolicy::DEFAULT;
+    /// The field's name, for messages.
+    const NAME: &'static str;
+}
+
+/// `AtomicField` plus everything backend `DB` needs to run statements on it.
+///
+/// Implemented automatically for every `AtomicField` whose key and value types Diesel can
+/// send to and read from `DB`. Generated code names it in `where` clauses; you never
+/// implement it. A missing impl means the column's Rust type does not exist on that backend
+/// (for example `u32`, which is MySQL's `INT UNSIGNED`, on PostgreSQL).
+#[diagnostic::on_unimplemented(
+    message = "`{Self}`'s atomic column `{Col}` cannot be used on backend `{DB}`",
+    note = "the key or value type has no Diesel mapping on this backend (u32/u64 exist only on MySQL), or the backend's cargo feature of counter-core is off"
+)]
+pub trait AtomicFieldOn<Col: Column, DB: Backend>: AtomicField<Col> {
+    #[doc(hidden)]
+    fn table() -> Col::Table;
+    #[doc(hidden)]
+    fn walk_table<'b>(table: &'b Col::Table, out: AstPass<'_, 'b, DB>) -> QueryResult<()>;
+    #[doc(hidden)]
+    fn bind_key<'b>(key: &'b Self::Key, out: &mut AstPass<'_, 'b, DB>) -> QueryResult<()>;
+    #[doc(hidden)]
+    fn bind_value<'b>(value: &'b Self::Value, out: &mut AstPass<'_, 'b, DB>) -> QueryResult<()>;
+    #[doc(hidden)]
+    fn load_value<C, Q>(conn: &mut C, query: Q) -> QueryResult<Option<Self::Value>>
+    where
+        C: LoadConnection<Backend = DB>,
+        Q: Query<SqlType = <Self::Value as AtomicValue>::SqlType>
+            + QueryFragment<DB>
+            + QueryId
+            + RunQueryDsl<C>;
+}
+
+impl<M, Col, DB> AtomicFieldOn<Col, DB> for M
+where
+    M: AtomicField<Col>,
+    Col: Column,
+    DB: Backend
+        + HasSqlType<<M::KeyColumn as Expression>::SqlType>
+        + HasSqlType<<M::Value as AtomicValue>::SqlType>
+        + 'static,
+    Col::Table: QueryFragment<DB> + Default,
+    M::Key: ToSql<<M::KeyColumn as Expression>::SqlType, DB>,
+    M::Value: ToSql<<M::Value as AtomicValue>::SqlType, DB>
+        + FromSql<<M::Value as AtomicValue>::SqlType, DB>
+        + Queryable<<M::Value as AtomicValue>::SqlType, DB>,
+{
+    fn table() -> Col::Table {
+        Default::default()
+    }
+
+    fn walk_table<'b>(table: &'b Col::Table, out: AstPass<'_, 'b, DB>) -> QueryResult<()> {
+        table.walk_ast(out)
+    }
+
+    fn bind_key<'b>(key: &'b Self::Key, out: &mut AstPass<'_, 'b, DB>) -> QueryResult<()> {
+        out.push_bind_param::<<M::KeyColumn as Expression>::SqlType, _>(key)
+    }
+
+    fn bind_value<'b>(value: &'b Self::Value, out: &mut AstPass<'_, 'b, DB>) -> QueryResult<()> {
+        out.push_bind_param::<<M::Value as AtomicValue>::SqlType, _>(value)
+    }
+
+    fn load_value<C, Q>(conn: &mut C, query: Q) -> QueryResult<Option<Self::Value>>
+    where
+        C: LoadConnection<Backend = DB>,
+        Q: Query<SqlType = <Self::Value as AtomicValue>::SqlType>
+            + QueryFragment<DB>
+            + QueryId
+            + RunQueryDsl<C>,
+    {
+        query.get_result::<M::Value>(conn).optional()
+    }
+}

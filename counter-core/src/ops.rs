@@ -1,0 +1,399 @@
+//! The operations, written once for every backend.
+//!
+//! Shape of every call: validate the input in Rust, run the backend's single guarded statement,
+//! and only when it matched no row look once more to tell "no such row" from "the guard said
+//! no". The whole attempt runs inside the retry loop, which re-runs it after a transient
+//! conflict.
+
+use std::marker::PhantomData;
+
+use diesel::Column;
+
+use crate::backend::{in_transaction, AtomicConnection, BackendOf, ErrorClass, RawConnection};
+use crate::error::AtomicError;
+use crate::field::{AtomicField, AtomicFieldOn};
+use crate::lock::LockMode;
+use crate::plan::{self, check_transition, non_negative, Delta, MissKind, Range, Take};
+use crate::retry::RetryPolicy;
+use crate::sql::{read, write};
+use crate::value::AtomicValue;
+
+/// How often a single-statement change is tried again when it missed but the row, read right
+/// after, would have passed (another writer moved the value in between). Past this, the change
+/// is decided under a row lock, where no other writer can move it.
+const RECHECKS: u32 = 3;
+
+/// The atomic operations on column `Col` of model `M`, with per-call options.
+///
+/// The derive generates one shorthand per operation (`Product::increment_stock(conn, id, 1)`)
+/// and an accessor for this handle (`Product::atomic_stock()`) for the options:
+///
+/// ```
+/// # use counter_core::{AtomicField, Field, LockMode, RetryPolicy};
+/// # diesel::table! { counters (id) { id -> BigInt, hits -> BigInt, } }
+/// # struct Counter;
+/// # impl AtomicField<counters::hits> for Counter {
+/// #     type Key = i64; type KeyColumn = counters::id; type Value = i64;
+/// #     const MIN: Option<i64> = Some(0); const MAX: Option<i64> = None; const NAME: &'static str = "hits";
+/// # }
+/// use diesel::prelude::*;
+/// let mut conn = SqliteConnection::establish(":memory:")?;
+/// diesel::sql_query("CREATE TABLE counters (id BIGINT PRIMARY KEY, hits BIGINT NOT NULL)").execute(&mut conn)?;
+/// diesel::sql_query("INSERT INTO counters VALUES (1, 0)").execute(&mut conn)?;
+///
+/// let hits = Field::<Counter, counters::hits>::new().retry(RetryPolicy::DEFAULT.with_max_attempts(5));
+/// assert_eq!(hits.increment(&mut conn, 1, 3)?, 3);
+/// assert_eq!(hits.lock(LockMode::NoWait).update_locked(&mut conn, 1, |v| Ok(v * 10))?, 30);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct Field<M, Col> {
+    retry: RetryPolicy,
+    lock: LockMode,
+    marker: PhantomData<fn() -> (M, Col)>,
+}
+
+impl<M, Col> Clone for Field<M, Col> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<M, Col> Copy for Field<M, Col> {}
+
+impl<M, Col> std::fmt::Debug for Field<M, Col> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Field")
+            .field("retry", &self.retry)
+            .field("lock", &self.lock)
+            .finish()
+    }
+}
+
+impl<M: AtomicField<Col>, Col: Column + 'static> Default for Field<M, Col> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<M: AtomicField<Col>, Col: Column + 'static> Field<M, Col> {
+    /// The handle with the model's retry policy and [`LockMode::Wait`].
+    pub fn new() -> Self {
+        Field {
+            retry: M::RETRY,
+            lock: LockMode::Wait,
+            marker: PhantomData,
+        }
+    }
+
+    /// The same handle with another retry policy.
+    pub fn retry(self, policy: RetryPolicy) -> Self {
+        Field {
+            retry: policy,
+            ..self
+        }
+    }
+
+    /// The same handle with another lock mode, for the operations that lock rows
+    /// (`update_locked`, `transfer`).
+    pub fn lock(self, mode: LockMode) -> Self {
+        Field { lock: mode, ..self }
+    }
+
+    /// `c = c + by` in one statement, unless the result would pass the upper bound.
+    ///
+    /// Returns the new value. Errors: `NegativeAmount`, `NotFound`, `OutOfRange` (row unchanged).
+    pub fn increment<C>(
+        &self,
+        conn: &mut C,
+        key: M::Key,
+        by: M::Value,
+    ) -> Result<M::Value, AtomicError>
+    where
+        C: AtomicConnection,
+        M: AtomicFieldOn<Col, BackendOf<C>>,
+    {
+        let range = Range::of::<M, Col>();
+        self.change(
+            conn.raw(),
+            &key,
+            plan::increment(range, by),
+            MissKind::Increment,
+        )
+    }
+
+    /// `c = c - by` in one statement, unless the result would pass the lower bound.
+    ///
+    /// Returns the new value. Errors: `NegativeAmount`, `NotFound`, `OutOfRange` (row unchanged).
+    pub fn decrement<C>(
+        &self,
+        conn: &mut C,
+        key: M::Key,
+        by: M::Value,
+    ) -> Result<M::Value, AtomicError>
+    where
+        C: AtomicConnection,
+        M: AtomicFieldOn<Col, BackendOf<C>>,
+    {
+        let range = Range::of::<M, Col>();
+        self.change(
+            conn.raw(),
+            &key,
+            plan::decrement(range, by),
+            MissKind::Decrement,
+        )
+    }
+
+    /// `c = c - n` only if `c >= n` (`WHERE c >= n`): the sale that cannot oversell.
+    ///
+    /// Returns the new value. Errors: `Insufficient { available, requested }` when `c < n`,
+    /// `OutOfRange` when `c - n` would pass a declared minimum above zero, `NegativeAmount`,
+    /// `NotFound`. The row is unchanged on every error.
+    pub fn decrement_if_at_least<C>(
+        &self,
+        conn: &mut C,
+        key: M::Key,
+        n: M::Value,
+    ) -> Result<M::Value, AtomicError>
+    where
+        C: AtomicConnection,
+        M: AtomicFieldOn<Col, BackendOf<C>>,
+    {
+        let range = Range::of::<M, Col>();
+        self.change(
+            conn.raw(),
+            &key,
+            plan::decrement_if_at_least(range, n),
+            MissKind::AtLeast,
+        )
+    }
+
+    /// Takes `t = min(n, c - floor)` where the floor is the declared minimum or 0: "sell what is
+    /// left". Returns `t`, which is 0 when nothing is left.
+    ///
+    /// Errors: `NegativeAmount`, `NotFound`.
+    pub fn take_up_to<C>(
+        &self,
+        conn: &mut C,
+        key: M::Key,
+        n: M::Value,
+    ) -> Result<M::Value, AtomicError>
+    where
+        C: AtomicConnection,
+        M: AtomicFieldOn<Col, BackendOf<C>>,
+    {
+        non_negative(n)?;
+        let raw = conn.raw();
+        let Some(take) = Take::new(Range::floor::<M, Col>(), n).filter(|t| t.n != M::Value::ZERO)
+        else {
+            return self.existing(raw, &key).map(|_| M::Value::ZERO);
+        };
+        self.run(raw, LockMode::Wait, |c| {
+            match c.take::<M, Col>(&key, take)? {
+                Some(taken) => Ok(taken),
+                None => self.existing(c, &key).map(|_| M::Value::ZERO),
+            }
+        })
+    }
+
+    /// Row-locked read-modify-write, for changes SQL cannot express: `op` gets the current
+    /// value and returns the new one, which is written before the lock is released.
+    ///
+    /// The row is locked with `SELECT … FOR NO KEY UPDATE` (PostgreSQL), `FOR UPDATE` (MySQL)
+    /// or `BEGIN IMMEDIATE` (SQLite). `op` is `FnMut` because a transient conflict re-runs the
+    /// whole transaction, `op` included: keep it free of side effects outside the database.
+    /// An `Err` from `op` writes nothing and is returned as it is; use
+    /// [`AtomicError::custom`] for your own reasons. The new value is checked against the
+    /// bounds (`OutOfRange`). With [`LockMode::NoWait`], a row held by another transaction
+    /// gives `Locked` at once.
+    pub fn update_locked<C, F>(
+        &self,
+        conn: &mut C,
+        key: M::Key,
+        mut op: F,
+    ) -> Result<M::Value, AtomicError>
+    where
+        C: AtomicConnection,
+        M: AtomicFieldOn<Col, BackendOf<C>>,
+        F: FnMut(M::Value) -> Result<M::Value, AtomicError>,
+    {
+        let range = Range::of::<M, Col>();
+        self.run(conn.raw(), self.lock, |c| {
+            c.write_transaction(|c| {
+                let current = self.lock_row(c, &key)?.ok_or(AtomicError::NotFound)?;
+                let new = op(current)?;
+                check_transition(range, current.to_i128(), new.to_i128())?;
+                if new != current {
+                    write::<M, Col, _>(c, &key, new)?;
+                }
+                Ok(new)
+            })
+        })
+    }
+
+    /// Moves `amount` from row `from` to row `to` in one transaction, both rows locked in
+    /// primary-key order so that opposite transfers cannot deadlock.
+    ///
+    /// Returns the new values `(from, to)`. Errors: `Insufficient { available, requested }`
+    /// when `from` would go below its floor (`available` is how much it could give),
+    /// `OutOfRange` when `to` would pass its maximum, `SameRow`, `NegativeAmount`, `NotFound`.
+    /// Nothing is written on any error.
+    pub fn transfer<C>(
+        &self,
+        conn: &mut C,
+        from: M::Key,
+        to: M::Key,
+        amount: M::Value,
+    ) -> Result<(M::Value, M::Value), AtomicError>
+    where
+        C: AtomicConnection,
+        M: AtomicFieldOn<Col, BackendOf<C>>,
+        M::Key: Ord,
+    {
+        let amount_i = non_negative(amount)?;
+        if from == to {
+            return Err(AtomicError::SameRow);
+        }
+        let range = Range::of::<M, Col>();
+        self.run(conn.raw(), self.lock, |c| {
+            c.write_transaction(|c| {
+                let (first, second) = if from < to {
+                    (&from, &to)
+                } else {
+                    (&to, &from)
+                };
+                let first_value = self.lock_row(c, first)?.ok_or(AtomicError::NotFound)?;
+                let second_value = self.lock_row(c, second)?.ok_or(AtomicError::NotFound)?;
+                let (source, target) = if from < to {
+                    (first_value.to_i128(), second_value.to_i128())
+                } else {
+                    (second_value.to_i128(), first_value.to_i128())
+                };
+                if amount_i == 0 {
+                    return Ok(value(source, target));
+                }
+                if source - amount_i < range.lo {
+                    return Err(AtomicError::Insufficient {
+                        available: (source - range.lo).max(0),
+                        requested: amount_i,
+                    });
+                }
+                check_transition(range, target, target + amount_i)?;
+                let (new_source, new_target) =
+                    value::<M::Value>(source - amount_i, target + amount_i);
+                write::<M, Col, _>(c, &from, new_source)?;
+                write::<M, Col, _>(c, &to, new_target)?;
+                Ok((new_source, new_target))
+            })
+        })
+    }
+
+    /// One guarded single-statement change, with the miss handling described in the module doc.
+    fn change<R>(
+        &self,
+        raw: &mut R,
+        key: &M::Key,
+        delta: Delta<M::Value>,
+        kind: MissKind,
+    ) -> Result<M::Value, AtomicError>
+    where
+        R: RawConnection,
+        M: AtomicFieldOn<Col, R::Backend>,
+    {
+        let amount = non_negative(delta.amount)?;
+        if amount == 0 {
+            return self.existing(raw, key);
+        }
+        let range = Range::of::<M, Col>();
+        self.run(raw, LockMode::Wait, |c| {
+            for _ in 0..RECHECKS {
+                if let Some(guard) = delta.guard {
+                    if let Some(new) =
+                        c.apply_delta::<M, Col>(key, delta.direction, delta.amount, guard)?
+                    {
+                        return Ok(new);
+                    }
+                }
+                let current = self.existing(c, key)?;
+                if !delta.admits(current) {
+                    return Err(plan::miss_error(range, kind, current.to_i128(), amount));
+                }
+            }
+            // The value keeps moving between our statement and our look: decide under the lock.
+            c.write_transaction(|c| {
+                let current = self.lock_row(c, key)?.ok_or(AtomicError::NotFound)?;
+                if !delta.admits(current) {
+                    return Err(plan::miss_error(range, kind, current.to_i128(), amount));
+                }
+                let new = match delta.direction {
+                    plan::Direction::Up => current.to_i128() + amount,
+                    plan::Direction::Down => current.to_i128() - amount,
+                };
+                let new = M::Value::from_i128(new).expect("the guard keeps the result in range");
+                write::<M, Col, _>(c, key, new)?;
+                Ok(new)
+            })
+        })
+    }
+
+    /// The current value of an existing row, unlocked; `NotFound` when there is none.
+    fn existing<R>(&self, raw: &mut R, key: &M::Key) -> Result<M::Value, AtomicError>
+    where
+        R: RawConnection,
+        M: AtomicFieldOn<Col, R::Backend>,
+    {
+        read::<M, Col, _, 0>(raw, key, "")?.ok_or(AtomicError::NotFound)
+    }
+
+    /// Reads and locks a row inside a write transaction, per this handle's lock mode.
+    fn lock_row<R>(&self, raw: &mut R, key: &M::Key) -> Result<Option<M::Value>, AtomicError>
+    where
+        R: RawConnection,
+        M: AtomicFieldOn<Col, R::Backend>,
+    {
+        let sql = R::lock_sql(self.lock)?;
+        Ok(match self.lock {
+            LockMode::Wait => read::<M, Col, _, 1>(raw, key, sql)?,
+            LockMode::NoWait => read::<M, Col, _, 2>(raw, key, sql)?,
+        })
+    }
+
+    /// Runs `attempt`, re-running it whole after a transient conflict, per the retry policy.
+    fn run<R, T>(
+        &self,
+        raw: &mut R,
+        mode: LockMode,
+        mut attempt: impl FnMut(&mut R) -> Result<T, AtomicError>,
+    ) -> Result<T, AtomicError>
+    where
+        R: RawConnection,
+    {
+        let nested = in_transaction(raw);
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            let error = match attempt(raw) {
+                Err(AtomicError::Database(error)) => error,
+                other => return other,
+            };
+            match R::classify(&error, mode) {
+                ErrorClass::Locked => return Err(AtomicError::Locked),
+                ErrorClass::Transient if !nested && attempts < self.retry.max_attempts => {
+                    std::thread::sleep(self.retry.backoff(attempts));
+                }
+                ErrorClass::Transient => {
+                    return Err(AtomicError::Conflict {
+                        attempts,
+                        source: error,
+                    })
+                }
+                ErrorClass::Other => return Err(AtomicError::Database(error)),
+            }
+        }
+    }
+}
+
+/// Two values that the bound checks already proved to fit.
+fn value<V: AtomicValue>(a: i128, b: i128) -> (V, V) {
+    let fit = |v| V::from_i128(v).expect("checked against the bounds");
+    (fit(a), fit(b))
+}

@@ -1,0 +1,153 @@
+//! `SELECT c FROM t WHERE pk = $key [lock]` and `UPDATE t SET c = $value WHERE pk = $key`.
+
+use diesel::backend::Backend;
+use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
+use diesel::result::QueryResult;
+use diesel::{Column, Connection, RunQueryDsl};
+
+use super::StatementId;
+use crate::field::{AtomicField, AtomicFieldOn};
+use crate::value::AtomicValue;
+
+/// The statement-id marker of a [`SelectValue`]; `LOCK` numbers the lock clause.
+pub(crate) struct SelectShape<const LOCK: u8>;
+
+/// Reads the column of one row, optionally locking it. `LOCK` distinguishes the lock clauses
+/// in the statement id; `lock_sql` is the clause itself, which the backend chooses.
+pub(crate) struct SelectValue<'a, M: AtomicField<Col>, Col: Column, const LOCK: u8> {
+    pub table: Col::Table,
+    pub key: &'a M::Key,
+    pub lock_sql: &'static str,
+}
+
+impl<M, Col, DB, const LOCK: u8> QueryFragment<DB> for SelectValue<'_, M, Col, LOCK>
+where
+    DB: Backend,
+    Col: Column,
+    M: AtomicFieldOn<Col, DB>,
+{
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, DB>) -> QueryResult<()> {
+        out.push_sql("SELECT ");
+        out.push_identifier(Col::NAME)?;
+        out.push_sql(" FROM ");
+        M::walk_table(&self.table, out.reborrow())?;
+        out.push_sql(" WHERE ");
+        out.push_identifier(<M::KeyColumn as Column>::NAME)?;
+        out.push_sql(" = ");
+        M::bind_key(self.key, &mut out)?;
+        out.push_sql(self.lock_sql);
+        Ok(())
+    }
+}
+
+impl<M: AtomicField<Col>, Col: Column + 'static, const LOCK: u8> QueryId
+    for SelectValue<'_, M, Col, LOCK>
+{
+    type QueryId = StatementId<M, Col, SelectShape<LOCK>>;
+    const HAS_STATIC_QUERY_ID: bool = true;
+}
+
+impl<M: AtomicField<Col>, Col: Column, const LOCK: u8> Query for SelectValue<'_, M, Col, LOCK> {
+    type SqlType = <M::Value as AtomicValue>::SqlType;
+}
+
+impl<M: AtomicField<Col>, Col: Column, Conn, const LOCK: u8> RunQueryDsl<Conn>
+    for SelectValue<'_, M, Col, LOCK>
+{
+}
+
+/// Reads the value of row `key`; `LOCK`/`lock_sql` as in [`SelectValue`].
+pub(crate) fn read<M, Col, C, const LOCK: u8>(
+    conn: &mut C,
+    key: &M::Key,
+    lock_sql: &'static str,
+) -> QueryResult<Option<M::Value>>
+where
+    C: diesel::connection::LoadConnection,
+    Col: Column + 'static,
+    M: AtomicFieldOn<Col, C::Backend>,
+{
+    let query = SelectValue::<M, Col, LOCK> {
+        table: M::table(),
+        key,
+        lock_sql,
+    };
+    M::load_value(conn, query)
+}
+
+/// The statement-id marker of a [`WriteValue`].
+pub(crate) struct WriteShape;
+
+/// Writes a value computed in Rust while the row is locked.
+pub(crate) struct WriteValue<'a, M: AtomicField<Col>, Col: Column> {
+    pub table: Col::Table,
+    pub key: &'a M::Key,
+    pub value: M::Value,
+}
+
+impl<M, Col, DB> QueryFragment<DB> for WriteValue<'_, M, Col>
+where
+    DB: Backend,
+    Col: Column,
+    M: AtomicFieldOn<Col, DB>,
+{
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, DB>) -> QueryResult<()> {
+        out.push_sql("UPDATE ");
+        M::walk_table(&self.table, out.reborrow())?;
+        out.push_sql(" SET ");
+        out.push_identifier(Col::NAME)?;
+        out.push_sql(" = ");
+        M::bind_value(&self.value, &mut out)?;
+        out.push_sql(" WHERE ");
+        out.push_identifier(<M::KeyColumn as Column>::NAME)?;
+        out.push_sql(" = ");
+        M::bind_key(self.key, &mut out)?;
+        Ok(())
+    }
+}
+
+impl<M: AtomicField<Col>, Col: Column + 'static> QueryId for WriteValue<'_, M, Col> {
+    type QueryId = StatementId<M, Col, WriteShape>;
+    const HAS_STATIC_QUERY_ID: bool = true;
+}
+
+/// Writes `value` to row `key`; returns the number of rows matched.
+pub(crate) fn write<M, Col, C>(conn: &mut C, key: &M::Key, value: M::Value) -> QueryResult<usize>
+where
+    C: Connection,
+    Col: Column + 'static,
+    M: AtomicFieldOn<Col, C::Backend>,
+{
+    conn.execute_returning_count(&WriteValue::<M, Col> {
+        table: M::table(),
+        key,
+        value,
+    })
+}
+
+/// `SELECT LAST_INSERT_ID()`: the value a MySQL statement captured on this connection.
+#[cfg(feature = "mysql")]
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct LastInsertId;
+
+#[cfg(feature = "mysql")]
+impl QueryFragment<diesel::mysql::Mysql> for LastInsertId {
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, diesel::mysql::Mysql>) -> QueryResult<()> {
+        out.push_sql("SELECT LAST_INSERT_ID()");
+        Ok(())
+    }
+}
+
+#[cfg(feature = "mysql")]
+impl QueryId for LastInsertId {
+    type QueryId = LastInsertId;
+    const HAS_STATIC_QUERY_ID: bool = true;
+}
+
+#[cfg(feature = "mysql")]
+impl Query for LastInsertId {
+    type SqlType = diesel::sql_types::Unsigned<diesel::sql_types::BigInt>;
+}
+
+#[cfg(feature = "mysql")]
+impl<Conn> RunQueryDsl<Conn> for LastInsertId {}

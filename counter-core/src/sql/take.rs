@@ -1,0 +1,141 @@
+//! `take_up_to` in one statement: take `min(n, c - floor)` and report how much was taken.
+
+use diesel::backend::Backend;
+use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
+use diesel::result::QueryResult;
+use diesel::{Column, RunQueryDsl};
+
+use super::StatementId;
+use crate::field::{AtomicField, AtomicFieldOn};
+use crate::plan::Take;
+use crate::value::AtomicValue;
+
+/// PostgreSQL: `UPDATE t AS __t SET c = CASE .. END FROM (SELECT pk, c FROM t WHERE pk = $key
+/// FOR NO KEY UPDATE) AS __old WHERE __t.pk = __old.pk AND __t.c > $floor
+/// RETURNING __old.c - __t.c`. The locked subquery yields the latest committed value (it waits
+/// for and then re-reads a row another writer holds), and `RETURNING` can subtract the new
+/// value from it: the amount taken, in one round trip.
+#[cfg(feature = "postgres")]
+pub(crate) const TAKE_FROM_LOCKED: u8 = 1;
+/// MySQL: `UPDATE t SET c = IF(LAST_INSERT_ID(c ^ mask), c, c), c = CASE .. END WHERE
+/// pk = ? AND c > ?`: captures the value before the change (assignments run left to right),
+/// from which the caller computes the amount taken; then `SELECT LAST_INSERT_ID()`.
+#[cfg(feature = "mysql")]
+pub(crate) const TAKE_CAPTURE: u8 = 2;
+
+/// The statement-id marker of a [`TakeUpdate`] shape.
+pub(crate) struct TakeShape<const STYLE: u8>;
+
+pub(crate) struct TakeUpdate<'a, M: AtomicField<Col>, Col: Column, const STYLE: u8> {
+    pub table: Col::Table,
+    pub key: &'a M::Key,
+    pub take: Take<M::Value>,
+}
+
+impl<M, Col, DB, const STYLE: u8> QueryFragment<DB> for TakeUpdate<'_, M, Col, STYLE>
+where
+    DB: Backend,
+    Col: Column,
+    M: AtomicFieldOn<Col, DB>,
+{
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, DB>) -> QueryResult<()> {
+        let col = Col::NAME;
+        let pk = <M::KeyColumn as Column>::NAME;
+        let qualified = |out: &mut AstPass<'_, 'b, DB>, alias: &str, name: &str| {
+            out.push_identifier(alias)?;
+            out.push_sql(".");
+            out.push_identifier(name)
+        };
+        let t = if STYLE == 1 { "__t" } else { "" };
+        // `c` as the CASE sees it: the alias-qualified column on PostgreSQL, plain on MySQL.
+        let current = |out: &mut AstPass<'_, 'b, DB>| {
+            if t.is_empty() {
+                out.push_identifier(col)
+            } else {
+                qualified(out, t, col)
+            }
+        };
+        out.push_sql("UPDATE ");
+        M::walk_table(&self.table, out.reborrow())?;
+        if STYLE == 1 {
+            out.push_sql(" AS ");
+            out.push_identifier(t)?;
+        }
+        out.push_sql(" SET ");
+        out.push_identifier(col)?;
+        out.push_sql(" = ");
+        if STYLE == 2 {
+            out.push_sql("IF(LAST_INSERT_ID(");
+            out.push_identifier(col)?;
+            out.push_sql(" ^ ");
+            #[cfg(feature = "mysql")]
+            out.push_sql(super::CAPTURE_MASK);
+            out.push_sql("), ");
+            out.push_identifier(col)?;
+            out.push_sql(", ");
+            out.push_identifier(col)?;
+            out.push_sql("), ");
+            out.push_identifier(col)?;
+            out.push_sql(" = ");
+        }
+        out.push_sql("CASE WHEN ");
+        current(&mut out)?;
+        out.push_sql(" >= ");
+        M::bind_value(&self.take.threshold, &mut out)?;
+        out.push_sql(" THEN ");
+        current(&mut out)?;
+        out.push_sql(" - ");
+        M::bind_value(&self.take.n, &mut out)?;
+        out.push_sql(" ELSE ");
+        M::bind_value(&self.take.floor, &mut out)?;
+        out.push_sql(" END");
+        if STYLE == 1 {
+            out.push_sql(" FROM (SELECT ");
+            out.push_identifier(pk)?;
+            out.push_sql(", ");
+            out.push_identifier(col)?;
+            out.push_sql(" FROM ");
+            M::walk_table(&self.table, out.reborrow())?;
+            out.push_sql(" WHERE ");
+            out.push_identifier(pk)?;
+            out.push_sql(" = ");
+            M::bind_key(self.key, &mut out)?;
+            out.push_sql(" FOR NO KEY UPDATE) AS \"__old\" WHERE ");
+            qualified(&mut out, t, pk)?;
+            out.push_sql(" = ");
+            qualified(&mut out, "__old", pk)?;
+        } else {
+            out.push_sql(" WHERE ");
+            out.push_identifier(pk)?;
+            out.push_sql(" = ");
+            M::bind_key(self.key, &mut out)?;
+        }
+        out.push_sql(" AND ");
+        current(&mut out)?;
+        out.push_sql(" > ");
+        M::bind_value(&self.take.floor, &mut out)?;
+        if STYLE == 1 {
+            out.push_sql(" RETURNING ");
+            qualified(&mut out, "__old", col)?;
+            out.push_sql(" - ");
+            qualified(&mut out, t, col)?;
+        }
+        Ok(())
+    }
+}
+
+impl<M: AtomicField<Col>, Col: Column + 'static, const STYLE: u8> QueryId
+    for TakeUpdate<'_, M, Col, STYLE>
+{
+    type QueryId = StatementId<M, Col, TakeShape<STYLE>>;
+    const HAS_STATIC_QUERY_ID: bool = true;
+}
+
+impl<M: AtomicField<Col>, Col: Column, const STYLE: u8> Query for TakeUpdate<'_, M, Col, STYLE> {
+    type SqlType = <M::Value as AtomicValue>::SqlType;
+}
+
+impl<M: AtomicField<Col>, Col: Column, Conn, const STYLE: u8> RunQueryDsl<Conn>
+    for TakeUpdate<'_, M, Col, STYLE>
+{
+}
