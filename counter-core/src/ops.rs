@@ -6,6 +6,7 @@
 //! conflict.
 
 use std::marker::PhantomData;
+use std::time::Instant;
 
 use diesel::Column;
 
@@ -287,6 +288,52 @@ impl<M: AtomicField<Col>, Col: Column + 'static> Field<M, Col> {
         })
     }
 
+    /// Like [`update_locked`](Self::update_locked) on the first of `keys` whose row no other
+    /// transaction holds, tried in the order given with `SKIP LOCKED`: the slotted-counter
+    /// pattern (spread a hot counter over N rows, bump whichever is free) and work queues.
+    ///
+    /// Returns the key it updated and the new value. Errors: `Locked` when every existing row
+    /// was held, `NotFound` when none of the keys exists, `Unsupported` on SQLite (which locks
+    /// the whole database, so there is nothing to skip), plus `op`'s and the bounds' errors.
+    /// Always uses `SKIP LOCKED`, whatever the handle's lock mode.
+    pub fn update_first_unlocked<C, F>(
+        &self,
+        conn: &mut C,
+        keys: &[M::Key],
+        mut op: F,
+    ) -> Result<(M::Key, M::Value), AtomicError>
+    where
+        C: AtomicConnection,
+        M: AtomicFieldOn<Col, BackendOf<C>>,
+        M::Key: Clone,
+        F: FnMut(M::Value) -> Result<M::Value, AtomicError>,
+    {
+        let skipping = self.lock(LockMode::SkipLocked);
+        let range = Range::of::<M, Col>();
+        let raw = conn.raw();
+        <C::Raw as RawConnection>::lock_sql(LockMode::SkipLocked)?;
+        skipping.run(raw, LockMode::SkipLocked, |c| {
+            c.write_transaction(|c| {
+                for key in keys {
+                    if let Some(current) = skipping.try_lock_row(c, key)? {
+                        let new = op(current)?;
+                        check_transition(range, current.to_i128(), new.to_i128())?;
+                        if new != current {
+                            write::<M, Col, _>(c, key, new)?;
+                        }
+                        return Ok((key.clone(), new));
+                    }
+                }
+                for key in keys {
+                    if read::<M, Col, _, 0>(c, key, "")?.is_some() {
+                        return Err(AtomicError::Locked);
+                    }
+                }
+                Err(AtomicError::NotFound)
+            })
+        })
+    }
+
     /// One guarded single-statement change, with the miss handling described in the module doc.
     fn change<R>(
         &self,
@@ -345,7 +392,26 @@ impl<M: AtomicField<Col>, Col: Column + 'static> Field<M, Col> {
     }
 
     /// Reads and locks a row inside a write transaction, per this handle's lock mode.
+    /// `None` when the row does not exist; `Locked` when `SkipLocked` skipped it.
     fn lock_row<R>(&self, raw: &mut R, key: &M::Key) -> Result<Option<M::Value>, AtomicError>
+    where
+        R: RawConnection,
+        M: AtomicFieldOn<Col, R::Backend>,
+    {
+        match self.try_lock_row(raw, key)? {
+            Some(v) => Ok(Some(v)),
+            None if self.lock == LockMode::SkipLocked => {
+                match read::<M, Col, _, 0>(raw, key, "")? {
+                    Some(_) => Err(AtomicError::Locked),
+                    None => Ok(None),
+                }
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// One locking read; with `SkipLocked`, `None` also for a row another transaction holds.
+    fn try_lock_row<R>(&self, raw: &mut R, key: &M::Key) -> Result<Option<M::Value>, AtomicError>
     where
         R: RawConnection,
         M: AtomicFieldOn<Col, R::Backend>,
@@ -354,6 +420,7 @@ impl<M: AtomicField<Col>, Col: Column + 'static> Field<M, Col> {
         Ok(match self.lock {
             LockMode::Wait => read::<M, Col, _, 1>(raw, key, sql)?,
             LockMode::NoWait => read::<M, Col, _, 2>(raw, key, sql)?,
+            LockMode::SkipLocked => read::<M, Col, _, 3>(raw, key, sql)?,
         })
     }
 
@@ -369,6 +436,7 @@ impl<M: AtomicField<Col>, Col: Column + 'static> Field<M, Col> {
     {
         let nested = in_transaction(raw);
         let mut attempts = 0;
+        let mut busy_since = None;
         loop {
             attempts += 1;
             let error = match attempt(raw) {
@@ -380,7 +448,14 @@ impl<M: AtomicField<Col>, Col: Column + 'static> Field<M, Col> {
                 ErrorClass::Transient if !nested && attempts < self.retry.max_attempts => {
                     std::thread::sleep(self.retry.backoff(attempts));
                 }
-                ErrorClass::Transient => {
+                ErrorClass::Busy
+                    if !nested
+                        && busy_since.get_or_insert_with(Instant::now).elapsed()
+                            < self.retry.busy_timeout =>
+                {
+                    std::thread::sleep(self.retry.busy_poll());
+                }
+                ErrorClass::Transient | ErrorClass::Busy => {
                     return Err(AtomicError::Conflict {
                         attempts,
                         source: error,

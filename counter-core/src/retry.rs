@@ -4,11 +4,17 @@ use std::hash::{BuildHasher, RandomState};
 use std::time::Duration;
 
 /// How often and how patiently an operation is re-run after a transient conflict:
-/// serialization failure (PostgreSQL 40001), deadlock (40P01, MySQL 1213), lock wait timeout
-/// (MySQL 1205) or a busy database (SQLite).
+/// serialization failure (PostgreSQL 40001), deadlock (40P01, MySQL 1213) or lock wait timeout
+/// (MySQL 1205), and how long it waits for a busy SQLite database.
 ///
-/// Each retry sleeps a random time between zero and `base_delay * 2^(attempt-1)`, capped at
-/// `max_delay` ("full jitter"), so colliding writers spread out instead of colliding again.
+/// After a conflict, each retry sleeps a random time between zero and
+/// `base_delay * 2^(attempt-1)`, capped at `max_delay` ("full jitter"), so colliding writers
+/// spread out instead of colliding again; at most `max_attempts` runs in all.
+///
+/// A busy SQLite database is not a conflict but a lock someone holds for a moment: the
+/// operation polls for it every 50 µs to 2 ms (jittered) until `busy_timeout` has passed,
+/// however many polls that takes. Short polls matter: a writer that sleeps long keeps missing
+/// the instants the lock is free while seven others take it.
 /// Inside a transaction the caller opened, nothing is retried: only the caller can re-run its
 /// transaction, so the conflict comes back as [`AtomicError::Conflict`](crate::AtomicError::Conflict)
 /// at once.
@@ -28,6 +34,8 @@ pub struct RetryPolicy {
     pub base_delay: Duration,
     /// No backoff is longer than this.
     pub max_delay: Duration,
+    /// How long to keep waiting for a busy SQLite database.
+    pub busy_timeout: Duration,
 }
 
 impl RetryPolicy {
@@ -37,6 +45,7 @@ impl RetryPolicy {
         max_attempts: 20,
         base_delay: Duration::from_millis(1),
         max_delay: Duration::from_millis(100),
+        busy_timeout: Duration::from_secs(5),
     };
 
     /// Run once; any conflict is returned as `Conflict { attempts: 1 }`.
@@ -67,6 +76,19 @@ impl RetryPolicy {
             max_delay: d,
             ..self
         }
+    }
+
+    /// The same policy with another wait for a busy SQLite database.
+    pub const fn with_busy_timeout(self, d: Duration) -> Self {
+        RetryPolicy {
+            busy_timeout: d,
+            ..self
+        }
+    }
+
+    /// How long to sleep before polling a busy database again.
+    pub(crate) fn busy_poll(&self) -> Duration {
+        Duration::from_micros(50 + random_u64() % 1950)
     }
 
     /// How long to sleep after failed attempt number `attempt` (1-based).

@@ -41,6 +41,8 @@ pub type BackendOf<C> = <<C as AtomicConnection>::Raw as Connection>::Backend;
 pub enum ErrorClass {
     /// Re-running the whole operation can succeed.
     Transient,
+    /// The database is busy (SQLite): poll again shortly, within the busy timeout.
+    Busy,
     /// The row is held by another transaction and the caller asked not to wait.
     Locked,
     /// Anything else: returned as it is.
@@ -113,7 +115,7 @@ where
 {
     type Raw = T;
     fn raw(&mut self) -> &mut T {
-        &mut **self
+        self
     }
 }
 

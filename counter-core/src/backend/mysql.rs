@@ -96,6 +96,7 @@ impl RawConnection for MysqlConnection {
         Ok(match mode {
             LockMode::Wait => " FOR UPDATE",
             LockMode::NoWait => " FOR UPDATE NOWAIT",
+            LockMode::SkipLocked => " FOR UPDATE SKIP LOCKED",
         })
     }
 
@@ -118,7 +119,7 @@ impl RawConnection for MysqlConnection {
             // 1205: lock wait timeout; MariaDB also reports NOWAIT this way.
             Error::DatabaseError(_, _) if text.contains("Lock wait timeout exceeded") => match mode
             {
-                LockMode::NoWait => ErrorClass::Locked,
+                LockMode::NoWait | LockMode::SkipLocked => ErrorClass::Locked,
                 LockMode::Wait => ErrorClass::Transient,
             },
             Error::DatabaseError(_, _) if text.contains("Deadlock found") => ErrorClass::Transient,

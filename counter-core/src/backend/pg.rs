@@ -71,6 +71,7 @@ impl RawConnection for PgConnection {
         Ok(match mode {
             LockMode::Wait => " FOR NO KEY UPDATE",
             LockMode::NoWait => " FOR NO KEY UPDATE NOWAIT",
+            LockMode::SkipLocked => " FOR NO KEY UPDATE SKIP LOCKED",
         })
     }
 
@@ -94,7 +95,7 @@ impl RawConnection for PgConnection {
             }
             // 55P03 from NOWAIT.
             Error::DatabaseError(_, _) if text.contains("could not obtain lock") => match mode {
-                LockMode::NoWait => ErrorClass::Locked,
+                LockMode::NoWait | LockMode::SkipLocked => ErrorClass::Locked,
                 LockMode::Wait => ErrorClass::Transient,
             },
             // 55P03 from the caller's lock_timeout.

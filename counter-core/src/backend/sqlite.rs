@@ -79,9 +79,15 @@ impl RawConnection for SqliteConnection {
         })
     }
 
-    fn lock_sql(_mode: LockMode) -> Result<&'static str, AtomicError> {
-        // The write lock was taken by BEGIN IMMEDIATE; a NOWAIT lock fails there.
-        Ok("")
+    fn lock_sql(mode: LockMode) -> Result<&'static str, AtomicError> {
+        match mode {
+            // The write lock was taken by BEGIN IMMEDIATE; a NOWAIT lock fails there.
+            LockMode::Wait | LockMode::NoWait => Ok(""),
+            LockMode::SkipLocked => Err(AtomicError::Unsupported {
+                feature: "LockMode::SkipLocked (SQLite locks the whole database, not rows)",
+                backend: Self::BACKEND,
+            }),
+        }
     }
 
     fn write_transaction<T, F>(&mut self, f: F) -> Result<T, AtomicError>
@@ -96,8 +102,8 @@ impl RawConnection for SqliteConnection {
         // SQLITE_BUSY ("database is locked") and SQLITE_LOCKED ("database table is locked").
         if text.contains("database is locked") || text.contains("database table is locked") {
             return match mode {
-                LockMode::NoWait => ErrorClass::Locked,
-                LockMode::Wait => ErrorClass::Transient,
+                LockMode::NoWait | LockMode::SkipLocked => ErrorClass::Locked,
+                LockMode::Wait => ErrorClass::Busy,
             };
         }
         ErrorClass::Other

@@ -30,7 +30,10 @@ use std::marker::PhantomData;
 
 /// The static identity of one statement shape: model, column, and a marker type naming the
 /// statement and its variant.
-pub(crate) struct StatementId<M, Col, Shape>(PhantomData<fn() -> (M, Col, Shape)>);
+pub(crate) struct StatementId<M, Col, Shape>(PhantomData<Marker<M, Col, Shape>>);
+
+/// A `'static`, `Send + Sync` stand-in for the three types, whatever they are.
+type Marker<M, Col, Shape> = fn() -> (M, Col, Shape);
 
 /// `MySQL` keeps the last value given to `LAST_INSERT_ID(expr)` per connection, as an unsigned
 /// 64-bit integer. XOR with the sign bit maps every signed and unsigned value of every
