@@ -1,0 +1,42 @@
+//! `#[derive(AtomicField)]` for `counter-core`.
+//!
+//! ```ignore
+//! #[derive(Queryable, Selectable, Identifiable, AtomicField)]
+//! #[diesel(table_name = crate::schema::products)]
+//! #[atomic(retries = 5)]                 // optional default for all fields
+//! pub struct Product {
+//!     pub id: i64,                       // key: #[diesel(primary_key(..))], default `id`
+//!     #[atomic(min = 0, max = 1000)]     // min, max, retries: all optional
+//!     pub stock: i32,
+//!     #[atomic]
+//!     #[diesel(column_name = units_sold)]
+//!     pub sold: i64,
+//! }
+//! ```
+//!
+//! For every `#[atomic]` field this implements
+//! `counter_core::__private::AtomicField<table::column>` and adds
+//! `increment_*`, `decrement_*`, `decrement_*_if_at_least`, `take_*_up_to`,
+//! `update_*_locked`, `transfer_*` and `atomic_*` to the struct.
+//!
+//! Stages, one file each: `attr` (syntax) -> `model` (typed model) ->
+//! `valid` (checks, collected in a `ctxt::Ctxt`) -> `expand` (tokens).
+
+extern crate proc_macro;
+
+mod attr;
+mod ctxt;
+mod expand;
+mod model;
+mod valid;
+
+use proc_macro::TokenStream;
+use syn::{parse_macro_input, DeriveInput};
+
+#[proc_macro_derive(AtomicField, attributes(atomic, diesel))]
+pub fn derive_atomic_field(input: TokenStream) -> TokenStream {
+    let input = parse_macro_input!(input as DeriveInput);
+    expand::derive(&input)
+        .unwrap_or_else(syn::Error::into_compile_error)
+        .into()
+}

@@ -1,0 +1,353 @@
+//! Stage 2: the typed model the expansion works from.
+//!
+//! Built from the syn input plus the parsed attributes, running the checks
+//! of `valid.rs` on the way and reporting into the `Ctxt`. The model is
+//! only used for expansion when no error was reported.
+
+use crate::attr::{self, Int, Level};
+use crate::ctxt::Ctxt;
+use crate::valid;
+use syn::ext::IdentExt;
+use syn::{DeriveInput, Ident, Path, Type};
+
+pub struct Model<'a> {
+    pub ident: &'a Ident,
+    /// Path of the `table!` module, as written in `table_name` (or inferred).
+    pub table: Path,
+    pub key: KeyField<'a>,
+    pub fields: Vec<AtomicFieldModel<'a>>,
+    /// Struct-level `#[atomic(retries = N)]`.
+    pub retries: Option<Retries>,
+}
+
+pub struct KeyField<'a> {
+    pub original: &'a syn::Field,
+    pub ident: &'a Ident,
+    pub ty: &'a Type,
+    pub column: Ident,
+}
+
+pub struct AtomicFieldModel<'a> {
+    pub ident: &'a Ident,
+    /// The field's type as written; emitted verbatim.
+    pub ty: &'a Type,
+    /// What `ty` is.
+    pub value: ValueType,
+    pub column: Ident,
+    pub min: Option<Bound>,
+    pub max: Option<Bound>,
+    pub retries: Option<Retries>,
+}
+
+/// `min = ..` / `max = ..`, with its tokens.
+pub type Bound = Int;
+/// `retries = ..`, with its tokens.
+pub type Retries = Int;
+
+/// The integer types a counter column can have.
+#[derive(Copy, Clone, PartialEq, Eq, Debug)]
+pub enum ValueType {
+    I16,
+    I32,
+    I64,
+    U32,
+    U64,
+}
+
+impl ValueType {
+    /// Recognizes `i32` and `::core::primitive::i32` / `std::primitive::i32`.
+    pub fn from_type(ty: &Type) -> Option<Self> {
+        let path = match ty {
+            Type::Group(group) => return Self::from_type(&group.elem),
+            Type::Paren(paren) => return Self::from_type(&paren.elem),
+            Type::Path(ty) if ty.qself.is_none() => &ty.path,
+            _ => return None,
+        };
+        if path.segments.iter().any(|seg| !seg.arguments.is_none()) {
+            return None;
+        }
+        let segments: Vec<String> = path.segments.iter().map(|s| s.ident.to_string()).collect();
+        let name = match segments.as_slice() {
+            [name] if path.leading_colon.is_none() => name,
+            [krate, primitive, name]
+                if (krate == "core" || krate == "std") && primitive == "primitive" =>
+            {
+                name
+            }
+            _ => return None,
+        };
+        match name.as_str() {
+            "i16" => Some(ValueType::I16),
+            "i32" => Some(ValueType::I32),
+            "i64" => Some(ValueType::I64),
+            "u32" => Some(ValueType::U32),
+            "u64" => Some(ValueType::U64),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            ValueType::I16 => "i16",
+            ValueType::I32 => "i32",
+            ValueType::I64 => "i64",
+            ValueType::U32 => "u32",
+            ValueType::U64 => "u64",
+        }
+    }
+
+    pub fn min(self) -> i128 {
+        match self {
+            ValueType::I16 => i16::MIN.into(),
+            ValueType::I32 => i32::MIN.into(),
+            ValueType::I64 => i64::MIN.into(),
+            ValueType::U32 | ValueType::U64 => 0,
+        }
+    }
+
+    pub fn max(self) -> i128 {
+        match self {
+            ValueType::I16 => i16::MAX.into(),
+            ValueType::I32 => i32::MAX.into(),
+            ValueType::I64 => i64::MAX.into(),
+            ValueType::U32 => u32::MAX.into(),
+            ValueType::U64 => u64::MAX.into(),
+        }
+    }
+}
+
+/// One field with its parsed attributes.
+struct Parsed<'a> {
+    original: &'a syn::Field,
+    ident: &'a Ident,
+    atomic: attr::Atomic<'a>,
+    column: Ident,
+}
+
+impl<'a> Model<'a> {
+    /// Builds the model, running every check and reporting into `cx`.
+    /// Returns `None` only after reporting at least one error.
+    pub fn from_syn(cx: &Ctxt, input: &'a DeriveInput) -> Option<Self> {
+        let named = match valid::named_fields(input) {
+            Ok(named) => named,
+            Err(err) => {
+                cx.syn_error(err);
+                return None;
+            }
+        };
+        if let Err(err) = valid::no_generics(&input.generics) {
+            cx.syn_error(err);
+        }
+
+        let struct_atomic = attr::atomic(cx, &input.attrs, Level::Struct);
+        if let Some(retries) = &struct_atomic.retries {
+            valid::check_retries(cx, retries);
+        }
+        let diesel = attr::diesel_struct(cx, &input.attrs);
+        let table = diesel.table_name.unwrap_or_else(|| {
+            Ident::new(&infer_table_name(&input.ident), input.ident.span()).into()
+        });
+
+        let fields: Vec<Parsed> = named
+            .named
+            .iter()
+            .map(|field| {
+                let ident = field.ident.as_ref().expect("named field");
+                let atomic = attr::atomic(cx, &field.attrs, Level::Field);
+                let column = attr::diesel_field(cx, &field.attrs)
+                    .column_name
+                    .unwrap_or_else(|| ident.clone());
+                Parsed {
+                    original: field,
+                    ident,
+                    atomic,
+                    column,
+                }
+            })
+            .collect();
+
+        // Like diesel, `primary_key(..)` names columns, and the key field is
+        // the one mapped to that column.
+        let key_column = match valid::single_key_column(input, diesel.primary_key.as_ref()) {
+            Ok(column) => Some(column),
+            Err(err) => {
+                cx.syn_error(err);
+                None
+            }
+        };
+        let key = key_column.as_ref().and_then(|column| {
+            let found = fields.iter().find(|field| same(&field.column, column));
+            if found.is_none() {
+                cx.syn_error(valid::missing_key_field(
+                    input,
+                    diesel.primary_key.as_ref(),
+                    column,
+                ));
+            }
+            found.map(|field| KeyField {
+                original: field.original,
+                ident: field.ident,
+                ty: &field.original.ty,
+                column: field.column.clone(),
+            })
+        });
+
+        let mut any_atomic = false;
+        let mut atomic_fields = Vec::new();
+        for field in fields {
+            let Some(attr) = field.atomic.original else {
+                continue;
+            };
+            any_atomic = true;
+            if let Some(key) = &key {
+                if std::ptr::eq(key.original, field.original) {
+                    cx.syn_error(valid::on_primary_key(attr, key.ident));
+                    continue;
+                }
+            }
+            let value = match valid::value_type(&field.original.ty) {
+                Ok(value) => value,
+                Err(err) => {
+                    cx.syn_error(err);
+                    continue;
+                }
+            };
+            let field = AtomicFieldModel {
+                ident: field.ident,
+                ty: &field.original.ty,
+                value,
+                column: field.column,
+                min: field.atomic.min,
+                max: field.atomic.max,
+                retries: field.atomic.retries,
+            };
+            valid::check_field(cx, &field);
+            atomic_fields.push(field);
+        }
+        if !any_atomic {
+            cx.syn_error(valid::no_atomic_field(&input.ident));
+        }
+
+        Some(Model {
+            ident: &input.ident,
+            table,
+            key: key?,
+            fields: atomic_fields,
+            retries: struct_atomic.retries,
+        })
+    }
+}
+
+/// Compares identifiers the way Rust does: `r#type` is `type`.
+fn same(a: &Ident, b: &Ident) -> bool {
+    a.unraw() == b.unraw()
+}
+
+/// Diesel's rule for a missing `table_name`: `BlogPost` -> `blog_posts`.
+pub fn infer_table_name(ident: &Ident) -> String {
+    let name = ident.unraw().to_string();
+    let mut result = String::with_capacity(name.len() + 1);
+    for (i, ch) in name.chars().enumerate() {
+        if ch.is_uppercase() {
+            if i > 0 {
+                result.push('_');
+            }
+            result.extend(ch.to_lowercase());
+        } else {
+            result.push(ch);
+        }
+    }
+    result.push('s');
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use quote::ToTokens;
+    use syn::parse_quote;
+
+    fn infer(name: &str) -> String {
+        infer_table_name(&Ident::new(name, proc_macro2::Span::call_site()))
+    }
+
+    #[test]
+    fn table_name_inference_matches_diesel() {
+        assert_eq!(infer("Product"), "products");
+        assert_eq!(infer("BlogPost"), "blog_posts");
+        assert_eq!(infer("FooBarBaz"), "foo_bar_bazs");
+        assert_eq!(infer("Foo_Bar"), "foo__bars");
+        let raw = Ident::new_raw("Match", proc_macro2::Span::call_site());
+        assert_eq!(infer_table_name(&raw), "matchs");
+        assert_eq!(infer("account"), "accounts");
+    }
+
+    #[test]
+    fn value_types() {
+        let ok: [(Type, ValueType); 5] = [
+            (parse_quote!(i16), ValueType::I16),
+            (parse_quote!(i32), ValueType::I32),
+            (parse_quote!(::core::primitive::i64), ValueType::I64),
+            (parse_quote!(std::primitive::u32), ValueType::U32),
+            (parse_quote!((u64)), ValueType::U64),
+        ];
+        for (ty, expected) in ok {
+            assert_eq!(ValueType::from_type(&ty), Some(expected));
+        }
+        let bad: [Type; 6] = [
+            parse_quote!(u8),
+            parse_quote!(f64),
+            parse_quote!(String),
+            parse_quote!(Option<i32>),
+            parse_quote!(my::i32),
+            parse_quote!(&i32),
+        ];
+        for ty in bad {
+            assert_eq!(ValueType::from_type(&ty), None);
+        }
+    }
+
+    #[test]
+    fn builds_the_model() {
+        let input: DeriveInput = parse_quote! {
+            #[diesel(table_name = crate::schema::products)]
+            #[atomic(retries = 5)]
+            pub struct Product {
+                #[diesel(column_name = product_id)]
+                pub key: i64,
+                pub name: String,
+                #[atomic(min = 0, max = 1000)]
+                pub stock: i32,
+                #[atomic]
+                #[diesel(column_name = units_sold)]
+                pub sold: i64,
+            }
+        };
+        let input = DeriveInput {
+            attrs: {
+                let mut attrs = input.attrs.clone();
+                attrs.push(parse_quote!(#[diesel(primary_key(product_id))]));
+                attrs
+            },
+            ..input
+        };
+        let cx = Ctxt::new();
+        let model = Model::from_syn(&cx, &input);
+        cx.check().unwrap();
+        let model = model.unwrap();
+        assert_eq!(
+            model.table.to_token_stream().to_string(),
+            "crate :: schema :: products"
+        );
+        assert_eq!(model.key.ident, "key");
+        assert_eq!(model.key.column, "product_id");
+        assert_eq!(model.retries.as_ref().unwrap().value, 5);
+        assert_eq!(model.fields.len(), 2);
+        assert_eq!(model.fields[0].ident, "stock");
+        assert_eq!(model.fields[0].value, ValueType::I32);
+        assert_eq!(model.fields[0].min.as_ref().unwrap().value, 0);
+        assert_eq!(model.fields[0].max.as_ref().unwrap().value, 1000);
+        assert_eq!(model.fields[1].column, "units_sold");
+        assert_eq!(model.fields[1].value, ValueType::I64);
+    }
+}

@@ -1,0 +1,10 @@
+use counter_derive::AtomicField;
+
+#[derive(AtomicField)]
+#[diesel(table_name = products)]
+pub struct Product {
+    pub id: i64,
+    pub stock: i32,
+}
+
+fn main() {}
