@@ -26,8 +26,7 @@ impl fmt::Display for Limit {
 /// What went wrong with an atomic operation, in the caller's terms.
 ///
 /// Values are carried as `i128`, which holds every supported column type exactly.
-/// Every variant except [`AtomicError::Database`] and [`AtomicError::Conflict`] guarantees that
-/// the row was left unchanged.
+/// Every variant except [`AtomicError::Database`] guarantees that the row was left unchanged.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum AtomicError {
@@ -96,8 +95,10 @@ pub enum AtomicError {
     #[error("{0}")]
     Custom(Box<dyn std::error::Error + Send + Sync + 'static>),
 
-    /// Any other database error; the row is unchanged unless the database itself failed
-    /// after committing.
+    /// Any other database error. The row is unchanged, with one exception every database
+    /// write shares: when the connection is lost, the outcome is unknown (the statement may
+    /// have committed before the acknowledgement was lost). On MySQL that window also spans
+    /// the `SELECT LAST_INSERT_ID()` that reads the new value back.
     #[error("database error: {0}")]
     Database(#[from] diesel::result::Error),
 }

@@ -1,6 +1,6 @@
 //! `#[derive(AtomicField)]` for `counter-core`.
 //!
-//! ```ignore
+//! ```text
 //! #[derive(Queryable, Selectable, Identifiable, AtomicField)]
 //! #[diesel(table_name = crate::schema::products)]
 //! #[atomic(retries = 5)]                 // optional default for all fields
