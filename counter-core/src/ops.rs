@@ -365,9 +365,11 @@ impl<M: AtomicField<Col>, Col: Column + 'static> Field<M, Col> {
                     return Err(plan::miss_error(range, kind, current.to_i128(), amount));
                 }
             }
-            // The value keeps moving between our statement and our look: decide under the lock.
+            // The value keeps moving between our statement and our look: decide under the lock,
+            // waiting for it like the statement would have.
             c.write_transaction(|c| {
-                let current = self.lock_row(c, key)?.ok_or(AtomicError::NotFound)?;
+                let waiting = self.lock(LockMode::Wait);
+                let current = waiting.lock_row(c, key)?.ok_or(AtomicError::NotFound)?;
                 if !delta.admits(current) {
                     return Err(plan::miss_error(range, kind, current.to_i128(), amount));
                 }

@@ -1,8 +1,15 @@
 //! MySQL and MariaDB: no `UPDATE … RETURNING`. Each single-statement operation runs its guarded
-//! `UPDATE` with an extra assignment that captures the value in `LAST_INSERT_ID(c ^ 2^63)`
-//! (assignments run left to right, so it sees the new value), then reads it back with
-//! `SELECT LAST_INSERT_ID()` on the same connection: two round trips, no transaction, correct
-//! for negative values and in any `sql_mode`. Row locks are `FOR UPDATE`.
+//! `UPDATE` with the value captured as a side effect of the assignment itself,
+//! `SET c = c + ? + CAST(LAST_INSERT_ID((c + ?) ^ 2^63) & 0 AS SIGNED)`, then reads it back with
+//! `SELECT LAST_INSERT_ID()` on the same connection: two round trips, no transaction.
+//!
+//! Why not the textbook `SET c = LAST_INSERT_ID(c + ?)`: `LAST_INSERT_ID` holds an unsigned
+//! 64-bit value, so a negative result fails in strict mode and, in non-strict mode, writes
+//! 2147483647 into the column (seen on MariaDB 10.11). The XOR with the sign bit maps every
+//! value into the unsigned range reversibly, and adding a *signed* zero keeps the column's own
+//! arithmetic signed. One assignment, so it does not depend on assignment order either (two
+//! assignments to one column are refused under MariaDB's `SIMULTANEOUS_ASSIGNMENT`).
+//! Side effect: the connection's `LAST_INSERT_ID()` is overwritten. Row locks are `FOR UPDATE`.
 //!
 //! Diesel connects with `CLIENT_FOUND_ROWS`, so the affected-row count is rows *matched*,
 //! which is what tells a guard miss from a hit even when the value does not change.

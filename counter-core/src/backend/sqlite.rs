@@ -5,7 +5,7 @@
 
 use diesel::result::{Error, QueryResult};
 use diesel::sqlite::SqliteConnection;
-use diesel::Column;
+use diesel::{Column, Connection};
 
 use super::{message, raw_connection, ErrorClass, RawConnection};
 use crate::error::AtomicError;
@@ -90,11 +90,17 @@ impl RawConnection for SqliteConnection {
         }
     }
 
+    /// `BEGIN IMMEDIATE`, or a savepoint inside the caller's transaction (whose lock mode the
+    /// caller chose when it began).
     fn write_transaction<T, F>(&mut self, f: F) -> Result<T, AtomicError>
     where
         F: FnOnce(&mut Self) -> Result<T, AtomicError>,
     {
-        self.immediate_transaction(f)
+        if super::in_transaction(self) {
+            self.transaction(f)
+        } else {
+            self.immediate_transaction(f)
+        }
     }
 
     fn classify(error: &Error, mode: LockMode) -> ErrorClass {

@@ -13,7 +13,8 @@ use crate::value::AtomicValue;
 #[cfg_attr(not(any(feature = "postgres", feature = "sqlite")), allow(dead_code))]
 pub(crate) const DELTA_RETURNING: u8 = 1;
 /// Captures the new value with `LAST_INSERT_ID` for a following `SELECT LAST_INSERT_ID()`
-/// (MySQL); see `CAPTURE_MASK`.
+/// (MySQL): `SET c = c + ? + CAST(LAST_INSERT_ID((c + ?) ^ mask) & 0 AS SIGNED)`; see
+/// `CAPTURE_MASK`.
 pub(crate) const DELTA_CAPTURE: u8 = 2;
 
 /// A guarded change of one column of one row. `STYLE` is one of the constants above; the
@@ -48,18 +49,17 @@ where
         out.push_sql(if UP { " + " } else { " - " });
         M::bind_value(&self.amount, &mut out)?;
         if STYLE == DELTA_CAPTURE {
-            out.push_sql(", ");
+            // `+ CAST(LAST_INSERT_ID(new ^ mask) & 0 AS SIGNED)`: adds a signed zero and
+            // captures the new value, in the one assignment (no reliance on assignment order,
+            // so it also holds under MariaDB's SIMULTANEOUS_ASSIGNMENT).
+            out.push_sql(" + CAST(LAST_INSERT_ID((");
             out.push_identifier(col)?;
-            out.push_sql(" = IF(LAST_INSERT_ID(");
-            out.push_identifier(col)?;
-            out.push_sql(" ^ ");
+            out.push_sql(if UP { " + " } else { " - " });
+            M::bind_value(&self.amount, &mut out)?;
+            out.push_sql(") ^ ");
             #[cfg(feature = "mysql")]
             out.push_sql(super::CAPTURE_MASK);
-            out.push_sql("), ");
-            out.push_identifier(col)?;
-            out.push_sql(", ");
-            out.push_identifier(col)?;
-            out.push_sql(")");
+            out.push_sql(") & 0 AS SIGNED)");
         }
         out.push_sql(" WHERE ");
         out.push_identifier(pk)?;

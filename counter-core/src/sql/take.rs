@@ -17,9 +17,9 @@ use crate::value::AtomicValue;
 /// value from it: the amount taken, in one round trip.
 #[cfg(feature = "postgres")]
 pub(crate) const TAKE_FROM_LOCKED: u8 = 1;
-/// MySQL: `UPDATE t SET c = IF(LAST_INSERT_ID(c ^ mask), c, c), c = CASE .. END WHERE
-/// pk = ? AND c > ?`: captures the value before the change (assignments run left to right),
-/// from which the caller computes the amount taken; then `SELECT LAST_INSERT_ID()`.
+/// MySQL: `UPDATE t SET c = CASE .. END + CAST(LAST_INSERT_ID(c ^ mask) & 0 AS SIGNED)
+/// WHERE pk = ? AND c > ?`: captures the value before the change, from which the caller
+/// computes the amount taken; then `SELECT LAST_INSERT_ID()`.
 #[cfg(feature = "mysql")]
 pub(crate) const TAKE_CAPTURE: u8 = 2;
 
@@ -64,20 +64,6 @@ where
         out.push_sql(" SET ");
         out.push_identifier(col)?;
         out.push_sql(" = ");
-        if STYLE == 2 {
-            out.push_sql("IF(LAST_INSERT_ID(");
-            out.push_identifier(col)?;
-            out.push_sql(" ^ ");
-            #[cfg(feature = "mysql")]
-            out.push_sql(super::CAPTURE_MASK);
-            out.push_sql("), ");
-            out.push_identifier(col)?;
-            out.push_sql(", ");
-            out.push_identifier(col)?;
-            out.push_sql("), ");
-            out.push_identifier(col)?;
-            out.push_sql(" = ");
-        }
         out.push_sql("CASE WHEN ");
         current(&mut out)?;
         out.push_sql(" >= ");
@@ -89,6 +75,15 @@ where
         out.push_sql(" ELSE ");
         M::bind_value(&self.take.floor, &mut out)?;
         out.push_sql(" END");
+        if STYLE == 2 {
+            // Captures the value before the change; see `DeltaUpdate`'s capture.
+            out.push_sql(" + CAST(LAST_INSERT_ID(");
+            out.push_identifier(col)?;
+            out.push_sql(" ^ ");
+            #[cfg(feature = "mysql")]
+            out.push_sql(super::CAPTURE_MASK);
+            out.push_sql(") & 0 AS SIGNED)");
+        }
         if STYLE == 1 {
             out.push_sql(" FROM (SELECT ");
             out.push_identifier(pk)?;
