@@ -1,0 +1,516 @@
+//! How each backend gets a database, and the [`TestDb`] trait the scenarios are written against.
+//!
+//! - PostgreSQL: `COUNTER_PG_URL`, else a `testcontainers` PostgreSQL container started once per
+//!   process, else a panic naming both options. Never a silent skip.
+//! - MySQL/MariaDB: `COUNTER_MYSQL_URL`, else a MariaDB container, else a panic likewise.
+//! - SQLite: a fresh temporary database file per test, WAL mode set by the pool's connection
+//!   customizer, and deliberately no busy timeout: the library alone must cope with a busy file.
+//!
+//! The server databases are shared by every test of the process (tests run in parallel
+//! threads) and by other runs: each test works on rows with ids from [`next_id`], unique per
+//! process and, through a random base, across processes.
+
+use std::hash::{BuildHasher, RandomState};
+use std::ops::DerefMut;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Mutex, OnceLock};
+use std::time::Duration;
+
+use counter_core::AtomicConnection;
+use diesel::connection::{LoadConnection, SimpleConnection};
+use diesel::mysql::MysqlConnection;
+use diesel::pg::PgConnection;
+use diesel::prelude::*;
+use diesel::r2d2::{
+    ConnectionManager, CustomizeConnection, Pool, PooledConnection, R2D2Connection,
+};
+use diesel::sqlite::SqliteConnection;
+
+use crate::schema::*;
+
+/// Environment variable naming the PostgreSQL database the tests use.
+pub const PG_ENV: &str = "COUNTER_PG_URL";
+/// Environment variable naming the MySQL/MariaDB database the tests use.
+pub const MYSQL_ENV: &str = "COUNTER_MYSQL_URL";
+
+/// Connections per pool: at least the 8 threads of the concurrency scenarios plus the test's own.
+pub const POOL_SIZE: u32 = 12;
+/// Connections of the process-wide pool of a server, shared by the tests running in parallel.
+const SERVER_POOL_SIZE: u32 = 32;
+
+/// The backend's Diesel backend type, as the derive's `where` clauses name it.
+pub type DbOf<B> = <<B as TestDb>::Conn as Connection>::Backend;
+
+/// The r2d2 pool of a backend.
+pub type PoolOf<C> = Pool<ConnectionManager<C>>;
+
+/// One backend, as the scenarios see it: a pool, and rows created for the calling test only.
+///
+/// Rows are created with fresh ids ([`next_id`]) and read back with plain Diesel queries,
+/// independent of the library under test.
+pub trait TestDb: Sized + Send + Sync + 'static {
+    /// The backend's name, for messages.
+    const NAME: &'static str;
+    /// How many operations each of the 8 threads runs in the concurrency scenarios.
+    const ITERATIONS: usize;
+    /// The Diesel connection.
+    type Conn: Connection
+        + LoadConnection
+        + R2D2Connection
+        + AtomicConnection<Raw = Self::Conn>
+        + Send
+        + 'static;
+    /// A connection checked out of the pool; the library takes it as `&mut pooled`.
+    type Pooled: AtomicConnection<Raw = Self::Conn> + DerefMut<Target = Self::Conn>;
+
+    /// A database for one test: a fresh file (SQLite) or the process-wide server database.
+    fn open() -> Self;
+    /// The pool, for spawning threads.
+    fn pool(&self) -> &PoolOf<Self::Conn>;
+    /// A connection from the pool.
+    fn conn(&self) -> Self::Pooled;
+    /// SQL that takes the write lock of product row `id` (and holds it until the transaction
+    /// it runs in ends).
+    fn lock_product_sql(id: i64) -> String;
+
+    /// A new product row; returns its id.
+    fn new_product(&self, stock: i32, sold: i64) -> i64;
+    /// `(stock, sold)` of a product row.
+    fn product(&self, id: i64) -> (i32, i64);
+    /// Is there a product row with this id?
+    fn product_exists(&self, id: i64) -> bool;
+    /// A new edge row `(small, medium, big, floored)`; returns its id.
+    fn new_edge(&self, small: i16, medium: i32, big: i64, floored: i32) -> i64;
+    /// `(small, medium, big, floored)` of an edge row.
+    fn edge(&self, id: i64) -> (i16, i32, i64, i32);
+    /// A new account row; returns its id.
+    fn new_account(&self, balance_cents: i64) -> i64;
+    /// `balance_cents` of an account row.
+    fn account(&self, id: i64) -> i64;
+    /// A new wallet row; returns its id.
+    fn new_wallet(&self, coins: i32) -> i64;
+    /// `coins` of a wallet row.
+    fn wallet(&self, id: i64) -> i32;
+}
+
+/// A fresh row id: a random per-process base plus a process-wide counter, so tests running in
+/// parallel (and other runs against the same server) never share a row.
+pub fn next_id() -> i64 {
+    static BASE: OnceLock<i64> = OnceLock::new();
+    static NEXT: AtomicI64 = AtomicI64::new(0);
+    let base = *BASE.get_or_init(|| {
+        let random =
+            RandomState::new().hash_one((std::process::id(), std::time::SystemTime::now()));
+        // In [2^40, 2^40 + 2^60): positive, far from other runs, room for the counter.
+        (1_i64 << 40) + (random % (1_u64 << 60)) as i64
+    });
+    base + NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
+/// Runs one statement of the harness itself (not of the library under test), again after a
+/// serialization failure: the PostgreSQL suite also runs under SERIALIZABLE, where even a plain
+/// `INSERT` can conflict with the tests running beside it.
+fn harness<C, T>(pool: &PoolOf<C>, what: &str, mut f: impl FnMut(&mut C) -> QueryResult<T>) -> T
+where
+    C: R2D2Connection + Send + 'static,
+{
+    use diesel::result::{DatabaseErrorKind, Error};
+    let mut conn = pool
+        .get()
+        .unwrap_or_else(|e| panic!("{what}: no connection from the pool: {e}"));
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        match f(&mut conn) {
+            Ok(value) => return value,
+            Err(Error::DatabaseError(DatabaseErrorKind::SerializationFailure, _))
+                if attempt < 100 =>
+            {
+                std::thread::sleep(Duration::from_millis(attempt));
+            }
+            Err(e) => panic!("{what}: {e}"),
+        }
+    }
+}
+
+/// The row helpers, identical for the three backends, written once.
+macro_rules! row_helpers {
+    () => {
+        fn conn(&self) -> Self::Pooled {
+            self.pool()
+                .get()
+                .unwrap_or_else(|e| panic!("{}: no connection from the pool: {e}", Self::NAME))
+        }
+
+        fn new_product(&self, stock: i32, sold: i64) -> i64 {
+            let id = next_id();
+            harness(self.pool(), "insert product", |c| {
+                diesel::insert_into(ct_products::table)
+                    .values((
+                        ct_products::id.eq(id),
+                        ct_products::name.eq(format!("product {id}")),
+                        ct_products::stock.eq(stock),
+                        ct_products::sold.eq(sold),
+                    ))
+                    .execute(c)
+            });
+            id
+        }
+
+        fn product(&self, id: i64) -> (i32, i64) {
+            harness(self.pool(), "read product", |c| {
+                ct_products::table
+                    .find(id)
+                    .select((ct_products::stock, ct_products::sold))
+                    .first(c)
+            })
+        }
+
+        fn product_exists(&self, id: i64) -> bool {
+            let rows: i64 = harness(self.pool(), "count products", |c| {
+                ct_products::table
+                    .filter(ct_products::id.eq(id))
+                    .count()
+                    .get_result(c)
+            });
+            rows > 0
+        }
+
+        fn new_edge(&self, small: i16, medium: i32, big: i64, floored: i32) -> i64 {
+            let id = next_id();
+            harness(self.pool(), "insert edge", |c| {
+                diesel::insert_into(ct_edges::table)
+                    .values((
+                        ct_edges::id.eq(id),
+                        ct_edges::small.eq(small),
+                        ct_edges::medium.eq(medium),
+                        ct_edges::big.eq(big),
+                        ct_edges::floored.eq(floored),
+                    ))
+                    .execute(c)
+            });
+            id
+        }
+
+        fn edge(&self, id: i64) -> (i16, i32, i64, i32) {
+            harness(self.pool(), "read edge", |c| {
+                ct_edges::table
+                    .find(id)
+                    .select((
+                        ct_edges::small,
+                        ct_edges::medium,
+                        ct_edges::big,
+                        ct_edges::floored,
+                    ))
+                    .first(c)
+            })
+        }
+
+        fn new_account(&self, balance_cents: i64) -> i64 {
+            let id = next_id();
+            harness(self.pool(), "insert account", |c| {
+                diesel::insert_into(ct_accounts::table)
+                    .values((
+                        ct_accounts::id.eq(id),
+                        ct_accounts::balance_cents.eq(balance_cents),
+                    ))
+                    .execute(c)
+            });
+            id
+        }
+
+        fn account(&self, id: i64) -> i64 {
+            harness(self.pool(), "read account", |c| {
+                ct_accounts::table
+                    .find(id)
+                    .select(ct_accounts::balance_cents)
+                    .first(c)
+            })
+        }
+
+        fn new_wallet(&self, coins: i32) -> i64 {
+            let id = next_id();
+            harness(self.pool(), "insert wallet", |c| {
+                diesel::insert_into(ct_wallets::table)
+                    .values((ct_wallets::id.eq(id), ct_wallets::coins.eq(coins)))
+                    .execute(c)
+            });
+            id
+        }
+
+        fn wallet(&self, id: i64) -> i32 {
+            harness(self.pool(), "read wallet", |c| {
+                ct_wallets::table
+                    .find(id)
+                    .select(ct_wallets::coins)
+                    .first(c)
+            })
+        }
+    };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Servers: URL from the environment, else a container, else a panic that says what to do.
+// ---------------------------------------------------------------------------------------------
+
+/// Containers started by this process; kept alive (never dropped) until the process exits.
+static CONTAINERS: Mutex<Vec<Box<dyn std::any::Any + Send>>> = Mutex::new(Vec::new());
+
+/// The URL from `env`, else from a container started by `start`; the error says what to do.
+fn server_url(
+    env: &str,
+    what: &str,
+    example: &str,
+    start: impl FnOnce() -> Result<String, String>,
+) -> Result<String, String> {
+    if let Ok(url) = std::env::var(env) {
+        if !url.trim().is_empty() {
+            return Ok(url);
+        }
+    }
+    start().map_err(|error| {
+        format!(
+            "{what} tests need a server: set {env}={example}, or install Docker so \
+             testcontainers can start one (`source .ci/env.sh` does the former on Debian) \
+             (error: {error})"
+        )
+    })
+}
+
+/// The PostgreSQL URL the tests use (see the module documentation). Panics when there is none.
+pub fn pg_url() -> &'static str {
+    static URL: OnceLock<Result<String, String>> = OnceLock::new();
+    let url = URL.get_or_init(|| {
+        server_url(PG_ENV, "PostgreSQL", "postgres://user@host/db", || {
+            use testcontainers_modules::postgres::Postgres as Image;
+            use testcontainers_modules::testcontainers::runners::SyncRunner;
+            let container = Image::default().start().map_err(|e| e.to_string())?;
+            let host = container.get_host().map_err(|e| e.to_string())?;
+            let port = container
+                .get_host_port_ipv4(5432)
+                .map_err(|e| e.to_string())?;
+            CONTAINERS.lock().unwrap().push(Box::new(container));
+            Ok(format!(
+                "postgres://postgres:postgres@{host}:{port}/postgres"
+            ))
+        })
+    });
+    match url {
+        Ok(url) => url,
+        Err(message) => panic!("{message}"),
+    }
+}
+
+/// The MySQL/MariaDB URL the tests use (see the module documentation). Panics when there is none.
+pub fn mysql_url() -> &'static str {
+    static URL: OnceLock<Result<String, String>> = OnceLock::new();
+    let url = URL.get_or_init(|| {
+        server_url(MYSQL_ENV, "MySQL", "mysql://user@host/db", || {
+            use testcontainers_modules::mariadb::Mariadb as Image;
+            use testcontainers_modules::testcontainers::runners::SyncRunner;
+            let container = Image::default().start().map_err(|e| e.to_string())?;
+            let host = container.get_host().map_err(|e| e.to_string())?;
+            let port = container
+                .get_host_port_ipv4(3306)
+                .map_err(|e| e.to_string())?;
+            CONTAINERS.lock().unwrap().push(Box::new(container));
+            Ok(format!("mysql://root@{host}:{port}/test"))
+        })
+    });
+    match url {
+        Ok(url) => url,
+        Err(message) => panic!("{message}"),
+    }
+}
+
+/// A pool on `url`, after one direct connection proved the URL works (so a wrong URL fails at
+/// once with the database's message, not after the pool's connection timeout), and after
+/// `ddl` ran on that connection.
+fn server_pool<C>(name: &str, env: &str, url: &str, ddl: &str) -> PoolOf<C>
+where
+    C: R2D2Connection + Send + 'static,
+{
+    let mut first = C::establish(url).unwrap_or_else(|e| {
+        panic!("{name}: cannot connect to {url} (from {env} or a container): {e}")
+    });
+    first
+        .batch_execute(ddl)
+        .unwrap_or_else(|e| panic!("{name}: creating the test tables failed: {e}"));
+    Pool::builder()
+        .max_size(SERVER_POOL_SIZE)
+        .min_idle(Some(2))
+        // Tests share the pool; one that waits for a connection waits for others to finish.
+        .connection_timeout(Duration::from_secs(600))
+        .build(ConnectionManager::new(url))
+        .unwrap_or_else(|e| panic!("{name}: building the pool on {url} failed: {e}"))
+}
+
+const PG_DDL: &str = "
+CREATE TABLE IF NOT EXISTS ct_products (id BIGINT PRIMARY KEY, name TEXT NOT NULL,
+    stock INTEGER NOT NULL, sold BIGINT NOT NULL);
+CREATE TABLE IF NOT EXISTS ct_edges (id BIGINT PRIMARY KEY, small SMALLINT NOT NULL,
+    medium INTEGER NOT NULL, big BIGINT NOT NULL, floored INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS ct_accounts (id BIGINT PRIMARY KEY, balance_cents BIGINT NOT NULL);
+CREATE TABLE IF NOT EXISTS ct_wallets (id BIGINT PRIMARY KEY, coins INTEGER NOT NULL);
+";
+
+const MYSQL_DDL: &str = "
+CREATE TABLE IF NOT EXISTS ct_products (id BIGINT PRIMARY KEY, name VARCHAR(255) NOT NULL,
+    stock INT NOT NULL, sold BIGINT NOT NULL) ENGINE = InnoDB;
+CREATE TABLE IF NOT EXISTS ct_edges (id BIGINT PRIMARY KEY, small SMALLINT NOT NULL,
+    medium INT NOT NULL, big BIGINT NOT NULL, floored INT NOT NULL) ENGINE = InnoDB;
+CREATE TABLE IF NOT EXISTS ct_accounts (id BIGINT PRIMARY KEY, balance_cents BIGINT NOT NULL)
+    ENGINE = InnoDB;
+CREATE TABLE IF NOT EXISTS ct_wallets (id BIGINT PRIMARY KEY, coins INT NOT NULL) ENGINE = InnoDB;
+CREATE TABLE IF NOT EXISTS ct_unsigned (id BIGINT PRIMARY KEY, u32v INT UNSIGNED NOT NULL,
+    u64v BIGINT UNSIGNED NOT NULL) ENGINE = InnoDB;
+";
+
+const SQLITE_DDL: &str = "
+CREATE TABLE IF NOT EXISTS ct_products (id BIGINT PRIMARY KEY, name TEXT NOT NULL,
+    stock INTEGER NOT NULL, sold BIGINT NOT NULL);
+CREATE TABLE IF NOT EXISTS ct_edges (id BIGINT PRIMARY KEY, small SMALLINT NOT NULL,
+    medium INTEGER NOT NULL, big BIGINT NOT NULL, floored INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS ct_accounts (id BIGINT PRIMARY KEY, balance_cents BIGINT NOT NULL);
+CREATE TABLE IF NOT EXISTS ct_wallets (id BIGINT PRIMARY KEY, coins INTEGER NOT NULL);
+";
+
+/// PostgreSQL: the process-wide pool on [`pg_url`].
+#[derive(Clone)]
+pub struct Postgres {
+    pool: PoolOf<PgConnection>,
+}
+
+/// The process-wide PostgreSQL pool; the tables are created when it is.
+pub fn pg_pool() -> PoolOf<PgConnection> {
+    static POOL: OnceLock<PoolOf<PgConnection>> = OnceLock::new();
+    POOL.get_or_init(|| server_pool("PostgreSQL", PG_ENV, pg_url(), PG_DDL))
+        .clone()
+}
+
+impl TestDb for Postgres {
+    const NAME: &'static str = "PostgreSQL";
+    const ITERATIONS: usize = 200;
+    type Conn = PgConnection;
+    type Pooled = PooledConnection<ConnectionManager<PgConnection>>;
+
+    fn open() -> Self {
+        Postgres { pool: pg_pool() }
+    }
+
+    fn pool(&self) -> &PoolOf<PgConnection> {
+        &self.pool
+    }
+
+    fn lock_product_sql(id: i64) -> String {
+        format!("SELECT stock FROM ct_products WHERE id = {id} FOR UPDATE")
+    }
+
+    row_helpers!();
+}
+
+/// MySQL/MariaDB: the process-wide pool on [`mysql_url`].
+#[derive(Clone)]
+pub struct Mysql {
+    pool: PoolOf<MysqlConnection>,
+}
+
+/// The process-wide MySQL pool; the tables are created when it is.
+pub fn mysql_pool() -> PoolOf<MysqlConnection> {
+    static POOL: OnceLock<PoolOf<MysqlConnection>> = OnceLock::new();
+    POOL.get_or_init(|| server_pool("MySQL", MYSQL_ENV, mysql_url(), MYSQL_DDL))
+        .clone()
+}
+
+impl TestDb for Mysql {
+    const NAME: &'static str = "MySQL";
+    const ITERATIONS: usize = 200;
+    type Conn = MysqlConnection;
+    type Pooled = PooledConnection<ConnectionManager<MysqlConnection>>;
+
+    fn open() -> Self {
+        Mysql { pool: mysql_pool() }
+    }
+
+    fn pool(&self) -> &PoolOf<MysqlConnection> {
+        &self.pool
+    }
+
+    fn lock_product_sql(id: i64) -> String {
+        format!("SELECT stock FROM ct_products WHERE id = {id} FOR UPDATE")
+    }
+
+    row_helpers!();
+}
+
+// ---------------------------------------------------------------------------------------------
+// SQLite: one temporary file per test.
+// ---------------------------------------------------------------------------------------------
+
+/// Puts every pooled SQLite connection in WAL mode, and sets nothing else: no busy timeout.
+#[derive(Debug, Clone, Copy)]
+pub struct WalMode;
+
+impl CustomizeConnection<SqliteConnection, diesel::r2d2::Error> for WalMode {
+    fn on_acquire(&self, conn: &mut SqliteConnection) -> Result<(), diesel::r2d2::Error> {
+        conn.batch_execute("PRAGMA journal_mode = WAL;")
+            .map_err(diesel::r2d2::Error::QueryError)
+    }
+}
+
+/// SQLite: a fresh database file in a temporary directory, removed when the test ends.
+pub struct Sqlite {
+    pool: PoolOf<SqliteConnection>,
+    path: std::path::PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Sqlite {
+    /// The database file.
+    pub fn path(&self) -> &std::path::Path {
+        &self.path
+    }
+}
+
+impl TestDb for Sqlite {
+    const NAME: &'static str = "SQLite";
+    const ITERATIONS: usize = 100;
+    type Conn = SqliteConnection;
+    type Pooled = PooledConnection<ConnectionManager<SqliteConnection>>;
+
+    fn open() -> Self {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let path = dir.path().join("counter-tests.sqlite3");
+        let url = path.to_str().expect("UTF-8 temporary path").to_owned();
+        // WAL is a property of the file: switch it (and create the tables) on one connection
+        // before the pool opens several.
+        let mut first = SqliteConnection::establish(&url).expect("create the SQLite file");
+        first
+            .batch_execute("PRAGMA journal_mode = WAL;")
+            .and_then(|()| first.batch_execute(SQLITE_DDL))
+            .expect("create the SQLite tables");
+        drop(first);
+        let pool = Pool::builder()
+            .max_size(POOL_SIZE)
+            .min_idle(Some(1))
+            .connection_customizer(Box::new(WalMode))
+            .build(ConnectionManager::new(url))
+            .expect("SQLite pool");
+        Sqlite {
+            pool,
+            path,
+            _dir: dir,
+        }
+    }
+
+    fn pool(&self) -> &PoolOf<SqliteConnection> {
+        &self.pool
+    }
+
+    /// Any write takes SQLite's one database write lock.
+    fn lock_product_sql(id: i64) -> String {
+        format!("UPDATE ct_products SET name = name WHERE id = {id}")
+    }
+
+    row_helpers!();
+}

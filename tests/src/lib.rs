@@ -1,0 +1,14 @@
+//! Shared harness for the cross-database integration tests.
+//!
+//! - [`schema`] and [`models`]: the tables and the `#[derive(AtomicField)]` models under test.
+//! - [`db`]: how each backend gets a database (environment variable, else a testcontainers
+//!   container, else a panic that says what to do), the r2d2 pools, the DDL, unique row ids.
+//! - [`scenarios`]: every scenario, written once, generic over [`db::TestDb`]; the
+//!   `backend_tests!` macro turns them into one `#[test]` each in `tests/{sqlite,postgres,mysql}.rs`.
+
+pub mod db;
+pub mod models;
+pub mod scenarios;
+pub mod schema;
+
+pub use db::{next_id, Mysql, Postgres, Sqlite, TestDb};

@@ -1,0 +1,49 @@
+//! The tables the tests use. Every name starts with `ct_` so the suite never touches tables
+//! of the examples or the benchmark, which share the same server databases.
+
+diesel::table! {
+    /// A shop's products: `stock` is bounded (0..=1000), `sold` is not.
+    ct_products (id) {
+        id -> BigInt,
+        name -> Text,
+        stock -> Integer,
+        sold -> BigInt,
+    }
+}
+
+diesel::table! {
+    /// One counter of each signed width, for the type-range edges, and one with a declared
+    /// minimum above zero.
+    ct_edges (id) {
+        id -> BigInt,
+        small -> SmallInt,
+        medium -> Integer,
+        big -> BigInt,
+        floored -> Integer,
+    }
+}
+
+diesel::table! {
+    /// A model whose atomic field is mapped with `#[diesel(column_name = ...)]`.
+    ct_accounts (id) {
+        id -> BigInt,
+        balance_cents -> BigInt,
+    }
+}
+
+diesel::table! {
+    /// A model without `#[diesel(table_name = ...)]`: `CtWallet` → `ct_wallets`.
+    ct_wallets (id) {
+        id -> BigInt,
+        coins -> Integer,
+    }
+}
+
+diesel::table! {
+    /// MySQL only: `INT UNSIGNED` and `BIGINT UNSIGNED` counters.
+    ct_unsigned (id) {
+        id -> BigInt,
+        u32v -> Unsigned<Integer>,
+        u64v -> Unsigned<BigInt>,
+    }
+}
