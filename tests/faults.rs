@@ -9,7 +9,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use counter_core::{AtomicError, AtomicField, RetryPolicy};
+use counter_core::{AtomicError, AtomicField, AtomicFieldOn, LockMode, RetryPolicy};
+use counter_tests::db::DbOf;
 use counter_tests::db::{mysql_url, pg_url};
 use counter_tests::models::Product;
 use counter_tests::schema::ct_products;
@@ -485,4 +486,91 @@ fn mysql_all_connections_killed_during_an_increment_run() {
         row >= ok && row <= ok + failed,
         "row {row}, Ok {ok}, errors {failed}"
     );
+}
+
+/// `SKIP LOCKED`: with row `a` held by another transaction, `update_first_unlocked([a, b])`
+/// changes `b`; a single-row `SkipLocked` call on `a` is `Locked` without a database error (the
+/// caller's transaction goes on); every row held is `Locked`; no row at all is `NotFound`.
+fn skip_locked_picks_the_first_free_row<B: TestDb>()
+where
+    Product: AtomicFieldOn<ct_products::stock, DbOf<B>>,
+{
+    let db = B::open();
+    let (a, b) = (db.new_product(10, 0), db.new_product(20, 0));
+    let missing = counter_tests::next_id();
+    let mut holder = db.conn();
+    let mut conn = db.conn();
+    let stock = Product::atomic_stock();
+    holder
+        .transaction::<_, diesel::result::Error, _>(|h| {
+            h.batch_execute(&B::lock_product_sql(a))?;
+            let picked = stock.update_first_unlocked(&mut conn, &[a, b], |v| Ok(v - 1));
+            eprintln!(
+                "{}: update_first_unlocked with {a} held: {picked:?}",
+                B::NAME
+            );
+            assert_eq!(picked.unwrap(), (b, 19));
+            let inside: Result<i32, AtomicError> = conn.transaction(|c| {
+                let skipped = stock
+                    .lock(LockMode::SkipLocked)
+                    .update_locked(c, a, |v| Ok(v - 1));
+                eprintln!("{}: SkipLocked on the held row: {skipped:?}", B::NAME);
+                assert!(matches!(skipped, Err(AtomicError::Locked)), "{skipped:?}");
+                // The caller's transaction is still usable.
+                Product::increment_stock(c, b, 1)
+            });
+            assert_eq!(inside.unwrap(), 20);
+            let all_held = stock.update_first_unlocked(&mut conn, &[a, missing], |v| Ok(v - 1));
+            assert!(matches!(all_held, Err(AtomicError::Locked)), "{all_held:?}");
+            Ok(())
+        })
+        .unwrap();
+    let none = stock.update_first_unlocked(&mut conn, &[missing], |v| Ok(v - 1));
+    assert!(matches!(none, Err(AtomicError::NotFound)), "{none:?}");
+    assert_eq!((db.product(a), db.product(b)), ((10, 0), (20, 0)));
+}
+
+#[test]
+fn pg_skip_locked_picks_the_first_free_row() {
+    skip_locked_picks_the_first_free_row::<Postgres>();
+}
+
+#[test]
+fn mysql_skip_locked_picks_the_first_free_row() {
+    skip_locked_picks_the_first_free_row::<Mysql>();
+}
+
+/// SQLite locks the whole database: `SkipLocked` is a typed `Unsupported`, not an SQL error.
+#[test]
+fn sqlite_skip_locked_is_unsupported() {
+    let db = Sqlite::open();
+    let id = db.new_product(10, 0);
+    let mut conn = db.conn();
+    let stock = Product::atomic_stock();
+    let single = stock
+        .lock(LockMode::SkipLocked)
+        .update_locked(&mut conn, id, |v| Ok(v - 1));
+    let first = stock.update_first_unlocked(&mut conn, &[id], |v| Ok(v - 1));
+    eprintln!("SQLite SkipLocked: {single:?}; update_first_unlocked: {first:?}");
+    assert!(
+        matches!(
+            single,
+            Err(AtomicError::Unsupported {
+                backend: "SQLite",
+                ..
+            })
+        ),
+        "{single:?}"
+    );
+    assert!(
+        matches!(
+            first,
+            Err(AtomicError::Unsupported {
+                backend: "SQLite",
+                ..
+            })
+        ),
+        "{first:?}"
+    );
+    assert_eq!(db.product(id), (10, 0));
 }
