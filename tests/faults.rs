@@ -329,16 +329,23 @@ fn mysql_lock_wait_timeout_is_retried() {
     assert_eq!(db.product(id).0, 11);
 }
 
-/// Every connection of the run's pool is terminated, again and again, while 4 threads increment the
-/// same row (what a server restart does to a pool). Every call returns Ok or an error; the row
-/// ends at exactly the number of Ok calls; afterwards the pool serves every thread again.
-#[test]
-fn pg_all_backends_terminated_during_an_increment_run() {
-    let db = Postgres::open();
-    let id = db.new_product(0, 0);
-    let mut admin = PgConnection::establish(pg_url()).unwrap();
-    let ids = ConnectionIds::default();
-    let pool = &recorded_pool::<PgConnection>(pg_url(), &ids);
+/// A pooled connection of `C`, as the library takes it.
+type PooledOf<C> = diesel::r2d2::PooledConnection<ConnectionManager<C>>;
+
+/// 4 threads increment `sold` of row `id` through `pool` while `kill_all` kills every
+/// connection of the pool, 25 times, 40 ms apart: what a server restart does to a pool. Then
+/// each thread makes 10 more calls, which must all succeed: the pool recovers. Returns
+/// `(Ok calls, Database errors)`; any other error fails the test.
+fn increments_while_connections_die<C>(
+    pool: &Pool<ConnectionManager<C>>,
+    id: i64,
+    mut kill_all: impl FnMut(),
+) -> (u64, u64)
+where
+    C: diesel::r2d2::R2D2Connection + Send + 'static,
+    PooledOf<C>: counter_core::AtomicConnection,
+    Product: AtomicFieldOn<ct_products::sold, counter_core::BackendOf<PooledOf<C>>>,
+{
     let ok = AtomicU64::new(0);
     let failed = AtomicU64::new(0);
     let stop = AtomicBool::new(false);
@@ -359,17 +366,10 @@ fn pg_all_backends_terminated_during_an_increment_run() {
         }
         for _ in 0..25 {
             std::thread::sleep(Duration::from_millis(40));
-            for pid in ids.all() {
-                diesel::select(diesel::dsl::sql::<Bool>(&format!(
-                    "pg_terminate_backend({pid})"
-                )))
-                .get_result::<bool>(&mut admin)
-                .unwrap();
-            }
+            kill_all();
         }
         stop.store(true, Ordering::SeqCst);
     });
-    // The pool recovers: every thread gets a working connection and succeeds 10 times.
     std::thread::scope(|s| {
         for _ in 0..4 {
             s.spawn(|| {
@@ -381,7 +381,27 @@ fn pg_all_backends_terminated_during_an_increment_run() {
             });
         }
     });
-    let (ok, failed) = (ok.load(Ordering::SeqCst), failed.load(Ordering::SeqCst));
+    (ok.into_inner(), failed.into_inner())
+}
+
+/// PostgreSQL: every call returns Ok or an error, and the row ends at exactly the number of Ok
+/// calls (a terminated backend never commits a statement whose answer it did not send).
+#[test]
+fn pg_all_backends_terminated_during_an_increment_run() {
+    let db = Postgres::open();
+    let id = db.new_product(0, 0);
+    let mut admin = PgConnection::establish(pg_url()).unwrap();
+    let ids = ConnectionIds::default();
+    let pool = recorded_pool::<PgConnection>(pg_url(), &ids);
+    let (ok, failed) = increments_while_connections_die(&pool, id, || {
+        for pid in ids.all() {
+            diesel::select(diesel::dsl::sql::<Bool>(&format!(
+                "pg_terminate_backend({pid})"
+            )))
+            .get_result::<bool>(&mut admin)
+            .unwrap();
+        }
+    });
     eprintln!("PostgreSQL backends terminated 25 times: {ok} Ok, {failed} Database errors");
     assert!(failed > 0, "the terminations hit no call");
     assert_eq!(db.product(id).1, ok as i64);
@@ -435,46 +455,13 @@ fn mysql_all_connections_killed_during_an_increment_run() {
     let id = db.new_product(0, 0);
     let mut admin = MysqlConnection::establish(mysql_url()).unwrap();
     let ids = ConnectionIds::default();
-    let pool = &recorded_pool::<MysqlConnection>(mysql_url(), &ids);
-    let ok = AtomicU64::new(0);
-    let failed = AtomicU64::new(0);
-    let stop = AtomicBool::new(false);
-    std::thread::scope(|s| {
-        for _ in 0..4 {
-            s.spawn(|| {
-                while !stop.load(Ordering::SeqCst) {
-                    let Ok(mut conn) = pool.get() else {
-                        continue;
-                    };
-                    match Product::increment_sold(&mut conn, id, 1) {
-                        Ok(_) => ok.fetch_add(1, Ordering::SeqCst),
-                        Err(AtomicError::Database(_)) => failed.fetch_add(1, Ordering::SeqCst),
-                        Err(other) => panic!("unexpected error: {other:?}"),
-                    };
-                }
-            });
-        }
-        for _ in 0..25 {
-            std::thread::sleep(Duration::from_millis(40));
-            for id in ids.all() {
-                // Killed before: "Unknown thread id" is expected and harmless.
-                let _ = admin.batch_execute(&format!("KILL {id}"));
-            }
-        }
-        stop.store(true, Ordering::SeqCst);
-    });
-    std::thread::scope(|s| {
-        for _ in 0..4 {
-            s.spawn(|| {
-                let mut conn = pool.get().unwrap();
-                for _ in 0..10 {
-                    Product::increment_sold(&mut conn, id, 1).unwrap();
-                    ok.fetch_add(1, Ordering::SeqCst);
-                }
-            });
+    let pool = recorded_pool::<MysqlConnection>(mysql_url(), &ids);
+    let (ok, failed) = increments_while_connections_die(&pool, id, || {
+        for id in ids.all() {
+            // Killed before: "Unknown thread id" is expected and harmless.
+            let _ = admin.batch_execute(&format!("KILL {id}"));
         }
     });
-    let (ok, failed) = (ok.load(Ordering::SeqCst), failed.load(Ordering::SeqCst));
     let row = db.product(id).1 as u64;
     eprintln!(
         "MySQL connections killed 25 times: {ok} Ok, {failed} Database errors, row {row} \
