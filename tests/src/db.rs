@@ -375,73 +375,53 @@ CREATE TABLE IF NOT EXISTS ct_accounts (id BIGINT PRIMARY KEY, balance_cents BIG
 CREATE TABLE IF NOT EXISTS ct_wallets (id BIGINT PRIMARY KEY, coins INTEGER NOT NULL);
 ";
 
-/// PostgreSQL: the process-wide pool on [`pg_url`].
-#[derive(Clone)]
-pub struct Postgres {
-    pool: PoolOf<PgConnection>,
+/// A server backend: a process-wide pool (the tables are created when it is), shared by every
+/// test of the process, each test on rows of its own.
+macro_rules! server_db {
+    ($(#[$doc:meta])* $name:ident, $pool_fn:ident, $conn:ty, $label:literal, $env:expr, $url:expr, $ddl:expr) => {
+        $(#[$doc])*
+        #[derive(Clone)]
+        pub struct $name {
+            pool: PoolOf<$conn>,
+        }
+
+        #[doc = concat!("The process-wide ", $label, " pool; the tables are created when it is.")]
+        pub fn $pool_fn() -> PoolOf<$conn> {
+            static POOL: OnceLock<PoolOf<$conn>> = OnceLock::new();
+            POOL.get_or_init(|| server_pool($label, $env, $url, $ddl)).clone()
+        }
+
+        impl TestDb for $name {
+            const NAME: &'static str = $label;
+            const ITERATIONS: usize = 200;
+            type Conn = $conn;
+            type Pooled = PooledConnection<ConnectionManager<$conn>>;
+
+            fn open() -> Self {
+                $name { pool: $pool_fn() }
+            }
+
+            fn pool(&self) -> &PoolOf<$conn> {
+                &self.pool
+            }
+
+            fn lock_product_sql(id: i64) -> String {
+                format!("SELECT stock FROM ct_products WHERE id = {id} FOR UPDATE")
+            }
+
+            row_helpers!();
+        }
+    };
 }
 
-/// The process-wide PostgreSQL pool; the tables are created when it is.
-pub fn pg_pool() -> PoolOf<PgConnection> {
-    static POOL: OnceLock<PoolOf<PgConnection>> = OnceLock::new();
-    POOL.get_or_init(|| server_pool("PostgreSQL", PG_ENV, pg_url(), PG_DDL))
-        .clone()
-}
-
-impl TestDb for Postgres {
-    const NAME: &'static str = "PostgreSQL";
-    const ITERATIONS: usize = 200;
-    type Conn = PgConnection;
-    type Pooled = PooledConnection<ConnectionManager<PgConnection>>;
-
-    fn open() -> Self {
-        Postgres { pool: pg_pool() }
-    }
-
-    fn pool(&self) -> &PoolOf<PgConnection> {
-        &self.pool
-    }
-
-    fn lock_product_sql(id: i64) -> String {
-        format!("SELECT stock FROM ct_products WHERE id = {id} FOR UPDATE")
-    }
-
-    row_helpers!();
-}
-
-/// MySQL/MariaDB: the process-wide pool on [`mysql_url`].
-#[derive(Clone)]
-pub struct Mysql {
-    pool: PoolOf<MysqlConnection>,
-}
-
-/// The process-wide MySQL pool; the tables are created when it is.
-pub fn mysql_pool() -> PoolOf<MysqlConnection> {
-    static POOL: OnceLock<PoolOf<MysqlConnection>> = OnceLock::new();
-    POOL.get_or_init(|| server_pool("MySQL", MYSQL_ENV, mysql_url(), MYSQL_DDL))
-        .clone()
-}
-
-impl TestDb for Mysql {
-    const NAME: &'static str = "MySQL";
-    const ITERATIONS: usize = 200;
-    type Conn = MysqlConnection;
-    type Pooled = PooledConnection<ConnectionManager<MysqlConnection>>;
-
-    fn open() -> Self {
-        Mysql { pool: mysql_pool() }
-    }
-
-    fn pool(&self) -> &PoolOf<MysqlConnection> {
-        &self.pool
-    }
-
-    fn lock_product_sql(id: i64) -> String {
-        format!("SELECT stock FROM ct_products WHERE id = {id} FOR UPDATE")
-    }
-
-    row_helpers!();
-}
+server_db!(
+    /// PostgreSQL: the process-wide pool on [`pg_url`].
+    Postgres, pg_pool, PgConnection, "PostgreSQL", PG_ENV, pg_url(), PG_DDL
+);
+server_db!(
+    /// MySQL/MariaDB: the process-wide pool on [`mysql_url`].
+    Mysql, mysql_pool, MysqlConnection, "MySQL", MYSQL_ENV, mysql_url(), MYSQL_DDL
+);
 
 // ---------------------------------------------------------------------------------------------
 // SQLite: one temporary file per test.
