@@ -100,6 +100,18 @@ impl<M: AtomicField<Col>, Col: Column + 'static> Field<M, Col> {
         Field { lock: mode, ..self }
     }
 
+    /// The row's current value: one plain `SELECT`, no lock, for showing a counter. It may be
+    /// stale by the time you use it; to act on the value, use the operations below.
+    ///
+    /// Errors: `NotFound`.
+    pub fn current<C>(&self, conn: &mut C, key: M::Key) -> Result<M::Value, AtomicError>
+    where
+        C: AtomicConnection,
+        M: AtomicFieldOn<Col, BackendOf<C>>,
+    {
+        self.existing(conn.raw(), &key)
+    }
+
     /// `c = c + by` in one statement, unless the result would pass the upper bound.
     ///
     /// Returns the new value. Errors: `NegativeAmount`, `NotFound`, `OutOfRange` (row unchanged).

@@ -69,6 +69,7 @@ fn expand_field(model: &Model, field: &AtomicFieldModel) -> TokenStream {
     let update_locked = format_ident!("update_{}_locked", field.ident, span = span);
     let transfer = format_ident!("transfer_{}", field.ident, span = span);
     let atomic = format_ident!("atomic_{}", field.ident, span = span);
+    let current = format_ident!("current_{}", field.ident, span = span);
 
     let docs = Docs::new(model, field, &key);
     let doc_increment = docs.increment("adds `by` to", "+");
@@ -78,6 +79,7 @@ fn expand_field(model: &Model, field: &AtomicFieldModel) -> TokenStream {
     let doc_update_locked = docs.update_locked(field.retries.as_ref().or(model.retries.as_ref()));
     let doc_transfer = docs.transfer();
     let doc_atomic = docs.atomic(&atomic);
+    let doc_current = docs.current();
 
     let result = |ok: TokenStream| quote!(::core::result::Result<#ok, #private::AtomicError>);
     let result_value = result(quote!(#value_ty));
@@ -146,6 +148,13 @@ fn expand_field(model: &Model, field: &AtomicFieldModel) -> TokenStream {
             #where_clause
             {
                 #handle.transfer(conn, from, to, amount)
+            }
+
+            #[doc = #doc_current]
+            pub fn #current<C>(conn: &mut C, #key: #key_ty) -> #result_value
+            #where_clause
+            {
+                #handle.current(conn, #key)
             }
 
             #[doc = #doc_atomic]
@@ -229,6 +238,16 @@ impl Docs {
             range,
             floor: min.map_or_else(|| "0".to_owned(), |min| min.value.to_string()),
         }
+    }
+
+    /// `current_*`.
+    fn current(&self) -> String {
+        format!(
+            " The current value of {} in the row whose `{}` is `{}`: one plain `SELECT`, no \
+             lock, for display (it may be stale when you act on it).\n\n # Errors\n \
+             `AtomicError::NotFound` if no row has that key.",
+            self.subject, self.key_column, self.key
+        )
     }
 
     /// `increment_*` / `decrement_*`.
@@ -382,6 +401,7 @@ mod tests {
         assert!(text.contains("fn take_stock_up_to"));
         assert!(text.contains("fn increment_sold"));
         assert!(text.contains("fn atomic_sold"));
+        assert!(text.contains("fn current_stock"));
     }
 
     #[test]

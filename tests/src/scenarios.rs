@@ -155,6 +155,8 @@ where
     assert_eq!(Product::decrement_stock(&mut conn, id, 13).unwrap(), 0);
     assert_eq!(Product::increment_stock(&mut conn, id, 1000).unwrap(), 1000);
     assert_eq!(db.product(id), (1000, 8));
+    assert_eq!(Product::current_stock(&mut conn, id).unwrap(), 1000);
+    assert_eq!(Product::current_sold(&mut conn, id).unwrap(), 8);
 }
 
 /// Incrementing past the declared `max` is `OutOfRange { Max(1000) }`; reaching it is fine.
@@ -527,6 +529,10 @@ where
     let existing = db.new_product(10, 0);
     let missing = crate::db::next_id();
     let mut conn = db.conn();
+    assert_err!(
+        Product::current_stock(&mut conn, missing),
+        AtomicError::NotFound
+    );
     for by in [0, 1] {
         assert_err!(
             Product::increment_stock(&mut conn, missing, by),
