@@ -162,3 +162,81 @@ fn unsigned_oversell_storm() {
     assert_eq!((ok, short), (100, 60), "{results:?}");
     assert_eq!(unsigned(&db, id), (0, 0));
 }
+
+/// The value capture does not depend on `sql_mode`: the same calls give the same results in
+/// the default strict mode, with MariaDB's `SIMULTANEOUS_ASSIGNMENT` (where a second assignment
+/// to the column would be refused), and in non-strict mode (where `SET c = LAST_INSERT_ID(c + n)`
+/// would write 2147483647 for a negative result), negative values and type extremes included.
+#[test]
+fn results_do_not_depend_on_sql_mode() {
+    use counter_tests::models::{Account, Edge};
+    let db = Mysql::open();
+    for mode in [
+        "@@sql_mode",
+        "CONCAT(@@sql_mode, ',SIMULTANEOUS_ASSIGNMENT')",
+        "''",
+    ] {
+        // A connection of its own: the pool's connections keep their mode.
+        let mut conn = MysqlConnection::establish(counter_tests::db::mysql_url()).unwrap();
+        diesel::connection::SimpleConnection::batch_execute(
+            &mut conn,
+            &format!("SET SESSION sql_mode = {mode}"),
+        )
+        .unwrap();
+        let edge = db.new_edge(-5, -7, i64::MIN + 3, 20);
+        assert_eq!(
+            Edge::decrement_medium(&mut conn, edge, 10).unwrap(),
+            -17,
+            "{mode}"
+        );
+        assert_eq!(
+            Edge::increment_small(&mut conn, edge, 2).unwrap(),
+            -3,
+            "{mode}"
+        );
+        assert_eq!(
+            Edge::decrement_big(&mut conn, edge, 3).unwrap(),
+            i64::MIN,
+            "{mode}"
+        );
+        let (current, attempted, limit) = out_of_range(Edge::decrement_big(&mut conn, edge, 1));
+        assert_eq!(
+            (current, attempted, limit),
+            (
+                i64::MIN as i128,
+                i64::MIN as i128 - 1,
+                Limit::Min(i64::MIN as i128)
+            )
+        );
+        assert_eq!(
+            Edge::take_floored_up_to(&mut conn, edge, 100).unwrap(),
+            15,
+            "{mode}"
+        );
+        assert_eq!(db.edge(edge), (-3, -17, i64::MIN, 5), "{mode}");
+        let account = db.new_account(-100);
+        assert_eq!(
+            Account::take_balance_up_to(&mut conn, account, 1000).unwrap(),
+            400,
+            "{mode}"
+        );
+        assert_eq!(
+            Account::increment_balance(&mut conn, account, 1).unwrap(),
+            -499,
+            "{mode}"
+        );
+        assert_eq!(db.account(account), -499, "{mode}");
+        let u = new_unsigned(&db, u32::MAX - 1, u64::MAX - 1);
+        assert_eq!(
+            UnsignedCounter::increment_u64v(&mut conn, u, 1).unwrap(),
+            u64::MAX,
+            "{mode}"
+        );
+        assert_eq!(
+            UnsignedCounter::increment_u32v(&mut conn, u, 1).unwrap(),
+            u32::MAX,
+            "{mode}"
+        );
+        assert_eq!(unsigned(&db, u), (u32::MAX, u64::MAX), "{mode}");
+    }
+}
