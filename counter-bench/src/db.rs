@@ -1,0 +1,353 @@
+//! The table, the model, the workloads, and what differs between the three backends.
+
+use counter_core::{AtomicError, AtomicField};
+use diesel::connection::SimpleConnection;
+use diesel::mysql::MysqlConnection;
+use diesel::pg::PgConnection;
+use diesel::prelude::*;
+use diesel::r2d2::{ConnectionManager, CustomizeConnection, PooledConnection, R2D2Connection};
+use diesel::sqlite::SqliteConnection;
+
+use crate::Workload;
+
+diesel::table! {
+    counters (id) {
+        id -> BigInt,
+        value -> BigInt,
+        stock -> BigInt,
+    }
+}
+
+/// The model under test: `value` is an unbounded counter, `stock` a level that cannot go below 0.
+#[derive(Debug, Queryable, Selectable, Identifiable, AtomicField)]
+#[diesel(table_name = counters)]
+pub struct Counter {
+    pub id: i64,
+    #[atomic]
+    pub value: i64,
+    #[atomic(min = 0)]
+    pub stock: i64,
+}
+
+/// What every row's stock is reset to before each run: far more than any run can take.
+pub const STOCK: i64 = 1_000_000_000_000;
+
+/// A pooled connection of backend `B`.
+pub type Pooled<B> = PooledConnection<ConnectionManager<B>>;
+
+/// One backend: its connection type, the schema, the hand-written statement.
+pub trait Backend: R2D2Connection + Send + Sized + 'static {
+    /// The name used on the command line and in the JSON.
+    const NAME: &'static str;
+    /// The name used in the chart and the table.
+    const TITLE: &'static str;
+
+    /// Drops and recreates `counters` with `rows` rows (ids 1..=rows, value 0, stock [`STOCK`]).
+    fn create_schema(conn: &mut Self, rows: i64) -> QueryResult<()>;
+
+    /// The server's version string.
+    fn version(conn: &mut Self) -> QueryResult<String>;
+
+    /// The same guarded increment the library runs, written directly with Diesel's query
+    /// builder. `None` when no row matched.
+    fn handwritten(conn: &mut Self, id: i64) -> QueryResult<Option<i64>>;
+
+    /// Runs one operation of `workload` on row `id`; the amount it moved its column by
+    /// (`value` up, or `stock` down).
+    fn op(conn: &mut Pooled<Self>, workload: Workload, id: i64) -> Result<i64, String>;
+
+    /// `(Σ value, Σ stock)` over every row.
+    fn totals(conn: &mut Self) -> QueryResult<(i128, i128)>;
+
+    /// Sets every row's stock back to [`STOCK`].
+    fn refill(conn: &mut Self) -> QueryResult<usize>;
+}
+
+fn db_err(e: diesel::result::Error) -> String {
+    e.to_string()
+}
+
+fn atomic_err(e: AtomicError) -> String {
+    e.to_string()
+}
+
+fn insert_rows_sql(rows: i64) -> String {
+    let values: Vec<String> = (1..=rows).map(|id| format!("({id}, 0, {STOCK})")).collect();
+    format!(
+        "INSERT INTO counters (id, value, stock) VALUES {}",
+        values.join(", ")
+    )
+}
+
+/// The parts that are written the same way for every connection type. A macro rather than
+/// generic code because the generated methods are called on the concrete pooled types, as an
+/// application would.
+macro_rules! common {
+    () => {
+        fn op(conn: &mut Pooled<Self>, workload: Workload, id: i64) -> Result<i64, String> {
+            match workload {
+                // Load the model, add in Rust, save: the race the library exists to avoid.
+                Workload::Naive => {
+                    let raw: &mut Self = conn;
+                    let row: Counter = counters::table
+                        .find(id)
+                        .select(Counter::as_select())
+                        .first(raw)
+                        .map_err(db_err)?;
+                    diesel::update(&row)
+                        .set(counters::value.eq(row.value + 1))
+                        .execute(raw)
+                        .map_err(db_err)?;
+                    Ok(1)
+                }
+                Workload::Handwritten => match Self::handwritten(conn, id).map_err(db_err)? {
+                    Some(_) => Ok(1),
+                    None => Err(format!("row {id} not matched")),
+                },
+                Workload::Increment => Counter::increment_value(conn, id, 1)
+                    .map(|_| 1)
+                    .map_err(atomic_err),
+                Workload::DecrementIfAtLeast => Counter::decrement_stock_if_at_least(conn, id, 1)
+                    .map(|_| 1)
+                    .map_err(atomic_err),
+                Workload::TakeUpTo => Counter::take_stock_up_to(conn, id, 1).map_err(atomic_err),
+                Workload::Locked => Counter::update_value_locked(conn, id, |v| Ok(v + 1))
+                    .map(|_| 1)
+                    .map_err(atomic_err),
+            }
+        }
+
+        fn totals(conn: &mut Self) -> QueryResult<(i128, i128)> {
+            let rows: Vec<(i64, i64)> = counters::table
+                .select((counters::value, counters::stock))
+                .load(conn)?;
+            Ok(rows.iter().fold((0, 0), |(v, s), &(value, stock)| {
+                (v + i128::from(value), s + i128::from(stock))
+            }))
+        }
+
+        fn refill(conn: &mut Self) -> QueryResult<usize> {
+            diesel::update(counters::table)
+                .set(counters::stock.eq(STOCK))
+                .execute(conn)
+        }
+    };
+}
+
+/// `UPDATE … SET value = value + 1 WHERE id = ? AND value <= i64::MAX - 1 RETURNING value`,
+/// the statement the library runs on PostgreSQL and SQLite.
+macro_rules! returning_update {
+    ($id:expr) => {
+        diesel::update(counters::table.find($id))
+            .set(counters::value.eq(counters::value + 1))
+            .filter(counters::value.le(i64::MAX - 1))
+            .returning(counters::value)
+    };
+}
+
+/// `UPDATE … SET value = value + 1 + CAST(LAST_INSERT_ID((value + 1) ^ 2^63) & 0 AS SIGNED)
+/// WHERE id = ? AND value <= i64::MAX - 1`, the statement the library runs on MySQL
+/// (counter-core/src/sql/delta.rs, `DELTA_CAPTURE`): one assignment that adds a signed zero and
+/// captures the new value as a side effect.
+macro_rules! mysql_capture_update {
+    ($id:expr) => {{
+        use mysql_dsl::{capture, BitAnd, SignBit, Xor, Zero};
+        diesel::update(counters::table.find($id))
+            .set(
+                counters::value.eq(counters::value
+                    + 1
+                    + BitAnd::new(capture(Xor::new(counters::value + 1, SignBit)), Zero)
+                        .cast::<diesel::sql_types::BigInt>()),
+            )
+            .filter(counters::value.le(i64::MAX - 1))
+    }};
+}
+
+impl Backend for PgConnection {
+    const NAME: &'static str = "postgres";
+    const TITLE: &'static str = "PostgreSQL";
+
+    fn create_schema(conn: &mut Self, rows: i64) -> QueryResult<()> {
+        conn.batch_execute(
+            "DROP TABLE IF EXISTS counters; \
+             CREATE TABLE counters (id BIGINT PRIMARY KEY, value BIGINT NOT NULL, \
+             stock BIGINT NOT NULL);",
+        )?;
+        conn.batch_execute(&insert_rows_sql(rows))
+    }
+
+    fn version(conn: &mut Self) -> QueryResult<String> {
+        diesel::select(diesel::dsl::sql::<diesel::sql_types::Text>("version()")).get_result(conn)
+    }
+
+    fn handwritten(conn: &mut Self, id: i64) -> QueryResult<Option<i64>> {
+        returning_update!(id).get_result(conn).optional()
+    }
+
+    common!();
+}
+
+impl Backend for SqliteConnection {
+    const NAME: &'static str = "sqlite";
+    const TITLE: &'static str = "SQLite";
+
+    fn create_schema(conn: &mut Self, rows: i64) -> QueryResult<()> {
+        conn.batch_execute(
+            "PRAGMA journal_mode = WAL; \
+             DROP TABLE IF EXISTS counters; \
+             CREATE TABLE counters (id INTEGER PRIMARY KEY, value BIGINT NOT NULL, \
+             stock BIGINT NOT NULL);",
+        )?;
+        conn.batch_execute(&insert_rows_sql(rows))
+    }
+
+    fn version(conn: &mut Self) -> QueryResult<String> {
+        diesel::select(diesel::dsl::sql::<diesel::sql_types::Text>(
+            "sqlite_version()",
+        ))
+        .get_result(conn)
+    }
+
+    fn handwritten(conn: &mut Self, id: i64) -> QueryResult<Option<i64>> {
+        returning_update!(id).get_result(conn).optional()
+    }
+
+    common!();
+}
+
+/// What a hand-written MySQL version needs that Diesel has no DSL for: `LAST_INSERT_ID(x)`,
+/// `LAST_INSERT_ID()`, `^`, `&`, and the constants 2^63 and 0, as typed DSL nodes rather than
+/// `sql("…")` literals. (It makes no difference to the `UPDATE`: Diesel never caches an
+/// `UpdateStatement` as a prepared statement, see diesel's `query_builder/update_statement`;
+/// it does let `SELECT LAST_INSERT_ID()` be cached, like the library's.)
+mod mysql_dsl {
+    use diesel::expression::{AppearsOnTable, Expression, SelectableExpression, ValidGrouping};
+    use diesel::mysql::Mysql;
+    use diesel::query_builder::{AstPass, QueryFragment, QueryId};
+    use diesel::result::QueryResult;
+    use diesel::sql_types::{BigInt, Unsigned};
+
+    diesel::define_sql_function! {
+        /// `LAST_INSERT_ID(x)`: remembers `x` for this connection and returns it.
+        #[sql_name = "LAST_INSERT_ID"]
+        fn capture(x: Unsigned<BigInt>) -> Unsigned<BigInt>;
+    }
+
+    diesel::define_sql_function! {
+        /// `LAST_INSERT_ID()`: the value last remembered on this connection.
+        #[sql_name = "LAST_INSERT_ID"]
+        fn last_insert_id() -> Unsigned<BigInt>;
+    }
+
+    diesel::infix_operator!(Xor, " ^ ", Unsigned<BigInt>, backend: Mysql);
+    // `x & 0` is typed `Integer` only so that Diesel's `cast::<BigInt>()` takes it (Diesel
+    // knows no cast from `Unsigned<BigInt>`); the SQL is the same either way.
+    diesel::infix_operator!(BitAnd, " & ", diesel::sql_types::Integer, backend: Mysql);
+
+    /// An unsigned integer constant written into the SQL text, as the library writes it.
+    macro_rules! literal {
+        ($(#[$doc:meta])* $name:ident = $text:literal) => {
+            $(#[$doc])*
+            #[derive(Debug, Clone, Copy, QueryId, ValidGrouping)]
+            pub struct $name;
+
+            impl Expression for $name {
+                type SqlType = Unsigned<BigInt>;
+            }
+
+            impl<QS> AppearsOnTable<QS> for $name {}
+            impl<QS> SelectableExpression<QS> for $name {}
+
+            impl QueryFragment<Mysql> for $name {
+                fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Mysql>) -> QueryResult<()> {
+                    out.push_sql($text);
+                    Ok(())
+                }
+            }
+        };
+    }
+
+    literal!(
+        /// `9223372036854775808` (2^63), which fits no signed bind parameter.
+        SignBit = "9223372036854775808"
+    );
+    literal!(
+        /// `0`.
+        Zero = "0"
+    );
+}
+
+impl Backend for MysqlConnection {
+    const NAME: &'static str = "mysql";
+    const TITLE: &'static str = "MariaDB";
+
+    fn create_schema(conn: &mut Self, rows: i64) -> QueryResult<()> {
+        conn.batch_execute(
+            "DROP TABLE IF EXISTS counters; \
+             CREATE TABLE counters (id BIGINT PRIMARY KEY, value BIGINT NOT NULL, \
+             stock BIGINT NOT NULL) ENGINE = InnoDB;",
+        )?;
+        conn.batch_execute(&insert_rows_sql(rows))
+    }
+
+    fn version(conn: &mut Self) -> QueryResult<String> {
+        diesel::select(diesel::dsl::sql::<diesel::sql_types::Text>("version()")).get_result(conn)
+    }
+
+    /// `UPDATE counters SET value = value + ? + CAST(LAST_INSERT_ID((value + ?) ^ 2^63) & 0 AS
+    /// SIGNED) WHERE id = ? AND value <= ?`, then `SELECT LAST_INSERT_ID()`: what the library
+    /// runs on MySQL (counter-core/src/backend/mysql.rs).
+    fn handwritten(conn: &mut Self, id: i64) -> QueryResult<Option<i64>> {
+        let matched = mysql_capture_update!(id).execute(conn)?;
+        if matched == 0 {
+            return Ok(None);
+        }
+        let captured: u64 = diesel::select(mysql_dsl::last_insert_id()).get_result(conn)?;
+        Ok(Some((captured ^ (1 << 63)) as i64))
+    }
+
+    common!();
+}
+
+/// Per-connection SQLite settings: wait up to 5 s for the write lock (so the hand-written and
+/// naive workloads, which have no retry loop, do not fail with SQLITE_BUSY) and the usual WAL
+/// durability level.
+#[derive(Debug, Clone, Copy)]
+pub struct SqlitePragmas;
+
+impl CustomizeConnection<SqliteConnection, diesel::r2d2::Error> for SqlitePragmas {
+    fn on_acquire(&self, conn: &mut SqliteConnection) -> Result<(), diesel::r2d2::Error> {
+        conn.batch_execute("PRAGMA busy_timeout = 5000; PRAGMA synchronous = NORMAL;")
+            .map_err(diesel::r2d2::Error::QueryError)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn handwritten_statements_are_the_librarys() {
+        let id = 1i64;
+        let pg = diesel::debug_query::<diesel::pg::Pg, _>(&returning_update!(id)).to_string();
+        assert!(
+            pg.starts_with(
+                "UPDATE \"counters\" SET \"value\" = (\"counters\".\"value\" + $1) \
+                 WHERE ((\"counters\".\"id\" = $2) AND (\"counters\".\"value\" <= $3)) \
+                 RETURNING \"counters\".\"value\""
+            ),
+            "{pg}"
+        );
+        assert!(pg.ends_with("binds: [1, 1, 9223372036854775806]"), "{pg}");
+        let my =
+            diesel::debug_query::<diesel::mysql::Mysql, _>(&mysql_capture_update!(id)).to_string();
+        assert!(
+            my.starts_with(
+                "UPDATE `counters` SET `value` = ((`counters`.`value` + ?) + \
+                 CAST(LAST_INSERT_ID((`counters`.`value` + ?) ^ 9223372036854775808) & 0 AS signed)) \
+                 WHERE ((`counters`.`id` = ?) AND (`counters`.`value` <= ?))"
+            ),
+            "{my}"
+        );
+    }
+}
