@@ -220,27 +220,30 @@ fn pg_conflict_inside_the_callers_transaction_is_not_retried() {
     assert_eq!(db.product(id), (10, 100));
 }
 
-/// While `update_stock_locked` holds the row lock, another session terminates its backend:
-/// the call returns a database error, the row keeps its old value, and the pool hands out a
+/// While `update_stock_locked` holds the row lock, another session kills the connection
+/// (`server_id` names it to the server, `kill` kills it): the call returns a database error
+/// after running its closure once, the row keeps its old value, and the pool hands out a
 /// working connection next.
-#[test]
-fn pg_connection_killed_while_holding_the_row_lock() {
-    let db = Postgres::open();
+fn killed_while_holding_the_row_lock<B: TestDb>(
+    server_id: impl FnOnce(&mut B::Conn) -> u64,
+    mut kill: impl FnMut(u64),
+) where
+    Product: AtomicFieldOn<ct_products::stock, DbOf<B>>,
+{
+    let db = B::open();
     let id = db.new_product(10, 0);
-    let mut admin = PgConnection::establish(pg_url()).unwrap();
     let mut victim = db.conn();
-    let pid = pg_backend_pid(&mut victim);
+    let victim_id = server_id(&mut victim);
     let mut runs = 0;
     let result = Product::update_stock_locked(&mut victim, id, |stock| {
         runs += 1;
-        diesel::select(diesel::dsl::sql::<Bool>(&format!(
-            "pg_terminate_backend({pid})"
-        )))
-        .get_result::<bool>(&mut admin)?;
-        wait_until("the backend is gone", || !pg_backend_alive(&mut admin, pid));
+        kill(victim_id);
         Ok(stock + 5)
     });
-    eprintln!("PostgreSQL backend terminated inside update_locked: {result:?}");
+    eprintln!(
+        "{}: connection killed inside update_locked: {result:?}",
+        B::NAME
+    );
     assert!(
         matches!(result, Err(AtomicError::Database(_))),
         "{result:?}"
@@ -252,33 +255,35 @@ fn pg_connection_killed_while_holding_the_row_lock() {
     assert_eq!(Product::increment_stock(&mut fresh, id, 1).unwrap(), 11);
 }
 
-/// The same on MySQL/MariaDB, with `KILL`.
+#[test]
+fn pg_connection_killed_while_holding_the_row_lock() {
+    let mut admin = PgConnection::establish(pg_url()).unwrap();
+    killed_while_holding_the_row_lock::<Postgres>(
+        |conn| pg_backend_pid(conn) as u64,
+        |pid| {
+            diesel::select(diesel::dsl::sql::<Bool>(&format!(
+                "pg_terminate_backend({pid})"
+            )))
+            .get_result::<bool>(&mut admin)
+            .unwrap();
+            wait_until("the backend is gone", || {
+                !pg_backend_alive(&mut admin, pid as i32)
+            });
+        },
+    );
+}
+
 #[test]
 fn mysql_connection_killed_while_holding_the_row_lock() {
-    let db = Mysql::open();
-    let id = db.new_product(10, 0);
     let mut admin = MysqlConnection::establish(mysql_url()).unwrap();
-    let mut victim = db.conn();
-    let connection_id: u64 =
-        diesel::select(diesel::dsl::sql::<Unsigned<BigInt>>("CONNECTION_ID()"))
-            .get_result(&mut victim)
-            .unwrap();
-    let mut runs = 0;
-    let result = Product::update_stock_locked(&mut victim, id, |stock| {
-        runs += 1;
-        admin.batch_execute(&format!("KILL {connection_id}"))?;
-        Ok(stock + 5)
-    });
-    eprintln!("MySQL connection killed inside update_locked: {result:?}");
-    assert!(
-        matches!(result, Err(AtomicError::Database(_))),
-        "{result:?}"
+    killed_while_holding_the_row_lock::<Mysql>(
+        |conn| {
+            diesel::select(diesel::dsl::sql::<Unsigned<BigInt>>("CONNECTION_ID()"))
+                .get_result(conn)
+                .unwrap()
+        },
+        |id| admin.batch_execute(&format!("KILL {id}")).unwrap(),
     );
-    assert_eq!(runs, 1, "a lost connection is not retried");
-    drop(victim);
-    assert_eq!(db.product(id), (10, 0));
-    let mut fresh = db.conn();
-    assert_eq!(Product::increment_stock(&mut fresh, id, 1).unwrap(), 11);
 }
 
 /// MySQL 1205 (lock wait timeout) is transient: with a 1 s `innodb_lock_wait_timeout` and the

@@ -277,50 +277,55 @@ fn server_url(
     })
 }
 
-/// The PostgreSQL URL the tests use (see the module documentation). Panics when there is none.
-pub fn pg_url() -> &'static str {
-    static URL: OnceLock<Result<String, String>> = OnceLock::new();
-    let url = URL.get_or_init(|| {
-        server_url(PG_ENV, "PostgreSQL", "postgres://user@host/db", || {
-            use testcontainers_modules::postgres::Postgres as Image;
-            use testcontainers_modules::testcontainers::runners::SyncRunner;
-            let container = Image::default().start().map_err(|e| e.to_string())?;
-            let host = container.get_host().map_err(|e| e.to_string())?;
-            let port = container
-                .get_host_port_ipv4(5432)
-                .map_err(|e| e.to_string())?;
-            CONTAINERS.lock().unwrap().push(Box::new(container));
-            Ok(format!(
-                "postgres://postgres:postgres@{host}:{port}/postgres"
-            ))
-        })
-    });
-    match url {
+/// Starts a container of image `I` (kept until the process exits) and builds its URL from the
+/// host and the host port mapped to `port`.
+fn start_container<I>(port: u16, url: impl FnOnce(String, u16) -> String) -> Result<String, String>
+where
+    I: testcontainers_modules::testcontainers::Image + Default + Send + 'static,
+{
+    use testcontainers_modules::testcontainers::runners::SyncRunner;
+    let container = I::default().start().map_err(|e| e.to_string())?;
+    let host = container.get_host().map_err(|e| e.to_string())?;
+    let port = container
+        .get_host_port_ipv4(port)
+        .map_err(|e| e.to_string())?;
+    CONTAINERS.lock().unwrap().push(Box::new(container));
+    Ok(url(host.to_string(), port))
+}
+
+/// The URL in `cell`, resolved once per process; panics with the resolution's message.
+fn resolved(
+    cell: &'static OnceLock<Result<String, String>>,
+    resolve: impl FnOnce() -> Result<String, String>,
+) -> &'static str {
+    match cell.get_or_init(resolve) {
         Ok(url) => url,
         Err(message) => panic!("{message}"),
     }
 }
 
+/// The PostgreSQL URL the tests use (see the module documentation). Panics when there is none.
+pub fn pg_url() -> &'static str {
+    static URL: OnceLock<Result<String, String>> = OnceLock::new();
+    resolved(&URL, || {
+        server_url(PG_ENV, "PostgreSQL", "postgres://user@host/db", || {
+            start_container::<testcontainers_modules::postgres::Postgres>(5432, |host, port| {
+                format!("postgres://postgres:postgres@{host}:{port}/postgres")
+            })
+        })
+    })
+}
+
 /// The MySQL/MariaDB URL the tests use (see the module documentation). Panics when there is none.
 pub fn mysql_url() -> &'static str {
     static URL: OnceLock<Result<String, String>> = OnceLock::new();
-    let url = URL.get_or_init(|| {
+    resolved(&URL, || {
         server_url(MYSQL_ENV, "MySQL", "mysql://user@host/db", || {
-            use testcontainers_modules::mariadb::Mariadb as Image;
-            use testcontainers_modules::testcontainers::runners::SyncRunner;
-            let container = Image::default().start().map_err(|e| e.to_string())?;
-            let host = container.get_host().map_err(|e| e.to_string())?;
-            let port = container
-                .get_host_port_ipv4(3306)
-                .map_err(|e| e.to_string())?;
-            CONTAINERS.lock().unwrap().push(Box::new(container));
-            Ok(format!("mysql://root@{host}:{port}/test"))
+            start_container::<testcontainers_modules::mariadb::Mariadb>(3306, |host, port| {
+                format!("mysql://root@{host}:{port}/test")
+            })
         })
-    });
-    match url {
-        Ok(url) => url,
-        Err(message) => panic!("{message}"),
-    }
+    })
 }
 
 /// A pool on `url`, after one direct connection proved the URL works (so a wrong URL fails at
