@@ -377,22 +377,42 @@ impl<M: AtomicField<Col>, Col: Column + 'static> Field<M, Col> {
                     return Err(plan::miss_error(range, kind, current.to_i128(), amount));
                 }
             }
-            // The value keeps moving between our statement and our look: decide under the lock,
-            // waiting for it like the statement would have.
-            c.write_transaction(|c| {
-                let waiting = self.lock(LockMode::Wait);
-                let current = waiting.lock_row(c, key)?.ok_or(AtomicError::NotFound)?;
-                if !delta.admits(current) {
-                    return Err(plan::miss_error(range, kind, current.to_i128(), amount));
-                }
-                let new = match delta.direction {
-                    plan::Direction::Up => current.to_i128() + amount,
-                    plan::Direction::Down => current.to_i128() - amount,
-                };
-                let new = M::Value::from_i128(new).expect("the guard keeps the result in range");
-                write::<M, Col, _>(c, key, new)?;
-                Ok(new)
-            })
+            // The value keeps moving between our statement and our look: decide under the lock.
+            self.change_locked(c, key, delta, kind)
+        })
+    }
+
+    /// The fallback of [`change`](Self::change): the same guarded change as a read and a write
+    /// under a row lock, which waits for the lock like the statement would have, whatever the
+    /// handle's lock mode.
+    fn change_locked<R>(
+        &self,
+        raw: &mut R,
+        key: &M::Key,
+        delta: Delta<M::Value>,
+        kind: MissKind,
+    ) -> Result<M::Value, AtomicError>
+    where
+        R: RawConnection,
+        M: AtomicFieldOn<Col, R::Backend>,
+    {
+        let range = Range::of::<M, Col>();
+        let amount = delta.amount.to_i128();
+        raw.write_transaction(|c| {
+            let current = self
+                .lock(LockMode::Wait)
+                .lock_row(c, key)?
+                .ok_or(AtomicError::NotFound)?;
+            if !delta.admits(current) {
+                return Err(plan::miss_error(range, kind, current.to_i128(), amount));
+            }
+            let new = match delta.direction {
+                plan::Direction::Up => current.to_i128() + amount,
+                plan::Direction::Down => current.to_i128() - amount,
+            };
+            let new = M::Value::from_i128(new).expect("the guard keeps the result in range");
+            write::<M, Col, _>(c, key, new)?;
+            Ok(new)
         })
     }
 
@@ -485,4 +505,83 @@ impl<M: AtomicField<Col>, Col: Column + 'static> Field<M, Col> {
 fn value<V: AtomicValue>(a: i128, b: i128) -> (V, V) {
     let fit = |v| V::from_i128(v).expect("checked against the bounds");
     (fit(a), fit(b))
+}
+
+#[cfg(all(test, feature = "sqlite"))]
+mod tests {
+    //! The lock fallback of `change` runs only after three races in a row, which no test can
+    //! provoke on purpose; it is tested here directly.
+
+    use diesel::prelude::*;
+
+    use super::*;
+
+    diesel::table! { items (id) { id -> BigInt, stock -> Integer, } }
+
+    struct Item;
+    impl AtomicField<items::stock> for Item {
+        type Key = i64;
+        type KeyColumn = items::id;
+        type Value = i32;
+        const MIN: Option<i32> = Some(0);
+        const MAX: Option<i32> = Some(100);
+        const NAME: &'static str = "stock";
+    }
+
+    fn conn() -> SqliteConnection {
+        let mut c = SqliteConnection::establish(":memory:").unwrap();
+        diesel::sql_query("CREATE TABLE items (id BIGINT PRIMARY KEY, stock INTEGER NOT NULL)")
+            .execute(&mut c)
+            .unwrap();
+        diesel::sql_query("INSERT INTO items VALUES (1, 10)")
+            .execute(&mut c)
+            .unwrap();
+        c
+    }
+
+    fn stock(c: &mut SqliteConnection) -> i32 {
+        items::table.find(1).select(items::stock).first(c).unwrap()
+    }
+
+    #[test]
+    fn lock_fallback_applies_the_guarded_change() {
+        let (c, f) = (
+            &mut conn(),
+            Field::<Item, items::stock>::new().lock(LockMode::NoWait),
+        );
+        let range = Range::of::<Item, items::stock>();
+        let up = plan::increment(range, 5);
+        assert_eq!(f.change_locked(c, &1, up, MissKind::Increment).unwrap(), 15);
+        let down = plan::decrement_if_at_least(range, 15);
+        assert_eq!(f.change_locked(c, &1, down, MissKind::AtLeast).unwrap(), 0);
+        assert_eq!(stock(c), 0);
+    }
+
+    #[test]
+    fn lock_fallback_refuses_what_the_guard_refuses() {
+        let (c, f) = (&mut conn(), Field::<Item, items::stock>::new());
+        let range = Range::of::<Item, items::stock>();
+        let at_least = plan::decrement_if_at_least(range, 11);
+        assert!(matches!(
+            f.change_locked(c, &1, at_least, MissKind::AtLeast),
+            Err(AtomicError::Insufficient {
+                available: 10,
+                requested: 11
+            })
+        ));
+        let up = plan::increment(range, 91);
+        assert!(matches!(
+            f.change_locked(c, &1, up, MissKind::Increment),
+            Err(AtomicError::OutOfRange {
+                current: 10,
+                attempted: 101,
+                ..
+            })
+        ));
+        assert!(matches!(
+            f.change_locked(c, &2, plan::increment(range, 1), MissKind::Increment),
+            Err(AtomicError::NotFound)
+        ));
+        assert_eq!(stock(c), 10);
+    }
 }

@@ -68,8 +68,9 @@ pub trait RawConnection: Connection + LoadConnection + Sized + 'static {
         Col: Column + 'static,
         M: AtomicFieldOn<Col, Self::Backend>;
 
-    /// Takes `min(n, c - floor)`; the amount taken, or `None` when no row matched (missing, or
-    /// already at or below the floor).
+    /// Takes `min(n, c - floor)`; the amount taken, or `None` when the statement matched no row
+    /// (missing, or already at or below the floor: the caller looks once more to tell which).
+    /// A backend that already knows the row exists returns `Some(0)` for an empty take.
     fn take<M, Col>(
         &mut self,
         key: &M::Key,

@@ -69,12 +69,13 @@ impl RawConnection for SqliteConnection {
                 return Ok(None);
             };
             let taken = take.taken_from(current);
-            if taken == <M::Value as AtomicValue>::ZERO {
-                return Ok(None);
+            // The row exists: an empty take is `Some(0)`, with no second look needed.
+            if taken != <M::Value as AtomicValue>::ZERO {
+                let after =
+                    <M::Value as AtomicValue>::from_i128(current.to_i128() - taken.to_i128())
+                        .expect("floor <= after < current");
+                write::<M, Col, _>(conn, key, after)?;
             }
-            let after = <M::Value as AtomicValue>::from_i128(current.to_i128() - taken.to_i128())
-                .expect("floor <= after < current");
-            write::<M, Col, _>(conn, key, after)?;
             Ok(Some(taken))
         })
     }

@@ -57,7 +57,6 @@ where
             out.push_sql(if UP { " + " } else { " - " });
             M::bind_value(&self.amount, &mut out)?;
             out.push_sql(") ^ ");
-            #[cfg(feature = "mysql")]
             out.push_sql(super::CAPTURE_MASK);
             out.push_sql(") & 0 AS SIGNED)");
         }

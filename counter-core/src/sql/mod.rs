@@ -39,7 +39,7 @@ type Marker<M, Col, Shape> = fn() -> (M, Col, Shape);
 /// 64-bit integer. XOR with the sign bit maps every signed and unsigned value of every
 /// supported type into that range, order-preserving and reversible: the captured value never
 /// fails a range check and never depends on `sql_mode`.
-#[cfg(feature = "mysql")]
+#[cfg_attr(not(feature = "mysql"), allow(dead_code))]
 pub(crate) const CAPTURE_MASK: &str = "9223372036854775808";
 
 /// Decodes a value captured with [`CAPTURE_MASK`].

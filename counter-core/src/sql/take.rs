@@ -15,12 +15,12 @@ use crate::value::AtomicValue;
 /// RETURNING __old.c - __t.c`. The locked subquery yields the latest committed value (it waits
 /// for and then re-reads a row another writer holds), and `RETURNING` can subtract the new
 /// value from it: the amount taken, in one round trip.
-#[cfg(feature = "postgres")]
+#[cfg_attr(not(feature = "postgres"), allow(dead_code))]
 pub(crate) const TAKE_FROM_LOCKED: u8 = 1;
 /// MySQL: `UPDATE t SET c = CASE .. END + CAST(LAST_INSERT_ID(c ^ mask) & 0 AS SIGNED)
 /// WHERE pk = ? AND c > ?`: captures the value before the change, from which the caller
 /// computes the amount taken; then `SELECT LAST_INSERT_ID()`.
-#[cfg(feature = "mysql")]
+#[cfg_attr(not(feature = "mysql"), allow(dead_code))]
 pub(crate) const TAKE_CAPTURE: u8 = 2;
 
 /// The statement-id marker of a [`TakeUpdate`] shape.
@@ -46,7 +46,7 @@ where
             out.push_sql(".");
             out.push_identifier(name)
         };
-        let t = if STYLE == 1 { "__t" } else { "" };
+        let t = if STYLE == TAKE_FROM_LOCKED { "__t" } else { "" };
         // `c` as the CASE sees it: the alias-qualified column on PostgreSQL, plain on MySQL.
         let current = |out: &mut AstPass<'_, 'b, DB>| {
             if t.is_empty() {
@@ -57,7 +57,7 @@ where
         };
         out.push_sql("UPDATE ");
         M::walk_table(&self.table, out.reborrow())?;
-        if STYLE == 1 {
+        if STYLE == TAKE_FROM_LOCKED {
             out.push_sql(" AS ");
             out.push_identifier(t)?;
         }
@@ -75,16 +75,15 @@ where
         out.push_sql(" ELSE ");
         M::bind_value(&self.take.floor, &mut out)?;
         out.push_sql(" END");
-        if STYLE == 2 {
+        if STYLE == TAKE_CAPTURE {
             // Captures the value before the change; see `DeltaUpdate`'s capture.
             out.push_sql(" + CAST(LAST_INSERT_ID(");
             out.push_identifier(col)?;
             out.push_sql(" ^ ");
-            #[cfg(feature = "mysql")]
             out.push_sql(super::CAPTURE_MASK);
             out.push_sql(") & 0 AS SIGNED)");
         }
-        if STYLE == 1 {
+        if STYLE == TAKE_FROM_LOCKED {
             out.push_sql(" FROM (SELECT ");
             out.push_identifier(pk)?;
             out.push_sql(", ");
@@ -109,7 +108,7 @@ where
         current(&mut out)?;
         out.push_sql(" > ");
         M::bind_value(&self.take.floor, &mut out)?;
-        if STYLE == 1 {
+        if STYLE == TAKE_FROM_LOCKED {
             out.push_sql(" RETURNING ");
             qualified(&mut out, "__old", col)?;
             out.push_sql(" - ");
