@@ -5,6 +5,8 @@
 //! - MySQL/MariaDB: `COUNTER_MYSQL_URL`, else a MariaDB container, else a panic likewise.
 //! - SQLite: a fresh temporary database file per test, WAL mode set by the pool's connection
 //!   customizer, and deliberately no busy timeout: the library alone must cope with a busy file.
+//!   [`Sqlite::open_rollback_journal`] keeps SQLite's default journal instead, for the tests of
+//!   what WAL hides.
 //!
 //! The server databases are shared by every test of the process (tests run in parallel
 //! threads) and by other runs: each test works on rows with ids from [`next_id`], unique per
@@ -91,6 +93,10 @@ pub trait TestDb: Sized + Send + Sync + 'static {
     fn new_wallet(&self, coins: i32) -> i64;
     /// `coins` of a wallet row.
     fn wallet(&self, id: i64) -> i32;
+    /// A new `ct_named` row with exactly this name.
+    fn new_named(&self, name: &str, balance: i64);
+    /// `balance` of the `ct_named` row the database matches to `name` (under its collation).
+    fn named(&self, name: &str) -> i64;
 }
 
 /// A fresh row id: a random per-process base plus a process-wide counter, so tests running in
@@ -246,6 +252,23 @@ macro_rules! row_helpers {
                     .first(c)
             })
         }
+
+        fn new_named(&self, name: &str, balance: i64) {
+            harness(self.pool(), "insert named", |c| {
+                diesel::insert_into(ct_named::table)
+                    .values((ct_named::name.eq(name), ct_named::balance.eq(balance)))
+                    .execute(c)
+            });
+        }
+
+        fn named(&self, name: &str) -> i64 {
+            harness(self.pool(), "read named", |c| {
+                ct_named::table
+                    .find(name)
+                    .select(ct_named::balance)
+                    .first(c)
+            })
+        }
     };
 }
 
@@ -357,6 +380,10 @@ CREATE TABLE IF NOT EXISTS ct_edges (id BIGINT PRIMARY KEY, small SMALLINT NOT N
     medium INTEGER NOT NULL, big BIGINT NOT NULL, floored INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS ct_accounts (id BIGINT PRIMARY KEY, balance_cents BIGINT NOT NULL);
 CREATE TABLE IF NOT EXISTS ct_wallets (id BIGINT PRIMARY KEY, coins INTEGER NOT NULL);
+CREATE COLLATION IF NOT EXISTS ct_ci (provider = icu, locale = 'und-u-ks-level2',
+    deterministic = false);
+CREATE TABLE IF NOT EXISTS ct_named (name TEXT COLLATE ct_ci PRIMARY KEY,
+    balance BIGINT NOT NULL);
 ";
 
 const MYSQL_DDL: &str = "
@@ -369,6 +396,9 @@ CREATE TABLE IF NOT EXISTS ct_accounts (id BIGINT PRIMARY KEY, balance_cents BIG
 CREATE TABLE IF NOT EXISTS ct_wallets (id BIGINT PRIMARY KEY, coins INT NOT NULL) ENGINE = InnoDB;
 CREATE TABLE IF NOT EXISTS ct_unsigned (id BIGINT PRIMARY KEY, u32v INT UNSIGNED NOT NULL,
     u64v BIGINT UNSIGNED NOT NULL) ENGINE = InnoDB;
+CREATE TABLE IF NOT EXISTS ct_named (
+    name VARCHAR(64) CHARACTER SET utf8mb4 COLLATE utf8mb4_general_ci PRIMARY KEY,
+    balance BIGINT NOT NULL) ENGINE = InnoDB;
 ";
 
 const SQLITE_DDL: &str = "
@@ -378,6 +408,8 @@ CREATE TABLE IF NOT EXISTS ct_edges (id BIGINT PRIMARY KEY, small SMALLINT NOT N
     medium INTEGER NOT NULL, big BIGINT NOT NULL, floored INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS ct_accounts (id BIGINT PRIMARY KEY, balance_cents BIGINT NOT NULL);
 CREATE TABLE IF NOT EXISTS ct_wallets (id BIGINT PRIMARY KEY, coins INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS ct_named (name TEXT COLLATE NOCASE PRIMARY KEY,
+    balance BIGINT NOT NULL);
 ";
 
 /// A server backend: a process-wide pool (the tables are created when it is), shared by every
@@ -455,6 +487,45 @@ impl Sqlite {
     pub fn path(&self) -> &std::path::Path {
         &self.path
     }
+
+    /// Like [`TestDb::open`], but the file stays in SQLite's default rollback journal
+    /// (`journal_mode = DELETE`, where a reader's shared lock blocks a writer's commit), and the
+    /// pool sets nothing at all on its connections: no WAL, no busy timeout.
+    pub fn open_rollback_journal() -> Self {
+        Self::open_with(None)
+    }
+
+    /// A fresh file with the tables; with `Some(WalMode)` the file is switched to WAL first and
+    /// every pooled connection goes through that customizer.
+    fn open_with(wal: Option<WalMode>) -> Self {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let path = dir.path().join("counter-tests.sqlite3");
+        let url = path.to_str().expect("UTF-8 temporary path").to_owned();
+        // WAL is a property of the file: switch it (and create the tables) on one connection
+        // before the pool opens several.
+        let mut first = SqliteConnection::establish(&url).expect("create the SQLite file");
+        if wal.is_some() {
+            first
+                .batch_execute("PRAGMA journal_mode = WAL;")
+                .expect("switch the SQLite file to WAL");
+        }
+        first
+            .batch_execute(SQLITE_DDL)
+            .expect("create the SQLite tables");
+        drop(first);
+        let mut builder = Pool::builder().max_size(POOL_SIZE).min_idle(Some(1));
+        if let Some(wal) = wal {
+            builder = builder.connection_customizer(Box::new(wal));
+        }
+        let pool = builder
+            .build(ConnectionManager::new(url))
+            .expect("SQLite pool");
+        Sqlite {
+            pool,
+            path,
+            _dir: dir,
+        }
+    }
 }
 
 impl TestDb for Sqlite {
@@ -464,28 +535,7 @@ impl TestDb for Sqlite {
     type Pooled = PooledConnection<ConnectionManager<SqliteConnection>>;
 
     fn open() -> Self {
-        let dir = tempfile::tempdir().expect("temporary directory");
-        let path = dir.path().join("counter-tests.sqlite3");
-        let url = path.to_str().expect("UTF-8 temporary path").to_owned();
-        // WAL is a property of the file: switch it (and create the tables) on one connection
-        // before the pool opens several.
-        let mut first = SqliteConnection::establish(&url).expect("create the SQLite file");
-        first
-            .batch_execute("PRAGMA journal_mode = WAL;")
-            .and_then(|()| first.batch_execute(SQLITE_DDL))
-            .expect("create the SQLite tables");
-        drop(first);
-        let pool = Pool::builder()
-            .max_size(POOL_SIZE)
-            .min_idle(Some(1))
-            .connection_customizer(Box::new(WalMode))
-            .build(ConnectionManager::new(url))
-            .expect("SQLite pool");
-        Sqlite {
-            pool,
-            path,
-            _dir: dir,
-        }
+        Self::open_with(Some(WalMode))
     }
 
     fn pool(&self) -> &PoolOf<SqliteConnection> {

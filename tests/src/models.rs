@@ -61,3 +61,13 @@ pub struct UnsignedCounter {
     #[atomic]
     pub u64v: u64,
 }
+
+/// A `String` key that the database compares case-insensitively (see `ct_named`).
+#[derive(Debug, Queryable, Selectable, Identifiable, AtomicField)]
+#[diesel(table_name = ct_named)]
+#[diesel(primary_key(name))]
+pub struct Named {
+    pub name: String,
+    #[atomic(min = 0)]
+    pub balance: i64,
+}

@@ -47,3 +47,13 @@ diesel::table! {
         u64v -> Unsigned<BigInt>,
     }
 }
+
+diesel::table! {
+    /// A string primary key that the database compares case-insensitively (MariaDB
+    /// `utf8mb4_general_ci`, which also ignores trailing spaces; SQLite `NOCASE`; PostgreSQL a
+    /// nondeterministic ICU collation): two different Rust strings can name one row.
+    ct_named (name) {
+        name -> Text,
+        balance -> BigInt,
+    }
+}
