@@ -34,10 +34,13 @@ pub enum AtomicError {
     #[error("no row with that primary key")]
     NotFound,
 
-    /// `decrement_*_if_at_least` or a transfer asked for more than the row holds.
+    /// `decrement_*_if_at_least` or a transfer asked for more than the row can give.
     #[error("insufficient: {requested} requested, {available} available")]
     Insufficient {
-        /// The value of the row when the call looked.
+        /// How much the row could give when the call looked. For `decrement_*_if_at_least`
+        /// that is the row's value; for a transfer it is the source row's value less its lower
+        /// bound (the declared `min`, else the type's minimum): an account at 100 with
+        /// `min = -500` has 600 available.
         available: i128,
         /// The amount the call asked for.
         requested: i128,
@@ -70,9 +73,10 @@ pub enum AtomicError {
     #[error("the row is locked by another transaction")]
     Locked,
 
-    /// A transient conflict (serialization failure, deadlock, lock wait timeout, SQLite busy)
-    /// persisted through every attempt of the retry policy, or happened inside the caller's
-    /// own transaction, which only the caller can re-run.
+    /// A transient conflict (serialization failure, deadlock, lock wait timeout) persisted
+    /// through every attempt of the retry policy, a busy SQLite database stayed busy for the
+    /// policy's whole `busy_timeout`, or either happened inside the caller's own transaction,
+    /// which only the caller can re-run. `attempts` counts every run, busy polls included.
     #[error("gave up after {attempts} attempt(s): {source}")]
     Conflict {
         /// How many times the operation ran.

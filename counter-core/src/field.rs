@@ -6,8 +6,8 @@ use diesel::deserialize::FromSql;
 use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
 use diesel::result::QueryResult;
 use diesel::serialize::ToSql;
-use diesel::sql_types::HasSqlType;
-use diesel::{Column, Expression, OptionalExtension, Queryable, RunQueryDsl};
+use diesel::sql_types::{BigInt, HasSqlType};
+use diesel::{Column, Expression, Queryable, RunQueryDsl};
 
 use crate::retry::RetryPolicy;
 use crate::value::AtomicValue;
@@ -79,6 +79,11 @@ pub trait AtomicFieldOn<Col: Column, DB: Backend>: AtomicField<Col> {
             + QueryFragment<DB>
             + QueryId
             + RunQueryDsl<C>;
+    #[doc(hidden)]
+    fn load_roles<C, Q>(conn: &mut C, query: Q) -> QueryResult<Vec<i64>>
+    where
+        C: LoadConnection<Backend = DB>,
+        Q: Query<SqlType = BigInt> + QueryFragment<DB> + QueryId + RunQueryDsl<C>;
 }
 
 impl<M, Col, DB> AtomicFieldOn<Col, DB> for M
@@ -88,12 +93,14 @@ where
     DB: Backend
         + HasSqlType<<M::KeyColumn as Expression>::SqlType>
         + HasSqlType<<M::Value as AtomicValue>::SqlType>
+        + HasSqlType<BigInt>
         + 'static,
     Col::Table: QueryFragment<DB> + Default,
     M::Key: ToSql<<M::KeyColumn as Expression>::SqlType, DB>,
     M::Value: ToSql<<M::Value as AtomicValue>::SqlType, DB>
         + FromSql<<M::Value as AtomicValue>::SqlType, DB>
         + Queryable<<M::Value as AtomicValue>::SqlType, DB>,
+    i64: Queryable<BigInt, DB>,
 {
     fn table() -> Col::Table {
         Default::default()
@@ -119,6 +126,21 @@ where
             + QueryId
             + RunQueryDsl<C>,
     {
-        query.get_result::<M::Value>(conn).optional()
+        // `load`, not `get_result`: on SQLite a `RETURNING` statement in autocommit commits when
+        // it is stepped to its end, and that commit can fail (SQLITE_BUSY) and roll the write
+        // back after the row was handed out. `get_result` steps once and ignores the error of
+        // the reset that finishes the statement, so it can report a write that never happened;
+        // `load` steps until SQLITE_DONE, so the commit's error reaches the retry loop.
+        let mut rows = query.load::<M::Value>(conn)?;
+        debug_assert!(rows.len() <= 1, "one row per primary key");
+        Ok(rows.pop())
+    }
+
+    fn load_roles<C, Q>(conn: &mut C, query: Q) -> QueryResult<Vec<i64>>
+    where
+        C: LoadConnection<Backend = DB>,
+        Q: Query<SqlType = BigInt> + QueryFragment<DB> + QueryId + RunQueryDsl<C>,
+    {
+        query.load(conn)
     }
 }

@@ -16,7 +16,7 @@ use crate::field::{AtomicField, AtomicFieldOn};
 use crate::lock::LockMode;
 use crate::plan::{self, check_transition, non_negative, Delta, MissKind, Range, Take};
 use crate::retry::RetryPolicy;
-use crate::sql::{read, write};
+use crate::sql::{pair_order, read, write, First};
 use crate::value::AtomicValue;
 
 /// How often a single-statement change is tried again when it missed but the row, read right
@@ -101,7 +101,8 @@ impl<M: AtomicField<Col>, Col: Column + 'static> Field<M, Col> {
     }
 
     /// The row's current value: one plain `SELECT`, no lock, for showing a counter. It may be
-    /// stale by the time you use it; to act on the value, use the operations below.
+    /// stale by the time you use it; to act on the value, use the operations below. A busy
+    /// SQLite database is waited for like every other operation does.
     ///
     /// Errors: `NotFound`.
     pub fn current<C>(&self, conn: &mut C, key: M::Key) -> Result<M::Value, AtomicError>
@@ -109,7 +110,7 @@ impl<M: AtomicField<Col>, Col: Column + 'static> Field<M, Col> {
         C: AtomicConnection,
         M: AtomicFieldOn<Col, BackendOf<C>>,
     {
-        self.existing(conn.raw(), &key)
+        self.run(conn.raw(), LockMode::Wait, |c| self.existing(c, &key))
     }
 
     /// `c = c + by` in one statement, unless the result would pass the upper bound.
@@ -195,12 +196,11 @@ impl<M: AtomicField<Col>, Col: Column + 'static> Field<M, Col> {
         M: AtomicFieldOn<Col, BackendOf<C>>,
     {
         non_negative(n)?;
-        let raw = conn.raw();
-        let Some(take) = Take::new(Range::floor::<M, Col>(), n).filter(|t| t.n != M::Value::ZERO)
-        else {
-            return self.existing(raw, &key).map(|_| M::Value::ZERO);
-        };
-        self.run(raw, LockMode::Wait, |c| {
+        let take = Take::new(Range::floor::<M, Col>(), n).filter(|t| t.n != M::Value::ZERO);
+        self.run(conn.raw(), LockMode::Wait, |c| {
+            let Some(take) = take else {
+                return self.existing(c, &key).map(|_| M::Value::ZERO);
+            };
             match c.take::<M, Col>(&key, take)? {
                 Some(taken) => Ok(taken),
                 None => self.existing(c, &key).map(|_| M::Value::ZERO),
@@ -243,13 +243,15 @@ impl<M: AtomicField<Col>, Col: Column + 'static> Field<M, Col> {
         })
     }
 
-    /// Moves `amount` from row `from` to row `to` in one transaction, both rows locked in
-    /// primary-key order so that opposite transfers cannot deadlock.
+    /// Moves `amount` from row `from` to row `to` in one transaction, both rows locked in the
+    /// order the database sorts their keys, so that opposite transfers cannot deadlock.
     ///
     /// Returns the new values `(from, to)`. Errors: `Insufficient { available, requested }`
-    /// when `from` would go below its floor (`available` is how much it could give),
-    /// `OutOfRange` when `to` would pass its maximum, `SameRow`, `NegativeAmount`, `NotFound`.
-    /// Nothing is written on any error.
+    /// when `from` would go below its lower bound (`available` is how much it could give: its
+    /// value less the bound in force, the declared minimum or else the type's minimum),
+    /// `OutOfRange` when `to` would pass its maximum, `SameRow` when both keys name one row
+    /// *as the database compares them* (`"abc"` and `"ABC"` under a case-insensitive
+    /// collation are one row), `NegativeAmount`, `NotFound`. Nothing is written on any error.
     pub fn transfer<C>(
         &self,
         conn: &mut C,
@@ -260,27 +262,18 @@ impl<M: AtomicField<Col>, Col: Column + 'static> Field<M, Col> {
     where
         C: AtomicConnection,
         M: AtomicFieldOn<Col, BackendOf<C>>,
-        M::Key: Ord,
+        M::Key: PartialEq,
     {
         let amount_i = non_negative(amount)?;
+        // Equal keys are one row whatever the collation; unequal ones the database decides.
         if from == to {
             return Err(AtomicError::SameRow);
         }
         let range = Range::of::<M, Col>();
         self.run(conn.raw(), self.lock, |c| {
             c.write_transaction(|c| {
-                let (first, second) = if from < to {
-                    (&from, &to)
-                } else {
-                    (&to, &from)
-                };
-                let first_value = self.lock_row(c, first)?.ok_or(AtomicError::NotFound)?;
-                let second_value = self.lock_row(c, second)?.ok_or(AtomicError::NotFound)?;
-                let (source, target) = if from < to {
-                    (first_value.to_i128(), second_value.to_i128())
-                } else {
-                    (second_value.to_i128(), first_value.to_i128())
-                };
+                let (source, target) = self.lock_pair(c, &from, &to)?;
+                let (source, target) = (source.to_i128(), target.to_i128());
                 if amount_i == 0 {
                     return Ok(value(source, target));
                 }
@@ -359,11 +352,11 @@ impl<M: AtomicField<Col>, Col: Column + 'static> Field<M, Col> {
         M: AtomicFieldOn<Col, R::Backend>,
     {
         let amount = non_negative(delta.amount)?;
-        if amount == 0 {
-            return self.existing(raw, key);
-        }
         let range = Range::of::<M, Col>();
         self.run(raw, LockMode::Wait, |c| {
+            if amount == 0 {
+                return self.existing(c, key);
+            }
             for _ in 0..RECHECKS {
                 if let Some(guard) = delta.guard {
                     if let Some(new) =
@@ -442,6 +435,32 @@ impl<M: AtomicField<Col>, Col: Column + 'static> Field<M, Col> {
             }
             None => Ok(None),
         }
+    }
+
+    /// Reads and locks the two rows of a transfer per this handle's lock mode, in the order
+    /// the database sorts their keys: their values `(from, to)`, or `SameRow` (the database
+    /// says both keys name one row), `NotFound`, or `Locked` when `SkipLocked` skipped one.
+    fn lock_pair<R>(
+        &self,
+        raw: &mut R,
+        from: &M::Key,
+        to: &M::Key,
+    ) -> Result<(M::Value, M::Value), AtomicError>
+    where
+        R: RawConnection,
+        M: AtomicFieldOn<Col, R::Backend>,
+    {
+        let first = pair_order::<M, Col, _>(raw, from, to, R::BIGINT)?;
+        let (a, b) = match first {
+            First::From => (from, to),
+            First::To => (to, from),
+        };
+        let a = self.lock_row(raw, a)?.ok_or(AtomicError::NotFound)?;
+        let b = self.lock_row(raw, b)?.ok_or(AtomicError::NotFound)?;
+        Ok(match first {
+            First::From => (a, b),
+            First::To => (b, a),
+        })
     }
 
     /// One locking read; with `SkipLocked`, `None` also for a row another transaction holds.

@@ -53,7 +53,14 @@ impl RetryPolicy {
         busy_timeout: Duration::from_secs(5),
     };
 
-    /// Run once; any conflict is returned as `Conflict { attempts: 1 }`.
+    /// Run once: a serialization failure, deadlock or lock wait timeout is returned as
+    /// `Conflict { attempts: 1 }`.
+    ///
+    /// Waiting is not retrying: like PostgreSQL and MySQL, which wait for a row lock inside the
+    /// one statement, a busy SQLite database is still waited for up to `busy_timeout`. To fail
+    /// at once on a busy SQLite as well, use
+    /// `RetryPolicy::NEVER.with_busy_timeout(Duration::ZERO)`, which returns
+    /// `Conflict { attempts: 1 }` on the first "database is locked".
     pub const NEVER: RetryPolicy = RetryPolicy {
         max_attempts: 1,
         ..RetryPolicy::DEFAULT

@@ -10,6 +10,7 @@ mod mysql;
 mod pg;
 #[cfg(feature = "sqlite")]
 mod sqlite;
+mod transaction;
 
 use diesel::connection::{LoadConnection, TransactionManager};
 use diesel::result::QueryResult;
@@ -83,11 +84,24 @@ pub trait RawConnection: Connection + LoadConnection + Sized + 'static {
     /// The clause appended to `SELECT c FROM t WHERE pk = ?` to lock the row.
     fn lock_sql(mode: LockMode) -> Result<&'static str, AtomicError>;
 
-    /// Runs `f` in a transaction that will write: `BEGIN` on servers, `BEGIN IMMEDIATE` on
-    /// SQLite; a savepoint inside the caller's transaction.
+    /// The name of a signed 64-bit integer in `CAST(… AS <type>)`.
+    const BIGINT: &'static str = "BIGINT";
+
+    /// Opens a transaction that will write: `BEGIN` on servers, `BEGIN IMMEDIATE` on SQLite;
+    /// a savepoint inside the caller's transaction.
+    fn begin_write(&mut self) -> QueryResult<()> {
+        Self::TransactionManager::begin_transaction(self)
+    }
+
+    /// Runs `f` in a transaction opened by [`begin_write`](Self::begin_write): committed on
+    /// `Ok`, rolled back on `Err` and on a panic (which then resumes), so the connection is
+    /// left as the call found it whatever `f` does.
     fn write_transaction<T, F>(&mut self, f: F) -> Result<T, AtomicError>
     where
-        F: FnOnce(&mut Self) -> Result<T, AtomicError>;
+        F: FnOnce(&mut Self) -> Result<T, AtomicError>,
+    {
+        transaction::guarded(self, Self::begin_write, f)
+    }
 
     /// Sorts a database error for the retry loop.
     fn classify(error: &diesel::result::Error, mode: LockMode) -> ErrorClass;

@@ -42,6 +42,7 @@ fn captured<V: AtomicValue>(conn: &mut MysqlConnection) -> QueryResult<V> {
 
 impl RawConnection for MysqlConnection {
     const BACKEND: &'static str = "MySQL";
+    const BIGINT: &'static str = "SIGNED";
 
     fn apply_delta<M, Col>(
         &mut self,
@@ -105,13 +106,6 @@ impl RawConnection for MysqlConnection {
             LockMode::NoWait => " FOR UPDATE NOWAIT",
             LockMode::SkipLocked => " FOR UPDATE SKIP LOCKED",
         })
-    }
-
-    fn write_transaction<T, F>(&mut self, f: F) -> Result<T, AtomicError>
-    where
-        F: FnOnce(&mut Self) -> Result<T, AtomicError>,
-    {
-        self.transaction(f)
     }
 
     fn classify(error: &Error, mode: LockMode) -> ErrorClass {

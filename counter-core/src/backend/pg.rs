@@ -3,7 +3,7 @@
 
 use diesel::pg::PgConnection;
 use diesel::result::{DatabaseErrorKind, Error, QueryResult};
-use diesel::{Column, Connection};
+use diesel::Column;
 
 use super::{message, raw_connection, ErrorClass, RawConnection};
 use crate::error::AtomicError;
@@ -73,13 +73,6 @@ impl RawConnection for PgConnection {
             LockMode::NoWait => " FOR NO KEY UPDATE NOWAIT",
             LockMode::SkipLocked => " FOR NO KEY UPDATE SKIP LOCKED",
         })
-    }
-
-    fn write_transaction<T, F>(&mut self, f: F) -> Result<T, AtomicError>
-    where
-        F: FnOnce(&mut Self) -> Result<T, AtomicError>,
-    {
-        self.transaction(f)
     }
 
     fn classify(error: &Error, mode: LockMode) -> ErrorClass {

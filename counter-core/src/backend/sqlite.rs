@@ -3,9 +3,10 @@
 //! written (there is no `FOR UPDATE`). A busy database is a transient conflict: the retry loop
 //! waits and runs the operation again, so callers need no busy timeout.
 
+use diesel::connection::{AnsiTransactionManager, TransactionManager};
 use diesel::result::{Error, QueryResult};
 use diesel::sqlite::SqliteConnection;
-use diesel::{Column, Connection};
+use diesel::Column;
 
 use super::{message, raw_connection, ErrorClass, RawConnection};
 use crate::error::AtomicError;
@@ -93,14 +94,11 @@ impl RawConnection for SqliteConnection {
 
     /// `BEGIN IMMEDIATE`, or a savepoint inside the caller's transaction (whose lock mode the
     /// caller chose when it began).
-    fn write_transaction<T, F>(&mut self, f: F) -> Result<T, AtomicError>
-    where
-        F: FnOnce(&mut Self) -> Result<T, AtomicError>,
-    {
+    fn begin_write(&mut self) -> QueryResult<()> {
         if super::in_transaction(self) {
-            self.transaction(f)
+            AnsiTransactionManager::begin_transaction(self)
         } else {
-            self.immediate_transaction(f)
+            AnsiTransactionManager::begin_transaction_sql(self, "BEGIN IMMEDIATE")
         }
     }
 

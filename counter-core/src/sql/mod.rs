@@ -7,6 +7,7 @@
 //! is a bind parameter.
 
 mod delta;
+mod pair;
 mod read_write;
 #[cfg(any(feature = "postgres", feature = "mysql"))]
 mod take;
@@ -16,6 +17,7 @@ pub(crate) use delta::DeltaUpdate;
 pub(crate) use delta::DELTA_CAPTURE;
 #[cfg(any(feature = "postgres", feature = "sqlite"))]
 pub(crate) use delta::DELTA_RETURNING;
+pub(crate) use pair::{pair_order, First};
 #[cfg(feature = "mysql")]
 pub(crate) use read_write::LastInsertId;
 pub(crate) use read_write::{read, write};
