@@ -6,6 +6,7 @@
 //! - [`scenarios`]: every scenario, written once, generic over [`db::TestDb`]; the
 //!   `backend_tests!` macro turns them into one `#[test]` each in `tests/{sqlite,postgres,mysql}.rs`.
 
+pub mod checker;
 pub mod db;
 pub mod models;
 pub mod scenarios;

@@ -71,3 +71,22 @@ pub struct Named {
     #[atomic(min = 0)]
     pub balance: i64,
 }
+
+/// The checker's integer-keyed counter: a narrow range, so random amounts hit both bounds.
+#[derive(Debug, Queryable, Selectable, Identifiable, AtomicField)]
+#[diesel(table_name = ck_counters)]
+pub struct CkCounter {
+    pub id: i64,
+    #[atomic(min = 0, max = 100)]
+    pub v: i32,
+}
+
+/// The checker's counter under a case-insensitive string key: several spellings, one row.
+#[derive(Debug, Queryable, Selectable, Identifiable, AtomicField)]
+#[diesel(table_name = ck_names)]
+#[diesel(primary_key(name))]
+pub struct CkName {
+    pub name: String,
+    #[atomic(min = 0, max = 100)]
+    pub v: i32,
+}

@@ -57,3 +57,20 @@ diesel::table! {
         balance -> BigInt,
     }
 }
+
+diesel::table! {
+    /// The randomized checker's integer-keyed counters (`tests/src/checker`).
+    ck_counters (id) {
+        id -> BigInt,
+        v -> Integer,
+    }
+}
+
+diesel::table! {
+    /// The randomized checker's counters under a string key the database compares
+    /// case-insensitively (the same collations as `ct_named`).
+    ck_names (name) {
+        name -> Text,
+        v -> Integer,
+    }
+}

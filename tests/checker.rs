@@ -1,0 +1,76 @@
+//! The randomized checker (`tests/src/checker`) on every database configuration users run:
+//! one test per cell, each running both subjects (an integer key, and a string key the
+//! database compares case-insensitively). Sizes: see the checker's module documentation; CI
+//! runs the defaults, a soak run is
+//! `COUNTER_CHECK_SECONDS=120 cargo test --release -p counter-tests --all-features --test checker -- --test-threads 1 --nocapture`.
+
+use counter_tests::checker::cells::{mysql, postgres, SqliteCell};
+use counter_tests::checker::{run, Plan};
+use counter_tests::models::{CkCounter, CkName};
+
+/// Both subjects on one pool; `trailing_space`: the database ignores trailing spaces in keys.
+macro_rules! both {
+    ($cell:expr, $pool:expr, $trailing_space:expr) => {{
+        let plan = Plan::from_env();
+        run::<CkCounter, _>($cell, $pool, plan, $trailing_space);
+        run::<CkName, _>($cell, $pool, plan, $trailing_space);
+    }};
+}
+
+macro_rules! sqlite_cells {
+    ($($name:ident: $journal:literal, $busy:expr;)*) => {$(
+        #[test]
+        fn $name() {
+            let cell = SqliteCell::open($journal, $busy);
+            both!(stringify!($name), &cell.pool, false);
+        }
+    )*};
+}
+
+sqlite_cells! {
+    sqlite_delete: "DELETE", None;
+    sqlite_delete_busy_timeout: "DELETE", Some(1000);
+    sqlite_truncate: "TRUNCATE", None;
+    sqlite_truncate_busy_timeout: "TRUNCATE", Some(1000);
+    sqlite_wal: "WAL", None;
+    sqlite_wal_busy_timeout: "WAL", Some(1000);
+}
+
+macro_rules! postgres_cells {
+    ($($name:ident: $isolation:literal;)*) => {$(
+        #[test]
+        fn $name() {
+            both!(stringify!($name), &postgres($isolation), false);
+        }
+    )*};
+}
+
+postgres_cells! {
+    postgres_read_committed: "read committed";
+    postgres_repeatable_read: "repeatable read";
+    postgres_serializable: "serializable";
+}
+
+/// MariaDB's default `sql_mode`, which is strict.
+const STRICT: &str =
+    "STRICT_TRANS_TABLES,ERROR_FOR_DIVISION_BY_ZERO,NO_AUTO_CREATE_USER,NO_ENGINE_SUBSTITUTION";
+const NON_STRICT: &str = "";
+const ANSI_QUOTES: &str = "ANSI_QUOTES,STRICT_TRANS_TABLES";
+
+macro_rules! mysql_cells {
+    ($($name:ident: $mode:expr, $isolation:literal;)*) => {$(
+        #[test]
+        fn $name() {
+            both!(stringify!($name), &mysql($mode, $isolation), true);
+        }
+    )*};
+}
+
+mysql_cells! {
+    mysql_strict_repeatable_read: STRICT, "REPEATABLE READ";
+    mysql_strict_read_committed: STRICT, "READ COMMITTED";
+    mysql_non_strict_repeatable_read: NON_STRICT, "REPEATABLE READ";
+    mysql_non_strict_read_committed: NON_STRICT, "READ COMMITTED";
+    mysql_ansi_quotes_repeatable_read: ANSI_QUOTES, "REPEATABLE READ";
+    mysql_ansi_quotes_read_committed: ANSI_QUOTES, "READ COMMITTED";
+}

@@ -1,0 +1,208 @@
+//! The operations the checker runs: generated at random from a seed, executed through the
+//! public API, and recorded with their outcome.
+
+use std::fmt::Debug;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use counter_core::{AtomicConnection, AtomicError, AtomicField, AtomicFieldOn, BackendOf, Field};
+use diesel::Column;
+use rand::rngs::StdRng;
+use rand::seq::IndexedRandom;
+use rand::Rng;
+
+/// The payload of the panics the checker injects into `update_locked` closures.
+pub const INJECTED_PANIC: &str = "counter-tests checker: injected panic";
+
+/// A key as the checker uses it: the spelling passed to the library, and the row the model
+/// knows it names (`None`: no row has that key).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Key<K> {
+    pub key: K,
+    pub row: Option<usize>,
+}
+
+/// What an `update_locked` closure does with the value it is given. All are pure, so a
+/// re-run after a conflict computes the same thing.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Closure {
+    /// `v + d` (`d` may be negative); the library checks the bounds.
+    Add(i32),
+    /// `v - d` when `v >= d`, else the closure refuses with `AtomicError::custom`.
+    RefuseBelow(i32),
+    /// Panics (the caller catches it).
+    Panic,
+}
+
+impl Closure {
+    /// The closure's body.
+    pub fn apply(self, v: i32) -> Result<i32, AtomicError> {
+        match self {
+            Closure::Add(d) => Ok(v + d),
+            Closure::RefuseBelow(d) if v < d => Err(AtomicError::custom(refusal(v))),
+            Closure::RefuseBelow(d) => Ok(v - d),
+            Closure::Panic => std::panic::panic_any(INJECTED_PANIC),
+        }
+    }
+}
+
+/// The message of a `RefuseBelow` refusal of value `v`.
+pub fn refusal(v: i32) -> String {
+    format!("refused at {v}")
+}
+
+/// One call of the public API.
+#[derive(Debug, Clone)]
+pub enum Op<K> {
+    Increment(Key<K>, i32),
+    Decrement(Key<K>, i32),
+    DecrementIfAtLeast(Key<K>, i32),
+    TakeUpTo(Key<K>, i32),
+    UpdateLocked(Key<K>, Closure),
+    Transfer(Key<K>, Key<K>, i32),
+    Current(Key<K>),
+}
+
+impl<K> Op<K> {
+    /// The operation's name, for statistics.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Op::Increment(..) => "increment",
+            Op::Decrement(..) => "decrement",
+            Op::DecrementIfAtLeast(..) => "decrement_if_at_least",
+            Op::TakeUpTo(..) => "take_up_to",
+            Op::UpdateLocked(..) => "update_locked",
+            Op::Transfer(..) => "transfer",
+            Op::Current(..) => "current",
+        }
+    }
+}
+
+/// What a call returned.
+#[derive(Debug)]
+pub enum Outcome {
+    /// `Ok` of a single value (the new value, the amount taken, or the current value).
+    Value(i32),
+    /// `Ok((from, to))` of a transfer.
+    Pair(i32, i32),
+    /// `Err`.
+    Failed(AtomicError),
+    /// The call panicked (caught by the checker).
+    Panicked,
+}
+
+/// One recorded call.
+#[derive(Debug)]
+pub struct Record<K> {
+    pub thread: usize,
+    pub op: Op<K>,
+    pub outcome: Outcome,
+    /// Was the connection inside a transaction after the call returned? (It never should be:
+    /// the checker's calls run outside any transaction of its own.)
+    pub left_in_transaction: bool,
+}
+
+/// The keys of one history: each row's spellings (the first is the one it was inserted
+/// with), and keys that name no row.
+#[derive(Debug, Clone)]
+pub struct Keys<K> {
+    pub rows: Vec<Vec<K>>,
+    pub missing: Vec<K>,
+}
+
+impl<K: Clone> Keys<K> {
+    /// A random key: 1 in 20 names no row, the others a random spelling of a random row.
+    fn pick(&self, rng: &mut StdRng) -> Key<K> {
+        if rng.random_ratio(1, 20) {
+            let key = self.missing.choose(rng).expect("a missing key").clone();
+            return Key { key, row: None };
+        }
+        let row = rng.random_range(0..self.rows.len());
+        let key = self.rows[row].choose(rng).expect("a spelling").clone();
+        Key {
+            key,
+            row: Some(row),
+        }
+    }
+}
+
+/// A random amount: zero, small and medium ones, negatives, and amounts at and past the
+/// bounds `0..=hi` and the type's limit.
+fn amount(rng: &mut StdRng, hi: i32) -> i32 {
+    match rng.random_range(0..100) {
+        0..10 => 0,
+        10..15 => -rng.random_range(1..=5),
+        15..22 => *[hi, hi + 1, i32::MAX].choose(rng).expect("non-empty"),
+        22..75 => rng.random_range(1..=10),
+        _ => rng.random_range(11..=60),
+    }
+}
+
+/// A random operation on `keys`; `hi` is the upper bound of the counters.
+pub fn random_op<K: Clone>(rng: &mut StdRng, keys: &Keys<K>, hi: i32) -> Op<K> {
+    let key = keys.pick(rng);
+    match rng.random_range(0..100) {
+        0..18 => Op::Increment(key, amount(rng, hi)),
+        18..30 => Op::Decrement(key, amount(rng, hi)),
+        30..45 => Op::DecrementIfAtLeast(key, amount(rng, hi)),
+        45..55 => Op::TakeUpTo(key, amount(rng, hi)),
+        55..72 => {
+            let closure = match rng.random_range(0..10) {
+                0 => Closure::Panic,
+                1..5 => Closure::RefuseBelow(rng.random_range(0..=30)),
+                _ => Closure::Add(rng.random_range(-30..=30)),
+            };
+            Op::UpdateLocked(key, closure)
+        }
+        72..90 => Op::Transfer(key, keys.pick(rng), amount(rng, hi)),
+        _ => Op::Current(key),
+    }
+}
+
+/// Runs `op` through the library's handle for column `Col` of model `M` (what every generated
+/// method delegates to); a panic is caught and recorded as [`Outcome::Panicked`].
+pub fn execute<M, Col, C>(conn: &mut C, op: &Op<M::Key>) -> Outcome
+where
+    C: AtomicConnection,
+    Col: Column + 'static,
+    M: AtomicFieldOn<Col, BackendOf<C>> + AtomicField<Col, Value = i32>,
+    M::Key: Clone + PartialEq,
+{
+    let field = Field::<M, Col>::new();
+    let value = |r: Result<i32, AtomicError>| r.map(Outcome::Value);
+    let result = catch_unwind(AssertUnwindSafe(|| match op {
+        Op::Increment(k, n) => value(field.increment(conn, k.key.clone(), *n)),
+        Op::Decrement(k, n) => value(field.decrement(conn, k.key.clone(), *n)),
+        Op::DecrementIfAtLeast(k, n) => value(field.decrement_if_at_least(conn, k.key.clone(), *n)),
+        Op::TakeUpTo(k, n) => value(field.take_up_to(conn, k.key.clone(), *n)),
+        Op::UpdateLocked(k, closure) => {
+            value(field.update_locked(conn, k.key.clone(), |v| closure.apply(v)))
+        }
+        Op::Transfer(from, to, n) => field
+            .transfer(conn, from.key.clone(), to.key.clone(), *n)
+            .map(|(a, b)| Outcome::Pair(a, b)),
+        Op::Current(k) => value(field.current(conn, k.key.clone())),
+    }));
+    match result {
+        Ok(Ok(outcome)) => outcome,
+        Ok(Err(error)) => Outcome::Failed(error),
+        Err(_) => Outcome::Panicked,
+    }
+}
+
+/// Keeps the injected panics out of the test output (they are expected and recorded); every
+/// other panic still reaches the default hook.
+pub fn quiet_injected_panics() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let default = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if info.payload().downcast_ref::<&str>() != Some(&INJECTED_PANIC) {
+                default(info);
+            }
+        }));
+    });
+}
+
+/// Keys are printed in anomaly reports.
+pub trait KeyDebug: Debug + Clone + PartialEq + Send + Sync + 'static {}
+impl<K: Debug + Clone + PartialEq + Send + Sync + 'static> KeyDebug for K {}
