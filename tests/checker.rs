@@ -73,4 +73,5 @@ mysql_cells! {
     mysql_non_strict_read_committed: NON_STRICT, "READ COMMITTED";
     mysql_ansi_quotes_repeatable_read: ANSI_QUOTES, "REPEATABLE READ";
     mysql_ansi_quotes_read_committed: ANSI_QUOTES, "READ COMMITTED";
+    mysql_strict_serializable: STRICT, "SERIALIZABLE";
 }

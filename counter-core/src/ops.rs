@@ -214,6 +214,10 @@ impl<M: AtomicField<Col>, Col: Column + 'static> Field<M, Col> {
     /// The row is locked with `SELECT … FOR NO KEY UPDATE` (PostgreSQL), `FOR UPDATE` (MySQL)
     /// or `BEGIN IMMEDIATE` (SQLite). `op` is `FnMut` because a transient conflict re-runs the
     /// whole transaction, `op` included: keep it free of side effects outside the database.
+    /// On SQLite in a rollback journal mode that includes a `COMMIT` that found a reader
+    /// holding the file (SQLite rolls it back), which is waited for like any busy database,
+    /// even under [`RetryPolicy::NEVER`] unless its `busy_timeout` is zero. If `op` panics,
+    /// the transaction is rolled back and the panic resumed.
     /// An `Err` from `op` writes nothing and is returned as it is; use
     /// [`AtomicError::custom`] for your own reasons. The new value is checked against the
     /// bounds (`OutOfRange`). With [`LockMode::NoWait`], a row held by another transaction
@@ -251,7 +255,8 @@ impl<M: AtomicField<Col>, Col: Column + 'static> Field<M, Col> {
     /// value less the bound in force, the declared minimum or else the type's minimum),
     /// `OutOfRange` when `to` would pass its maximum, `SameRow` when both keys name one row
     /// *as the database compares them* (`"abc"` and `"ABC"` under a case-insensitive
-    /// collation are one row), `NegativeAmount`, `NotFound`. Nothing is written on any error.
+    /// collation are one row; two equal keys are `SameRow` even when no row has them),
+    /// `NegativeAmount`, `NotFound`. Nothing is written on any error.
     pub fn transfer<C>(
         &self,
         conn: &mut C,
@@ -271,8 +276,13 @@ impl<M: AtomicField<Col>, Col: Column + 'static> Field<M, Col> {
         }
         let range = Range::of::<M, Col>();
         self.run(conn.raw(), self.lock, |c| {
+            // Before `BEGIN`: inside it, a plain SELECT is already a shared lock under MySQL's
+            // SERIALIZABLE (two transfers of one row would then deadlock every time), and it
+            // would fix a PostgreSQL REPEATABLE READ snapshot earlier than needed. The locking
+            // reads below see the rows again, so a row deleted meanwhile is still `NotFound`.
+            let first = pair_order::<M, Col, _>(c, &from, &to, <C::Raw as RawConnection>::BIGINT)?;
             c.write_transaction(|c| {
-                let (source, target) = self.lock_pair(c, &from, &to)?;
+                let (source, target) = self.lock_pair(c, &from, &to, first)?;
                 let (source, target) = (source.to_i128(), target.to_i128());
                 if amount_i == 0 {
                     return Ok(value(source, target));
@@ -438,19 +448,19 @@ impl<M: AtomicField<Col>, Col: Column + 'static> Field<M, Col> {
     }
 
     /// Reads and locks the two rows of a transfer per this handle's lock mode, in the order
-    /// the database sorts their keys: their values `(from, to)`, or `SameRow` (the database
-    /// says both keys name one row), `NotFound`, or `Locked` when `SkipLocked` skipped one.
+    /// the database sorts their keys (`first`, from [`pair_order`]): their values
+    /// `(from, to)`, or `NotFound`, or `Locked` when `SkipLocked` skipped one.
     fn lock_pair<R>(
         &self,
         raw: &mut R,
         from: &M::Key,
         to: &M::Key,
+        first: First,
     ) -> Result<(M::Value, M::Value), AtomicError>
     where
         R: RawConnection,
         M: AtomicFieldOn<Col, R::Backend>,
     {
-        let first = pair_order::<M, Col, _>(raw, from, to, R::BIGINT)?;
         let (a, b) = match first {
             First::From => (from, to),
             First::To => (to, from),

@@ -60,7 +60,9 @@ impl RetryPolicy {
     /// one statement, a busy SQLite database is still waited for up to `busy_timeout`. To fail
     /// at once on a busy SQLite as well, use
     /// `RetryPolicy::NEVER.with_busy_timeout(Duration::ZERO)`, which returns
-    /// `Conflict { attempts: 1 }` on the first "database is locked".
+    /// `Conflict { attempts: 1 }` on the first "database is locked". (A busy SQLite `COMMIT`
+    /// is rolled back by SQLite's rules, so waiting for it runs an `update_*_locked` closure
+    /// again: with `NEVER` alone, it can run more than once.)
     pub const NEVER: RetryPolicy = RetryPolicy {
         max_attempts: 1,
         ..RetryPolicy::DEFAULT

@@ -327,7 +327,8 @@ impl Docs {
             " Row-locked read-modify-write: sets {subject} to `op(current)` and returns the new \
              value.\n\n In one transaction: `SELECT {c} FROM {table} WHERE {key_column} = ? FOR \
              UPDATE` (or the backend's equivalent), then `UPDATE`. A conflict re-runs the \
-             transaction, `op` included ({retry}).\n\n # Errors\n `op`'s own error, \
+             transaction, `op` included ({retry}); if `op` panics, the transaction is rolled \
+             back and the panic resumed.\n\n # Errors\n `op`'s own error, \
              `AtomicError::NotFound`, `OutOfRange` if the new value leaves {range}."
         )
     }
@@ -336,9 +337,10 @@ impl Docs {
         let Docs { subject, .. } = self;
         format!(
             " Moves `amount` of {subject} from row `from` to row `to` in one transaction (rows \
-             locked in key order); returns the new values `(from, to)`.\n\n # Errors\n \
-             `AtomicError::Insufficient` if `from` would go below its floor, `OutOfRange` if \
-             `to` would pass its maximum, `SameRow`, `NegativeAmount`, `NotFound`; nothing is \
+             locked in the order the database sorts their keys); returns the new values \
+             `(from, to)`.\n\n # Errors\n `AtomicError::Insufficient` if `from` would go below \
+             its lower bound, `OutOfRange` if `to` would pass its maximum, `SameRow` if both keys name \
+             one row as the database compares them, `NegativeAmount`, `NotFound`; nothing is \
              written on any error."
         )
     }

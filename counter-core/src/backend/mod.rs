@@ -95,7 +95,8 @@ pub trait RawConnection: Connection + LoadConnection + Sized + 'static {
 
     /// Runs `f` in a transaction opened by [`begin_write`](Self::begin_write): committed on
     /// `Ok`, rolled back on `Err` and on a panic (which then resumes), so the connection is
-    /// left as the call found it whatever `f` does.
+    /// left as the call found it whatever `f` does. (If the rollback itself fails, say the
+    /// connection is gone, Diesel marks the connection broken and a pool discards it.)
     fn write_transaction<T, F>(&mut self, f: F) -> Result<T, AtomicError>
     where
         F: FnOnce(&mut Self) -> Result<T, AtomicError>,

@@ -49,26 +49,24 @@ where
 {
     fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, DB>) -> QueryResult<()> {
         let pk = <M::KeyColumn as Column>::NAME;
+        // `pk = $key`, compared with the column's collation.
+        let names = |key: &'b M::Key, out: &mut AstPass<'_, 'b, DB>| -> QueryResult<()> {
+            out.push_identifier(pk)?;
+            out.push_sql(" = ");
+            M::bind_key(key, out)
+        };
         out.push_sql("SELECT CAST(CASE WHEN ");
-        out.push_identifier(pk)?;
-        out.push_sql(" = ");
-        M::bind_key(self.from, &mut out)?;
+        names(self.from, &mut out)?;
         out.push_sql(" THEN 1 ELSE 0 END + CASE WHEN ");
-        out.push_identifier(pk)?;
-        out.push_sql(" = ");
-        M::bind_key(self.to, &mut out)?;
+        names(self.to, &mut out)?;
         out.push_sql(" THEN 2 ELSE 0 END AS ");
         out.push_sql(self.bigint);
         out.push_sql(") FROM ");
         M::walk_table(&self.table, out.reborrow())?;
         out.push_sql(" WHERE ");
-        out.push_identifier(pk)?;
-        out.push_sql(" = ");
-        M::bind_key(self.from, &mut out)?;
+        names(self.from, &mut out)?;
         out.push_sql(" OR ");
-        out.push_identifier(pk)?;
-        out.push_sql(" = ");
-        M::bind_key(self.to, &mut out)?;
+        names(self.to, &mut out)?;
         out.push_sql(" ORDER BY ");
         out.push_identifier(pk)?;
         Ok(())

@@ -136,7 +136,8 @@ fn main() -> Result<(), Box<dyn Error>> {
     }
 
     println!("\n== Move grinders from Lyon (bin 1) to Porto (bin 2)");
-    // Both rows are locked in key order, then both are written, in one transaction.
+    // Both rows are locked in the order the database sorts their keys, then both are written,
+    // in one transaction.
     let (lyon, porto) = Bin::transfer_quantity(conn, 1, 2, 20)?;
     println!("move 20: Lyon has {lyon}, Porto has {porto}");
     for (from, to, amount) in [(1, 2, 100), (2, 2, 1), (1, 7, 1)] {

@@ -12,37 +12,51 @@ use super::{CheckConn, THREADS};
 use crate::db::{mysql_url, pg_url};
 
 /// The checker's pools: one connection per thread and one for the checker itself.
-fn pool<C: CheckConn>(url: &str, setup: Option<Setup>) -> Pool<ConnectionManager<C>> {
-    let mut builder = Pool::builder()
+fn pool<C: CheckConn>(url: &str, setup: Setup) -> Pool<ConnectionManager<C>> {
+    Pool::builder()
         .max_size(THREADS as u32 + 2)
         .min_idle(Some(1))
-        .connection_timeout(Duration::from_secs(120));
-    if let Some(setup) = setup {
-        builder = builder.connection_customizer(Box::new(setup));
-    }
-    builder
+        .connection_timeout(Duration::from_secs(120))
+        .connection_customizer(Box::new(setup))
         .build(ConnectionManager::new(url))
         .unwrap_or_else(|e| panic!("checker: a pool on {url}: {e}"))
 }
 
-/// SQL run on every new connection of a cell's pool.
+/// SQL run on every new connection of a cell's pool, and a probe that checks, on that same
+/// connection, that the setting took: `(query, expected answer)`.
 #[derive(Debug, Clone)]
-struct Setup(String);
+struct Setup {
+    sql: String,
+    probe: Option<(String, String)>,
+}
 
-impl<C: SimpleConnection> CustomizeConnection<C, diesel::r2d2::Error> for Setup {
-    /// The setup of a connection is the harness's, not the library's: it waits out a busy
-    /// SQLite file (another connection writing) for up to 10 s.
+impl<C: CheckConn> CustomizeConnection<C, diesel::r2d2::Error> for Setup {
     fn on_acquire(&self, conn: &mut C) -> Result<(), diesel::r2d2::Error> {
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        loop {
-            match conn.batch_execute(&self.0) {
-                Err(e)
-                    if e.to_string().contains("locked") && std::time::Instant::now() < deadline =>
-                {
-                    std::thread::sleep(Duration::from_millis(1));
-                }
-                result => return result.map_err(diesel::r2d2::Error::QueryError),
+        let error = diesel::r2d2::Error::QueryError;
+        harness_wait(|| conn.batch_execute(&self.sql)).map_err(error)?;
+        let Some((query, expected)) = &self.probe else {
+            return Ok(());
+        };
+        let seen = harness_wait(|| conn.text(query)).map_err(error)?;
+        if &seen == expected {
+            return Ok(());
+        }
+        Err(error(diesel::result::Error::QueryBuilderError(
+            format!("the cell's settings did not take: {query} gave {seen}, not {expected}").into(),
+        )))
+    }
+}
+
+/// Runs one statement of the harness (not of the library under test), waiting out a busy
+/// SQLite file (another connection writing) for up to 10 s.
+fn harness_wait<T>(mut f: impl FnMut() -> diesel::QueryResult<T>) -> diesel::QueryResult<T> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        match f() {
+            Err(e) if e.to_string().contains("locked") && std::time::Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(1));
             }
+            result => return result,
         }
     }
 }
@@ -82,13 +96,24 @@ impl SqliteCell {
         if let Some(ms) = busy_timeout_ms {
             setup += &format!("PRAGMA busy_timeout = {ms};");
         }
-        let pool = pool::<SqliteConnection>(&url, Some(Setup(setup)));
-        let mut conn = pool.get().expect("a connection");
-        let mode = conn.text("SELECT journal_mode AS t FROM pragma_journal_mode");
-        assert_eq!(mode, journal.to_lowercase(), "the cell's journal mode");
-        let timeout = conn.text("SELECT CAST(timeout AS TEXT) AS t FROM pragma_busy_timeout");
-        assert_eq!(timeout, busy_timeout_ms.unwrap_or(0).to_string());
-        drop(conn);
+        let probe = (
+            "SELECT journal_mode || '/' || (SELECT timeout FROM pragma_busy_timeout) AS t \
+             FROM pragma_journal_mode"
+                .to_owned(),
+            format!(
+                "{}/{}",
+                journal.to_lowercase(),
+                busy_timeout_ms.unwrap_or(0)
+            ),
+        );
+        let pool = pool::<SqliteConnection>(
+            &url,
+            Setup {
+                sql: setup,
+                probe: Some(probe),
+            },
+        );
+        drop(pool.get().expect("a connection"));
         SqliteCell { pool, _dir: dir }
     }
 }
@@ -106,20 +131,13 @@ CREATE TABLE IF NOT EXISTS ck_names (name TEXT COLLATE ct_ci PRIMARY KEY, v INTE
 /// connection's default: what a server configured so, or CockroachDB, gives every statement.
 pub fn postgres(isolation: &str) -> Pool<ConnectionManager<PgConnection>> {
     static DDL: OnceLock<()> = OnceLock::new();
-    DDL.get_or_init(|| {
-        PgConnection::establish(pg_url())
-            .map_err(|e| e.to_string())
-            .and_then(|mut c| c.batch_execute(PG_DDL).map_err(|e| e.to_string()))
-            .unwrap_or_else(|e| panic!("checker: PostgreSQL tables: {e}"))
-    });
-    let setup = format!("SET SESSION CHARACTERISTICS AS TRANSACTION ISOLATION LEVEL {isolation};");
-    let pool = pool::<PgConnection>(pg_url(), Some(Setup(setup)));
-    let seen = pool
-        .get()
-        .expect("a connection")
-        .text("SELECT current_setting('transaction_isolation') AS t");
-    assert_eq!(seen, isolation, "the cell's isolation level");
-    pool
+    server_cell(
+        pg_url(),
+        (&DDL, PG_DDL),
+        format!("SET SESSION CHARACTERISTICS AS TRANSACTION ISOLATION LEVEL {isolation};"),
+        "SELECT current_setting('transaction_isolation') AS t",
+        isolation.to_owned(),
+    )
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -135,24 +153,41 @@ CREATE TABLE IF NOT EXISTS ck_names (
 /// every connection.
 pub fn mysql(sql_mode: &str, isolation: &str) -> Pool<ConnectionManager<MysqlConnection>> {
     static DDL: OnceLock<()> = OnceLock::new();
-    DDL.get_or_init(|| {
-        MysqlConnection::establish(mysql_url())
-            .map_err(|e| e.to_string())
-            .and_then(|mut c| c.batch_execute(MYSQL_DDL).map_err(|e| e.to_string()))
-            .unwrap_or_else(|e| panic!("checker: MySQL tables: {e}"))
-    });
-    let setup = format!(
-        "SET SESSION sql_mode = '{sql_mode}'; SET SESSION TRANSACTION ISOLATION LEVEL {isolation};"
-    );
-    let pool = pool::<MysqlConnection>(mysql_url(), Some(Setup(setup)));
-    let seen = pool
-        .get()
-        .expect("a connection")
-        .text("SELECT CONCAT(@@SESSION.sql_mode, '/', @@SESSION.tx_isolation) AS t");
-    assert_eq!(
-        seen,
+    server_cell(
+        mysql_url(),
+        (&DDL, MYSQL_DDL),
+        format!(
+            "SET SESSION sql_mode = '{sql_mode}'; \
+             SET SESSION TRANSACTION ISOLATION LEVEL {isolation};"
+        ),
+        "SELECT CONCAT(@@SESSION.sql_mode, '/', @@SESSION.tx_isolation) AS t",
         format!("{sql_mode}/{}", isolation.replace(' ', "-")),
-        "the cell's sql_mode and isolation"
+    )
+}
+
+/// A server cell: the tables created once per process (`ddl`), then a pool whose connections
+/// run `setup`, each checked by `probe` answering `expected`.
+fn server_cell<C: CheckConn>(
+    url: &str,
+    ddl: (&OnceLock<()>, &str),
+    setup: String,
+    probe: &str,
+    expected: String,
+) -> Pool<ConnectionManager<C>> {
+    let (once, ddl) = ddl;
+    once.get_or_init(|| {
+        C::establish(url)
+            .map_err(|e| e.to_string())
+            .and_then(|mut c| c.batch_execute(ddl).map_err(|e| e.to_string()))
+            .unwrap_or_else(|e| panic!("checker: the tables on {url}: {e}"))
+    });
+    let pool = pool::<C>(
+        url,
+        Setup {
+            sql: setup,
+            probe: Some((probe.to_owned(), expected)),
+        },
     );
+    drop(pool.get().expect("a connection"));
     pool
 }

@@ -76,6 +76,8 @@ pub struct Verdict {
     pub anomalies: Vec<String>,
     /// How many calls of each operation ended how (`"transfer: Insufficient"` → 12).
     pub outcomes: BTreeMap<String, usize>,
+    /// How many rows got the full order check (check 4).
+    pub rows_ordered: usize,
 }
 
 /// Checks `records` (every call of one history) against the rows' `initial` and `last`
@@ -139,6 +141,7 @@ pub fn check<K: Debug + PartialEq>(
             ));
         }
         if !taken[row] {
+            verdict.rows_ordered += 1;
             if let Err(why) = one_trail(first, last, &edges[row]) {
                 verdict.anomalies.push(format!(
                     "row {row}: no single order of its committed values explains the results \
@@ -173,11 +176,8 @@ fn interpret<K: Debug + PartialEq>(
     outcome: &Outcome,
 ) -> Result<Effect, String> {
     let (lo, hi) = (i128::from(bounds.lo), i128::from(bounds.hi));
-    // A conflict that outlived the retry policy leaves the rows unchanged, whatever the call.
-    if let Outcome::Failed(AtomicError::Conflict { .. }) = outcome {
-        return Ok(Effect::none());
-    }
-    // Refusals that depend only on the arguments, in the order the library checks them.
+    // Refusals that depend only on the arguments, in the order the library checks them: no
+    // database is asked, so not even a conflict can come first.
     let amount = match op {
         Op::Increment(_, n)
         | Op::Decrement(_, n)
@@ -195,6 +195,18 @@ fn interpret<K: Debug + PartialEq>(
         };
     }
     let n = amount.unwrap_or(0);
+    if let Op::Transfer(from, to, _) = op {
+        if from.key == to.key {
+            return match outcome {
+                Outcome::Failed(AtomicError::SameRow) => Ok(Effect::none()),
+                _ => Err("expected SameRow for two equal keys".into()),
+            };
+        }
+    }
+    // A conflict that outlived the retry policy leaves the rows unchanged.
+    if let Outcome::Failed(AtomicError::Conflict { .. }) = outcome {
+        return Ok(Effect::none());
+    }
     let expect = |wanted: &str, ok: bool| {
         if ok {
             Ok(Effect::none())
@@ -204,9 +216,8 @@ fn interpret<K: Debug + PartialEq>(
     };
     let row_of = |k: &Key<K>| k.row;
     if let Op::Transfer(from, to, _) = op {
-        let same_spelling = from.key == to.key;
         let rows = (row_of(from), row_of(to));
-        if same_spelling || matches!(rows, (Some(a), Some(b)) if a == b) {
+        if matches!(rows, (Some(a), Some(b)) if a == b) {
             return expect(
                 "SameRow",
                 matches!(outcome, Outcome::Failed(AtomicError::SameRow)),
@@ -323,14 +334,22 @@ fn interpret<K: Debug + PartialEq>(
             Ok(Effect::saw(row, *available))
         }
         (Op::TakeUpTo(..), Outcome::Value(t)) => {
+            // The floor is `lo` (the declared minimum). Taking less than asked empties the row
+            // to the floor, so the row was at `lo + t`; taking nothing means it was at the
+            // floor; only a full take leaves its starting point unknown.
             let t = i128::from(*t);
             if !(0..=n).contains(&t) {
                 return Err(format!("took {t}, not between 0 and {n}"));
             }
-            Ok(Effect {
-                deltas: vec![(row, -t)],
-                taken: if t > 0 { vec![row] } else { vec![] },
-                edges: vec![],
+            Ok(match t {
+                _ if n == 0 => Effect::none(),
+                0 => Effect::saw(row, lo),
+                _ if t < n => Effect::change(row, -t, lo),
+                _ => Effect {
+                    deltas: vec![(row, -t)],
+                    taken: vec![row],
+                    edges: vec![],
+                },
             })
         }
         (Op::UpdateLocked(_, Closure::Add(d)), Outcome::Value(_)) => {
