@@ -7,6 +7,7 @@ compile_error!("counter-core needs at least one backend feature: postgres, mysql
 mod backend;
 mod error;
 mod field;
+mod key;
 mod lock;
 mod ops;
 mod plan;
@@ -29,6 +30,7 @@ pub mod __private {
     pub use crate::backend::{AtomicConnection, BackendOf};
     pub use crate::error::AtomicError;
     pub use crate::field::{AtomicField, AtomicFieldOn};
+    pub use crate::key::primary_key_is;
     pub use crate::ops::Field;
     pub use crate::retry::RetryPolicy;
 }

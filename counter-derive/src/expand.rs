@@ -23,11 +23,44 @@ pub fn derive(input: &DeriveInput) -> Result<TokenStream> {
 
 fn expand(model: &Model) -> TokenStream {
     let fields = model.fields.iter().map(|field| expand_field(model, field));
+    let primary_key = expand_primary_key_check(model);
     quote! {
         const _: () = {
+            #primary_key
             #(#fields)*
         };
     }
+}
+
+/// A compile error, at the `primary_key(..)` attribute, unless the key column is exactly the
+/// primary key the table declares in `table!`: a key column that is not unique would turn
+/// every one-row statement into a many-row one.
+fn expand_primary_key_check(model: &Model) -> TokenStream {
+    let table = &model.table;
+    let column = &model.key.column;
+    let check = quote! {
+        const _: () = ::counter_core::__private::primary_key_is::<#table::table, #table::#column>();
+    };
+    // Every token at the attribute, so the error underlines it and nothing else.
+    respan(check, model.key.span)
+}
+
+/// `tokens` with every span set to `span`.
+fn respan(tokens: TokenStream, span: proc_macro2::Span) -> TokenStream {
+    use proc_macro2::{Group, TokenTree};
+    tokens
+        .into_iter()
+        .map(|mut tree| {
+            if let TokenTree::Group(group) = &tree {
+                let mut inner = Group::new(group.delimiter(), respan(group.stream(), span));
+                inner.set_span(span);
+                tree = TokenTree::Group(inner);
+            } else {
+                tree.set_span(span);
+            }
+            tree
+        })
+        .collect()
 }
 
 fn expand_field(model: &Model, field: &AtomicFieldModel) -> TokenStream {

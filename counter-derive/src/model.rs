@@ -25,6 +25,9 @@ pub struct KeyField<'a> {
     pub ident: &'a Ident,
     pub ty: &'a Type,
     pub column: Ident,
+    /// Where the key was chosen: the `primary_key(..)` item, else the struct's name (the
+    /// default `id`), for the error when it is not the table's primary key.
+    pub span: proc_macro2::Span,
 }
 
 pub struct AtomicFieldModel<'a> {
@@ -189,6 +192,12 @@ impl<'a> Model<'a> {
                 ident: field.ident,
                 ty: &field.original.ty,
                 column: field.column.clone(),
+                span: diesel
+                    .primary_key
+                    .as_ref()
+                    .map_or(input.ident.span(), |key| {
+                        syn::spanned::Spanned::span(&key.tokens)
+                    }),
             })
         });
 
