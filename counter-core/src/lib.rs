@@ -13,6 +13,7 @@ mod ops;
 mod plan;
 mod retry;
 mod sql;
+mod transaction;
 mod value;
 
 pub use backend::{AtomicConnection, BackendOf};
@@ -22,6 +23,7 @@ pub use field::{AtomicField, AtomicFieldOn};
 pub use lock::LockMode;
 pub use ops::Field;
 pub use retry::RetryPolicy;
+pub use transaction::transaction;
 pub use value::AtomicValue;
 
 /// Paths the generated code uses; not part of the public API.

@@ -6,16 +6,15 @@
 //! conflict.
 
 use std::marker::PhantomData;
-use std::time::Instant;
 
 use diesel::Column;
 
-use crate::backend::{in_transaction, AtomicConnection, BackendOf, ErrorClass, RawConnection};
+use crate::backend::{AtomicConnection, BackendOf, RawConnection};
 use crate::error::AtomicError;
 use crate::field::{AtomicField, AtomicFieldOn};
 use crate::lock::LockMode;
 use crate::plan::{self, check_transition, non_negative, Delta, MissKind, Range, Take};
-use crate::retry::RetryPolicy;
+use crate::retry::{retrying, RetryPolicy};
 use crate::sql::{pair_order, read, write, First};
 use crate::value::AtomicValue;
 
@@ -492,41 +491,12 @@ impl<M: AtomicField<Col>, Col: Column + 'static> Field<M, Col> {
         &self,
         raw: &mut R,
         mode: LockMode,
-        mut attempt: impl FnMut(&mut R) -> Result<T, AtomicError>,
+        attempt: impl FnMut(&mut R) -> Result<T, AtomicError>,
     ) -> Result<T, AtomicError>
     where
         R: RawConnection,
     {
-        let nested = in_transaction(raw);
-        let mut attempts = 0;
-        let mut busy_since = None;
-        loop {
-            attempts += 1;
-            let error = match attempt(raw) {
-                Err(AtomicError::Database(error)) => error,
-                other => return other,
-            };
-            match R::classify(&error, mode) {
-                ErrorClass::Locked => return Err(AtomicError::Locked),
-                ErrorClass::Transient if !nested && attempts < self.retry.max_attempts => {
-                    std::thread::sleep(self.retry.backoff(attempts));
-                }
-                ErrorClass::Busy
-                    if !nested
-                        && busy_since.get_or_insert_with(Instant::now).elapsed()
-                            < self.retry.busy_timeout =>
-                {
-                    std::thread::sleep(self.retry.busy_poll());
-                }
-                ErrorClass::Transient | ErrorClass::Busy => {
-                    return Err(AtomicError::Conflict {
-                        attempts,
-                        source: error,
-                    })
-                }
-                ErrorClass::Other => return Err(AtomicError::Database(error)),
-            }
-        }
+        retrying(raw, self.retry, mode, attempt)
     }
 }
 

@@ -1,7 +1,11 @@
 //! Re-running an operation whole when the database reports a transient conflict.
 
 use std::hash::{BuildHasher, RandomState};
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+use crate::backend::{in_transaction, ErrorClass, RawConnection};
+use crate::error::AtomicError;
+use crate::lock::LockMode;
 
 /// How often and how patiently an operation is re-run after a transient conflict:
 /// serialization failure (PostgreSQL 40001), deadlock (40P01, MySQL 1213) or lock wait timeout
@@ -116,6 +120,56 @@ impl RetryPolicy {
             return Duration::ZERO;
         }
         Duration::from_nanos(random_u64() % (nanos + 1))
+    }
+}
+
+/// Runs `attempt`, re-running it whole after a transient conflict, per `policy`: the one
+/// retry loop of the crate, shared by every operation and by [`transaction`](crate::transaction).
+///
+/// A database error, or a `Conflict` an operation inside `attempt` returned at once (it found
+/// itself inside this transaction), is sorted by the backend: transient errors sleep a
+/// jittered backoff and run again, a busy SQLite is polled until `busy_timeout`, and inside
+/// the caller's own transaction nothing is re-run (the error comes back as `Conflict`).
+pub(crate) fn retrying<R, T>(
+    raw: &mut R,
+    policy: RetryPolicy,
+    mode: LockMode,
+    mut attempt: impl FnMut(&mut R) -> Result<T, AtomicError>,
+) -> Result<T, AtomicError>
+where
+    R: RawConnection,
+{
+    let nested = in_transaction(raw);
+    let mut attempts = 0;
+    let mut busy_since = None;
+    loop {
+        attempts += 1;
+        let error = match attempt(raw) {
+            Err(AtomicError::Database(error) | AtomicError::Conflict { source: error, .. }) => {
+                error
+            }
+            other => return other,
+        };
+        match R::classify(&error, mode) {
+            ErrorClass::Locked => return Err(AtomicError::Locked),
+            ErrorClass::Transient if !nested && attempts < policy.max_attempts => {
+                std::thread::sleep(policy.backoff(attempts));
+            }
+            ErrorClass::Busy
+                if !nested
+                    && busy_since.get_or_insert_with(Instant::now).elapsed()
+                        < policy.busy_timeout =>
+            {
+                std::thread::sleep(policy.busy_poll());
+            }
+            ErrorClass::Transient | ErrorClass::Busy => {
+                return Err(AtomicError::Conflict {
+                    attempts,
+                    source: error,
+                })
+            }
+            ErrorClass::Other => return Err(AtomicError::Database(error)),
+        }
     }
 }
 

@@ -8,6 +8,10 @@
 //! All atomic operations are the functions `#[derive(AtomicField)]` generated on the models
 //! (`Product::increment_stock`, `Product::atomic_stock()`, ...).
 
+mod transaction;
+
+pub use transaction::*;
+
 use std::collections::BTreeMap;
 use std::fmt::Debug;
 use std::sync::Barrier;
@@ -1234,6 +1238,8 @@ macro_rules! backend_tests {
             concurrent_take_up_to_takes_exactly_the_stock,
             concurrent_update_locked_loses_nothing,
             opposite_transfers_keep_the_sum,
+            transaction_is_all_or_nothing,
+            concurrent_transactions_move_stock_exactly,
         );
     };
     (@tests $backend:ty; $($name:ident),* $(,)?) => {
