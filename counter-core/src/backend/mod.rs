@@ -50,9 +50,13 @@ pub enum ErrorClass {
     Other,
 }
 
-/// The per-backend primitives; implemented for the three Diesel connections only.
+/// The per-backend primitives; implemented for the three Diesel connections only. Each is
+/// its own `AtomicConnection`, so generic code can hand the connection a
+/// [`transaction`](crate::transaction) closure gets back to any operation.
 #[doc(hidden)]
-pub trait RawConnection: Connection + LoadConnection + Sized + 'static {
+pub trait RawConnection:
+    Connection + LoadConnection + AtomicConnection<Raw = Self> + Sized + 'static
+{
     /// The backend's name, for messages.
     const BACKEND: &'static str;
 

@@ -183,7 +183,8 @@ fn interpret<K: Debug + PartialEq>(
         | Op::Decrement(_, n)
         | Op::DecrementIfAtLeast(_, n)
         | Op::TakeUpTo(_, n)
-        | Op::Transfer(_, _, n) => Some(i128::from(*n)),
+        | Op::Transfer(_, _, n)
+        | Op::Transaction(_, _, n) => Some(i128::from(*n)),
         Op::UpdateLocked(..) | Op::Current(_) => None,
     };
     if let Some(n) = amount.filter(|&n| n < 0) {
@@ -257,6 +258,49 @@ fn interpret<K: Debug + PartialEq>(
             _ => Err("not an outcome a transfer can have".into()),
         };
     }
+    if let Op::Transaction(a, b, _) = op {
+        // In call order: the decrement of `a` first, then the increment of `b`.
+        let Some(ra) = row_of(a) else {
+            return expect(
+                "NotFound",
+                matches!(outcome, Outcome::Failed(AtomicError::NotFound)),
+            );
+        };
+        let rb = row_of(b);
+        return match outcome {
+            Outcome::Failed(AtomicError::NotFound) if rb.is_none() => Ok(Effect::none()),
+            Outcome::Pair(left, added) if rb.is_some() => {
+                let rb = rb.expect("checked");
+                let (left, added) = (i128::from(*left), i128::from(*added));
+                check_inside(bounds, &[left, added])?;
+                let mut effect = Effect::change(ra, -n, left);
+                effect.deltas.push((rb, n));
+                effect.edges.push((rb, added - n, added));
+                Ok(effect)
+            }
+            Outcome::Failed(AtomicError::Insufficient {
+                available,
+                requested,
+            }) if *requested == n && *available < n => {
+                check_inside(bounds, &[*available])?;
+                Ok(Effect::saw(ra, *available))
+            }
+            // The decrement happened and was rolled back; `current` is `b` after it.
+            Outcome::Failed(AtomicError::OutOfRange {
+                current,
+                attempted,
+                limit: Limit::Max(limit),
+            }) if rb.is_some_and(|rb| rb != ra)
+                && *limit == hi
+                && *attempted == current + n
+                && *attempted > hi =>
+            {
+                check_inside(bounds, &[*current])?;
+                Ok(Effect::saw(rb.expect("checked"), *current))
+            }
+            _ => Err("not an outcome this transaction can have".into()),
+        };
+    }
     let (Op::Increment(key, _)
     | Op::Decrement(key, _)
     | Op::DecrementIfAtLeast(key, _)
@@ -264,7 +308,7 @@ fn interpret<K: Debug + PartialEq>(
     | Op::UpdateLocked(key, _)
     | Op::Current(key)) = op
     else {
-        unreachable!("transfers were handled above")
+        unreachable!("transfers and transactions were handled above")
     };
     let Some(row) = key.row else {
         return expect(

@@ -4,7 +4,10 @@
 use std::fmt::Debug;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-use counter_core::{AtomicConnection, AtomicError, AtomicField, AtomicFieldOn, BackendOf, Field};
+use counter_core::{
+    transaction, AtomicConnection, AtomicError, AtomicField, AtomicFieldOn, BackendOf, Field,
+    RetryPolicy,
+};
 use diesel::Column;
 use rand::rngs::StdRng;
 use rand::seq::IndexedRandom;
@@ -60,6 +63,9 @@ pub enum Op<K> {
     UpdateLocked(Key<K>, Closure),
     Transfer(Key<K>, Key<K>, i32),
     Current(Key<K>),
+    /// `transaction(|c| Ok((decrement_if_at_least(c, a, n)?, increment(c, b, n)?)))`: two
+    /// single-statement operations, all or nothing (`a` and `b` may name one row).
+    Transaction(Key<K>, Key<K>, i32),
 }
 
 impl<K> Op<K> {
@@ -73,6 +79,7 @@ impl<K> Op<K> {
             Op::UpdateLocked(..) => "update_locked",
             Op::Transfer(..) => "transfer",
             Op::Current(..) => "current",
+            Op::Transaction(..) => "transaction",
         }
     }
 }
@@ -161,7 +168,8 @@ pub fn random_op<K: Clone>(rng: &mut StdRng, keys: &Keys<K>, hi: i32, takes: boo
             };
             Op::UpdateLocked(key, closure)
         }
-        72..90 => Op::Transfer(key, keys.pick(rng), amount(rng, hi)),
+        72..84 => Op::Transfer(key, keys.pick(rng), amount(rng, hi)),
+        84..92 => Op::Transaction(key, keys.pick(rng), amount(rng, hi)),
         _ => Op::Current(key),
     }
 }
@@ -189,6 +197,11 @@ where
             .transfer(conn, from.key.clone(), to.key.clone(), *n)
             .map(|(a, b)| Outcome::Pair(a, b)),
         Op::Current(k) => value(field.current(conn, k.key.clone())),
+        Op::Transaction(a, b, n) => transaction(conn, RetryPolicy::DEFAULT, |c| {
+            let left = field.decrement_if_at_least(c, a.key.clone(), *n)?;
+            let added = field.increment(c, b.key.clone(), *n)?;
+            Ok(Outcome::Pair(left, added))
+        }),
     }));
     match result {
         Ok(Ok(outcome)) => outcome,
