@@ -49,7 +49,9 @@ impl<C: CheckConn> CustomizeConnection<C, diesel::r2d2::Error> for Setup {
 
 /// Runs one statement of the harness (not of the library under test), waiting out a busy
 /// SQLite file (another connection writing) for up to 10 s.
-fn harness_wait<T>(mut f: impl FnMut() -> diesel::QueryResult<T>) -> diesel::QueryResult<T> {
+pub(crate) fn harness_wait<T>(
+    mut f: impl FnMut() -> diesel::QueryResult<T>,
+) -> diesel::QueryResult<T> {
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     loop {
         match f() {
