@@ -4,9 +4,10 @@
 //! runs the defaults, a soak run is
 //! `COUNTER_CHECK_SECONDS=120 cargo test --release -p counter-tests --all-features --test checker -- --test-threads 1 --nocapture`.
 
-use counter_tests::checker::cells::{mysql, postgres, SqliteCell};
+use counter_tests::checker::cells::{mysql, postgres, sqlite};
 use counter_tests::checker::{run, Plan};
 use counter_tests::models::{CkCounter, CkName};
+use counter_tests::TestDb;
 
 /// Both subjects on one pool; `trailing_space`: the database ignores trailing spaces in keys.
 macro_rules! both {
@@ -21,8 +22,8 @@ macro_rules! sqlite_cells {
     ($($name:ident: $journal:literal, $busy:expr;)*) => {$(
         #[test]
         fn $name() {
-            let cell = SqliteCell::open($journal, $busy);
-            both!(stringify!($name), &cell.pool, false);
+            let db = sqlite($journal, $busy);
+            both!(stringify!($name), db.pool(), false);
         }
     )*};
 }

@@ -3,10 +3,14 @@
 //! - PostgreSQL: `COUNTER_PG_URL`, else a `testcontainers` PostgreSQL container started once per
 //!   process, else a panic naming both options. Never a silent skip.
 //! - MySQL/MariaDB: `COUNTER_MYSQL_URL`, else a MariaDB container, else a panic likewise.
-//! - SQLite: a fresh temporary database file per test, WAL mode set by the pool's connection
-//!   customizer, and deliberately no busy timeout: the library alone must cope with a busy file.
-//!   [`Sqlite::open_rollback_journal`] keeps SQLite's default journal instead, for the tests of
-//!   what WAL hides.
+//! - SQLite: a fresh temporary database file per test, in WAL mode, and deliberately no busy
+//!   timeout: the library alone must cope with a busy file. [`Sqlite::open_rollback_journal`]
+//!   keeps SQLite's default journal instead, for the tests of what WAL hides, and
+//!   [`Sqlite::open_with`] takes any journal mode and busy timeout (the checker's cells).
+//! - The SQLite pools and the checker's cell pools put every connection through a [`Setup`]
+//!   that checks its settings took, and the
+//!   harness's own statements go through [`settle`], which waits out what only neighbours cause
+//!   (a serialization failure, a busy SQLite file).
 //!
 //! The server databases are shared by every test of the process (tests run in parallel
 //! threads) and by other runs: each test works on rows with ids from [`next_id`], unique per
@@ -113,30 +117,35 @@ pub fn next_id() -> i64 {
     base + NEXT.fetch_add(1, Ordering::Relaxed)
 }
 
-/// Runs one statement of the harness itself (not of the library under test), again after a
-/// serialization failure: the PostgreSQL suite also runs under SERIALIZABLE, where even a plain
-/// `INSERT` can conflict with the tests running beside it.
+/// Runs one statement of the harness itself (not of the library under test), again while it
+/// fails only because of the tests beside it: a serialization failure (the PostgreSQL suite also
+/// runs under SERIALIZABLE, where even a plain `INSERT` can conflict) or a busy SQLite file
+/// (the SQLite pools set no busy timeout, on purpose). At most 100 tries, about 5 s.
+pub fn settle<T>(mut f: impl FnMut() -> QueryResult<T>) -> QueryResult<T> {
+    use diesel::result::{DatabaseErrorKind, Error};
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        match f() {
+            Err(Error::DatabaseError(kind, info))
+                if attempt < 100
+                    && (kind == DatabaseErrorKind::SerializationFailure
+                        || info.message().contains("database is locked")) => {}
+            result => return result,
+        }
+        std::thread::sleep(Duration::from_millis(attempt));
+    }
+}
+
+/// [`settle`] on a connection from `pool`; panics with `what` on any other error.
 fn harness<C, T>(pool: &PoolOf<C>, what: &str, mut f: impl FnMut(&mut C) -> QueryResult<T>) -> T
 where
     C: R2D2Connection + Send + 'static,
 {
-    use diesel::result::{DatabaseErrorKind, Error};
     let mut conn = pool
         .get()
         .unwrap_or_else(|e| panic!("{what}: no connection from the pool: {e}"));
-    let mut attempt = 0;
-    loop {
-        attempt += 1;
-        match f(&mut conn) {
-            Ok(value) => return value,
-            Err(Error::DatabaseError(DatabaseErrorKind::SerializationFailure, _))
-                if attempt < 100 =>
-            {
-                std::thread::sleep(Duration::from_millis(attempt));
-            }
-            Err(e) => panic!("{what}: {e}"),
-        }
-    }
+    settle(|| f(&mut conn)).unwrap_or_else(|e| panic!("{what}: {e}"))
 }
 
 /// The row helpers, identical for the three backends, written once.
@@ -384,6 +393,8 @@ CREATE COLLATION IF NOT EXISTS ct_ci (provider = icu, locale = 'und-u-ks-level2'
     deterministic = false);
 CREATE TABLE IF NOT EXISTS ct_named (name TEXT COLLATE ct_ci PRIMARY KEY,
     balance BIGINT NOT NULL);
+CREATE TABLE IF NOT EXISTS ck_counters (id BIGINT PRIMARY KEY, v INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS ck_names (name TEXT COLLATE ct_ci PRIMARY KEY, v INTEGER NOT NULL);
 ";
 
 const MYSQL_DDL: &str = "
@@ -399,6 +410,10 @@ CREATE TABLE IF NOT EXISTS ct_unsigned (id BIGINT PRIMARY KEY, u32v INT UNSIGNED
 CREATE TABLE IF NOT EXISTS ct_named (
     name VARCHAR(64) CHARACTER SET utf8mb4 COLLATE utf8mb4_general_ci PRIMARY KEY,
     balance BIGINT NOT NULL) ENGINE = InnoDB;
+CREATE TABLE IF NOT EXISTS ck_counters (id BIGINT PRIMARY KEY, v INT NOT NULL) ENGINE = InnoDB;
+CREATE TABLE IF NOT EXISTS ck_names (
+    name VARCHAR(64) CHARACTER SET utf8mb4 COLLATE utf8mb4_general_ci PRIMARY KEY,
+    v INT NOT NULL) ENGINE = InnoDB;
 ";
 
 const SQLITE_DDL: &str = "
@@ -410,6 +425,8 @@ CREATE TABLE IF NOT EXISTS ct_accounts (id BIGINT PRIMARY KEY, balance_cents BIG
 CREATE TABLE IF NOT EXISTS ct_wallets (id BIGINT PRIMARY KEY, coins INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS ct_named (name TEXT COLLATE NOCASE PRIMARY KEY,
     balance BIGINT NOT NULL);
+CREATE TABLE IF NOT EXISTS ck_counters (id BIGINT PRIMARY KEY, v INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS ck_names (name TEXT COLLATE NOCASE PRIMARY KEY, v INTEGER NOT NULL);
 ";
 
 /// A server backend: a process-wide pool (the tables are created when it is), shared by every
@@ -464,14 +481,40 @@ server_db!(
 // SQLite: one temporary file per test.
 // ---------------------------------------------------------------------------------------------
 
-/// Puts every pooled SQLite connection in WAL mode, and sets nothing else: no busy timeout.
-#[derive(Debug, Clone, Copy)]
-pub struct WalMode;
+/// SQL run on every new pooled connection, then a probe that must give `expected` on that
+/// same connection, so a pool never hands out a connection whose settings did not take.
+#[derive(Debug, Clone)]
+pub struct Setup {
+    /// Run first (may be empty).
+    pub sql: String,
+    /// A query selecting one text column `t`, and its expected answer.
+    pub probe: (String, String),
+}
 
-impl CustomizeConnection<SqliteConnection, diesel::r2d2::Error> for WalMode {
-    fn on_acquire(&self, conn: &mut SqliteConnection) -> Result<(), diesel::r2d2::Error> {
-        conn.batch_execute("PRAGMA journal_mode = WAL;")
-            .map_err(diesel::r2d2::Error::QueryError)
+#[derive(QueryableByName)]
+struct Probe {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    t: String,
+}
+
+impl<C> CustomizeConnection<C, diesel::r2d2::Error> for Setup
+where
+    C: R2D2Connection + Send + 'static,
+    diesel::query_builder::SqlQuery: diesel::query_dsl::LoadQuery<'static, C, Probe>,
+{
+    fn on_acquire(&self, conn: &mut C) -> Result<(), diesel::r2d2::Error> {
+        let error = diesel::r2d2::Error::QueryError;
+        settle(|| conn.batch_execute(&self.sql)).map_err(error)?;
+        let (query, expected) = &self.probe;
+        let seen = settle(|| diesel::sql_query(query).get_result::<Probe>(conn))
+            .map_err(error)?
+            .t;
+        if &seen == expected {
+            return Ok(());
+        }
+        Err(error(diesel::result::Error::QueryBuilderError(
+            format!("connection settings did not take: {query} gave {seen}, not {expected}").into(),
+        )))
     }
 }
 
@@ -489,35 +532,48 @@ impl Sqlite {
     }
 
     /// Like [`TestDb::open`], but the file stays in SQLite's default rollback journal
-    /// (`journal_mode = DELETE`, where a reader's shared lock blocks a writer's commit), and the
-    /// pool sets nothing at all on its connections: no WAL, no busy timeout.
+    /// (`journal_mode = DELETE`, where a reader's shared lock blocks a writer's commit).
     pub fn open_rollback_journal() -> Self {
-        Self::open_with(None)
+        Self::open_with("DELETE", None)
     }
 
-    /// A fresh file with the tables; with `Some(WalMode)` the file is switched to WAL first and
-    /// every pooled connection goes through that customizer.
-    fn open_with(wal: Option<WalMode>) -> Self {
+    /// A fresh file with the tables, in `journal` mode (`DELETE`, `TRUNCATE`, `WAL`), every
+    /// pooled connection with `busy_timeout_ms` (none: the library alone copes with a busy
+    /// file), each connection checked to have both.
+    pub fn open_with(journal: &str, busy_timeout_ms: Option<u32>) -> Self {
         let dir = tempfile::tempdir().expect("temporary directory");
         let path = dir.path().join("counter-tests.sqlite3");
         let url = path.to_str().expect("UTF-8 temporary path").to_owned();
         // WAL is a property of the file: switch it (and create the tables) on one connection
         // before the pool opens several.
         let mut first = SqliteConnection::establish(&url).expect("create the SQLite file");
-        if wal.is_some() {
-            first
-                .batch_execute("PRAGMA journal_mode = WAL;")
-                .expect("switch the SQLite file to WAL");
-        }
         first
-            .batch_execute(SQLITE_DDL)
+            .batch_execute(&format!("PRAGMA journal_mode = {journal};"))
+            .and_then(|()| first.batch_execute(SQLITE_DDL))
             .expect("create the SQLite tables");
         drop(first);
-        let mut builder = Pool::builder().max_size(POOL_SIZE).min_idle(Some(1));
-        if let Some(wal) = wal {
-            builder = builder.connection_customizer(Box::new(wal));
+        // The rollback journal modes are per connection: every connection sets its own.
+        let mut sql = String::new();
+        if journal != "WAL" {
+            sql += &format!("PRAGMA journal_mode = {journal};");
         }
-        let pool = builder
+        if let Some(ms) = busy_timeout_ms {
+            sql += &format!("PRAGMA busy_timeout = {ms};");
+        }
+        let probe = (
+            "SELECT journal_mode || '/' || (SELECT timeout FROM pragma_busy_timeout) AS t \
+             FROM pragma_journal_mode"
+                .to_owned(),
+            format!(
+                "{}/{}",
+                journal.to_lowercase(),
+                busy_timeout_ms.unwrap_or(0)
+            ),
+        );
+        let pool = Pool::builder()
+            .max_size(POOL_SIZE)
+            .min_idle(Some(1))
+            .connection_customizer(Box::new(Setup { sql, probe }))
             .build(ConnectionManager::new(url))
             .expect("SQLite pool");
         Sqlite {
@@ -535,7 +591,7 @@ impl TestDb for Sqlite {
     type Pooled = PooledConnection<ConnectionManager<SqliteConnection>>;
 
     fn open() -> Self {
-        Self::open_with(Some(WalMode))
+        Self::open_with("WAL", None)
     }
 
     fn pool(&self) -> &PoolOf<SqliteConnection> {
@@ -548,4 +604,31 @@ impl TestDb for Sqlite {
     }
 
     row_helpers!();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The probe is what proves every cell's settings: a pool whose setting did not take
+    /// hands out no connection.
+    #[test]
+    fn a_connection_whose_settings_did_not_take_is_refused() {
+        let db = Sqlite::open_rollback_journal();
+        let claims_wal = Setup {
+            sql: String::new(),
+            probe: (
+                "SELECT journal_mode AS t FROM pragma_journal_mode".to_owned(),
+                "wal".to_owned(),
+            ),
+        };
+        let pool: PoolOf<SqliteConnection> = Pool::builder()
+            .max_size(1)
+            .min_idle(Some(0))
+            .connection_timeout(Duration::from_millis(500))
+            .connection_customizer(Box::new(claims_wal))
+            .build_unchecked(ConnectionManager::new(db.path().to_str().unwrap()));
+        let refused = pool.get().map(|_| ()).unwrap_err().to_string();
+        assert!(refused.contains("gave delete, not wal"), "{refused}");
+    }
 }

@@ -61,6 +61,14 @@ impl Effect {
         }
     }
 
+    /// `n` moved from row `from` (now `left`) to row `to` (now `added`); one row may be both.
+    fn moved(from: usize, to: usize, n: i128, left: i128, added: i128) -> Self {
+        let mut effect = Effect::change(from, -n, left);
+        effect.deltas.push((to, n));
+        effect.edges.push((to, added - n, added));
+        effect
+    }
+
     fn saw(row: usize, value: i128) -> Self {
         Effect {
             edges: vec![(row, value, value)],
@@ -231,14 +239,7 @@ fn interpret<K: Debug + PartialEq>(
             );
         };
         return match outcome {
-            Outcome::Pair(a, b) => {
-                let (a, b) = (i128::from(*a), i128::from(*b));
-                check_inside(bounds, &[a, b])?;
-                let mut effect = Effect::change(source, -n, a);
-                effect.deltas.push((target, n));
-                effect.edges.push((target, b - n, b));
-                Ok(effect)
-            }
+            Outcome::Pair(a, b) => moved(bounds, source, target, n, (*a, *b)),
             Outcome::Failed(AtomicError::Insufficient {
                 available,
                 requested,
@@ -251,7 +252,7 @@ fn interpret<K: Debug + PartialEq>(
                 current,
                 attempted,
                 limit: Limit::Max(limit),
-            }) if *limit == hi && *attempted == current + n && *attempted > hi => {
+            }) if past_max(bounds, n, *current, *attempted, *limit) => {
                 check_inside(bounds, &[*current])?;
                 Ok(Effect::saw(target, *current))
             }
@@ -270,13 +271,7 @@ fn interpret<K: Debug + PartialEq>(
         return match outcome {
             Outcome::Failed(AtomicError::NotFound) if rb.is_none() => Ok(Effect::none()),
             Outcome::Pair(left, added) if rb.is_some() => {
-                let rb = rb.expect("checked");
-                let (left, added) = (i128::from(*left), i128::from(*added));
-                check_inside(bounds, &[left, added])?;
-                let mut effect = Effect::change(ra, -n, left);
-                effect.deltas.push((rb, n));
-                effect.edges.push((rb, added - n, added));
-                Ok(effect)
+                moved(bounds, ra, rb.expect("checked"), n, (*left, *added))
             }
             Outcome::Failed(AtomicError::Insufficient {
                 available,
@@ -291,9 +286,7 @@ fn interpret<K: Debug + PartialEq>(
                 attempted,
                 limit: Limit::Max(limit),
             }) if rb.is_some_and(|rb| rb != ra)
-                && *limit == hi
-                && *attempted == current + n
-                && *attempted > hi =>
+                && past_max(bounds, n, *current, *attempted, *limit) =>
             {
                 check_inside(bounds, &[*current])?;
                 Ok(Effect::saw(rb.expect("checked"), *current))
@@ -421,6 +414,25 @@ fn interpret<K: Debug + PartialEq>(
         (Op::UpdateLocked(_, Closure::Panic), Outcome::Panicked) => Ok(Effect::none()),
         _ => Err("not an outcome the model allows for this call".into()),
     }
+}
+
+/// The effect of `n` moved from row `from` to row `to`, which returned their new values.
+fn moved(
+    bounds: Bounds,
+    from: usize,
+    to: usize,
+    n: i128,
+    (left, added): (i32, i32),
+) -> Result<Effect, String> {
+    let (left, added) = (i128::from(left), i128::from(added));
+    check_inside(bounds, &[left, added])?;
+    Ok(Effect::moved(from, to, n, left, added))
+}
+
+/// Does an `OutOfRange { current, attempted, limit: Max(limit) }` prove that adding `n` to
+/// `current` would pass the upper bound?
+fn past_max(bounds: Bounds, n: i128, current: i128, attempted: i128, limit: i128) -> bool {
+    limit == i128::from(bounds.hi) && attempted == current + n && attempted > limit
 }
 
 /// The effect of a successful change by `delta` that returned the new value `value`.

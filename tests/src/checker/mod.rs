@@ -37,6 +37,8 @@ use history::{Bounds, Verdict};
 use op::{execute, quiet_injected_panics, random_op, KeyDebug, Record};
 use subject::Subject;
 
+use crate::db::settle;
+
 /// Threads per history.
 pub const THREADS: usize = 8;
 /// Rows per history: few, so that calls collide.
@@ -83,8 +85,6 @@ pub trait CheckConn:
 {
     /// The `v` of the one row the query selects.
     fn value(&mut self, sql: &str) -> diesel::QueryResult<i32>;
-    /// The `t` of the one row the query selects.
-    fn text(&mut self, sql: &str) -> diesel::QueryResult<String>;
 }
 
 #[derive(QueryableByName)]
@@ -93,21 +93,11 @@ struct Value {
     v: i32,
 }
 
-#[derive(QueryableByName)]
-struct Text {
-    #[diesel(sql_type = diesel::sql_types::Text)]
-    t: String,
-}
-
 macro_rules! check_conn {
     ($($conn:ty),*) => {$(
         impl CheckConn for $conn {
             fn value(&mut self, sql: &str) -> diesel::QueryResult<i32> {
                 Ok(diesel::sql_query(sql).get_result::<Value>(self)?.v)
-            }
-
-            fn text(&mut self, sql: &str) -> diesel::QueryResult<String> {
-                Ok(diesel::sql_query(sql).get_result::<Text>(self)?.t)
             }
         }
     )*};
@@ -219,7 +209,7 @@ where
         S::KEY_COLUMN,
         values.join(", ")
     );
-    cells::harness_wait(|| conn.batch_execute(&insert)).expect("checker: insert the rows");
+    settle(|| conn.batch_execute(&insert)).expect("checker: insert the rows");
     drop(conn);
 
     let records: Vec<Record<S::Key>> = std::thread::scope(|scope| {
@@ -269,8 +259,7 @@ where
                 S::KEY_COLUMN,
                 S::literal(&spellings[0])
             );
-            cells::harness_wait(|| conn.value(&sql))
-                .unwrap_or_else(|e| panic!("checker: {sql}: {e}"))
+            settle(|| conn.value(&sql)).unwrap_or_else(|e| panic!("checker: {sql}: {e}"))
         })
         .collect();
     let verdict = history::check(BOUNDS, &initial, &last, &records);
