@@ -1,12 +1,13 @@
 //! The randomized checker (`tests/src/checker`) on every database configuration users run:
-//! one test per cell, each running both subjects (an integer key, and a string key the
-//! database compares case-insensitively). Sizes: see the checker's module documentation; CI
+//! one test per cell, each running the three subjects (an integer key, a string key the
+//! database compares case-insensitively, and a composite key of both). Sizes: see the checker's module documentation; CI
 //! runs the defaults, a soak run is
 //! `COUNTER_CHECK_SECONDS=120 cargo test --release -p counter-tests --all-features --test checker -- --test-threads 1 --nocapture`.
 
 use counter_tests::checker::cells::{mysql, postgres, sqlite};
+use counter_tests::checker::hot::run_hot;
 use counter_tests::checker::{run, Plan};
-use counter_tests::models::{CkCounter, CkName};
+use counter_tests::models::{CkCounter, CkName, CkPair};
 use counter_tests::TestDb;
 
 /// Both subjects on one pool; `trailing_space`: the database ignores trailing spaces in keys.
@@ -15,6 +16,8 @@ macro_rules! both {
         let plan = Plan::from_env();
         run::<CkCounter, _>($cell, $pool, plan, $trailing_space);
         run::<CkName, _>($cell, $pool, plan, $trailing_space);
+        run::<CkPair, _>($cell, $pool, plan, $trailing_space);
+        run_hot($cell, $pool, plan);
     }};
 }
 

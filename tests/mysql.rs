@@ -240,3 +240,77 @@ fn results_do_not_depend_on_sql_mode() {
         assert_eq!(unsigned(&db, u), (u32::MAX, u64::MAX), "{mode}");
     }
 }
+
+/// The flusher's connection is killed by the server in the middle of a flush (`KILL` while
+/// the flush waits for a row lock another transaction holds): that flush fails and keeps its
+/// counts, and the next one, on a connection the pool replaced (r2d2 tests connections on
+/// check-out by default), writes them exactly once.
+#[test]
+fn buffer_survives_a_flusher_connection_killed_mid_flush() {
+    use counter_core::FlushPolicy;
+    use counter_tests::scenarios::daily_views_buffer;
+    use diesel::connection::TransactionManager;
+    use diesel::r2d2::{ConnectionManager, Pool};
+
+    #[derive(QueryableByName)]
+    struct Id {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        id: i64,
+    }
+
+    let db = Mysql::open(); // the tables
+    let pool = Pool::builder()
+        .max_size(1)
+        .build(ConnectionManager::<MysqlConnection>::new(
+            counter_tests::db::mysql_url(),
+        ))
+        .expect("the flusher's pool");
+    let page = next_id();
+    let buffer = daily_views_buffer(pool.clone(), FlushPolicy::MANUAL);
+    buffer.add((page, 1), 5).unwrap();
+    assert_eq!(buffer.flush().unwrap(), 1);
+    // The pool's one connection is the flusher's.
+    let victim = diesel::sql_query("SELECT CAST(CONNECTION_ID() AS SIGNED) AS id")
+        .get_result::<Id>(&mut *pool.get().unwrap())
+        .unwrap()
+        .id;
+
+    // Hold the row, so the next flush waits inside its transaction.
+    let mut blocker = db.conn();
+    <MysqlConnection as Connection>::TransactionManager::begin_transaction(&mut *blocker).unwrap();
+    diesel::sql_query(format!(
+        "SELECT views FROM ct_daily_views WHERE page_id = {page} AND day = 1 FOR UPDATE"
+    ))
+    .execute(&mut *blocker)
+    .unwrap();
+    buffer.add((page, 1), 2).unwrap();
+    buffer.add((page, 2), 3).unwrap();
+    let failed = std::thread::scope(|scope| {
+        let flush = scope.spawn(|| buffer.flush());
+        let mut watcher = db.conn();
+        // Wait until the flusher is inside its statement, then kill its connection.
+        loop {
+            let waiting: Vec<Id> = diesel::sql_query(format!(
+                "SELECT CAST(id AS SIGNED) AS id FROM information_schema.processlist \
+                 WHERE id = {victim} AND info LIKE 'UPDATE%'"
+            ))
+            .load(&mut *watcher)
+            .unwrap();
+            if !waiting.is_empty() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        diesel::sql_query(format!("KILL {victim}"))
+            .execute(&mut *watcher)
+            .unwrap();
+        flush.join().unwrap()
+    });
+    <MysqlConnection as Connection>::TransactionManager::rollback_transaction(&mut *blocker)
+        .unwrap();
+    let error = failed.unwrap_err();
+    assert_eq!(buffer.pending(), 5, "kept after {error}");
+    assert_eq!(buffer.flush().unwrap(), 2);
+    assert_eq!(db.daily_views(&[page]), vec![(page, 1, 7), (page, 2, 3)]);
+}
+

@@ -166,3 +166,51 @@ fn foreign_writer_pgbench_on_the_same_row() {
     );
     assert!(errors.is_empty(), "library calls failed: {errors:#?}");
 }
+
+/// The flusher's connection is terminated by the server between two flushes
+/// (`pg_terminate_backend`): that flush fails and keeps its counts, the next one gets a fresh
+/// connection from the pool and writes them, and every key is exact.
+#[test]
+fn buffer_survives_a_terminated_flusher_connection() {
+    use counter_core::FlushPolicy;
+    use counter_tests::scenarios::daily_views_buffer;
+    use diesel::r2d2::{ConnectionManager, Pool};
+
+    let db = Postgres::open(); // the tables
+    let app = format!("counter_buffer_victim_{}", counter_tests::db::next_id());
+    let separator = if pg_url().contains('?') { '&' } else { '?' };
+    let url = format!("{}{separator}application_name={app}", pg_url());
+    // Not tested on check-out, so the flush itself meets the terminated connection.
+    let pool = Pool::builder()
+        .max_size(1)
+        .test_on_check_out(false)
+        .build(ConnectionManager::<PgConnection>::new(url))
+        .expect("the flusher's pool");
+    let page = counter_tests::db::next_id();
+    let buffer = daily_views_buffer(pool, FlushPolicy::MANUAL);
+    buffer.add((page, 1), 5).unwrap();
+    assert_eq!(buffer.flush().unwrap(), 1);
+
+    let killed: Vec<bool> = diesel::sql_query(format!(
+        "SELECT pg_terminate_backend(pid) AS t FROM pg_stat_activity WHERE application_name = '{app}'"
+    ))
+    .load::<Terminated>(&mut *db.conn())
+    .unwrap()
+    .into_iter()
+    .map(|r| r.t)
+    .collect();
+    assert_eq!(killed, vec![true], "exactly the flusher's connection");
+
+    buffer.add((page, 1), 2).unwrap();
+    buffer.add((page, 2), 3).unwrap();
+    let error = buffer.flush().unwrap_err();
+    assert_eq!(buffer.pending(), 5, "kept after {error}");
+    assert_eq!(buffer.flush().unwrap(), 2);
+    assert_eq!(db.daily_views(&[page]), vec![(page, 1, 7), (page, 2, 3)]);
+}
+
+#[derive(QueryableByName)]
+struct Terminated {
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    t: bool,
+}

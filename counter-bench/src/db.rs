@@ -1,6 +1,6 @@
 //! The table, the model, the workloads, and what differs between the three backends.
 
-use counter_core::{AtomicError, AtomicField};
+use counter_core::{AtomicError, AtomicField, ChangeColumn};
 use diesel::connection::SimpleConnection;
 use diesel::mysql::MysqlConnection;
 use diesel::pg::PgConnection;
@@ -15,11 +15,24 @@ diesel::table! {
         id -> BigInt,
         value -> BigInt,
         stock -> BigInt,
+        hits -> BigInt,
     }
 }
 
+diesel::table! {
+    /// The slots of `counters.hits` (the `slotted` workload).
+    counter_hit_slots (id, slot) {
+        id -> BigInt,
+        slot -> Integer,
+        count -> BigInt,
+    }
+}
+
+/// How many slots `hits` has, and how many rows the `spread` baseline spreads over.
+pub const SLOTS: i64 = 64;
+
 /// The model under test: `value` is an unbounded counter, `stock` a level that cannot go below 0.
-#[derive(Debug, Queryable, Selectable, Identifiable, AtomicField)]
+#[derive(Debug, Queryable, Selectable, Identifiable, Insertable, AtomicField)]
 #[diesel(table_name = counters)]
 pub struct Counter {
     pub id: i64,
@@ -27,6 +40,9 @@ pub struct Counter {
     pub value: i64,
     #[atomic(min = 0)]
     pub stock: i64,
+    /// A slotted counter over `SLOTS` rows of `counter_hit_slots`.
+    #[atomic(slots = 64, table = counter_hit_slots)]
+    pub hits: i64,
 }
 
 /// What every row's stock is reset to before each run: far more than any run can take.
@@ -52,12 +68,19 @@ pub trait Backend: R2D2Connection + Send + Sized + 'static {
     /// builder. `None` when no row matched.
     fn handwritten(conn: &mut Self, id: i64) -> QueryResult<Option<i64>>;
 
+    /// Add 1 to `value` of row `row.id`, or insert `row`, as a user writes it by hand; the
+    /// new value.
+    fn upsert_handwritten(conn: &mut Self, row: &Counter) -> QueryResult<i64>;
+
     /// Runs one operation of `workload` on row `id`; the amount it moved its column by
     /// (`value` up, or `stock` down).
     fn op(conn: &mut Pooled<Self>, workload: Workload, id: i64) -> Result<i64, String>;
 
-    /// `(Σ value, Σ stock)` over every row.
-    fn totals(conn: &mut Self) -> QueryResult<(i128, i128)>;
+    /// A write-behind buffer of `value` on `pool` (the `buffered` workload).
+    fn buffer(pool: diesel::r2d2::Pool<ConnectionManager<Self>>) -> counter_core::Buffer<i64, i64>;
+
+    /// `(Σ value, Σ stock, Σ hit slots)` over every row.
+    fn totals(conn: &mut Self) -> QueryResult<(i128, i128, i128)>;
 
     /// Sets every row's stock back to [`STOCK`].
     fn refill(conn: &mut Self) -> QueryResult<usize>;
@@ -71,10 +94,60 @@ fn atomic_err(e: AtomicError) -> String {
     e.to_string()
 }
 
+/// The row an upsert inserts when `id` has none (never, in the benchmark: every row exists).
+fn new_row(id: i64) -> Counter {
+    Counter {
+        id,
+        value: 1,
+        stock: STOCK,
+        hits: 0,
+    }
+}
+
+/// The sale as a user writes it without the library: `stock -= 1` only if enough, then
+/// `value += 1`, in a transaction, re-run on a serialization failure, a deadlock or a busy
+/// SQLite file. Gives 1 (`value` moved up by one). A macro: the statements are typed per
+/// connection, as in an application.
+macro_rules! sale_two_updates {
+    ($conn:expr, $id:expr) => {{
+        let (conn, id) = ($conn, $id);
+        loop {
+            let result = conn.transaction(|c| {
+                let taken =
+                    diesel::update(counters::table.find(id).filter(counters::stock.ge(1i64)))
+                        .set(counters::stock.eq(counters::stock - 1i64))
+                        .execute(c)?;
+                if taken == 0 {
+                    return Err(diesel::result::Error::NotFound);
+                }
+                diesel::update(counters::table.find(id))
+                    .set(counters::value.eq(counters::value + 1i64))
+                    .execute(c)?;
+                Ok(1)
+            });
+            match result {
+                Err(diesel::result::Error::DatabaseError(kind, info))
+                    if matches!(
+                        kind,
+                        diesel::result::DatabaseErrorKind::SerializationFailure
+                    ) || info.message().contains("Deadlock")
+                        || info.message().contains("database is locked") =>
+                {
+                    continue
+                }
+                other => break other.map_err(db_err),
+            }
+        }
+    }};
+}
+
+/// The rows: `rows` of them, and at least the `SLOTS` the `spread` workload uses.
 fn insert_rows_sql(rows: i64) -> String {
-    let values: Vec<String> = (1..=rows).map(|id| format!("({id}, 0, {STOCK})")).collect();
+    let values: Vec<String> = (1..=rows.max(SLOTS))
+        .map(|id| format!("({id}, 0, {STOCK}, 0)"))
+        .collect();
     format!(
-        "INSERT INTO counters (id, value, stock) VALUES {}",
+        "INSERT INTO counters (id, value, stock, hits) VALUES {}",
         values.join(", ")
     )
 }
@@ -114,16 +187,65 @@ macro_rules! common {
                 Workload::Locked => Counter::update_value_locked(conn, id, |v| Ok(v + 1))
                     .map(|_| 1)
                     .map_err(atomic_err),
+                Workload::Sale => Counter::update_atomic(
+                    conn,
+                    id,
+                    (
+                        counters::stock.decrement_if_at_least(1),
+                        counters::value.increment(1),
+                    ),
+                )
+                .map(|_| 1)
+                .map_err(atomic_err),
+                Workload::SaleTwoUpdates => {
+                    let raw: &mut Self = conn;
+                    sale_two_updates!(raw, id)
+                }
+                Workload::Upsert => Counter::increment_value_or_insert(conn, &new_row(id), 1)
+                    .map(|_| 1)
+                    .map_err(atomic_err),
+                Workload::UpsertHandwritten => Self::upsert_handwritten(conn, &new_row(id))
+                    .map(|_| 1)
+                    .map_err(db_err),
+                Workload::Slotted => Counter::increment_hits(conn, id, 1)
+                    .map(|()| 1)
+                    .map_err(atomic_err),
+                // The client loop spreads the ids over `SLOTS` rows.
+                Workload::Spread => Counter::increment_value(conn, id, 1)
+                    .map(|_| 1)
+                    .map_err(atomic_err),
+                // Run by the client loop on the shared buffer, never here.
+                Workload::Buffered => Err("buffered runs on the shared buffer".into()),
             }
         }
 
-        fn totals(conn: &mut Self) -> QueryResult<(i128, i128)> {
+        fn buffer(
+            pool: diesel::r2d2::Pool<ConnectionManager<Self>>,
+        ) -> counter_core::Buffer<i64, i64> {
+            counter_core::Buffer::new(
+                pool,
+                Counter::atomic_value(),
+                |&id: &i64, value| Counter {
+                    id,
+                    value,
+                    stock: STOCK,
+                    hits: 0,
+                },
+                counter_core::FlushPolicy::DEFAULT,
+            )
+        }
+
+        fn totals(conn: &mut Self) -> QueryResult<(i128, i128, i128)> {
             let rows: Vec<(i64, i64)> = counters::table
                 .select((counters::value, counters::stock))
                 .load(conn)?;
-            Ok(rows.iter().fold((0, 0), |(v, s), &(value, stock)| {
+            let slots: Vec<i64> = counter_hit_slots::table
+                .select(counter_hit_slots::count)
+                .load(conn)?;
+            let (value, stock) = rows.iter().fold((0, 0), |(v, s), &(value, stock)| {
                 (v + i128::from(value), s + i128::from(stock))
-            }))
+            });
+            Ok((value, stock, slots.iter().map(|&n| i128::from(n)).sum()))
         }
 
         fn refill(conn: &mut Self) -> QueryResult<usize> {
@@ -141,6 +263,19 @@ macro_rules! returning_update {
         diesel::update(counters::table.find($id))
             .set(counters::value.eq(counters::value + 1))
             .filter(counters::value.le(i64::MAX - 1))
+            .returning(counters::value)
+    };
+}
+
+/// `INSERT … ON CONFLICT (id) DO UPDATE SET value = counters.value + 1 RETURNING value`, as a
+/// user writes it with Diesel's query builder (PostgreSQL, SQLite).
+macro_rules! diesel_upsert {
+    ($row:expr) => {
+        diesel::insert_into(counters::table)
+            .values($row)
+            .on_conflict(counters::id)
+            .do_update()
+            .set(counters::value.eq(counters::value + 1))
             .returning(counters::value)
     };
 }
@@ -169,9 +304,11 @@ impl Backend for PgConnection {
 
     fn create_schema(conn: &mut Self, rows: i64) -> QueryResult<()> {
         conn.batch_execute(
-            "DROP TABLE IF EXISTS counters; \
+            "DROP TABLE IF EXISTS counters; DROP TABLE IF EXISTS counter_hit_slots; \
              CREATE TABLE counters (id BIGINT PRIMARY KEY, value BIGINT NOT NULL, \
-             stock BIGINT NOT NULL);",
+             stock BIGINT NOT NULL, hits BIGINT NOT NULL); \
+             CREATE TABLE counter_hit_slots (id BIGINT NOT NULL, slot INTEGER NOT NULL, \
+             count BIGINT NOT NULL, PRIMARY KEY (id, slot));",
         )?;
         conn.batch_execute(&insert_rows_sql(rows))
     }
@@ -184,6 +321,10 @@ impl Backend for PgConnection {
         returning_update!(id).get_result(conn).optional()
     }
 
+    fn upsert_handwritten(conn: &mut Self, row: &Counter) -> QueryResult<i64> {
+        diesel_upsert!(row).get_result(conn)
+    }
+
     common!();
 }
 
@@ -194,9 +335,11 @@ impl Backend for SqliteConnection {
     fn create_schema(conn: &mut Self, rows: i64) -> QueryResult<()> {
         conn.batch_execute(
             "PRAGMA journal_mode = WAL; \
-             DROP TABLE IF EXISTS counters; \
+             DROP TABLE IF EXISTS counters; DROP TABLE IF EXISTS counter_hit_slots; \
              CREATE TABLE counters (id INTEGER PRIMARY KEY, value BIGINT NOT NULL, \
-             stock BIGINT NOT NULL);",
+             stock BIGINT NOT NULL, hits BIGINT NOT NULL); \
+             CREATE TABLE counter_hit_slots (id BIGINT NOT NULL, slot INTEGER NOT NULL, \
+             count BIGINT NOT NULL, PRIMARY KEY (id, slot));",
         )?;
         conn.batch_execute(&insert_rows_sql(rows))
     }
@@ -210,6 +353,10 @@ impl Backend for SqliteConnection {
 
     fn handwritten(conn: &mut Self, id: i64) -> QueryResult<Option<i64>> {
         returning_update!(id).get_result(conn).optional()
+    }
+
+    fn upsert_handwritten(conn: &mut Self, row: &Counter) -> QueryResult<i64> {
+        diesel_upsert!(row).get_result(conn)
     }
 
     common!();
@@ -283,9 +430,11 @@ impl Backend for MysqlConnection {
 
     fn create_schema(conn: &mut Self, rows: i64) -> QueryResult<()> {
         conn.batch_execute(
-            "DROP TABLE IF EXISTS counters; \
+            "DROP TABLE IF EXISTS counters; DROP TABLE IF EXISTS counter_hit_slots; \
              CREATE TABLE counters (id BIGINT PRIMARY KEY, value BIGINT NOT NULL, \
-             stock BIGINT NOT NULL) ENGINE = InnoDB;",
+             stock BIGINT NOT NULL, hits BIGINT NOT NULL) ENGINE = InnoDB; \
+             CREATE TABLE counter_hit_slots (id BIGINT NOT NULL, slot INT NOT NULL, \
+             count BIGINT NOT NULL, PRIMARY KEY (id, slot)) ENGINE = InnoDB;",
         )?;
         conn.batch_execute(&insert_rows_sql(rows))
     }
@@ -304,6 +453,22 @@ impl Backend for MysqlConnection {
         }
         let captured: u64 = diesel::select(mysql_dsl::last_insert_id()).get_result(conn)?;
         Ok(Some((captured ^ (1 << 63)) as i64))
+    }
+
+    /// The textbook MySQL upsert that returns the new value: raw SQL, two round trips.
+    fn upsert_handwritten(conn: &mut Self, row: &Counter) -> QueryResult<i64> {
+        use diesel::sql_types::BigInt;
+        diesel::sql_query(
+            "INSERT INTO counters (id, value, stock, hits) VALUES (?, ?, ?, ?) \
+             ON DUPLICATE KEY UPDATE value = LAST_INSERT_ID(value + 1)",
+        )
+        .bind::<BigInt, _>(row.id)
+        .bind::<BigInt, _>(row.value)
+        .bind::<BigInt, _>(row.stock)
+        .bind::<BigInt, _>(row.hits)
+        .execute(conn)?;
+        let captured: u64 = diesel::select(mysql_dsl::last_insert_id()).get_result(conn)?;
+        Ok(captured as i64)
     }
 
     common!();

@@ -65,6 +65,18 @@ struct Cli {
     /// decrement_if_at_least: Counter::decrement_stock_if_at_least(conn, id, 1).
     /// take_up_to: Counter::take_stock_up_to(conn, id, 1).
     /// locked: Counter::update_value_locked(conn, id, |v| Ok(v + 1)) (row lock, then write).
+    /// sale: Counter::update_atomic(conn, id, (stock.decrement_if_at_least(1),
+    /// value.increment(1))): two columns, one statement.
+    /// sale_two_updates: the same sale as two UPDATEs in a transaction with a retry loop.
+    /// upsert: Counter::increment_value_or_insert(conn, &row, 1) on existing rows.
+    /// upsert_handwritten: Diesel's on_conflict().do_update().set(value + 1).returning(value)
+    /// (PostgreSQL, SQLite); raw INSERT … ON DUPLICATE KEY UPDATE value =
+    /// LAST_INSERT_ID(value + 1) then SELECT LAST_INSERT_ID() (MariaDB).
+    /// buffered: buffer.add(id, 1) on a counter_core::Buffer the clients share (flushed every
+    /// second or at 10,000 pending adds, and after the slice, before `lost` is measured).
+    /// slotted: Counter::increment_hits(conn, id, 1), a slotted counter over 16 slot rows.
+    /// spread: Counter::increment_value(conn, id, 1) on a random one of 16 rows, the limit
+    /// a 16-slot counter approaches.
     #[arg(long = "workload", value_enum, verbatim_doc_comment)]
     workloads: Vec<Workload>,
 
@@ -132,16 +144,47 @@ pub enum Workload {
     TakeUpTo,
     /// `update_value_locked(conn, id, |v| Ok(v + 1))`.
     Locked,
+    /// `update_atomic(conn, id, (stock.decrement_if_at_least(1), value.increment(1)))`: the
+    /// sale of two columns in one statement.
+    Sale,
+    /// The same sale as a user writes it today: a transaction of two `UPDATE`s (the guarded
+    /// one first) with a hand-written retry loop.
+    #[value(name = "sale_two_updates", alias = "sale-two-updates")]
+    SaleTwoUpdates,
+    /// `increment_value_or_insert(conn, &row, 1)` on rows that exist.
+    Upsert,
+    /// The same upsert hand-written: Diesel's `on_conflict().do_update()` returning the value
+    /// (PostgreSQL, SQLite); on MariaDB the textbook raw SQL `ON DUPLICATE KEY UPDATE value =
+    /// LAST_INSERT_ID(value + 1)` then `SELECT LAST_INSERT_ID()` (which reports a stale value
+    /// when it inserts).
+    #[value(name = "upsert_handwritten", alias = "upsert-handwritten")]
+    UpsertHandwritten,
+    /// `buffer.add(id, 1)` on a `counter_core::Buffer` shared by the clients, flushed in the
+    /// background (every second or at 10,000 pending adds) and once more after the slice;
+    /// `lost` is measured after that last flush.
+    Buffered,
+    /// `increment_hits(conn, id, 1)`: a slotted counter over 16 rows of a slot table.
+    Slotted,
+    /// `increment_value(conn, id, 1)` on a random one of 16 rows: the limit a 16-slot
+    /// counter approaches (the same statement, no hot row).
+    Spread,
 }
 
 impl Workload {
-    const ALL: [Workload; 6] = [
+    const ALL: [Workload; 13] = [
         Workload::Naive,
         Workload::Handwritten,
         Workload::Increment,
         Workload::DecrementIfAtLeast,
         Workload::TakeUpTo,
         Workload::Locked,
+        Workload::Sale,
+        Workload::SaleTwoUpdates,
+        Workload::Upsert,
+        Workload::UpsertHandwritten,
+        Workload::Buffered,
+        Workload::Slotted,
+        Workload::Spread,
     ];
 
     fn name(self) -> &'static str {
@@ -152,6 +195,13 @@ impl Workload {
             Workload::DecrementIfAtLeast => "decrement_if_at_least",
             Workload::TakeUpTo => "take_up_to",
             Workload::Locked => "locked",
+            Workload::Sale => "sale",
+            Workload::SaleTwoUpdates => "sale_two_updates",
+            Workload::Upsert => "upsert",
+            Workload::UpsertHandwritten => "upsert_handwritten",
+            Workload::Buffered => "buffered",
+            Workload::Slotted => "slotted",
+            Workload::Spread => "spread",
         }
     }
 
@@ -470,19 +520,23 @@ fn run_slice<B: Backend>(
     duration: Duration,
     rng: &mut SmallRng,
 ) -> Result<Tally, String> {
-    let (before_value, before_stock) = {
+    let (before_value, before_stock, before_slots) = {
         let mut conn = pool.get().map_err(|e| e.to_string())?;
         B::refill(&mut conn).map_err(|e| format!("refilling stock: {e}"))?;
         B::totals(&mut conn).map_err(|e| format!("reading totals: {e}"))?
     };
     let seeds: Vec<u64> = (0..clients).map(|_| rng.random()).collect();
     let barrier = Barrier::new(clients);
+    let buffer = (workload == Workload::Buffered).then(|| B::buffer(pool.clone()));
+    let buffer = buffer.as_ref();
     let results: Vec<Result<ClientResult, String>> = std::thread::scope(|scope| {
         let handles: Vec<_> = seeds
             .iter()
             .map(|&seed| {
                 let barrier = &barrier;
-                scope.spawn(move || client::<B>(pool, workload, rows, duration, seed, barrier))
+                scope.spawn(move || {
+                    client::<B>(pool, workload, buffer, rows, duration, seed, barrier)
+                })
             })
             .collect();
         handles
@@ -493,7 +547,13 @@ fn run_slice<B: Backend>(
             })
             .collect()
     });
-    let (after_value, after_stock) = {
+    if let Some(buffer) = buffer {
+        // Every count in the database before the table is read.
+        buffer
+            .flush()
+            .map_err(|e| format!("the buffer's last flush: {e}"))?;
+    }
+    let (after_value, after_stock, after_slots) = {
         let mut conn = pool.get().map_err(|e| e.to_string())?;
         B::totals(&mut conn).map_err(|e| format!("reading totals: {e}"))?
     };
@@ -521,6 +581,8 @@ fn run_slice<B: Backend>(
     // What the table shows happened, against what the clients were told happened.
     let seen = if workload.on_stock() {
         before_stock - after_stock
+    } else if workload == Workload::Slotted {
+        after_slots - before_slots
     } else {
         after_value - before_value
     };
@@ -532,6 +594,7 @@ fn run_slice<B: Backend>(
 fn client<B: Backend>(
     pool: &Pool<ConnectionManager<B>>,
     workload: Workload,
+    buffer: Option<&counter_core::Buffer<i64, i64>>,
     rows: i64,
     duration: Duration,
     seed: u64,
@@ -548,12 +611,17 @@ fn client<B: Backend>(
     let deadline = start + duration;
     let mut now = start;
     while now < deadline {
-        let id = if rows == 1 {
+        let id = if workload == Workload::Spread {
+            rng.random_range(1..=crate::db::SLOTS)
+        } else if rows == 1 {
             1
         } else {
             rng.random_range(1..=rows)
         };
-        let result = B::op(&mut conn, workload, id);
+        let result = match buffer {
+            Some(buffer) => buffer.add(id, 1).map(|()| 1).map_err(|e| e.to_string()),
+            None => B::op(&mut conn, workload, id),
+        };
         let after = Instant::now();
         latencies_us.push(u32::try_from((after - now).as_micros()).unwrap_or(u32::MAX));
         now = after;
@@ -662,28 +730,41 @@ fn print_table(rows: &[Row]) {
     }
 }
 
-/// `increment` / `handwritten` per backend and client count.
+/// The library's workload against what a user writes by hand, per backend and client count.
 fn print_ratios(rows: &[Row]) {
+    let pairs = [
+        (Workload::Increment, Workload::Handwritten),
+        (Workload::Sale, Workload::SaleTwoUpdates),
+        (Workload::Upsert, Workload::UpsertHandwritten),
+    ];
     let mut out = std::io::stdout().lock();
-    let mut header = false;
-    for r in rows.iter().filter(|r| r.workload == Workload::Increment) {
-        let Some(h) = rows.iter().find(|h| {
-            h.workload == Workload::Handwritten && h.backend == r.backend && h.clients == r.clients
-        }) else {
-            continue;
-        };
-        if !header {
-            let _ = writeln!(out, "\n| backend | clients | increment / handwritten |");
-            let _ = writeln!(out, "|---|---:|---:|");
-            header = true;
+    for (ours, theirs) in pairs {
+        let mut header = false;
+        for r in rows.iter().filter(|r| r.workload == ours) {
+            let Some(h) = rows
+                .iter()
+                .find(|h| h.workload == theirs && h.backend == r.backend && h.clients == r.clients)
+            else {
+                continue;
+            };
+            if !header {
+                let _ = writeln!(
+                    out,
+                    "\n| backend | clients | {} / {} |",
+                    ours.name(),
+                    theirs.name()
+                );
+                let _ = writeln!(out, "|---|---:|---:|");
+                header = true;
+            }
+            let _ = writeln!(
+                out,
+                "| {} | {} | {:.3} |",
+                r.backend,
+                r.clients,
+                r.ops_per_sec / h.ops_per_sec
+            );
         }
-        let _ = writeln!(
-            out,
-            "| {} | {} | {:.3} |",
-            r.backend,
-            r.clients,
-            r.ops_per_sec / h.ops_per_sec
-        );
     }
 }
 

@@ -21,12 +21,20 @@ fn color(w: Workload) -> &'static str {
         Workload::DecrementIfAtLeast => "#2ca02c",
         Workload::TakeUpTo => "#ff7f0e",
         Workload::Locked => "#9467bd",
+        Workload::Sale | Workload::SaleTwoUpdates => "#8c564b",
+        Workload::Upsert | Workload::UpsertHandwritten => "#17becf",
+        Workload::Buffered => "#bcbd22",
+        Workload::Slotted => "#e377c2",
+        Workload::Spread => "#393b79",
     }
 }
 
 fn dash(w: Workload) -> &'static str {
     match w {
-        Workload::Handwritten => " stroke-dasharray=\"6 4\"",
+        Workload::Handwritten
+        | Workload::SaleTwoUpdates
+        | Workload::UpsertHandwritten
+        | Workload::Spread => " stroke-dasharray=\"6 4\"",
         _ => "",
     }
 }
@@ -148,7 +156,16 @@ fn panel(s: &mut String, x0: f64, y0: f64, name: &str, rows: &[&Row]) {
     clients.sort_unstable();
     clients.dedup();
     let max = rows.iter().map(|r| r.ops_per_sec).fold(0.0, f64::max);
+    let min = rows
+        .iter()
+        .map(|r| r.ops_per_sec)
+        .filter(|&v| v > 0.0)
+        .fold(f64::INFINITY, f64::min);
     let (y_max, step) = nice_axis(max);
+    // Lines two orders of magnitude apart (a buffer against one row) get a log axis, with a
+    // tick per power of ten; otherwise the axis is linear from 0.
+    let log = min.is_finite() && max / min > 100.0;
+    let (log_lo, log_hi) = (min.max(1.0).log10().floor(), max.max(1.0).log10().ceil());
 
     let x_of = |c: usize| {
         let k = clients.iter().position(|&x| x == c).unwrap_or(0) as f64;
@@ -158,7 +175,14 @@ fn panel(s: &mut String, x0: f64, y0: f64, name: &str, rows: &[&Row]) {
             plot_l + 20.0 + k * (plot_r - plot_l - 40.0) / (clients.len() - 1) as f64
         }
     };
-    let y_of = |v: f64| plot_b - v / y_max * (plot_b - plot_t);
+    let y_of = |v: f64| {
+        if log {
+            let t = (v.max(1.0).log10() - log_lo) / (log_hi - log_lo).max(1.0);
+            plot_b - t * (plot_b - plot_t)
+        } else {
+            plot_b - v / y_max * (plot_b - plot_t)
+        }
+    };
 
     let _ = writeln!(
         s,
@@ -169,8 +193,20 @@ fn panel(s: &mut String, x0: f64, y0: f64, name: &str, rows: &[&Row]) {
     );
 
     // Grid and y axis.
-    let mut v = 0.0;
-    while v <= y_max + step / 2.0 {
+    let ticks: Vec<f64> = if log {
+        (log_lo as i32..=log_hi as i32)
+            .map(|k| 10f64.powi(k))
+            .collect()
+    } else {
+        let mut ticks = Vec::new();
+        let mut v = 0.0;
+        while v <= y_max + step / 2.0 {
+            ticks.push(v);
+            v += step;
+        }
+        ticks
+    };
+    for v in ticks {
         let y = y_of(v);
         let _ = writeln!(
             s,
@@ -180,7 +216,6 @@ fn panel(s: &mut String, x0: f64, y0: f64, name: &str, rows: &[&Row]) {
             y + 4.0,
             short(v)
         );
-        v += step;
     }
     let _ = writeln!(
         s,
@@ -189,11 +224,12 @@ fn panel(s: &mut String, x0: f64, y0: f64, name: &str, rows: &[&Row]) {
     );
     let _ = writeln!(
         s,
-        "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\" transform=\"rotate(-90 {} {})\">ops/s</text>",
+        "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\" transform=\"rotate(-90 {} {})\">{}</text>",
         x0 + 16.0,
         (plot_t + plot_b) / 2.0,
         x0 + 16.0,
-        (plot_t + plot_b) / 2.0
+        (plot_t + plot_b) / 2.0,
+        if log { "ops/s (log scale)" } else { "ops/s" }
     );
 
     // X axis: one tick per client count, evenly spaced.

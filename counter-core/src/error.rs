@@ -95,6 +95,16 @@ pub enum AtomicError {
         backend: &'static str,
     },
 
+    /// One column of a several-column change refused (`Insufficient` or `OutOfRange`, in
+    /// `error`); the row is unchanged, every column of it. `column` is the field's name.
+    #[error("{column}: {error}")]
+    InColumn {
+        /// The field whose guard refused, as named in the model (`"stock"`).
+        column: &'static str,
+        /// Why it refused.
+        error: Box<AtomicError>,
+    },
+
     /// An error returned by the caller's closure in `update_*_locked`; nothing was written.
     #[error("{0}")]
     Custom(Box<dyn std::error::Error + Send + Sync + 'static>),

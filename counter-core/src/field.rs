@@ -7,7 +7,9 @@ use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
 use diesel::result::QueryResult;
 use diesel::serialize::ToSql;
 use diesel::sql_types::{BigInt, HasSqlType};
-use diesel::{Column, Expression, Queryable, RunQueryDsl};
+use diesel::{Column, Queryable, RunQueryDsl, Table};
+
+use crate::key::{KeyColumns, KeyValue};
 
 use crate::retry::RetryPolicy;
 use crate::value::AtomicValue;
@@ -26,7 +28,7 @@ use crate::value::AtomicValue;
 /// struct Counter;
 /// impl AtomicField<counters::hits> for Counter {
 ///     type Key = i64;
-///     type KeyColumn = counters::id;
+///     type KeyColumns = (counters::id,);
 ///     type Value = i64;
 ///     const MIN: Option<i64> = Some(0);
 ///     const MAX: Option<i64> = None;
@@ -36,10 +38,12 @@ use crate::value::AtomicValue;
 /// # let _ = hits;
 /// ```
 pub trait AtomicField<Col: Column>: Sized + 'static {
-    /// The Rust type of the primary key.
+    /// The Rust type of the primary key: the bare value for a one-column key (`i64`), a tuple
+    /// in column order for a composite one (`(i64, i64)`).
     type Key;
-    /// The primary key column; it must belong to the same table as `Col`.
-    type KeyColumn: Column<Table = Col::Table>;
+    /// The primary key columns as a tuple, `(products::id,)` or `(lines::cart_id,
+    /// lines::product_id)`; they must be exactly the primary key the table declares.
+    type KeyColumns: KeyColumns<Table = Col::Table>;
     /// The Rust type of the column.
     type Value: AtomicValue;
     /// The declared lower bound (`#[atomic(min = ..)]`), if any.
@@ -60,7 +64,7 @@ pub trait AtomicField<Col: Column>: Sized + 'static {
 /// (for example `u32`, which is MySQL's `INT UNSIGNED`, on PostgreSQL).
 #[diagnostic::on_unimplemented(
     message = "`{Self}`'s atomic column `{Col}` cannot be used on backend `{DB}`",
-    note = "the key or value type has no Diesel mapping on this backend (u32/u64 exist only on MySQL), or the backend's cargo feature of counter-core is off"
+    note = "the key or value type has no Diesel mapping on this backend (u32/u64 exist only on MySQL), the backend's cargo feature of counter-core is off, or `KeyColumns` is not the primary key the table declares"
 )]
 pub trait AtomicFieldOn<Col: Column, DB: Backend>: AtomicField<Col> {
     #[doc(hidden)]
@@ -68,7 +72,7 @@ pub trait AtomicFieldOn<Col: Column, DB: Backend>: AtomicField<Col> {
     #[doc(hidden)]
     fn walk_table<'b>(table: &'b Col::Table, out: AstPass<'_, 'b, DB>) -> QueryResult<()>;
     #[doc(hidden)]
-    fn bind_key<'b>(key: &'b Self::Key, out: &mut AstPass<'_, 'b, DB>) -> QueryResult<()>;
+    fn walk_key_eq<'b>(key: &'b Self::Key, out: &mut AstPass<'_, 'b, DB>) -> QueryResult<()>;
     #[doc(hidden)]
     fn bind_value<'b>(value: &'b Self::Value, out: &mut AstPass<'_, 'b, DB>) -> QueryResult<()>;
     #[doc(hidden)]
@@ -90,13 +94,10 @@ impl<M, Col, DB> AtomicFieldOn<Col, DB> for M
 where
     M: AtomicField<Col>,
     Col: Column,
-    DB: Backend
-        + HasSqlType<<M::KeyColumn as Expression>::SqlType>
-        + HasSqlType<<M::Value as AtomicValue>::SqlType>
-        + HasSqlType<BigInt>
-        + 'static,
-    Col::Table: QueryFragment<DB> + Default,
-    M::Key: ToSql<<M::KeyColumn as Expression>::SqlType, DB>,
+    DB: Backend + HasSqlType<<M::Value as AtomicValue>::SqlType> + HasSqlType<BigInt> + 'static,
+    Col::Table:
+        QueryFragment<DB> + Default + Table<PrimaryKey = <M::KeyColumns as KeyColumns>::PrimaryKey>,
+    M::Key: KeyValue<M::KeyColumns, DB>,
     M::Value: ToSql<<M::Value as AtomicValue>::SqlType, DB>
         + FromSql<<M::Value as AtomicValue>::SqlType, DB>
         + Queryable<<M::Value as AtomicValue>::SqlType, DB>,
@@ -110,8 +111,8 @@ where
         table.walk_ast(out)
     }
 
-    fn bind_key<'b>(key: &'b Self::Key, out: &mut AstPass<'_, 'b, DB>) -> QueryResult<()> {
-        out.push_bind_param::<<M::KeyColumn as Expression>::SqlType, _>(key)
+    fn walk_key_eq<'b>(key: &'b Self::Key, out: &mut AstPass<'_, 'b, DB>) -> QueryResult<()> {
+        key.walk_eq(out)
     }
 
     fn bind_value<'b>(value: &'b Self::Value, out: &mut AstPass<'_, 'b, DB>) -> QueryResult<()> {

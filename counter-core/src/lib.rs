@@ -5,6 +5,9 @@
 compile_error!("counter-core needs at least one backend feature: postgres, mysql or sqlite");
 
 mod backend;
+#[cfg(feature = "r2d2")]
+mod buffer;
+mod change;
 mod error;
 mod field;
 mod key;
@@ -12,27 +15,43 @@ mod lock;
 mod ops;
 mod plan;
 mod retry;
+mod slotted;
 mod sql;
 mod transaction;
+mod update;
+mod upsert;
 mod value;
 
 pub use backend::{AtomicConnection, BackendOf};
+#[cfg(feature = "r2d2")]
+pub use buffer::{Buffer, FlushPolicy};
+pub use change::{Change, ChangeColumn, ChangeOp, Changes, DistinctColumns};
 pub use counter_derive::AtomicField;
 pub use error::{AtomicError, Limit};
 pub use field::{AtomicField, AtomicFieldOn};
+pub use key::{IdIntoKey, KeyColumns, KeyValue};
 pub use lock::LockMode;
 pub use ops::Field;
 pub use retry::RetryPolicy;
+pub use slotted::{Slotted, SlottedDecrement, SlottedField, SlottedOn};
 pub use transaction::transaction;
+pub use update::{update, update_with};
+pub use upsert::{NewRow, UpsertRow};
 pub use value::AtomicValue;
 
 /// Paths the generated code uses; not part of the public API.
 #[doc(hidden)]
 pub mod __private {
     pub use crate::backend::{AtomicConnection, BackendOf};
+    pub use crate::change::{Changes, DistinctColumns};
     pub use crate::error::AtomicError;
     pub use crate::field::{AtomicField, AtomicFieldOn};
     pub use crate::key::primary_key_is;
     pub use crate::ops::Field;
     pub use crate::retry::RetryPolicy;
+    pub use crate::slotted::{
+        refused, NotOnSlotted, Slotted, SlottedDecrement, SlottedField, SlottedOn,
+    };
+    pub use crate::update::update_with;
+    pub use crate::upsert::{NewRow, UpsertRow};
 }

@@ -21,7 +21,7 @@ use crate::value::AtomicValue;
 /// How often a single-statement change is tried again when it missed but the row, read right
 /// after, would have passed (another writer moved the value in between). Past this, the change
 /// is decided under a row lock, where no other writer can move it.
-const RECHECKS: u32 = 3;
+pub(crate) const RECHECKS: u32 = 3;
 
 /// The atomic operations on column `Col` of model `M`, with per-call options.
 ///
@@ -33,7 +33,7 @@ const RECHECKS: u32 = 3;
 /// # diesel::table! { counters (id) { id -> BigInt, hits -> BigInt, } }
 /// # struct Counter;
 /// # impl AtomicField<counters::hits> for Counter {
-/// #     type Key = i64; type KeyColumn = counters::id; type Value = i64;
+/// #     type Key = i64; type KeyColumns = (counters::id,); type Value = i64;
 /// #     const MIN: Option<i64> = Some(0); const MAX: Option<i64> = None; const NAME: &'static str = "hits";
 /// # }
 /// use diesel::prelude::*;
@@ -387,7 +387,7 @@ impl<M: AtomicField<Col>, Col: Column + 'static> Field<M, Col> {
     /// The fallback of [`change`](Self::change): the same guarded change as a read and a write
     /// under a row lock, which waits for the lock like the statement would have, whatever the
     /// handle's lock mode.
-    fn change_locked<R>(
+    pub(crate) fn change_locked<R>(
         &self,
         raw: &mut R,
         key: &M::Key,
@@ -487,7 +487,7 @@ impl<M: AtomicField<Col>, Col: Column + 'static> Field<M, Col> {
     }
 
     /// Runs `attempt`, re-running it whole after a transient conflict, per the retry policy.
-    fn run<R, T>(
+    pub(crate) fn run<R, T>(
         &self,
         raw: &mut R,
         mode: LockMode,
@@ -520,7 +520,7 @@ mod tests {
     struct Item;
     impl AtomicField<items::stock> for Item {
         type Key = i64;
-        type KeyColumn = items::id;
+        type KeyColumns = (items::id,);
         type Value = i32;
         const MIN: Option<i32> = Some(0);
         const MAX: Option<i32> = Some(100);

@@ -8,7 +8,7 @@ diesel::table! { items (id) { id -> BigInt, stock -> Integer, } }
 struct Item;
 impl AtomicField<items::stock> for Item {
     type Key = i64;
-    type KeyColumn = items::id;
+    type KeyColumns = (items::id,);
     type Value = i32;
     const MIN: Option<i32> = Some(0);
     const MAX: Option<i32> = Some(100);

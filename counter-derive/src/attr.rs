@@ -14,7 +14,8 @@ use syn::punctuated::Punctuated;
 use syn::{Attribute, Error, Expr, Ident, Lit, LitInt, Meta, Path, Result, Token, Type, UnOp};
 
 /// The keys `#[atomic(...)]` accepts on a field.
-pub const FIELD_KEYS: &str = "`min`, `max`, `retries`";
+pub const FIELD_KEYS: &str =
+    "`min`, `max`, `retries`, and for a slotted counter `slots`, `table`, `allow_decrement`";
 
 /// Where an `#[atomic]` attribute sits; the struct accepts fewer keys.
 #[derive(Copy, Clone, PartialEq, Eq, Debug)]
@@ -31,6 +32,12 @@ pub struct Atomic<'a> {
     pub min: Option<Int>,
     pub max: Option<Int>,
     pub retries: Option<Int>,
+    /// `slots = N`: a slotted counter over N rows of `table`.
+    pub slots: Option<Int>,
+    /// `table = path`: the slotted counter's slot table (`table!` module).
+    pub table: Option<Path>,
+    /// `allow_decrement`: a slotted counter that may go down (and below zero).
+    pub allow_decrement: Option<Ident>,
 }
 
 /// `key = <integer literal>`, e.g. `min = -1`.
@@ -97,7 +104,25 @@ pub fn atomic<'a>(cx: &Ctxt, attrs: &'a [Attribute], level: Level) -> Atomic<'a>
 }
 
 fn atomic_key(cx: &Ctxt, out: &mut Atomic, meta: ParseNestedMeta, level: Level) -> Result<()> {
+    if level == Level::Field {
+        if let Some(key) = meta.path.get_ident() {
+            if key == "table" {
+                let path: Path = meta.value()?.parse()?;
+                if out.table.replace(path).is_some() {
+                    cx.error_spanned_by(key, "duplicate key `table` in #[atomic]; give it once");
+                }
+                return Ok(());
+            }
+            if key == "allow_decrement" {
+                if out.allow_decrement.replace(key.clone()).is_some() {
+                    cx.error_spanned_by(key, "duplicate key `allow_decrement` in #[atomic]");
+                }
+                return Ok(());
+            }
+        }
+    }
     let (key, slot) = match meta.path.get_ident() {
+        Some(key) if key == "slots" && level == Level::Field => (key, &mut out.slots),
         Some(key) if key == "min" => (key, &mut out.min),
         Some(key) if key == "max" => (key, &mut out.max),
         Some(key) if key == "retries" => (key, &mut out.retries),

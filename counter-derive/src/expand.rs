@@ -24,11 +24,294 @@ pub fn derive(input: &DeriveInput) -> Result<TokenStream> {
 fn expand(model: &Model) -> TokenStream {
     let fields = model.fields.iter().map(|field| expand_field(model, field));
     let primary_key = expand_primary_key_check(model);
+    let several = expand_several_columns(model);
     quote! {
         const _: () = {
             #primary_key
             #(#fields)*
+            #several
         };
+    }
+}
+
+/// With two or more atomic fields: `DistinctColumns` for every ordered pair of different
+/// ones, and `update_atomic`, which changes several of them in one statement.
+fn expand_several_columns(model: &Model) -> TokenStream {
+    let plain: Vec<&AtomicFieldModel> = model
+        .fields
+        .iter()
+        .filter(|field| field.slotted.is_none())
+        .collect();
+    if plain.len() < 2 {
+        return TokenStream::new();
+    }
+    let private = quote!(::counter_core::__private);
+    let ident = model.ident;
+    let table = &model.table;
+    let columns: Vec<_> = plain.iter().map(|field| &field.column).collect();
+    let mut pairs = Vec::new();
+    for (i, a) in columns.iter().enumerate() {
+        for (j, b) in columns.iter().enumerate() {
+            if i != j {
+                pairs.push(
+                    quote!(impl #private::DistinctColumns<#table::#a, #table::#b> for #ident {}),
+                );
+            }
+        }
+    }
+    let key_ty = key_type(model);
+    let retry = match &model.retries {
+        Some(retries) => {
+            let attempts = int(retries);
+            quote!(#private::RetryPolicy::DEFAULT.with_max_attempts(#attempts))
+        }
+        None => quote!(#private::RetryPolicy::DEFAULT),
+    };
+    let names: Vec<String> = plain
+        .iter()
+        .map(|field| format!("`{}`", field.ident.unraw()))
+        .collect();
+    let doc = format!(
+        " Changes several of {} in the row with key `key` in one guarded statement: every \
+         change applies, or none does. `changes` is a tuple of 2 or 3 changes of different \
+         columns, e.g. `({table}::{a}.decrement_if_at_least(n), {table}::{b}.increment(n))` \
+         (methods of `counter_core::ChangeColumn`); returns their new values in that order.\n\n \
+         `UPDATE … SET a = a - ?, b = b + ? WHERE <key> AND a >= ? AND b <= ? RETURNING a, b` \
+         (MySQL: the values are captured into session variables and read back).\n\n # Errors\n \
+         `AtomicError::InColumn` naming the field whose guard refused (`Insufficient` or \
+         `OutOfRange` inside), `NegativeAmount`, `NotFound`; the row is unchanged on every error.",
+        names.join(", "),
+        table = model
+            .table
+            .segments
+            .last()
+            .map_or_else(String::new, |seg| seg.ident.unraw().to_string()),
+        a = columns[0].unraw(),
+        b = columns[1].unraw(),
+    );
+    quote! {
+        #(#pairs)*
+
+        impl #ident {
+            #[doc = #doc]
+            pub fn update_atomic<C, Cs>(
+                conn: &mut C,
+                key: #key_ty,
+                changes: Cs,
+            ) -> ::core::result::Result<Cs::Values, #private::AtomicError>
+            where
+                C: #private::AtomicConnection,
+                Cs: #private::Changes<#ident, #private::BackendOf<C>, Key = #key_ty> + 'static,
+            {
+                #private::update_with(conn, #retry, key, changes)
+            }
+        }
+    }
+}
+
+/// A slotted counter (`slots = N, table = t`): its `Slotted` impl, the operations it has, and
+/// the guarded ones it refuses with a compile error that says why.
+fn expand_slotted_field(
+    model: &Model,
+    field: &AtomicFieldModel,
+    slotted: &crate::model::SlottedModel,
+) -> TokenStream {
+    let private = quote!(::counter_core::__private);
+    let ident = model.ident;
+    let table = &model.table;
+    let column = &field.column;
+    let column_path = quote!(#table::#column);
+    let slot_table = &slotted.table;
+    let key_ty = key_type(model);
+    let key_columns = model.keys.iter().map(|key| &key.column);
+    let slot_key_columns = quote!((#(#slot_table::#key_columns,)*));
+    let slots = int(&slotted.slots);
+    let name = field.ident.unraw().to_string();
+    let retry = retry_const(model, field);
+    let key = key_param(model);
+    let span = field.ident.span();
+    let f = &field.ident;
+    let increment = format_ident!("increment_{}", f, span = span);
+    let decrement = format_ident!("decrement_{}", f, span = span);
+    let current = format_ident!("current_{}", f, span = span);
+    let compact = format_ident!("compact_{}", f, span = span);
+    let atomic = format_ident!("atomic_{}", f, span = span);
+    let if_at_least = format_ident!("decrement_{}_if_at_least", f, span = span);
+    let take_up_to = format_ident!("take_{}_up_to", f, span = span);
+    let update_locked = format_ident!("update_{}_locked", f, span = span);
+    let transfer = format_ident!("transfer_{}", f, span = span);
+    let subject = format!(
+        "`{}` (slotted over {} rows of `{}`)",
+        f.unraw(),
+        slotted.slots.value,
+        slot_table
+            .segments
+            .last()
+            .map_or_else(String::new, |seg| seg.ident.unraw().to_string())
+    );
+    let doc_increment = format!(
+        " Adds `by` to {subject} for `{key}`: one upsert of a random slot, no lock on the \
+         others.\n\n # Errors\n `AtomicError::NegativeAmount`."
+    );
+    let doc_decrement = format!(
+        " Subtracts `by` from {subject} for `{key}` (a random slot); the sum may go below \
+         zero (`allow_decrement`).\n\n # Errors\n `AtomicError::NegativeAmount`."
+    );
+    let doc_current = format!(
+        " The value of {subject} for `{key}`: the sum of its slots, 0 when it has none (one \
+         `SELECT SUM`)."
+    );
+    let doc_compact = format!(
+        " Folds every slot of {subject} for `{key}` into slot 0, in one transaction with the \
+         slots locked in slot order; returns the value. Increments that arrive meanwhile are \
+         kept."
+    );
+    let doc_atomic = format!(" The handle on {subject}, for a per-call retry policy.");
+    let doc_refused = " Not available on a slotted counter: it needs the counter under a \
+         bound, and a slotted counter's value (the sum of its slots) is only stable with every \
+         slot locked. Calling it does not compile."
+        .to_owned();
+    let where_clause = quote! {
+        where
+            C: #private::AtomicConnection,
+            #ident: #private::SlottedOn<#column_path, #private::BackendOf<C>>,
+    };
+    let result = |ok: TokenStream| quote!(::core::result::Result<#ok, #private::AtomicError>);
+    let unit = result(quote!(()));
+    let value = result(quote!(i64));
+    let handle = quote!(#private::SlottedField::<#ident, #column_path>::new());
+    let decrement_impl = slotted.allow_decrement.then(|| {
+        quote! {
+            impl #private::SlottedDecrement<#column_path> for #ident {}
+        }
+    });
+    let decrement_fn = slotted.allow_decrement.then(|| {
+        quote! {
+            #[doc = #doc_decrement]
+            pub fn #decrement<C>(conn: &mut C, #key: #key_ty, by: i64) -> #unit
+            #where_clause
+            {
+                #handle.decrement(conn, #key, by)
+            }
+        }
+    });
+    let refused = |method: &Ident, op: TokenStream, params: TokenStream, ok: TokenStream| {
+        quote! {
+            #[doc = #doc_refused]
+            #[allow(unused_variables)]
+            pub fn #method<C>(conn: &mut C, #params) -> ::core::result::Result<#ok, #private::AtomicError>
+            where
+                C: #private::NotOnSlotted<#private::refused::#op>,
+            {
+                ::core::unreachable!("NotOnSlotted has no implementations")
+            }
+        }
+    };
+    let refused_if_at_least = refused(
+        &if_at_least,
+        quote!(DecrementIfAtLeast),
+        quote!(#key: #key_ty, n: i64),
+        quote!(i64),
+    );
+    let refused_take = refused(
+        &take_up_to,
+        quote!(TakeUpTo),
+        quote!(#key: #key_ty, n: i64),
+        quote!(i64),
+    );
+    let refused_locked = refused(
+        &update_locked,
+        quote!(UpdateLocked),
+        quote!(#key: #key_ty, op: fn(i64) -> #value),
+        quote!(i64),
+    );
+    let refused_transfer = refused(
+        &transfer,
+        quote!(Transfer),
+        quote!(from: #key_ty, to: #key_ty, amount: i64),
+        quote!((i64, i64)),
+    );
+    quote! {
+        impl #private::Slotted<#column_path> for #ident {
+            type Key = #key_ty;
+            type SlotKeyColumns = #slot_key_columns;
+            type SlotColumn = #slot_table::slot;
+            type CountColumn = #slot_table::count;
+            const SLOTS: i32 = #slots;
+            const NAME: &'static str = #name;
+            #retry
+        }
+
+        #decrement_impl
+
+        impl #ident {
+            #[doc = #doc_increment]
+            pub fn #increment<C>(conn: &mut C, #key: #key_ty, by: i64) -> #unit
+            #where_clause
+            {
+                #handle.increment(conn, #key, by)
+            }
+
+            #decrement_fn
+
+            #[doc = #doc_current]
+            pub fn #current<C>(conn: &mut C, #key: #key_ty) -> #value
+            #where_clause
+            {
+                #handle.current(conn, #key)
+            }
+
+            #[doc = #doc_compact]
+            pub fn #compact<C>(conn: &mut C, #key: #key_ty) -> #value
+            #where_clause
+            {
+                #handle.compact(conn, #key)
+            }
+
+            #[doc = #doc_atomic]
+            pub fn #atomic() -> #private::SlottedField<#ident, #column_path> {
+                #private::SlottedField::new()
+            }
+
+            #refused_if_at_least
+            #refused_take
+            #refused_locked
+            #refused_transfer
+        }
+    }
+}
+
+/// `const RETRY` from the field's or the struct's `retries = N`, if any.
+fn retry_const(model: &Model, field: &AtomicFieldModel) -> Option<TokenStream> {
+    let private = quote!(::counter_core::__private);
+    let retries = field.retries.as_ref().or(model.retries.as_ref())?;
+    let attempts = int(retries);
+    Some(quote! {
+        const RETRY: #private::RetryPolicy =
+            #private::RetryPolicy::DEFAULT.with_max_attempts(#attempts);
+    })
+}
+
+/// The key parameter of the generated functions: named after a single key field unless that
+/// clashes with another parameter; a composite key is a tuple named `key`.
+fn key_param(model: &Model) -> Ident {
+    match model.keys.as_slice() {
+        [key] => match key.ident.unraw().to_string().as_str() {
+            "conn" | "by" | "n" | "op" | "from" | "to" | "amount" | "row" | "rows" | "changes"
+            | "new_row" | "amounts" => format_ident!("key"),
+            _ => key.ident.clone(),
+        },
+        _ => format_ident!("key"),
+    }
+}
+
+/// The key's Rust type: the field's type for one key column, a tuple for several.
+fn key_type(model: &Model) -> TokenStream {
+    if let [key] = model.keys.as_slice() {
+        key.ty.to_token_stream()
+    } else {
+        let tys = model.keys.iter().map(|key| key.ty);
+        quote!((#(#tys),*))
     }
 }
 
@@ -37,12 +320,18 @@ fn expand(model: &Model) -> TokenStream {
 /// every one-row statement into a many-row one.
 fn expand_primary_key_check(model: &Model) -> TokenStream {
     let table = &model.table;
-    let column = &model.key.column;
+    let columns = model.keys.iter().map(|key| &key.column);
+    // Diesel's form: the column for one, a tuple for several.
+    let key = if model.keys.len() == 1 {
+        quote!(#(#table::#columns)*)
+    } else {
+        quote!((#(#table::#columns),*))
+    };
     let check = quote! {
-        const _: () = ::counter_core::__private::primary_key_is::<#table::table, #table::#column>();
+        const _: () = ::counter_core::__private::primary_key_is::<#table::table, #key>();
     };
     // Every token at the attribute, so the error underlines it and nothing else.
-    respan(check, model.key.span)
+    respan(check, model.key_span)
 }
 
 /// `tokens` with every span set to `span`.
@@ -64,35 +353,24 @@ fn respan(tokens: TokenStream, span: proc_macro2::Span) -> TokenStream {
 }
 
 fn expand_field(model: &Model, field: &AtomicFieldModel) -> TokenStream {
+    if let Some(slotted) = &field.slotted {
+        return expand_slotted_field(model, field, slotted);
+    }
     let private = quote!(::counter_core::__private);
     let ident = model.ident;
     let table = &model.table;
-    let key_ty = model.key.ty;
-    let key_column = &model.key.column;
+    let key_columns = model.keys.iter().map(|key| &key.column);
+    let key_columns = quote!((#(#table::#key_columns,)*));
+    let key_ty = key_type(model);
     let value_ty = field.ty;
     let column = &field.column;
     let column_path = quote!(#table::#column);
     let name = field.ident.unraw().to_string();
     let min = option(field.min.as_ref());
     let max = option(field.max.as_ref());
-    let retry = field
-        .retries
-        .as_ref()
-        .or(model.retries.as_ref())
-        .map(|retries| {
-            let attempts = int(retries);
-            quote! {
-                const RETRY: #private::RetryPolicy =
-                    #private::RetryPolicy::DEFAULT.with_max_attempts(#attempts);
-            }
-        });
+    let retry = retry_const(model, field);
 
-    // The key parameter is named after the key field unless that clashes
-    // with another parameter.
-    let key = match model.key.ident.unraw().to_string().as_str() {
-        "conn" | "by" | "n" | "op" => format_ident!("key"),
-        _ => model.key.ident.clone(),
-    };
+    let key = key_param(model);
 
     let span = field.ident.span();
     let increment = format_ident!("increment_{}", field.ident, span = span);
@@ -103,6 +381,8 @@ fn expand_field(model: &Model, field: &AtomicFieldModel) -> TokenStream {
     let transfer = format_ident!("transfer_{}", field.ident, span = span);
     let atomic = format_ident!("atomic_{}", field.ident, span = span);
     let current = format_ident!("current_{}", field.ident, span = span);
+    let or_insert = format_ident!("increment_{}_or_insert", field.ident, span = span);
+    let or_insert_all = format_ident!("increment_{}_or_insert_all", field.ident, span = span);
 
     let docs = Docs::new(model, field, &key);
     let doc_increment = docs.increment("adds `by` to", "+");
@@ -113,6 +393,8 @@ fn expand_field(model: &Model, field: &AtomicFieldModel) -> TokenStream {
     let doc_transfer = docs.transfer();
     let doc_atomic = docs.atomic(&atomic);
     let doc_current = docs.current();
+    let doc_or_insert = docs.or_insert();
+    let doc_or_insert_all = docs.or_insert_all(&or_insert);
 
     let result = |ok: TokenStream| quote!(::core::result::Result<#ok, #private::AtomicError>);
     let result_value = result(quote!(#value_ty));
@@ -126,7 +408,7 @@ fn expand_field(model: &Model, field: &AtomicFieldModel) -> TokenStream {
     quote! {
         impl #private::AtomicField<#column_path> for #ident {
             type Key = #key_ty;
-            type KeyColumn = #table::#key_column;
+            type KeyColumns = #key_columns;
             type Value = #value_ty;
             const MIN: ::core::option::Option<#value_ty> = #min;
             const MAX: ::core::option::Option<#value_ty> = #max;
@@ -181,6 +463,32 @@ fn expand_field(model: &Model, field: &AtomicFieldModel) -> TokenStream {
             #where_clause
             {
                 #handle.transfer(conn, from, to, amount)
+            }
+
+            #[doc = #doc_or_insert]
+            pub fn #or_insert<C, R>(conn: &mut C, row: R, by: #value_ty) -> #result_value
+            #where_clause
+                R: #private::UpsertRow<#ident, #column_path, #private::BackendOf<C>>,
+            {
+                #handle.increment_or_insert(conn, row, by)
+            }
+
+            #[doc = #doc_or_insert_all]
+            pub fn #or_insert_all<C, I, F, R>(
+                conn: &mut C,
+                amounts: I,
+                new_row: F,
+            ) -> ::core::result::Result<
+                ::std::vec::Vec<(#key_ty, #value_ty)>,
+                #private::AtomicError,
+            >
+            #where_clause
+                #key_ty: ::core::cmp::Ord + ::core::clone::Clone,
+                I: ::core::iter::IntoIterator<Item = (#key_ty, #value_ty)>,
+                F: ::core::ops::FnMut(&#key_ty, #value_ty) -> R,
+                R: #private::NewRow<#ident, #column_path, #private::BackendOf<C>>,
+            {
+                #handle.increment_or_insert_all(conn, amounts, new_row)
             }
 
             #[doc = #doc_current]
@@ -265,7 +573,16 @@ impl Docs {
             ),
             table,
             column,
-            key_column: model.key.column.unraw().to_string(),
+            key_column: match model.keys.as_slice() {
+                [key] => key.column.unraw().to_string(),
+                keys => format!(
+                    "({})",
+                    keys.iter()
+                        .map(|key| key.column.unraw().to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            },
             key: key.unraw().to_string(),
             ident: model.ident.unraw().to_string(),
             range,
@@ -378,6 +695,42 @@ impl Docs {
         )
     }
 
+    fn or_insert(&self) -> String {
+        let Docs {
+            subject,
+            table,
+            column: c,
+            key_column,
+            range,
+            ..
+        } = self;
+        format!(
+            " Adds `by` to {subject} in the row with `row`'s key, or inserts `row` as given \
+             when there is none, in one statement; returns the new value (the inserted one \
+             when it inserted).\n\n `row` is `&value` of a type Diesel can insert into \
+             `{table}` that derives `Identifiable` (the model, or a `NewX` struct).\n\n \
+             PostgreSQL, SQLite: `INSERT … ON CONFLICT ({key_column}) DO UPDATE SET {c} = \
+             {table}.{c} + ? WHERE {table}.{c} <= ? RETURNING {c}`; MySQL: the guarded \
+             `UPDATE` of `increment_{c}`, and only when it matches no row `INSERT … ON \
+             DUPLICATE KEY UPDATE {c} = IF({c} <= ?, {c} + ?, <error>)` and a read back, in \
+             one transaction (only for tables whose one unique key is the primary key).\n\n # Errors\n \
+             `AtomicError::NegativeAmount`, `OutOfRange` if the existing row would leave \
+             {range} (row unchanged), and the database's errors for `row`."
+        )
+    }
+
+    fn or_insert_all(&self, single: &Ident) -> String {
+        let Docs { subject, .. } = self;
+        format!(
+            " Adds many `(key, amount)` pairs to {subject} at once, in one transaction (all or \
+             nothing): amounts of one key are summed, keys are applied in order (so two \
+             batches do not deadlock), each as `{single}` with the row `new_row(&key, total)` \
+             for a key without a row. Returns `(key, new value)` in key order.\n\n # \
+             Errors\n `AtomicError::NegativeAmount` before anything runs, `OutOfRange` for a \
+             key that would pass its bound (nothing written), and the database's errors."
+        )
+    }
+
     fn atomic(&self, method: &Ident) -> String {
         let Docs {
             subject,
@@ -416,6 +769,17 @@ mod tests {
         }
     }
 
+    /// The expansion of `input`, checked to parse, without whitespace.
+    fn compact_expansion(input: &DeriveInput) -> String {
+        let tokens = derive(input).unwrap();
+        syn::parse2::<syn::File>(tokens.clone()).unwrap();
+        tokens
+            .to_string()
+            .chars()
+            .filter(|c| !c.is_whitespace())
+            .collect()
+    }
+
     #[test]
     fn expansion_parses() {
         let tokens = derive(&product()).unwrap();
@@ -428,7 +792,7 @@ mod tests {
         let compact: String = text.chars().filter(|c| !c.is_whitespace()).collect();
         assert!(compact.contains("AtomicField<products::stock>forProduct"));
         assert!(compact.contains("AtomicField<products::units_sold>forProduct"));
-        assert!(compact.contains("typeKeyColumn=products::id;"));
+        assert!(compact.contains("typeKeyColumns=(products::id,);"));
         assert!(compact
             .contains("constMIN:::core::option::Option<i32>=::core::option::Option::Some(0);"));
         assert!(compact.contains("with_max_attempts(5)"));
@@ -453,22 +817,47 @@ mod tests {
             attrs: vec![parse_quote!(#[diesel(primary_key(account_id))])],
             ..input
         };
-        let tokens = derive(&input).unwrap();
-        syn::parse2::<syn::File>(tokens.clone()).unwrap();
-        let compact: String = tokens
-            .to_string()
-            .chars()
-            .filter(|c| !c.is_whitespace())
-            .collect();
+        let compact = compact_expansion(&input);
         assert!(compact.contains("Some(-500)"));
         assert!(compact.contains("AtomicField<accounts::balance>forAccount"));
-        assert!(compact.contains("typeKeyColumn=accounts::account_id;"));
+        assert!(compact.contains("typeKeyColumns=(accounts::account_id,);"));
         assert!(
             compact.contains("constMAX:::core::option::Option<i64>=::core::option::Option::None;")
         );
         assert!(!compact.contains("RETRY"));
         // `by` would clash with the `by` parameter.
         assert!(compact.contains("key:i64,by:i64"));
+    }
+
+    #[test]
+    fn composite_key_is_a_tuple_and_slots_expand() {
+        let input: DeriveInput = parse_quote! {
+            #[diesel(table_name = lines, primary_key(cart_id, product_id))]
+            struct Line {
+                cart_id: i64,
+                product_id: i32,
+                #[atomic(max = 40)]
+                quantity: i32,
+                #[atomic]
+                touched: i64,
+                #[atomic(slots = 8, table = line_view_slots, allow_decrement)]
+                views: i64,
+            }
+        };
+        let compact = compact_expansion(&input);
+        assert!(compact.contains("typeKeyColumns=(lines::cart_id,lines::product_id,);"));
+        assert!(compact.contains("typeKey=(i64,i32);"));
+        assert!(
+            compact.contains("primary_key_is::<lines::table,(lines::cart_id,lines::product_id)>")
+        );
+        assert!(compact.contains("DistinctColumns<lines::quantity,lines::touched>forLine"));
+        assert!(!compact.contains("DistinctColumns<lines::views"));
+        assert!(compact.contains(
+            "typeSlotKeyColumns=(line_view_slots::cart_id,line_view_slots::product_id,);"
+        ));
+        assert!(compact.contains("constSLOTS:i32=8;"));
+        assert!(compact.contains("SlottedDecrement<lines::views>forLine"));
+        assert!(compact.contains("fnupdate_atomic"));
     }
 
     #[test]

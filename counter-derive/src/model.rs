@@ -14,7 +14,11 @@ pub struct Model<'a> {
     pub ident: &'a Ident,
     /// Path of the `table!` module, as written in `table_name` (or inferred).
     pub table: Path,
-    pub key: KeyField<'a>,
+    /// The key fields, in the order of `primary_key(..)` (one unless the key is composite).
+    pub keys: Vec<KeyField<'a>>,
+    /// Where the key was chosen: the `primary_key(..)` item, else the struct's name (the
+    /// default `id`), for the error when it is not the table's primary key.
+    pub key_span: proc_macro2::Span,
     pub fields: Vec<AtomicFieldModel<'a>>,
     /// Struct-level `#[atomic(retries = N)]`.
     pub retries: Option<Retries>,
@@ -25,9 +29,6 @@ pub struct KeyField<'a> {
     pub ident: &'a Ident,
     pub ty: &'a Type,
     pub column: Ident,
-    /// Where the key was chosen: the `primary_key(..)` item, else the struct's name (the
-    /// default `id`), for the error when it is not the table's primary key.
-    pub span: proc_macro2::Span,
 }
 
 pub struct AtomicFieldModel<'a> {
@@ -40,6 +41,15 @@ pub struct AtomicFieldModel<'a> {
     pub min: Option<Bound>,
     pub max: Option<Bound>,
     pub retries: Option<Retries>,
+    /// `slots = N, table = t[, allow_decrement]`: a slotted counter.
+    pub slotted: Option<SlottedModel>,
+}
+
+/// A slotted counter's declaration.
+pub struct SlottedModel {
+    pub slots: Int,
+    pub table: Path,
+    pub allow_decrement: bool,
 }
 
 /// `min = ..` / `max = ..`, with its tokens.
@@ -169,37 +179,37 @@ impl<'a> Model<'a> {
             })
             .collect();
 
-        // Like diesel, `primary_key(..)` names columns, and the key field is
+        // Like diesel, `primary_key(..)` names columns, and each key field is
         // the one mapped to that column.
-        let key_column = match valid::single_key_column(input, diesel.primary_key.as_ref()) {
-            Ok(column) => Some(column),
+        let key_columns = match valid::key_columns(input, diesel.primary_key.as_ref()) {
+            Ok(columns) => columns,
             Err(err) => {
                 cx.syn_error(err);
-                None
+                Vec::new()
             }
         };
-        let key = key_column.as_ref().and_then(|column| {
-            let found = fields.iter().find(|field| same(&field.column, column));
-            if found.is_none() {
-                cx.syn_error(valid::missing_key_field(
+        let mut keys = Vec::new();
+        for column in &key_columns {
+            match fields.iter().find(|field| same(&field.column, column)) {
+                Some(field) => keys.push(KeyField {
+                    original: field.original,
+                    ident: field.ident,
+                    ty: &field.original.ty,
+                    column: field.column.clone(),
+                }),
+                None => cx.syn_error(valid::missing_key_field(
                     input,
                     diesel.primary_key.as_ref(),
                     column,
-                ));
+                )),
             }
-            found.map(|field| KeyField {
-                original: field.original,
-                ident: field.ident,
-                ty: &field.original.ty,
-                column: field.column.clone(),
-                span: diesel
-                    .primary_key
-                    .as_ref()
-                    .map_or(input.ident.span(), |key| {
-                        syn::spanned::Spanned::span(&key.tokens)
-                    }),
-            })
-        });
+        }
+        let key_span = diesel
+            .primary_key
+            .as_ref()
+            .map_or(input.ident.span(), |key| {
+                syn::spanned::Spanned::span(&key.tokens)
+            });
 
         let mut any_atomic = false;
         let mut atomic_fields = Vec::new();
@@ -208,11 +218,12 @@ impl<'a> Model<'a> {
                 continue;
             };
             any_atomic = true;
-            if let Some(key) = &key {
-                if std::ptr::eq(key.original, field.original) {
-                    cx.syn_error(valid::on_primary_key(attr, key.ident));
-                    continue;
-                }
+            if let Some(key) = keys
+                .iter()
+                .find(|k| std::ptr::eq(k.original, field.original))
+            {
+                cx.syn_error(valid::on_primary_key(attr, key.ident));
+                continue;
             }
             let value = match valid::value_type(&field.original.ty) {
                 Ok(value) => value,
@@ -221,6 +232,7 @@ impl<'a> Model<'a> {
                     continue;
                 }
             };
+            let slotted = valid::slotted(cx, attr, &field.atomic, value);
             let field = AtomicFieldModel {
                 ident: field.ident,
                 ty: &field.original.ty,
@@ -229,6 +241,7 @@ impl<'a> Model<'a> {
                 min: field.atomic.min,
                 max: field.atomic.max,
                 retries: field.atomic.retries,
+                slotted,
             };
             valid::check_field(cx, &field);
             atomic_fields.push(field);
@@ -236,11 +249,15 @@ impl<'a> Model<'a> {
         if !any_atomic {
             cx.syn_error(valid::no_atomic_field(&input.ident));
         }
+        if keys.len() != key_columns.len() || keys.is_empty() {
+            return None;
+        }
 
         Some(Model {
             ident: &input.ident,
             table,
-            key: key?,
+            keys,
+            key_span,
             fields: atomic_fields,
             retries: struct_atomic.retries,
         })
@@ -348,8 +365,8 @@ mod tests {
             model.table.to_token_stream().to_string(),
             "crate :: schema :: products"
         );
-        assert_eq!(model.key.ident, "key");
-        assert_eq!(model.key.column, "product_id");
+        assert_eq!(model.keys[0].ident, "key");
+        assert_eq!(model.keys[0].column, "product_id");
         assert_eq!(model.retries.as_ref().unwrap().value, 5);
         assert_eq!(model.fields.len(), 2);
         assert_eq!(model.fields[0].ident, "stock");

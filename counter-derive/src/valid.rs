@@ -59,23 +59,39 @@ pub fn no_generics(generics: &Generics) -> Result<()> {
     }
 }
 
-/// The one key column: `primary_key(x)`, or `id` when not given.
-pub fn single_key_column(input: &DeriveInput, key: Option<&PrimaryKey>) -> Result<Ident> {
+/// Diesel's `Identifiable` and our key tuples stop at this many key columns.
+const MAX_KEY_COLUMNS: usize = 4;
+
+/// The key columns: `primary_key(a, b, ..)`, or `id` when not given.
+pub fn key_columns(input: &DeriveInput, key: Option<&PrimaryKey>) -> Result<Vec<Ident>> {
     let Some(key) = key else {
-        return Ok(Ident::new("id", input.ident.span()));
+        return Ok(vec![Ident::new("id", input.ident.span())]);
     };
-    match key.columns.as_slice() {
-        [column] => Ok(column.clone()),
-        [] => Err(Error::new_spanned(
+    if key.columns.is_empty() {
+        return Err(Error::new_spanned(
             &key.tokens,
             "primary_key(..) is empty; name the key column, e.g. primary_key(id)",
-        )),
-        _ => Err(Error::new_spanned(
-            &key.tokens,
-            "composite primary keys are not supported yet by #[derive(AtomicField)]; the table \
-             needs a single-column primary key",
-        )),
+        ));
     }
+    if key.columns.len() > MAX_KEY_COLUMNS {
+        return Err(Error::new_spanned(
+            &key.tokens,
+            format!(
+                "#[derive(AtomicField)] supports primary keys of at most {MAX_KEY_COLUMNS} \
+                 columns; this one has {}",
+                key.columns.len()
+            ),
+        ));
+    }
+    for (i, column) in key.columns.iter().enumerate() {
+        if key.columns[..i].iter().any(|earlier| earlier == column) {
+            return Err(Error::new_spanned(
+                column,
+                format!("`{column}` is listed twice in primary_key(..)"),
+            ));
+        }
+    }
+    Ok(key.columns.clone())
 }
 
 /// No field maps to the key column.
@@ -151,6 +167,81 @@ fn is_option(ty: &Type) -> bool {
 }
 
 /// Bounds and retries of one `#[atomic]` field.
+/// The slotted declaration of a field, checked: `slots` and `table` together, 2 to 1024
+/// slots, an `i64` field, and no bounds (a slotted counter cannot enforce them).
+pub fn slotted(
+    cx: &Ctxt,
+    attr: &Attribute,
+    atomic: &crate::attr::Atomic,
+    value: ValueType,
+) -> Option<crate::model::SlottedModel> {
+    let (slots, table) = match (&atomic.slots, &atomic.table) {
+        (None, None) => {
+            if let Some(flag) = &atomic.allow_decrement {
+                cx.error_spanned_by(
+                    flag,
+                    "`allow_decrement` is for slotted counters (`slots = N, table = ..`); a plain \
+                     #[atomic] field always has decrement_*",
+                );
+            }
+            return None;
+        }
+        (Some(slots), Some(table)) => (slots, table),
+        (Some(slots), None) => {
+            cx.error_spanned_by(
+                &slots.key,
+                "a slotted counter needs its slot table: #[atomic(slots = N, table = my_slots)], \
+                 a table! with the model's key columns, `slot -> Integer` and `count -> BigInt`",
+            );
+            return None;
+        }
+        (None, Some(table)) => {
+            cx.error_spanned_by(
+                table,
+                "`table` names a slotted counter's slot table; add `slots = N` (how many rows \
+                 the counter is spread over)",
+            );
+            return None;
+        }
+    };
+    let mut ok = true;
+    if !(2..=1024).contains(&slots.value) {
+        cx.error_spanned_by(
+            &slots.expr,
+            format!("`slots` must be between 2 and 1024, got {}", slots.value),
+        );
+        ok = false;
+    }
+    for bound in [&atomic.min, &atomic.max].into_iter().flatten() {
+        cx.error_spanned_by(
+            &bound.key,
+            format!(
+                "a slotted counter cannot enforce `{}`: its value is the sum of every slot, \
+                 which is only stable with all of them locked (the one-row bottleneck slots \
+                 exist to avoid); drop the bound, or drop `slots` where bounds matter",
+                bound.key
+            ),
+        );
+        ok = false;
+    }
+    if value != ValueType::I64 {
+        cx.error_spanned_by(
+            attr,
+            format!(
+                "a slotted counter is an `i64` (the slots' `count -> BigInt` and their sum); \
+                 this field is `{}`",
+                value.name()
+            ),
+        );
+        ok = false;
+    }
+    ok.then(|| crate::model::SlottedModel {
+        slots: slots.clone(),
+        table: table.clone(),
+        allow_decrement: atomic.allow_decrement.is_some(),
+    })
+}
+
 pub fn check_field(cx: &Ctxt, field: &AtomicFieldModel) {
     let min_fits = field
         .min

@@ -40,3 +40,10 @@ fn blog_views_counts_exactly() {
     let out = run(env!("CARGO_BIN_EXE_blog_views"));
     assert!(out.contains("all counts exact: true"), "{out}");
 }
+
+#[test]
+fn add_to_cart_is_all_or_nothing() {
+    let out = run(env!("CARGO_BIN_EXE_add_to_cart"));
+    assert!(out.contains("add-to-cart exact: true"), "{out}");
+    assert!(out.contains("= 200 (started at 200)"), "{out}");
+}

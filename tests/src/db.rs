@@ -32,6 +32,7 @@ use diesel::r2d2::{
 };
 use diesel::sqlite::SqliteConnection;
 
+use crate::models::CartLine;
 use crate::schema::*;
 
 /// Environment variable naming the PostgreSQL database the tests use.
@@ -40,7 +41,7 @@ pub const PG_ENV: &str = "COUNTER_PG_URL";
 pub const MYSQL_ENV: &str = "COUNTER_MYSQL_URL";
 
 /// Connections per pool: at least the 8 threads of the concurrency scenarios plus the test's own.
-pub const POOL_SIZE: u32 = 12;
+pub const POOL_SIZE: u32 = 20;
 /// Connections of the process-wide pool of a server, shared by the tests running in parallel.
 const SERVER_POOL_SIZE: u32 = 32;
 
@@ -101,6 +102,14 @@ pub trait TestDb: Sized + Send + Sync + 'static {
     fn new_named(&self, name: &str, balance: i64);
     /// `balance` of the `ct_named` row the database matches to `name` (under its collation).
     fn named(&self, name: &str) -> i64;
+    /// A new cart line.
+    fn new_cart_line(&self, cart_id: i64, product_id: i64, quantity: i32);
+    /// Every line of these carts, ordered by key.
+    fn cart_lines(&self, cart_ids: &[i64]) -> Vec<CartLine>;
+    /// Every `(page_id, day, views)` row of these pages, ordered by key.
+    fn daily_views(&self, page_ids: &[i64]) -> Vec<(i64, i32, i64)>;
+    /// The `(slot, count)` rows of article `id`'s view counter, in slot order.
+    fn view_slots(&self, id: i64) -> Vec<(i32, i64)>;
 }
 
 /// A fresh row id: a random per-process base plus a process-wide counter, so tests running in
@@ -278,6 +287,47 @@ macro_rules! row_helpers {
                     .first(c)
             })
         }
+
+        fn new_cart_line(&self, cart_id: i64, product_id: i64, quantity: i32) {
+            harness(self.pool(), "insert cart line", |c| {
+                diesel::insert_into(ct_cart_lines::table)
+                    .values((
+                        ct_cart_lines::cart_id.eq(cart_id),
+                        ct_cart_lines::product_id.eq(product_id),
+                        ct_cart_lines::quantity.eq(quantity),
+                    ))
+                    .execute(c)
+            });
+        }
+
+        fn cart_lines(&self, cart_ids: &[i64]) -> Vec<CartLine> {
+            harness(self.pool(), "read cart lines", |c| {
+                ct_cart_lines::table
+                    .filter(ct_cart_lines::cart_id.eq_any(cart_ids))
+                    .order((ct_cart_lines::cart_id, ct_cart_lines::product_id))
+                    .select(CartLine::as_select())
+                    .load(c)
+            })
+        }
+
+        fn view_slots(&self, id: i64) -> Vec<(i32, i64)> {
+            harness(self.pool(), "read view slots", |c| {
+                ct_article_view_slots::table
+                    .filter(ct_article_view_slots::id.eq(id))
+                    .order(ct_article_view_slots::slot)
+                    .select((ct_article_view_slots::slot, ct_article_view_slots::count))
+                    .load(c)
+            })
+        }
+
+        fn daily_views(&self, page_ids: &[i64]) -> Vec<(i64, i32, i64)> {
+            harness(self.pool(), "read daily views", |c| {
+                ct_daily_views::table
+                    .filter(ct_daily_views::page_id.eq_any(page_ids))
+                    .order((ct_daily_views::page_id, ct_daily_views::day))
+                    .load(c)
+            })
+        }
     };
 }
 
@@ -393,8 +443,22 @@ CREATE COLLATION IF NOT EXISTS ct_ci (provider = icu, locale = 'und-u-ks-level2'
     deterministic = false);
 CREATE TABLE IF NOT EXISTS ct_named (name TEXT COLLATE ct_ci PRIMARY KEY,
     balance BIGINT NOT NULL);
-CREATE TABLE IF NOT EXISTS ck_counters (id BIGINT PRIMARY KEY, v INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS ck_names (name TEXT COLLATE ct_ci PRIMARY KEY, v INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS ck_ints (id BIGINT PRIMARY KEY, v INTEGER NOT NULL,
+    w BIGINT NOT NULL DEFAULT 0);
+CREATE TABLE IF NOT EXISTS ck_texts (name TEXT COLLATE ct_ci PRIMARY KEY, v INTEGER NOT NULL,
+    w BIGINT NOT NULL DEFAULT 0);
+CREATE TABLE IF NOT EXISTS ck_pairs (a BIGINT NOT NULL, b TEXT COLLATE ct_ci NOT NULL,
+    v INTEGER NOT NULL, w BIGINT NOT NULL DEFAULT 0, PRIMARY KEY (a, b));
+CREATE TABLE IF NOT EXISTS ct_cart_lines (cart_id BIGINT NOT NULL, product_id BIGINT NOT NULL,
+    quantity INTEGER NOT NULL, PRIMARY KEY (cart_id, product_id));
+CREATE TABLE IF NOT EXISTS ct_daily_views (page_id BIGINT NOT NULL, day INTEGER NOT NULL,
+    views BIGINT NOT NULL, PRIMARY KEY (page_id, day));
+CREATE TABLE IF NOT EXISTS ct_articles (id BIGINT PRIMARY KEY, views BIGINT NOT NULL,
+    likes BIGINT NOT NULL);
+CREATE TABLE IF NOT EXISTS ct_article_view_slots (id BIGINT NOT NULL, slot INTEGER NOT NULL,
+    count BIGINT NOT NULL, PRIMARY KEY (id, slot));
+CREATE TABLE IF NOT EXISTS ct_article_like_slots (id BIGINT NOT NULL, slot INTEGER NOT NULL,
+    count BIGINT NOT NULL, PRIMARY KEY (id, slot));
 ";
 
 const MYSQL_DDL: &str = "
@@ -410,10 +474,24 @@ CREATE TABLE IF NOT EXISTS ct_unsigned (id BIGINT PRIMARY KEY, u32v INT UNSIGNED
 CREATE TABLE IF NOT EXISTS ct_named (
     name VARCHAR(64) CHARACTER SET utf8mb4 COLLATE utf8mb4_general_ci PRIMARY KEY,
     balance BIGINT NOT NULL) ENGINE = InnoDB;
-CREATE TABLE IF NOT EXISTS ck_counters (id BIGINT PRIMARY KEY, v INT NOT NULL) ENGINE = InnoDB;
-CREATE TABLE IF NOT EXISTS ck_names (
+CREATE TABLE IF NOT EXISTS ck_ints (id BIGINT PRIMARY KEY, v INT NOT NULL,
+    w BIGINT NOT NULL DEFAULT 0) ENGINE = InnoDB;
+CREATE TABLE IF NOT EXISTS ck_texts (
     name VARCHAR(64) CHARACTER SET utf8mb4 COLLATE utf8mb4_general_ci PRIMARY KEY,
-    v INT NOT NULL) ENGINE = InnoDB;
+    v INT NOT NULL, w BIGINT NOT NULL DEFAULT 0) ENGINE = InnoDB;
+CREATE TABLE IF NOT EXISTS ck_pairs (a BIGINT NOT NULL,
+    b VARCHAR(64) CHARACTER SET utf8mb4 COLLATE utf8mb4_general_ci NOT NULL,
+    v INT NOT NULL, w BIGINT NOT NULL DEFAULT 0, PRIMARY KEY (a, b)) ENGINE = InnoDB;
+CREATE TABLE IF NOT EXISTS ct_cart_lines (cart_id BIGINT NOT NULL, product_id BIGINT NOT NULL,
+    quantity INT NOT NULL, PRIMARY KEY (cart_id, product_id)) ENGINE = InnoDB;
+CREATE TABLE IF NOT EXISTS ct_daily_views (page_id BIGINT NOT NULL, day INT NOT NULL,
+    views BIGINT NOT NULL, PRIMARY KEY (page_id, day)) ENGINE = InnoDB;
+CREATE TABLE IF NOT EXISTS ct_articles (id BIGINT PRIMARY KEY, views BIGINT NOT NULL,
+    likes BIGINT NOT NULL) ENGINE = InnoDB;
+CREATE TABLE IF NOT EXISTS ct_article_view_slots (id BIGINT NOT NULL, slot INT NOT NULL,
+    count BIGINT NOT NULL, PRIMARY KEY (id, slot)) ENGINE = InnoDB;
+CREATE TABLE IF NOT EXISTS ct_article_like_slots (id BIGINT NOT NULL, slot INT NOT NULL,
+    count BIGINT NOT NULL, PRIMARY KEY (id, slot)) ENGINE = InnoDB;
 ";
 
 const SQLITE_DDL: &str = "
@@ -425,8 +503,22 @@ CREATE TABLE IF NOT EXISTS ct_accounts (id BIGINT PRIMARY KEY, balance_cents BIG
 CREATE TABLE IF NOT EXISTS ct_wallets (id BIGINT PRIMARY KEY, coins INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS ct_named (name TEXT COLLATE NOCASE PRIMARY KEY,
     balance BIGINT NOT NULL);
-CREATE TABLE IF NOT EXISTS ck_counters (id BIGINT PRIMARY KEY, v INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS ck_names (name TEXT COLLATE NOCASE PRIMARY KEY, v INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS ck_ints (id BIGINT PRIMARY KEY, v INTEGER NOT NULL,
+    w BIGINT NOT NULL DEFAULT 0);
+CREATE TABLE IF NOT EXISTS ck_texts (name TEXT COLLATE NOCASE PRIMARY KEY, v INTEGER NOT NULL,
+    w BIGINT NOT NULL DEFAULT 0);
+CREATE TABLE IF NOT EXISTS ck_pairs (a BIGINT NOT NULL, b TEXT COLLATE NOCASE NOT NULL,
+    v INTEGER NOT NULL, w BIGINT NOT NULL DEFAULT 0, PRIMARY KEY (a, b));
+CREATE TABLE IF NOT EXISTS ct_cart_lines (cart_id BIGINT NOT NULL, product_id BIGINT NOT NULL,
+    quantity INTEGER NOT NULL, PRIMARY KEY (cart_id, product_id));
+CREATE TABLE IF NOT EXISTS ct_daily_views (page_id BIGINT NOT NULL, day INTEGER NOT NULL,
+    views BIGINT NOT NULL, PRIMARY KEY (page_id, day));
+CREATE TABLE IF NOT EXISTS ct_articles (id BIGINT PRIMARY KEY, views BIGINT NOT NULL,
+    likes BIGINT NOT NULL);
+CREATE TABLE IF NOT EXISTS ct_article_view_slots (id BIGINT NOT NULL, slot INTEGER NOT NULL,
+    count BIGINT NOT NULL, PRIMARY KEY (id, slot));
+CREATE TABLE IF NOT EXISTS ct_article_like_slots (id BIGINT NOT NULL, slot INTEGER NOT NULL,
+    count BIGINT NOT NULL, PRIMARY KEY (id, slot));
 ";
 
 /// A server backend: a process-wide pool (the tables are created when it is), shared by every

@@ -63,7 +63,7 @@ pub struct UnsignedCounter {
 }
 
 /// A `String` key that the database compares case-insensitively (see `ct_named`).
-#[derive(Debug, Queryable, Selectable, Identifiable, AtomicField)]
+#[derive(Debug, Queryable, Selectable, Identifiable, Insertable, AtomicField)]
 #[diesel(table_name = ct_named)]
 #[diesel(primary_key(name))]
 pub struct Named {
@@ -72,21 +72,81 @@ pub struct Named {
     pub balance: i64,
 }
 
-/// The checker's integer-keyed counter: a narrow range, so random amounts hit both bounds.
-#[derive(Debug, Queryable, Selectable, Identifiable, AtomicField)]
-#[diesel(table_name = ck_counters)]
+/// The checker's integer-keyed counter: a narrow range, so random amounts hit both bounds;
+/// `w` counts what its two-column changes sold.
+#[derive(Debug, Queryable, Selectable, Identifiable, Insertable, AtomicField)]
+#[diesel(table_name = ck_ints)]
 pub struct CkCounter {
     pub id: i64,
     #[atomic(min = 0, max = 100)]
     pub v: i32,
+    #[atomic]
+    pub w: i64,
 }
 
 /// The checker's counter under a case-insensitive string key: several spellings, one row.
-#[derive(Debug, Queryable, Selectable, Identifiable, AtomicField)]
-#[diesel(table_name = ck_names)]
+#[derive(Debug, Queryable, Selectable, Identifiable, Insertable, AtomicField)]
+#[diesel(table_name = ck_texts)]
 #[diesel(primary_key(name))]
 pub struct CkName {
     pub name: String,
     #[atomic(min = 0, max = 100)]
     pub v: i32,
+    #[atomic]
+    pub w: i64,
+}
+
+/// The checker's counter under a composite key `(a, b)`, `b` case-insensitive.
+#[derive(Debug, Queryable, Selectable, Identifiable, Insertable, AtomicField)]
+#[diesel(table_name = ck_pairs)]
+#[diesel(primary_key(a, b))]
+pub struct CkPair {
+    pub a: i64,
+    pub b: String,
+    #[atomic(min = 0, max = 100)]
+    pub v: i32,
+    #[atomic]
+    pub w: i64,
+}
+
+/// A cart line under the composite key `(cart_id, product_id)`, at most 40 of a product per
+/// cart.
+#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Identifiable, AtomicField)]
+#[diesel(table_name = ct_cart_lines, primary_key(cart_id, product_id))]
+pub struct CartLine {
+    pub cart_id: i64,
+    pub product_id: i64,
+    #[atomic(min = 0, max = 40)]
+    pub quantity: i32,
+}
+
+/// The row an add-to-cart inserts when the cart has no line for the product: an `Insertable`
+/// that names its key through `Identifiable`, as `increment_quantity_or_insert` asks.
+#[derive(Debug, Insertable, Identifiable)]
+#[diesel(table_name = ct_cart_lines, primary_key(cart_id, product_id))]
+pub struct NewCartLine {
+    pub cart_id: i64,
+    pub product_id: i64,
+    pub quantity: i32,
+}
+
+/// A daily counter keyed `(page_id, day)`; the model itself is the row it inserts.
+#[derive(Debug, Clone, Queryable, Selectable, Identifiable, Insertable, AtomicField)]
+#[diesel(table_name = ct_daily_views, primary_key(page_id, day))]
+pub struct DailyView {
+    pub page_id: i64,
+    pub day: i32,
+    #[atomic(min = 0)]
+    pub views: i64,
+}
+
+/// Slotted counters: `views` over 16 slots, only up; `likes` over 4 slots, up and down.
+#[derive(Debug, Queryable, Selectable, Identifiable, AtomicField)]
+#[diesel(table_name = ct_articles)]
+pub struct Article {
+    pub id: i64,
+    #[atomic(slots = 16, table = ct_article_view_slots)]
+    pub views: i64,
+    #[atomic(slots = 4, table = ct_article_like_slots, allow_decrement)]
+    pub likes: i64,
 }

@@ -59,18 +59,78 @@ diesel::table! {
 }
 
 diesel::table! {
-    /// The randomized checker's integer-keyed counters (`tests/src/checker`).
-    ck_counters (id) {
+    /// The randomized checker's integer-keyed counters (`tests/src/checker`); `w` is the
+    /// second column of its two-column changes.
+    ck_ints (id) {
         id -> BigInt,
         v -> Integer,
+        w -> BigInt,
     }
 }
 
 diesel::table! {
     /// The randomized checker's counters under a string key the database compares
     /// case-insensitively (the same collations as `ct_named`).
-    ck_names (name) {
+    ck_texts (name) {
         name -> Text,
         v -> Integer,
+        w -> BigInt,
+    }
+}
+
+diesel::table! {
+    /// The randomized checker's counters under a composite key whose second column is
+    /// compared case-insensitively.
+    ck_pairs (a, b) {
+        a -> BigInt,
+        b -> Text,
+        v -> Integer,
+        w -> BigInt,
+    }
+}
+
+diesel::table! {
+    /// A cart line, keyed by `(cart_id, product_id)`: the add-to-cart's composite key.
+    ct_cart_lines (cart_id, product_id) {
+        cart_id -> BigInt,
+        product_id -> BigInt,
+        quantity -> Integer,
+    }
+}
+
+diesel::table! {
+    /// Views per page per day, keyed by `(page_id, day)`, rows created by increment-or-insert.
+    ct_daily_views (page_id, day) {
+        page_id -> BigInt,
+        day -> Integer,
+        views -> BigInt,
+    }
+}
+
+diesel::table! {
+    /// Articles whose `views` and `likes` are slotted counters (the columns here stay 0: the
+    /// slots are the counters).
+    ct_articles (id) {
+        id -> BigInt,
+        views -> BigInt,
+        likes -> BigInt,
+    }
+}
+
+diesel::table! {
+    /// The slots of `ct_articles.views`.
+    ct_article_view_slots (id, slot) {
+        id -> BigInt,
+        slot -> Integer,
+        count -> BigInt,
+    }
+}
+
+diesel::table! {
+    /// The slots of `ct_articles.likes`.
+    ct_article_like_slots (id, slot) {
+        id -> BigInt,
+        slot -> Integer,
+        count -> BigInt,
     }
 }

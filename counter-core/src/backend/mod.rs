@@ -13,13 +13,16 @@ mod sqlite;
 mod transaction;
 
 use diesel::connection::{LoadConnection, TransactionManager};
+use diesel::query_builder::{QueryFragment, QueryId};
 use diesel::result::QueryResult;
 use diesel::{Column, Connection};
 
+use crate::change::Changes;
 use crate::error::AtomicError;
 use crate::field::AtomicFieldOn;
 use crate::lock::LockMode;
 use crate::plan::{Direction, Take};
+use crate::sql::{MultiStatement, Upsert, MULTI_RETURNING, UPSERT_ON_CONFLICT};
 
 /// A connection the atomic operations accept: `PgConnection`, `MysqlConnection`,
 /// `SqliteConnection` (each with its cargo feature), or with the `r2d2` feature an r2d2
@@ -85,11 +88,69 @@ pub trait RawConnection:
         Col: Column + 'static,
         M: AtomicFieldOn<Col, Self::Backend>;
 
+    /// Runs a several-column change as one guarded statement; the new values, or `None` when
+    /// no row matched (missing, or a guard refused). `UPDATE … RETURNING` unless the backend
+    /// overrides it.
+    fn apply_changes<M, Cs>(
+        &mut self,
+        key: &Cs::Key,
+        parts: &Cs::Parts,
+    ) -> QueryResult<Option<Cs::Values>>
+    where
+        M: 'static,
+        Cs: Changes<M, Self::Backend> + 'static,
+    {
+        let mut statement = MultiStatement::<M, Cs, Self::Backend, MULTI_RETURNING>::new(key);
+        statement.parts = Some(parts);
+        Cs::load(self, statement)
+    }
+
+    /// Runs `insert` with the clause that adds `amount` to an existing row whose value is at
+    /// most `guard` (`None`: no existing row can take it). The value inserted or updated, or
+    /// `None` when the existing row refused. `key` is `insert`'s key.
+    fn upsert<M, Col, I>(
+        &mut self,
+        key: &M::Key,
+        insert: &I,
+        amount: M::Value,
+        guard: Option<M::Value>,
+    ) -> Result<Option<M::Value>, AtomicError>
+    where
+        Col: Column + 'static,
+        M: AtomicFieldOn<Col, Self::Backend>,
+        I: QueryFragment<Self::Backend> + QueryId,
+    {
+        let _ = key;
+        Ok(match guard {
+            Some(guard) => M::load_value(
+                self,
+                Upsert::<M, Col, I, UPSERT_ON_CONFLICT, true> {
+                    table: M::table(),
+                    insert,
+                    amount,
+                    guard,
+                },
+            )?,
+            None => M::load_value(
+                self,
+                Upsert::<M, Col, I, UPSERT_ON_CONFLICT, false> {
+                    table: M::table(),
+                    insert,
+                    amount,
+                    guard: amount,
+                },
+            )?,
+        })
+    }
+
     /// The clause appended to `SELECT c FROM t WHERE pk = ?` to lock the row.
     fn lock_sql(mode: LockMode) -> Result<&'static str, AtomicError>;
 
     /// The name of a signed 64-bit integer in `CAST(… AS <type>)`.
     const BIGINT: &'static str = "BIGINT";
+
+    /// Upserts say `ON DUPLICATE KEY UPDATE` (MySQL), not `ON CONFLICT (…) DO UPDATE`.
+    const ON_DUPLICATE_KEY: bool = false;
 
     /// Opens a transaction that will write: `BEGIN` on servers, `BEGIN IMMEDIATE` on SQLite;
     /// a savepoint inside the caller's transaction.

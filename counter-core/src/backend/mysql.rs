@@ -15,16 +15,19 @@
 //! which is what tells a guard miss from a hit even when the value does not change.
 
 use diesel::mysql::MysqlConnection;
+use diesel::query_builder::{QueryFragment, QueryId};
 use diesel::result::{DatabaseErrorKind, Error, QueryResult};
 use diesel::{Column, Connection, RunQueryDsl};
 
 use super::{message, raw_connection, ErrorClass, RawConnection};
+use crate::change::Changes;
 use crate::error::AtomicError;
 use crate::field::AtomicFieldOn;
 use crate::lock::LockMode;
 use crate::plan::{Direction, Take};
 use crate::sql::{
-    decode_capture, DeltaUpdate, LastInsertId, TakeUpdate, DELTA_CAPTURE, TAKE_CAPTURE,
+    decode_capture, read, DeltaUpdate, LastInsertId, MultiStatement, TakeUpdate, Upsert,
+    DELTA_CAPTURE, MULTI_CAPTURE, MULTI_CAPTURED, TAKE_CAPTURE, UPSERT_ON_DUPLICATE,
 };
 use crate::value::AtomicValue;
 
@@ -43,6 +46,7 @@ fn captured<V: AtomicValue>(conn: &mut MysqlConnection) -> QueryResult<V> {
 impl RawConnection for MysqlConnection {
     const BACKEND: &'static str = "MySQL";
     const BIGINT: &'static str = "SIGNED";
+    const ON_DUPLICATE_KEY: bool = true;
 
     fn apply_delta<M, Col>(
         &mut self,
@@ -98,6 +102,76 @@ impl RawConnection for MysqlConnection {
         }
         let before: M::Value = captured(self)?;
         Ok(Some(take.taken_from(before)))
+    }
+
+    fn apply_changes<M, Cs>(
+        &mut self,
+        key: &Cs::Key,
+        parts: &Cs::Parts,
+    ) -> QueryResult<Option<Cs::Values>>
+    where
+        M: 'static,
+        Cs: Changes<M, Self::Backend> + 'static,
+    {
+        let mut update = MultiStatement::<M, Cs, Self::Backend, MULTI_CAPTURE>::new(key);
+        update.parts = Some(parts);
+        if self.execute_returning_count(&update)? == 0 {
+            return Ok(None);
+        }
+        let captured = MultiStatement::<M, Cs, Self::Backend, MULTI_CAPTURED>::new(key);
+        Cs::load(self, captured)
+    }
+
+    fn upsert<M, Col, I>(
+        &mut self,
+        key: &M::Key,
+        insert: &I,
+        amount: M::Value,
+        guard: Option<M::Value>,
+    ) -> Result<Option<M::Value>, AtomicError>
+    where
+        Col: Column + 'static,
+        M: AtomicFieldOn<Col, Self::Backend>,
+        I: QueryFragment<Self::Backend> + QueryId,
+    {
+        // A row that exists and takes the amount: the guarded `UPDATE` with capture of
+        // `increment`, two round trips, exact.
+        if let Some(guard) = guard {
+            if let Some(value) = self.apply_delta::<M, Col>(key, Direction::Up, amount, guard)? {
+                return Ok(Some(value));
+            }
+        }
+        // No row matched (missing, or it refused): the insert, or the refusal, in one
+        // transaction, so the value read back is the one this statement left (the row stays
+        // locked until the commit). See `sql::upsert`.
+        self.write_transaction(|c| {
+            let written = match guard {
+                Some(guard) => {
+                    c.execute_returning_count(&Upsert::<M, Col, I, UPSERT_ON_DUPLICATE, true> {
+                        table: M::table(),
+                        insert,
+                        amount,
+                        guard,
+                    })
+                }
+                None => {
+                    c.execute_returning_count(&Upsert::<M, Col, I, UPSERT_ON_DUPLICATE, false> {
+                        table: M::table(),
+                        insert,
+                        amount,
+                        guard: amount,
+                    })
+                }
+            };
+            match written {
+                // 1242, raised on purpose by the refused branch; the statement wrote nothing.
+                Err(error) if message(&error).contains("Subquery returns more than 1 row") => {
+                    Ok(None)
+                }
+                Err(error) => Err(error.into()),
+                Ok(_) => Ok(read::<M, Col, _, 0>(c, key, "")?),
+            }
+        })
     }
 
     fn lock_sql(mode: LockMode) -> Result<&'static str, AtomicError> {

@@ -39,7 +39,6 @@ where
 {
     fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, DB>) -> QueryResult<()> {
         let col = Col::NAME;
-        let pk = <M::KeyColumn as Column>::NAME;
         out.push_sql("UPDATE ");
         M::walk_table(&self.table, out.reborrow())?;
         out.push_sql(" SET ");
@@ -61,9 +60,7 @@ where
             out.push_sql(") & 0 AS SIGNED)");
         }
         out.push_sql(" WHERE ");
-        out.push_identifier(pk)?;
-        out.push_sql(" = ");
-        M::bind_key(self.key, &mut out)?;
+        M::walk_key_eq(self.key, &mut out)?;
         out.push_sql(" AND ");
         out.push_identifier(col)?;
         out.push_sql(if UP { " <= " } else { " >= " });

@@ -7,26 +7,36 @@
 //! is a bind parameter.
 
 mod delta;
+mod multi;
 mod pair;
 mod read_write;
+mod slots;
 #[cfg(any(feature = "postgres", feature = "mysql"))]
 mod take;
+mod upsert;
 
 pub(crate) use delta::DeltaUpdate;
 #[cfg(feature = "mysql")]
 pub(crate) use delta::DELTA_CAPTURE;
 #[cfg(any(feature = "postgres", feature = "sqlite"))]
 pub(crate) use delta::DELTA_RETURNING;
+pub(crate) use multi::{MultiStatement, MULTI_LOCK, MULTI_READ, MULTI_RETURNING, MULTI_WRITE};
+#[cfg(feature = "mysql")]
+pub(crate) use multi::{MULTI_CAPTURE, MULTI_CAPTURED};
 pub(crate) use pair::{pair_order, First};
 #[cfg(feature = "mysql")]
 pub(crate) use read_write::LastInsertId;
 pub(crate) use read_write::{read, write};
+pub(crate) use slots::{SlotStatement, SLOT_ADD, SLOT_DELETE, SLOT_LOCK, SLOT_SUM};
 #[cfg(any(feature = "postgres", feature = "mysql"))]
 pub(crate) use take::TakeUpdate;
 #[cfg(feature = "mysql")]
 pub(crate) use take::TAKE_CAPTURE;
 #[cfg(feature = "postgres")]
 pub(crate) use take::TAKE_FROM_LOCKED;
+#[cfg(feature = "mysql")]
+pub(crate) use upsert::UPSERT_ON_DUPLICATE;
+pub(crate) use upsert::{Upsert, UPSERT_ON_CONFLICT};
 
 use std::marker::PhantomData;
 

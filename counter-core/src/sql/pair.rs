@@ -1,4 +1,4 @@
-//! `SELECT <role> FROM t WHERE pk = $from OR pk = $to ORDER BY pk`: which row each key of a
+//! `SELECT <role> FROM t WHERE pk = $from OR pk = $to ORDER BY pk` (every key column, in order): which row each key of a
 //! transfer names, as the *database* compares keys, in the order the database sorts them.
 //!
 //! Why the database decides: under a case-insensitive or nondeterministic collation (MariaDB
@@ -23,6 +23,7 @@ use diesel::{Column, RunQueryDsl};
 use super::StatementId;
 use crate::error::AtomicError;
 use crate::field::{AtomicField, AtomicFieldOn};
+use crate::key::KeyColumns;
 
 /// `role` of a row that answers to the `from` key.
 const ROLE_FROM: i64 = 1;
@@ -48,12 +49,12 @@ where
     M: AtomicFieldOn<Col, DB>,
 {
     fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, DB>) -> QueryResult<()> {
-        let pk = <M::KeyColumn as Column>::NAME;
-        // `pk = $key`, compared with the column's collation.
+        // `pk = $key` (`a = $a AND b = $b`), compared with the columns' collations.
         let names = |key: &'b M::Key, out: &mut AstPass<'_, 'b, DB>| -> QueryResult<()> {
-            out.push_identifier(pk)?;
-            out.push_sql(" = ");
-            M::bind_key(key, out)
+            out.push_sql("(");
+            M::walk_key_eq(key, out)?;
+            out.push_sql(")");
+            Ok(())
         };
         out.push_sql("SELECT CAST(CASE WHEN ");
         names(self.from, &mut out)?;
@@ -68,7 +69,12 @@ where
         out.push_sql(" OR ");
         names(self.to, &mut out)?;
         out.push_sql(" ORDER BY ");
-        out.push_identifier(pk)?;
+        for (i, name) in <M::KeyColumns as KeyColumns>::NAMES.iter().enumerate() {
+            if i > 0 {
+                out.push_sql(", ");
+            }
+            out.push_identifier(name)?;
+        }
         Ok(())
     }
 }

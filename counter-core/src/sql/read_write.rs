@@ -32,9 +32,7 @@ where
         out.push_sql(" FROM ");
         M::walk_table(&self.table, out.reborrow())?;
         out.push_sql(" WHERE ");
-        out.push_identifier(<M::KeyColumn as Column>::NAME)?;
-        out.push_sql(" = ");
-        M::bind_key(self.key, &mut out)?;
+        M::walk_key_eq(self.key, &mut out)?;
         out.push_sql(self.lock_sql);
         Ok(())
     }
@@ -99,9 +97,7 @@ where
         out.push_sql(" = ");
         M::bind_value(&self.value, &mut out)?;
         out.push_sql(" WHERE ");
-        out.push_identifier(<M::KeyColumn as Column>::NAME)?;
-        out.push_sql(" = ");
-        M::bind_key(self.key, &mut out)?;
+        M::walk_key_eq(self.key, &mut out)?;
         Ok(())
     }
 }

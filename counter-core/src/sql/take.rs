@@ -7,6 +7,7 @@ use diesel::{Column, RunQueryDsl};
 
 use super::StatementId;
 use crate::field::{AtomicField, AtomicFieldOn};
+use crate::key::KeyColumns;
 use crate::plan::Take;
 use crate::value::AtomicValue;
 
@@ -40,7 +41,7 @@ where
 {
     fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, DB>) -> QueryResult<()> {
         let col = Col::NAME;
-        let pk = <M::KeyColumn as Column>::NAME;
+        let pk = <M::KeyColumns as KeyColumns>::NAMES;
         let qualified = |out: &mut AstPass<'_, 'b, DB>, alias: &str, name: &str| {
             out.push_identifier(alias)?;
             out.push_sql(".");
@@ -85,24 +86,27 @@ where
         }
         if STYLE == TAKE_FROM_LOCKED {
             out.push_sql(" FROM (SELECT ");
-            out.push_identifier(pk)?;
-            out.push_sql(", ");
+            for name in pk {
+                out.push_identifier(name)?;
+                out.push_sql(", ");
+            }
             out.push_identifier(col)?;
             out.push_sql(" FROM ");
             M::walk_table(&self.table, out.reborrow())?;
             out.push_sql(" WHERE ");
-            out.push_identifier(pk)?;
-            out.push_sql(" = ");
-            M::bind_key(self.key, &mut out)?;
+            M::walk_key_eq(self.key, &mut out)?;
             out.push_sql(" FOR NO KEY UPDATE) AS \"__old\" WHERE ");
-            qualified(&mut out, t, pk)?;
-            out.push_sql(" = ");
-            qualified(&mut out, "__old", pk)?;
+            for (i, name) in pk.iter().enumerate() {
+                if i > 0 {
+                    out.push_sql(" AND ");
+                }
+                qualified(&mut out, t, name)?;
+                out.push_sql(" = ");
+                qualified(&mut out, "__old", name)?;
+            }
         } else {
             out.push_sql(" WHERE ");
-            out.push_identifier(pk)?;
-            out.push_sql(" = ");
-            M::bind_key(self.key, &mut out)?;
+            M::walk_key_eq(self.key, &mut out)?;
         }
         out.push_sql(" AND ");
         current(&mut out)?;

@@ -90,7 +90,7 @@ pub struct Verdict {
 
 /// Checks `records` (every call of one history) against the rows' `initial` and `last`
 /// values.
-pub fn check<K: Debug + PartialEq>(
+pub fn check<K: Debug + PartialEq + Clone>(
     bounds: Bounds,
     initial: &[i32],
     last: &[i32],
@@ -116,7 +116,7 @@ pub fn check<K: Debug + PartialEq>(
                 record.thread, record.op, record.outcome
             ));
         }
-        match interpret(bounds, &record.op, &record.outcome) {
+        match interpret(bounds, &record.op.classic(), &record.outcome) {
             Ok(effect) => {
                 for (row, delta) in effect.deltas {
                     totals[row] += delta;
@@ -194,6 +194,7 @@ fn interpret<K: Debug + PartialEq>(
         | Op::Transfer(_, _, n)
         | Op::Transaction(_, _, n) => Some(i128::from(*n)),
         Op::UpdateLocked(..) | Op::Current(_) => None,
+        Op::IncrementOrInsert(..) | Op::Sale(..) => unreachable!("checked as `classic()`"),
     };
     if let Some(n) = amount.filter(|&n| n < 0) {
         return match outcome {

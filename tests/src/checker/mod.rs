@@ -19,6 +19,7 @@
 
 pub mod cells;
 pub mod history;
+pub mod hot;
 pub mod op;
 pub mod subject;
 
@@ -26,7 +27,7 @@ use std::collections::BTreeMap;
 use std::hash::{BuildHasher, RandomState};
 use std::time::{Duration, Instant};
 
-use counter_core::{AtomicConnection, AtomicFieldOn, BackendOf};
+use counter_core::{AtomicConnection, AtomicFieldOn, BackendOf, Changes, UpsertRow};
 use diesel::connection::{LoadConnection, SimpleConnection, TransactionManager};
 use diesel::r2d2::{ConnectionManager, Pool, R2D2Connection};
 use diesel::{Connection, QueryableByName, RunQueryDsl};
@@ -35,7 +36,7 @@ use rand::{Rng, SeedableRng};
 
 use history::{Bounds, Verdict};
 use op::{execute, quiet_injected_panics, random_op, KeyDebug, Record};
-use subject::Subject;
+use subject::{KeyOf, SaleOf, Subject};
 
 use crate::db::settle;
 
@@ -124,7 +125,9 @@ pub fn run<S, C>(cell: &str, pool: &Pool<ConnectionManager<C>>, plan: Plan, trai
 where
     C: CheckConn,
     S: Subject + AtomicFieldOn<S::Col, BackendOf<C>>,
-    S::Key: KeyDebug,
+    for<'r> &'r S: UpsertRow<S, S::Col, BackendOf<C>>,
+    SaleOf<S>: Changes<S, BackendOf<C>, Key = KeyOf<S>, Values = (i32, i64)>,
+    KeyOf<S>: KeyDebug,
 {
     quiet_injected_panics();
     let started = Instant::now();
@@ -185,7 +188,9 @@ fn run_history<S, C>(
 where
     C: CheckConn,
     S: Subject + AtomicFieldOn<S::Col, BackendOf<C>>,
-    S::Key: KeyDebug,
+    for<'r> &'r S: UpsertRow<S, S::Col, BackendOf<C>>,
+    SaleOf<S>: Changes<S, BackendOf<C>, Key = KeyOf<S>, Values = (i32, i64)>,
+    KeyOf<S>: KeyDebug,
 {
     let mut rng = StdRng::seed_from_u64(seed);
     // Every other history runs without `take_up_to`, so all its rows get the full check.
@@ -212,7 +217,7 @@ where
     settle(|| conn.batch_execute(&insert)).expect("checker: insert the rows");
     drop(conn);
 
-    let records: Vec<Record<S::Key>> = std::thread::scope(|scope| {
+    let records: Vec<Record<KeyOf<S>>> = std::thread::scope(|scope| {
         let threads: Vec<_> = (0..THREADS)
             .map(|thread| {
                 let keys = &keys;
@@ -225,7 +230,7 @@ where
                             conn = pool.get().expect("checker: a connection");
                         }
                         let op = random_op(&mut rng, keys, BOUNDS.hi, takes);
-                        let outcome = execute::<S, S::Col, _>(&mut *conn, &op);
+                        let outcome = execute::<S, _>(&mut *conn, &op);
                         let depth =
                             <C as Connection>::TransactionManager::transaction_manager_status_mut(
                                 &mut *conn,
@@ -254,7 +259,7 @@ where
         .iter()
         .map(|spellings| {
             let sql = format!(
-                "SELECT v FROM {} WHERE {} = {}",
+                "SELECT v FROM {} WHERE ({}) = ({})",
                 S::TABLE,
                 S::KEY_COLUMN,
                 S::literal(&spellings[0])

@@ -5,10 +5,11 @@ use std::fmt::Debug;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use counter_core::{
-    transaction, AtomicConnection, AtomicError, AtomicField, AtomicFieldOn, BackendOf, Field,
-    RetryPolicy,
+    transaction, update, AtomicConnection, AtomicError, AtomicFieldOn, BackendOf, Change, ChangeOp,
+    Changes, Field, RetryPolicy, UpsertRow,
 };
-use diesel::Column;
+
+use super::subject::{KeyOf, SaleOf, Subject};
 use rand::rngs::StdRng;
 use rand::seq::IndexedRandom;
 use rand::Rng;
@@ -66,6 +67,24 @@ pub enum Op<K> {
     /// `transaction(|c| Ok((decrement_if_at_least(c, a, n)?, increment(c, b, n)?)))`: two
     /// single-statement operations, all or nothing (`a` and `b` may name one row).
     Transaction(Key<K>, Key<K>, i32),
+    /// `increment_or_insert(&row, n)` on a key that has a row: an `Increment` by another
+    /// statement (the rows are the history's own, so it never inserts).
+    IncrementOrInsert(Key<K>, i32),
+    /// `update_atomic(k, (v.decrement_if_at_least(n), w.increment(n)))`: the two-column sale,
+    /// checked as a `DecrementIfAtLeast` of `v` (its refusal unwrapped from `InColumn`).
+    Sale(Key<K>, i32),
+}
+
+impl<K: Clone> Op<K> {
+    /// The operation the history checks this call as: the new APIs are, on the checked
+    /// column, exactly an older operation.
+    pub fn classic(&self) -> Op<K> {
+        match self {
+            Op::IncrementOrInsert(k, n) => Op::Increment(k.clone(), *n),
+            Op::Sale(k, n) => Op::DecrementIfAtLeast(k.clone(), *n),
+            other => other.clone(),
+        }
+    }
 }
 
 impl<K> Op<K> {
@@ -80,6 +99,8 @@ impl<K> Op<K> {
             Op::Transfer(..) => "transfer",
             Op::Current(..) => "current",
             Op::Transaction(..) => "transaction",
+            Op::IncrementOrInsert(..) => "increment_or_insert",
+            Op::Sale(..) => "update_atomic",
         }
     }
 }
@@ -168,22 +189,25 @@ pub fn random_op<K: Clone>(rng: &mut StdRng, keys: &Keys<K>, hi: i32, takes: boo
             };
             Op::UpdateLocked(key, closure)
         }
-        72..84 => Op::Transfer(key, keys.pick(rng), amount(rng, hi)),
-        84..92 => Op::Transaction(key, keys.pick(rng), amount(rng, hi)),
+        72..80 => Op::Transfer(key, keys.pick(rng), amount(rng, hi)),
+        80..86 => Op::Transaction(key, keys.pick(rng), amount(rng, hi)),
+        86..91 if key.row.is_some() => Op::IncrementOrInsert(key, amount(rng, hi)),
+        91..96 => Op::Sale(key, amount(rng, hi)),
         _ => Op::Current(key),
     }
 }
 
 /// Runs `op` through the library's handle for column `Col` of model `M` (what every generated
 /// method delegates to); a panic is caught and recorded as [`Outcome::Panicked`].
-pub fn execute<M, Col, C>(conn: &mut C, op: &Op<M::Key>) -> Outcome
+pub fn execute<M, C>(conn: &mut C, op: &Op<KeyOf<M>>) -> Outcome
 where
     C: AtomicConnection,
-    Col: Column + 'static,
-    M: AtomicFieldOn<Col, BackendOf<C>> + AtomicField<Col, Value = i32>,
-    M::Key: Clone + PartialEq,
+    M: Subject + AtomicFieldOn<M::Col, BackendOf<C>>,
+    KeyOf<M>: Clone + PartialEq,
+    for<'r> &'r M: UpsertRow<M, M::Col, BackendOf<C>>,
+    SaleOf<M>: Changes<M, BackendOf<C>, Key = KeyOf<M>, Values = (i32, i64)>,
 {
-    let field = Field::<M, Col>::new();
+    let field = Field::<M, M::Col>::new();
     let value = |r: Result<i32, AtomicError>| r.map(Outcome::Value);
     let result = catch_unwind(AssertUnwindSafe(|| match op {
         Op::Increment(k, n) => value(field.increment(conn, k.key.clone(), *n)),
@@ -202,6 +226,19 @@ where
             let added = field.increment(c, b.key.clone(), *n)?;
             Ok(Outcome::Pair(left, added))
         }),
+        Op::IncrementOrInsert(k, n) => value(field.increment_or_insert(conn, &M::row(&k.key), *n)),
+        Op::Sale(k, n) => {
+            let sale = (
+                Change::new(ChangeOp::DecrementIfAtLeast, *n),
+                Change::new(ChangeOp::Increment, i64::from(*n)),
+            );
+            match update::<M, _, _>(conn, k.key.clone(), sale) {
+                Ok((v, _)) => Ok(Outcome::Value(v)),
+                // The checked column's refusal is the `DecrementIfAtLeast` refusal.
+                Err(AtomicError::InColumn { column: "v", error }) => Err(*error),
+                Err(other) => Err(other),
+            }
+        }
     }));
     match result {
         Ok(Ok(outcome)) => outcome,

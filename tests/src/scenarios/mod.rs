@@ -8,8 +8,14 @@
 //! All atomic operations are the functions `#[derive(AtomicField)]` generated on the models
 //! (`Product::increment_stock`, `Product::atomic_stock()`, ...).
 
+mod buffer;
+mod keyed;
+mod slotted;
 mod transaction;
 
+pub use buffer::*;
+pub use keyed::*;
+pub use slotted::*;
 pub use transaction::*;
 
 use std::collections::BTreeMap;
@@ -84,9 +90,19 @@ where
     T: Send,
     F: Fn(usize, &mut B::Pooled) -> T + Sync,
 {
-    let barrier = Barrier::new(THREADS);
+    on_n_threads(db, THREADS, work)
+}
+
+/// [`on_threads`] on `threads` threads.
+pub fn on_n_threads<B, T, F>(db: &B, threads: usize, work: F) -> Vec<T>
+where
+    B: TestDb,
+    T: Send,
+    F: Fn(usize, &mut B::Pooled) -> T + Sync,
+{
+    let barrier = Barrier::new(threads);
     std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..THREADS)
+        let handles: Vec<_> = (0..threads)
             .map(|thread| {
                 let (barrier, work) = (&barrier, &work);
                 scope.spawn(move || {
@@ -1240,6 +1256,24 @@ macro_rules! backend_tests {
             opposite_transfers_keep_the_sum,
             transaction_is_all_or_nothing,
             concurrent_transactions_move_stock_exactly,
+            composite_key_every_operation,
+            composite_key_first_unlocked,
+            several_columns_in_one_statement,
+            concurrent_sales_of_two_columns,
+            increment_or_insert_inserts_then_adds,
+            increment_or_insert_all_is_all_or_nothing,
+            add_to_cart_fills_carts_exactly,
+            add_to_cart_runs_out_of_stock_exactly,
+            daily_counters_from_an_empty_table,
+            buffer_counts_every_add,
+            failed_flush_keeps_its_counts,
+            two_buffers_flush_overlapping_keys,
+            dropped_buffer_flushes,
+            panicking_new_row_keeps_the_counts,
+            increment_or_insert_under_a_case_insensitive_key,
+            slotted_increments_lose_nothing,
+            slotted_compact_while_incrementing,
+            slotted_decrement_where_declared,
         );
     };
     (@tests $backend:ty; $($name:ident),* $(,)?) => {

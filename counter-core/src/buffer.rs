@@ -1,0 +1,349 @@
+//! A write-behind buffer: counts added in memory, written to the database in batches.
+//!
+//! A hot counter row takes one commit per increment, and every increment of the row waits for
+//! the previous one's. [`Buffer::add`] only adds to an in-memory map (sharded by key, so threads
+//! adding to different keys never wait for one another); a flush takes what has accumulated,
+//! sums it per key, sorts the keys, and writes the batch with
+//! [`Field::increment_or_insert_all`] in one transaction on a connection of its own, so two
+//! buffers (two app servers) flushing overlapping keys take their row locks in one order.
+//!
+//! **What can be lost:** only counts added since the last successful flush, and only if the
+//! process dies before the next one. A flush that fails (the database is down, the connection
+//! was killed, a bound refused) puts every count it took back into the buffer, and the next
+//! flush writes them. One window is shared with every database write: a flush whose `COMMIT`
+//! reached the database but whose answer was lost with the connection cannot know it
+//! succeeded, and its counts are written again.
+//!
+//! A connection the server closed (a restart, a killed session) is replaced by the pool when
+//! it tests connections on check-out, which r2d2 does by default; with
+//! `test_on_check_out(false)` a MySQL connection that died stays in the pool and every flush
+//! fails (keeping its counts) until the pool drops it.
+//!
+//! **Bounds are not enforced through a buffer**: a buffer is for counters (views, downloads),
+//! never for stock. A flush that a bound refuses fails whole and keeps its counts.
+
+use std::collections::hash_map::{DefaultHasher, HashMap};
+use std::collections::BTreeMap;
+use std::hash::{Hash, Hasher};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use diesel::r2d2::{ConnectionManager, Pool, R2D2Connection};
+use diesel::Column;
+
+use crate::backend::{AtomicConnection, BackendOf};
+use crate::error::AtomicError;
+use crate::field::{AtomicField, AtomicFieldOn};
+use crate::ops::Field;
+use crate::plan::non_negative;
+use crate::upsert::NewRow;
+use crate::value::AtomicValue;
+
+/// How many shards the map has: enough that 16 to 64 adding threads rarely meet.
+const SHARDS: usize = 64;
+
+/// When the background thread flushes. Both triggers may be set; with neither, only
+/// [`Buffer::flush`], [`Buffer::shutdown`] and drop flush.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FlushPolicy {
+    /// Flush this long after the previous flush.
+    pub interval: Option<Duration>,
+    /// Flush as soon as this many `add` calls are pending.
+    pub max_pending_adds: Option<u64>,
+}
+
+impl FlushPolicy {
+    /// Every second, or at 10,000 pending adds, whichever comes first.
+    pub const DEFAULT: FlushPolicy = FlushPolicy {
+        interval: Some(Duration::from_secs(1)),
+        max_pending_adds: Some(10_000),
+    };
+    /// No background thread: flush by calling [`Buffer::flush`] (and at shutdown and drop).
+    pub const MANUAL: FlushPolicy = FlushPolicy {
+        interval: None,
+        max_pending_adds: None,
+    };
+}
+
+/// Writes one batch; built by [`Buffer::new`] around the pool, the field and `new_row`.
+type FlushFn<K, V> = Box<dyn Fn(Vec<(K, V)>) -> Result<(), AtomicError> + Send + Sync>;
+
+/// The part shared with the background thread.
+struct Shared<K, V> {
+    shards: Box<[Mutex<HashMap<K, i128>>]>,
+    /// `add` calls since the last flush took its snapshot.
+    pending_adds: AtomicU64,
+    /// One flush at a time, so batches are written in the order they were taken.
+    flushing: Mutex<()>,
+    write: FlushFn<K, V>,
+    last_error: Mutex<Option<String>>,
+    /// `true` once shutdown began; the background thread waits on `wake`.
+    stopping: Mutex<bool>,
+    wake: Condvar,
+    policy: FlushPolicy,
+}
+
+/// Buffered increments of one atomic field, keyed like the model (`M::Key`), flushed to the
+/// database in batches. See the [module documentation](self) for what it guarantees.
+///
+/// ```
+/// use counter_core::{AtomicField, Buffer, FlushPolicy};
+/// use diesel::prelude::*;
+/// use diesel::r2d2::{ConnectionManager, Pool};
+///
+/// diesel::table! { page_views (page_id) { page_id -> BigInt, views -> BigInt, } }
+///
+/// #[derive(Queryable, Selectable, Identifiable, Insertable, AtomicField)]
+/// #[diesel(table_name = page_views, primary_key(page_id))]
+/// struct PageViews {
+///     page_id: i64,
+///     #[atomic]
+///     views: i64,
+/// }
+///
+/// # let dir = tempfile::tempdir()?;
+/// # let url = dir.path().join("doc.db").to_str().unwrap().to_owned();
+/// let pool = Pool::new(ConnectionManager::<SqliteConnection>::new(url))?;
+/// diesel::sql_query("CREATE TABLE page_views (page_id BIGINT PRIMARY KEY, views BIGINT NOT NULL)")
+///     .execute(&mut pool.get()?)?;
+///
+/// let views = Buffer::new(
+///     pool.clone(),
+///     PageViews::atomic_views(),
+///     |&page_id: &i64, views| PageViews { page_id, views }, // the row of a page seen first
+///     FlushPolicy::DEFAULT,
+/// );
+/// for page in [1, 2, 1, 1] {
+///     views.add(page, 1)?; // memory only
+/// }
+/// assert_eq!(views.pending(), 4);
+/// views.flush()?; // one transaction: page 1 += 3, page 2 += 1 (rows created)
+/// assert_eq!(PageViews::current_views(&mut pool.get()?, 1)?, 3);
+/// views.shutdown()?; // stops the background thread after a last flush
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct Buffer<K, V>
+where
+    K: Ord + Hash + Clone + Send + Sync + 'static,
+    V: AtomicValue,
+{
+    shared: Arc<Shared<K, V>>,
+    flusher: Option<JoinHandle<()>>,
+}
+
+impl<K, V> Buffer<K, V>
+where
+    K: Ord + Hash + Clone + Send + Sync + 'static,
+    V: AtomicValue,
+{
+    /// A buffer for `field` whose flushes take a connection from `pool`. `new_row(key,
+    /// total)` builds the row to insert for a key that has none yet (its column should start
+    /// at `total`). Starts the background flusher unless the policy is
+    /// [`FlushPolicy::MANUAL`].
+    pub fn new<M, Col, C, R, F>(
+        pool: Pool<ConnectionManager<C>>,
+        field: Field<M, Col>,
+        new_row: F,
+        policy: FlushPolicy,
+    ) -> Self
+    where
+        C: AtomicConnection<Raw = C> + R2D2Connection + Send + 'static,
+        Col: Column + 'static,
+        M: AtomicFieldOn<Col, BackendOf<C>> + AtomicField<Col, Key = K, Value = V>,
+        R: NewRow<M, Col, BackendOf<C>>,
+        F: Fn(&K, V) -> R + Send + Sync + 'static,
+    {
+        let write: FlushFn<K, V> = Box::new(move |batch| {
+            let mut conn = pool.get().map_err(AtomicError::custom)?;
+            field
+                .increment_or_insert_all(&mut *conn, batch, &new_row)
+                .map(drop)
+        });
+        let shared = Arc::new(Shared {
+            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            pending_adds: AtomicU64::new(0),
+            flushing: Mutex::new(()),
+            write,
+            last_error: Mutex::new(None),
+            stopping: Mutex::new(false),
+            wake: Condvar::new(),
+            policy,
+        });
+        let flusher = (policy != FlushPolicy::MANUAL).then(|| {
+            let shared = Arc::clone(&shared);
+            std::thread::Builder::new()
+                .name("counter-buffer-flush".into())
+                .spawn(move || shared.run_flusher())
+                .expect("spawning the buffer's flush thread")
+        });
+        Buffer { shared, flusher }
+    }
+
+    /// Adds `n` to `key`'s pending count: memory only, one shard lock. Errors:
+    /// `NegativeAmount` (a buffer only counts up).
+    pub fn add(&self, key: K, n: V) -> Result<(), AtomicError> {
+        let n = non_negative(n)?;
+        let shared = &*self.shared;
+        *lock(shared.shard(&key)).entry(key).or_insert(0) += n;
+        let adds = shared.pending_adds.fetch_add(1, Ordering::Relaxed) + 1;
+        if shared
+            .policy
+            .max_pending_adds
+            .is_some_and(|max| adds >= max)
+        {
+            shared.wake.notify_one();
+        }
+        Ok(())
+    }
+
+    /// Writes everything added so far, on the calling thread; returns the number of keys
+    /// written. On error every count is kept for the next flush, and the error is also kept
+    /// for [`last_error`](Self::last_error).
+    pub fn flush(&self) -> Result<usize, AtomicError> {
+        self.shared.flush()
+    }
+
+    /// The sum of the counts not yet written.
+    pub fn pending(&self) -> i128 {
+        self.shared
+            .shards
+            .iter()
+            .map(|shard| lock(shard).values().sum::<i128>())
+            .sum()
+    }
+
+    /// The message of the last flush's error, or `None` when the last flush succeeded (or
+    /// none ran yet).
+    pub fn last_error(&self) -> Option<String> {
+        lock(&self.shared.last_error).clone()
+    }
+
+    /// Stops the background flusher and flushes what is left; the error of that last flush,
+    /// whose counts are then still [`pending`](Self::pending).
+    pub fn shutdown(mut self) -> Result<usize, AtomicError> {
+        self.stop()
+    }
+
+    fn stop(&mut self) -> Result<usize, AtomicError> {
+        *lock(&self.shared.stopping) = true;
+        self.shared.wake.notify_all();
+        if let Some(flusher) = self.flusher.take() {
+            // A panic of the flusher (a bug, or a panicking `new_row`) is not resumed here:
+            // the counts it had taken are lost with it, what is pending is flushed below.
+            let _ = flusher.join();
+        }
+        self.shared.flush()
+    }
+}
+
+impl<K, V> Drop for Buffer<K, V>
+where
+    K: Ord + Hash + Clone + Send + Sync + 'static,
+    V: AtomicValue,
+{
+    /// Flushes what is left (see [`Buffer::shutdown`], which also returns the error; here it
+    /// is kept in `last_error` of nobody, and the counts are lost with the buffer).
+    fn drop(&mut self) {
+        let _ = self.stop();
+    }
+}
+
+impl<K, V> Shared<K, V>
+where
+    K: Ord + Hash + Clone + Send + Sync + 'static,
+    V: AtomicValue,
+{
+    /// The shard of `key`.
+    fn shard(&self, key: &K) -> &Mutex<HashMap<K, i128>> {
+        let mut hasher = DefaultHasher::new();
+        key.hash(&mut hasher);
+        &self.shards[hasher.finish() as usize % self.shards.len()]
+    }
+
+    /// Takes a snapshot of every shard, sums it per key (sorted), writes it; on error puts
+    /// it back.
+    fn flush(&self) -> Result<usize, AtomicError> {
+        let _one_at_a_time = lock(&self.flushing);
+        let mut totals: BTreeMap<K, i128> = BTreeMap::new();
+        for shard in self.shards.iter() {
+            let taken = std::mem::take(&mut *lock(shard));
+            for (key, n) in taken {
+                *totals.entry(key).or_insert(0) += n;
+            }
+        }
+        self.pending_adds.store(0, Ordering::Relaxed);
+        // A total past the column type is written in part; the rest stays for the next flush.
+        let max = V::MAX.to_i128();
+        let mut batch = Vec::with_capacity(totals.len());
+        for (key, total) in &totals {
+            if *total > 0 {
+                let now = (*total).min(max);
+                batch.push((key.clone(), V::from_i128(now).expect("clamped to the type")));
+            }
+        }
+        let written = batch.len();
+        let result = if batch.is_empty() {
+            Ok(())
+        } else {
+            // A panicking `new_row` fails the flush like a database error: the counts stay.
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| (self.write)(batch)))
+                .unwrap_or_else(|_| Err(AtomicError::custom("a flush panicked (in `new_row`?)")))
+        };
+        match result {
+            Ok(()) => {
+                for (key, total) in totals {
+                    if total > max {
+                        *lock(self.shard(&key)).entry(key).or_insert(0) += total - max;
+                    }
+                }
+                *lock(&self.last_error) = None;
+                Ok(written)
+            }
+            Err(error) => {
+                // Nothing of the batch was written (one transaction): every count goes back.
+                for (key, total) in totals {
+                    *lock(self.shard(&key)).entry(key).or_insert(0) += total;
+                }
+                *lock(&self.last_error) = Some(error.to_string());
+                Err(error)
+            }
+        }
+    }
+
+    /// The background flusher: waits for the interval, enough pending adds, or shutdown.
+    fn run_flusher(&self) {
+        let policy = self.policy;
+        loop {
+            let mut stopping = lock(&self.stopping);
+            let due = |adds: u64| policy.max_pending_adds.is_some_and(|max| adds >= max);
+            while !*stopping && !due(self.pending_adds.load(Ordering::Relaxed)) {
+                // Without an interval, still look again every 100 ms: an `add` that crossed
+                // the threshold between this check and the wait would otherwise only wake
+                // it with the next add.
+                let wait = policy.interval.unwrap_or(Duration::from_millis(100));
+                let (guard, timeout) = self
+                    .wake
+                    .wait_timeout(stopping, wait)
+                    .unwrap_or_else(PoisonError::into_inner);
+                stopping = guard;
+                if timeout.timed_out() && policy.interval.is_some() {
+                    break;
+                }
+            }
+            if *stopping {
+                return;
+            }
+            drop(stopping);
+            // An error is kept in `last_error` and the counts stay for the next flush.
+            let _ = self.flush();
+        }
+    }
+}
+
+/// Locks `m`, ignoring poisoning: a panic while holding a shard lock happens between two
+/// plain map operations, which leave the map consistent.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}

@@ -1,0 +1,99 @@
+//! Several columns of one row in one guarded statement; see [`crate::change`].
+
+use crate::backend::{AtomicConnection, BackendOf, RawConnection};
+use crate::change::Changes;
+use crate::error::AtomicError;
+use crate::lock::LockMode;
+use crate::ops::RECHECKS;
+use crate::retry::{retrying, RetryPolicy};
+use crate::sql::{MultiStatement, MULTI_LOCK, MULTI_READ, MULTI_WRITE};
+
+/// Changes several atomic columns of the row `key` of model `M` at once, each under its own
+/// guard, in one statement: all of them change, or none. Returns the new values, in the
+/// order of the tuple. Uses [`RetryPolicy::DEFAULT`]; see [`update_with`].
+///
+/// The sale that cannot oversell and counts what it sold:
+///
+/// ```
+/// use counter_core::{AtomicError, AtomicField, ChangeColumn};
+/// use diesel::prelude::*;
+///
+/// diesel::table! { products (id) { id -> BigInt, stock -> Integer, sold -> BigInt, } }
+///
+/// #[derive(Queryable, AtomicField)]
+/// #[diesel(table_name = products)]
+/// struct Product {
+///     id: i64,
+///     #[atomic(min = 0)]
+///     stock: i32,
+///     #[atomic]
+///     sold: i64,
+/// }
+///
+/// let mut conn = SqliteConnection::establish(":memory:")?;
+/// diesel::sql_query("CREATE TABLE products (id BIGINT PRIMARY KEY, stock INTEGER NOT NULL, sold BIGINT NOT NULL)").execute(&mut conn)?;
+/// diesel::sql_query("INSERT INTO products VALUES (1, 3, 0)").execute(&mut conn)?;
+///
+/// let sale = |n| (products::stock.decrement_if_at_least(n), products::sold.increment(n as i64));
+/// assert_eq!(Product::update_atomic(&mut conn, 1, sale(2))?, (1, 2));
+/// let refused = Product::update_atomic(&mut conn, 1, sale(2)).unwrap_err();
+/// assert!(matches!(refused, AtomicError::InColumn { column: "stock", .. }));
+/// assert_eq!(refused.to_string(), "stock: insufficient: 2 requested, 1 available");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+///
+/// Errors: [`AtomicError::InColumn`] naming the first column (in tuple order) whose guard
+/// refused, with its `Insufficient` or `OutOfRange`; `NegativeAmount`; `NotFound`. The row is
+/// unchanged on every error.
+pub fn update<M, C, Cs>(conn: &mut C, key: Cs::Key, changes: Cs) -> Result<Cs::Values, AtomicError>
+where
+    M: 'static,
+    C: AtomicConnection,
+    Cs: Changes<M, BackendOf<C>> + 'static,
+{
+    update_with(conn, RetryPolicy::DEFAULT, key, changes)
+}
+
+/// [`update`] with a retry policy.
+pub fn update_with<M, C, Cs>(
+    conn: &mut C,
+    policy: RetryPolicy,
+    key: Cs::Key,
+    changes: Cs,
+) -> Result<Cs::Values, AtomicError>
+where
+    M: 'static,
+    C: AtomicConnection,
+    Cs: Changes<M, BackendOf<C>> + 'static,
+{
+    let parts = changes.plan()?;
+    let raw = conn.raw();
+    retrying(raw, policy, LockMode::Wait, |c| {
+        for _ in 0..RECHECKS {
+            if Cs::possible(&parts) {
+                if let Some(new) = c.apply_changes::<M, Cs>(&key, &parts)? {
+                    return Ok(new);
+                }
+            }
+            let read = MultiStatement::<M, Cs, BackendOf<C>, MULTI_READ>::new(&key);
+            let current = Cs::load(c, read)?.ok_or(AtomicError::NotFound)?;
+            if let Some(refused) = Cs::refusal(&parts, &current) {
+                return Err(refused);
+            }
+        }
+        // The values keep moving between our statement and our look: decide under the lock.
+        c.write_transaction(|c| {
+            let mut lock = MultiStatement::<M, Cs, BackendOf<C>, MULTI_LOCK>::new(&key);
+            lock.lock_sql = <C::Raw as RawConnection>::lock_sql(LockMode::Wait)?;
+            let current = Cs::load(c, lock)?.ok_or(AtomicError::NotFound)?;
+            if let Some(refused) = Cs::refusal(&parts, &current) {
+                return Err(refused);
+            }
+            let new = Cs::apply(&parts, &current);
+            let mut write = MultiStatement::<M, Cs, BackendOf<C>, MULTI_WRITE>::new(&key);
+            write.values = Some(&new);
+            diesel::Connection::execute_returning_count(c, &write)?;
+            Ok(new)
+        })
+    })
+}

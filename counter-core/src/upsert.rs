@@ -1,0 +1,251 @@
+//! Increment-or-insert: add to a row, or create it, in one statement; and the batch form.
+
+use std::collections::BTreeMap;
+
+use diesel::associations::Identifiable;
+use diesel::backend::Backend;
+use diesel::query_builder::{InsertStatement, QueryFragment, QueryId};
+use diesel::{Column, Insertable};
+
+use crate::backend::{AtomicConnection, BackendOf, RawConnection};
+use crate::error::AtomicError;
+use crate::field::{AtomicField, AtomicFieldOn};
+use crate::key::IdIntoKey;
+use crate::lock::LockMode;
+use crate::ops::{Field, RECHECKS};
+use crate::plan::{self, non_negative, Delta, MissKind, Range};
+use crate::sql::read;
+use crate::value::AtomicValue;
+
+/// Keys with their new values, as the batch form returns them.
+pub type KeyValues<M, Col> = Vec<(<M as AtomicField<Col>>::Key, <M as AtomicField<Col>>::Value)>;
+
+/// The insert Diesel builds for row type `R` of `M`'s table.
+type InsertOf<Col, R> =
+    InsertStatement<<Col as Column>::Table, <R as Insertable<<Col as Column>::Table>>::Values>;
+
+/// A row [`Field::increment_or_insert`] accepts: `&row`, where `row` is anything Diesel can
+/// insert into the table and that names its key through Diesel's `Identifiable` (the model
+/// itself, or a `#[derive(Insertable, Identifiable)]` struct such as `NewCartLine`).
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be inserted as a row of `{M}`",
+    note = "pass `&row` where the row type derives Insertable (for the same table) and Identifiable (with the same primary key)"
+)]
+pub trait UpsertRow<M: AtomicField<Col>, Col: Column, DB: Backend>: Copy {
+    /// Diesel's insert of this row.
+    #[doc(hidden)]
+    type Insert: QueryFragment<DB> + QueryId;
+    /// The row's key.
+    #[doc(hidden)]
+    fn key(self) -> M::Key;
+    /// `INSERT INTO t (…) VALUES (…)` of this row.
+    #[doc(hidden)]
+    fn insert(self) -> Self::Insert;
+}
+
+impl<'r, R, M, Col, DB> UpsertRow<M, Col, DB> for &'r R
+where
+    M: AtomicField<Col>,
+    Col: Column,
+    Col::Table: Default,
+    DB: Backend,
+    &'r R: Insertable<Col::Table> + Identifiable,
+    <&'r R as Identifiable>::Id: IdIntoKey<M::Key>,
+    InsertOf<Col, &'r R>: QueryFragment<DB> + QueryId,
+{
+    type Insert = InsertOf<Col, &'r R>;
+
+    fn key(self) -> M::Key {
+        self.id().into_key()
+    }
+
+    fn insert(self) -> Self::Insert {
+        diesel::insert_into(Col::Table::default()).values(self)
+    }
+}
+
+/// A row [`Field::increment_or_insert_all`] creates for a missing key: any type whose
+/// reference Diesel can insert into the table (`#[derive(Insertable)]`).
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be inserted as a row of `{M}`",
+    note = "`new_row` must return a value of a type that derives Insertable for the same table"
+)]
+pub trait NewRow<M: AtomicField<Col>, Col: Column, DB: Backend> {
+    /// Diesel's insert of this row.
+    #[doc(hidden)]
+    type Insert<'r>: QueryFragment<DB> + QueryId
+    where
+        Self: 'r;
+    /// `INSERT INTO t (…) VALUES (…)` of this row.
+    #[doc(hidden)]
+    fn insert(&self) -> Self::Insert<'_>;
+}
+
+impl<R, M, Col, DB> NewRow<M, Col, DB> for R
+where
+    M: AtomicField<Col>,
+    Col: Column,
+    Col::Table: Default,
+    DB: Backend,
+    for<'r> &'r R: Insertable<Col::Table>,
+    for<'r> InsertOf<Col, &'r R>: QueryFragment<DB> + QueryId,
+{
+    type Insert<'r>
+        = InsertOf<Col, &'r R>
+    where
+        R: 'r;
+
+    fn insert(&self) -> Self::Insert<'_> {
+        diesel::insert_into(Col::Table::default()).values(self)
+    }
+}
+
+impl<M: AtomicField<Col>, Col: Column + 'static> Field<M, Col> {
+    /// Adds `by` to the row that has `row`'s key, or inserts `row` as given when no row has
+    /// it, in one statement; returns the new value of the column (the inserted one when it
+    /// inserted).
+    ///
+    /// `row` is anything Diesel can insert into the table and that names its key through
+    /// Diesel's `Identifiable`: the model itself, or a `NewCartLine`-style struct with
+    /// `#[derive(Insertable, Identifiable)]`. An existing row takes `by` under the field's
+    /// bounds: a row that would pass `max` refuses with `OutOfRange`, nothing written.
+    ///
+    /// The statement, per backend (the `INSERT` is Diesel's own for `row`):
+    /// - PostgreSQL, SQLite: `INSERT … ON CONFLICT (pk) DO UPDATE SET c = t.c + $by WHERE
+    ///   t.c <= $max_minus_by RETURNING c`;
+    /// - MySQL: the guarded `UPDATE` with capture of `increment` (two round trips) settles a
+    ///   row that exists and takes `by`; when it matches no row, `INSERT … ON DUPLICATE KEY
+    ///   UPDATE c = IF(c <= $max_minus_by, c + $by, <error>)` then `SELECT c … WHERE pk = ?`, in
+    ///   one transaction (an insert leaves no value to capture). `ON DUPLICATE KEY UPDATE` fires on a conflict with *any* unique
+    ///   key: on a table with another unique key besides the primary key, a row that
+    ///   collides on that key is the one updated. Use it on tables whose only unique key is
+    ///   the primary key. Concurrent upserts of one new key can deadlock in InnoDB; the retry
+    ///   loop re-runs them.
+    ///
+    /// Errors: `NegativeAmount`, `OutOfRange` (existing row unchanged), and the database's
+    /// own errors for `row` (a `NOT NULL` column left out, a foreign key).
+    pub fn increment_or_insert<C, R>(
+        &self,
+        conn: &mut C,
+        row: R,
+        by: M::Value,
+    ) -> Result<M::Value, AtomicError>
+    where
+        C: AtomicConnection,
+        M: AtomicFieldOn<Col, BackendOf<C>>,
+        R: UpsertRow<M, Col, BackendOf<C>>,
+    {
+        non_negative(by)?;
+        let key = row.key();
+        let insert = row.insert();
+        self.run(conn.raw(), LockMode::Wait, |c| {
+            self.upsert(c, &key, &insert, by)
+        })
+    }
+
+    /// Adds many amounts at once, each to its key's row or creating it as `new_row(key,
+    /// total)`, all in one transaction (all or nothing). Amounts of equal keys are summed
+    /// first, and keys are applied in their `Ord` order, so two batches over overlapping keys
+    /// take their row locks in one order and do not deadlock (keys that are equal only under
+    /// the database's collation can still meet in another order; a deadlock is re-run like
+    /// any conflict). Returns each key with its new value, in key order.
+    ///
+    /// This is what a write-behind buffer flushes with. Each key is one
+    /// [`increment_or_insert`](Self::increment_or_insert) statement inside the transaction.
+    /// `new_row(key, total)` must build the row *of that key* (its value of the column is
+    /// what a new row starts at, usually `total`).
+    ///
+    /// Errors: `NegativeAmount` (checked before anything runs), `OutOfRange` for a key whose
+    /// row would pass its maximum (the whole batch is rolled back), and the database's errors.
+    pub fn increment_or_insert_all<C, R, I, F>(
+        &self,
+        conn: &mut C,
+        amounts: I,
+        mut new_row: F,
+    ) -> Result<KeyValues<M, Col>, AtomicError>
+    where
+        C: AtomicConnection,
+        M: AtomicFieldOn<Col, BackendOf<C>>,
+        M::Key: Ord + Clone,
+        I: IntoIterator<Item = (M::Key, M::Value)>,
+        F: FnMut(&M::Key, M::Value) -> R,
+        R: NewRow<M, Col, BackendOf<C>>,
+    {
+        let mut totals: BTreeMap<M::Key, i128> = BTreeMap::new();
+        for (key, amount) in amounts {
+            *totals.entry(key).or_insert(0) += non_negative(amount)?;
+        }
+        let mut batch = Vec::with_capacity(totals.len());
+        for (key, total) in totals {
+            // A total past the type cannot be added to any row, nor inserted.
+            let total = M::Value::from_i128(total).ok_or(AtomicError::OutOfRange {
+                current: 0,
+                attempted: total,
+                limit: crate::error::Limit::Max(Range::of::<M, Col>().hi),
+            })?;
+            let row = new_row(&key, total);
+            batch.push((key, total, row));
+        }
+        self.run(conn.raw(), LockMode::Wait, |c| {
+            c.write_transaction(|c| {
+                let mut done = Vec::with_capacity(batch.len());
+                for (key, total, row) in &batch {
+                    let insert = row.insert();
+                    done.push((key.clone(), self.upsert(c, key, &insert, *total)?));
+                }
+                Ok(done)
+            })
+        })
+    }
+
+    /// One attempt of an increment-or-insert, with the miss handling of the one-statement
+    /// operations: when the existing row refused, look at it once to report why, or to find
+    /// that it moved (or went away) in between and try again; past `RECHECKS`, decide under
+    /// the row lock.
+    fn upsert<R, I>(
+        &self,
+        c: &mut R,
+        key: &M::Key,
+        insert: &I,
+        by: M::Value,
+    ) -> Result<M::Value, AtomicError>
+    where
+        R: RawConnection,
+        M: AtomicFieldOn<Col, R::Backend>,
+        I: QueryFragment<R::Backend> + QueryId,
+    {
+        let range = Range::of::<M, Col>();
+        let delta: Delta<M::Value> = if by == M::Value::ZERO {
+            // Adding nothing refuses nothing, as everywhere else.
+            Delta {
+                guard: Some(M::Value::MAX),
+                ..plan::increment(range, by)
+            }
+        } else {
+            plan::increment(range, by)
+        };
+        for _ in 0..RECHECKS {
+            if let Some(value) = c.upsert::<M, Col, I>(key, insert, by, delta.guard)? {
+                return Ok(value);
+            }
+            match read::<M, Col, _, 0>(c, key, "")? {
+                Some(current) if !delta.admits(current) => {
+                    return Err(plan::miss_error(
+                        range,
+                        MissKind::Increment,
+                        current.to_i128(),
+                        by.to_i128(),
+                    ))
+                }
+                // Moved below the guard, or deleted, since the statement: run it again.
+                _ => continue,
+            }
+        }
+        match self.change_locked(c, key, delta, MissKind::Increment) {
+            Err(AtomicError::NotFound) => c
+                .upsert::<M, Col, I>(key, insert, by, delta.guard)?
+                .ok_or(AtomicError::NotFound),
+            other => other,
+        }
+    }
+}

@@ -1,0 +1,206 @@
+//! The hot-counter strategies on every cell: slotted counters and the write-behind buffer.
+//!
+//! Their calls return no value that says where in an order they ran (an increment of a slot
+//! returns nothing, an add to a buffer is memory), so the history is not ordered; what their
+//! semantics promise is checked instead:
+//! - slotted (`Article.likes`, `allow_decrement`): random increments and decrements (amounts
+//!   0..=10 and negatives), reads and compactions from every thread on two keys. A negative
+//!   amount is `NegativeAmount`; every read and every compaction returns a value between the
+//!   sum of all decrements and the sum of all increments of the history; the final value is
+//!   exactly the sum of the calls that returned `Ok`, and a compaction at the end returns it.
+//! - buffer (`DailyView.views`): random adds to six keys from every thread while a background
+//!   flusher runs every few milliseconds and threads flush by hand now and then; after
+//!   `shutdown` every key holds exactly the sum of the adds that returned `Ok`.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use counter_core::{AtomicError, AtomicFieldOn, BackendOf, FlushPolicy, NewRow, SlottedOn};
+use diesel::r2d2::{ConnectionManager, Pool};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+use super::{CheckConn, Plan, THREADS};
+use crate::models::{Article, DailyView};
+use crate::next_id;
+use crate::scenarios::daily_views_buffer;
+use crate::schema::{ct_articles, ct_daily_views};
+
+/// What one thread saw.
+#[derive(Default)]
+struct Seen {
+    /// Per article: the deltas of the calls that returned `Ok`.
+    applied: BTreeMap<i64, i64>,
+    /// Per article: every positive and every negative delta tried (`Ok` or not).
+    up: BTreeMap<i64, i64>,
+    down: BTreeMap<i64, i64>,
+    /// `(article, value)` of every read and compaction.
+    observed: Vec<(i64, i64)>,
+    /// Per buffer key: the adds that returned `Ok`.
+    added: BTreeMap<(i64, i32), i64>,
+    /// Anything that broke a promise.
+    anomalies: Vec<String>,
+}
+
+/// One history of both strategies on `pool`; panics with every anomaly and the seed.
+pub fn run_hot<C: CheckConn>(cell: &str, pool: &Pool<ConnectionManager<C>>, plan: Plan)
+where
+    Article: SlottedOn<ct_articles::likes, BackendOf<C>>,
+    DailyView: AtomicFieldOn<ct_daily_views::views, BackendOf<C>>
+        + NewRow<DailyView, ct_daily_views::views, BackendOf<C>>,
+{
+    let seed = plan.seed;
+    let articles = [next_id(), next_id()];
+    let page = next_id();
+    let buffer = daily_views_buffer(
+        pool.clone(),
+        FlushPolicy {
+            interval: Some(Duration::from_millis(5)),
+            max_pending_adds: Some(40),
+        },
+    );
+    let seen: Vec<Seen> = std::thread::scope(|scope| {
+        let threads: Vec<_> = (0..THREADS)
+            .map(|thread| {
+                let buffer = &buffer;
+                scope.spawn(move || {
+                    let mut rng = StdRng::seed_from_u64(seed ^ ((thread as u64 + 7) << 48));
+                    let mut conn = pool.get().expect("checker: a connection");
+                    let mut seen = Seen::default();
+                    for _ in 0..plan.ops_per_thread {
+                        let id = articles[rng.random_range(0..2)];
+                        let n: i64 = match rng.random_range(0..10) {
+                            0 => 0,
+                            1 => -rng.random_range(1..=3),
+                            _ => rng.random_range(1..=10),
+                        };
+                        match rng.random_range(0..100) {
+                            0..30 => {
+                                *seen.up.entry(id).or_default() += n.max(0);
+                                let result = Article::increment_likes(&mut *conn, id, n);
+                                seen.slot_call(id, n, n < 0, result);
+                            }
+                            30..50 => {
+                                *seen.down.entry(id).or_default() += n.max(0);
+                                let result = Article::decrement_likes(&mut *conn, id, n);
+                                seen.slot_call(id, -n, n < 0, result.map_err(|e| negate(e, n)));
+                            }
+                            50..62 => seen.observe(id, Article::current_likes(&mut *conn, id)),
+                            62..70 => seen.observe(id, Article::compact_likes(&mut *conn, id)),
+                            70..97 => {
+                                let key = (page, rng.random_range(0..6));
+                                match buffer.add(key, n) {
+                                    Ok(()) => *seen.added.entry(key).or_default() += n,
+                                    Err(AtomicError::NegativeAmount { amount }) if n < 0 => {
+                                        assert_eq!(amount, i128::from(n));
+                                    }
+                                    Err(e) => seen.anomalies.push(format!("add {n}: {e}")),
+                                }
+                            }
+                            _ => {
+                                if let Err(e) = buffer.flush() {
+                                    seen.anomalies.push(format!("flush: {e}"));
+                                }
+                            }
+                        }
+                    }
+                    seen
+                })
+            })
+            .collect();
+        threads
+            .into_iter()
+            .map(|t| t.join().expect("a checker thread panicked"))
+            .collect()
+    });
+
+    let mut anomalies: Vec<String> = seen.iter().flat_map(|s| s.anomalies.clone()).collect();
+    let sum = |pick: fn(&Seen) -> &BTreeMap<i64, i64>, id: i64| -> i64 {
+        seen.iter()
+            .map(|s| pick(s).get(&id).copied().unwrap_or(0))
+            .sum()
+    };
+    let mut conn = pool.get().expect("checker: a connection");
+    for id in articles {
+        let (lo, hi) = (-sum(|s| &s.down, id), sum(|s| &s.up, id));
+        for s in &seen {
+            for &(_, v) in s.observed.iter().filter(|(a, _)| *a == id) {
+                if !(lo..=hi).contains(&v) {
+                    anomalies.push(format!("article {id}: read {v} outside {lo}..={hi}"));
+                }
+            }
+        }
+        let expected = sum(|s| &s.applied, id);
+        let last = Article::current_likes(&mut *conn, id).expect("final read");
+        let folded = Article::compact_likes(&mut *conn, id).expect("final compaction");
+        if (last, folded) != (expected, expected) {
+            anomalies.push(format!(
+                "article {id}: {last} read and {folded} compacted, {expected} applied"
+            ));
+        }
+    }
+    buffer.shutdown().expect("the buffer's last flush");
+    let mut added: BTreeMap<(i64, i32), i64> = BTreeMap::new();
+    for s in &seen {
+        for (key, n) in &s.added {
+            *added.entry(*key).or_default() += n;
+        }
+    }
+    for (key, expected) in &added {
+        let written = DailyView::current_views(&mut *conn, *key).unwrap_or(0);
+        if written != *expected {
+            anomalies.push(format!(
+                "buffer key {key:?}: {written} written, {expected} added"
+            ));
+        }
+    }
+    assert!(
+        anomalies.is_empty(),
+        "checker, cell {cell}, hot counters: {} anomalies (seed {seed}; replay with \
+         COUNTER_CHECK_SEED={seed}):\n  {}",
+        anomalies.len(),
+        anomalies.join("\n  ")
+    );
+    eprintln!(
+        "checker, cell {cell}, hot counters: {} calls, {} buffer keys exact, 0 anomalies (seed {seed})",
+        THREADS * plan.ops_per_thread,
+        added.len()
+    );
+}
+
+/// A decrement's `NegativeAmount` names the amount passed, not the delta.
+fn negate(error: AtomicError, n: i64) -> AtomicError {
+    match error {
+        AtomicError::NegativeAmount { .. } => AtomicError::NegativeAmount {
+            amount: i128::from(-n),
+        },
+        other => other,
+    }
+}
+
+impl Seen {
+    /// A slotted increment (`delta > 0`), decrement (`delta < 0`) or zero: `Ok` counts;
+    /// a negative amount must be refused, nothing else may fail.
+    fn slot_call(&mut self, id: i64, delta: i64, negative: bool, result: Result<(), AtomicError>) {
+        match result {
+            Ok(()) if negative => self
+                .anomalies
+                .push(format!("article {id}: a negative amount was accepted")),
+            Ok(()) => *self.applied.entry(id).or_default() += delta,
+            // `delta` is the signed change; the amount passed was negative exactly when the
+            // call was refused as negative (for a decrement, `negate` made it the delta).
+            Err(AtomicError::NegativeAmount { amount })
+                if negative && amount == i128::from(delta) => {}
+            Err(e) => self
+                .anomalies
+                .push(format!("article {id}, delta {delta}: {e}")),
+        }
+    }
+
+    fn observe(&mut self, id: i64, result: Result<i64, AtomicError>) {
+        match result {
+            Ok(v) => self.observed.push((id, v)),
+            Err(e) => self.anomalies.push(format!("article {id}: read: {e}")),
+        }
+    }
+}

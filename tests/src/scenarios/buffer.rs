@@ -1,0 +1,253 @@
+//! `counter_core::Buffer`: in-memory adds, flushed in sorted batches; nothing lost when a
+//! flush fails.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use counter_core::{AtomicConnection, AtomicFieldOn, BackendOf, Buffer, FlushPolicy, NewRow};
+use diesel::r2d2::{ConnectionManager, Pool, R2D2Connection};
+
+use super::on_n_threads;
+use crate::db::{next_id, DbOf, TestDb};
+use crate::models::{CartLine, DailyView, NewCartLine};
+use crate::schema::{ct_cart_lines, ct_daily_views};
+
+/// Threads adding to a buffer.
+const ADDERS: usize = 16;
+
+/// A buffer of daily views on `pool`: the one buffer every buffer test (and the checker) uses.
+pub fn daily_views_buffer<C>(
+    pool: Pool<ConnectionManager<C>>,
+    policy: FlushPolicy,
+) -> Buffer<(i64, i32), i64>
+where
+    C: AtomicConnection<Raw = C> + R2D2Connection + Send + 'static,
+    DailyView: AtomicFieldOn<ct_daily_views::views, BackendOf<C>>
+        + NewRow<DailyView, ct_daily_views::views, BackendOf<C>>,
+{
+    Buffer::new(
+        pool,
+        DailyView::atomic_views(),
+        |&(page_id, day): &(i64, i32), views| DailyView {
+            page_id,
+            day,
+            views,
+        },
+        policy,
+    )
+}
+
+/// [`daily_views_buffer`] on the test database's pool.
+fn daily_buffer<B: TestDb>(db: &B, policy: FlushPolicy) -> Buffer<(i64, i32), i64>
+where
+    DailyView: AtomicFieldOn<ct_daily_views::views, DbOf<B>>
+        + NewRow<DailyView, ct_daily_views::views, DbOf<B>>,
+{
+    daily_views_buffer(db.pool().clone(), policy)
+}
+
+/// The rows of `pages` as a map `(page, day) -> views`.
+fn views<B: TestDb>(db: &B, pages: &[i64]) -> BTreeMap<(i64, i32), i64> {
+    db.daily_views(pages)
+        .into_iter()
+        .map(|(page, day, views)| ((page, day), views))
+        .collect()
+}
+
+/// 16 threads × 100,000 adds over 50 keys `(page, day)` while the background thread flushes
+/// every 20 ms and at 50,000 pending adds; after `flush()` every key is exact.
+pub fn buffer_counts_every_add<B: TestDb>()
+where
+    DailyView: AtomicFieldOn<ct_daily_views::views, DbOf<B>>
+        + NewRow<DailyView, ct_daily_views::views, DbOf<B>>,
+{
+    let db = B::open();
+    let pages: Vec<i64> = (0..10).map(|_| next_id()).collect();
+    let buffer = daily_buffer(
+        &db,
+        FlushPolicy {
+            interval: Some(Duration::from_millis(20)),
+            max_pending_adds: Some(50_000),
+        },
+    );
+    let per_thread = 100_000;
+    let counted = on_n_threads(&db, ADDERS, |thread, _| {
+        let mut counted: BTreeMap<(i64, i32), i64> = BTreeMap::new();
+        for i in 0..per_thread {
+            let key = (pages[(i + thread) % 10], ((i / 10) % 5) as i32);
+            let n = 1 + (i % 3) as i64;
+            buffer.add(key, n).expect("add");
+            *counted.entry(key).or_default() += n;
+        }
+        counted
+    });
+    let mut expected: BTreeMap<(i64, i32), i64> = BTreeMap::new();
+    for counted in counted {
+        for (key, n) in counted {
+            *expected.entry(key).or_default() += n;
+        }
+    }
+    buffer.flush().expect("final flush");
+    assert_eq!(buffer.pending(), 0);
+    assert_eq!(buffer.last_error(), None);
+    assert_eq!(expected.len(), 50);
+    assert_eq!(views(&db, &pages), expected);
+    buffer.shutdown().expect("shutdown");
+}
+
+/// A flush that a bound refuses (a cart line would pass 40) fails whole and keeps every
+/// count, of that key and of the others; once the line has room, the next flush writes them
+/// all, exactly once.
+pub fn failed_flush_keeps_its_counts<B: TestDb>()
+where
+    CartLine: AtomicFieldOn<ct_cart_lines::quantity, DbOf<B>>,
+    NewCartLine: NewRow<CartLine, ct_cart_lines::quantity, DbOf<B>>,
+{
+    let db = B::open();
+    let (cart, full, other) = (next_id(), next_id(), next_id());
+    db.new_cart_line(cart, full, 35);
+    let buffer = Buffer::new(
+        db.pool().clone(),
+        CartLine::atomic_quantity(),
+        |&(cart_id, product_id): &(i64, i64), quantity| NewCartLine {
+            cart_id,
+            product_id,
+            quantity,
+        },
+        FlushPolicy::MANUAL,
+    );
+    buffer.add((cart, full), 4).unwrap();
+    buffer.add((cart, full), 6).unwrap();
+    buffer.add((cart, other), 3).unwrap();
+    let error = buffer.flush().unwrap_err();
+    assert!(
+        error.to_string().contains("out of range"),
+        "{B}: {error}",
+        B = B::NAME
+    );
+    assert_eq!(buffer.pending(), 13);
+    assert!(buffer.last_error().is_some());
+    let lines = db.cart_lines(&[cart]);
+    assert_eq!(lines.len(), 1, "the other line was not created: {lines:?}");
+    assert_eq!(lines[0].quantity, 35);
+    // Room is made by another writer; the kept counts go in with the next flush.
+    CartLine::decrement_quantity(&mut db.conn(), (cart, full), 20).unwrap();
+    buffer.add((cart, other), 1).unwrap();
+    assert_eq!(buffer.flush().unwrap(), 2);
+    assert_eq!(buffer.last_error(), None);
+    let quantities: Vec<(i64, i32)> = db
+        .cart_lines(&[cart])
+        .iter()
+        .map(|l| (l.product_id, l.quantity))
+        .collect();
+    let mut expected = vec![(full, 25), (other, 4)];
+    expected.sort_unstable();
+    assert_eq!(quantities, expected);
+    assert_eq!(buffer.flush().unwrap(), 0);
+}
+
+/// Two buffers (two app servers) add to the same 20 keys, one in ascending and one in
+/// descending key order, and flush after every round, from two threads at once: both sort
+/// their batches, so no deadlock or other error surfaces, and the totals are exact.
+pub fn two_buffers_flush_overlapping_keys<B: TestDb>()
+where
+    DailyView: AtomicFieldOn<ct_daily_views::views, DbOf<B>>
+        + NewRow<DailyView, ct_daily_views::views, DbOf<B>>,
+{
+    let db = B::open();
+    let pages: Vec<i64> = (0..4).map(|_| next_id()).collect();
+    let keys: Vec<(i64, i32)> = pages
+        .iter()
+        .flat_map(|&page| (0..5).map(move |day| (page, day)))
+        .collect();
+    let rounds = 40;
+    let buffers = [
+        daily_buffer(&db, FlushPolicy::MANUAL),
+        daily_buffer(&db, FlushPolicy::MANUAL),
+    ];
+    let errors = on_n_threads(&db, 2, |thread, _| {
+        let buffer = &buffers[thread];
+        let mut errors = Vec::new();
+        for _ in 0..rounds {
+            let order: Vec<&(i64, i32)> = if thread == 0 {
+                keys.iter().collect()
+            } else {
+                keys.iter().rev().collect()
+            };
+            for key in order {
+                buffer.add(*key, 1).unwrap();
+            }
+            if let Err(e) = buffer.flush() {
+                errors.push(e.to_string());
+            }
+        }
+        errors
+    });
+    assert_eq!(errors, vec![Vec::<String>::new(), Vec::new()]);
+    let expected: BTreeMap<(i64, i32), i64> = keys.iter().map(|&k| (k, 2 * rounds)).collect();
+    assert_eq!(views(&db, &pages), expected);
+}
+
+/// Dropping a buffer flushes what it holds.
+pub fn dropped_buffer_flushes<B: TestDb>()
+where
+    DailyView: AtomicFieldOn<ct_daily_views::views, DbOf<B>>
+        + NewRow<DailyView, ct_daily_views::views, DbOf<B>>,
+{
+    let db = B::open();
+    let page = next_id();
+    {
+        let buffer = daily_buffer(&db, FlushPolicy::DEFAULT);
+        for day in 0..3 {
+            buffer.add((page, day), 7).unwrap();
+        }
+        assert_eq!(buffer.pending(), 21);
+    }
+    assert_eq!(
+        db.daily_views(&[page]),
+        vec![(page, 0, 7), (page, 1, 7), (page, 2, 7)]
+    );
+}
+
+/// A `new_row` that panics fails the flush like a database error: the counts stay, the
+/// buffer goes on, and the next flush writes them once.
+pub fn panicking_new_row_keeps_the_counts<B: TestDb>()
+where
+    DailyView: AtomicFieldOn<ct_daily_views::views, DbOf<B>>
+        + NewRow<DailyView, ct_daily_views::views, DbOf<B>>,
+{
+    let db = B::open();
+    let page = next_id();
+    let panics = Arc::new(AtomicBool::new(true));
+    let buffer = Buffer::new(
+        db.pool().clone(),
+        DailyView::atomic_views(),
+        {
+            let panics = Arc::clone(&panics);
+            move |&(page_id, day): &(i64, i32), views| {
+                assert!(
+                    !panics.load(Ordering::Relaxed),
+                    "new_row refuses (the test's panic)"
+                );
+                DailyView {
+                    page_id,
+                    day,
+                    views,
+                }
+            }
+        },
+        FlushPolicy::MANUAL,
+    );
+    buffer.add((page, 1), 4).unwrap();
+    buffer.add((page, 2), 1).unwrap();
+    let error = buffer.flush().unwrap_err();
+    assert!(error.to_string().contains("panicked"), "{error}");
+    assert_eq!(buffer.pending(), 5);
+    assert_eq!(db.daily_views(&[page]), vec![]);
+    panics.store(false, Ordering::Relaxed);
+    assert_eq!(buffer.flush().unwrap(), 2);
+    assert_eq!(db.daily_views(&[page]), vec![(page, 1, 4), (page, 2, 1)]);
+}
