@@ -314,3 +314,80 @@ fn buffer_survives_a_flusher_connection_killed_mid_flush() {
     assert_eq!(db.daily_views(&[page]), vec![(page, 1, 7), (page, 2, 3)]);
 }
 
+/// Runs `call` on a connection whose lock waits time out after 1 s while another transaction
+/// holds the rows `hold` selects `FOR UPDATE`: it must fail as a `Conflict` after one attempt.
+/// Then, the rows released, runs `call` again on the same connection, on a thread so that a
+/// hang fails the test, and returns what it returned.
+fn timed_out_then_again<T: Send + 'static>(
+    db: &Mysql,
+    hold: &str,
+    call: impl Fn(&mut MysqlConnection) -> Result<T, AtomicError> + Send + 'static,
+) -> Result<T, AtomicError> {
+    use diesel::connection::TransactionManager;
+
+    let mut victim = MysqlConnection::establish(counter_tests::db::mysql_url()).unwrap();
+    diesel::sql_query("SET SESSION innodb_lock_wait_timeout = 1")
+        .execute(&mut victim)
+        .unwrap();
+    let mut blocker = db.conn();
+    <MysqlConnection as Connection>::TransactionManager::begin_transaction(&mut *blocker).unwrap();
+    diesel::sql_query(format!("{hold} FOR UPDATE"))
+        .execute(&mut *blocker)
+        .unwrap();
+    match call(&mut victim) {
+        Err(AtomicError::Conflict { attempts: 1, .. }) => {}
+        Err(other) => panic!("behind a locked row: {other}"),
+        Ok(_) => panic!("behind a locked row: Ok"),
+    }
+    <MysqlConnection as Connection>::TransactionManager::rollback_transaction(&mut *blocker)
+        .unwrap();
+    let (sender, receiver) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = sender.send(call(&mut victim));
+    });
+    receiver
+        .recv_timeout(std::time::Duration::from_secs(30))
+        .expect("the second call on the connection hung")
+}
+
+/// MariaDB Connector/C keeps a prepared statement whose error arrived after its result set
+/// began (a locking read of several rows that times out on its second row) in a state where
+/// executing it again waits forever for rows the server never sends. A compaction locks every
+/// slot of a key in one such read, so after a compaction failed that way the next one on the
+/// same connection must still run (this hang stopped CI for 90 minutes).
+#[test]
+fn a_compaction_that_timed_out_on_a_slot_leaves_the_connection_working() {
+    use counter_core::{RetryPolicy, SlottedField};
+    use counter_tests::models::Article;
+    use counter_tests::schema::ct_articles;
+
+    let db = Mysql::open();
+    let id = next_id();
+    diesel::sql_query(format!(
+        "INSERT INTO ct_article_view_slots (id, slot, count) VALUES ({id}, 0, 1), ({id}, 1, 2)"
+    ))
+    .execute(&mut *db.conn())
+    .unwrap();
+    let compact = SlottedField::<Article, ct_articles::views>::new().retry(RetryPolicy::NEVER);
+    let hold = format!("SELECT count FROM ct_article_view_slots WHERE id = {id} AND slot = 1");
+    let again = timed_out_then_again(&db, &hold, move |c| compact.compact(c, id));
+    assert_eq!(again.unwrap(), 3);
+    assert_eq!(db.view_slots(id), vec![(0, 3)]);
+}
+
+/// The same for the one-row locking read of `update_locked`, `take_up_to` and transfers.
+#[test]
+fn an_update_locked_that_timed_out_leaves_the_connection_working() {
+    use counter_core::RetryPolicy;
+    use counter_tests::models::Product;
+
+    let db = Mysql::open();
+    let id = db.new_product(10, 0);
+    let stock = Product::atomic_stock().retry(RetryPolicy::NEVER);
+    let hold = format!("SELECT stock FROM ct_products WHERE id = {id}");
+    let again = timed_out_then_again(&db, &hold, move |c| {
+        stock.update_locked(c, id, |s| Ok(s - 4))
+    });
+    assert_eq!(again.unwrap(), 6);
+    assert_eq!(db.product(id), (6, 0));
+}

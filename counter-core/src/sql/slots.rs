@@ -6,7 +6,7 @@
 //!   count + $n` (MySQL);
 //! - sum: `SELECT CAST(COALESCE(SUM(count), 0) AS BIGINT) FROM s WHERE k = ?…`;
 //! - the slots, in slot order, locked for a compaction: `SELECT slot, count FROM s WHERE k = ?…
-//!   ORDER BY slot [lock]`;
+//!   ORDER BY slot [lock]`, prepared afresh each time (see `SLOT_LOCK` in `walk_ast`);
 //! - drop one slot: `DELETE FROM s WHERE k = ?… AND slot = ?`.
 
 use diesel::backend::Backend;
@@ -107,6 +107,12 @@ where
                 M::walk_key_eq(self.key, &mut out)?;
             }
             SLOT_LOCK => {
+                // Never a cached prepared statement: this read locks several rows, so a lock
+                // wait or deadlock can fail it after its result set began, and MariaDB
+                // Connector/C leaves such a statement waiting forever for rows on its next
+                // execution (`tests/mysql.rs`, a compaction that timed out). A fresh statement
+                // per compaction costs one prepare; compactions are rare.
+                out.unsafe_to_cache_prepared();
                 out.push_sql("SELECT ");
                 out.push_identifier(slot)?;
                 out.push_sql(", ");
