@@ -20,6 +20,7 @@ use diesel::r2d2::{ConnectionManager, Pool};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
+use super::watchdog::Watchdog;
 use super::{CheckConn, Plan, THREADS};
 use crate::models::{Article, DailyView};
 use crate::next_id;
@@ -59,10 +60,12 @@ where
             max_pending_adds: Some(40),
         },
     );
+    let watchdog = Watchdog::start(format!("cell {cell}, hot counters, seed {seed}"), THREADS);
     let seen: Vec<Seen> = std::thread::scope(|scope| {
         let threads: Vec<_> = (0..THREADS)
             .map(|thread| {
                 let buffer = &buffer;
+                let watchdog = &watchdog;
                 scope.spawn(move || {
                     let mut rng = StdRng::seed_from_u64(seed ^ ((thread as u64 + 7) << 48));
                     let mut conn = pool.get().expect("checker: a connection");
@@ -74,7 +77,16 @@ where
                             1 => -rng.random_range(1..=3),
                             _ => rng.random_range(1..=10),
                         };
-                        match rng.random_range(0..100) {
+                        let roll = rng.random_range(0..100);
+                        let call = match roll {
+                            0..30 => "increment_likes",
+                            30..50 => "decrement_likes",
+                            50..62 => "current_likes",
+                            62..70 => "compact_likes",
+                            70..97 => "buffer.add",
+                            _ => "buffer.flush",
+                        };
+                        watchdog.call(thread, &(call, id, n), || match roll {
                             0..30 => {
                                 *seen.up.entry(id).or_default() += n.max(0);
                                 let result = Article::increment_likes(&mut *conn, id, n);
@@ -102,7 +114,7 @@ where
                                     seen.anomalies.push(format!("flush: {e}"));
                                 }
                             }
-                        }
+                        });
                     }
                     seen
                 })

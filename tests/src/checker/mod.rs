@@ -22,6 +22,7 @@ pub mod history;
 pub mod hot;
 pub mod op;
 pub mod subject;
+pub mod watchdog;
 
 use std::collections::BTreeMap;
 use std::hash::{BuildHasher, RandomState};
@@ -39,6 +40,7 @@ use op::{execute, quiet_injected_panics, random_op, KeyDebug, Record};
 use subject::{KeyOf, SaleOf, Subject};
 
 use crate::db::settle;
+use watchdog::Watchdog;
 
 /// Threads per history.
 pub const THREADS: usize = 8;
@@ -141,7 +143,11 @@ where
             break;
         }
         let seed = plan.seed.wrapping_add(history as u64);
-        let verdict = run_history::<S, C>(pool, plan, seed, trailing_space, &mut summary);
+        let watchdog =
+            Watchdog::start(format!("cell {cell}, {}, seed {seed}", S::SUBJECT), THREADS);
+        let verdict =
+            run_history::<S, C>(pool, plan, seed, trailing_space, &watchdog, &mut summary);
+        drop(watchdog);
         if !verdict.anomalies.is_empty() {
             let shown: Vec<&str> = verdict
                 .anomalies
@@ -183,6 +189,7 @@ fn run_history<S, C>(
     plan: Plan,
     seed: u64,
     trailing_space: bool,
+    watchdog: &Watchdog,
     summary: &mut Summary,
 ) -> Verdict
 where
@@ -230,7 +237,8 @@ where
                             conn = pool.get().expect("checker: a connection");
                         }
                         let op = random_op(&mut rng, keys, BOUNDS.hi, takes);
-                        let outcome = execute::<S, _>(&mut *conn, &op);
+                        let outcome =
+                            watchdog.call(thread, &op, || execute::<S, _>(&mut *conn, &op));
                         let depth =
                             <C as Connection>::TransactionManager::transaction_manager_status_mut(
                                 &mut *conn,
