@@ -1,9 +1,10 @@
 # Environment for the test suite: `source .ci/env.sh && cargo test --workspace --all-features`
 #
 # Meant to be sourced (bash), any number of times: it installs what is missing, starts the
-# local PostgreSQL and MariaDB when they do not answer, and exports
+# local PostgreSQL, MariaDB and Redis when they do not answer, and exports
 #   COUNTER_PG_URL    (default postgres://postgres@127.0.0.1/test)
 #   COUNTER_MYSQL_URL (default mysql://root@127.0.0.1/test)
+#   COUNTER_REDIS_URL (default redis://127.0.0.1:6379/)
 # unless they are already set. Works under the caller's `set -euo pipefail` and never exits
 # the caller's shell on success. Debian/Ubuntu only (apt-get, pg_ctlcluster); run as root or
 # with sudo available.
@@ -125,8 +126,40 @@ __counter_ci_env() {
         export COUNTER_MYSQL_URL="mysql://root@127.0.0.1/test"
     fi
 
+    # --- Redis ---------------------------------------------------------------------------------
+    # redis-server also for tests/redis.rs, which starts (and shuts down) servers of its own;
+    # redis-benchmark (redis-tools) for the bench's `redis` workload.
+    if ! command -v redis-server >/dev/null 2>&1 || ! command -v redis-benchmark >/dev/null 2>&1; then
+        __counter_apt_install redis-server redis-tools || {
+            __counter_log "installing redis-server redis-tools failed"
+            return 1
+        }
+    fi
+    if [ -z "${COUNTER_REDIS_URL:-}" ]; then
+        if ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
+            __counter_log "starting Redis on 127.0.0.1:6379"
+            $sudo mkdir -p /var/lib/redis /var/log/redis
+            $sudo redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" \
+                --appendonly no --dir /var/lib/redis --logfile /var/log/redis/ci.log || {
+                __counter_log "redis-server failed to start"
+                return 1
+            }
+            local i
+            for i in $(seq 1 30); do
+                redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1 && break
+                sleep 1
+            done
+            redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1 || {
+                __counter_log "Redis does not answer on 127.0.0.1:6379 after 30 s"
+                return 1
+            }
+        fi
+        export COUNTER_REDIS_URL="redis://127.0.0.1:6379/"
+    fi
+
     __counter_log "COUNTER_PG_URL=$COUNTER_PG_URL"
     __counter_log "COUNTER_MYSQL_URL=$COUNTER_MYSQL_URL"
+    __counter_log "COUNTER_REDIS_URL=$COUNTER_REDIS_URL"
     unset -f __counter_log __counter_apt_install __counter_as_postgres
 }
 

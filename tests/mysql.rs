@@ -391,3 +391,44 @@ fn an_update_locked_that_timed_out_leaves_the_connection_working() {
     assert_eq!(again.unwrap(), 6);
     assert_eq!(db.product(id), (6, 0));
 }
+
+/// A Redis counter's flush whose connection is killed (`KILL`) while its transaction waits for
+/// a row lock: nothing of the batch is written, and the next flush writes it exactly once.
+#[test]
+fn redis_flush_killed_mid_transaction() {
+    #[derive(QueryableByName)]
+    struct Id {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        id: i64,
+    }
+    let mut flusher = MysqlConnection::establish(counter_tests::db::mysql_url()).unwrap();
+    let victim = diesel::sql_query("SELECT CAST(CONNECTION_ID() AS SIGNED) AS id")
+        .get_result::<Id>(&mut flusher)
+        .unwrap()
+        .id;
+    counter_tests::scenarios::redis_flush_killed_mid_transaction::<Mysql>(
+        flusher,
+        |page, day| {
+            format!("SELECT views FROM ct_daily_views WHERE page_id = {page} AND day = {day} FOR UPDATE")
+        },
+        move |db: &Mysql| {
+            let mut watcher = db.conn();
+            // Wait until the flusher is inside its UPDATE (waiting for the row), then kill it.
+            loop {
+                let waiting: Vec<Id> = diesel::sql_query(format!(
+                    "SELECT CAST(id AS SIGNED) AS id FROM information_schema.processlist \
+                     WHERE id = {victim} AND info LIKE 'UPDATE%'"
+                ))
+                .load(&mut *watcher)
+                .unwrap();
+                if !waiting.is_empty() {
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            diesel::sql_query(format!("KILL {victim}"))
+                .execute(&mut *watcher)
+                .unwrap();
+        },
+    );
+}

@@ -214,3 +214,43 @@ struct Terminated {
     #[diesel(sql_type = diesel::sql_types::Bool)]
     t: bool,
 }
+
+/// A Redis counter's flush whose connection is terminated while its transaction waits for a
+/// row lock: nothing of the batch is written, and the next flush writes it exactly once.
+#[test]
+fn redis_flush_terminated_mid_transaction() {
+    #[derive(QueryableByName)]
+    struct Pid {
+        #[diesel(sql_type = diesel::sql_types::Integer)]
+        pid: i32,
+    }
+    let mut flusher = PgConnection::establish(pg_url()).unwrap();
+    let pid = diesel::sql_query("SELECT pg_backend_pid() AS pid")
+        .get_result::<Pid>(&mut flusher)
+        .unwrap()
+        .pid;
+    counter_tests::scenarios::redis_flush_killed_mid_transaction::<Postgres>(
+        flusher,
+        |page, day| {
+            format!("SELECT views FROM ct_daily_views WHERE page_id = {page} AND day = {day} FOR UPDATE")
+        },
+        move |db: &Postgres| {
+            let mut watcher = db.conn();
+            // Wait until the flusher waits for the held row, then end its session.
+            loop {
+                let waiting: Vec<Pid> = diesel::sql_query(format!(
+                    "SELECT pid FROM pg_stat_activity WHERE pid = {pid} AND wait_event_type = 'Lock'"
+                ))
+                .load(&mut *watcher)
+                .unwrap();
+                if !waiting.is_empty() {
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            diesel::sql_query(format!("SELECT pg_terminate_backend({pid})"))
+                .execute(&mut *watcher)
+                .unwrap();
+        },
+    );
+}

@@ -105,6 +105,13 @@ pub enum AtomicError {
         error: Box<AtomicError>,
     },
 
+    /// Redis refused or was unreachable (feature `redis`, [`RedisCounter`](crate::RedisCounter)).
+    /// An `add` that fails this way added nothing; a flush that fails this way left every
+    /// count it had taken in Redis, where the next flush finds it (see the counter's docs).
+    #[cfg(feature = "redis")]
+    #[error("redis: {0}")]
+    Redis(#[from] redis::RedisError),
+
     /// An error returned by the caller's closure in `update_*_locked`; nothing was written.
     #[error("{0}")]
     Custom(Box<dyn std::error::Error + Send + Sync + 'static>),

@@ -14,6 +14,8 @@ mod key;
 mod lock;
 mod ops;
 mod plan;
+#[cfg(feature = "redis")]
+mod redis_counter;
 mod retry;
 mod slotted;
 mod sql;
@@ -32,6 +34,8 @@ pub use field::{AtomicField, AtomicFieldOn};
 pub use key::{IdIntoKey, KeyColumns, KeyValue};
 pub use lock::LockMode;
 pub use ops::Field;
+#[cfg(feature = "redis")]
+pub use redis_counter::{FlushReport, Kept, RedisCounter, RedisKey};
 pub use retry::RetryPolicy;
 pub use slotted::{Slotted, SlottedDecrement, SlottedField, SlottedOn};
 pub use transaction::transaction;

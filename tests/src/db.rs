@@ -39,6 +39,8 @@ use crate::schema::*;
 pub const PG_ENV: &str = "COUNTER_PG_URL";
 /// Environment variable naming the MySQL/MariaDB database the tests use.
 pub const MYSQL_ENV: &str = "COUNTER_MYSQL_URL";
+/// Environment variable naming the Redis server the tests use.
+pub const REDIS_ENV: &str = "COUNTER_REDIS_URL";
 
 /// Connections per pool: at least the 8 threads of the concurrency scenarios plus the test's own.
 pub const POOL_SIZE: u32 = 20;
@@ -410,6 +412,28 @@ pub fn mysql_url() -> &'static str {
     })
 }
 
+/// The Redis URL the tests use (see the module documentation). Panics when there is none.
+pub fn redis_url() -> &'static str {
+    static URL: OnceLock<Result<String, String>> = OnceLock::new();
+    resolved(&URL, || {
+        server_url(REDIS_ENV, "Redis", "redis://host:6379/", || {
+            start_container::<testcontainers_modules::redis::Redis>(6379, |host, port| {
+                format!("redis://{host}:{port}/")
+            })
+        })
+    })
+}
+
+/// A connection to the tests' Redis; panics with the server's message.
+pub fn redis_connection() -> redis::Connection {
+    let url = redis_url();
+    redis::Client::open(url)
+        .and_then(|client| client.get_connection())
+        .unwrap_or_else(|e| {
+            panic!("Redis: cannot connect to {url} (from {REDIS_ENV} or a container): {e}")
+        })
+}
+
 /// A pool on `url`, after one direct connection proved the URL works (so a wrong URL fails at
 /// once with the database's message, not after the pool's connection timeout), and after
 /// `ddl` ran on that connection.
@@ -433,6 +457,9 @@ where
 }
 
 const PG_DDL: &str = "
+CREATE TABLE IF NOT EXISTS counter_flushes (flush_id VARCHAR(64) PRIMARY KEY, kept TEXT NOT NULL,
+    flushed_at BIGINT NOT NULL);
+CREATE INDEX IF NOT EXISTS counter_flushes_at ON counter_flushes (flushed_at);
 CREATE TABLE IF NOT EXISTS ct_products (id BIGINT PRIMARY KEY, name TEXT NOT NULL,
     stock INTEGER NOT NULL, sold BIGINT NOT NULL);
 CREATE TABLE IF NOT EXISTS ct_edges (id BIGINT PRIMARY KEY, small SMALLINT NOT NULL,
@@ -462,6 +489,8 @@ CREATE TABLE IF NOT EXISTS ct_article_like_slots (id BIGINT NOT NULL, slot INTEG
 ";
 
 const MYSQL_DDL: &str = "
+CREATE TABLE IF NOT EXISTS counter_flushes (flush_id VARCHAR(64) PRIMARY KEY, kept TEXT NOT NULL,
+    flushed_at BIGINT NOT NULL, INDEX counter_flushes_at (flushed_at)) ENGINE = InnoDB;
 CREATE TABLE IF NOT EXISTS ct_products (id BIGINT PRIMARY KEY, name VARCHAR(255) NOT NULL,
     stock INT NOT NULL, sold BIGINT NOT NULL) ENGINE = InnoDB;
 CREATE TABLE IF NOT EXISTS ct_edges (id BIGINT PRIMARY KEY, small SMALLINT NOT NULL,
@@ -495,6 +524,9 @@ CREATE TABLE IF NOT EXISTS ct_article_like_slots (id BIGINT NOT NULL, slot INT N
 ";
 
 const SQLITE_DDL: &str = "
+CREATE TABLE IF NOT EXISTS counter_flushes (flush_id VARCHAR(64) PRIMARY KEY, kept TEXT NOT NULL,
+    flushed_at BIGINT NOT NULL);
+CREATE INDEX IF NOT EXISTS counter_flushes_at ON counter_flushes (flushed_at);
 CREATE TABLE IF NOT EXISTS ct_products (id BIGINT PRIMARY KEY, name TEXT NOT NULL,
     stock INTEGER NOT NULL, sold BIGINT NOT NULL);
 CREATE TABLE IF NOT EXISTS ct_edges (id BIGINT PRIMARY KEY, small SMALLINT NOT NULL,

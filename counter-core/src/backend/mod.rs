@@ -22,7 +22,7 @@ use crate::error::AtomicError;
 use crate::field::AtomicFieldOn;
 use crate::lock::LockMode;
 use crate::plan::{Direction, Take};
-use crate::sql::{MultiStatement, Upsert, MULTI_RETURNING, UPSERT_ON_CONFLICT};
+use crate::sql::{LedgerConnection, MultiStatement, Upsert, MULTI_RETURNING, UPSERT_ON_CONFLICT};
 
 /// A connection the atomic operations accept: `PgConnection`, `MysqlConnection`,
 /// `SqliteConnection` (each with its cargo feature), or with the `r2d2` feature an r2d2
@@ -58,7 +58,7 @@ pub enum ErrorClass {
 /// [`transaction`](crate::transaction) closure gets back to any operation.
 #[doc(hidden)]
 pub trait RawConnection:
-    Connection + LoadConnection + AtomicConnection<Raw = Self> + Sized + 'static
+    Connection + LoadConnection + AtomicConnection<Raw = Self> + LedgerConnection + Sized + 'static
 {
     /// The backend's name, for messages.
     const BACKEND: &'static str;

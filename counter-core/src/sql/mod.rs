@@ -7,6 +7,7 @@
 //! is a bind parameter.
 
 mod delta;
+mod ledger;
 mod multi;
 mod pair;
 mod read_write;
@@ -20,6 +21,7 @@ pub(crate) use delta::DeltaUpdate;
 pub(crate) use delta::DELTA_CAPTURE;
 #[cfg(any(feature = "postgres", feature = "sqlite"))]
 pub(crate) use delta::DELTA_RETURNING;
+pub use ledger::LedgerConnection;
 pub(crate) use multi::{MultiStatement, MULTI_LOCK, MULTI_READ, MULTI_RETURNING, MULTI_WRITE};
 #[cfg(feature = "mysql")]
 pub(crate) use multi::{MULTI_CAPTURE, MULTI_CAPTURED};

@@ -10,11 +10,13 @@
 
 mod buffer;
 mod keyed;
+mod redis;
 mod slotted;
 mod transaction;
 
 pub use buffer::*;
 pub use keyed::*;
+pub use redis::*;
 pub use slotted::*;
 pub use transaction::*;
 
@@ -1274,6 +1276,9 @@ macro_rules! backend_tests {
             slotted_increments_lose_nothing,
             slotted_compact_while_incrementing,
             slotted_decrement_where_declared,
+            redis_counts_every_add_exactly,
+            redis_flush_crashed_after_each_step,
+            redis_refuses_bad_input_and_keeps_what_it_cannot_write,
         );
     };
     (@tests $backend:ty; $($name:ident),* $(,)?) => {

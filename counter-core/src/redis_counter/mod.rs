@@ -1,0 +1,591 @@
+//! Counters kept in Redis and moved into the database exactly once (feature `redis`).
+//!
+//! `add` is one `HINCRBY` on a hash of pending counts: as fast as Redis, shared by every app
+//! server, surviving app restarts. A *flush* moves the pending counts into the model's rows in
+//! three steps, each atomic, so a crash between any two loses nothing and counts nothing twice:
+//!
+//! 1. **take**: a Lua script renames the pending hash to a new batch `{prefix}:batch:<id>`
+//!    (a random 128-bit id) and adds the id to the set `{prefix}:batches`. New adds start a
+//!    fresh pending hash.
+//! 2. **apply**: one database transaction inserts `<id>` into the *ledger* table, adds each
+//!    key's count to its row ([`Field::increment`], keys in order, so flushers lock rows in one
+//!    order), and records in the ledger row the keys it could not apply (no row, or past the
+//!    column's bound). Committed or not at all: the ledger row says which.
+//! 3. **finish**: a Lua script puts the counts of the kept keys back into pending, deletes the
+//!    batch and removes its id from the set.
+//!
+//! Every flush first settles every batch in the set: one whose id is in the ledger was applied,
+//! so only step 3 runs; any other is applied now. Two flushers applying the same batch at once
+//! (one recovering what the other is writing) meet on the ledger's primary key: the second
+//! insert waits for the first transaction and fails if it committed, before any count.
+//!
+//! **What can be lost:** what Redis loses. `SHUTDOWN NOSAVE`, a crash without persistence, or
+//! an eviction (`maxmemory-policy` other than `noeviction`) loses the pending counts; with
+//! `appendonly yes` and `appendfsync always` nothing acknowledged is lost. The app's own
+//! crashes lose nothing: an `add` either reached Redis or returned an error.
+//!
+//! **The ledger** is one table for every counter (ids are unique); its DDL, per backend:
+//!
+//! ```sql
+//! -- PostgreSQL, SQLite
+//! CREATE TABLE counter_flushes (flush_id VARCHAR(64) PRIMARY KEY, kept TEXT NOT NULL,
+//!     flushed_at BIGINT NOT NULL);
+//! CREATE INDEX counter_flushes_at ON counter_flushes (flushed_at);
+//! -- MySQL / MariaDB
+//! CREATE TABLE counter_flushes (flush_id VARCHAR(64) PRIMARY KEY, kept TEXT NOT NULL,
+//!     flushed_at BIGINT NOT NULL, INDEX counter_flushes_at (flushed_at)) ENGINE = InnoDB;
+//! ```
+//!
+//! A flush deletes ledger rows older than [`RedisCounter::prune_after`] (a day by default) at
+//! most once a minute. That is safe as long as no batch stays unsettled that long: every
+//! flush settles every batch, so only a day with no successful flush at all could re-apply one.
+
+mod key;
+mod scripts;
+
+use std::collections::BTreeMap;
+use std::marker::PhantomData;
+use std::sync::Mutex;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use diesel::result::{DatabaseErrorKind, Error as DieselError};
+use diesel::Column;
+use redis::{ConnectionLike, Script};
+
+use crate::backend::{in_transaction, AtomicConnection, BackendOf, RawConnection};
+use crate::error::{AtomicError, Limit};
+use crate::field::{AtomicField, AtomicFieldOn};
+use crate::lock::LockMode;
+use crate::ops::Field;
+use crate::plan::non_negative;
+use crate::retry::RetryPolicy;
+use crate::sql::LedgerConnection;
+use crate::value::AtomicValue;
+
+pub use key::RedisKey;
+
+/// The ledger table's default name.
+pub const LEDGER_TABLE: &str = "counter_flushes";
+
+/// A counter of field `Col` of model `M` whose increments go to Redis and reach the database
+/// through [`flush`](Self::flush). See the [module documentation](self) for the guarantees.
+///
+/// ```no_run
+/// use counter_core::{AtomicField, RedisCounter};
+/// use diesel::prelude::*;
+///
+/// diesel::table! { articles (id) { id -> BigInt, view_count -> BigInt, } }
+///
+/// #[derive(Queryable, Selectable, Identifiable, AtomicField)]
+/// #[diesel(table_name = articles)]
+/// struct Article {
+///     id: i64,
+///     #[atomic]
+///     view_count: i64,
+/// }
+///
+/// let views = RedisCounter::<Article, articles::view_count>::new("article-views");
+/// let mut redis = redis::Client::open("redis://127.0.0.1/")?.get_connection()?;
+/// let mut db = SqliteConnection::establish("app.db")?;
+///
+/// views.add(&mut redis, &7, 1)?; // one HINCRBY; the request is done
+/// let shown = views.current(&mut db, &mut redis, &7)?; // the row's value + what is pending
+///
+/// // Elsewhere, every second or so, on any number of app servers:
+/// let report = views.flush(&mut db, &mut redis)?;
+/// for kept in &report.kept {
+///     eprintln!("{}: {} kept in Redis: {}", kept.field, kept.count.unwrap_or(0), kept.error);
+/// }
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct RedisCounter<M, Col> {
+    pending: String,
+    batches: String,
+    invalid: String,
+    batch_prefix: String,
+    ledger: &'static str,
+    prune_after: Duration,
+    last_prune: Mutex<Option<Instant>>,
+    field: Field<M, Col>,
+    take: Script,
+    finish: Script,
+    marker: PhantomData<fn() -> (M, Col)>,
+}
+
+/// What a flush did.
+#[derive(Debug)]
+pub struct FlushReport<K> {
+    /// Batches this call applied to the database.
+    pub applied: usize,
+    /// Batches an earlier flush left in Redis that this call settled (applied, or found in
+    /// the ledger and only cleaned up).
+    pub recovered: usize,
+    /// Every key written, with the count added to its row.
+    pub written: Vec<(K, i64)>,
+    /// Counts the database did not take, back in Redis as pending; reported by every flush
+    /// until they can be applied.
+    pub kept: Vec<Kept<K>>,
+}
+
+impl<K> Default for FlushReport<K> {
+    fn default() -> Self {
+        FlushReport {
+            applied: 0,
+            recovered: 0,
+            written: Vec::new(),
+            kept: Vec::new(),
+        }
+    }
+}
+
+impl<K> FlushReport<K> {
+    /// The sum of the counts written.
+    pub fn total_written(&self) -> i128 {
+        self.written.iter().map(|(_, n)| i128::from(*n)).sum()
+    }
+
+    fn absorb(&mut self, other: FlushReport<K>) {
+        self.applied += other.applied;
+        self.recovered += other.recovered;
+        self.written.extend(other.written);
+        self.kept.extend(other.kept);
+    }
+}
+
+/// A count a flush left in Redis, and why.
+#[derive(Debug)]
+pub struct Kept<K> {
+    /// The hash field (see [`RedisKey`]).
+    pub field: String,
+    /// The key it names, `None` when it names none of this model's keys.
+    pub key: Option<K>,
+    /// The pending count, `None` when the value is not an integer.
+    pub count: Option<i64>,
+    /// `NotFound` (no row with that key), `OutOfRange` (the row cannot take it), or `Custom`
+    /// for a field or value this library never writes.
+    pub error: AtomicError,
+}
+
+impl<M, Col> RedisCounter<M, Col>
+where
+    Col: Column + 'static,
+    M: AtomicField<Col>,
+    M::Key: RedisKey + Ord + Clone,
+{
+    /// A counter whose Redis keys start with `{prefix}:` (the braces make it one Redis
+    /// Cluster hash slot, which the scripts need). One prefix per counted field.
+    pub fn new(prefix: &str) -> Self {
+        let tag = format!("{{{prefix}}}");
+        RedisCounter {
+            pending: format!("{tag}:pending"),
+            batches: format!("{tag}:batches"),
+            invalid: format!("{tag}:invalid"),
+            batch_prefix: format!("{tag}:batch:"),
+            ledger: LEDGER_TABLE,
+            prune_after: Duration::from_secs(24 * 3600),
+            last_prune: Mutex::new(None),
+            field: Field::new(),
+            take: Script::new(scripts::TAKE),
+            finish: Script::new(scripts::FINISH),
+            marker: PhantomData,
+        }
+    }
+
+    /// The same counter with another ledger table.
+    pub fn ledger_table(self, table: &'static str) -> Self {
+        RedisCounter {
+            ledger: table,
+            ..self
+        }
+    }
+
+    /// The same counter keeping ledger rows this long (see the module documentation).
+    pub fn prune_after(self, age: Duration) -> Self {
+        RedisCounter {
+            prune_after: age,
+            ..self
+        }
+    }
+
+    /// The same counter with another retry policy for its database transactions.
+    pub fn retry(self, policy: RetryPolicy) -> Self {
+        RedisCounter {
+            field: self.field.retry(policy),
+            ..self
+        }
+    }
+
+    /// Adds `n` to `key`'s pending count: one `HINCRBY`. Returns the pending count after it
+    /// (not the row's value: see [`current`](Self::current)). The key's row need not exist
+    /// yet; a flush keeps its counts until it does.
+    ///
+    /// Errors: `NegativeAmount`, `OutOfRange` for an amount past `i64`, `Redis`.
+    pub fn add(
+        &self,
+        redis: &mut dyn ConnectionLike,
+        key: &M::Key,
+        n: M::Value,
+    ) -> Result<i64, AtomicError> {
+        let n = redis_amount(n)?;
+        Ok(redis::cmd("HINCRBY")
+            .arg(&self.pending)
+            .arg(key.field())
+            .arg(n)
+            .query(redis)?)
+    }
+
+    /// Adds every `(key, n)`: one pipeline in `MULTI`/`EXEC`, so all of them or none.
+    ///
+    /// Errors: `NegativeAmount` (checked before anything is sent), `OutOfRange`, `Redis`.
+    pub fn add_all<I>(&self, redis: &mut dyn ConnectionLike, amounts: I) -> Result<(), AtomicError>
+    where
+        I: IntoIterator<Item = (M::Key, M::Value)>,
+    {
+        let mut pipe = redis::pipe();
+        pipe.atomic();
+        for (key, n) in amounts {
+            pipe.cmd("HINCRBY")
+                .arg(&self.pending)
+                .arg(key.field())
+                .arg(redis_amount(n)?)
+                .ignore();
+        }
+        Ok(pipe.query::<()>(redis)?)
+    }
+
+    /// The count pending in Redis for `key` (0 when none), not counting a batch a flush is
+    /// moving at this moment.
+    pub fn pending(
+        &self,
+        redis: &mut dyn ConnectionLike,
+        key: &M::Key,
+    ) -> Result<i64, AtomicError> {
+        let n: Option<i64> = redis::cmd("HGET")
+            .arg(&self.pending)
+            .arg(key.field())
+            .query(redis)?;
+        Ok(n.unwrap_or(0))
+    }
+
+    /// The row's value plus what is pending in Redis: what the counter will read once
+    /// flushed. While a flush is between its steps, the counts it moves are in neither place
+    /// for that moment (or, just after its commit, in both), so this can be off by one batch
+    /// of this key.
+    ///
+    /// Errors: `NotFound` (no row), `Redis`, the database's errors.
+    pub fn current<C>(
+        &self,
+        conn: &mut C,
+        redis: &mut dyn ConnectionLike,
+        key: &M::Key,
+    ) -> Result<i128, AtomicError>
+    where
+        C: AtomicConnection,
+        M: AtomicFieldOn<Col, BackendOf<C>>,
+    {
+        let stored = self.field.current(conn, key.clone())?.to_i128();
+        Ok(stored + i128::from(self.pending(redis, key)?))
+    }
+
+    /// Moves everything pending into the database: settles the batches earlier flushes left
+    /// (see [`recover`](Self::recover)), then takes, applies and finishes a new one. Safe to
+    /// run from any number of processes at once, and to crash at any point.
+    ///
+    /// Keys the database cannot take (no row, or the row would pass its bound) do not block
+    /// the others: they are reported in [`FlushReport::kept`] and stay pending.
+    ///
+    /// Errors: `Redis`, the database's errors (after the retry policy), and `Unsupported`
+    /// inside the caller's transaction (the flush must commit before it deletes the batch).
+    /// After an error, every count is in Redis or in the database, never both and never lost:
+    /// the next flush continues.
+    pub fn flush<C>(
+        &self,
+        conn: &mut C,
+        redis: &mut dyn ConnectionLike,
+    ) -> Result<FlushReport<M::Key>, AtomicError>
+    where
+        C: AtomicConnection,
+        M: AtomicFieldOn<Col, BackendOf<C>>,
+    {
+        let mut report = self.recover(conn, redis)?;
+        if let Some(batch) = self.take(redis)? {
+            report.absorb(self.settle(conn, redis, &batch)?);
+        }
+        self.prune(conn.raw())?;
+        Ok(report)
+    }
+
+    /// Settles every batch in Redis: applies the ones the ledger does not have, finishes all.
+    /// [`flush`](Self::flush) starts with it; call it alone at start-up to settle what a
+    /// crashed process left without taking new counts.
+    pub fn recover<C>(
+        &self,
+        conn: &mut C,
+        redis: &mut dyn ConnectionLike,
+    ) -> Result<FlushReport<M::Key>, AtomicError>
+    where
+        C: AtomicConnection,
+        M: AtomicFieldOn<Col, BackendOf<C>>,
+    {
+        let mut ids: Vec<String> = redis::cmd("SMEMBERS").arg(&self.batches).query(redis)?;
+        ids.sort();
+        let mut report = FlushReport::default();
+        for id in ids {
+            let settled = self.settle(conn, redis, &id)?;
+            report.recovered += 1;
+            report.absorb(settled);
+        }
+        Ok(report)
+    }
+
+    /// Step 1 of a flush: moves everything pending into a new batch; its id, or `None` when
+    /// nothing was pending. A batch taken and never applied is applied by the next flush.
+    pub fn take(&self, redis: &mut dyn ConnectionLike) -> Result<Option<String>, AtomicError> {
+        let id = format!("{:032x}", rand::random::<u128>());
+        let made: i64 = self
+            .take
+            .key(&self.pending)
+            .key(&self.batches)
+            .key(self.batch_key(&id))
+            .arg(&id)
+            .invoke(redis)?;
+        Ok((made == 1).then_some(id))
+    }
+
+    /// Step 2 of a flush: applies batch `id` in one transaction that records it in the
+    /// ledger. Does nothing when the batch is gone; reports nothing written when the ledger
+    /// already has it (another flusher committed it first). Does not delete the batch:
+    /// [`settle`](Self::settle) does both.
+    pub fn apply<C>(
+        &self,
+        conn: &mut C,
+        redis: &mut dyn ConnectionLike,
+        id: &str,
+    ) -> Result<FlushReport<M::Key>, AtomicError>
+    where
+        C: AtomicConnection,
+        M: AtomicFieldOn<Col, BackendOf<C>>,
+    {
+        let raw = conn.raw();
+        if in_transaction(raw) {
+            return Err(AtomicError::Unsupported {
+                feature: "a Redis counter flush inside a transaction",
+                backend: <C::Raw as RawConnection>::BACKEND,
+            });
+        }
+        let fields: Vec<(String, String)> =
+            redis::cmd("HGETALL").arg(self.batch_key(id)).query(redis)?;
+        let (batch, unusable) = parse_batch::<M, Col>(fields);
+        if batch.is_empty() && unusable.is_empty() {
+            return Ok(FlushReport::default());
+        }
+        let now = unix_now();
+        let outcome = self.field.run(raw, LockMode::Wait, |c| {
+            c.write_transaction(|c| {
+                c.ledger_record(self.ledger, id, now)?;
+                let mut written = Vec::with_capacity(batch.len());
+                let mut kept = Vec::new();
+                for (key, (field, n)) in &batch {
+                    match self.field.increment(c, key.clone(), *n) {
+                        Ok(_) => written.push((key.clone(), n.to_i128() as i64)),
+                        Err(error @ (AtomicError::NotFound | AtomicError::OutOfRange { .. })) => {
+                            kept.push(Kept {
+                                field: field.clone(),
+                                key: Some(key.clone()),
+                                count: Some(n.to_i128() as i64),
+                                error,
+                            })
+                        }
+                        Err(other) => return Err(other),
+                    }
+                }
+                if !kept.is_empty() || !unusable.is_empty() {
+                    let fields = kept
+                        .iter()
+                        .map(|k| &k.field)
+                        .chain(unusable.iter().map(|k| &k.field));
+                    c.ledger_keep(self.ledger, id, &encode_fields(fields))?;
+                }
+                Ok((written, kept))
+            })
+        });
+        match outcome {
+            Ok((written, mut kept)) => {
+                kept.extend(unusable);
+                Ok(FlushReport {
+                    applied: 1,
+                    recovered: 0,
+                    written,
+                    kept,
+                })
+            }
+            Err(AtomicError::Database(DieselError::DatabaseError(
+                DatabaseErrorKind::UniqueViolation,
+                _,
+            ))) => Ok(FlushReport::default()),
+            Err(other) => Err(other),
+        }
+    }
+
+    /// Steps 2 and 3 for batch `id`: applies it unless the ledger has it, then finishes it
+    /// (kept counts back to pending, the batch deleted).
+    pub fn settle<C>(
+        &self,
+        conn: &mut C,
+        redis: &mut dyn ConnectionLike,
+        id: &str,
+    ) -> Result<FlushReport<M::Key>, AtomicError>
+    where
+        C: AtomicConnection,
+        M: AtomicFieldOn<Col, BackendOf<C>>,
+    {
+        let report = match self.look_up(conn.raw(), id)? {
+            Some(_) => FlushReport::default(),
+            None => self.apply(conn, redis, id)?,
+        };
+        // What the ledger says was kept, whoever committed the batch; nothing when no one did
+        // (the batch was gone).
+        let kept = self.look_up(conn.raw(), id)?.unwrap_or_default();
+        let mut finish = self.finish.prepare_invoke();
+        finish
+            .key(&self.pending)
+            .key(&self.batches)
+            .key(self.batch_key(id))
+            .key(&self.invalid)
+            .arg(id);
+        for field in decode_fields(&kept) {
+            finish.arg(field);
+        }
+        finish.invoke::<i64>(redis)?;
+        Ok(report)
+    }
+
+    fn look_up<R: RawConnection>(
+        &self,
+        raw: &mut R,
+        id: &str,
+    ) -> Result<Option<String>, AtomicError> {
+        self.field.run(raw, LockMode::Wait, |c| {
+            Ok(c.ledger_look_up(self.ledger, id)?)
+        })
+    }
+
+    /// Deletes ledger rows older than `prune_after`, at most once a minute per counter.
+    fn prune<R: RawConnection>(&self, raw: &mut R) -> Result<(), AtomicError> {
+        {
+            let mut last = self.last_prune.lock().unwrap_or_else(|e| e.into_inner());
+            if last.is_some_and(|at| at.elapsed() < Duration::from_secs(60)) {
+                return Ok(());
+            }
+            *last = Some(Instant::now());
+        }
+        let before = unix_now() - i64::try_from(self.prune_after.as_secs()).unwrap_or(i64::MAX / 2);
+        self.field
+            .run(raw, LockMode::Wait, |c| {
+                Ok(c.ledger_prune(self.ledger, before)?)
+            })
+            .map(drop)
+    }
+
+    fn batch_key(&self, id: &str) -> String {
+        format!("{}{id}", self.batch_prefix)
+    }
+}
+
+/// An amount for `HINCRBY`: not negative, within `i64`.
+fn redis_amount<V: AtomicValue>(n: V) -> Result<i64, AtomicError> {
+    let n = non_negative(n)?;
+    i64::try_from(n).map_err(|_| AtomicError::OutOfRange {
+        current: 0,
+        attempted: n,
+        limit: Limit::Max(i128::from(i64::MAX)),
+    })
+}
+
+/// A batch's fields as keys in order with their counts, and the fields that are not usable
+/// (no key of this model, a value that is not an integer, or a count the column's type cannot
+/// hold), which are kept.
+#[allow(clippy::type_complexity)]
+fn parse_batch<M, Col>(
+    fields: Vec<(String, String)>,
+) -> (BTreeMap<M::Key, (String, M::Value)>, Vec<Kept<M::Key>>)
+where
+    Col: Column,
+    M: AtomicField<Col>,
+    M::Key: RedisKey + Ord,
+{
+    let mut batch = BTreeMap::new();
+    let mut unusable = Vec::new();
+    for (field, value) in fields {
+        let key = M::Key::read_field(&field);
+        let count = value.parse::<i64>().ok();
+        let error = match (&key, count) {
+            (None, _) => {
+                AtomicError::custom(format!("field {field:?} names no key of this counter"))
+            }
+            (_, None) => AtomicError::custom(format!("value {value:?} is not a count")),
+            (Some(_), Some(n)) => match M::Value::from_i128(i128::from(n)) {
+                Some(v) if n >= 0 => {
+                    if n > 0 {
+                        batch.insert(key.expect("matched Some"), (field, v));
+                    }
+                    continue;
+                }
+                _ => AtomicError::OutOfRange {
+                    current: 0,
+                    attempted: i128::from(n),
+                    limit: if n < 0 {
+                        Limit::Min(M::Value::MIN.to_i128())
+                    } else {
+                        Limit::Max(M::Value::MAX.to_i128())
+                    },
+                },
+            },
+        };
+        unusable.push(Kept {
+            field,
+            key,
+            count,
+            error,
+        });
+    }
+    (batch, unusable)
+}
+
+/// Fields as `<len>:<field>` concatenated, for the ledger's `kept` column.
+fn encode_fields<'a>(fields: impl Iterator<Item = &'a String>) -> String {
+    let mut out = String::new();
+    for field in fields {
+        out.push_str(&field.len().to_string());
+        out.push(':');
+        out.push_str(field);
+    }
+    out
+}
+
+fn decode_fields(mut text: &str) -> Vec<&str> {
+    let mut fields = Vec::new();
+    while let Some(field) = key::next_part(&mut text) {
+        fields.push(field);
+    }
+    fields
+}
+
+fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kept_fields_round_trip() {
+        let fields = ["7".to_owned(), "1:73:a:b".to_owned(), String::new()];
+        let text = encode_fields(fields.iter());
+        assert_eq!(text, "1:78:1:73:a:b0:");
+        assert_eq!(decode_fields(&text), ["7", "1:73:a:b", ""]);
+    }
+}

@@ -1,0 +1,40 @@
+//! The two Lua scripts of a flush. Redis runs a script atomically, so each is one step that a
+//! crash cannot split.
+
+/// Moves everything pending into a new batch: `KEYS` = pending hash, batch set, batch hash;
+/// `ARGV[1]` = the batch id. Returns 1 when a batch was made, 0 when nothing was pending.
+/// `RENAMENX`, not `RENAME`: a batch is never overwritten (ids are random 128-bit, so this
+/// only refuses a bug).
+pub(crate) const TAKE: &str = r"
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  return 0
+end
+if redis.call('RENAMENX', KEYS[1], KEYS[3]) == 0 then
+  return redis.error_reply('counter: batch ' .. ARGV[1] .. ' exists')
+end
+redis.call('SADD', KEYS[2], ARGV[1])
+return 1
+";
+
+/// Ends a batch the database has (or that is gone): `KEYS` = pending hash, batch set, batch
+/// hash, invalid hash; `ARGV[1]` = the batch id, `ARGV[2..]` = the fields the database did not
+/// take, whose counts go back to pending (a value that is not an integer, which only a foreign
+/// writer makes, goes to the invalid hash instead). Then the batch is deleted and its id
+/// removed from the set. Running it again is a no-op.
+pub(crate) const FINISH: &str = r"
+if redis.call('EXISTS', KEYS[3]) == 1 then
+  for i = 2, #ARGV do
+    local n = redis.call('HGET', KEYS[3], ARGV[i])
+    if n then
+      if string.match(n, '^%-?%d+$') then
+        redis.call('HINCRBY', KEYS[1], ARGV[i], n)
+      else
+        redis.call('HSET', KEYS[4], ARGV[i], n)
+      end
+    end
+  end
+  redis.call('DEL', KEYS[3])
+end
+redis.call('SREM', KEYS[2], ARGV[1])
+return 1
+";

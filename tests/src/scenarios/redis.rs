@@ -1,0 +1,342 @@
+//! `counter_core::RedisCounter`: adds in Redis, moved into the database exactly once, whatever
+//! crashes. The counted field is `DailyView.views` (a composite key, `min = 0`).
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use counter_core::{AtomicError, AtomicFieldOn, FlushReport, RedisCounter, RedisKey};
+use diesel::connection::SimpleConnection;
+use rand::{Rng, SeedableRng};
+
+use crate::db::{next_id, redis_connection, DbOf, TestDb};
+use crate::models::DailyView;
+use crate::schema::ct_daily_views;
+
+/// The counter every Redis test uses, on a prefix of its own.
+pub type Views = RedisCounter<DailyView, ct_daily_views::views>;
+
+/// A counter on a fresh prefix, so tests (and runs) never share Redis keys.
+pub fn fresh_views() -> (Views, String) {
+    let prefix = format!("counter-tests-{}", next_id());
+    (Views::new(&prefix), prefix)
+}
+
+/// Creates the rows `(page, day)` for `days`, each at `views`.
+pub fn daily_rows<B: TestDb>(db: &B, page: i64, days: impl IntoIterator<Item = i32>, views: i64) {
+    let values: Vec<String> = days
+        .into_iter()
+        .map(|day| format!("({page}, {day}, {views})"))
+        .collect();
+    db.conn()
+        .batch_execute(&format!(
+            "INSERT INTO ct_daily_views (page_id, day, views) VALUES {}",
+            values.join(", ")
+        ))
+        .expect("insert daily rows");
+}
+
+/// The rows of `page` as `day -> views`.
+pub fn rows<B: TestDb>(db: &B, page: i64) -> BTreeMap<i32, i64> {
+    db.daily_views(&[page])
+        .into_iter()
+        .map(|(_, day, views)| (day, views))
+        .collect()
+}
+
+/// The ids of the batches in Redis for `prefix` (none once every flush finished).
+pub fn open_batches(redis: &mut redis::Connection, prefix: &str) -> Vec<String> {
+    redis::cmd("SMEMBERS")
+        .arg(format!("{{{prefix}}}:batches"))
+        .query(redis)
+        .expect("SMEMBERS")
+}
+
+/// 16 threads × 10,000 adds (1 to 3) over 20 keys while two flushers flush in a loop; then a
+/// last flush. Every row holds exactly what was added, nothing is pending, and the flush
+/// reports together wrote exactly the sum of the adds (so no count was applied twice).
+pub fn redis_counts_every_add_exactly<B: TestDb>()
+where
+    DailyView: AtomicFieldOn<ct_daily_views::views, DbOf<B>>,
+{
+    const ADDERS: usize = 16;
+    const ADDS: usize = 10_000;
+    const DAYS: i32 = 20;
+    let db = B::open();
+    let page = next_id();
+    daily_rows(&db, page, 0..DAYS, 0);
+    let (views, prefix) = fresh_views();
+    let adding = AtomicBool::new(true);
+    let (added, written) = std::thread::scope(|scope| {
+        let flushers: Vec<_> = (0..2)
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut conn = db.conn();
+                    let mut redis = redis_connection();
+                    let mut written = 0_i128;
+                    let mut flushes = 0;
+                    while adding.load(Ordering::Relaxed) || flushes == 0 {
+                        let report = views.flush(&mut conn, &mut redis).expect("a flush");
+                        assert!(report.kept.is_empty(), "kept: {:?}", report.kept);
+                        written += report.total_written();
+                        flushes += 1;
+                    }
+                    written
+                })
+            })
+            .collect();
+        let adders: Vec<_> = (0..ADDERS)
+            .map(|thread| {
+                let views = &views;
+                scope.spawn(move || {
+                    let mut rng = rand::rngs::StdRng::seed_from_u64(thread as u64);
+                    let mut redis = redis_connection();
+                    let mut added: BTreeMap<i32, i64> = BTreeMap::new();
+                    for _ in 0..ADDS {
+                        let day = rng.random_range(0..DAYS);
+                        let n = rng.random_range(1..=3);
+                        let pending = views.add(&mut redis, &(page, day), n).expect("an add");
+                        assert!(pending >= n, "pending {pending} after adding {n}");
+                        *added.entry(day).or_default() += n;
+                    }
+                    added
+                })
+            })
+            .collect();
+        let mut added: BTreeMap<i32, i64> = BTreeMap::new();
+        for adder in adders {
+            for (day, n) in adder.join().expect("an adder") {
+                *added.entry(day).or_default() += n;
+            }
+        }
+        adding.store(false, Ordering::Relaxed);
+        let written: i128 = flushers
+            .into_iter()
+            .map(|f| f.join().expect("a flusher"))
+            .sum();
+        (added, written)
+    });
+    let mut redis = redis_connection();
+    let last = views
+        .flush(&mut db.conn(), &mut redis)
+        .expect("the last flush");
+    let total: i64 = added.values().sum();
+    assert_eq!(written + last.total_written(), i128::from(total));
+    assert_eq!(rows(&db, page), added);
+    for day in 0..DAYS {
+        assert_eq!(views.pending(&mut redis, &(page, day)).unwrap(), 0);
+    }
+    assert_eq!(open_batches(&mut redis, &prefix), Vec::<String>::new());
+}
+
+/// A flush that stopped after each of its steps (the batch taken and never applied; applied
+/// and committed but not finished), then a new counter on the same prefix (another process):
+/// every row exact, nothing lost, nothing twice.
+pub fn redis_flush_crashed_after_each_step<B: TestDb>()
+where
+    DailyView: AtomicFieldOn<ct_daily_views::views, DbOf<B>>,
+{
+    let db = B::open();
+    let page = next_id();
+    daily_rows(&db, page, 1..=3, 0);
+    let (views, prefix) = fresh_views();
+    let mut redis = redis_connection();
+    let mut conn = db.conn();
+
+    // Taken, then the process died: the counts are only in the batch.
+    views.add(&mut redis, &(page, 1), 5).unwrap();
+    views.add(&mut redis, &(page, 2), 7).unwrap();
+    let taken = views.take(&mut redis).unwrap().expect("a batch");
+    assert_eq!(views.pending(&mut redis, &(page, 1)).unwrap(), 0);
+    assert_eq!(rows(&db, page), BTreeMap::from([(1, 0), (2, 0), (3, 0)]));
+
+    // Committed, then the process died before deleting the batch.
+    views.add(&mut redis, &(page, 2), 1).unwrap();
+    views.add(&mut redis, &(page, 3), 4).unwrap();
+    let committed = views.take(&mut redis).unwrap().expect("a batch");
+    let applied = views.apply(&mut conn, &mut redis, &committed).unwrap();
+    assert_eq!(applied.total_written(), 5);
+    assert_eq!(rows(&db, page), BTreeMap::from([(1, 0), (2, 1), (3, 4)]));
+    let mut open = open_batches(&mut redis, &prefix);
+    open.sort();
+    let mut expected = vec![taken, committed];
+    expected.sort();
+    assert_eq!(open, expected);
+
+    // Counts added meanwhile stay pending; a new counter (another process) settles both.
+    views.add(&mut redis, &(page, 3), 10).unwrap();
+    let again = Views::new(&prefix);
+    let report = again.flush(&mut conn, &mut redis).unwrap();
+    assert_eq!(report.recovered, 2);
+    assert_eq!(report.applied, 2, "the taken batch and the new one");
+    assert_eq!(report.total_written(), 12 + 10);
+    assert_eq!(rows(&db, page), BTreeMap::from([(1, 5), (2, 8), (3, 14)]));
+    assert_eq!(open_batches(&mut redis, &prefix), Vec::<String>::new());
+    // Applying a settled batch again does nothing: it is gone from Redis.
+    let replay = again.apply(&mut conn, &mut redis, &expected[0]).unwrap();
+    assert_eq!((replay.applied, replay.total_written()), (0, 0));
+    assert_eq!(rows(&db, page), BTreeMap::from([(1, 5), (2, 8), (3, 14)]));
+}
+
+/// The flusher's database connection is killed while its transaction waits for a row lock
+/// (the ledger row and the first key already written in it): the flush fails, nothing of the
+/// batch is in the database, and a flush on a new connection writes it exactly once.
+/// `kill` runs on another thread while the flusher waits and kills the waiting session.
+pub fn redis_flush_killed_mid_transaction<B: TestDb>(
+    flusher: B::Conn,
+    hold_row: impl Fn(i64, i32) -> String,
+    kill: impl FnOnce(&B) + Send,
+) where
+    DailyView: AtomicFieldOn<ct_daily_views::views, DbOf<B>>,
+{
+    use diesel::connection::TransactionManager;
+    use diesel::Connection;
+
+    let db = B::open();
+    let page = next_id();
+    daily_rows(&db, page, 1..=3, 0);
+    let (views, prefix) = fresh_views();
+    let mut redis = redis_connection();
+    for day in 1..=3 {
+        views
+            .add(&mut redis, &(page, day), 10 * i64::from(day))
+            .unwrap();
+    }
+    let mut blocker = db.conn();
+    <B::Conn as Connection>::TransactionManager::begin_transaction(&mut *blocker).unwrap();
+    blocker.batch_execute(&hold_row(page, 2)).unwrap();
+    let failed = std::thread::scope(|scope| {
+        let flush = scope.spawn(|| {
+            let mut flusher = flusher;
+            let mut redis = redis_connection();
+            views.flush(&mut flusher, &mut redis)
+        });
+        kill(&db);
+        flush.join().expect("the flusher")
+    });
+    <B::Conn as Connection>::TransactionManager::rollback_transaction(&mut *blocker).unwrap();
+    drop(blocker);
+    let error = failed.expect_err("a flush whose connection was killed");
+    assert_eq!(
+        rows(&db, page),
+        BTreeMap::from([(1, 0), (2, 0), (3, 0)]),
+        "after {error}"
+    );
+    assert_eq!(open_batches(&mut redis, &prefix).len(), 1);
+    let report = views.flush(&mut db.conn(), &mut redis).unwrap();
+    assert_eq!((report.recovered, report.total_written()), (1, 60));
+    assert_eq!(rows(&db, page), BTreeMap::from([(1, 10), (2, 20), (3, 30)]));
+    assert_eq!(open_batches(&mut redis, &prefix), Vec::<String>::new());
+}
+
+/// Bad input: negative amounts are refused (by `add_all` before anything is sent); keys with
+/// no row, a row that cannot take its count, and a field nobody should have written are
+/// reported by the flush and kept, while the other keys are written; `current` is the row plus
+/// what is pending; a flush inside the caller's transaction is refused.
+pub fn redis_refuses_bad_input_and_keeps_what_it_cannot_write<B: TestDb>()
+where
+    DailyView: AtomicFieldOn<ct_daily_views::views, DbOf<B>>,
+{
+    let db = B::open();
+    let page = next_id();
+    daily_rows(&db, page, 1..=2, 0);
+    daily_rows(&db, page, [4], i64::MAX - 5);
+    let (views, prefix) = fresh_views();
+    let mut redis = redis_connection();
+    let mut conn = db.conn();
+
+    assert!(matches!(
+        views.add(&mut redis, &(page, 1), -1),
+        Err(AtomicError::NegativeAmount { amount: -1 })
+    ));
+    assert!(matches!(
+        views.add_all(&mut redis, [((page, 1), 4), ((page, 2), -2)]),
+        Err(AtomicError::NegativeAmount { amount: -2 })
+    ));
+    assert_eq!(views.pending(&mut redis, &(page, 1)).unwrap(), 0);
+
+    views
+        .add_all(&mut redis, [((page, 1), 4), ((page, 2), 6), ((page, 3), 9)])
+        .unwrap();
+    views.add(&mut redis, &(page, 4), 10).unwrap();
+    redis::cmd("HSET")
+        .arg(format!("{{{prefix}}}:pending"))
+        .arg("not-a-key")
+        .arg(3)
+        .query::<()>(&mut redis)
+        .unwrap();
+    assert_eq!(views.current(&mut conn, &mut redis, &(page, 1)).unwrap(), 4);
+
+    let report = views.flush(&mut conn, &mut redis).unwrap();
+    let written: BTreeMap<(i64, i32), i64> = report.written.iter().copied().collect();
+    assert_eq!(written, BTreeMap::from([((page, 1), 4), ((page, 2), 6)]));
+    let mut kept: Vec<String> = report
+        .kept
+        .iter()
+        .map(|k| format!("{} {:?} {:?}", k.field, k.count, short(&k.error)))
+        .collect();
+    kept.sort();
+    assert_eq!(kept, expected_kept(page));
+    assert_eq!(
+        rows(&db, page),
+        BTreeMap::from([(1, 4), (2, 6), (4, i64::MAX - 5)])
+    );
+    assert_eq!(views.pending(&mut redis, &(page, 3)).unwrap(), 9);
+    assert_eq!(views.pending(&mut redis, &(page, 4)).unwrap(), 10);
+    assert_eq!(open_batches(&mut redis, &prefix), Vec::<String>::new());
+
+    // The row appears: the next flush writes the kept count; the others stay kept.
+    daily_rows(&db, page, [3], 100);
+    let report = views.flush(&mut conn, &mut redis).unwrap();
+    assert_eq!(report.written, vec![((page, 3), 9)]);
+    let still: Vec<&str> = report.kept.iter().map(|k| k.field.as_str()).collect();
+    assert_eq!(still, [(page, 4).field().as_str(), "not-a-key"], "kept again, in key order");
+    assert_eq!(rows(&db, page)[&3], 109);
+    assert_eq!(
+        views.current(&mut conn, &mut redis, &(page, 3)).unwrap(),
+        109
+    );
+    assert!(matches!(
+        views.current(&mut conn, &mut redis, &(page, 9)),
+        Err(AtomicError::NotFound)
+    ));
+
+    // Inside the caller's transaction: refused, nothing taken.
+    views.add(&mut redis, &(page, 1), 1).unwrap();
+    let refused = {
+        use diesel::connection::TransactionManager;
+        use diesel::Connection;
+        <B::Conn as Connection>::TransactionManager::begin_transaction(&mut *conn).unwrap();
+        let refused = views.flush(&mut conn, &mut redis);
+        <B::Conn as Connection>::TransactionManager::rollback_transaction(&mut *conn).unwrap();
+        refused
+    };
+    assert!(
+        matches!(refused, Err(AtomicError::Unsupported { .. })),
+        "{refused:?}"
+    );
+    let report: FlushReport<(i64, i32)> = views.flush(&mut conn, &mut redis).unwrap();
+    assert!(report.recovered <= 1);
+    assert_eq!(rows(&db, page)[&1], 5);
+}
+
+/// The kept fields of [`redis_refuses_bad_input_and_keeps_what_it_cannot_write`], sorted.
+fn expected_kept(page: i64) -> Vec<String> {
+    let p = page.to_string();
+    let mut kept = vec![
+        format!("{}:{p}1:3 Some(9) \"NotFound\"", p.len()),
+        format!("{}:{p}1:4 Some(10) \"OutOfRange\"", p.len()),
+        "not-a-key Some(3) \"Custom\"".to_owned(),
+    ];
+    kept.sort();
+    kept
+}
+
+/// The variant's name.
+fn short(error: &AtomicError) -> &'static str {
+    match error {
+        AtomicError::NotFound => "NotFound",
+        AtomicError::OutOfRange { .. } => "OutOfRange",
+        AtomicError::Custom(_) => "Custom",
+        _ => "other",
+    }
+}
