@@ -1,4 +1,5 @@
-//! The hot-counter strategies on every cell: slotted counters and the write-behind buffer.
+//! The hot-counter strategies on every cell: slotted counters, the write-behind buffer and
+//! the Redis counter.
 //!
 //! Their calls return no value that says where in an order they ran (an increment of a slot
 //! returns nothing, an add to a buffer is memory), so the history is not ordered; what their
@@ -11,20 +12,26 @@
 //! - buffer (`DailyView.views`): random adds to six keys from every thread while a background
 //!   flusher runs every few milliseconds and threads flush by hand now and then; after
 //!   `shutdown` every key holds exactly the sum of the adds that returned `Ok`.
+//! - Redis counter (`DailyView.views` of six existing rows): random adds (negatives refused)
+//!   and flushes from every thread, on the thread's own connections; after a last flush every
+//!   row holds exactly the sum of the adds that returned `Ok`, no flush kept a count, and the
+//!   flush reports together wrote exactly that sum (no batch applied twice).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use counter_core::{AtomicError, AtomicFieldOn, BackendOf, FlushPolicy, NewRow, SlottedOn};
+use diesel::connection::SimpleConnection;
 use diesel::r2d2::{ConnectionManager, Pool};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 use super::watchdog::Watchdog;
 use super::{CheckConn, Plan, THREADS};
+use crate::db::{redis_connection, settle};
 use crate::models::{Article, DailyView};
 use crate::next_id;
-use crate::scenarios::daily_views_buffer;
+use crate::scenarios::{daily_views_buffer, fresh_views};
 use crate::schema::{ct_articles, ct_daily_views};
 
 /// What one thread saw.
@@ -39,6 +46,10 @@ struct Seen {
     observed: Vec<(i64, i64)>,
     /// Per buffer key: the adds that returned `Ok`.
     added: BTreeMap<(i64, i32), i64>,
+    /// Per Redis counter key: the adds that returned `Ok`.
+    redis_added: BTreeMap<(i64, i32), i64>,
+    /// What this thread's Redis flushes reported written.
+    redis_written: i128,
     /// Anything that broke a promise.
     anomalies: Vec<String>,
 }
@@ -53,6 +64,19 @@ where
     let seed = plan.seed;
     let articles = [next_id(), next_id()];
     let page = next_id();
+    // The Redis counter's rows exist (a flush only increments); six keys, like the buffer's.
+    let redis_page = next_id();
+    let rows: Vec<String> = (0..6)
+        .map(|day| format!("({redis_page}, {day}, 0)"))
+        .collect();
+    let insert = format!(
+        "INSERT INTO ct_daily_views (page_id, day, views) VALUES {}",
+        rows.join(", ")
+    );
+    let mut conn = pool.get().expect("checker: a connection");
+    settle(|| conn.batch_execute(&insert)).expect("checker: the Redis counter's rows");
+    drop(conn);
+    let (views, _) = fresh_views();
     let buffer = daily_views_buffer(
         pool.clone(),
         FlushPolicy {
@@ -65,10 +89,12 @@ where
         let threads: Vec<_> = (0..THREADS)
             .map(|thread| {
                 let buffer = &buffer;
+                let views = &views;
                 let watchdog = &watchdog;
                 scope.spawn(move || {
                     let mut rng = StdRng::seed_from_u64(seed ^ ((thread as u64 + 7) << 48));
                     let mut conn = pool.get().expect("checker: a connection");
+                    let mut redis = redis_connection();
                     let mut seen = Seen::default();
                     for _ in 0..plan.ops_per_thread {
                         let id = articles[rng.random_range(0..2)];
@@ -83,8 +109,10 @@ where
                             30..50 => "decrement_likes",
                             50..62 => "current_likes",
                             62..70 => "compact_likes",
-                            70..97 => "buffer.add",
-                            _ => "buffer.flush",
+                            70..84 => "buffer.add",
+                            84..86 => "buffer.flush",
+                            86..97 => "redis.add",
+                            _ => "redis.flush",
                         };
                         watchdog.call(thread, &(call, id, n), || match roll {
                             0..30 => {
@@ -99,7 +127,7 @@ where
                             }
                             50..62 => seen.observe(id, Article::current_likes(&mut *conn, id)),
                             62..70 => seen.observe(id, Article::compact_likes(&mut *conn, id)),
-                            70..97 => {
+                            70..84 => {
                                 let key = (page, rng.random_range(0..6));
                                 match buffer.add(key, n) {
                                     Ok(()) => *seen.added.entry(key).or_default() += n,
@@ -109,11 +137,35 @@ where
                                     Err(e) => seen.anomalies.push(format!("add {n}: {e}")),
                                 }
                             }
-                            _ => {
+                            84..86 => {
                                 if let Err(e) = buffer.flush() {
                                     seen.anomalies.push(format!("flush: {e}"));
                                 }
                             }
+                            86..97 => {
+                                let key = (redis_page, rng.random_range(0..6));
+                                match views.add(&mut redis, &key, n) {
+                                    Ok(pending) if pending >= n => {
+                                        *seen.redis_added.entry(key).or_default() += n;
+                                    }
+                                    Ok(pending) => seen
+                                        .anomalies
+                                        .push(format!("redis add {n}: pending {pending}")),
+                                    Err(AtomicError::NegativeAmount { amount }) if n < 0 => {
+                                        assert_eq!(amount, i128::from(n));
+                                    }
+                                    Err(e) => seen.anomalies.push(format!("redis add {n}: {e}")),
+                                }
+                            }
+                            _ => match views.flush(&mut *conn, &mut redis) {
+                                Ok(report) if report.kept.is_empty() => {
+                                    seen.redis_written += report.total_written();
+                                }
+                                Ok(report) => seen
+                                    .anomalies
+                                    .push(format!("redis flush kept {:?}", report.kept)),
+                                Err(e) => seen.anomalies.push(format!("redis flush: {e}")),
+                            },
                         });
                     }
                     seen
@@ -152,6 +204,34 @@ where
         }
     }
     buffer.shutdown().expect("the buffer's last flush");
+    let mut redis = redis_connection();
+    let last = views
+        .flush(&mut *conn, &mut redis)
+        .expect("the Redis counter's last flush");
+    let mut redis_added: BTreeMap<(i64, i32), i64> = BTreeMap::new();
+    for s in &seen {
+        for (key, n) in &s.redis_added {
+            *redis_added.entry(*key).or_default() += n;
+        }
+    }
+    let flushed: i128 = seen.iter().map(|s| s.redis_written).sum::<i128>() + last.total_written();
+    let added_total: i64 = redis_added.values().sum();
+    if flushed != i128::from(added_total) || !last.kept.is_empty() {
+        anomalies.push(format!(
+            "redis: flushes wrote {flushed}, {added_total} added, kept {:?}",
+            last.kept
+        ));
+    }
+    for day in 0..6 {
+        let key = (redis_page, day);
+        let expected = redis_added.get(&key).copied().unwrap_or(0);
+        let written = DailyView::current_views(&mut *conn, key).expect("a Redis counter row");
+        if written != expected {
+            anomalies.push(format!(
+                "redis key {key:?}: {written} written, {expected} added"
+            ));
+        }
+    }
     let mut added: BTreeMap<(i64, i32), i64> = BTreeMap::new();
     for s in &seen {
         for (key, n) in &s.added {
@@ -174,9 +254,10 @@ where
         anomalies.join("\n  ")
     );
     eprintln!(
-        "checker, cell {cell}, hot counters: {} calls, {} buffer keys exact, 0 anomalies (seed {seed})",
+        "checker, cell {cell}, hot counters: {} calls, {} buffer keys and {} Redis keys exact, 0 anomalies (seed {seed})",
         THREADS * plan.ops_per_thread,
-        added.len()
+        added.len(),
+        redis_added.len()
     );
 }
 

@@ -289,7 +289,11 @@ where
     let report = views.flush(&mut conn, &mut redis).unwrap();
     assert_eq!(report.written, vec![((page, 3), 9)]);
     let still: Vec<&str> = report.kept.iter().map(|k| k.field.as_str()).collect();
-    assert_eq!(still, [(page, 4).field().as_str(), "not-a-key"], "kept again, in key order");
+    assert_eq!(
+        still,
+        [(page, 4).field().as_str(), "not-a-key"],
+        "kept again, in key order"
+    );
     assert_eq!(rows(&db, page)[&3], 109);
     assert_eq!(
         views.current(&mut conn, &mut redis, &(page, 3)).unwrap(),
