@@ -76,6 +76,12 @@ pub trait Backend: R2D2Connection + Send + Sized + 'static {
     /// (`value` up, or `stock` down).
     fn op(conn: &mut Pooled<Self>, workload: Workload, id: i64) -> Result<i64, String>;
 
+    /// Flushes the `redis` workload's counter into `counters`; the counts moved, how long.
+    fn redis_flush(
+        conn: &mut Pooled<Self>,
+        load: &crate::redis_load::RedisLoad,
+    ) -> Result<(i128, std::time::Duration), String>;
+
     /// A write-behind buffer of `value` on `pool` (the `buffered` workload).
     fn buffer(pool: diesel::r2d2::Pool<ConnectionManager<Self>>) -> counter_core::Buffer<i64, i64>;
 
@@ -214,9 +220,18 @@ macro_rules! common {
                 Workload::Spread => Counter::increment_value(conn, id, 1)
                     .map(|_| 1)
                     .map_err(atomic_err),
-                // Run by the client loop on the shared buffer, never here.
-                Workload::Buffered => Err("buffered runs on the shared buffer".into()),
+                // Run by the client loop on the shared buffer or Redis, never here.
+                Workload::Buffered | Workload::Redis | Workload::RedisBenchmark => {
+                    Err(format!("{workload:?} does not run on a connection"))
+                }
             }
+        }
+
+        fn redis_flush(
+            conn: &mut Pooled<Self>,
+            load: &crate::redis_load::RedisLoad,
+        ) -> Result<(i128, std::time::Duration), String> {
+            load.flush(conn)
         }
 
         fn buffer(
@@ -305,6 +320,9 @@ impl Backend for PgConnection {
     fn create_schema(conn: &mut Self, rows: i64) -> QueryResult<()> {
         conn.batch_execute(
             "DROP TABLE IF EXISTS counters; DROP TABLE IF EXISTS counter_hit_slots; \
+             DROP TABLE IF EXISTS counter_flushes; \
+             CREATE TABLE counter_flushes (flush_id VARCHAR(64) PRIMARY KEY, kept TEXT NOT NULL, \
+             flushed_at BIGINT NOT NULL); \
              CREATE TABLE counters (id BIGINT PRIMARY KEY, value BIGINT NOT NULL, \
              stock BIGINT NOT NULL, hits BIGINT NOT NULL); \
              CREATE TABLE counter_hit_slots (id BIGINT NOT NULL, slot INTEGER NOT NULL, \
@@ -336,6 +354,9 @@ impl Backend for SqliteConnection {
         conn.batch_execute(
             "PRAGMA journal_mode = WAL; \
              DROP TABLE IF EXISTS counters; DROP TABLE IF EXISTS counter_hit_slots; \
+             DROP TABLE IF EXISTS counter_flushes; \
+             CREATE TABLE counter_flushes (flush_id VARCHAR(64) PRIMARY KEY, kept TEXT NOT NULL, \
+             flushed_at BIGINT NOT NULL); \
              CREATE TABLE counters (id INTEGER PRIMARY KEY, value BIGINT NOT NULL, \
              stock BIGINT NOT NULL, hits BIGINT NOT NULL); \
              CREATE TABLE counter_hit_slots (id BIGINT NOT NULL, slot INTEGER NOT NULL, \
@@ -431,6 +452,9 @@ impl Backend for MysqlConnection {
     fn create_schema(conn: &mut Self, rows: i64) -> QueryResult<()> {
         conn.batch_execute(
             "DROP TABLE IF EXISTS counters; DROP TABLE IF EXISTS counter_hit_slots; \
+             DROP TABLE IF EXISTS counter_flushes; \
+             CREATE TABLE counter_flushes (flush_id VARCHAR(64) PRIMARY KEY, kept TEXT NOT NULL, \
+             flushed_at BIGINT NOT NULL) ENGINE = InnoDB; \
              CREATE TABLE counters (id BIGINT PRIMARY KEY, value BIGINT NOT NULL, \
              stock BIGINT NOT NULL, hits BIGINT NOT NULL) ENGINE = InnoDB; \
              CREATE TABLE counter_hit_slots (id BIGINT NOT NULL, slot INT NOT NULL, \

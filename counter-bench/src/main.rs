@@ -7,6 +7,7 @@
 //! machine (other processes, autovacuum, checkpoints, thermal) hits all of them alike.
 
 mod db;
+mod redis_load;
 mod svg;
 
 use std::collections::BTreeMap;
@@ -36,8 +37,9 @@ use db::{Backend, SqlitePragmas};
 /// configuration once in a shuffled order, and the rounds are added up per configuration.
 /// Progress goes to stderr; the result table to stdout.
 ///
-/// Environment: COUNTER_PG_URL (default postgres://postgres@127.0.0.1/test) and
-/// COUNTER_MYSQL_URL (default mysql://root@127.0.0.1/test). The table `counters` in those
+/// Environment: COUNTER_PG_URL (default postgres://postgres@127.0.0.1/test),
+/// COUNTER_MYSQL_URL (default mysql://root@127.0.0.1/test) and COUNTER_REDIS_URL (default
+/// redis://127.0.0.1:6379/). The table `counters` in those
 /// databases is dropped and recreated. SQLite runs on a temporary file in WAL mode with
 /// synchronous=NORMAL and busy_timeout=5000 ms on every connection.
 #[derive(Debug, Parser)]
@@ -77,6 +79,10 @@ struct Cli {
     /// slotted: Counter::increment_hits(conn, id, 1), a slotted counter over 16 slot rows.
     /// spread: Counter::increment_value(conn, id, 1) on a random one of 16 rows, the limit
     /// a 16-slot counter approaches.
+    /// redis: RedisCounter::add(redis, id, 1) (one HINCRBY, a Redis connection per client),
+    /// then one flush into the table after the slice (its rate is reported as well).
+    /// redis_benchmark: redis-benchmark -c <clients> INCRBY on the same Redis, the reference
+    /// for redis (needs redis-benchmark on the PATH).
     #[arg(long = "workload", value_enum, verbatim_doc_comment)]
     workloads: Vec<Workload>,
 
@@ -168,10 +174,18 @@ pub enum Workload {
     /// `increment_value(conn, id, 1)` on a random one of 16 rows: the limit a 16-slot
     /// counter approaches (the same statement, no hot row).
     Spread,
+    /// `RedisCounter::add(redis, id, 1)` (one `HINCRBY`), each client on its own Redis
+    /// connection; one flush after the slice moves the counts into the table (its rate is
+    /// `flush_per_sec`), and `lost` is measured after it.
+    Redis,
+    /// The reference for `redis`: `redis-benchmark -c <clients> INCRBY` on the same Redis,
+    /// in the same run. Not the library; its numbers are redis-benchmark's own.
+    #[value(name = "redis_benchmark", alias = "redis-benchmark")]
+    RedisBenchmark,
 }
 
 impl Workload {
-    const ALL: [Workload; 13] = [
+    const ALL: [Workload; 15] = [
         Workload::Naive,
         Workload::Handwritten,
         Workload::Increment,
@@ -185,6 +199,8 @@ impl Workload {
         Workload::Buffered,
         Workload::Slotted,
         Workload::Spread,
+        Workload::Redis,
+        Workload::RedisBenchmark,
     ];
 
     fn name(self) -> &'static str {
@@ -202,6 +218,8 @@ impl Workload {
             Workload::Buffered => "buffered",
             Workload::Slotted => "slotted",
             Workload::Spread => "spread",
+            Workload::Redis => "redis",
+            Workload::RedisBenchmark => "redis_benchmark",
         }
     }
 
@@ -224,6 +242,9 @@ pub struct Row {
     lost: i64,
     errors: u64,
     rows: i64,
+    /// `redis`: counts the flushes after the slices moved into the table per second.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    flush_per_sec: Option<f64>,
 }
 
 /// What the slices of one configuration add up to.
@@ -235,6 +256,11 @@ struct Tally {
     elapsed: Duration,
     latencies_us: Vec<u32>,
     first_error: Option<String>,
+    /// `redis`: what the flushes after the slices moved, and how long they took.
+    flushed: i128,
+    flush_time: Duration,
+    /// `redis_benchmark`: its own p50 and p99 (µs), instead of `latencies_us`.
+    reference: Option<(u32, u32)>,
 }
 
 /// What one client thread measured in one slice.
@@ -474,6 +500,9 @@ fn run_backend<B: Backend>(
             if total.first_error.is_none() {
                 total.first_error = t.first_error;
             }
+            total.flushed += t.flushed;
+            total.flush_time += t.flush_time;
+            total.reference = t.reference.or(total.reference);
         }
     }
 
@@ -481,16 +510,22 @@ fn run_backend<B: Backend>(
         .into_iter()
         .map(|((w, c), mut t)| {
             t.latencies_us.sort_unstable();
+            let (p50_us, p99_us) = t.reference.unwrap_or((
+                percentile(&t.latencies_us, 0.50),
+                percentile(&t.latencies_us, 0.99),
+            ));
             Row {
                 backend: B::NAME,
                 workload: w,
                 clients: c,
                 ops_per_sec: (t.ok as f64 / t.elapsed.as_secs_f64() * 10.0).round() / 10.0,
-                p50_us: percentile(&t.latencies_us, 0.50),
-                p99_us: percentile(&t.latencies_us, 0.99),
+                p50_us,
+                p99_us,
                 lost: i64::try_from(t.lost).unwrap_or(i64::MAX),
                 errors: t.errors,
                 rows: s.rows,
+                flush_per_sec: (w == Workload::Redis && !t.flush_time.is_zero())
+                    .then(|| (t.flushed as f64 / t.flush_time.as_secs_f64()).round()),
             }
         })
         .collect();
@@ -525,17 +560,35 @@ fn run_slice<B: Backend>(
         B::refill(&mut conn).map_err(|e| format!("refilling stock: {e}"))?;
         B::totals(&mut conn).map_err(|e| format!("reading totals: {e}"))?
     };
+    if workload == Workload::RedisBenchmark {
+        // About 25,000 INCRBY a second per client on loopback, up to 100,000 from four
+        // clients on: about the slice's length, at least 10,000.
+        let rate = 25_000.0 * clients.min(4) as f64;
+        let requests = ((duration.as_secs_f64() * rate) as u64).max(10_000);
+        let r = redis_load::redis_benchmark(clients, requests)?;
+        return Ok(Tally {
+            ok: r.requests,
+            elapsed: Duration::from_secs_f64(r.requests as f64 / r.per_sec),
+            reference: Some((r.p50_us, r.p99_us)),
+            ..Tally::default()
+        });
+    }
     let seeds: Vec<u64> = (0..clients).map(|_| rng.random()).collect();
     let barrier = Barrier::new(clients);
     let buffer = (workload == Workload::Buffered).then(|| B::buffer(pool.clone()));
     let buffer = buffer.as_ref();
+    let redis = (workload == Workload::Redis)
+        .then(redis_load::RedisLoad::new)
+        .transpose()?;
+    let redis = redis.as_ref();
     let results: Vec<Result<ClientResult, String>> = std::thread::scope(|scope| {
         let handles: Vec<_> = seeds
             .iter()
             .map(|&seed| {
                 let barrier = &barrier;
                 scope.spawn(move || {
-                    client::<B>(pool, workload, buffer, rows, duration, seed, barrier)
+                    let shared = Shared { buffer, redis };
+                    client::<B>(pool, workload, shared, rows, duration, seed, barrier)
                 })
             })
             .collect();
@@ -553,12 +606,21 @@ fn run_slice<B: Backend>(
             .flush()
             .map_err(|e| format!("the buffer's last flush: {e}"))?;
     }
+    let mut flushed = (0, Duration::ZERO);
+    if let Some(redis) = redis {
+        let mut conn = pool.get().map_err(|e| e.to_string())?;
+        flushed = B::redis_flush(&mut conn, redis)?;
+    }
     let (after_value, after_stock, after_slots) = {
         let mut conn = pool.get().map_err(|e| e.to_string())?;
         B::totals(&mut conn).map_err(|e| format!("reading totals: {e}"))?
     };
 
-    let mut tally = Tally::default();
+    let mut tally = Tally {
+        flushed: flushed.0,
+        flush_time: flushed.1,
+        ..Tally::default()
+    };
     let mut applied: i128 = 0;
     let mut start: Option<Instant> = None;
     let mut end: Option<Instant> = None;
@@ -590,19 +652,29 @@ fn run_slice<B: Backend>(
     Ok(tally)
 }
 
+/// What the clients of a slice share instead of running on their connections: the `buffered`
+/// workload's buffer, the `redis` workload's counter.
+#[derive(Clone, Copy)]
+struct Shared<'a> {
+    buffer: Option<&'a counter_core::Buffer<i64, i64>>,
+    redis: Option<&'a redis_load::RedisLoad>,
+}
+
 /// One client: its own pooled connection, operations back to back until the deadline.
 fn client<B: Backend>(
     pool: &Pool<ConnectionManager<B>>,
     workload: Workload,
-    buffer: Option<&counter_core::Buffer<i64, i64>>,
+    Shared { buffer, redis }: Shared<'_>,
     rows: i64,
     duration: Duration,
     seed: u64,
     barrier: &Barrier,
 ) -> Result<ClientResult, String> {
     let conn = pool.get();
+    let redis_conn = redis.map(|r| r.connection());
     barrier.wait();
     let mut conn = conn.map_err(|e| format!("no pooled connection: {e}"))?;
+    let mut redis_conn = redis_conn.transpose()?;
     let mut rng = SmallRng::seed_from_u64(seed);
     let mut latencies_us: Vec<u32> = Vec::with_capacity(1 << 16);
     let (mut ok, mut errors, mut applied) = (0u64, 0u64, 0i128);
@@ -618,9 +690,14 @@ fn client<B: Backend>(
         } else {
             rng.random_range(1..=rows)
         };
-        let result = match buffer {
-            Some(buffer) => buffer.add(id, 1).map(|()| 1).map_err(|e| e.to_string()),
-            None => B::op(&mut conn, workload, id),
+        let result = match (buffer, redis.zip(redis_conn.as_mut())) {
+            (Some(buffer), _) => buffer.add(id, 1).map(|()| 1).map_err(|e| e.to_string()),
+            (None, Some((redis, c))) => redis
+                .counter
+                .add(c, &id, 1)
+                .map(|_| 1)
+                .map_err(|e| e.to_string()),
+            (None, None) => B::op(&mut conn, workload, id),
         };
         let after = Instant::now();
         latencies_us.push(u32::try_from((after - now).as_micros()).unwrap_or(u32::MAX));
@@ -736,6 +813,7 @@ fn print_ratios(rows: &[Row]) {
         (Workload::Increment, Workload::Handwritten),
         (Workload::Sale, Workload::SaleTwoUpdates),
         (Workload::Upsert, Workload::UpsertHandwritten),
+        (Workload::Redis, Workload::RedisBenchmark),
     ];
     let mut out = std::io::stdout().lock();
     for (ours, theirs) in pairs {
@@ -765,6 +843,24 @@ fn print_ratios(rows: &[Row]) {
                 r.ops_per_sec / h.ops_per_sec
             );
         }
+    }
+    let mut header = false;
+    for r in rows.iter().filter(|r| r.flush_per_sec.is_some()) {
+        if !header {
+            let _ = writeln!(
+                out,
+                "\n| backend | clients | redis flush after the slices: counts moved/s |"
+            );
+            let _ = writeln!(out, "|---|---:|---:|");
+            header = true;
+        }
+        let _ = writeln!(
+            out,
+            "| {} | {} | {:.0} |",
+            r.backend,
+            r.clients,
+            r.flush_per_sec.unwrap_or(0.0)
+        );
     }
 }
 

@@ -26,6 +26,7 @@ fn color(w: Workload) -> &'static str {
         Workload::Buffered => "#bcbd22",
         Workload::Slotted => "#e377c2",
         Workload::Spread => "#393b79",
+        Workload::Redis | Workload::RedisBenchmark => "#a50026",
     }
 }
 
@@ -34,7 +35,8 @@ fn dash(w: Workload) -> &'static str {
         Workload::Handwritten
         | Workload::SaleTwoUpdates
         | Workload::UpsertHandwritten
-        | Workload::Spread => " stroke-dasharray=\"6 4\"",
+        | Workload::Spread
+        | Workload::RedisBenchmark => " stroke-dasharray=\"6 4\"",
         _ => "",
     }
 }
