@@ -453,7 +453,7 @@ impl Backend for MysqlConnection {
         conn.batch_execute(
             "DROP TABLE IF EXISTS counters; DROP TABLE IF EXISTS counter_hit_slots; \
              DROP TABLE IF EXISTS counter_flushes; \
-             CREATE TABLE counter_flushes (flush_id VARCHAR(64) PRIMARY KEY, kept TEXT NOT NULL, \
+             CREATE TABLE counter_flushes (flush_id VARCHAR(64) PRIMARY KEY, kept LONGTEXT NOT NULL, \
              flushed_at BIGINT NOT NULL) ENGINE = InnoDB; \
              CREATE TABLE counters (id BIGINT PRIMARY KEY, value BIGINT NOT NULL, \
              stock BIGINT NOT NULL, hits BIGINT NOT NULL) ENGINE = InnoDB; \

@@ -489,8 +489,9 @@ CREATE TABLE IF NOT EXISTS ct_article_like_slots (id BIGINT NOT NULL, slot INTEG
 ";
 
 const MYSQL_DDL: &str = "
-CREATE TABLE IF NOT EXISTS counter_flushes (flush_id VARCHAR(64) PRIMARY KEY, kept TEXT NOT NULL,
+CREATE TABLE IF NOT EXISTS counter_flushes (flush_id VARCHAR(64) PRIMARY KEY, kept LONGTEXT NOT NULL,
     flushed_at BIGINT NOT NULL, INDEX counter_flushes_at (flushed_at)) ENGINE = InnoDB;
+ALTER TABLE counter_flushes MODIFY kept LONGTEXT NOT NULL;
 CREATE TABLE IF NOT EXISTS ct_products (id BIGINT PRIMARY KEY, name VARCHAR(255) NOT NULL,
     stock INT NOT NULL, sold BIGINT NOT NULL) ENGINE = InnoDB;
 CREATE TABLE IF NOT EXISTS ct_edges (id BIGINT PRIMARY KEY, small SMALLINT NOT NULL,

@@ -19,10 +19,16 @@
 //! (one recovering what the other is writing) meet on the ledger's primary key: the second
 //! insert waits for the first transaction and fails if it committed, before any count.
 //!
-//! **What can be lost:** what Redis loses. `SHUTDOWN NOSAVE`, a crash without persistence, or
-//! an eviction (`maxmemory-policy` other than `noeviction`) loses the pending counts; with
-//! `appendonly yes` and `appendfsync always` nothing acknowledged is lost. The app's own
-//! crashes lose nothing: an `add` either reached Redis or returned an error.
+//! **What can go wrong:** what Redis forgets. `SHUTDOWN NOSAVE`, a crash without persistence,
+//! or an eviction (`maxmemory-policy` other than `noeviction`) loses the pending counts. A
+//! Redis that comes back *older* than what it acknowledged (restored from an RDB snapshot
+//! taken before a flush's take, `appendfsync everysec` losing its last second, an asynchronous
+//! replica promoted) is worse: pending counts a committed batch already carried reappear
+//! without their batch id, and the next flush applies them again. Run Redis with
+//! `appendonly yes` and `appendfsync always` (and no failover to a lagging replica) for
+//! exactness; then nothing acknowledged is lost or repeated. The app's own
+//! crashes lose nothing: an `add` that returned `Ok` is in Redis. (An `add` that returned an
+//! error may still have been counted, if the reply was lost on the way, as with any write.)
 //!
 //! **The ledger** is one table for every counter (ids are unique); its DDL, per backend:
 //!
@@ -32,13 +38,15 @@
 //!     flushed_at BIGINT NOT NULL);
 //! CREATE INDEX counter_flushes_at ON counter_flushes (flushed_at);
 //! -- MySQL / MariaDB
-//! CREATE TABLE counter_flushes (flush_id VARCHAR(64) PRIMARY KEY, kept TEXT NOT NULL,
+//! CREATE TABLE counter_flushes (flush_id VARCHAR(64) PRIMARY KEY, kept LONGTEXT NOT NULL,
 //!     flushed_at BIGINT NOT NULL, INDEX counter_flushes_at (flushed_at)) ENGINE = InnoDB;
 //! ```
 //!
-//! A flush deletes ledger rows older than [`RedisCounter::prune_after`] (a day by default) at
-//! most once a minute. That is safe as long as no batch stays unsettled that long: every
-//! flush settles every batch, so only a day with no successful flush at all could re-apply one.
+//! (`kept` lists the keys a batch left in Redis, which may be many: `LONGTEXT` on MySQL, whose
+//! `TEXT` stops at 64 KB.) A flush deletes ledger rows older than
+//! [`RedisCounter::prune_after`] (a day by default, an hour at least) at most once a minute.
+//! That is safe as long as no batch stays unsettled that long: every flush settles every
+//! batch, so only a day with no successful flush at all could re-apply one.
 
 mod key;
 mod scripts;
@@ -52,7 +60,7 @@ use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use diesel::Column;
 use redis::{ConnectionLike, Script};
 
-use crate::backend::{in_transaction, AtomicConnection, BackendOf, RawConnection};
+use crate::backend::{AtomicConnection, BackendOf, RawConnection};
 use crate::error::{AtomicError, Limit};
 use crate::field::{AtomicField, AtomicFieldOn};
 use crate::lock::LockMode;
@@ -66,6 +74,10 @@ pub use key::RedisKey;
 
 /// The ledger table's default name.
 pub const LEDGER_TABLE: &str = "counter_flushes";
+
+/// The shortest [`RedisCounter::prune_after`]: a ledger row must outlive any batch a flush
+/// may still be settling.
+const MIN_PRUNE_AGE: Duration = Duration::from_secs(3600);
 
 /// A counter of field `Col` of model `M` whose increments go to Redis and reach the database
 /// through [`flush`](Self::flush). See the [module documentation](self) for the guarantees.
@@ -174,7 +186,15 @@ where
 {
     /// A counter whose Redis keys start with `{prefix}:` (the braces make it one Redis
     /// Cluster hash slot, which the scripts need). One prefix per counted field.
+    ///
+    /// # Panics
+    ///
+    /// When `prefix` is empty or contains `{` or `}`: its keys would not share a hash slot.
     pub fn new(prefix: &str) -> Self {
+        assert!(
+            !prefix.is_empty() && !prefix.contains(['{', '}']),
+            "RedisCounter prefix {prefix:?}: must be non-empty, without braces"
+        );
         let tag = format!("{{{prefix}}}");
         RedisCounter {
             pending: format!("{tag}:pending"),
@@ -199,10 +219,12 @@ where
         }
     }
 
-    /// The same counter keeping ledger rows this long (see the module documentation).
+    /// The same counter keeping ledger rows this long, at least an hour (see the module
+    /// documentation). The ledger table is shared by every counter that names it, and each
+    /// prunes it with its own age: give them all the same.
     pub fn prune_after(self, age: Duration) -> Self {
         RedisCounter {
-            prune_after: age,
+            prune_after: age.max(MIN_PRUNE_AGE),
             ..self
         }
     }
@@ -267,6 +289,27 @@ where
         Ok(n.unwrap_or(0))
     }
 
+    /// Drops `key`'s pending count and returns it (0 when none): for the counts of a row that
+    /// is gone for good, which every flush would otherwise keep and report. One `MULTI` of
+    /// `HGET` and `HDEL`. A batch a flush is moving at this moment is not touched.
+    pub fn discard(
+        &self,
+        redis: &mut dyn ConnectionLike,
+        key: &M::Key,
+    ) -> Result<i64, AtomicError> {
+        let field = key.field();
+        let (n, _): (Option<i64>, i64) = redis::pipe()
+            .atomic()
+            .cmd("HGET")
+            .arg(&self.pending)
+            .arg(&field)
+            .cmd("HDEL")
+            .arg(&self.pending)
+            .arg(&field)
+            .query(redis)?;
+        Ok(n.unwrap_or(0))
+    }
+
     /// The row's value plus what is pending in Redis: what the counter will read once
     /// flushed. While a flush is between its steps, the counts it moves are in neither place
     /// for that moment (or, just after its commit, in both), so this can be off by one batch
@@ -307,6 +350,7 @@ where
         C: AtomicConnection,
         M: AtomicFieldOn<Col, BackendOf<C>>,
     {
+        refuse_inside_a_transaction(conn.raw())?;
         let mut report = self.recover(conn, redis)?;
         if let Some(batch) = self.take(redis)? {
             report.absorb(self.settle(conn, redis, &batch)?);
@@ -327,6 +371,7 @@ where
         C: AtomicConnection,
         M: AtomicFieldOn<Col, BackendOf<C>>,
     {
+        refuse_inside_a_transaction(conn.raw())?;
         let mut ids: Vec<String> = redis::cmd("SMEMBERS").arg(&self.batches).query(redis)?;
         ids.sort();
         let mut report = FlushReport::default();
@@ -366,23 +411,42 @@ where
         C: AtomicConnection,
         M: AtomicFieldOn<Col, BackendOf<C>>,
     {
+        Ok(match self.apply_batch(conn, redis, id)? {
+            Applied::Now(report) => report,
+            Applied::Already | Applied::Gone => FlushReport::default(),
+        })
+    }
+
+    fn apply_batch<C>(
+        &self,
+        conn: &mut C,
+        redis: &mut dyn ConnectionLike,
+        id: &str,
+    ) -> Result<Applied<M::Key>, AtomicError>
+    where
+        C: AtomicConnection,
+        M: AtomicFieldOn<Col, BackendOf<C>>,
+    {
         let raw = conn.raw();
-        if in_transaction(raw) {
-            return Err(AtomicError::Unsupported {
-                feature: "a Redis counter flush inside a transaction",
-                backend: <C::Raw as RawConnection>::BACKEND,
-            });
-        }
+        refuse_inside_a_transaction(raw)?;
         let fields: Vec<(String, String)> =
             redis::cmd("HGETALL").arg(self.batch_key(id)).query(redis)?;
-        let (batch, unusable) = parse_batch::<M, Col>(fields);
-        if batch.is_empty() && unusable.is_empty() {
-            return Ok(FlushReport::default());
+        if fields.is_empty() {
+            return Ok(Applied::Gone);
         }
+        let (batch, unusable) = parse_batch::<M, Col>(fields);
         let now = unix_now();
         let outcome = self.field.run(raw, LockMode::Wait, |c| {
             c.write_transaction(|c| {
-                c.ledger_record(self.ledger, id, now)?;
+                // Only this statement's unique violation means "another flusher committed
+                // the batch": one from a trigger or a constraint of the counted table must
+                // fail the flush, not delete the batch as if it were applied.
+                match c.ledger_record(self.ledger, id, now) {
+                    Err(DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _)) => {
+                        return Err(AtomicError::custom(AlreadyApplied));
+                    }
+                    other => other?,
+                }
                 let mut written = Vec::with_capacity(batch.len());
                 let mut kept = Vec::new();
                 for (key, (field, n)) in &batch {
@@ -412,17 +476,14 @@ where
         match outcome {
             Ok((written, mut kept)) => {
                 kept.extend(unusable);
-                Ok(FlushReport {
+                Ok(Applied::Now(FlushReport {
                     applied: 1,
                     recovered: 0,
                     written,
                     kept,
-                })
+                }))
             }
-            Err(AtomicError::Database(DieselError::DatabaseError(
-                DatabaseErrorKind::UniqueViolation,
-                _,
-            ))) => Ok(FlushReport::default()),
+            Err(AtomicError::Custom(e)) if e.is::<AlreadyApplied>() => Ok(Applied::Already),
             Err(other) => Err(other),
         }
     }
@@ -439,13 +500,16 @@ where
         C: AtomicConnection,
         M: AtomicFieldOn<Col, BackendOf<C>>,
     {
-        let report = match self.look_up(conn.raw(), id)? {
-            Some(_) => FlushReport::default(),
-            None => self.apply(conn, redis, id)?,
+        let (report, kept) = match self.look_up(conn.raw(), id)? {
+            Some(kept) => (FlushReport::default(), kept),
+            None => match self.apply_batch(conn, redis, id)? {
+                // Nothing in Redis to finish: only the id leaves the set.
+                Applied::Gone => (FlushReport::default(), String::new()),
+                // Committed, by this call or another flusher: the ledger says what was kept.
+                Applied::Now(report) => (report, self.recorded(conn.raw(), id)?),
+                Applied::Already => (FlushReport::default(), self.recorded(conn.raw(), id)?),
+            },
         };
-        // What the ledger says was kept, whoever committed the batch; nothing when no one did
-        // (the batch was gone).
-        let kept = self.look_up(conn.raw(), id)?.unwrap_or_default();
         let mut finish = self.finish.prepare_invoke();
         finish
             .key(&self.pending)
@@ -453,11 +517,23 @@ where
             .key(self.batch_key(id))
             .key(&self.invalid)
             .arg(id);
-        for field in decode_fields(&kept) {
+        for field in decode_fields(&kept)? {
             finish.arg(field);
         }
         finish.invoke::<i64>(redis)?;
         Ok(report)
+    }
+
+    /// The ledger's kept keys of a batch that was just committed; an error, never a guess,
+    /// when its row is missing (a prune with a far too short `prune_after`): finishing the
+    /// batch then could lose counts.
+    fn recorded<R: RawConnection>(&self, raw: &mut R, id: &str) -> Result<String, AtomicError> {
+        self.look_up(raw, id)?.ok_or_else(|| {
+            AtomicError::custom(format!(
+                "batch {id} was committed but has no row in the ledger {}; it stays in Redis",
+                self.ledger
+            ))
+        })
     }
 
     fn look_up<R: RawConnection>(
@@ -492,6 +568,44 @@ where
     }
 }
 
+/// What applying a batch found.
+enum Applied<K> {
+    /// This call committed it.
+    Now(FlushReport<K>),
+    /// Another flusher had committed it (the ledger's primary key said so).
+    Already,
+    /// The batch is not in Redis (finished by another flusher).
+    Gone,
+}
+
+/// The ledger already has the batch: returned from inside the transaction to roll it back.
+#[derive(Debug)]
+struct AlreadyApplied;
+
+impl std::fmt::Display for AlreadyApplied {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the batch is already in the ledger")
+    }
+}
+
+impl std::error::Error for AlreadyApplied {}
+
+/// A flush must commit its transaction before it deletes the batch from Redis; inside the
+/// caller's transaction that commit is the caller's, and a rollback after the delete would
+/// lose the counts. Refused before anything is taken.
+fn refuse_inside_a_transaction<R: RawConnection>(raw: &mut R) -> Result<(), AtomicError> {
+    use diesel::connection::TransactionManager;
+    match R::TransactionManager::transaction_manager_status_mut(raw).transaction_depth() {
+        Ok(None) => Ok(()),
+        Ok(Some(_)) => Err(AtomicError::Unsupported {
+            feature: "a Redis counter flush inside a transaction",
+            backend: R::BACKEND,
+        }),
+        // A connection whose last rollback failed: Diesel's error says so.
+        Err(broken) => Err(AtomicError::Database(broken)),
+    }
+}
+
 /// An amount for `HINCRBY`: not negative, within `i64`.
 fn redis_amount<V: AtomicValue>(n: V) -> Result<i64, AtomicError> {
     let n = non_negative(n)?;
@@ -517,7 +631,9 @@ where
     let mut batch = BTreeMap::new();
     let mut unusable = Vec::new();
     for (field, value) in fields {
-        let key = M::Key::read_field(&field);
+        // Only the one spelling `write_field` gives: two fields naming one key would
+        // otherwise overwrite each other in the batch.
+        let key = M::Key::read_field(&field).filter(|key| key.field() == field);
         let count = value.parse::<i64>().ok();
         let error = match (&key, count) {
             (None, _) => {
@@ -549,6 +665,7 @@ where
             error,
         });
     }
+    unusable.sort_by(|a, b| a.field.cmp(&b.field));
     (batch, unusable)
 }
 
@@ -563,12 +680,17 @@ fn encode_fields<'a>(fields: impl Iterator<Item = &'a String>) -> String {
     out
 }
 
-fn decode_fields(mut text: &str) -> Vec<&str> {
+fn decode_fields(mut text: &str) -> Result<Vec<&str>, AtomicError> {
     let mut fields = Vec::new();
-    while let Some(field) = key::next_part(&mut text) {
+    while !text.is_empty() {
+        let field = key::next_part(&mut text).ok_or_else(|| {
+            // A truncated column (MySQL `TEXT` in non-strict mode): finishing the batch with a
+            // partial list would delete counts the database never took.
+            AtomicError::custom("the ledger's kept keys are malformed (truncated?)")
+        })?;
         fields.push(field);
     }
-    fields
+    Ok(fields)
 }
 
 fn unix_now() -> i64 {
@@ -586,6 +708,7 @@ mod tests {
         let fields = ["7".to_owned(), "1:73:a:b".to_owned(), String::new()];
         let text = encode_fields(fields.iter());
         assert_eq!(text, "1:78:1:73:a:b0:");
-        assert_eq!(decode_fields(&text), ["7", "1:73:a:b", ""]);
+        assert_eq!(decode_fields(&text).unwrap(), ["7", "1:73:a:b", ""]);
+        assert!(decode_fields("1:78:1:7").is_err(), "truncated");
     }
 }

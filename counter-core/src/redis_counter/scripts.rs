@@ -18,17 +18,24 @@ return 1
 
 /// Ends a batch the database has (or that is gone): `KEYS` = pending hash, batch set, batch
 /// hash, invalid hash; `ARGV[1]` = the batch id, `ARGV[2..]` = the fields the database did not
-/// take, whose counts go back to pending (a value that is not an integer, which only a foreign
-/// writer makes, goes to the invalid hash instead). Then the batch is deleted and its id
-/// removed from the set. Running it again is a no-op.
+/// take, whose counts go back to pending. Then the batch is deleted and its id removed from
+/// the set. Running it again is a no-op.
+///
+/// Redis does not undo what a script did before a command of it failed, so nothing here may
+/// fail half-way: a count that cannot go back to pending (not an integer, which only a foreign
+/// writer makes, or a sum past 64 bits) goes to the invalid hash instead (`pcall`), where it
+/// stays visible and blocks nothing.
 pub(crate) const FINISH: &str = r"
 if redis.call('EXISTS', KEYS[3]) == 1 then
   for i = 2, #ARGV do
     local n = redis.call('HGET', KEYS[3], ARGV[i])
     if n then
+      local moved = false
       if string.match(n, '^%-?%d+$') then
-        redis.call('HINCRBY', KEYS[1], ARGV[i], n)
-      else
+        local r = redis.pcall('HINCRBY', KEYS[1], ARGV[i], n)
+        moved = type(r) == 'number'
+      end
+      if not moved then
         redis.call('HSET', KEYS[4], ARGV[i], n)
       end
     end

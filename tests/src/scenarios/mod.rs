@@ -1279,6 +1279,7 @@ macro_rules! backend_tests {
             redis_counts_every_add_exactly,
             redis_flush_crashed_after_each_step,
             redis_refuses_bad_input_and_keeps_what_it_cannot_write,
+            redis_keeps_thousands_of_keys_without_rows,
         );
     };
     (@tests $backend:ty; $($name:ident),* $(,)?) => {
