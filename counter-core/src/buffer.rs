@@ -1,26 +1,5 @@
 //! A write-behind buffer: counts added in memory, written to the database in batches.
-//!
-//! A hot counter row takes one commit per increment, and every increment of the row waits for
-//! the previous one's. [`Buffer::add`] only adds to an in-memory map (sharded by key, so threads
-//! adding to different keys never wait for one another); a flush takes what has accumulated,
-//! sums it per key, sorts the keys, and writes the batch with
-//! [`Field::increment_or_insert_all`] in one transaction on a connection of its own, so two
-//! buffers (two app servers) flushing overlapping keys take their row locks in one order.
-//!
-//! **What can be lost:** only counts added since the last successful flush, and only if the
-//! process dies before the next one. A flush that fails (the database is down, the connection
-//! was killed, a bound refused) puts every count it took back into the buffer, and the next
-//! flush writes them. One window is shared with every database write: a flush whose `COMMIT`
-//! reached the database but whose answer was lost with the connection cannot know it
-//! succeeded, and its counts are written again.
-//!
-//! A connection the server closed (a restart, a killed session) is replaced by the pool when
-//! it tests connections on check-out, which r2d2 does by default; with
-//! `test_on_check_out(false)` a MySQL connection that died stays in the pool and every flush
-//! fails (keeping its counts) until the pool drops it.
-//!
-//! **Bounds are not enforced through a buffer**: a buffer is for counters (views, downloads),
-//! never for stock. A flush that a bound refuses fails whole and keeps its counts.
+//! (Everything a user needs is on the public type: this module is private.)
 
 use std::collections::hash_map::{DefaultHasher, HashMap};
 use std::collections::BTreeMap;
@@ -86,7 +65,29 @@ struct Shared<K, V> {
 }
 
 /// Buffered increments of one atomic field, keyed like the model (`M::Key`), flushed to the
-/// database in batches. See the [module documentation](self) for what it guarantees.
+/// database in batches.
+///
+/// A hot counter row takes one commit per increment, and every increment of the row waits for
+/// the previous one's. [`Buffer::add`] only adds to an in-memory map (sharded by key, so threads
+/// adding to different keys never wait for one another); a flush takes what has accumulated,
+/// sums it per key, sorts the keys, and writes the batch with
+/// [`Field::increment_or_insert_all`] in one transaction on a connection of its own, so two
+/// buffers (two app servers) flushing overlapping keys take their row locks in one order.
+///
+/// **What can be lost:** only counts added since the last successful flush, and only if the
+/// process dies before the next one. A flush that fails (the database is down, the connection
+/// was killed, a bound refused) puts every count it took back into the buffer, and the next
+/// flush writes them. One window is shared with every database write: a flush whose `COMMIT`
+/// reached the database but whose answer was lost with the connection cannot know it
+/// succeeded, and its counts are written again.
+///
+/// A connection the server closed (a restart, a killed session) is replaced by the pool when
+/// it tests connections on check-out, which r2d2 does by default; with
+/// `test_on_check_out(false)` a MySQL connection that died stays in the pool and every flush
+/// fails (keeping its counts) until the pool drops it.
+///
+/// **Bounds are not enforced through a buffer**: a buffer is for counters (views, downloads),
+/// never for stock. A flush that a bound refuses fails whole and keeps its counts.
 ///
 /// ```
 /// use counter_core::{AtomicField, Buffer, FlushPolicy};

@@ -33,6 +33,7 @@ mod valid;
 use proc_macro::TokenStream;
 use syn::{parse_macro_input, DeriveInput};
 
+#[doc = include_str!("../doc/derive.md")]
 #[proc_macro_derive(AtomicField, attributes(atomic, diesel))]
 pub fn derive_atomic_field(input: TokenStream) -> TokenStream {
     let input = parse_macro_input!(input as DeriveInput);

@@ -67,3 +67,8 @@ pub type PooledSqlite = diesel::r2d2::PooledConnection<ConnectionManager<SqliteC
 #[cfg(doctest)]
 #[doc = include_str!("../../README.md")]
 pub struct ReadmeDoctests;
+
+/// The derive's documentation (`counter-derive/doc/derive.md`), whose example runs here.
+#[cfg(doctest)]
+#[doc = include_str!("../../counter-derive/doc/derive.md")]
+pub struct DeriveDoctests;

@@ -1,52 +1,5 @@
 //! Counters kept in Redis and moved into the database exactly once (feature `redis`).
-//!
-//! `add` is one `HINCRBY` on a hash of pending counts: as fast as Redis, shared by every app
-//! server, surviving app restarts. A *flush* moves the pending counts into the model's rows in
-//! three steps, each atomic, so a crash between any two loses nothing and counts nothing twice:
-//!
-//! 1. **take**: a Lua script renames the pending hash to a new batch `{prefix}:batch:<id>`
-//!    (a random 128-bit id) and adds the id to the set `{prefix}:batches`. New adds start a
-//!    fresh pending hash.
-//! 2. **apply**: one database transaction inserts `<id>` into the *ledger* table, adds each
-//!    key's count to its row ([`Field::increment`], keys in order, so flushers lock rows in one
-//!    order), and records in the ledger row the keys it could not apply (no row, or past the
-//!    column's bound). Committed or not at all: the ledger row says which.
-//! 3. **finish**: a Lua script puts the counts of the kept keys back into pending, deletes the
-//!    batch and removes its id from the set.
-//!
-//! Every flush first settles every batch in the set: one whose id is in the ledger was applied,
-//! so only step 3 runs; any other is applied now. Two flushers applying the same batch at once
-//! (one recovering what the other is writing) meet on the ledger's primary key: the second
-//! insert waits for the first transaction and fails if it committed, before any count.
-//!
-//! **What can go wrong:** what Redis forgets. `SHUTDOWN NOSAVE`, a crash without persistence,
-//! or an eviction (`maxmemory-policy` other than `noeviction`) loses the pending counts. A
-//! Redis that comes back *older* than what it acknowledged (restored from an RDB snapshot
-//! taken before a flush's take, `appendfsync everysec` losing its last second, an asynchronous
-//! replica promoted) is worse: pending counts a committed batch already carried reappear
-//! without their batch id, and the next flush applies them again. Run Redis with
-//! `appendonly yes` and `appendfsync always` (and no failover to a lagging replica) for
-//! exactness; then nothing acknowledged is lost or repeated. The app's own
-//! crashes lose nothing: an `add` that returned `Ok` is in Redis. (An `add` that returned an
-//! error may still have been counted, if the reply was lost on the way, as with any write.)
-//!
-//! **The ledger** is one table for every counter (ids are unique); its DDL, per backend:
-//!
-//! ```sql
-//! -- PostgreSQL, SQLite
-//! CREATE TABLE counter_flushes (flush_id VARCHAR(64) PRIMARY KEY, kept TEXT NOT NULL,
-//!     flushed_at BIGINT NOT NULL);
-//! CREATE INDEX counter_flushes_at ON counter_flushes (flushed_at);
-//! -- MySQL / MariaDB
-//! CREATE TABLE counter_flushes (flush_id VARCHAR(64) PRIMARY KEY, kept LONGTEXT NOT NULL,
-//!     flushed_at BIGINT NOT NULL, INDEX counter_flushes_at (flushed_at)) ENGINE = InnoDB;
-//! ```
-//!
-//! (`kept` lists the keys a batch left in Redis, which may be many: `LONGTEXT` on MySQL, whose
-//! `TEXT` stops at 64 KB.) A flush deletes ledger rows older than
-//! [`RedisCounter::prune_after`] (a day by default, an hour at least) at most once a minute.
-//! That is safe as long as no batch stays unsettled that long: every flush settles every
-//! batch, so only a day with no successful flush at all could re-apply one.
+//! (Everything a user needs is on the public type: this module is private.)
 
 mod key;
 mod scripts;
@@ -80,7 +33,55 @@ pub const LEDGER_TABLE: &str = "counter_flushes";
 const MIN_PRUNE_AGE: Duration = Duration::from_secs(3600);
 
 /// A counter of field `Col` of model `M` whose increments go to Redis and reach the database
-/// through [`flush`](Self::flush). See the [module documentation](self) for the guarantees.
+/// through [`flush`](Self::flush).
+///
+/// `add` is one `HINCRBY` on a hash of pending counts: as fast as Redis, shared by every app
+/// server, surviving app restarts. A *flush* moves the pending counts into the model's rows in
+/// three steps, each atomic, so a crash between any two loses nothing and counts nothing twice:
+///
+/// 1. **take**: a Lua script renames the pending hash to a new batch `{prefix}:batch:<id>`
+///    (a random 128-bit id) and adds the id to the set `{prefix}:batches`. New adds start a
+///    fresh pending hash.
+/// 2. **apply**: one database transaction inserts `<id>` into the *ledger* table, adds each
+///    key's count to its row ([`Field::increment`], keys in order, so flushers lock rows in one
+///    order), and records in the ledger row the keys it could not apply (no row, or past the
+///    column's bound). Committed or not at all: the ledger row says which.
+/// 3. **finish**: a Lua script puts the counts of the kept keys back into pending, deletes the
+///    batch and removes its id from the set.
+///
+/// Every flush first settles every batch in the set: one whose id is in the ledger was applied,
+/// so only step 3 runs; any other is applied now. Two flushers applying the same batch at once
+/// (one recovering what the other is writing) meet on the ledger's primary key: the second
+/// insert waits for the first transaction and fails if it committed, before any count.
+///
+/// **What can go wrong:** what Redis forgets. `SHUTDOWN NOSAVE`, a crash without persistence,
+/// or an eviction (`maxmemory-policy` other than `noeviction`) loses the pending counts. A
+/// Redis that comes back *older* than what it acknowledged (restored from an RDB snapshot
+/// taken before a flush's take, `appendfsync everysec` losing its last second, an asynchronous
+/// replica promoted) is worse: pending counts a committed batch already carried reappear
+/// without their batch id, and the next flush applies them again. Run Redis with
+/// `appendonly yes` and `appendfsync always` (and no failover to a lagging replica) for
+/// exactness; then nothing acknowledged is lost or repeated. The app's own
+/// crashes lose nothing: an `add` that returned `Ok` is in Redis. (An `add` that returned an
+/// error may still have been counted, if the reply was lost on the way, as with any write.)
+///
+/// **The ledger** is one table for every counter (ids are unique); its DDL, per backend:
+///
+/// ```sql
+/// -- PostgreSQL, SQLite
+/// CREATE TABLE counter_flushes (flush_id VARCHAR(64) PRIMARY KEY, kept TEXT NOT NULL,
+///     flushed_at BIGINT NOT NULL);
+/// CREATE INDEX counter_flushes_at ON counter_flushes (flushed_at);
+/// -- MySQL / MariaDB
+/// CREATE TABLE counter_flushes (flush_id VARCHAR(64) PRIMARY KEY, kept LONGTEXT NOT NULL,
+///     flushed_at BIGINT NOT NULL, INDEX counter_flushes_at (flushed_at)) ENGINE = InnoDB;
+/// ```
+///
+/// (`kept` lists the keys a batch left in Redis, which may be many: `LONGTEXT` on MySQL, whose
+/// `TEXT` stops at 64 KB.) A flush deletes ledger rows older than
+/// [`RedisCounter::prune_after`] (a day by default, an hour at least) at most once a minute.
+/// That is safe as long as no batch stays unsettled that long: every flush settles every
+/// batch, so only a day with no successful flush at all could re-apply one.
 ///
 /// ```no_run
 /// use counter_core::{AtomicField, RedisCounter};
