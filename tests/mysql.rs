@@ -432,3 +432,19 @@ fn redis_flush_killed_mid_transaction() {
         },
     );
 }
+
+/// See `scenarios::redis_flush_keeps_a_key_its_row_refuses`; the refusal is a trigger that
+/// signals an error.
+#[test]
+fn redis_flush_keeps_a_key_its_row_refuses_and_writes_the_others() {
+    counter_tests::scenarios::redis_flush_keeps_a_key_its_row_refuses::<Mysql>(|page| {
+        (
+            format!(
+                "CREATE TRIGGER ct_refuse_{page} BEFORE UPDATE ON ct_daily_views FOR EACH ROW
+                 BEGIN IF NEW.page_id = {page} AND NEW.day = 2 THEN
+                 SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'day 2 is closed'; END IF; END"
+            ),
+            format!("DROP TRIGGER ct_refuse_{page}"),
+        )
+    });
+}

@@ -254,3 +254,22 @@ fn redis_flush_terminated_mid_transaction() {
         },
     );
 }
+
+/// See `scenarios::redis_flush_keeps_a_key_its_row_refuses`; the refusal is a trigger that
+/// raises, which also aborts PostgreSQL's transaction (the flush runs it again without the key).
+#[test]
+fn redis_flush_keeps_a_key_its_row_refuses_and_writes_the_others() {
+    counter_tests::scenarios::redis_flush_keeps_a_key_its_row_refuses::<Postgres>(|page| {
+        (
+            format!(
+                "CREATE FUNCTION ct_refuse_{page}() RETURNS trigger LANGUAGE plpgsql AS
+                 $$ BEGIN RAISE EXCEPTION 'day 2 is closed'; END $$;
+                 CREATE TRIGGER ct_refuse_{page} BEFORE UPDATE ON ct_daily_views FOR EACH ROW
+                 WHEN (NEW.page_id = {page} AND NEW.day = 2) EXECUTE FUNCTION ct_refuse_{page}();"
+            ),
+            format!(
+                "DROP TRIGGER ct_refuse_{page} ON ct_daily_views; DROP FUNCTION ct_refuse_{page}();"
+            ),
+        )
+    });
+}

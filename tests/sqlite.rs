@@ -133,3 +133,18 @@ fn redis_flush_failing_on_a_unique_violation_of_its_own_keeps_the_batch() {
     assert_eq!((report.recovered, report.total_written()), (1, 5));
     assert_eq!(rows(&db, page), BTreeMap::from([(1, 5)]));
 }
+
+/// See `scenarios::redis_flush_keeps_a_key_its_row_refuses`; the refusal is a trigger.
+#[test]
+fn redis_flush_keeps_a_key_its_row_refuses_and_writes_the_others() {
+    counter_tests::scenarios::redis_flush_keeps_a_key_its_row_refuses::<Sqlite>(|page| {
+        (
+            format!(
+                "CREATE TRIGGER ct_refuse_{page} BEFORE UPDATE ON ct_daily_views
+                 WHEN NEW.page_id = {page} AND NEW.day = 2
+                 BEGIN SELECT RAISE(ABORT, 'day 2 is closed'); END;"
+            ),
+            format!("DROP TRIGGER ct_refuse_{page}"),
+        )
+    });
+}

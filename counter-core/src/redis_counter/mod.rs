@@ -44,8 +44,9 @@ const MIN_PRUNE_AGE: Duration = Duration::from_secs(3600);
 ///    fresh pending hash.
 /// 2. **apply**: one database transaction inserts `<id>` into the *ledger* table, adds each
 ///    key's count to its row ([`Field::increment`], keys in order, so flushers lock rows in one
-///    order), and records in the ledger row the keys it could not apply (no row, or past the
-///    column's bound). Committed or not at all: the ledger row says which.
+///    order), and records in the ledger row the keys it could not apply (no row, past the
+///    column's bound, or a database error of the row's own, after which the transaction runs
+///    again without that key). Committed or not at all: the ledger row says which.
 /// 3. **finish**: a Lua script puts the counts of the kept keys back into pending, deletes the
 ///    batch and removes its id from the set.
 ///
@@ -174,8 +175,9 @@ pub struct Kept<K> {
     pub key: Option<K>,
     /// The pending count, `None` when the value is not an integer.
     pub count: Option<i64>,
-    /// `NotFound` (no row with that key), `OutOfRange` (the row cannot take it), or `Custom`
-    /// for a field or value this library never writes.
+    /// `NotFound` (no row with that key), `OutOfRange` (the row cannot take it), `Database`
+    /// (the row's update failed on its own: a `CHECK`, a trigger; the flush ran its transaction
+    /// again without it), or `Custom` for a field or value this library never writes.
     pub error: AtomicError,
 }
 
@@ -335,8 +337,10 @@ where
     /// (see [`recover`](Self::recover)), then takes, applies and finishes a new one. Safe to
     /// run from any number of processes at once, and to crash at any point.
     ///
-    /// Keys the database cannot take (no row, or the row would pass its bound) do not block
-    /// the others: they are reported in [`FlushReport::kept`] and stay pending.
+    /// Keys the database cannot take (no row, the row would pass its bound, or its update
+    /// fails with an error of its own) do not block the others: they are reported in
+    /// [`FlushReport::kept`] and stay pending. When every key of a batch fails with a database
+    /// error, the flush returns the first one and keeps the batch.
     ///
     /// Errors: `Redis`, the database's errors (after the retry policy), and `Unsupported`
     /// inside the caller's transaction (the flush must commit before it deletes the batch).
@@ -437,55 +441,91 @@ where
         }
         let (batch, unusable) = parse_batch::<M, Col>(fields);
         let now = unix_now();
-        let outcome = self.field.run(raw, LockMode::Wait, |c| {
-            c.write_transaction(|c| {
-                // Only this statement's unique violation means "another flusher committed
-                // the batch": one from a trigger or a constraint of the counted table must
-                // fail the flush, not delete the batch as if it were applied.
-                match c.ledger_record(self.ledger, id, now) {
-                    Err(DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _)) => {
-                        return Err(AtomicError::custom(AlreadyApplied));
-                    }
-                    other => other?,
-                }
-                let mut written = Vec::with_capacity(batch.len());
-                let mut kept = Vec::new();
-                for (key, (field, n)) in &batch {
-                    match self.field.increment(c, key.clone(), *n) {
-                        Ok(_) => written.push((key.clone(), n.to_i128() as i64)),
-                        Err(error @ (AtomicError::NotFound | AtomicError::OutOfRange { .. })) => {
-                            kept.push(Kept {
-                                field: field.clone(),
-                                key: Some(key.clone()),
-                                count: Some(n.to_i128() as i64),
-                                error,
-                            })
+        // Keys whose increment failed with a database error of their own (a CHECK, a
+        // trigger): the transaction is run again without them, so one bad row does not
+        // hold back the others; they are kept like keys without a row.
+        let mut refused: Vec<(usize, DieselError)> = Vec::new();
+        loop {
+            let outcome = self.field.run(raw, LockMode::Wait, |c| {
+                c.write_transaction(|c| {
+                    // Only this statement's unique violation means "another flusher committed
+                    // the batch": one from a trigger or a constraint of the counted table must
+                    // not pass for it (the batch would be deleted as if it were applied).
+                    match c.ledger_record(self.ledger, id, now) {
+                        Err(DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _)) => {
+                            return Err(AtomicError::custom(AlreadyApplied));
                         }
-                        Err(other) => return Err(other),
+                        other => other?,
                     }
+                    let mut written = Vec::with_capacity(batch.len());
+                    let mut kept = Vec::new();
+                    let mut kept_fields: Vec<&String> = Vec::new();
+                    for (index, (key, (field, n))) in batch.iter().enumerate() {
+                        if refused.iter().any(|(i, _)| *i == index) {
+                            kept_fields.push(field);
+                            continue;
+                        }
+                        match self.field.increment(c, key.clone(), *n) {
+                            Ok(_) => written.push((key.clone(), n.to_i128() as i64)),
+                            Err(
+                                error @ (AtomicError::NotFound | AtomicError::OutOfRange { .. }),
+                            ) => {
+                                kept_fields.push(field);
+                                kept.push(Kept {
+                                    field: field.clone(),
+                                    key: Some(key.clone()),
+                                    count: Some(n.to_i128() as i64),
+                                    error,
+                                })
+                            }
+                            Err(AtomicError::Database(
+                                error @ DieselError::DatabaseError(kind, _),
+                            )) if kind != DatabaseErrorKind::ClosedConnection => {
+                                return Err(AtomicError::custom(KeyRefused { index, error }));
+                            }
+                            Err(other) => return Err(other),
+                        }
+                    }
+                    kept_fields.extend(unusable.iter().map(|k| &k.field));
+                    if !kept_fields.is_empty() {
+                        c.ledger_keep(self.ledger, id, &encode_fields(kept_fields.into_iter()))?;
+                    }
+                    Ok((written, kept))
+                })
+            });
+            return match outcome {
+                Ok((written, mut kept)) => {
+                    for (index, error) in refused {
+                        let (key, (field, n)) = batch.iter().nth(index).expect("a batch index");
+                        kept.push(Kept {
+                            field: field.clone(),
+                            key: Some(key.clone()),
+                            count: Some(n.to_i128() as i64),
+                            error: AtomicError::Database(error),
+                        });
+                    }
+                    kept.sort_by(|a, b| a.key.cmp(&b.key));
+                    kept.extend(unusable);
+                    Ok(Applied::Now(FlushReport {
+                        applied: 1,
+                        recovered: 0,
+                        written,
+                        kept,
+                    }))
                 }
-                if !kept.is_empty() || !unusable.is_empty() {
-                    let fields = kept
-                        .iter()
-                        .map(|k| &k.field)
-                        .chain(unusable.iter().map(|k| &k.field));
-                    c.ledger_keep(self.ledger, id, &encode_fields(fields))?;
+                Err(AtomicError::Custom(e)) if e.is::<AlreadyApplied>() => Ok(Applied::Already),
+                Err(AtomicError::Custom(e)) if e.is::<KeyRefused>() => {
+                    let refusal = e.downcast::<KeyRefused>().expect("checked above");
+                    refused.push((refusal.index, refusal.error));
+                    if refused.len() == batch.len() {
+                        // Every key failed on its own: more likely the table than the rows.
+                        let (_, first) = refused.swap_remove(0);
+                        return Err(AtomicError::Database(first));
+                    }
+                    continue;
                 }
-                Ok((written, kept))
-            })
-        });
-        match outcome {
-            Ok((written, mut kept)) => {
-                kept.extend(unusable);
-                Ok(Applied::Now(FlushReport {
-                    applied: 1,
-                    recovered: 0,
-                    written,
-                    kept,
-                }))
-            }
-            Err(AtomicError::Custom(e)) if e.is::<AlreadyApplied>() => Ok(Applied::Already),
-            Err(other) => Err(other),
+                Err(other) => Err(other),
+            };
         }
     }
 
@@ -578,6 +618,22 @@ enum Applied<K> {
     /// The batch is not in Redis (finished by another flusher).
     Gone,
 }
+
+/// The increment of the batch's key number `index` failed with this database error: returned
+/// from inside the transaction to roll it back and run it again without that key.
+#[derive(Debug)]
+struct KeyRefused {
+    index: usize,
+    error: DieselError,
+}
+
+impl std::fmt::Display for KeyRefused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "key {} of the batch: {}", self.index, self.error)
+    }
+}
+
+impl std::error::Error for KeyRefused {}
 
 /// The ledger already has the batch: returned from inside the transaction to roll it back.
 #[derive(Debug)]

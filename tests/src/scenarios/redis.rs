@@ -419,3 +419,44 @@ where
     assert_eq!(views.discard(&mut redis, &(page, 4_321)).unwrap(), 0);
     assert_eq!(rows(&db, page), BTreeMap::new());
 }
+
+/// A key whose increment fails with a database error of its own (`refusal(page)` gives the
+/// SQL that makes the update of `(page, 2)` fail, and the SQL that undoes it) is kept and
+/// reported with that error while the batch's other keys are written; when it is the only key
+/// left, the flush fails and keeps its batch, which the next flush writes once it can.
+pub fn redis_flush_keeps_a_key_its_row_refuses<B: TestDb>(refusal: impl Fn(i64) -> (String, String))
+where
+    DailyView: AtomicFieldOn<ct_daily_views::views, DbOf<B>>,
+{
+    let db = B::open();
+    let page = next_id();
+    daily_rows(&db, page, 1..=3, 0);
+    let (refuse, allow) = refusal(page);
+    db.conn().batch_execute(&refuse).expect("the refusal");
+    let (views, prefix) = fresh_views();
+    let mut redis = redis_connection();
+    views
+        .add_all(&mut redis, [((page, 1), 4), ((page, 2), 5), ((page, 3), 6)])
+        .unwrap();
+    let report = views.flush(&mut db.conn(), &mut redis);
+    let closed = |e: &AtomicError| matches!(e, AtomicError::Database(e) if e.to_string().contains("day 2 is closed"));
+    let report = report.unwrap();
+    assert_eq!(report.written, vec![((page, 1), 4), ((page, 3), 6)]);
+    assert_eq!(report.kept.len(), 1);
+    let kept = &report.kept[0];
+    assert_eq!((kept.key, kept.count), (Some((page, 2)), Some(5)));
+    assert!(closed(&kept.error), "{}", kept.error);
+    assert_eq!(rows(&db, page), BTreeMap::from([(1, 4), (2, 0), (3, 6)]));
+    assert_eq!(views.pending(&mut redis, &(page, 2)).unwrap(), 5);
+
+    // Only the refused key left: the flush fails whole and keeps its batch.
+    match views.flush(&mut db.conn(), &mut redis) {
+        Err(e) if closed(&e) => {}
+        other => panic!("a batch whose every key is refused: {other:?}"),
+    }
+    assert_eq!(open_batches(&mut redis, &prefix).len(), 1);
+    db.conn().batch_execute(&allow).expect("undo the refusal");
+    let report = views.flush(&mut db.conn(), &mut redis).unwrap();
+    assert_eq!((report.recovered, report.total_written()), (1, 5));
+    assert_eq!(rows(&db, page), BTreeMap::from([(1, 4), (2, 5), (3, 6)]));
+}
