@@ -334,6 +334,72 @@ fn mysql_lock_wait_timeout_is_retried() {
     assert_eq!(db.product(id).0, 11);
 }
 
+/// A row held until the call returns, a victim whose lock waits time out after 1 s (the
+/// server's setting) and a policy whose `busy_timeout` is 2 s: the call runs again while less
+/// than 2 s have passed since its first timeout, then returns `Conflict`, the row unchanged.
+/// (A lock timeout used to count as a conflict like any other: up to 64 attempts, so this call
+/// waited out the holder; at MariaDB's default 50 s timeout, for 53 minutes.)
+fn lock_timeouts_stop_at_the_busy_timeout<B: TestDb>(mut victim: B::Conn, message: &str)
+where
+    Product: AtomicFieldOn<ct_products::stock, DbOf<B>>,
+{
+    let db = B::open();
+    let id = db.new_product(10, 0);
+    let (locked, done) = (AtomicBool::new(false), AtomicBool::new(false));
+    let result = std::thread::scope(|s| {
+        s.spawn(|| {
+            let mut holder = db.conn();
+            holder
+                .transaction::<_, diesel::result::Error, _>(|h| {
+                    h.batch_execute(&B::lock_product_sql(id))?;
+                    locked.store(true, Ordering::SeqCst);
+                    // Until the victim gave up (or 30 s: then it retried far too long).
+                    let since = Instant::now();
+                    while !done.load(Ordering::SeqCst) && since.elapsed() < Duration::from_secs(30)
+                    {
+                        std::thread::sleep(Duration::from_millis(10));
+                    }
+                    Ok(())
+                })
+                .unwrap()
+        });
+        wait_until("the holder has the row", || locked.load(Ordering::SeqCst));
+        let result = Product::atomic_stock()
+            .retry(RetryPolicy::DEFAULT.with_busy_timeout(Duration::from_secs(2)))
+            .update_locked(&mut victim, id, |v| Ok(v + 1));
+        done.store(true, Ordering::SeqCst);
+        result
+    });
+    eprintln!(
+        "{}: lock timeouts with a 2 s busy_timeout: {result:?}",
+        B::NAME
+    );
+    match result {
+        Err(AtomicError::Conflict { attempts, source }) => {
+            assert!((2..=4).contains(&attempts), "{attempts} attempts");
+            assert!(source.to_string().contains(message), "{source}");
+        }
+        other => panic!("expected Conflict after 2 to 4 lock timeouts, got {other:?}"),
+    }
+    assert_eq!(db.product(id).0, 10);
+}
+
+#[test]
+fn mysql_lock_wait_timeouts_stop_at_the_busy_timeout() {
+    let mut victim = MysqlConnection::establish(mysql_url()).unwrap();
+    victim
+        .batch_execute("SET SESSION innodb_lock_wait_timeout = 1")
+        .unwrap();
+    lock_timeouts_stop_at_the_busy_timeout::<Mysql>(victim, "Lock wait timeout");
+}
+
+#[test]
+fn pg_lock_timeouts_stop_at_the_busy_timeout() {
+    let mut victim = PgConnection::establish(pg_url()).unwrap();
+    victim.batch_execute("SET lock_timeout = '1s'").unwrap();
+    lock_timeouts_stop_at_the_busy_timeout::<Postgres>(victim, "lock timeout");
+}
+
 /// A pooled connection of `C`, as the library takes it.
 type PooledOf<C> = diesel::r2d2::PooledConnection<ConnectionManager<C>>;
 

@@ -15,6 +15,11 @@ use crate::lock::LockMode;
 /// `base_delay * 2^(attempt-1)`, capped at `max_delay` ("full jitter"), so colliding writers
 /// spread out instead of colliding again; at most `max_attempts` runs in all.
 ///
+/// A lock wait that timed out (MySQL 1205, PostgreSQL `lock_timeout`) has already waited as
+/// long as the server was told to: it is run again like a conflict, but only while less than
+/// `busy_timeout` has passed since the first such timeout, so a call waits for a held row about
+/// two server timeouts at most, not `max_attempts` of them (64 × MariaDB's default 50 s).
+///
 /// A busy SQLite database is not a conflict but a lock someone holds for a moment: the
 /// operation polls for it every 50 µs to 2 ms (jittered) until `busy_timeout` has passed,
 /// however many polls that takes. Short polls matter: a writer that sleeps long keeps missing
@@ -38,7 +43,8 @@ pub struct RetryPolicy {
     pub base_delay: Duration,
     /// No backoff is longer than this.
     pub max_delay: Duration,
-    /// How long to keep waiting for a busy SQLite database.
+    /// How long to keep waiting for a busy SQLite database, and for how long after a first
+    /// lock wait timeout the operation is still run again.
     pub busy_timeout: Duration,
 }
 
@@ -142,6 +148,7 @@ where
     let nested = in_transaction(raw);
     let mut attempts = 0;
     let mut busy_since = None;
+    let mut timed_out_since = None;
     loop {
         attempts += 1;
         let error = match attempt(raw) {
@@ -155,6 +162,14 @@ where
             ErrorClass::Transient if !nested && attempts < policy.max_attempts => {
                 std::thread::sleep(policy.backoff(attempts));
             }
+            ErrorClass::LockTimeout
+                if !nested
+                    && attempts < policy.max_attempts
+                    && timed_out_since.get_or_insert_with(Instant::now).elapsed()
+                        < policy.busy_timeout =>
+            {
+                std::thread::sleep(policy.backoff(attempts));
+            }
             ErrorClass::Busy
                 if !nested
                     && busy_since.get_or_insert_with(Instant::now).elapsed()
@@ -162,7 +177,7 @@ where
             {
                 std::thread::sleep(policy.busy_poll());
             }
-            ErrorClass::Transient | ErrorClass::Busy => {
+            ErrorClass::Transient | ErrorClass::Busy | ErrorClass::LockTimeout => {
                 return Err(AtomicError::Conflict {
                     attempts,
                     source: error,

@@ -45,6 +45,8 @@ pub type BackendOf<C> = <<C as AtomicConnection>::Raw as Connection>::Backend;
 pub enum ErrorClass {
     /// Re-running the whole operation can succeed.
     Transient,
+    /// A lock wait ran out of the server's own timeout: run again, within the busy timeout.
+    LockTimeout,
     /// The database is busy (SQLite): poll again shortly, within the busy timeout.
     Busy,
     /// The row is held by another transaction and the caller asked not to wait.

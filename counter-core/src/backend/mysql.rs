@@ -195,7 +195,7 @@ impl RawConnection for MysqlConnection {
             Error::DatabaseError(_, _) if text.contains("Lock wait timeout exceeded") => match mode
             {
                 LockMode::NoWait | LockMode::SkipLocked => ErrorClass::Locked,
-                LockMode::Wait => ErrorClass::Transient,
+                LockMode::Wait => ErrorClass::LockTimeout,
             },
             Error::DatabaseError(_, _) if text.contains("Deadlock found") => ErrorClass::Transient,
             _ => ErrorClass::Other,

@@ -92,7 +92,7 @@ impl RawConnection for PgConnection {
                 LockMode::Wait => ErrorClass::Transient,
             },
             // 55P03 from the caller's lock_timeout.
-            Error::DatabaseError(_, _) if text.contains("lock timeout") => ErrorClass::Transient,
+            Error::DatabaseError(_, _) if text.contains("lock timeout") => ErrorClass::LockTimeout,
             _ => ErrorClass::Other,
         }
     }
