@@ -88,50 +88,56 @@ fn overflow_attempts_leave_an_exact_integer() {
 }
 
 /// A unique violation raised while the batch is applied (here by a trigger of the counted
-/// table) fails the flush and keeps the batch: only the ledger's own primary key means
-/// "another flusher applied it". Taking it for that would delete the batch, counts and all.
+/// table, on one of two keys) is that key's own refusal: it is kept and the other key written.
+/// Only the ledger's own primary key means "another flusher applied it"; taking this one for
+/// that would delete the batch, both keys' counts with it.
 #[test]
-fn redis_flush_failing_on_a_unique_violation_of_its_own_keeps_the_batch() {
+fn redis_flush_a_unique_violation_of_a_row_is_not_the_ledgers() {
     use counter_core::AtomicError;
     use counter_tests::db::redis_connection;
     use counter_tests::next_id;
     use counter_tests::scenarios::{daily_rows, fresh_views, open_batches, rows};
     use diesel::connection::SimpleConnection;
+    use diesel::result::{DatabaseErrorKind, Error};
     use std::collections::BTreeMap;
 
     let db = counter_tests::Sqlite::open(); // a file of its own: the trigger touches no other test
     let page = next_id();
-    daily_rows(&db, page, [1], 0);
+    daily_rows(&db, page, [1, 2], 0);
     db.conn()
         .batch_execute(&format!(
             "CREATE TABLE ct_guard (id INTEGER PRIMARY KEY); INSERT INTO ct_guard VALUES (1);
-             CREATE TRIGGER ct_guard_views AFTER UPDATE ON ct_daily_views WHEN NEW.page_id = {page}
+             CREATE TRIGGER ct_guard_views AFTER UPDATE ON ct_daily_views
+             WHEN NEW.page_id = {page} AND NEW.day = 1
              BEGIN INSERT INTO ct_guard VALUES (1); END;"
         ))
         .unwrap();
     let (views, prefix) = fresh_views();
     let mut redis = redis_connection();
     views.add(&mut redis, &(page, 1), 5).unwrap();
-    match views.flush(&mut db.conn(), &mut redis) {
-        Err(AtomicError::Database(diesel::result::Error::DatabaseError(
-            diesel::result::DatabaseErrorKind::UniqueViolation,
-            _,
-        ))) => {}
-        other => panic!("a flush whose UPDATE fired a failing trigger: {other:?}"),
-    }
-    assert_eq!(rows(&db, page), BTreeMap::from([(1, 0)]));
-    assert_eq!(
-        open_batches(&mut redis, &prefix).len(),
-        1,
-        "the batch is kept"
+    views.add(&mut redis, &(page, 2), 7).unwrap();
+    let report = views.flush(&mut db.conn(), &mut redis).unwrap();
+    assert_eq!(report.written, vec![((page, 2), 7)]);
+    assert_eq!(report.kept.len(), 1);
+    assert_eq!(report.kept[0].key, Some((page, 1)));
+    assert!(
+        matches!(
+            report.kept[0].error,
+            AtomicError::Database(Error::DatabaseError(DatabaseErrorKind::UniqueViolation, _))
+        ),
+        "{}",
+        report.kept[0].error
     );
+    assert_eq!(rows(&db, page), BTreeMap::from([(1, 0), (2, 7)]));
+    assert_eq!(views.pending(&mut redis, &(page, 1)).unwrap(), 5);
+    assert_eq!(open_batches(&mut redis, &prefix), Vec::<String>::new());
 
     db.conn()
         .batch_execute("DROP TRIGGER ct_guard_views")
         .unwrap();
     let report = views.flush(&mut db.conn(), &mut redis).unwrap();
-    assert_eq!((report.recovered, report.total_written()), (1, 5));
-    assert_eq!(rows(&db, page), BTreeMap::from([(1, 5)]));
+    assert_eq!(report.written, vec![((page, 1), 5)]);
+    assert_eq!(rows(&db, page), BTreeMap::from([(1, 5), (2, 7)]));
 }
 
 /// See `scenarios::redis_flush_keeps_a_key_its_row_refuses`; the refusal is a trigger.

@@ -18,7 +18,8 @@ use crate::lock::LockMode;
 /// A lock wait that timed out (MySQL 1205, PostgreSQL `lock_timeout`) has already waited as
 /// long as the server was told to: it is run again like a conflict, but only while less than
 /// `busy_timeout` has passed since the first such timeout, so a call waits for a held row about
-/// two server timeouts at most, not `max_attempts` of them (64 × MariaDB's default 50 s).
+/// `busy_timeout` plus one server timeout, not `max_attempts` server timeouts (64 × MariaDB's
+/// default 50 s). `with_busy_timeout(Duration::ZERO)` turns these runs off too.
 ///
 /// A busy SQLite database is not a conflict but a lock someone holds for a moment: the
 /// operation polls for it every 50 µs to 2 ms (jittered) until `busy_timeout` has passed,

@@ -339,8 +339,9 @@ where
     ///
     /// Keys the database cannot take (no row, the row would pass its bound, or its update
     /// fails with an error of its own) do not block the others: they are reported in
-    /// [`FlushReport::kept`] and stay pending. When every key of a batch fails with a database
-    /// error, the flush returns the first one and keeps the batch.
+    /// [`FlushReport::kept`] and stay pending, even when that is every key (a revoked
+    /// privilege, a broken trigger): look at `kept`, not only at the `Result`. Each key whose
+    /// update fails costs the flush one more run of its transaction.
     ///
     /// Errors: `Redis`, the database's errors (after the retry policy), and `Unsupported`
     /// inside the caller's transaction (the flush must commit before it deletes the batch).
@@ -443,8 +444,11 @@ where
         let now = unix_now();
         // Keys whose increment failed with a database error of their own (a CHECK, a
         // trigger): the transaction is run again without them, so one bad row does not
-        // hold back the others; they are kept like keys without a row.
-        let mut refused: Vec<(usize, DieselError)> = Vec::new();
+        // hold back the others; they are kept like keys without a row. Even when every key
+        // is refused the batch is committed (all of it kept) and finished: a batch that
+        // failed instead would stay in Redis, and every later flush would stop on it in
+        // `recover`, before taking anything new.
+        let mut refused: Vec<Option<DieselError>> = (0..batch.len()).map(|_| None).collect();
         loop {
             let outcome = self.field.run(raw, LockMode::Wait, |c| {
                 c.write_transaction(|c| {
@@ -461,7 +465,7 @@ where
                     let mut kept = Vec::new();
                     let mut kept_fields: Vec<&String> = Vec::new();
                     for (index, (key, (field, n))) in batch.iter().enumerate() {
-                        if refused.iter().any(|(i, _)| *i == index) {
+                        if refused[index].is_some() {
                             kept_fields.push(field);
                             continue;
                         }
@@ -495,14 +499,15 @@ where
             });
             return match outcome {
                 Ok((written, mut kept)) => {
-                    for (index, error) in refused {
-                        let (key, (field, n)) = batch.iter().nth(index).expect("a batch index");
-                        kept.push(Kept {
-                            field: field.clone(),
-                            key: Some(key.clone()),
-                            count: Some(n.to_i128() as i64),
-                            error: AtomicError::Database(error),
-                        });
+                    for ((key, (field, n)), error) in batch.iter().zip(refused) {
+                        if let Some(error) = error {
+                            kept.push(Kept {
+                                field: field.clone(),
+                                key: Some(key.clone()),
+                                count: Some(n.to_i128() as i64),
+                                error: AtomicError::Database(error),
+                            });
+                        }
                     }
                     kept.sort_by(|a, b| a.key.cmp(&b.key));
                     kept.extend(unusable);
@@ -516,12 +521,7 @@ where
                 Err(AtomicError::Custom(e)) if e.is::<AlreadyApplied>() => Ok(Applied::Already),
                 Err(AtomicError::Custom(e)) if e.is::<KeyRefused>() => {
                     let refusal = e.downcast::<KeyRefused>().expect("checked above");
-                    refused.push((refusal.index, refusal.error));
-                    if refused.len() == batch.len() {
-                        // Every key failed on its own: more likely the table than the rows.
-                        let (_, first) = refused.swap_remove(0);
-                        return Err(AtomicError::Database(first));
-                    }
+                    refused[refusal.index] = Some(refusal.error);
                     continue;
                 }
                 Err(other) => Err(other),

@@ -84,6 +84,8 @@ where
             max_pending_adds: Some(40),
         },
     );
+    // Before the watchdog starts: without COUNTER_REDIS_URL this starts a container.
+    crate::db::redis_url();
     let watchdog = Watchdog::start(format!("cell {cell}, hot counters, seed {seed}"), THREADS);
     let seen: Vec<Seen> = std::thread::scope(|scope| {
         let threads: Vec<_> = (0..THREADS)
