@@ -252,12 +252,6 @@ fn buffer_survives_a_flusher_connection_killed_mid_flush() {
     use diesel::connection::TransactionManager;
     use diesel::r2d2::{ConnectionManager, Pool};
 
-    #[derive(QueryableByName)]
-    struct Id {
-        #[diesel(sql_type = diesel::sql_types::BigInt)]
-        id: i64,
-    }
-
     let db = Mysql::open(); // the tables
     let pool = Pool::builder()
         .max_size(1)
@@ -270,10 +264,7 @@ fn buffer_survives_a_flusher_connection_killed_mid_flush() {
     buffer.add((page, 1), 5).unwrap();
     assert_eq!(buffer.flush().unwrap(), 1);
     // The pool's one connection is the flusher's.
-    let victim = diesel::sql_query("SELECT CAST(CONNECTION_ID() AS SIGNED) AS id")
-        .get_result::<Id>(&mut *pool.get().unwrap())
-        .unwrap()
-        .id;
+    let victim = connection_id(&mut pool.get().unwrap());
 
     // Hold the row, so the next flush waits inside its transaction.
     let mut blocker = db.conn();
@@ -287,23 +278,7 @@ fn buffer_survives_a_flusher_connection_killed_mid_flush() {
     buffer.add((page, 2), 3).unwrap();
     let failed = std::thread::scope(|scope| {
         let flush = scope.spawn(|| buffer.flush());
-        let mut watcher = db.conn();
-        // Wait until the flusher is inside its statement, then kill its connection.
-        loop {
-            let waiting: Vec<Id> = diesel::sql_query(format!(
-                "SELECT CAST(id AS SIGNED) AS id FROM information_schema.processlist \
-                 WHERE id = {victim} AND info LIKE 'UPDATE%'"
-            ))
-            .load(&mut *watcher)
-            .unwrap();
-            if !waiting.is_empty() {
-                break;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(5));
-        }
-        diesel::sql_query(format!("KILL {victim}"))
-            .execute(&mut *watcher)
-            .unwrap();
+        kill_when_waiting_for_a_lock(&db, victim);
         flush.join().unwrap()
     });
     <MysqlConnection as Connection>::TransactionManager::rollback_transaction(&mut *blocker)
@@ -396,40 +371,14 @@ fn an_update_locked_that_timed_out_leaves_the_connection_working() {
 /// a row lock: nothing of the batch is written, and the next flush writes it exactly once.
 #[test]
 fn redis_flush_killed_mid_transaction() {
-    #[derive(QueryableByName)]
-    struct Id {
-        #[diesel(sql_type = diesel::sql_types::BigInt)]
-        id: i64,
-    }
     let mut flusher = MysqlConnection::establish(counter_tests::db::mysql_url()).unwrap();
-    let victim = diesel::sql_query("SELECT CAST(CONNECTION_ID() AS SIGNED) AS id")
-        .get_result::<Id>(&mut flusher)
-        .unwrap()
-        .id;
+    let victim = connection_id(&mut flusher);
     counter_tests::scenarios::redis_flush_killed_mid_transaction::<Mysql>(
         flusher,
         |page, day| {
             format!("SELECT views FROM ct_daily_views WHERE page_id = {page} AND day = {day} FOR UPDATE")
         },
-        move |db: &Mysql| {
-            let mut watcher = db.conn();
-            // Wait until the flusher is inside its UPDATE (waiting for the row), then kill it.
-            loop {
-                let waiting: Vec<Id> = diesel::sql_query(format!(
-                    "SELECT CAST(id AS SIGNED) AS id FROM information_schema.processlist \
-                     WHERE id = {victim} AND info LIKE 'UPDATE%'"
-                ))
-                .load(&mut *watcher)
-                .unwrap();
-                if !waiting.is_empty() {
-                    break;
-                }
-                std::thread::sleep(std::time::Duration::from_millis(5));
-            }
-            diesel::sql_query(format!("KILL {victim}"))
-                .execute(&mut *watcher)
-                .unwrap();
-        },
+        move |db: &Mysql| kill_when_waiting_for_a_lock(db, victim),
     );
 }
 
@@ -447,4 +396,39 @@ fn redis_flush_keeps_a_key_its_row_refuses_and_writes_the_others() {
             format!("DROP TRIGGER ct_refuse_{page}"),
         )
     });
+}
+
+#[derive(QueryableByName)]
+struct Id {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    id: i64,
+}
+
+/// The server's id of `conn`'s session, for `KILL`.
+fn connection_id(conn: &mut MysqlConnection) -> i64 {
+    diesel::sql_query("SELECT CAST(CONNECTION_ID() AS SIGNED) AS id")
+        .get_result::<Id>(conn)
+        .unwrap()
+        .id
+}
+
+/// Waits until session `victim` runs an `UPDATE` (the flushes under test update only after
+/// their transaction began, and the held row makes one of them wait), then kills the session.
+fn kill_when_waiting_for_a_lock(db: &Mysql, victim: i64) {
+    let mut watcher = db.conn();
+    loop {
+        let waiting: Vec<Id> = diesel::sql_query(format!(
+            "SELECT CAST(id AS SIGNED) AS id FROM information_schema.processlist \
+             WHERE id = {victim} AND info LIKE 'UPDATE%'"
+        ))
+        .load(&mut *watcher)
+        .unwrap();
+        if !waiting.is_empty() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    diesel::sql_query(format!("KILL {victim}"))
+        .execute(&mut *watcher)
+        .unwrap();
 }

@@ -50,7 +50,15 @@ impl RedisKey for String {
     }
 }
 
-/// Splits `<len>:<text>` off the front of `rest`.
+/// Appends `<len>:<text>`: the one encoding of a list of strings here, used by composite keys
+/// and by the ledger's list of kept fields.
+pub(super) fn push_part(out: &mut String, part: &str) {
+    out.push_str(&part.len().to_string());
+    out.push(':');
+    out.push_str(part);
+}
+
+/// Splits `<len>:<text>` off the front of `rest`; the inverse of [`push_part`].
 pub(super) fn next_part<'a>(rest: &mut &'a str) -> Option<&'a str> {
     let (len, tail) = rest.split_once(':')?;
     if len.is_empty() || !len.bytes().all(|b| b.is_ascii_digit()) {
@@ -68,12 +76,7 @@ macro_rules! tuple_keys {
             fn write_field(&self, out: &mut String) {
                 #[allow(non_snake_case)]
                 let ($($name,)+) = self;
-                $(
-                    let part = $name.field();
-                    out.push_str(&part.len().to_string());
-                    out.push(':');
-                    out.push_str(&part);
-                )+
+                $(push_part(out, &$name.field());)+
             }
             fn read_field(field: &str) -> Option<Self> {
                 let mut rest = field;

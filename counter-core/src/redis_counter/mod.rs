@@ -181,6 +181,18 @@ pub struct Kept<K> {
     pub error: AtomicError,
 }
 
+impl<K: Clone> Kept<K> {
+    /// Key `key` of a batch, under `field`, with its count `n`, kept for `error`.
+    fn of<V: AtomicValue>(key: &K, field: &str, n: V, error: AtomicError) -> Self {
+        Kept {
+            field: field.to_owned(),
+            key: Some(key.clone()),
+            count: i64::try_from(n.to_i128()).ok(),
+            error,
+        }
+    }
+}
+
 impl<M, Col> RedisCounter<M, Col>
 where
     Col: Column + 'static,
@@ -356,7 +368,7 @@ where
         C: AtomicConnection,
         M: AtomicFieldOn<Col, BackendOf<C>>,
     {
-        refuse_inside_a_transaction(conn.raw())?;
+        // `recover` refuses a caller's transaction before anything is taken.
         let mut report = self.recover(conn, redis)?;
         if let Some(batch) = self.take(redis)? {
             report.absorb(self.settle(conn, redis, &batch)?);
@@ -475,12 +487,7 @@ where
                                 error @ (AtomicError::NotFound | AtomicError::OutOfRange { .. }),
                             ) => {
                                 kept_fields.push(field);
-                                kept.push(Kept {
-                                    field: field.clone(),
-                                    key: Some(key.clone()),
-                                    count: Some(n.to_i128() as i64),
-                                    error,
-                                })
+                                kept.push(Kept::of(key, field, *n, error));
                             }
                             Err(AtomicError::Database(
                                 error @ DieselError::DatabaseError(kind, _),
@@ -501,12 +508,7 @@ where
                 Ok((written, mut kept)) => {
                     for ((key, (field, n)), error) in batch.iter().zip(refused) {
                         if let Some(error) = error {
-                            kept.push(Kept {
-                                field: field.clone(),
-                                key: Some(key.clone()),
-                                count: Some(n.to_i128() as i64),
-                                error: AtomicError::Database(error),
-                            });
+                            kept.push(Kept::of(key, field, *n, AtomicError::Database(error)));
                         }
                     }
                     kept.sort_by(|a, b| a.key.cmp(&b.key));
@@ -621,31 +623,17 @@ enum Applied<K> {
 
 /// The increment of the batch's key number `index` failed with this database error: returned
 /// from inside the transaction to roll it back and run it again without that key.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
+#[error("key {index} of the batch: {error}")]
 struct KeyRefused {
     index: usize,
     error: DieselError,
 }
 
-impl std::fmt::Display for KeyRefused {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "key {} of the batch: {}", self.index, self.error)
-    }
-}
-
-impl std::error::Error for KeyRefused {}
-
 /// The ledger already has the batch: returned from inside the transaction to roll it back.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
+#[error("the batch is already in the ledger")]
 struct AlreadyApplied;
-
-impl std::fmt::Display for AlreadyApplied {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("the batch is already in the ledger")
-    }
-}
-
-impl std::error::Error for AlreadyApplied {}
 
 /// A flush must commit its transaction before it deletes the batch from Redis; inside the
 /// caller's transaction that commit is the caller's, and a rollback after the delete would
@@ -730,9 +718,7 @@ where
 fn encode_fields<'a>(fields: impl Iterator<Item = &'a String>) -> String {
     let mut out = String::new();
     for field in fields {
-        out.push_str(&field.len().to_string());
-        out.push(':');
-        out.push_str(field);
+        key::push_part(&mut out, field);
     }
     out
 }

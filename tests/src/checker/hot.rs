@@ -12,10 +12,11 @@
 //! - buffer (`DailyView.views`): random adds to six keys from every thread while a background
 //!   flusher runs every few milliseconds and threads flush by hand now and then; after
 //!   `shutdown` every key holds exactly the sum of the adds that returned `Ok`.
-//! - Redis counter (`DailyView.views` of six existing rows): random adds (negatives refused)
-//!   and flushes from every thread, on the thread's own connections; after a last flush every
-//!   row holds exactly the sum of the adds that returned `Ok`, no flush kept a count, and the
-//!   flush reports together wrote exactly that sum (no batch applied twice).
+//! - Redis counter (`DailyView.views` of six existing rows): random `add`s, `add_all`s of two
+//!   keys (negatives refused, all or nothing), `discard`s and flushes from every thread, on
+//!   the thread's own connections; after a last flush every row holds exactly the adds that
+//!   returned `Ok` less what the discards returned, no flush kept a count, and the flush
+//!   reports together wrote exactly that sum (no batch applied twice).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -46,7 +47,8 @@ struct Seen {
     observed: Vec<(i64, i64)>,
     /// Per buffer key: the adds that returned `Ok`.
     added: BTreeMap<(i64, i32), i64>,
-    /// Per Redis counter key: the adds that returned `Ok`.
+    /// Per Redis counter key: the adds (and `add_all`s) that returned `Ok`, less what
+    /// `discard` dropped.
     redis_added: BTreeMap<(i64, i32), i64>,
     /// What this thread's Redis flushes reported written.
     redis_written: i128,
@@ -113,7 +115,9 @@ where
                             62..70 => "compact_likes",
                             70..84 => "buffer.add",
                             84..86 => "buffer.flush",
-                            86..97 => "redis.add",
+                            86..92 => "redis.add",
+                            92..95 => "redis.add_all",
+                            95..96 => "redis.discard",
                             _ => "redis.flush",
                         };
                         watchdog.call(thread, &(call, id, n), || match roll {
@@ -144,7 +148,7 @@ where
                                     seen.anomalies.push(format!("flush: {e}"));
                                 }
                             }
-                            86..97 => {
+                            86..92 => {
                                 let key = (redis_page, rng.random_range(0..6));
                                 match views.add(&mut redis, &key, n) {
                                     Ok(pending) if pending >= n => {
@@ -157,6 +161,35 @@ where
                                         assert_eq!(amount, i128::from(n));
                                     }
                                     Err(e) => seen.anomalies.push(format!("redis add {n}: {e}")),
+                                }
+                            }
+                            92..95 => {
+                                // Two keys in one MULTI: both or, with a negative, neither.
+                                let keys = [0, 1].map(|_| (redis_page, rng.random_range(0..6)));
+                                let m: i64 = rng.random_range(1..=5);
+                                match views.add_all(&mut redis, [(keys[0], m), (keys[1], n)]) {
+                                    Ok(()) if n >= 0 => {
+                                        *seen.redis_added.entry(keys[0]).or_default() += m;
+                                        *seen.redis_added.entry(keys[1]).or_default() += n;
+                                    }
+                                    Err(AtomicError::NegativeAmount { amount }) if n < 0 => {
+                                        assert_eq!(amount, i128::from(n));
+                                    }
+                                    other => seen
+                                        .anomalies
+                                        .push(format!("redis add_all {m}, {n}: {other:?}")),
+                                }
+                            }
+                            95..96 => {
+                                // What it drops never reaches the row: subtracted from the adds.
+                                let key = (redis_page, rng.random_range(0..6));
+                                match views.discard(&mut redis, &key) {
+                                    Ok(dropped) if dropped >= 0 => {
+                                        *seen.redis_added.entry(key).or_default() -= dropped;
+                                    }
+                                    other => {
+                                        seen.anomalies.push(format!("redis discard: {other:?}"))
+                                    }
                                 }
                             }
                             _ => match views.flush(&mut *conn, &mut redis) {

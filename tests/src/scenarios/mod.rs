@@ -1280,6 +1280,7 @@ macro_rules! backend_tests {
             redis_flush_crashed_after_each_step,
             redis_refuses_bad_input_and_keeps_what_it_cannot_write,
             redis_keeps_thousands_of_keys_without_rows,
+            redis_counts_every_spelling_of_a_case_insensitive_key,
         );
     };
     (@tests $backend:ty; $($name:ident),* $(,)?) => {

@@ -9,8 +9,8 @@ use diesel::connection::SimpleConnection;
 use rand::{Rng, SeedableRng};
 
 use crate::db::{next_id, redis_connection, DbOf, TestDb};
-use crate::models::DailyView;
-use crate::schema::ct_daily_views;
+use crate::models::{CkName, DailyView};
+use crate::schema::{ck_texts, ct_daily_views};
 
 /// The counter every Redis test uses, on a prefix of its own.
 pub type Views = RedisCounter<DailyView, ct_daily_views::views>;
@@ -471,4 +471,47 @@ where
         (vec![((page, 2), 5)], 0)
     );
     assert_eq!(rows(&db, page), BTreeMap::from([(1, 4), (2, 5), (3, 7)]));
+}
+
+/// A key the database compares case-insensitively (`ck_texts.name`: NOCASE, an ICU collation,
+/// `utf8mb4_general_ci`): Redis keeps `name` and `NAME` as two fields, and a flush adds both
+/// to the one row, each within the row's bound (`v` has `max = 100`), in key order.
+pub fn redis_counts_every_spelling_of_a_case_insensitive_key<B: TestDb>()
+where
+    CkName: AtomicFieldOn<ck_texts::v, DbOf<B>>,
+{
+    let db = B::open();
+    let lower = format!("ci-{}", next_id());
+    let upper = lower.to_uppercase();
+    db.conn()
+        .batch_execute(&format!(
+            "INSERT INTO ck_texts (name, v, w) VALUES ('{lower}', 0, 0)"
+        ))
+        .expect("the row");
+    let counter = RedisCounter::<CkName, ck_texts::v>::new(&format!("counter-tests-{}", next_id()));
+    let mut redis = redis_connection();
+    let mut conn = db.conn();
+    let v = |conn: &mut B::Pooled| CkName::current_v(conn, lower.clone()).expect("the row");
+
+    counter.add(&mut redis, &lower, 3).unwrap();
+    counter.add(&mut redis, &upper, 4).unwrap();
+    let report = counter.flush(&mut conn, &mut redis).unwrap();
+    assert_eq!(report.written, vec![(upper.clone(), 4), (lower.clone(), 3)]);
+    assert!(report.kept.is_empty(), "{:?}", report.kept);
+    assert_eq!(v(&mut conn), 7);
+
+    // 7 + 60 fits under 100, 67 + 60 does not: the second spelling's count is kept.
+    counter.add(&mut redis, &lower, 60).unwrap();
+    counter.add(&mut redis, &upper, 60).unwrap();
+    let report = counter.flush(&mut conn, &mut redis).unwrap();
+    assert_eq!(report.written, vec![(upper.clone(), 60)]);
+    assert_eq!(report.kept.len(), 1);
+    assert_eq!(report.kept[0].key.as_deref(), Some(lower.as_str()));
+    assert!(matches!(
+        report.kept[0].error,
+        AtomicError::OutOfRange { .. }
+    ));
+    assert_eq!(v(&mut conn), 67);
+    assert_eq!(counter.pending(&mut redis, &lower).unwrap(), 60);
+    assert_eq!(counter.pending(&mut redis, &upper).unwrap(), 0);
 }
