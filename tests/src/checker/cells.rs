@@ -58,7 +58,8 @@ where
 {
     let pool = Pool::builder()
         .max_size(THREADS as u32 + 2)
-        .min_idle(Some(1))
+        // See `db::server_pool`: no refills on r2d2's threads while the process may exit.
+        .min_idle(Some(0))
         .connection_timeout(Duration::from_secs(120))
         .connection_customizer(Box::new(setup))
         .build(ConnectionManager::new(url))
