@@ -12,7 +12,7 @@ use std::time::Duration;
 use diesel::r2d2::{ConnectionManager, Pool, R2D2Connection};
 use diesel::Column;
 
-use crate::backend::{AtomicConnection, BackendOf};
+use crate::backend::{BackendOf, BlockingConnection, RawConnection};
 use crate::error::AtomicError;
 use crate::field::{AtomicField, AtomicFieldOn};
 use crate::ops::Field;
@@ -150,7 +150,7 @@ where
         policy: FlushPolicy,
     ) -> Self
     where
-        C: AtomicConnection<Raw = C> + R2D2Connection + Send + 'static,
+        C: BlockingConnection<Raw = C> + RawConnection + R2D2Connection + Send + 'static,
         Col: Column + 'static,
         M: AtomicFieldOn<Col, BackendOf<C>> + AtomicField<Col, Key = K, Value = V>,
         R: NewRow<M, Col, BackendOf<C>>,

@@ -15,15 +15,17 @@
 //! passes all of them and changes, or changes not at all; the error then names the column
 //! that refused ([`AtomicError::InColumn`]).
 
+use std::future::Future;
 use std::marker::PhantomData;
 
 use diesel::backend::Backend;
-use diesel::connection::LoadConnection;
+use diesel::deserialize::FromSqlRow;
 use diesel::expression::QueryMetadata;
 use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
 use diesel::result::QueryResult;
-use diesel::{Column, Queryable, RunQueryDsl};
+use diesel::{Column, Queryable};
 
+use crate::backend::RawConnection;
 use crate::error::AtomicError;
 use crate::field::{AtomicField, AtomicFieldOn};
 use crate::plan::{self, non_negative, Delta, Direction, MissKind, Range};
@@ -262,10 +264,13 @@ pub trait Changes<M, DB: Backend> {
     #[doc(hidden)]
     fn walk_write<'b>(values: &'b Self::Values, out: &mut AstPass<'_, 'b, DB>) -> QueryResult<()>;
     #[doc(hidden)]
-    fn load<C, Q>(conn: &mut C, query: Q) -> QueryResult<Option<Self::Values>>
+    fn load<R, Q>(
+        conn: &mut R,
+        query: Q,
+    ) -> impl Future<Output = QueryResult<Option<Self::Values>>>
     where
-        C: LoadConnection<Backend = DB>,
-        Q: Query<SqlType = Self::SqlTypes> + QueryFragment<DB> + QueryId + RunQueryDsl<C>;
+        R: RawConnection<Db = DB>,
+        Q: Query<SqlType = Self::SqlTypes> + QueryFragment<DB> + QueryId;
     /// Does a planned guard exist for every column (no amount is beyond every value)?
     #[doc(hidden)]
     fn possible(parts: &Self::Parts) -> bool;
@@ -297,7 +302,9 @@ macro_rules! changes {
                 KeyColumns = <M as AtomicField<$c0>>::KeyColumns,
             >,)+
             $(M: DistinctColumns<$a, $b>,)+
-            ($($v,)+): Queryable<($($v::SqlType,)+), DB> + 'static,
+            ($($v,)+): Queryable<($($v::SqlType,)+), DB>
+                + FromSqlRow<($($v::SqlType,)+), DB>
+                + 'static,
         {
             type Values = ($($v,)+);
             type SqlTypes = ($($v::SqlType,)+);
@@ -366,13 +373,13 @@ macro_rules! changes {
                 Ok(())
             }
 
-            fn load<C, Q>(conn: &mut C, query: Q) -> QueryResult<Option<Self::Values>>
+            async fn load<R, Q>(conn: &mut R, query: Q) -> QueryResult<Option<Self::Values>>
             where
-                C: LoadConnection<Backend = DB>,
-                Q: Query<SqlType = Self::SqlTypes> + QueryFragment<DB> + QueryId + RunQueryDsl<C>,
+                R: RawConnection<Db = DB>,
+                Q: Query<SqlType = Self::SqlTypes> + QueryFragment<DB> + QueryId,
             {
-                // `load`, not `get_result`: see `AtomicFieldOn::load_value`.
-                let mut rows = query.load::<Self::Values>(conn)?;
+                // Every row, not the first: see `AtomicFieldOn::load_value`.
+                let mut rows = conn.query_rows::<Q, Self::Values>(query).await?;
                 debug_assert!(rows.len() <= 1, "one row per primary key");
                 Ok(rows.pop())
             }

@@ -1,14 +1,17 @@
 //! What the runtime needs to know about one atomic column of one model.
 
+use std::future::Future;
+
 use diesel::backend::Backend;
-use diesel::connection::LoadConnection;
-use diesel::deserialize::FromSql;
+use diesel::deserialize::{FromSql, FromSqlRow};
+use diesel::expression::QueryMetadata;
 use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
 use diesel::result::QueryResult;
 use diesel::serialize::ToSql;
 use diesel::sql_types::{BigInt, HasSqlType};
-use diesel::{Column, Queryable, RunQueryDsl, Table};
+use diesel::{Column, Queryable, Table};
 
+use crate::backend::{Dialect, RawConnection};
 use crate::key::{KeyColumns, KeyValue};
 
 use crate::retry::RetryPolicy;
@@ -76,32 +79,37 @@ pub trait AtomicFieldOn<Col: Column, DB: Backend>: AtomicField<Col> {
     #[doc(hidden)]
     fn bind_value<'b>(value: &'b Self::Value, out: &mut AstPass<'_, 'b, DB>) -> QueryResult<()>;
     #[doc(hidden)]
-    fn load_value<C, Q>(conn: &mut C, query: Q) -> QueryResult<Option<Self::Value>>
+    fn load_value<R, Q>(
+        conn: &mut R,
+        query: Q,
+    ) -> impl Future<Output = QueryResult<Option<Self::Value>>>
     where
-        C: LoadConnection<Backend = DB>,
-        Q: Query<SqlType = <Self::Value as AtomicValue>::SqlType>
-            + QueryFragment<DB>
-            + QueryId
-            + RunQueryDsl<C>;
+        R: RawConnection<Db = DB>,
+        Q: Query<SqlType = <Self::Value as AtomicValue>::SqlType> + QueryFragment<DB> + QueryId;
     #[doc(hidden)]
-    fn load_roles<C, Q>(conn: &mut C, query: Q) -> QueryResult<Vec<i64>>
+    fn load_roles<R, Q>(conn: &mut R, query: Q) -> impl Future<Output = QueryResult<Vec<i64>>>
     where
-        C: LoadConnection<Backend = DB>,
-        Q: Query<SqlType = BigInt> + QueryFragment<DB> + QueryId + RunQueryDsl<C>;
+        R: RawConnection<Db = DB>,
+        Q: Query<SqlType = BigInt> + QueryFragment<DB> + QueryId;
 }
 
 impl<M, Col, DB> AtomicFieldOn<Col, DB> for M
 where
     M: AtomicField<Col>,
     Col: Column,
-    DB: Backend + HasSqlType<<M::Value as AtomicValue>::SqlType> + HasSqlType<BigInt> + 'static,
+    DB: Dialect
+        + HasSqlType<<M::Value as AtomicValue>::SqlType>
+        + HasSqlType<BigInt>
+        + QueryMetadata<<M::Value as AtomicValue>::SqlType>
+        + QueryMetadata<BigInt>,
     Col::Table:
         QueryFragment<DB> + Default + Table<PrimaryKey = <M::KeyColumns as KeyColumns>::PrimaryKey>,
     M::Key: KeyValue<M::KeyColumns, DB>,
     M::Value: ToSql<<M::Value as AtomicValue>::SqlType, DB>
         + FromSql<<M::Value as AtomicValue>::SqlType, DB>
-        + Queryable<<M::Value as AtomicValue>::SqlType, DB>,
-    i64: Queryable<BigInt, DB>,
+        + Queryable<<M::Value as AtomicValue>::SqlType, DB>
+        + FromSqlRow<<M::Value as AtomicValue>::SqlType, DB>,
+    i64: FromSqlRow<BigInt, DB>,
 {
     fn table() -> Col::Table {
         Default::default()
@@ -119,29 +127,27 @@ where
         out.push_bind_param::<<M::Value as AtomicValue>::SqlType, _>(value)
     }
 
-    fn load_value<C, Q>(conn: &mut C, query: Q) -> QueryResult<Option<Self::Value>>
+    async fn load_value<R, Q>(conn: &mut R, query: Q) -> QueryResult<Option<Self::Value>>
     where
-        C: LoadConnection<Backend = DB>,
-        Q: Query<SqlType = <Self::Value as AtomicValue>::SqlType>
-            + QueryFragment<DB>
-            + QueryId
-            + RunQueryDsl<C>,
+        R: RawConnection<Db = DB>,
+        Q: Query<SqlType = <Self::Value as AtomicValue>::SqlType> + QueryFragment<DB> + QueryId,
     {
-        // `load`, not `get_result`: on SQLite a `RETURNING` statement in autocommit commits when
-        // it is stepped to its end, and that commit can fail (SQLITE_BUSY) and roll the write
-        // back after the row was handed out. `get_result` steps once and ignores the error of
-        // the reset that finishes the statement, so it can report a write that never happened;
-        // `load` steps until SQLITE_DONE, so the commit's error reaches the retry loop.
-        let mut rows = query.load::<M::Value>(conn)?;
+        // Every row to the end, not the first: on SQLite a `RETURNING` statement in autocommit
+        // commits when it is stepped to its end, and that commit can fail (SQLITE_BUSY) and
+        // roll the write back after the row was handed out. Diesel's `get_result` steps once
+        // and ignores the error of the reset that finishes the statement, so it can report a
+        // write that never happened; reading to SQLITE_DONE gives the commit's error to the
+        // retry loop.
+        let mut rows = conn.query_rows::<Q, M::Value>(query).await?;
         debug_assert!(rows.len() <= 1, "one row per primary key");
         Ok(rows.pop())
     }
 
-    fn load_roles<C, Q>(conn: &mut C, query: Q) -> QueryResult<Vec<i64>>
+    async fn load_roles<R, Q>(conn: &mut R, query: Q) -> QueryResult<Vec<i64>>
     where
-        C: LoadConnection<Backend = DB>,
-        Q: Query<SqlType = BigInt> + QueryFragment<DB> + QueryId + RunQueryDsl<C>,
+        R: RawConnection<Db = DB>,
+        Q: Query<SqlType = BigInt> + QueryFragment<DB> + QueryId,
     {
-        query.load(conn)
+        conn.query_rows(query).await
     }
 }

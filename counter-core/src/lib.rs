@@ -24,7 +24,10 @@ mod update;
 mod upsert;
 mod value;
 
-pub use backend::{AtomicConnection, BackendOf};
+pub use backend::{
+    AsyncConnection, AtomicConnection, Awaited, BackendOf, Blocking, BlockingConnection, CallMode,
+    Out, RawConnection,
+};
 #[cfg(feature = "r2d2")]
 pub use buffer::{Buffer, FlushPolicy};
 pub use change::{Change, ChangeColumn, ChangeOp, Changes, DistinctColumns};
@@ -37,8 +40,14 @@ pub use ops::Field;
 #[cfg(feature = "redis")]
 pub use redis_counter::{FlushReport, Kept, RedisCounter, RedisKey};
 pub use retry::RetryPolicy;
+/// `ScopedFutureExt::scope_boxed`, for the closure of [`transaction_async`] (the crate
+/// diesel-async's own `transaction` uses).
+#[cfg(feature = "async")]
+pub use scoped_futures;
 pub use slotted::{Slotted, SlottedDecrement, SlottedField, SlottedOn};
 pub use transaction::transaction;
+#[cfg(feature = "async")]
+pub use transaction::transaction_async;
 pub use update::{update, update_with};
 pub use upsert::{NewRow, UpsertRow};
 pub use value::AtomicValue;
@@ -46,7 +55,7 @@ pub use value::AtomicValue;
 /// Paths the generated code uses; not part of the public API.
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::backend::{AtomicConnection, BackendOf};
+    pub use crate::backend::{AtomicConnection, BackendOf, Out};
     pub use crate::change::{Changes, DistinctColumns};
     pub use crate::error::AtomicError;
     pub use crate::field::{AtomicField, AtomicFieldOn};

@@ -5,11 +5,14 @@
 //! no". The whole attempt runs inside the retry loop, which re-runs it after a transient
 //! conflict.
 
+use std::future::Future;
 use std::marker::PhantomData;
 
 use diesel::Column;
 
-use crate::backend::{AtomicConnection, BackendOf, RawConnection};
+use crate::backend::{
+    write_transaction, AtomicConnection, BackendOf, CallMode, Dialect, Out, RawConnection,
+};
 use crate::error::AtomicError;
 use crate::field::{AtomicField, AtomicFieldOn};
 use crate::lock::LockMode;
@@ -104,56 +107,63 @@ impl<M: AtomicField<Col>, Col: Column + 'static> Field<M, Col> {
     /// SQLite database is waited for like every other operation does.
     ///
     /// Errors: `NotFound`.
-    pub fn current<C>(&self, conn: &mut C, key: M::Key) -> Result<M::Value, AtomicError>
+    pub fn current<'c, C>(
+        &self,
+        conn: &'c mut C,
+        key: M::Key,
+    ) -> Out<C, impl Future<Output = Result<M::Value, AtomicError>> + use<'c, M, Col, C>>
     where
         C: AtomicConnection,
         M: AtomicFieldOn<Col, BackendOf<C>>,
     {
-        self.run(conn.raw(), LockMode::Wait, |c| self.existing(c, &key))
+        let this = *self;
+        C::Mode::drive(async move {
+            retrying!(conn.raw(), this.retry, LockMode::Wait, |c| {
+                this.existing(c, &key).await
+            })
+        })
     }
 
     /// `c = c + by` in one statement, unless the result would pass the upper bound.
     ///
     /// Returns the new value. Errors: `NegativeAmount`, `NotFound`, `OutOfRange` (row unchanged).
-    pub fn increment<C>(
+    pub fn increment<'c, C>(
         &self,
-        conn: &mut C,
+        conn: &'c mut C,
         key: M::Key,
         by: M::Value,
-    ) -> Result<M::Value, AtomicError>
+    ) -> Out<C, impl Future<Output = Result<M::Value, AtomicError>> + use<'c, M, Col, C>>
     where
         C: AtomicConnection,
         M: AtomicFieldOn<Col, BackendOf<C>>,
     {
-        let range = Range::of::<M, Col>();
-        self.change(
-            conn.raw(),
-            &key,
-            plan::increment(range, by),
-            MissKind::Increment,
-        )
+        let delta = plan::increment(Range::of::<M, Col>(), by);
+        let this = *self;
+        C::Mode::drive(async move {
+            this.change(conn.raw(), &key, delta, MissKind::Increment)
+                .await
+        })
     }
 
     /// `c = c - by` in one statement, unless the result would pass the lower bound.
     ///
     /// Returns the new value. Errors: `NegativeAmount`, `NotFound`, `OutOfRange` (row unchanged).
-    pub fn decrement<C>(
+    pub fn decrement<'c, C>(
         &self,
-        conn: &mut C,
+        conn: &'c mut C,
         key: M::Key,
         by: M::Value,
-    ) -> Result<M::Value, AtomicError>
+    ) -> Out<C, impl Future<Output = Result<M::Value, AtomicError>> + use<'c, M, Col, C>>
     where
         C: AtomicConnection,
         M: AtomicFieldOn<Col, BackendOf<C>>,
     {
-        let range = Range::of::<M, Col>();
-        self.change(
-            conn.raw(),
-            &key,
-            plan::decrement(range, by),
-            MissKind::Decrement,
-        )
+        let delta = plan::decrement(Range::of::<M, Col>(), by);
+        let this = *self;
+        C::Mode::drive(async move {
+            this.change(conn.raw(), &key, delta, MissKind::Decrement)
+                .await
+        })
     }
 
     /// `c = c - n` only if `c >= n` (`WHERE c >= n`): the sale that cannot oversell.
@@ -161,49 +171,51 @@ impl<M: AtomicField<Col>, Col: Column + 'static> Field<M, Col> {
     /// Returns the new value. Errors: `Insufficient { available, requested }` when `c < n`,
     /// `OutOfRange` when `c - n` would pass a declared minimum above zero, `NegativeAmount`,
     /// `NotFound`. The row is unchanged on every error.
-    pub fn decrement_if_at_least<C>(
+    pub fn decrement_if_at_least<'c, C>(
         &self,
-        conn: &mut C,
+        conn: &'c mut C,
         key: M::Key,
         n: M::Value,
-    ) -> Result<M::Value, AtomicError>
+    ) -> Out<C, impl Future<Output = Result<M::Value, AtomicError>> + use<'c, M, Col, C>>
     where
         C: AtomicConnection,
         M: AtomicFieldOn<Col, BackendOf<C>>,
     {
-        let range = Range::of::<M, Col>();
-        self.change(
-            conn.raw(),
-            &key,
-            plan::decrement_if_at_least(range, n),
-            MissKind::AtLeast,
-        )
+        let delta = plan::decrement_if_at_least(Range::of::<M, Col>(), n);
+        let this = *self;
+        C::Mode::drive(async move {
+            this.change(conn.raw(), &key, delta, MissKind::AtLeast)
+                .await
+        })
     }
 
     /// Takes `t = min(n, c - floor)` where the floor is the declared minimum or 0: "sell what is
     /// left". Returns `t`, which is 0 when nothing is left.
     ///
     /// Errors: `NegativeAmount`, `NotFound`.
-    pub fn take_up_to<C>(
+    pub fn take_up_to<'c, C>(
         &self,
-        conn: &mut C,
+        conn: &'c mut C,
         key: M::Key,
         n: M::Value,
-    ) -> Result<M::Value, AtomicError>
+    ) -> Out<C, impl Future<Output = Result<M::Value, AtomicError>> + use<'c, M, Col, C>>
     where
         C: AtomicConnection,
         M: AtomicFieldOn<Col, BackendOf<C>>,
     {
-        non_negative(n)?;
-        let take = Take::new(Range::floor::<M, Col>(), n).filter(|t| t.n != M::Value::ZERO);
-        self.run(conn.raw(), LockMode::Wait, |c| {
-            let Some(take) = take else {
-                return self.existing(c, &key).map(|_| M::Value::ZERO);
-            };
-            match c.take::<M, Col>(&key, take)? {
-                Some(taken) => Ok(taken),
-                None => self.existing(c, &key).map(|_| M::Value::ZERO),
-            }
+        let this = *self;
+        C::Mode::drive(async move {
+            non_negative(n)?;
+            let take = Take::new(Range::floor::<M, Col>(), n).filter(|t| t.n != M::Value::ZERO);
+            retrying!(conn.raw(), this.retry, LockMode::Wait, |c| {
+                let Some(take) = take else {
+                    return this.existing(c, &key).await.map(|_| M::Value::ZERO);
+                };
+                match <BackendOf<C> as Dialect>::take::<_, M, Col>(c, &key, take).await? {
+                    Some(taken) => Ok(taken),
+                    None => this.existing(c, &key).await.map(|_| M::Value::ZERO),
+                }
+            })
         })
     }
 
@@ -220,28 +232,32 @@ impl<M: AtomicField<Col>, Col: Column + 'static> Field<M, Col> {
     /// An `Err` from `op` writes nothing and is returned as it is; use
     /// [`AtomicError::custom`] for your own reasons. The new value is checked against the
     /// bounds (`OutOfRange`). With [`LockMode::NoWait`], a row held by another transaction
-    /// gives `Locked` at once.
-    pub fn update_locked<C, F>(
+    /// gives `Locked` at once. On an async connection, a future dropped before it finishes
+    /// leaves its transaction to the pool to discard (see the crate docs on cancellation).
+    pub fn update_locked<'c, C, F>(
         &self,
-        conn: &mut C,
+        conn: &'c mut C,
         key: M::Key,
         mut op: F,
-    ) -> Result<M::Value, AtomicError>
+    ) -> Out<C, impl Future<Output = Result<M::Value, AtomicError>> + use<'c, M, Col, C, F>>
     where
         C: AtomicConnection,
         M: AtomicFieldOn<Col, BackendOf<C>>,
         F: FnMut(M::Value) -> Result<M::Value, AtomicError>,
     {
         let range = Range::of::<M, Col>();
-        self.run(conn.raw(), self.lock, |c| {
-            c.write_transaction(|c| {
-                let current = self.lock_row(c, &key)?.ok_or(AtomicError::NotFound)?;
-                let new = op(current)?;
-                check_transition(range, current.to_i128(), new.to_i128())?;
-                if new != current {
-                    write::<M, Col, _>(c, &key, new)?;
-                }
-                Ok(new)
+        let this = *self;
+        C::Mode::drive(async move {
+            retrying!(conn.raw(), this.retry, this.lock, |c| {
+                write_transaction!(c, |c| {
+                    let current = this.lock_row(c, &key).await?.ok_or(AtomicError::NotFound)?;
+                    let new = op(current)?;
+                    check_transition(range, current.to_i128(), new.to_i128())?;
+                    if new != current {
+                        write::<M, Col, _>(c, &key, new).await?;
+                    }
+                    Ok(new)
+                })
             })
         })
     }
@@ -256,48 +272,54 @@ impl<M: AtomicField<Col>, Col: Column + 'static> Field<M, Col> {
     /// *as the database compares them* (`"abc"` and `"ABC"` under a case-insensitive
     /// collation are one row; two equal keys are `SameRow` even when no row has them),
     /// `NegativeAmount`, `NotFound`. Nothing is written on any error.
-    pub fn transfer<C>(
+    #[allow(clippy::type_complexity)]
+    pub fn transfer<'c, C>(
         &self,
-        conn: &mut C,
+        conn: &'c mut C,
         from: M::Key,
         to: M::Key,
         amount: M::Value,
-    ) -> Result<(M::Value, M::Value), AtomicError>
+    ) -> Out<C, impl Future<Output = Result<(M::Value, M::Value), AtomicError>> + use<'c, M, Col, C>>
     where
         C: AtomicConnection,
         M: AtomicFieldOn<Col, BackendOf<C>>,
         M::Key: PartialEq,
     {
-        let amount_i = non_negative(amount)?;
-        // Equal keys are one row whatever the collation; unequal ones the database decides.
-        if from == to {
-            return Err(AtomicError::SameRow);
-        }
         let range = Range::of::<M, Col>();
-        self.run(conn.raw(), self.lock, |c| {
-            // Before `BEGIN`: inside it, a plain SELECT is already a shared lock under MySQL's
-            // SERIALIZABLE (two transfers of one row would then deadlock every time), and it
-            // would fix a PostgreSQL REPEATABLE READ snapshot earlier than needed. The locking
-            // reads below see the rows again, so a row deleted meanwhile is still `NotFound`.
-            let first = pair_order::<M, Col, _>(c, &from, &to, <C::Raw as RawConnection>::BIGINT)?;
-            c.write_transaction(|c| {
-                let (source, target) = self.lock_pair(c, &from, &to, first)?;
-                let (source, target) = (source.to_i128(), target.to_i128());
-                if amount_i == 0 {
-                    return Ok(value(source, target));
-                }
-                if source - amount_i < range.lo {
-                    return Err(AtomicError::Insufficient {
-                        available: (source - range.lo).max(0),
-                        requested: amount_i,
-                    });
-                }
-                check_transition(range, target, target + amount_i)?;
-                let (new_source, new_target) =
-                    value::<M::Value>(source - amount_i, target + amount_i);
-                write::<M, Col, _>(c, &from, new_source)?;
-                write::<M, Col, _>(c, &to, new_target)?;
-                Ok((new_source, new_target))
+        let this = *self;
+        C::Mode::drive(async move {
+            let amount_i = non_negative(amount)?;
+            // Equal keys are one row whatever the collation; unequal ones the database decides.
+            if from == to {
+                return Err(AtomicError::SameRow);
+            }
+            retrying!(conn.raw(), this.retry, this.lock, |c| {
+                // Before `BEGIN`: inside it, a plain SELECT is already a shared lock under
+                // MySQL's SERIALIZABLE (two transfers of one row would then deadlock every
+                // time), and it would fix a PostgreSQL REPEATABLE READ snapshot earlier than
+                // needed. The locking reads below see the rows again, so a row deleted
+                // meanwhile is still `NotFound`.
+                let bigint = <BackendOf<C> as Dialect>::BIGINT;
+                let first = pair_order::<M, Col, _>(c, &from, &to, bigint).await?;
+                write_transaction!(c, |c| {
+                    let (source, target) = this.lock_pair(c, &from, &to, first).await?;
+                    let (source, target) = (source.to_i128(), target.to_i128());
+                    if amount_i == 0 {
+                        return Ok(value(source, target));
+                    }
+                    if source - amount_i < range.lo {
+                        return Err(AtomicError::Insufficient {
+                            available: (source - range.lo).max(0),
+                            requested: amount_i,
+                        });
+                    }
+                    check_transition(range, target, target + amount_i)?;
+                    let (new_source, new_target) =
+                        value::<M::Value>(source - amount_i, target + amount_i);
+                    write::<M, Col, _>(c, &from, new_source).await?;
+                    write::<M, Col, _>(c, &to, new_target).await?;
+                    Ok((new_source, new_target))
+                })
             })
         })
     }
@@ -310,12 +332,16 @@ impl<M: AtomicField<Col>, Col: Column + 'static> Field<M, Col> {
     /// was held, `NotFound` when none of the keys exists, `Unsupported` on SQLite (which locks
     /// the whole database, so there is nothing to skip), plus `op`'s and the bounds' errors.
     /// Always uses `SKIP LOCKED`, whatever the handle's lock mode.
-    pub fn update_first_unlocked<C, F>(
+    #[allow(clippy::type_complexity)]
+    pub fn update_first_unlocked<'c, 'k, C, F>(
         &self,
-        conn: &mut C,
-        keys: &[M::Key],
+        conn: &'c mut C,
+        keys: &'k [M::Key],
         mut op: F,
-    ) -> Result<(M::Key, M::Value), AtomicError>
+    ) -> Out<
+        C,
+        impl Future<Output = Result<(M::Key, M::Value), AtomicError>> + use<'c, 'k, M, Col, C, F>,
+    >
     where
         C: AtomicConnection,
         M: AtomicFieldOn<Col, BackendOf<C>>,
@@ -324,32 +350,50 @@ impl<M: AtomicField<Col>, Col: Column + 'static> Field<M, Col> {
     {
         let skipping = self.lock(LockMode::SkipLocked);
         let range = Range::of::<M, Col>();
-        let raw = conn.raw();
-        <C::Raw as RawConnection>::lock_sql(LockMode::SkipLocked)?;
-        skipping.run(raw, LockMode::SkipLocked, |c| {
-            c.write_transaction(|c| {
-                for key in keys {
-                    if let Some(current) = skipping.try_lock_row(c, key)? {
-                        let new = op(current)?;
-                        check_transition(range, current.to_i128(), new.to_i128())?;
-                        if new != current {
-                            write::<M, Col, _>(c, key, new)?;
+        C::Mode::drive(async move {
+            <BackendOf<C> as Dialect>::lock_sql(LockMode::SkipLocked)?;
+            retrying!(conn.raw(), skipping.retry, LockMode::SkipLocked, |c| {
+                write_transaction!(c, |c| {
+                    for key in keys {
+                        if let Some(current) = skipping.try_lock_row(c, key).await? {
+                            let new = op(current)?;
+                            check_transition(range, current.to_i128(), new.to_i128())?;
+                            if new != current {
+                                write::<M, Col, _>(c, key, new).await?;
+                            }
+                            return Ok((key.clone(), new));
                         }
-                        return Ok((key.clone(), new));
                     }
-                }
-                for key in keys {
-                    if read::<M, Col, _, 0>(c, key, "")?.is_some() {
-                        return Err(AtomicError::Locked);
+                    for key in keys {
+                        if read::<M, Col, _, 0>(c, key, "").await?.is_some() {
+                            return Err(AtomicError::Locked);
+                        }
                     }
-                }
-                Err(AtomicError::NotFound)
+                    Err(AtomicError::NotFound)
+                })
             })
         })
     }
 
+    /// [`increment`](Self::increment) on the connection underneath, inside a transaction of
+    /// the crate's own.
+    #[cfg(feature = "redis")]
+    pub(crate) async fn increment_raw<R>(
+        &self,
+        raw: &mut R,
+        key: &M::Key,
+        by: M::Value,
+    ) -> Result<M::Value, AtomicError>
+    where
+        R: RawConnection,
+        M: AtomicFieldOn<Col, R::Db>,
+    {
+        let delta = plan::increment(Range::of::<M, Col>(), by);
+        self.change(raw, key, delta, MissKind::Increment).await
+    }
+
     /// One guarded single-statement change, with the miss handling described in the module doc.
-    fn change<R>(
+    async fn change<R>(
         &self,
         raw: &mut R,
         key: &M::Key,
@@ -358,36 +402,41 @@ impl<M: AtomicField<Col>, Col: Column + 'static> Field<M, Col> {
     ) -> Result<M::Value, AtomicError>
     where
         R: RawConnection,
-        M: AtomicFieldOn<Col, R::Backend>,
+        M: AtomicFieldOn<Col, R::Db>,
     {
         let amount = non_negative(delta.amount)?;
         let range = Range::of::<M, Col>();
-        self.run(raw, LockMode::Wait, |c| {
+        retrying!(raw, self.retry, LockMode::Wait, |c| {
             if amount == 0 {
-                return self.existing(c, key);
+                return self.existing(c, key).await;
             }
             for _ in 0..RECHECKS {
                 if let Some(guard) = delta.guard {
-                    if let Some(new) =
-                        c.apply_delta::<M, Col>(key, delta.direction, delta.amount, guard)?
-                    {
+                    let statement = <R::Db as Dialect>::apply_delta::<_, M, Col>(
+                        c,
+                        key,
+                        delta.direction,
+                        delta.amount,
+                        guard,
+                    );
+                    if let Some(new) = statement.await? {
                         return Ok(new);
                     }
                 }
-                let current = self.existing(c, key)?;
+                let current = self.existing(c, key).await?;
                 if !delta.admits(current) {
                     return Err(plan::miss_error(range, kind, current.to_i128(), amount));
                 }
             }
             // The value keeps moving between our statement and our look: decide under the lock.
-            self.change_locked(c, key, delta, kind)
+            self.change_locked(c, key, delta, kind).await
         })
     }
 
     /// The fallback of [`change`](Self::change): the same guarded change as a read and a write
     /// under a row lock, which waits for the lock like the statement would have, whatever the
     /// handle's lock mode.
-    pub(crate) fn change_locked<R>(
+    pub(crate) async fn change_locked<R>(
         &self,
         raw: &mut R,
         key: &M::Key,
@@ -396,14 +445,15 @@ impl<M: AtomicField<Col>, Col: Column + 'static> Field<M, Col> {
     ) -> Result<M::Value, AtomicError>
     where
         R: RawConnection,
-        M: AtomicFieldOn<Col, R::Backend>,
+        M: AtomicFieldOn<Col, R::Db>,
     {
         let range = Range::of::<M, Col>();
         let amount = delta.amount.to_i128();
-        raw.write_transaction(|c| {
-            let current = self
-                .lock(LockMode::Wait)
-                .lock_row(c, key)?
+        let waiting = self.lock(LockMode::Wait);
+        write_transaction!(raw, |c| {
+            let current = waiting
+                .lock_row(c, key)
+                .await?
                 .ok_or(AtomicError::NotFound)?;
             if !delta.admits(current) {
                 return Err(plan::miss_error(range, kind, current.to_i128(), amount));
@@ -413,31 +463,33 @@ impl<M: AtomicField<Col>, Col: Column + 'static> Field<M, Col> {
                 plan::Direction::Down => current.to_i128() - amount,
             };
             let new = M::Value::from_i128(new).expect("the guard keeps the result in range");
-            write::<M, Col, _>(c, key, new)?;
+            write::<M, Col, _>(c, key, new).await?;
             Ok(new)
         })
     }
 
     /// The current value of an existing row, unlocked; `NotFound` when there is none.
-    fn existing<R>(&self, raw: &mut R, key: &M::Key) -> Result<M::Value, AtomicError>
+    async fn existing<R>(&self, raw: &mut R, key: &M::Key) -> Result<M::Value, AtomicError>
     where
         R: RawConnection,
-        M: AtomicFieldOn<Col, R::Backend>,
+        M: AtomicFieldOn<Col, R::Db>,
     {
-        read::<M, Col, _, 0>(raw, key, "")?.ok_or(AtomicError::NotFound)
+        read::<M, Col, _, 0>(raw, key, "")
+            .await?
+            .ok_or(AtomicError::NotFound)
     }
 
     /// Reads and locks a row inside a write transaction, per this handle's lock mode.
     /// `None` when the row does not exist; `Locked` when `SkipLocked` skipped it.
-    fn lock_row<R>(&self, raw: &mut R, key: &M::Key) -> Result<Option<M::Value>, AtomicError>
+    async fn lock_row<R>(&self, raw: &mut R, key: &M::Key) -> Result<Option<M::Value>, AtomicError>
     where
         R: RawConnection,
-        M: AtomicFieldOn<Col, R::Backend>,
+        M: AtomicFieldOn<Col, R::Db>,
     {
-        match self.try_lock_row(raw, key)? {
+        match self.try_lock_row(raw, key).await? {
             Some(v) => Ok(Some(v)),
             None if self.lock == LockMode::SkipLocked => {
-                match read::<M, Col, _, 0>(raw, key, "")? {
+                match read::<M, Col, _, 0>(raw, key, "").await? {
                     Some(_) => Err(AtomicError::Locked),
                     None => Ok(None),
                 }
@@ -449,7 +501,7 @@ impl<M: AtomicField<Col>, Col: Column + 'static> Field<M, Col> {
     /// Reads and locks the two rows of a transfer per this handle's lock mode, in the order
     /// the database sorts their keys (`first`, from [`pair_order`]): their values
     /// `(from, to)`, or `NotFound`, or `Locked` when `SkipLocked` skipped one.
-    fn lock_pair<R>(
+    async fn lock_pair<R>(
         &self,
         raw: &mut R,
         from: &M::Key,
@@ -458,14 +510,14 @@ impl<M: AtomicField<Col>, Col: Column + 'static> Field<M, Col> {
     ) -> Result<(M::Value, M::Value), AtomicError>
     where
         R: RawConnection,
-        M: AtomicFieldOn<Col, R::Backend>,
+        M: AtomicFieldOn<Col, R::Db>,
     {
         let (a, b) = match first {
             First::From => (from, to),
             First::To => (to, from),
         };
-        let a = self.lock_row(raw, a)?.ok_or(AtomicError::NotFound)?;
-        let b = self.lock_row(raw, b)?.ok_or(AtomicError::NotFound)?;
+        let a = self.lock_row(raw, a).await?.ok_or(AtomicError::NotFound)?;
+        let b = self.lock_row(raw, b).await?.ok_or(AtomicError::NotFound)?;
         Ok(match first {
             First::From => (a, b),
             First::To => (b, a),
@@ -473,30 +525,26 @@ impl<M: AtomicField<Col>, Col: Column + 'static> Field<M, Col> {
     }
 
     /// One locking read; with `SkipLocked`, `None` also for a row another transaction holds.
-    fn try_lock_row<R>(&self, raw: &mut R, key: &M::Key) -> Result<Option<M::Value>, AtomicError>
+    async fn try_lock_row<R>(
+        &self,
+        raw: &mut R,
+        key: &M::Key,
+    ) -> Result<Option<M::Value>, AtomicError>
     where
         R: RawConnection,
-        M: AtomicFieldOn<Col, R::Backend>,
+        M: AtomicFieldOn<Col, R::Db>,
     {
-        let sql = R::lock_sql(self.lock)?;
+        let sql = <R::Db as Dialect>::lock_sql(self.lock)?;
         Ok(match self.lock {
-            LockMode::Wait => read::<M, Col, _, 1>(raw, key, sql)?,
-            LockMode::NoWait => read::<M, Col, _, 2>(raw, key, sql)?,
-            LockMode::SkipLocked => read::<M, Col, _, 3>(raw, key, sql)?,
+            LockMode::Wait => read::<M, Col, _, 1>(raw, key, sql).await?,
+            LockMode::NoWait => read::<M, Col, _, 2>(raw, key, sql).await?,
+            LockMode::SkipLocked => read::<M, Col, _, 3>(raw, key, sql).await?,
         })
     }
 
-    /// Runs `attempt`, re-running it whole after a transient conflict, per the retry policy.
-    pub(crate) fn run<R, T>(
-        &self,
-        raw: &mut R,
-        mode: LockMode,
-        attempt: impl FnMut(&mut R) -> Result<T, AtomicError>,
-    ) -> Result<T, AtomicError>
-    where
-        R: RawConnection,
-    {
-        retrying(raw, self.retry, mode, attempt)
+    /// The handle's retry policy.
+    pub(crate) fn policy(&self) -> RetryPolicy {
+        self.retry
     }
 }
 
@@ -514,6 +562,7 @@ mod tests {
     use diesel::prelude::*;
 
     use super::*;
+    use crate::backend::Blocking;
 
     diesel::table! { items (id) { id -> BigInt, stock -> Integer, } }
 
@@ -538,6 +587,15 @@ mod tests {
         c
     }
 
+    fn locked(
+        f: Field<Item, items::stock>,
+        c: &mut SqliteConnection,
+        delta: Delta<i32>,
+        kind: MissKind,
+    ) -> Result<i32, AtomicError> {
+        Blocking::drive(f.change_locked(c, &1, delta, kind))
+    }
+
     fn stock(c: &mut SqliteConnection) -> i32 {
         items::table.find(1).select(items::stock).first(c).unwrap()
     }
@@ -550,9 +608,9 @@ mod tests {
         );
         let range = Range::of::<Item, items::stock>();
         let up = plan::increment(range, 5);
-        assert_eq!(f.change_locked(c, &1, up, MissKind::Increment).unwrap(), 15);
+        assert_eq!(locked(f, c, up, MissKind::Increment).unwrap(), 15);
         let down = plan::decrement_if_at_least(range, 15);
-        assert_eq!(f.change_locked(c, &1, down, MissKind::AtLeast).unwrap(), 0);
+        assert_eq!(locked(f, c, down, MissKind::AtLeast).unwrap(), 0);
         assert_eq!(stock(c), 0);
     }
 
@@ -562,7 +620,7 @@ mod tests {
         let range = Range::of::<Item, items::stock>();
         let at_least = plan::decrement_if_at_least(range, 11);
         assert!(matches!(
-            f.change_locked(c, &1, at_least, MissKind::AtLeast),
+            locked(f, c, at_least, MissKind::AtLeast),
             Err(AtomicError::Insufficient {
                 available: 10,
                 requested: 11
@@ -570,7 +628,7 @@ mod tests {
         ));
         let up = plan::increment(range, 91);
         assert!(matches!(
-            f.change_locked(c, &1, up, MissKind::Increment),
+            locked(f, c, up, MissKind::Increment),
             Err(AtomicError::OutOfRange {
                 current: 10,
                 attempted: 101,
@@ -578,7 +636,7 @@ mod tests {
             })
         ));
         assert!(matches!(
-            f.change_locked(c, &2, plan::increment(range, 1), MissKind::Increment),
+            Blocking::drive(f.change_locked(c, &2, plan::increment(range, 1), MissKind::Increment)),
             Err(AtomicError::NotFound)
         ));
         assert_eq!(stock(c), 10);

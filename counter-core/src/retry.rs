@@ -3,7 +3,7 @@
 use std::hash::{BuildHasher, RandomState};
 use std::time::{Duration, Instant};
 
-use crate::backend::{in_transaction, ErrorClass, RawConnection};
+use crate::backend::{in_transaction, Dialect, ErrorClass, RawConnection};
 use crate::error::AtomicError;
 use crate::lock::LockMode;
 
@@ -130,62 +130,141 @@ impl RetryPolicy {
     }
 }
 
-/// Runs `attempt`, re-running it whole after a transient conflict, per `policy`: the one
-/// retry loop of the crate, shared by every operation and by [`transaction`](crate::transaction).
+/// Runs `$body` (an expression that may `.await`, `?` and `return`, with `$c` bound to the
+/// connection), re-running it whole after a transient conflict, per `$policy`: the one retry
+/// loop of the crate, shared by every operation and by [`transaction`](crate::transaction).
+/// Evaluates to the body's `Result<T, AtomicError>`; use it inside an `async` block.
 ///
-/// A database error, or a `Conflict` an operation inside `attempt` returned at once (it found
-/// itself inside this transaction), is sorted by the backend: transient errors sleep a
-/// jittered backoff and run again, a busy SQLite is polled until `busy_timeout`, and inside
-/// the caller's own transaction nothing is re-run (the error comes back as `Conflict`).
-pub(crate) fn retrying<R, T>(
-    raw: &mut R,
+/// A macro rather than a function taking an async closure: a future that awaits an async
+/// closure's future which borrows its arguments cannot be proven `Send` by today's compiler
+/// ("implementation of `Send` is not general enough"), and tasks spawned on tokio must be.
+/// Each attempt runs in an `async` block, which borrows as plainly as any code. A loop whose
+/// future is dropped before it finishes marks the connection broken (see `InFlight`).
+macro_rules! retrying {
+    ($raw:expr, $policy:expr, $mode:expr, |$c:ident| $body:expr) => {{
+        let flight = $crate::backend::InFlight::new($raw);
+        let raw = &mut *flight.conn;
+        let result = match $crate::retry::Retry::start(&mut *raw, $policy, $mode) {
+            Err(error) => Err(error),
+            Ok(mut retry) => loop {
+                let result = $crate::retry::attempt(async {
+                    let $c = &mut *raw;
+                    $body
+                })
+                .await;
+                match retry.after(&*raw, result) {
+                    $crate::retry::Step::Done(result) => break result,
+                    $crate::retry::Step::Pause(pause) => $crate::retry::pause(&*raw, pause).await,
+                }
+            },
+        };
+        flight.land();
+        result
+    }};
+}
+pub(crate) use retrying;
+
+/// Fixes the type of one attempt's `async` block (so `?` inside it knows its error type).
+pub(crate) async fn attempt<T, F>(body: F) -> Result<T, AtomicError>
+where
+    F: std::future::Future<Output = Result<T, AtomicError>>,
+{
+    body.await
+}
+
+/// Waits `duration` the way connection `R` waits: see [`RawConnection::pause`].
+pub(crate) fn pause<R: RawConnection>(
+    _: &R,
+    duration: std::time::Duration,
+) -> impl std::future::Future<Output = ()> {
+    R::pause(duration)
+}
+
+/// What the retry loop does after an attempt.
+pub(crate) enum Step<T> {
+    /// Return this.
+    Done(Result<T, AtomicError>),
+    /// Sleep this long, then run the attempt again.
+    Pause(Duration),
+}
+
+/// The state of one retry loop: its policy and what the attempts so far met.
+pub(crate) struct Retry {
     policy: RetryPolicy,
     mode: LockMode,
-    mut attempt: impl FnMut(&mut R) -> Result<T, AtomicError>,
-) -> Result<T, AtomicError>
-where
-    R: RawConnection,
-{
-    let nested = in_transaction(raw);
-    let mut attempts = 0;
-    let mut busy_since = None;
-    let mut timed_out_since = None;
-    loop {
-        attempts += 1;
-        let error = match attempt(raw) {
+    nested: bool,
+    attempts: u32,
+    busy_since: Option<Instant>,
+    timed_out_since: Option<Instant>,
+}
+
+impl Retry {
+    /// A loop on `raw`: inside the caller's own transaction, nothing is re-run. An error when
+    /// the connection's transaction manager is broken.
+    pub(crate) fn start<R: RawConnection>(
+        raw: &mut R,
+        policy: RetryPolicy,
+        mode: LockMode,
+    ) -> Result<Retry, AtomicError> {
+        Ok(Retry {
+            policy,
+            mode,
+            nested: in_transaction(raw)?,
+            attempts: 0,
+            busy_since: None,
+            timed_out_since: None,
+        })
+    }
+
+    /// Sorts the result of an attempt on `R`: a database error, or a `Conflict` an operation
+    /// inside the attempt returned at once (it found itself inside this transaction), is sorted
+    /// by the backend: transient errors sleep a jittered backoff and run again, a busy SQLite is
+    /// polled until `busy_timeout`, and inside the caller's own transaction nothing is re-run
+    /// (the error comes back as `Conflict`).
+    pub(crate) fn after<R: RawConnection, T>(
+        &mut self,
+        _: &R,
+        result: Result<T, AtomicError>,
+    ) -> Step<T> {
+        self.attempts += 1;
+        let error = match result {
             Err(AtomicError::Database(error) | AtomicError::Conflict { source: error, .. }) => {
                 error
             }
-            other => return other,
+            other => return Step::Done(other),
         };
-        match R::classify(&error, mode) {
-            ErrorClass::Locked => return Err(AtomicError::Locked),
+        let (policy, nested, attempts) = (self.policy, self.nested, self.attempts);
+        Step::Pause(match <R::Db as Dialect>::classify(&error, self.mode) {
+            ErrorClass::Locked => return Step::Done(Err(AtomicError::Locked)),
             ErrorClass::Transient if !nested && attempts < policy.max_attempts => {
-                std::thread::sleep(policy.backoff(attempts));
+                policy.backoff(attempts)
             }
             ErrorClass::LockTimeout
                 if !nested
                     && attempts < policy.max_attempts
-                    && timed_out_since.get_or_insert_with(Instant::now).elapsed()
+                    && self
+                        .timed_out_since
+                        .get_or_insert_with(Instant::now)
+                        .elapsed()
                         < policy.busy_timeout =>
             {
-                std::thread::sleep(policy.backoff(attempts));
+                policy.backoff(attempts)
             }
             ErrorClass::Busy
                 if !nested
-                    && busy_since.get_or_insert_with(Instant::now).elapsed()
+                    && self.busy_since.get_or_insert_with(Instant::now).elapsed()
                         < policy.busy_timeout =>
             {
-                std::thread::sleep(policy.busy_poll());
+                policy.busy_poll()
             }
             ErrorClass::Transient | ErrorClass::Busy | ErrorClass::LockTimeout => {
-                return Err(AtomicError::Conflict {
+                return Step::Done(Err(AtomicError::Conflict {
                     attempts,
                     source: error,
-                })
+                }))
             }
-            ErrorClass::Other => return Err(AtomicError::Database(error)),
-        }
+            ErrorClass::Other => return Step::Done(Err(AtomicError::Database(error))),
+        })
     }
 }
 

@@ -27,19 +27,21 @@
 //!     count BIGINT NOT NULL, PRIMARY KEY (id, slot)) ENGINE = InnoDB;
 //! ```
 
+use std::future::Future;
 use std::marker::PhantomData;
 
 use diesel::backend::Backend;
-use diesel::connection::LoadConnection;
-use diesel::deserialize::FromSql;
+use diesel::deserialize::{FromSql, FromSqlRow};
 use diesel::expression::QueryMetadata;
 use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
 use diesel::result::QueryResult;
 use diesel::serialize::ToSql;
 use diesel::sql_types::{BigInt, HasSqlType, Integer};
-use diesel::{Column, Connection, Expression, Queryable, RunQueryDsl};
+use diesel::{Column, Expression};
 
-use crate::backend::{AtomicConnection, BackendOf, RawConnection};
+use crate::backend::{
+    write_transaction, AtomicConnection, BackendOf, CallMode, Dialect, Out, RawConnection,
+};
 use crate::error::AtomicError;
 use crate::key::{KeyColumns, KeyValue};
 use crate::lock::LockMode;
@@ -96,31 +98,34 @@ pub trait SlottedOn<Col: Column, DB: Backend>: Slotted<Col> {
     #[doc(hidden)]
     fn bind_count<'b>(n: &'b i64, out: &mut AstPass<'_, 'b, DB>) -> QueryResult<()>;
     #[doc(hidden)]
-    fn load_sum<C, Q>(conn: &mut C, query: Q) -> QueryResult<i64>
+    fn load_sum<R, Q>(conn: &mut R, query: Q) -> impl Future<Output = QueryResult<i64>>
     where
-        C: LoadConnection<Backend = DB>,
-        Q: Query<SqlType = BigInt> + QueryFragment<DB> + QueryId + RunQueryDsl<C>;
+        R: RawConnection<Db = DB>,
+        Q: Query<SqlType = BigInt> + QueryFragment<DB> + QueryId;
     #[doc(hidden)]
-    fn load_slots<C, Q>(conn: &mut C, query: Q) -> QueryResult<Vec<(i32, i64)>>
+    fn load_slots<R, Q>(
+        conn: &mut R,
+        query: Q,
+    ) -> impl Future<Output = QueryResult<Vec<(i32, i64)>>>
     where
-        C: LoadConnection<Backend = DB>,
-        Q: Query<SqlType = (Integer, BigInt)> + QueryFragment<DB> + QueryId + RunQueryDsl<C>;
+        R: RawConnection<Db = DB>,
+        Q: Query<SqlType = (Integer, BigInt)> + QueryFragment<DB> + QueryId;
 }
 
 impl<M, Col, DB> SlottedOn<Col, DB> for M
 where
     M: Slotted<Col>,
     Col: Column,
-    DB: Backend
+    DB: Dialect
         + HasSqlType<Integer>
         + HasSqlType<BigInt>
         + QueryMetadata<(Integer, BigInt)>
-        + 'static,
+        + QueryMetadata<BigInt>,
     <M::SlotColumn as Column>::Table: QueryFragment<DB>,
     M::Key: KeyValue<M::SlotKeyColumns, DB>,
     i32: ToSql<Integer, DB> + FromSql<Integer, DB>,
-    i64: ToSql<BigInt, DB> + FromSql<BigInt, DB> + Queryable<BigInt, DB>,
-    (i32, i64): Queryable<(Integer, BigInt), DB>,
+    i64: ToSql<BigInt, DB> + FromSql<BigInt, DB> + FromSqlRow<BigInt, DB>,
+    (i32, i64): FromSqlRow<(Integer, BigInt), DB>,
 {
     fn walk_slot_table<'b>(
         table: &'b <Self::SlotColumn as Column>::Table,
@@ -145,21 +150,21 @@ where
         out.push_bind_param::<BigInt, _>(n)
     }
 
-    fn load_sum<C, Q>(conn: &mut C, query: Q) -> QueryResult<i64>
+    async fn load_sum<R, Q>(conn: &mut R, query: Q) -> QueryResult<i64>
     where
-        C: LoadConnection<Backend = DB>,
-        Q: Query<SqlType = BigInt> + QueryFragment<DB> + QueryId + RunQueryDsl<C>,
+        R: RawConnection<Db = DB>,
+        Q: Query<SqlType = BigInt> + QueryFragment<DB> + QueryId,
     {
-        // `load` to the end, as everywhere (a SQLite statement's errors come at its end).
-        Ok(query.load::<i64>(conn)?.pop().unwrap_or(0))
+        // Every row, as everywhere (a SQLite statement's errors come at its end).
+        Ok(conn.query_rows::<Q, i64>(query).await?.pop().unwrap_or(0))
     }
 
-    fn load_slots<C, Q>(conn: &mut C, query: Q) -> QueryResult<Vec<(i32, i64)>>
+    async fn load_slots<R, Q>(conn: &mut R, query: Q) -> QueryResult<Vec<(i32, i64)>>
     where
-        C: LoadConnection<Backend = DB>,
-        Q: Query<SqlType = (Integer, BigInt)> + QueryFragment<DB> + QueryId + RunQueryDsl<C>,
+        R: RawConnection<Db = DB>,
+        Q: Query<SqlType = (Integer, BigInt)> + QueryFragment<DB> + QueryId,
     {
-        query.load(conn)
+        conn.query_rows(query).await
     }
 }
 
@@ -210,43 +215,66 @@ impl<M: Slotted<Col>, Col: Column + 'static> SlottedField<M, Col> {
 
     /// Adds `by` to a random slot of `key`, creating the slot: one statement, no lock on the
     /// other slots. The key need not exist in the model's table. Errors: `NegativeAmount`.
-    pub fn increment<C>(&self, conn: &mut C, key: M::Key, by: i64) -> Result<(), AtomicError>
+    pub fn increment<'c, C>(
+        &self,
+        conn: &'c mut C,
+        key: M::Key,
+        by: i64,
+    ) -> Out<C, impl Future<Output = Result<(), AtomicError>> + use<'c, M, Col, C>>
     where
         C: AtomicConnection,
         M: SlottedOn<Col, BackendOf<C>>,
     {
-        non_negative(by)?;
-        self.add(conn.raw(), &key, by)
+        let this = *self;
+        C::Mode::drive(async move {
+            non_negative(by)?;
+            this.add(conn.raw(), &key, by).await
+        })
     }
 
     /// Subtracts `by` from a random slot of `key`; the sum may go below zero. Only for fields
     /// that say `allow_decrement`. Errors: `NegativeAmount`.
-    pub fn decrement<C>(&self, conn: &mut C, key: M::Key, by: i64) -> Result<(), AtomicError>
+    pub fn decrement<'c, C>(
+        &self,
+        conn: &'c mut C,
+        key: M::Key,
+        by: i64,
+    ) -> Out<C, impl Future<Output = Result<(), AtomicError>> + use<'c, M, Col, C>>
     where
         C: AtomicConnection,
         M: SlottedOn<Col, BackendOf<C>> + SlottedDecrement<Col>,
     {
-        non_negative(by)?;
-        self.add(conn.raw(), &key, -by)
+        let this = *self;
+        C::Mode::drive(async move {
+            non_negative(by)?;
+            this.add(conn.raw(), &key, -by).await
+        })
     }
 
     /// The counter: the sum of `key`'s slots, 0 when it has none. One `SELECT SUM(..)`.
-    pub fn current<C>(&self, conn: &mut C, key: M::Key) -> Result<i64, AtomicError>
+    pub fn current<'c, C>(
+        &self,
+        conn: &'c mut C,
+        key: M::Key,
+    ) -> Out<C, impl Future<Output = Result<i64, AtomicError>> + use<'c, M, Col, C>>
     where
         C: AtomicConnection,
         M: SlottedOn<Col, BackendOf<C>>,
     {
-        retrying(conn.raw(), self.retry, LockMode::Wait, |c| {
-            let sum = SlotStatement::<M, Col, SLOT_SUM> {
-                table: Default::default(),
-                key: &key,
-                slot: 0,
-                amount: 0,
-                on_duplicate: false,
-                bigint: <C::Raw as RawConnection>::BIGINT,
-                lock_sql: "",
-            };
-            Ok(M::load_sum(c, sum)?)
+        let retry = self.retry;
+        C::Mode::drive(async move {
+            retrying!(conn.raw(), retry, LockMode::Wait, |c| {
+                let sum = SlotStatement::<M, Col, SLOT_SUM> {
+                    table: Default::default(),
+                    key: &key,
+                    slot: 0,
+                    amount: 0,
+                    on_duplicate: false,
+                    bigint: <BackendOf<C> as Dialect>::BIGINT,
+                    lock_sql: "",
+                };
+                Ok(M::load_sum(c, sum).await?)
+            })
         })
     }
 
@@ -254,75 +282,88 @@ impl<M: Slotted<Col>, Col: Column + 'static> SlottedField<M, Col> {
     /// order (so two compactions cannot deadlock, and an increment of a slot waits for it);
     /// returns the counter. Increments that arrive meanwhile are kept: they either wait for
     /// their slot's lock and land after the fold, or create a slot the fold did not lock.
-    pub fn compact<C>(&self, conn: &mut C, key: M::Key) -> Result<i64, AtomicError>
+    pub fn compact<'c, C>(
+        &self,
+        conn: &'c mut C,
+        key: M::Key,
+    ) -> Out<C, impl Future<Output = Result<i64, AtomicError>> + use<'c, M, Col, C>>
     where
         C: AtomicConnection,
         M: SlottedOn<Col, BackendOf<C>>,
     {
-        let lock_sql = <C::Raw as RawConnection>::lock_sql(LockMode::Wait)?;
-        retrying(conn.raw(), self.retry, LockMode::Wait, |c| {
-            c.write_transaction(|c| {
-                let lock = SlotStatement::<M, Col, SLOT_LOCK> {
-                    table: Default::default(),
-                    key: &key,
-                    slot: 0,
-                    amount: 0,
-                    on_duplicate: false,
-                    bigint: "",
-                    lock_sql,
-                };
-                let slots = M::load_slots(c, lock)?;
-                let total: i64 = slots.iter().map(|&(_, n)| n).sum();
-                let mut moved: i64 = 0;
-                for &(slot, n) in slots.iter().filter(|&&(slot, _)| slot != 0) {
-                    let delete = SlotStatement::<M, Col, SLOT_DELETE> {
+        let this = *self;
+        C::Mode::drive(async move {
+            let lock_sql = <BackendOf<C> as Dialect>::lock_sql(LockMode::Wait)?;
+            retrying!(conn.raw(), this.retry, LockMode::Wait, |c| {
+                write_transaction!(c, |c| {
+                    let lock = SlotStatement::<M, Col, SLOT_LOCK> {
                         table: Default::default(),
                         key: &key,
-                        slot,
+                        slot: 0,
                         amount: 0,
                         on_duplicate: false,
                         bigint: "",
-                        lock_sql: "",
+                        lock_sql,
                     };
-                    c.execute_returning_count(&delete)?;
-                    moved += n;
-                }
-                if moved != 0 {
-                    self.add_to(c, &key, 0, moved)?;
-                }
-                Ok(total)
+                    let slots = M::load_slots(c, lock).await?;
+                    let total: i64 = slots.iter().map(|&(_, n)| n).sum();
+                    let mut moved: i64 = 0;
+                    for &(slot, n) in slots.iter().filter(|&&(slot, _)| slot != 0) {
+                        let delete = SlotStatement::<M, Col, SLOT_DELETE> {
+                            table: Default::default(),
+                            key: &key,
+                            slot,
+                            amount: 0,
+                            on_duplicate: false,
+                            bigint: "",
+                            lock_sql: "",
+                        };
+                        c.query_count(delete).await?;
+                        moved += n;
+                    }
+                    if moved != 0 {
+                        this.add_to(c, &key, 0, moved).await?;
+                    }
+                    Ok(total)
+                })
             })
         })
     }
 
     /// One upsert of `amount` into a random slot, re-run on a transient conflict.
-    fn add<R>(&self, raw: &mut R, key: &M::Key, amount: i64) -> Result<(), AtomicError>
+    async fn add<R>(&self, raw: &mut R, key: &M::Key, amount: i64) -> Result<(), AtomicError>
     where
         R: RawConnection,
-        M: SlottedOn<Col, R::Backend>,
+        M: SlottedOn<Col, R::Db>,
     {
         let slot = rand::random_range(0..M::SLOTS.max(1));
-        retrying(raw, self.retry, LockMode::Wait, |c| {
-            self.add_to(c, key, slot, amount)
+        retrying!(raw, self.retry, LockMode::Wait, |c| {
+            self.add_to(c, key, slot, amount).await
         })
     }
 
     /// The upsert of `amount` into `slot`.
-    fn add_to<R>(&self, c: &mut R, key: &M::Key, slot: i32, amount: i64) -> Result<(), AtomicError>
+    async fn add_to<R>(
+        &self,
+        c: &mut R,
+        key: &M::Key,
+        slot: i32,
+        amount: i64,
+    ) -> Result<(), AtomicError>
     where
         R: RawConnection,
-        M: SlottedOn<Col, R::Backend>,
+        M: SlottedOn<Col, R::Db>,
     {
         let add = SlotStatement::<M, Col, SLOT_ADD> {
             table: Default::default(),
             key,
             slot,
             amount,
-            on_duplicate: R::ON_DUPLICATE_KEY,
+            on_duplicate: R::Db::ON_DUPLICATE_KEY,
             bigint: "",
             lock_sql: "",
         };
-        c.execute_returning_count(&add)?;
+        c.query_count(add).await?;
         Ok(())
     }
 }

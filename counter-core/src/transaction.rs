@@ -1,6 +1,6 @@
 //! `transaction`: several operations, all or nothing, re-run whole on a transient conflict.
 
-use crate::backend::{AtomicConnection, RawConnection};
+use crate::backend::{write_transaction, Blocking, BlockingConnection, CallMode};
 use crate::error::AtomicError;
 use crate::lock::LockMode;
 use crate::retry::{retrying, RetryPolicy};
@@ -50,10 +50,66 @@ use crate::retry::{retrying, RetryPolicy};
 /// ```
 pub fn transaction<C, T, F>(conn: &mut C, policy: RetryPolicy, mut f: F) -> Result<T, AtomicError>
 where
-    C: AtomicConnection,
+    C: BlockingConnection,
     F: FnMut(&mut C::Raw) -> Result<T, AtomicError>,
 {
-    retrying(conn.raw(), policy, LockMode::Wait, |raw| {
-        raw.write_transaction(&mut f)
+    Blocking::drive(async {
+        retrying!(conn.raw(), policy, LockMode::Wait, |raw| {
+            write_transaction!(raw, |raw| f(raw))
+        })
+    })
+}
+
+/// [`transaction`] on an async connection: `f` returns a boxed future, as in diesel-async's
+/// own `transaction` (`|conn| async move { … }.scope_boxed()`), given the connection
+/// underneath `conn` (for a pooled connection, the `AsyncPgConnection`,
+/// `AsyncMysqlConnection` or `SyncConnectionWrapper<SqliteConnection>` it wraps), on which
+/// every operation is awaited inside the transaction. The same transaction, retries and
+/// rollback on error and panic; and if the future is dropped before it finishes, the
+/// transaction is left to the pool to discard (see the crate docs on cancellation).
+///
+/// ```
+/// # use counter_core::{transaction_async, AtomicError, AtomicField, RetryPolicy};
+/// # use diesel::prelude::*;
+/// # use diesel_async::{sync_connection_wrapper::SyncConnectionWrapper, AsyncConnection, SimpleAsyncConnection};
+/// use counter_core::scoped_futures::ScopedFutureExt;
+/// # diesel::table! { products (id) { id -> BigInt, stock -> Integer, sold -> BigInt, } }
+/// # #[derive(Queryable, Identifiable, AtomicField)]
+/// # #[diesel(table_name = products)]
+/// # pub struct Product { pub id: i64, #[atomic(min = 0)] pub stock: i32, #[atomic] pub sold: i64 }
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let mut conn = SyncConnectionWrapper::<SqliteConnection>::establish(":memory:").await?;
+/// # conn.batch_execute("CREATE TABLE products (id BIGINT PRIMARY KEY, stock INTEGER NOT NULL, sold BIGINT NOT NULL); INSERT INTO products VALUES (1, 10, 0)").await?;
+/// let left = transaction_async(&mut conn, RetryPolicy::DEFAULT, |conn| {
+///     async move {
+///         let left = Product::decrement_stock_if_at_least(conn, 1, 3).await?;
+///         Product::increment_sold(conn, 1, 3).await?;
+///         Ok(left)
+///     }
+///     .scope_boxed()
+/// })
+/// .await?;
+/// assert_eq!(left, 7);
+/// # Ok(())
+/// # }
+/// ```
+#[cfg(feature = "async")]
+pub async fn transaction_async<'a, C, T, F>(
+    conn: &mut C,
+    policy: RetryPolicy,
+    mut f: F,
+) -> Result<T, AtomicError>
+where
+    C: crate::AsyncConnection,
+    F: for<'r> FnMut(
+            &'r mut C::Raw,
+        ) -> scoped_futures::ScopedBoxFuture<'a, 'r, Result<T, AtomicError>>
+        + Send
+        + 'a,
+    T: Send + 'a,
+{
+    retrying!(conn.raw(), policy, LockMode::Wait, |raw| {
+        write_transaction!(raw, |raw| f(raw).await)
     })
 }

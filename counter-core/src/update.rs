@@ -1,6 +1,10 @@
 //! Several columns of one row in one guarded statement; see [`crate::change`].
 
-use crate::backend::{AtomicConnection, BackendOf, RawConnection};
+use std::future::Future;
+
+use crate::backend::{
+    write_transaction, AtomicConnection, BackendOf, CallMode, Dialect, Out, RawConnection,
+};
 use crate::change::Changes;
 use crate::error::AtomicError;
 use crate::lock::LockMode;
@@ -45,7 +49,11 @@ use crate::sql::{MultiStatement, MULTI_LOCK, MULTI_READ, MULTI_WRITE};
 /// Errors: [`AtomicError::InColumn`] naming the first column (in tuple order) whose guard
 /// refused, with its `Insufficient` or `OutOfRange`; `NegativeAmount`; `NotFound`. The row is
 /// unchanged on every error.
-pub fn update<M, C, Cs>(conn: &mut C, key: Cs::Key, changes: Cs) -> Result<Cs::Values, AtomicError>
+pub fn update<'c, M, C, Cs>(
+    conn: &'c mut C,
+    key: Cs::Key,
+    changes: Cs,
+) -> Out<C, impl Future<Output = Result<Cs::Values, AtomicError>> + use<'c, M, C, Cs>>
 where
     M: 'static,
     C: AtomicConnection,
@@ -55,45 +63,48 @@ where
 }
 
 /// [`update`] with a retry policy.
-pub fn update_with<M, C, Cs>(
-    conn: &mut C,
+pub fn update_with<'c, M, C, Cs>(
+    conn: &'c mut C,
     policy: RetryPolicy,
     key: Cs::Key,
     changes: Cs,
-) -> Result<Cs::Values, AtomicError>
+) -> Out<C, impl Future<Output = Result<Cs::Values, AtomicError>> + use<'c, M, C, Cs>>
 where
     M: 'static,
     C: AtomicConnection,
     Cs: Changes<M, BackendOf<C>> + 'static,
 {
-    let parts = changes.plan()?;
-    let raw = conn.raw();
-    retrying(raw, policy, LockMode::Wait, |c| {
-        for _ in 0..RECHECKS {
-            if Cs::possible(&parts) {
-                if let Some(new) = c.apply_changes::<M, Cs>(&key, &parts)? {
-                    return Ok(new);
+    C::Mode::drive(async move {
+        let parts = changes.plan()?;
+        retrying!(conn.raw(), policy, LockMode::Wait, |c| {
+            for _ in 0..RECHECKS {
+                if Cs::possible(&parts) {
+                    let statement =
+                        <BackendOf<C> as Dialect>::apply_changes::<_, M, Cs>(c, &key, &parts);
+                    if let Some(new) = statement.await? {
+                        return Ok(new);
+                    }
+                }
+                let read = MultiStatement::<M, Cs, BackendOf<C>, MULTI_READ>::new(&key);
+                let current = Cs::load(c, read).await?.ok_or(AtomicError::NotFound)?;
+                if let Some(refused) = Cs::refusal(&parts, &current) {
+                    return Err(refused);
                 }
             }
-            let read = MultiStatement::<M, Cs, BackendOf<C>, MULTI_READ>::new(&key);
-            let current = Cs::load(c, read)?.ok_or(AtomicError::NotFound)?;
-            if let Some(refused) = Cs::refusal(&parts, &current) {
-                return Err(refused);
-            }
-        }
-        // The values keep moving between our statement and our look: decide under the lock.
-        c.write_transaction(|c| {
-            let mut lock = MultiStatement::<M, Cs, BackendOf<C>, MULTI_LOCK>::new(&key);
-            lock.lock_sql = <C::Raw as RawConnection>::lock_sql(LockMode::Wait)?;
-            let current = Cs::load(c, lock)?.ok_or(AtomicError::NotFound)?;
-            if let Some(refused) = Cs::refusal(&parts, &current) {
-                return Err(refused);
-            }
-            let new = Cs::apply(&parts, &current);
-            let mut write = MultiStatement::<M, Cs, BackendOf<C>, MULTI_WRITE>::new(&key);
-            write.values = Some(&new);
-            diesel::Connection::execute_returning_count(c, &write)?;
-            Ok(new)
+            // The values keep moving between our statement and our look: decide under the lock.
+            write_transaction!(c, |c| {
+                let mut lock = MultiStatement::<M, Cs, BackendOf<C>, MULTI_LOCK>::new(&key);
+                lock.lock_sql = <BackendOf<C> as Dialect>::lock_sql(LockMode::Wait)?;
+                let current = Cs::load(c, lock).await?.ok_or(AtomicError::NotFound)?;
+                if let Some(refused) = Cs::refusal(&parts, &current) {
+                    return Err(refused);
+                }
+                let new = Cs::apply(&parts, &current);
+                let mut write = MultiStatement::<M, Cs, BackendOf<C>, MULTI_WRITE>::new(&key);
+                write.values = Some(&new);
+                c.query_count(write).await?;
+                Ok(new)
+            })
         })
     })
 }

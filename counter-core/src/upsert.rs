@@ -1,19 +1,23 @@
 //! Increment-or-insert: add to a row, or create it, in one statement; and the batch form.
 
 use std::collections::BTreeMap;
+use std::future::Future;
 
 use diesel::associations::Identifiable;
 use diesel::backend::Backend;
 use diesel::query_builder::{InsertStatement, QueryFragment, QueryId};
 use diesel::{Column, Insertable};
 
-use crate::backend::{AtomicConnection, BackendOf, RawConnection};
+use crate::backend::{
+    write_transaction, AtomicConnection, BackendOf, CallMode, Dialect, Out, RawConnection,
+};
 use crate::error::AtomicError;
 use crate::field::{AtomicField, AtomicFieldOn};
 use crate::key::IdIntoKey;
 use crate::lock::LockMode;
 use crate::ops::{Field, RECHECKS};
 use crate::plan::{self, non_negative, Delta, MissKind, Range};
+use crate::retry::retrying;
 use crate::sql::read;
 use crate::value::AtomicValue;
 
@@ -124,22 +128,25 @@ impl<M: AtomicField<Col>, Col: Column + 'static> Field<M, Col> {
     ///
     /// Errors: `NegativeAmount`, `OutOfRange` (existing row unchanged), and the database's
     /// own errors for `row` (a `NOT NULL` column left out, a foreign key).
-    pub fn increment_or_insert<C, R>(
+    pub fn increment_or_insert<'c, C, R>(
         &self,
-        conn: &mut C,
+        conn: &'c mut C,
         row: R,
         by: M::Value,
-    ) -> Result<M::Value, AtomicError>
+    ) -> Out<C, impl Future<Output = Result<M::Value, AtomicError>> + use<'c, M, Col, C, R>>
     where
         C: AtomicConnection,
         M: AtomicFieldOn<Col, BackendOf<C>>,
         R: UpsertRow<M, Col, BackendOf<C>>,
     {
-        non_negative(by)?;
-        let key = row.key();
-        let insert = row.insert();
-        self.run(conn.raw(), LockMode::Wait, |c| {
-            self.upsert(c, &key, &insert, by)
+        let this = *self;
+        C::Mode::drive(async move {
+            non_negative(by)?;
+            let key = row.key();
+            let insert = row.insert();
+            retrying!(conn.raw(), this.policy(), LockMode::Wait, |c| {
+                this.upsert(c, &key, &insert, by).await
+            })
         })
     }
 
@@ -157,12 +164,16 @@ impl<M: AtomicField<Col>, Col: Column + 'static> Field<M, Col> {
     ///
     /// Errors: `NegativeAmount` (checked before anything runs), `OutOfRange` for a key whose
     /// row would pass its maximum (the whole batch is rolled back), and the database's errors.
-    pub fn increment_or_insert_all<C, R, I, F>(
+    #[allow(clippy::type_complexity)]
+    pub fn increment_or_insert_all<'c, C, R, I, F>(
         &self,
-        conn: &mut C,
+        conn: &'c mut C,
         amounts: I,
-        mut new_row: F,
-    ) -> Result<KeyValues<M, Col>, AtomicError>
+        new_row: F,
+    ) -> Out<
+        C,
+        impl Future<Output = Result<KeyValues<M, Col>, AtomicError>> + use<'c, M, Col, C, R, I, F>,
+    >
     where
         C: AtomicConnection,
         M: AtomicFieldOn<Col, BackendOf<C>>,
@@ -170,6 +181,25 @@ impl<M: AtomicField<Col>, Col: Column + 'static> Field<M, Col> {
         I: IntoIterator<Item = (M::Key, M::Value)>,
         F: FnMut(&M::Key, M::Value) -> R,
         R: NewRow<M, Col, BackendOf<C>>,
+    {
+        let this = *self;
+        C::Mode::drive(async move { this.upsert_all(conn.raw(), amounts, new_row).await })
+    }
+
+    /// [`increment_or_insert_all`](Self::increment_or_insert_all) on the connection underneath.
+    pub(crate) async fn upsert_all<Raw, R, I, F>(
+        &self,
+        raw: &mut Raw,
+        amounts: I,
+        mut new_row: F,
+    ) -> Result<KeyValues<M, Col>, AtomicError>
+    where
+        Raw: RawConnection,
+        M: AtomicFieldOn<Col, Raw::Db>,
+        M::Key: Ord + Clone,
+        I: IntoIterator<Item = (M::Key, M::Value)>,
+        F: FnMut(&M::Key, M::Value) -> R,
+        R: NewRow<M, Col, Raw::Db>,
     {
         let mut totals: BTreeMap<M::Key, i128> = BTreeMap::new();
         for (key, amount) in amounts {
@@ -186,12 +216,12 @@ impl<M: AtomicField<Col>, Col: Column + 'static> Field<M, Col> {
             let row = new_row(&key, total);
             batch.push((key, total, row));
         }
-        self.run(conn.raw(), LockMode::Wait, |c| {
-            c.write_transaction(|c| {
+        retrying!(raw, self.policy(), LockMode::Wait, |c| {
+            write_transaction!(c, |c| {
                 let mut done = Vec::with_capacity(batch.len());
                 for (key, total, row) in &batch {
                     let insert = row.insert();
-                    done.push((key.clone(), self.upsert(c, key, &insert, *total)?));
+                    done.push((key.clone(), self.upsert(c, key, &insert, *total).await?));
                 }
                 Ok(done)
             })
@@ -202,7 +232,7 @@ impl<M: AtomicField<Col>, Col: Column + 'static> Field<M, Col> {
     /// operations: when the existing row refused, look at it once to report why, or to find
     /// that it moved (or went away) in between and try again; past `RECHECKS`, decide under
     /// the row lock.
-    fn upsert<R, I>(
+    async fn upsert<R, I>(
         &self,
         c: &mut R,
         key: &M::Key,
@@ -211,8 +241,8 @@ impl<M: AtomicField<Col>, Col: Column + 'static> Field<M, Col> {
     ) -> Result<M::Value, AtomicError>
     where
         R: RawConnection,
-        M: AtomicFieldOn<Col, R::Backend>,
-        I: QueryFragment<R::Backend> + QueryId,
+        M: AtomicFieldOn<Col, R::Db>,
+        I: QueryFragment<R::Db> + QueryId,
     {
         let range = Range::of::<M, Col>();
         let delta: Delta<M::Value> = if by == M::Value::ZERO {
@@ -225,10 +255,12 @@ impl<M: AtomicField<Col>, Col: Column + 'static> Field<M, Col> {
             plan::increment(range, by)
         };
         for _ in 0..RECHECKS {
-            if let Some(value) = c.upsert::<M, Col, I>(key, insert, by, delta.guard)? {
+            let statement =
+                <R::Db as Dialect>::upsert::<_, M, Col, I>(c, key, insert, by, delta.guard);
+            if let Some(value) = statement.await? {
                 return Ok(value);
             }
-            match read::<M, Col, _, 0>(c, key, "")? {
+            match read::<M, Col, _, 0>(c, key, "").await? {
                 Some(current) if !delta.admits(current) => {
                     return Err(plan::miss_error(
                         range,
@@ -241,10 +273,12 @@ impl<M: AtomicField<Col>, Col: Column + 'static> Field<M, Col> {
                 _ => continue,
             }
         }
-        match self.change_locked(c, key, delta, MissKind::Increment) {
-            Err(AtomicError::NotFound) => c
-                .upsert::<M, Col, I>(key, insert, by, delta.guard)?
-                .ok_or(AtomicError::NotFound),
+        match self.change_locked(c, key, delta, MissKind::Increment).await {
+            Err(AtomicError::NotFound) => {
+                <R::Db as Dialect>::upsert::<_, M, Col, I>(c, key, insert, by, delta.guard)
+                    .await?
+                    .ok_or(AtomicError::NotFound)
+            }
             other => other,
         }
     }

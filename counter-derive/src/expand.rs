@@ -89,16 +89,17 @@ fn expand_several_columns(model: &Model) -> TokenStream {
         a = columns[0].unraw(),
         b = columns[1].unraw(),
     );
+    let call_update = call(quote!(Cs::Values), quote!(, Cs));
     quote! {
         #(#pairs)*
 
         impl #ident {
             #[doc = #doc]
-            pub fn update_atomic<C, Cs>(
-                conn: &mut C,
+            pub fn update_atomic<'c, C, Cs>(
+                conn: &'c mut C,
                 key: #key_ty,
                 changes: Cs,
-            ) -> ::core::result::Result<Cs::Values, #private::AtomicError>
+            ) -> #call_update
             where
                 C: #private::AtomicConnection,
                 Cs: #private::Changes<#ident, #private::BackendOf<C>, Key = #key_ty> + 'static,
@@ -176,9 +177,9 @@ fn expand_slotted_field(
             C: #private::AtomicConnection,
             #ident: #private::SlottedOn<#column_path, #private::BackendOf<C>>,
     };
-    let result = |ok: TokenStream| quote!(::core::result::Result<#ok, #private::AtomicError>);
-    let unit = result(quote!(()));
-    let value = result(quote!(i64));
+    let unit = call(quote!(()), quote!());
+    let value = call(quote!(i64), quote!());
+    let plain_value = quote!(::core::result::Result<i64, #private::AtomicError>);
     let handle = quote!(#private::SlottedField::<#ident, #column_path>::new());
     let decrement_impl = slotted.allow_decrement.then(|| {
         quote! {
@@ -188,7 +189,7 @@ fn expand_slotted_field(
     let decrement_fn = slotted.allow_decrement.then(|| {
         quote! {
             #[doc = #doc_decrement]
-            pub fn #decrement<C>(conn: &mut C, #key: #key_ty, by: i64) -> #unit
+            pub fn #decrement<'c, C>(conn: &'c mut C, #key: #key_ty, by: i64) -> #unit
             #where_clause
             {
                 #handle.decrement(conn, #key, by)
@@ -222,7 +223,7 @@ fn expand_slotted_field(
     let refused_locked = refused(
         &update_locked,
         quote!(UpdateLocked),
-        quote!(#key: #key_ty, op: fn(i64) -> #value),
+        quote!(#key: #key_ty, op: fn(i64) -> #plain_value),
         quote!(i64),
     );
     let refused_transfer = refused(
@@ -246,7 +247,7 @@ fn expand_slotted_field(
 
         impl #ident {
             #[doc = #doc_increment]
-            pub fn #increment<C>(conn: &mut C, #key: #key_ty, by: i64) -> #unit
+            pub fn #increment<'c, C>(conn: &'c mut C, #key: #key_ty, by: i64) -> #unit
             #where_clause
             {
                 #handle.increment(conn, #key, by)
@@ -255,14 +256,14 @@ fn expand_slotted_field(
             #decrement_fn
 
             #[doc = #doc_current]
-            pub fn #current<C>(conn: &mut C, #key: #key_ty) -> #value
+            pub fn #current<'c, C>(conn: &'c mut C, #key: #key_ty) -> #value
             #where_clause
             {
                 #handle.current(conn, #key)
             }
 
             #[doc = #doc_compact]
-            pub fn #compact<C>(conn: &mut C, #key: #key_ty) -> #value
+            pub fn #compact<'c, C>(conn: &'c mut C, #key: #key_ty) -> #value
             #where_clause
             {
                 #handle.compact(conn, #key)
@@ -396,13 +397,20 @@ fn expand_field(model: &Model, field: &AtomicFieldModel) -> TokenStream {
     let doc_or_insert = docs.or_insert();
     let doc_or_insert_all = docs.or_insert_all(&or_insert);
 
-    let result = |ok: TokenStream| quote!(::core::result::Result<#ok, #private::AtomicError>);
-    let result_value = result(quote!(#value_ty));
+    let result_value = quote!(::core::result::Result<#value_ty, #private::AtomicError>);
+    let call_value = call(quote!(#value_ty), quote!());
     let where_clause = quote! {
         where
             C: #private::AtomicConnection,
             #ident: #private::AtomicFieldOn<#column_path, #private::BackendOf<C>>,
     };
+    let call_locked = call(quote!(#value_ty), quote!(, F));
+    let call_pair = call(quote!((#value_ty, #value_ty)), quote!());
+    let call_or_insert = call(quote!(#value_ty), quote!(, R));
+    let call_or_insert_all = call(
+        quote!(::std::vec::Vec<(#key_ty, #value_ty)>),
+        quote!(, I, F, R),
+    );
     let handle = quote!(#private::Field::<#ident, #column_path>::new());
 
     quote! {
@@ -418,35 +426,35 @@ fn expand_field(model: &Model, field: &AtomicFieldModel) -> TokenStream {
 
         impl #ident {
             #[doc = #doc_increment]
-            pub fn #increment<C>(conn: &mut C, #key: #key_ty, by: #value_ty) -> #result_value
+            pub fn #increment<'c, C>(conn: &'c mut C, #key: #key_ty, by: #value_ty) -> #call_value
             #where_clause
             {
                 #handle.increment(conn, #key, by)
             }
 
             #[doc = #doc_decrement]
-            pub fn #decrement<C>(conn: &mut C, #key: #key_ty, by: #value_ty) -> #result_value
+            pub fn #decrement<'c, C>(conn: &'c mut C, #key: #key_ty, by: #value_ty) -> #call_value
             #where_clause
             {
                 #handle.decrement(conn, #key, by)
             }
 
             #[doc = #doc_decrement_if_at_least]
-            pub fn #decrement_if_at_least<C>(conn: &mut C, #key: #key_ty, n: #value_ty) -> #result_value
+            pub fn #decrement_if_at_least<'c, C>(conn: &'c mut C, #key: #key_ty, n: #value_ty) -> #call_value
             #where_clause
             {
                 #handle.decrement_if_at_least(conn, #key, n)
             }
 
             #[doc = #doc_take_up_to]
-            pub fn #take_up_to<C>(conn: &mut C, #key: #key_ty, n: #value_ty) -> #result_value
+            pub fn #take_up_to<'c, C>(conn: &'c mut C, #key: #key_ty, n: #value_ty) -> #call_value
             #where_clause
             {
                 #handle.take_up_to(conn, #key, n)
             }
 
             #[doc = #doc_update_locked]
-            pub fn #update_locked<C, F>(conn: &mut C, #key: #key_ty, op: F) -> #result_value
+            pub fn #update_locked<'c, C, F>(conn: &'c mut C, #key: #key_ty, op: F) -> #call_locked
             #where_clause
                 F: ::core::ops::FnMut(#value_ty) -> #result_value,
             {
@@ -454,19 +462,19 @@ fn expand_field(model: &Model, field: &AtomicFieldModel) -> TokenStream {
             }
 
             #[doc = #doc_transfer]
-            pub fn #transfer<C>(
-                conn: &mut C,
+            pub fn #transfer<'c, C>(
+                conn: &'c mut C,
                 from: #key_ty,
                 to: #key_ty,
                 amount: #value_ty,
-            ) -> ::core::result::Result<(#value_ty, #value_ty), #private::AtomicError>
+            ) -> #call_pair
             #where_clause
             {
                 #handle.transfer(conn, from, to, amount)
             }
 
             #[doc = #doc_or_insert]
-            pub fn #or_insert<C, R>(conn: &mut C, row: R, by: #value_ty) -> #result_value
+            pub fn #or_insert<'c, C, R>(conn: &'c mut C, row: R, by: #value_ty) -> #call_or_insert
             #where_clause
                 R: #private::UpsertRow<#ident, #column_path, #private::BackendOf<C>>,
             {
@@ -474,14 +482,11 @@ fn expand_field(model: &Model, field: &AtomicFieldModel) -> TokenStream {
             }
 
             #[doc = #doc_or_insert_all]
-            pub fn #or_insert_all<C, I, F, R>(
-                conn: &mut C,
+            pub fn #or_insert_all<'c, C, I, F, R>(
+                conn: &'c mut C,
                 amounts: I,
                 new_row: F,
-            ) -> ::core::result::Result<
-                ::std::vec::Vec<(#key_ty, #value_ty)>,
-                #private::AtomicError,
-            >
+            ) -> #call_or_insert_all
             #where_clause
                 #key_ty: ::core::cmp::Ord + ::core::clone::Clone,
                 I: ::core::iter::IntoIterator<Item = (#key_ty, #value_ty)>,
@@ -492,7 +497,7 @@ fn expand_field(model: &Model, field: &AtomicFieldModel) -> TokenStream {
             }
 
             #[doc = #doc_current]
-            pub fn #current<C>(conn: &mut C, #key: #key_ty) -> #result_value
+            pub fn #current<'c, C>(conn: &'c mut C, #key: #key_ty) -> #call_value
             #where_clause
             {
                 #handle.current(conn, #key)
@@ -743,6 +748,22 @@ impl Docs {
              `{ident}::{method}().retry(policy).lock(LockMode::NoWait).update_locked(conn, \
              {key}, op)`."
         )
+    }
+}
+
+/// The return type of a generated operation on connection `C` (lifetime `'c`) with result
+/// `Result<ok, AtomicError>`: the result itself on a blocking connection, a future of it on an
+/// async one (`counter_core::Out`). `params` lists the method's type parameters after `C`
+/// (`, F`), which the future captures.
+fn call(ok: TokenStream, params: TokenStream) -> TokenStream {
+    let private = quote!(::counter_core::__private);
+    quote! {
+        #private::Out<
+            C,
+            impl ::core::future::Future<
+                Output = ::core::result::Result<#ok, #private::AtomicError>,
+            > + use<'c, C #params>,
+        >
     }
 }
 

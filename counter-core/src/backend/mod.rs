@@ -1,9 +1,20 @@
-//! What differs between PostgreSQL, MySQL and SQLite, behind one trait.
+//! What differs between backends, and between blocking and async connections, behind two
+//! traits.
 //!
-//! The operations in [`crate::ops`] are written once against [`RawConnection`]; each backend
-//! module implements it with the fastest statement its SQL dialect allows. Pooled connections
-//! reduce to the connection they wrap through [`AtomicConnection::raw`].
+//! - [`Dialect`], implemented for Diesel's three backend types, says *what* to send: each
+//!   backend's fastest statement for an operation, its row-lock clause, how its errors sort.
+//! - [`RawConnection`], implemented for the three Diesel connections and, with the `async`
+//!   feature, for the three diesel-async ones, says *how* to send it: load rows, count rows,
+//!   open and close a transaction, sleep. It is the only place blocking and async code differ.
+//!
+//! The operations ([`crate::ops`] and its siblings) are `async` code written once against
+//! both. On a blocking connection every future they build is ready at its first poll, and
+//! [`CallMode::drive`] polls it once; on an async connection the caller awaits it.
 
+#[cfg(feature = "async")]
+mod awaited;
+mod blocking;
+mod mode;
 #[cfg(feature = "mysql")]
 mod mysql;
 #[cfg(feature = "postgres")]
@@ -12,32 +23,80 @@ mod pg;
 mod sqlite;
 mod transaction;
 
-use diesel::connection::{LoadConnection, TransactionManager};
-use diesel::query_builder::{QueryFragment, QueryId};
+use std::future::Future;
+use std::time::Duration;
+
+use diesel::backend::Backend;
+use diesel::connection::TransactionManagerStatus;
+use diesel::deserialize::FromSqlRow;
+use diesel::expression::QueryMetadata;
+use diesel::query_builder::{Query, QueryFragment, QueryId};
 use diesel::result::QueryResult;
-use diesel::{Column, Connection};
+use diesel::Column;
 
 use crate::change::Changes;
 use crate::error::AtomicError;
 use crate::field::AtomicFieldOn;
 use crate::lock::LockMode;
 use crate::plan::{Direction, Take};
-use crate::sql::{LedgerConnection, MultiStatement, Upsert, MULTI_RETURNING, UPSERT_ON_CONFLICT};
+use crate::sql::{
+    DeltaUpdate, LedgerDialect, MultiStatement, Upsert, DELTA_RETURNING, MULTI_RETURNING,
+    UPSERT_ON_CONFLICT,
+};
 
-/// A connection the atomic operations accept: `PgConnection`, `MysqlConnection`,
-/// `SqliteConnection` (each with its cargo feature), or with the `r2d2` feature an r2d2
-/// `PooledConnection` of one of them, passed as `&mut pooled`.
+pub use mode::{Awaited, Blocking, CallMode};
+pub(crate) use transaction::{catch_unwind, guarded, InFlight, Open};
+
+/// A connection the atomic operations accept.
+///
+/// - Blocking ([`Blocking`]): `PgConnection`, `MysqlConnection`, `SqliteConnection` (each with
+///   its cargo feature), and with the `r2d2` feature an r2d2 `PooledConnection` of one of them.
+///   Operations return their result.
+/// - Async ([`Awaited`], feature `async`): diesel-async's `AsyncPgConnection`,
+///   `AsyncMysqlConnection` and `SyncConnectionWrapper<SqliteConnection>`, and with the
+///   `deadpool` or `bb8` feature a pooled connection of one of them. Operations return a
+///   future to await.
+///
+/// Pass pooled connections as `&mut pooled`.
 pub trait AtomicConnection {
-    /// The concrete connection underneath.
+    /// The concrete connection underneath (itself, for a concrete connection).
     #[doc(hidden)]
-    type Raw: RawConnection;
+    type Raw: RawConnection + AtomicConnection<Mode = Self::Mode>;
+    /// [`Blocking`] or [`Awaited`]: whether an operation returns its result or a future.
+    type Mode: CallMode;
     /// The concrete connection underneath.
     #[doc(hidden)]
     fn raw(&mut self) -> &mut Self::Raw;
 }
 
+/// A blocking connection: one whose operations return their result. Name it in your own
+/// generic code (`fn restock<C: BlockingConnection>(conn: &mut C)`) so that `?` applies.
+pub trait BlockingConnection: AtomicConnection<Mode = Blocking> {}
+
+impl<C: AtomicConnection<Mode = Blocking>> BlockingConnection for C {}
+
+/// An async connection: one whose operations return a future. Name it in your own generic
+/// code (`async fn restock<C: AsyncConnection>(conn: &mut C)`) so that `.await` applies.
+///
+/// # Cancellation
+///
+/// A future dropped before it finishes (a timeout, a request whose client went away) leaves
+/// its connection in a state nobody can vouch for: a transaction still open, or a statement's
+/// answer still on the wire (seen on MySQL: the next query read it). So an operation dropped
+/// half-way marks the connection's transaction manager broken: deadpool and bb8 discard such a
+/// connection instead of handing it out again, and a connection you keep yourself refuses
+/// further work with `Database(BrokenTransactionManager)`. What the dropped operation did is
+/// all or nothing, but either may have happened: its `COMMIT` may have reached the server.
+pub trait AsyncConnection: AtomicConnection<Mode = Awaited> {}
+
+impl<C: AtomicConnection<Mode = Awaited>> AsyncConnection for C {}
+
 /// The Diesel backend of an [`AtomicConnection`].
-pub type BackendOf<C> = <<C as AtomicConnection>::Raw as Connection>::Backend;
+pub type BackendOf<C> = <<C as AtomicConnection>::Raw as RawConnection>::Db;
+
+/// What an operation on connection `C` returns: the result of future `F` on a blocking
+/// connection, `F` itself on an async one.
+pub type Out<C, F> = <<C as AtomicConnection>::Mode as CallMode>::Out<F>;
 
 /// How the retry loop treats a database error.
 #[doc(hidden)]
@@ -55,98 +114,52 @@ pub enum ErrorClass {
     Other,
 }
 
-/// The per-backend primitives; implemented for the three Diesel connections only. Each is
-/// its own `AtomicConnection`, so generic code can hand the connection a
+/// Sending statements: the one place blocking and async connections differ. Each is its own
+/// `AtomicConnection`, so generic code can hand the connection a
 /// [`transaction`](crate::transaction) closure gets back to any operation.
+///
+/// Method names differ from Diesel's own (`load`, `execute_returning_count`) so that both can
+/// be in scope.
 #[doc(hidden)]
-pub trait RawConnection:
-    Connection + LoadConnection + AtomicConnection<Raw = Self> + LedgerConnection + Sized + 'static
-{
+pub trait RawConnection: AtomicConnection<Raw = Self> + Sized + 'static {
+    /// The Diesel backend, which says what to send.
+    type Db: Dialect;
+
+    /// Runs `query` to its end and deserializes every row.
+    fn query_rows<Q, U>(&mut self, query: Q) -> impl Future<Output = QueryResult<Vec<U>>>
+    where
+        Q: Query + QueryFragment<Self::Db> + QueryId,
+        Self::Db: QueryMetadata<Q::SqlType>,
+        U: FromSqlRow<Q::SqlType, Self::Db> + 'static;
+
+    /// Runs `statement`; the number of rows it matched.
+    fn query_count<Q>(&mut self, statement: Q) -> impl Future<Output = QueryResult<usize>>
+    where
+        Q: QueryFragment<Self::Db> + QueryId;
+
+    /// Opens a transaction with `sql` (`BEGIN`, `BEGIN IMMEDIATE`), or a savepoint inside the
+    /// caller's transaction.
+    fn begin(&mut self, sql: &'static str) -> impl Future<Output = QueryResult<()>>;
+
+    /// Commits the innermost transaction or savepoint.
+    fn commit(&mut self) -> impl Future<Output = QueryResult<()>>;
+
+    /// Rolls back the innermost transaction or savepoint.
+    fn rollback(&mut self) -> impl Future<Output = QueryResult<()>>;
+
+    /// The connection's transaction state, as Diesel (or diesel-async) tracks it.
+    fn transaction_status(&mut self) -> &mut TransactionManagerStatus;
+
+    /// Waits `duration`: the thread sleeps on a blocking connection, the task on an async one.
+    fn pause(duration: Duration) -> impl Future<Output = ()>;
+}
+
+/// The per-backend statements and decisions; implemented for `Pg`, `Mysql` and `Sqlite`, each
+/// method generic over the connection that sends them.
+#[doc(hidden)]
+pub trait Dialect: Backend + LedgerDialect + Sized + 'static {
     /// The backend's name, for messages.
-    const BACKEND: &'static str;
-
-    /// Runs `delta` as one guarded statement; the new value, or `None` when no row matched
-    /// (missing, or the guard refused it).
-    fn apply_delta<M, Col>(
-        &mut self,
-        key: &M::Key,
-        direction: Direction,
-        amount: M::Value,
-        guard: M::Value,
-    ) -> QueryResult<Option<M::Value>>
-    where
-        Col: Column + 'static,
-        M: AtomicFieldOn<Col, Self::Backend>;
-
-    /// Takes `min(n, c - floor)`; the amount taken, or `None` when the statement matched no row
-    /// (missing, or already at or below the floor: the caller looks once more to tell which).
-    /// A backend that already knows the row exists returns `Some(0)` for an empty take.
-    fn take<M, Col>(
-        &mut self,
-        key: &M::Key,
-        take: Take<M::Value>,
-    ) -> Result<Option<M::Value>, AtomicError>
-    where
-        Col: Column + 'static,
-        M: AtomicFieldOn<Col, Self::Backend>;
-
-    /// Runs a several-column change as one guarded statement; the new values, or `None` when
-    /// no row matched (missing, or a guard refused). `UPDATE … RETURNING` unless the backend
-    /// overrides it.
-    fn apply_changes<M, Cs>(
-        &mut self,
-        key: &Cs::Key,
-        parts: &Cs::Parts,
-    ) -> QueryResult<Option<Cs::Values>>
-    where
-        M: 'static,
-        Cs: Changes<M, Self::Backend> + 'static,
-    {
-        let mut statement = MultiStatement::<M, Cs, Self::Backend, MULTI_RETURNING>::new(key);
-        statement.parts = Some(parts);
-        Cs::load(self, statement)
-    }
-
-    /// Runs `insert` with the clause that adds `amount` to an existing row whose value is at
-    /// most `guard` (`None`: no existing row can take it). The value inserted or updated, or
-    /// `None` when the existing row refused. `key` is `insert`'s key.
-    fn upsert<M, Col, I>(
-        &mut self,
-        key: &M::Key,
-        insert: &I,
-        amount: M::Value,
-        guard: Option<M::Value>,
-    ) -> Result<Option<M::Value>, AtomicError>
-    where
-        Col: Column + 'static,
-        M: AtomicFieldOn<Col, Self::Backend>,
-        I: QueryFragment<Self::Backend> + QueryId,
-    {
-        let _ = key;
-        Ok(match guard {
-            Some(guard) => M::load_value(
-                self,
-                Upsert::<M, Col, I, UPSERT_ON_CONFLICT, true> {
-                    table: M::table(),
-                    insert,
-                    amount,
-                    guard,
-                },
-            )?,
-            None => M::load_value(
-                self,
-                Upsert::<M, Col, I, UPSERT_ON_CONFLICT, false> {
-                    table: M::table(),
-                    insert,
-                    amount,
-                    guard: amount,
-                },
-            )?,
-        })
-    }
-
-    /// The clause appended to `SELECT c FROM t WHERE pk = ?` to lock the row.
-    fn lock_sql(mode: LockMode) -> Result<&'static str, AtomicError>;
+    const NAME: &'static str;
 
     /// The name of a signed 64-bit integer in `CAST(… AS <type>)`.
     const BIGINT: &'static str = "BIGINT";
@@ -154,33 +167,160 @@ pub trait RawConnection:
     /// Upserts say `ON DUPLICATE KEY UPDATE` (MySQL), not `ON CONFLICT (…) DO UPDATE`.
     const ON_DUPLICATE_KEY: bool = false;
 
-    /// Opens a transaction that will write: `BEGIN` on servers, `BEGIN IMMEDIATE` on SQLite;
-    /// a savepoint inside the caller's transaction.
-    fn begin_write(&mut self) -> QueryResult<()> {
-        Self::TransactionManager::begin_transaction(self)
+    /// The statement that opens a transaction that will write: `BEGIN` on servers,
+    /// `BEGIN IMMEDIATE` on SQLite (inside the caller's transaction, a savepoint instead).
+    const BEGIN_WRITE: &'static str = "BEGIN";
+
+    /// Runs `delta` as one guarded statement; the new value, or `None` when no row matched
+    /// (missing, or the guard refused it). `UPDATE … RETURNING` unless the backend overrides
+    /// it.
+    fn apply_delta<R, M, Col>(
+        conn: &mut R,
+        key: &M::Key,
+        direction: Direction,
+        amount: M::Value,
+        guard: M::Value,
+    ) -> impl Future<Output = QueryResult<Option<M::Value>>>
+    where
+        R: RawConnection<Db = Self>,
+        Col: Column + 'static,
+        M: AtomicFieldOn<Col, Self>,
+    {
+        async move {
+            let table = M::table();
+            match direction {
+                Direction::Up => {
+                    let up = DeltaUpdate::<M, Col, DELTA_RETURNING, true> {
+                        table,
+                        key,
+                        amount,
+                        guard,
+                    };
+                    M::load_value(conn, up).await
+                }
+                Direction::Down => {
+                    let down = DeltaUpdate::<M, Col, DELTA_RETURNING, false> {
+                        table,
+                        key,
+                        amount,
+                        guard,
+                    };
+                    M::load_value(conn, down).await
+                }
+            }
+        }
     }
 
-    /// Runs `f` in a transaction opened by [`begin_write`](Self::begin_write): committed on
-    /// `Ok`, rolled back on `Err` and on a panic (which then resumes), so the connection is
-    /// left as the call found it whatever `f` does. (If the rollback itself fails, say the
-    /// connection is gone, Diesel marks the connection broken and a pool discards it.)
-    fn write_transaction<T, F>(&mut self, f: F) -> Result<T, AtomicError>
+    /// Takes `min(n, c - floor)`; the amount taken, or `None` when the statement matched no row
+    /// (missing, or already at or below the floor: the caller looks once more to tell which).
+    /// A backend that already knows the row exists returns `Some(0)` for an empty take.
+    fn take<R, M, Col>(
+        conn: &mut R,
+        key: &M::Key,
+        take: Take<M::Value>,
+    ) -> impl Future<Output = Result<Option<M::Value>, AtomicError>>
     where
-        F: FnOnce(&mut Self) -> Result<T, AtomicError>,
+        R: RawConnection<Db = Self>,
+        Col: Column + 'static,
+        M: AtomicFieldOn<Col, Self>;
+
+    /// Runs a several-column change as one guarded statement; the new values, or `None` when
+    /// no row matched (missing, or a guard refused). `UPDATE … RETURNING` unless the backend
+    /// overrides it.
+    fn apply_changes<R, M, Cs>(
+        conn: &mut R,
+        key: &Cs::Key,
+        parts: &Cs::Parts,
+    ) -> impl Future<Output = QueryResult<Option<Cs::Values>>>
+    where
+        R: RawConnection<Db = Self>,
+        M: 'static,
+        Cs: Changes<M, Self> + 'static,
     {
-        transaction::guarded(self, Self::begin_write, f)
+        async move {
+            let mut statement = MultiStatement::<M, Cs, Self, MULTI_RETURNING>::new(key);
+            statement.parts = Some(parts);
+            Cs::load(conn, statement).await
+        }
     }
+
+    /// Runs `insert` with the clause that adds `amount` to an existing row whose value is at
+    /// most `guard` (`None`: no existing row can take it). The value inserted or updated, or
+    /// `None` when the existing row refused. `key` is `insert`'s key.
+    fn upsert<R, M, Col, I>(
+        conn: &mut R,
+        key: &M::Key,
+        insert: &I,
+        amount: M::Value,
+        guard: Option<M::Value>,
+    ) -> impl Future<Output = Result<Option<M::Value>, AtomicError>>
+    where
+        R: RawConnection<Db = Self>,
+        Col: Column + 'static,
+        M: AtomicFieldOn<Col, Self>,
+        I: QueryFragment<Self> + QueryId,
+    {
+        let _ = key;
+        async move {
+            Ok(match guard {
+                Some(guard) => {
+                    M::load_value(
+                        conn,
+                        Upsert::<M, Col, I, UPSERT_ON_CONFLICT, true> {
+                            table: M::table(),
+                            insert,
+                            amount,
+                            guard,
+                        },
+                    )
+                    .await?
+                }
+                None => {
+                    M::load_value(
+                        conn,
+                        Upsert::<M, Col, I, UPSERT_ON_CONFLICT, false> {
+                            table: M::table(),
+                            insert,
+                            amount,
+                            guard: amount,
+                        },
+                    )
+                    .await?
+                }
+            })
+        }
+    }
+
+    /// The clause appended to `SELECT c FROM t WHERE pk = ?` to lock the row.
+    fn lock_sql(mode: LockMode) -> Result<&'static str, AtomicError>;
 
     /// Sorts a database error for the retry loop.
     fn classify(error: &diesel::result::Error, mode: LockMode) -> ErrorClass;
 }
 
-/// Is `conn` inside a transaction (the caller's), or in a state where Diesel cannot tell?
-pub(crate) fn in_transaction<C: Connection>(conn: &mut C) -> bool {
-    !matches!(
-        C::TransactionManager::transaction_manager_status_mut(conn).transaction_depth(),
-        Ok(None)
-    )
+/// Runs `$body` in a transaction opened with the backend's [`Dialect::BEGIN_WRITE`]:
+/// committed on `Ok`, rolled back on `Err` and on a panic (which then resumes), so the
+/// connection is left as the call found it whatever the body does. See [`guarded`], also for
+/// a future dropped half-way.
+macro_rules! write_transaction {
+    ($conn:expr, |$c:ident| $body:expr) => {{
+        let conn = $conn;
+        let begin = $crate::backend::begin_write_sql(&*conn);
+        $crate::backend::guarded!(conn, begin, |$c| $body)
+    }};
+}
+pub(crate) use write_transaction;
+
+/// The statement that opens a writing transaction on `R`'s backend.
+pub(crate) fn begin_write_sql<R: RawConnection>(_: &R) -> &'static str {
+    R::Db::BEGIN_WRITE
+}
+
+/// Is `conn` inside a transaction (the caller's)? `Err` when Diesel cannot tell: its
+/// transaction manager is broken (a failed rollback, or a transaction of ours whose future was
+/// dropped half-way), and nothing should run on the connection.
+pub(crate) fn in_transaction<R: RawConnection>(conn: &mut R) -> QueryResult<bool> {
+    Ok(conn.transaction_status().transaction_depth()?.is_some())
 }
 
 /// The message of a database error, or "" for other errors.
@@ -197,21 +337,8 @@ where
     T: AtomicConnection<Raw = T> + RawConnection + diesel::r2d2::R2D2Connection + Send + 'static,
 {
     type Raw = T;
+    type Mode = T::Mode;
     fn raw(&mut self) -> &mut T {
         self
     }
 }
-
-/// Implements [`AtomicConnection`] for a raw connection type.
-macro_rules! raw_connection {
-    ($conn:ty) => {
-        impl $crate::backend::AtomicConnection for $conn {
-            type Raw = $conn;
-            fn raw(&mut self) -> &mut $conn {
-                self
-            }
-        }
-    };
-}
-#[allow(unused_imports)]
-pub(crate) use raw_connection;

@@ -14,12 +14,12 @@
 //! Diesel connects with `CLIENT_FOUND_ROWS`, so the affected-row count is rows *matched*,
 //! which is what tells a guard miss from a hit even when the value does not change.
 
-use diesel::mysql::MysqlConnection;
+use diesel::mysql::Mysql;
 use diesel::query_builder::{QueryFragment, QueryId};
 use diesel::result::{DatabaseErrorKind, Error, QueryResult};
-use diesel::{Column, Connection, RunQueryDsl};
+use diesel::Column;
 
-use super::{message, raw_connection, ErrorClass, RawConnection};
+use super::{message, write_transaction, Dialect, ErrorClass, RawConnection};
 use crate::change::Changes;
 use crate::error::AtomicError;
 use crate::field::AtomicFieldOn;
@@ -31,11 +31,17 @@ use crate::sql::{
 };
 use crate::value::AtomicValue;
 
-raw_connection!(MysqlConnection);
-
 /// Reads back the value the last statement captured.
-fn captured<V: AtomicValue>(conn: &mut MysqlConnection) -> QueryResult<V> {
-    let raw: u64 = LastInsertId.get_result(conn)?;
+async fn captured<R, V>(conn: &mut R) -> QueryResult<V>
+where
+    R: RawConnection<Db = Mysql>,
+    V: AtomicValue,
+{
+    let raw: u64 = conn
+        .query_rows(LastInsertId)
+        .await?
+        .pop()
+        .ok_or(Error::NotFound)?;
     decode_capture(raw).ok_or_else(|| {
         Error::DeserializationError(
             format!("captured value {raw} does not fit the column type").into(),
@@ -43,124 +49,133 @@ fn captured<V: AtomicValue>(conn: &mut MysqlConnection) -> QueryResult<V> {
     })
 }
 
-impl RawConnection for MysqlConnection {
-    const BACKEND: &'static str = "MySQL";
+impl Dialect for Mysql {
+    const NAME: &'static str = "MySQL";
     const BIGINT: &'static str = "SIGNED";
     const ON_DUPLICATE_KEY: bool = true;
 
-    fn apply_delta<M, Col>(
-        &mut self,
+    async fn apply_delta<R, M, Col>(
+        conn: &mut R,
         key: &M::Key,
         direction: Direction,
         amount: M::Value,
         guard: M::Value,
     ) -> QueryResult<Option<M::Value>>
     where
+        R: RawConnection<Db = Self>,
         Col: Column + 'static,
-        M: AtomicFieldOn<Col, Self::Backend>,
+        M: AtomicFieldOn<Col, Self>,
     {
         let matched = match direction {
             Direction::Up => {
-                self.execute_returning_count(&DeltaUpdate::<M, Col, DELTA_CAPTURE, true> {
+                conn.query_count(DeltaUpdate::<M, Col, DELTA_CAPTURE, true> {
                     table: M::table(),
                     key,
                     amount,
                     guard,
-                })?
+                })
+                .await?
             }
             Direction::Down => {
-                self.execute_returning_count(&DeltaUpdate::<M, Col, DELTA_CAPTURE, false> {
+                conn.query_count(DeltaUpdate::<M, Col, DELTA_CAPTURE, false> {
                     table: M::table(),
                     key,
                     amount,
                     guard,
-                })?
+                })
+                .await?
             }
         };
         if matched == 0 {
             return Ok(None);
         }
-        captured(self).map(Some)
+        captured(conn).await.map(Some)
     }
 
-    fn take<M, Col>(
-        &mut self,
+    async fn take<R, M, Col>(
+        conn: &mut R,
         key: &M::Key,
         take: Take<M::Value>,
     ) -> Result<Option<M::Value>, AtomicError>
     where
+        R: RawConnection<Db = Self>,
         Col: Column + 'static,
-        M: AtomicFieldOn<Col, Self::Backend>,
+        M: AtomicFieldOn<Col, Self>,
     {
         let statement = TakeUpdate::<M, Col, TAKE_CAPTURE> {
             table: M::table(),
             key,
             take,
         };
-        if self.execute_returning_count(&statement)? == 0 {
+        if conn.query_count(statement).await? == 0 {
             return Ok(None);
         }
-        let before: M::Value = captured(self)?;
+        let before: M::Value = captured(conn).await?;
         Ok(Some(take.taken_from(before)))
     }
 
-    fn apply_changes<M, Cs>(
-        &mut self,
+    async fn apply_changes<R, M, Cs>(
+        conn: &mut R,
         key: &Cs::Key,
         parts: &Cs::Parts,
     ) -> QueryResult<Option<Cs::Values>>
     where
+        R: RawConnection<Db = Self>,
         M: 'static,
-        Cs: Changes<M, Self::Backend> + 'static,
+        Cs: Changes<M, Self> + 'static,
     {
-        let mut update = MultiStatement::<M, Cs, Self::Backend, MULTI_CAPTURE>::new(key);
+        let mut update = MultiStatement::<M, Cs, Self, MULTI_CAPTURE>::new(key);
         update.parts = Some(parts);
-        if self.execute_returning_count(&update)? == 0 {
+        if conn.query_count(update).await? == 0 {
             return Ok(None);
         }
-        let captured = MultiStatement::<M, Cs, Self::Backend, MULTI_CAPTURED>::new(key);
-        Cs::load(self, captured)
+        let captured = MultiStatement::<M, Cs, Self, MULTI_CAPTURED>::new(key);
+        Cs::load(conn, captured).await
     }
 
-    fn upsert<M, Col, I>(
-        &mut self,
+    async fn upsert<R, M, Col, I>(
+        conn: &mut R,
         key: &M::Key,
         insert: &I,
         amount: M::Value,
         guard: Option<M::Value>,
     ) -> Result<Option<M::Value>, AtomicError>
     where
+        R: RawConnection<Db = Self>,
         Col: Column + 'static,
-        M: AtomicFieldOn<Col, Self::Backend>,
-        I: QueryFragment<Self::Backend> + QueryId,
+        M: AtomicFieldOn<Col, Self>,
+        I: QueryFragment<Self> + QueryId,
     {
         // A row that exists and takes the amount: the guarded `UPDATE` with capture of
         // `increment`, two round trips, exact.
         if let Some(guard) = guard {
-            if let Some(value) = self.apply_delta::<M, Col>(key, Direction::Up, amount, guard)? {
+            let up = Self::apply_delta::<R, M, Col>(conn, key, Direction::Up, amount, guard);
+            if let Some(value) = up.await? {
                 return Ok(Some(value));
             }
         }
         // No row matched (missing, or it refused): the insert, or the refusal, in one
         // transaction, so the value read back is the one this statement left (the row stays
         // locked until the commit). See `sql::upsert`.
-        self.write_transaction(|c| {
+        write_transaction!(conn, |c| {
             let written = match guard {
                 Some(guard) => {
-                    c.execute_returning_count(&Upsert::<M, Col, I, UPSERT_ON_DUPLICATE, true> {
+                    c.query_count(Upsert::<M, Col, I, UPSERT_ON_DUPLICATE, true> {
                         table: M::table(),
                         insert,
                         amount,
                         guard,
                     })
+                    .await
                 }
                 None => {
-                    c.execute_returning_count(&Upsert::<M, Col, I, UPSERT_ON_DUPLICATE, false> {
+                    c.query_count(Upsert::<M, Col, I, UPSERT_ON_DUPLICATE, false> {
                         table: M::table(),
                         insert,
                         amount,
                         guard: amount,
                     })
+                    .await
                 }
             };
             match written {
@@ -169,7 +184,7 @@ impl RawConnection for MysqlConnection {
                     Ok(None)
                 }
                 Err(error) => Err(error.into()),
-                Ok(_) => Ok(read::<M, Col, _, 0>(c, key, "")?),
+                Ok(_) => Ok(read::<M, Col, _, 0>(c, key, "").await?),
             }
         })
     }

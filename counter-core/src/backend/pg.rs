@@ -1,70 +1,36 @@
 //! PostgreSQL: `UPDATE … RETURNING` for every single-statement operation, `FOR NO KEY UPDATE`
 //! for row locks (it does not block inserts of child rows that reference the locked row).
 
-use diesel::pg::PgConnection;
-use diesel::result::{DatabaseErrorKind, Error, QueryResult};
+use diesel::pg::Pg;
+use diesel::result::{DatabaseErrorKind, Error};
 use diesel::Column;
 
-use super::{message, raw_connection, ErrorClass, RawConnection};
+use super::{message, Dialect, ErrorClass, RawConnection};
 use crate::error::AtomicError;
 use crate::field::AtomicFieldOn;
 use crate::lock::LockMode;
-use crate::plan::{Direction, Take};
-use crate::sql::{DeltaUpdate, TakeUpdate, DELTA_RETURNING, TAKE_FROM_LOCKED};
+use crate::plan::Take;
+use crate::sql::{TakeUpdate, TAKE_FROM_LOCKED};
 
-raw_connection!(PgConnection);
+impl Dialect for Pg {
+    const NAME: &'static str = "PostgreSQL";
 
-impl RawConnection for PgConnection {
-    const BACKEND: &'static str = "PostgreSQL";
-
-    fn apply_delta<M, Col>(
-        &mut self,
-        key: &M::Key,
-        direction: Direction,
-        amount: M::Value,
-        guard: M::Value,
-    ) -> QueryResult<Option<M::Value>>
-    where
-        Col: Column + 'static,
-        M: AtomicFieldOn<Col, Self::Backend>,
-    {
-        match direction {
-            Direction::Up => M::load_value(
-                self,
-                DeltaUpdate::<M, Col, DELTA_RETURNING, true> {
-                    table: M::table(),
-                    key,
-                    amount,
-                    guard,
-                },
-            ),
-            Direction::Down => M::load_value(
-                self,
-                DeltaUpdate::<M, Col, DELTA_RETURNING, false> {
-                    table: M::table(),
-                    key,
-                    amount,
-                    guard,
-                },
-            ),
-        }
-    }
-
-    fn take<M, Col>(
-        &mut self,
+    async fn take<R, M, Col>(
+        conn: &mut R,
         key: &M::Key,
         take: Take<M::Value>,
     ) -> Result<Option<M::Value>, AtomicError>
     where
+        R: RawConnection<Db = Self>,
         Col: Column + 'static,
-        M: AtomicFieldOn<Col, Self::Backend>,
+        M: AtomicFieldOn<Col, Self>,
     {
         let statement = TakeUpdate::<M, Col, TAKE_FROM_LOCKED> {
             table: M::table(),
             key,
             take,
         };
-        Ok(M::load_value(self, statement)?)
+        Ok(M::load_value(conn, statement).await?)
     }
 
     fn lock_sql(mode: LockMode) -> Result<&'static str, AtomicError> {

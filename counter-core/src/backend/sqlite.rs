@@ -3,70 +3,39 @@
 //! written (there is no `FOR UPDATE`). A busy database is a transient conflict: the retry loop
 //! waits and runs the operation again, so callers need no busy timeout.
 
-use diesel::connection::{AnsiTransactionManager, TransactionManager};
-use diesel::result::{Error, QueryResult};
-use diesel::sqlite::SqliteConnection;
+use diesel::result::Error;
+use diesel::sqlite::Sqlite;
 use diesel::Column;
 
-use super::{message, raw_connection, ErrorClass, RawConnection};
+use super::{message, write_transaction, Dialect, ErrorClass, RawConnection};
 use crate::error::AtomicError;
 use crate::field::AtomicFieldOn;
 use crate::lock::LockMode;
-use crate::plan::{Direction, Take};
-use crate::sql::{read, write, DeltaUpdate, DELTA_RETURNING};
+use crate::plan::Take;
+use crate::sql::{read, write};
 use crate::value::AtomicValue;
 
-raw_connection!(SqliteConnection);
+impl Dialect for Sqlite {
+    const NAME: &'static str = "SQLite";
 
-impl RawConnection for SqliteConnection {
-    const BACKEND: &'static str = "SQLite";
-
-    fn apply_delta<M, Col>(
-        &mut self,
-        key: &M::Key,
-        direction: Direction,
-        amount: M::Value,
-        guard: M::Value,
-    ) -> QueryResult<Option<M::Value>>
-    where
-        Col: Column + 'static,
-        M: AtomicFieldOn<Col, Self::Backend>,
-    {
-        match direction {
-            Direction::Up => M::load_value(
-                self,
-                DeltaUpdate::<M, Col, DELTA_RETURNING, true> {
-                    table: M::table(),
-                    key,
-                    amount,
-                    guard,
-                },
-            ),
-            Direction::Down => M::load_value(
-                self,
-                DeltaUpdate::<M, Col, DELTA_RETURNING, false> {
-                    table: M::table(),
-                    key,
-                    amount,
-                    guard,
-                },
-            ),
-        }
-    }
+    /// `BEGIN IMMEDIATE` (a savepoint inside the caller's transaction, whose lock mode the
+    /// caller chose when it began).
+    const BEGIN_WRITE: &'static str = "BEGIN IMMEDIATE";
 
     /// `RETURNING` cannot see the old value and SQLite has no session variable to capture it,
     /// so: read and write under `BEGIN IMMEDIATE`, which no other writer can interleave.
-    fn take<M, Col>(
-        &mut self,
+    async fn take<R, M, Col>(
+        conn: &mut R,
         key: &M::Key,
         take: Take<M::Value>,
     ) -> Result<Option<M::Value>, AtomicError>
     where
+        R: RawConnection<Db = Self>,
         Col: Column + 'static,
-        M: AtomicFieldOn<Col, Self::Backend>,
+        M: AtomicFieldOn<Col, Self>,
     {
-        self.write_transaction(|conn| {
-            let Some(current) = read::<M, Col, _, 0>(conn, key, "")? else {
+        write_transaction!(conn, |conn| {
+            let Some(current) = read::<M, Col, _, 0>(conn, key, "").await? else {
                 return Ok(None);
             };
             let taken = take.taken_from(current);
@@ -75,7 +44,7 @@ impl RawConnection for SqliteConnection {
                 let after =
                     <M::Value as AtomicValue>::from_i128(current.to_i128() - taken.to_i128())
                         .expect("floor <= after < current");
-                write::<M, Col, _>(conn, key, after)?;
+                write::<M, Col, _>(conn, key, after).await?;
             }
             Ok(Some(taken))
         })
@@ -87,18 +56,8 @@ impl RawConnection for SqliteConnection {
             LockMode::Wait | LockMode::NoWait => Ok(""),
             LockMode::SkipLocked => Err(AtomicError::Unsupported {
                 feature: "LockMode::SkipLocked (SQLite locks the whole database, not rows)",
-                backend: Self::BACKEND,
+                backend: Self::NAME,
             }),
-        }
-    }
-
-    /// `BEGIN IMMEDIATE`, or a savepoint inside the caller's transaction (whose lock mode the
-    /// caller chose when it began).
-    fn begin_write(&mut self) -> QueryResult<()> {
-        if super::in_transaction(self) {
-            AnsiTransactionManager::begin_transaction(self)
-        } else {
-            AnsiTransactionManager::begin_transaction_sql(self, "BEGIN IMMEDIATE")
         }
     }
 

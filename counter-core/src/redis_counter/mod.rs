@@ -13,14 +13,16 @@ use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use diesel::Column;
 use redis::{ConnectionLike, Script};
 
-use crate::backend::{AtomicConnection, BackendOf, RawConnection};
+use crate::backend::{
+    write_transaction, BackendOf, Blocking, BlockingConnection, CallMode, Dialect, RawConnection,
+};
 use crate::error::{AtomicError, Limit};
 use crate::field::{AtomicField, AtomicFieldOn};
 use crate::lock::LockMode;
 use crate::ops::Field;
 use crate::plan::non_negative;
-use crate::retry::RetryPolicy;
-use crate::sql::LedgerConnection;
+use crate::retry::{retrying, RetryPolicy};
+use crate::sql::LedgerDialect;
 use crate::value::AtomicValue;
 
 pub use key::RedisKey;
@@ -338,7 +340,7 @@ where
         key: &M::Key,
     ) -> Result<i128, AtomicError>
     where
-        C: AtomicConnection,
+        C: BlockingConnection,
         M: AtomicFieldOn<Col, BackendOf<C>>,
     {
         let stored = self.field.current(conn, key.clone())?.to_i128();
@@ -365,7 +367,7 @@ where
         redis: &mut dyn ConnectionLike,
     ) -> Result<FlushReport<M::Key>, AtomicError>
     where
-        C: AtomicConnection,
+        C: BlockingConnection,
         M: AtomicFieldOn<Col, BackendOf<C>>,
     {
         // `recover` refuses a caller's transaction before anything is taken.
@@ -386,7 +388,7 @@ where
         redis: &mut dyn ConnectionLike,
     ) -> Result<FlushReport<M::Key>, AtomicError>
     where
-        C: AtomicConnection,
+        C: BlockingConnection,
         M: AtomicFieldOn<Col, BackendOf<C>>,
     {
         refuse_inside_a_transaction(conn.raw())?;
@@ -426,7 +428,7 @@ where
         id: &str,
     ) -> Result<FlushReport<M::Key>, AtomicError>
     where
-        C: AtomicConnection,
+        C: BlockingConnection,
         M: AtomicFieldOn<Col, BackendOf<C>>,
     {
         Ok(match self.apply_batch(conn, redis, id)? {
@@ -442,7 +444,7 @@ where
         id: &str,
     ) -> Result<Applied<M::Key>, AtomicError>
     where
-        C: AtomicConnection,
+        C: BlockingConnection,
         M: AtomicFieldOn<Col, BackendOf<C>>,
     {
         let raw = conn.raw();
@@ -462,46 +464,53 @@ where
         // `recover`, before taking anything new.
         let mut refused: Vec<Option<DieselError>> = (0..batch.len()).map(|_| None).collect();
         loop {
-            let outcome = self.field.run(raw, LockMode::Wait, |c| {
-                c.write_transaction(|c| {
-                    // Only this statement's unique violation means "another flusher committed
-                    // the batch": one from a trigger or a constraint of the counted table must
-                    // not pass for it (the batch would be deleted as if it were applied).
-                    match c.ledger_record(self.ledger, id, now) {
-                        Err(DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _)) => {
-                            return Err(AtomicError::custom(AlreadyApplied));
+            let outcome = Blocking::drive(async {
+                retrying!(&mut *raw, self.field.policy(), LockMode::Wait, |c| {
+                    write_transaction!(c, |c| {
+                        // Only this statement's unique violation means "another flusher committed
+                        // the batch": one from a trigger or a constraint of the counted table must
+                        // not pass for it (the batch would be deleted as if it were applied).
+                        match LedgerDialect::ledger_record(c, self.ledger, id, now).await {
+                            Err(DieselError::DatabaseError(
+                                DatabaseErrorKind::UniqueViolation,
+                                _,
+                            )) => {
+                                return Err(AtomicError::custom(AlreadyApplied));
+                            }
+                            other => other?,
                         }
-                        other => other?,
-                    }
-                    let mut written = Vec::with_capacity(batch.len());
-                    let mut kept = Vec::new();
-                    let mut kept_fields: Vec<&String> = Vec::new();
-                    for (index, (key, (field, n))) in batch.iter().enumerate() {
-                        if refused[index].is_some() {
-                            kept_fields.push(field);
-                            continue;
-                        }
-                        match self.field.increment(c, key.clone(), *n) {
-                            Ok(_) => written.push((key.clone(), n.to_i128() as i64)),
-                            Err(
-                                error @ (AtomicError::NotFound | AtomicError::OutOfRange { .. }),
-                            ) => {
+                        let mut written = Vec::with_capacity(batch.len());
+                        let mut kept = Vec::new();
+                        let mut kept_fields: Vec<&String> = Vec::new();
+                        for (index, (key, (field, n))) in batch.iter().enumerate() {
+                            if refused[index].is_some() {
                                 kept_fields.push(field);
-                                kept.push(Kept::of(key, field, *n, error));
+                                continue;
                             }
-                            Err(AtomicError::Database(
-                                error @ DieselError::DatabaseError(kind, _),
-                            )) if kind != DatabaseErrorKind::ClosedConnection => {
-                                return Err(AtomicError::custom(KeyRefused { index, error }));
+                            match self.field.increment_raw(c, key, *n).await {
+                                Ok(_) => written.push((key.clone(), n.to_i128() as i64)),
+                                Err(
+                                    error
+                                    @ (AtomicError::NotFound | AtomicError::OutOfRange { .. }),
+                                ) => {
+                                    kept_fields.push(field);
+                                    kept.push(Kept::of(key, field, *n, error));
+                                }
+                                Err(AtomicError::Database(
+                                    error @ DieselError::DatabaseError(kind, _),
+                                )) if kind != DatabaseErrorKind::ClosedConnection => {
+                                    return Err(AtomicError::custom(KeyRefused { index, error }));
+                                }
+                                Err(other) => return Err(other),
                             }
-                            Err(other) => return Err(other),
                         }
-                    }
-                    kept_fields.extend(unusable.iter().map(|k| &k.field));
-                    if !kept_fields.is_empty() {
-                        c.ledger_keep(self.ledger, id, &encode_fields(kept_fields.into_iter()))?;
-                    }
-                    Ok((written, kept))
+                        kept_fields.extend(unusable.iter().map(|k| &k.field));
+                        if !kept_fields.is_empty() {
+                            let kept_fields = encode_fields(kept_fields.into_iter());
+                            LedgerDialect::ledger_keep(c, self.ledger, id, &kept_fields).await?;
+                        }
+                        Ok((written, kept))
+                    })
                 })
             });
             return match outcome {
@@ -540,7 +549,7 @@ where
         id: &str,
     ) -> Result<FlushReport<M::Key>, AtomicError>
     where
-        C: AtomicConnection,
+        C: BlockingConnection,
         M: AtomicFieldOn<Col, BackendOf<C>>,
     {
         let (report, kept) = match self.look_up(conn.raw(), id)? {
@@ -584,8 +593,10 @@ where
         raw: &mut R,
         id: &str,
     ) -> Result<Option<String>, AtomicError> {
-        self.field.run(raw, LockMode::Wait, |c| {
-            Ok(c.ledger_look_up(self.ledger, id)?)
+        Blocking::drive(async {
+            retrying!(raw, self.field.policy(), LockMode::Wait, |c| {
+                Ok(LedgerDialect::ledger_look_up(c, self.ledger, id).await?)
+            })
         })
     }
 
@@ -599,11 +610,12 @@ where
             *last = Some(Instant::now());
         }
         let before = unix_now() - i64::try_from(self.prune_after.as_secs()).unwrap_or(i64::MAX / 2);
-        self.field
-            .run(raw, LockMode::Wait, |c| {
-                Ok(c.ledger_prune(self.ledger, before)?)
+        Blocking::drive(async {
+            retrying!(raw, self.field.policy(), LockMode::Wait, |c| {
+                Ok(LedgerDialect::ledger_prune(c, self.ledger, before).await?)
             })
-            .map(drop)
+        })
+        .map(drop)
     }
 
     fn batch_key(&self, id: &str) -> String {
@@ -639,12 +651,11 @@ struct AlreadyApplied;
 /// caller's transaction that commit is the caller's, and a rollback after the delete would
 /// lose the counts. Refused before anything is taken.
 fn refuse_inside_a_transaction<R: RawConnection>(raw: &mut R) -> Result<(), AtomicError> {
-    use diesel::connection::TransactionManager;
-    match R::TransactionManager::transaction_manager_status_mut(raw).transaction_depth() {
+    match raw.transaction_status().transaction_depth() {
         Ok(None) => Ok(()),
         Ok(Some(_)) => Err(AtomicError::Unsupported {
             feature: "a Redis counter flush inside a transaction",
-            backend: R::BACKEND,
+            backend: R::Db::NAME,
         }),
         // A connection whose last rollback failed: Diesel's error says so.
         Err(broken) => Err(AtomicError::Database(broken)),

@@ -10,7 +10,6 @@ use crate::field::{AtomicField, AtomicFieldOn};
 use crate::value::AtomicValue;
 
 /// Returns the new value with `RETURNING` (PostgreSQL, SQLite).
-#[cfg_attr(not(any(feature = "postgres", feature = "sqlite")), allow(dead_code))]
 pub(crate) const DELTA_RETURNING: u8 = 1;
 /// Captures the new value with `LAST_INSERT_ID` for a following `SELECT LAST_INSERT_ID()`
 /// (MySQL): `SET c = c + ? + CAST(LAST_INSERT_ID((c + ?) ^ mask) & 0 AS SIGNED)`; see

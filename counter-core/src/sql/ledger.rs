@@ -14,6 +14,9 @@ use diesel::result::QueryResult;
 use diesel::serialize::ToSql;
 use diesel::sql_types::{BigInt, HasSqlType, Text};
 use diesel::RunQueryDsl;
+use std::future::Future;
+
+use crate::backend::RawConnection;
 
 pub(crate) const LEDGER_RECORD: u8 = 1;
 pub(crate) const LEDGER_KEEP: u8 = 2;
@@ -84,54 +87,72 @@ impl Query for LedgerStatement<'_, LEDGER_LOOK_UP> {
 
 impl<Conn, const KIND: u8> RunQueryDsl<Conn> for LedgerStatement<'_, KIND> {}
 
-/// The ledger statements on a connection; a supertrait of every backend's connection, so the
-/// Redis counter needs no bound of its own. Written once for the three Diesel connections.
+/// The ledger statements, per backend; a supertrait of every [`Dialect`](crate::backend::Dialect),
+/// so the Redis counter needs no bound of its own. Written once for the three backends.
 #[doc(hidden)]
-pub trait LedgerConnection {
+pub trait LedgerDialect: Backend + Sized {
     /// Records batch `flush_id` as applied at `at` (fails on the primary key when it is).
-    fn ledger_record(&mut self, table: &'static str, flush_id: &str, at: i64) -> QueryResult<()>;
-    /// Sets the keys batch `flush_id` left in Redis.
-    fn ledger_keep(&mut self, table: &'static str, flush_id: &str, kept: &str) -> QueryResult<()>;
-    /// The kept keys of batch `flush_id`, or `None` when the batch is not in the database.
-    fn ledger_look_up(
-        &mut self,
+    fn ledger_record<R: RawConnection<Db = Self>>(
+        conn: &mut R,
         table: &'static str,
         flush_id: &str,
-    ) -> QueryResult<Option<String>>;
+        at: i64,
+    ) -> impl Future<Output = QueryResult<()>>;
+    /// Sets the keys batch `flush_id` left in Redis.
+    fn ledger_keep<R: RawConnection<Db = Self>>(
+        conn: &mut R,
+        table: &'static str,
+        flush_id: &str,
+        kept: &str,
+    ) -> impl Future<Output = QueryResult<()>>;
+    /// The kept keys of batch `flush_id`, or `None` when the batch is not in the database.
+    fn ledger_look_up<R: RawConnection<Db = Self>>(
+        conn: &mut R,
+        table: &'static str,
+        flush_id: &str,
+    ) -> impl Future<Output = QueryResult<Option<String>>>;
     /// Deletes the rows of batches applied before `before`; how many.
-    fn ledger_prune(&mut self, table: &'static str, before: i64) -> QueryResult<usize>;
+    fn ledger_prune<R: RawConnection<Db = Self>>(
+        conn: &mut R,
+        table: &'static str,
+        before: i64,
+    ) -> impl Future<Output = QueryResult<usize>>;
 }
 
-macro_rules! ledger_connection {
-    ($($feature:literal => $conn:ty),*) => {$(
+macro_rules! ledger_dialect {
+    ($($feature:literal => $db:ty),*) => {$(
         #[cfg(feature = $feature)]
-        impl LedgerConnection for $conn {
-            fn ledger_record(&mut self, table: &'static str, flush_id: &str, at: i64)
-                -> QueryResult<()> {
+        impl LedgerDialect for $db {
+            async fn ledger_record<R: RawConnection<Db = Self>>(
+                conn: &mut R, table: &'static str, flush_id: &str, at: i64,
+            ) -> QueryResult<()> {
                 let s = LedgerStatement::<LEDGER_RECORD> { table, flush_id, kept: "", at };
-                s.execute(self).map(drop)
+                conn.query_count(s).await.map(drop)
             }
-            fn ledger_keep(&mut self, table: &'static str, flush_id: &str, kept: &str)
-                -> QueryResult<()> {
+            async fn ledger_keep<R: RawConnection<Db = Self>>(
+                conn: &mut R, table: &'static str, flush_id: &str, kept: &str,
+            ) -> QueryResult<()> {
                 let s = LedgerStatement::<LEDGER_KEEP> { table, flush_id, kept, at: 0 };
-                s.execute(self).map(drop)
+                conn.query_count(s).await.map(drop)
             }
-            fn ledger_look_up(&mut self, table: &'static str, flush_id: &str)
-                -> QueryResult<Option<String>> {
-                use diesel::OptionalExtension;
+            async fn ledger_look_up<R: RawConnection<Db = Self>>(
+                conn: &mut R, table: &'static str, flush_id: &str,
+            ) -> QueryResult<Option<String>> {
                 let s = LedgerStatement::<LEDGER_LOOK_UP> { table, flush_id, kept: "", at: 0 };
-                s.get_result::<String>(self).optional()
+                Ok(conn.query_rows::<_, String>(s).await?.pop())
             }
-            fn ledger_prune(&mut self, table: &'static str, before: i64) -> QueryResult<usize> {
+            async fn ledger_prune<R: RawConnection<Db = Self>>(
+                conn: &mut R, table: &'static str, before: i64,
+            ) -> QueryResult<usize> {
                 let s = LedgerStatement::<LEDGER_PRUNE> { table, flush_id: "", kept: "", at: before };
-                s.execute(self)
+                conn.query_count(s).await
             }
         }
     )*};
 }
 
-ledger_connection!(
-    "postgres" => diesel::PgConnection,
-    "mysql" => diesel::MysqlConnection,
-    "sqlite" => diesel::SqliteConnection
+ledger_dialect!(
+    "postgres" => diesel::pg::Pg,
+    "mysql" => diesel::mysql::Mysql,
+    "sqlite" => diesel::sqlite::Sqlite
 );

@@ -19,9 +19,8 @@ mod upsert;
 pub(crate) use delta::DeltaUpdate;
 #[cfg(feature = "mysql")]
 pub(crate) use delta::DELTA_CAPTURE;
-#[cfg(any(feature = "postgres", feature = "sqlite"))]
 pub(crate) use delta::DELTA_RETURNING;
-pub use ledger::LedgerConnection;
+pub use ledger::LedgerDialect;
 pub(crate) use multi::{MultiStatement, MULTI_LOCK, MULTI_READ, MULTI_RETURNING, MULTI_WRITE};
 #[cfg(feature = "mysql")]
 pub(crate) use multi::{MULTI_CAPTURE, MULTI_CAPTURED};

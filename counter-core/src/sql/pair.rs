@@ -104,16 +104,16 @@ pub(crate) enum First {
 
 /// Runs a [`PairRoles`] and reads its answer: which key sorts first, or `SameRow` when one row
 /// answers to both keys, or `NotFound` when either key has no row.
-pub(crate) fn pair_order<M, Col, C>(
-    conn: &mut C,
+pub(crate) async fn pair_order<M, Col, R>(
+    conn: &mut R,
     from: &M::Key,
     to: &M::Key,
     bigint: &'static str,
 ) -> Result<First, AtomicError>
 where
-    C: diesel::connection::LoadConnection,
+    R: crate::backend::RawConnection,
     Col: Column + 'static,
-    M: AtomicFieldOn<Col, C::Backend>,
+    M: AtomicFieldOn<Col, R::Db>,
 {
     let query = PairRoles::<M, Col> {
         table: M::table(),
@@ -121,7 +121,7 @@ where
         to,
         bigint,
     };
-    first_of(&M::load_roles(conn, query)?)
+    first_of(&M::load_roles(conn, query).await?)
 }
 
 /// The answer of a [`PairRoles`], from the roles of the rows it returned, in order.

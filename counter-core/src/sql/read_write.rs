@@ -3,9 +3,10 @@
 use diesel::backend::Backend;
 use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
 use diesel::result::QueryResult;
-use diesel::{Column, Connection, RunQueryDsl};
+use diesel::{Column, RunQueryDsl};
 
 use super::StatementId;
+use crate::backend::RawConnection;
 use crate::field::{AtomicField, AtomicFieldOn};
 use crate::value::AtomicValue;
 
@@ -55,22 +56,22 @@ impl<M: AtomicField<Col>, Col: Column, Conn, const LOCK: u8> RunQueryDsl<Conn>
 }
 
 /// Reads the value of row `key`; `LOCK`/`lock_sql` as in [`SelectValue`].
-pub(crate) fn read<M, Col, C, const LOCK: u8>(
-    conn: &mut C,
+pub(crate) async fn read<M, Col, R, const LOCK: u8>(
+    conn: &mut R,
     key: &M::Key,
     lock_sql: &'static str,
 ) -> QueryResult<Option<M::Value>>
 where
-    C: diesel::connection::LoadConnection,
+    R: RawConnection,
     Col: Column + 'static,
-    M: AtomicFieldOn<Col, C::Backend>,
+    M: AtomicFieldOn<Col, R::Db>,
 {
     let query = SelectValue::<M, Col, LOCK> {
         table: M::table(),
         key,
         lock_sql,
     };
-    M::load_value(conn, query)
+    M::load_value(conn, query).await
 }
 
 /// The statement-id marker of a [`WriteValue`].
@@ -108,17 +109,22 @@ impl<M: AtomicField<Col>, Col: Column + 'static> QueryId for WriteValue<'_, M, C
 }
 
 /// Writes `value` to row `key`; returns the number of rows matched.
-pub(crate) fn write<M, Col, C>(conn: &mut C, key: &M::Key, value: M::Value) -> QueryResult<usize>
+pub(crate) async fn write<M, Col, R>(
+    conn: &mut R,
+    key: &M::Key,
+    value: M::Value,
+) -> QueryResult<usize>
 where
-    C: Connection,
+    R: RawConnection,
     Col: Column + 'static,
-    M: AtomicFieldOn<Col, C::Backend>,
+    M: AtomicFieldOn<Col, R::Db>,
 {
-    conn.execute_returning_count(&WriteValue::<M, Col> {
+    conn.query_count(WriteValue::<M, Col> {
         table: M::table(),
         key,
         value,
     })
+    .await
 }
 
 /// `SELECT LAST_INSERT_ID()`: the value a MySQL statement captured on this connection.
