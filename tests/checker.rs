@@ -5,10 +5,13 @@
 //! `COUNTER_CHECK_SECONDS=120 cargo test --release -p counter-tests --all-features --test checker -- --test-threads 1 --nocapture`.
 
 use counter_tests::checker::cells::{mysql, postgres, sqlite};
+use counter_tests::checker::driver::Async;
 use counter_tests::checker::hot::run_hot;
-use counter_tests::checker::{run, Plan};
+use counter_tests::checker::{run, run_with, Plan};
+use counter_tests::db::{mysql_url, pg_url};
 use counter_tests::models::{CkCounter, CkName, CkPair};
 use counter_tests::TestDb;
+use diesel_async::sync_connection_wrapper::SyncConnectionWrapper;
 
 /// Both subjects on one pool; `trailing_space`: the database ignores trailing spaces in keys.
 macro_rules! both {
@@ -78,4 +81,80 @@ mysql_cells! {
     mysql_ansi_quotes_repeatable_read: ANSI_QUOTES, "REPEATABLE READ";
     mysql_ansi_quotes_read_committed: ANSI_QUOTES, "READ COMMITTED";
     mysql_strict_serializable: STRICT, "SERIALIZABLE";
+}
+
+/// The three subjects with the library's calls on diesel-async connections (each thread its
+/// own, set up with `setup`), the harness's statements on the cell's blocking pool.
+macro_rules! async_subjects {
+    ($cell:expr, $pool:expr, $conn:ty, $url:expr, $setup:expr, $trailing_space:expr) => {{
+        let plan = Plan::from_env();
+        let driver = Async::<$conn>::new($url, $setup);
+        run_with::<CkCounter, _, _>($cell, $pool, &driver, plan, $trailing_space);
+        run_with::<CkName, _, _>($cell, $pool, &driver, plan, $trailing_space);
+        run_with::<CkPair, _, _>($cell, $pool, &driver, plan, $trailing_space);
+    }};
+}
+
+#[test]
+fn async_sqlite_delete() {
+    let db = sqlite("DELETE", None);
+    let url = db.path().to_str().expect("UTF-8 path").to_owned();
+    async_subjects!(
+        "async_sqlite_delete",
+        db.pool(),
+        SyncConnectionWrapper<diesel::SqliteConnection>,
+        &url,
+        "",
+        false
+    );
+}
+
+#[test]
+fn async_postgres_read_committed() {
+    let isolation = "read committed";
+    async_subjects!(
+        "async_postgres_read_committed",
+        &postgres(isolation),
+        diesel_async::AsyncPgConnection,
+        pg_url(),
+        &format!("SET SESSION CHARACTERISTICS AS TRANSACTION ISOLATION LEVEL {isolation};"),
+        false
+    );
+}
+
+#[test]
+fn async_postgres_serializable() {
+    let isolation = "serializable";
+    async_subjects!(
+        "async_postgres_serializable",
+        &postgres(isolation),
+        diesel_async::AsyncPgConnection,
+        pg_url(),
+        &format!("SET SESSION CHARACTERISTICS AS TRANSACTION ISOLATION LEVEL {isolation};"),
+        false
+    );
+}
+
+macro_rules! async_mysql_cells {
+    ($($name:ident: $mode:expr, $isolation:literal;)*) => {$(
+        #[test]
+        fn $name() {
+            async_subjects!(
+                stringify!($name),
+                &mysql($mode, $isolation),
+                diesel_async::AsyncMysqlConnection,
+                mysql_url(),
+                &format!(
+                    "SET SESSION sql_mode = '{}'; SET SESSION TRANSACTION ISOLATION LEVEL {};",
+                    $mode, $isolation
+                ),
+                true
+            );
+        }
+    )*};
+}
+
+async_mysql_cells! {
+    async_mysql_strict_repeatable_read: STRICT, "REPEATABLE READ";
+    async_mysql_non_strict_read_committed: NON_STRICT, "READ COMMITTED";
 }

@@ -414,7 +414,7 @@ fn increments_while_connections_die<C>(
 ) -> (u64, u64)
 where
     C: diesel::r2d2::R2D2Connection + Send + 'static,
-    PooledOf<C>: counter_core::AtomicConnection,
+    PooledOf<C>: counter_core::BlockingConnection,
     Product: AtomicFieldOn<ct_products::sold, counter_core::BackendOf<PooledOf<C>>>,
 {
     let ok = AtomicU64::new(0);

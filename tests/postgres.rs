@@ -2,13 +2,12 @@
 //! foreign writer (the real `pgbench`) on the same row and the isolation-level check for the
 //! SERIALIZABLE run of `.ci/run`.
 
-use std::path::Path;
-use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use counter_core::AtomicError;
 use counter_tests::db::pg_url;
 use counter_tests::models::Product;
+use counter_tests::pgbench::run_pgbench;
 use counter_tests::scenarios::THREADS;
 use counter_tests::{Postgres, TestDb};
 use diesel::prelude::*;
@@ -60,53 +59,18 @@ fn isolation_level_of_the_url_reaches_the_server() {
     assert_eq!(levels, vec![expected; THREADS]);
 }
 
-/// The parts of pgbench's report the test needs.
-#[derive(Debug)]
-struct PgbenchReport {
-    processed: u64,
-    failed: u64,
-}
-
-fn parse_pgbench(stdout: &str) -> PgbenchReport {
-    let number_after = |label: &str| -> Option<u64> {
-        let line = stdout.lines().find(|l| l.starts_with(label))?;
-        let rest = line[label.len()..].trim();
-        rest.split(|c: char| !c.is_ascii_digit())
-            .next()?
-            .parse()
-            .ok()
-    };
-    PgbenchReport {
-        processed: number_after("number of transactions actually processed:")
-            .unwrap_or_else(|| panic!("no transaction count in pgbench's report:\n{stdout}")),
-        failed: number_after("number of failed transactions:").unwrap_or(0),
-    }
-}
-
 /// While 8 library threads increment `sold` of one row, the real `pgbench` (4 clients, 3 s)
 /// runs `UPDATE ct_products SET sold = sold + 1 WHERE id = N` on the same row. The final value
 /// is exactly the initial one plus the library's successes plus pgbench's transactions.
 #[test]
 fn foreign_writer_pgbench_on_the_same_row() {
-    let pgbench = Path::new("/usr/bin/pgbench");
-    assert!(
-        pgbench.exists(),
-        "this test runs the real pgbench as a foreign writer, and /usr/bin/pgbench is missing: \
-         install postgresql-client (apt-get install postgresql-client), or `source .ci/env.sh`"
-    );
     let db = Postgres::open();
     let initial = 1_000_000_i64;
     let id = db.new_product(0, initial);
-    let dir = tempfile::tempdir().unwrap();
-    let script = dir.path().join("foreign_writer.sql");
-    std::fs::write(
-        &script,
-        format!("UPDATE ct_products SET sold = sold + 1 WHERE id = {id};\n"),
-    )
-    .unwrap();
+    let script = format!("UPDATE ct_products SET sold = sold + 1 WHERE id = {id};\n");
 
     let done = AtomicBool::new(false);
-    let (library, output) = std::thread::scope(|scope| {
+    let (library, report) = std::thread::scope(|scope| {
         let workers: Vec<_> = (0..THREADS)
             .map(|_| {
                 let (db, done) = (&db, &done);
@@ -127,25 +91,11 @@ fn foreign_writer_pgbench_on_the_same_row() {
                 })
             })
             .collect();
-        let output = Command::new(pgbench)
-            .args(["-n", "-f"])
-            .arg(&script)
-            .args(["-c", "4", "-T", "3", "--max-tries=100"])
-            .arg(pg_url())
-            .output();
+        let report = run_pgbench(&script, 4, 3);
         done.store(true, Ordering::SeqCst);
         let library: Vec<_> = workers.into_iter().map(|w| w.join().unwrap()).collect();
-        (library, output)
+        (library, report)
     });
-    let output = output.expect("running /usr/bin/pgbench");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "pgbench failed ({}):\n{stdout}\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let report = parse_pgbench(&stdout);
     let library_ok: i64 = library.iter().map(|(ok, _)| ok).sum();
     let errors: Vec<String> = library
         .iter()
@@ -157,7 +107,7 @@ fn foreign_writer_pgbench_on_the_same_row() {
         report.failed,
         errors.len()
     );
-    assert!(report.processed > 0, "pgbench did no work:\n{stdout}");
+    assert!(report.processed > 0, "pgbench did no work: {report:?}");
     assert!(library_ok > 0, "the library did no work");
     assert_eq!(
         db.product(id).1,

@@ -310,7 +310,7 @@ fn panic_leaves_no_transaction<B, R>(
 }
 
 /// `update_stock_locked` whose closure panics, on product `id`.
-fn update_locked_panics<C: counter_core::AtomicConnection>(conn: &mut C, id: i64)
+fn update_locked_panics<C: counter_core::BlockingConnection>(conn: &mut C, id: i64)
 where
     Product: AtomicFieldOn<ct_products::stock, counter_core::BackendOf<C>>,
 {
@@ -319,7 +319,7 @@ where
 }
 
 /// `update_first_unlocked` on `[id]` whose closure panics.
-fn update_first_unlocked_panics<C: counter_core::AtomicConnection>(conn: &mut C, id: i64)
+fn update_first_unlocked_panics<C: counter_core::BlockingConnection>(conn: &mut C, id: i64)
 where
     Product: AtomicFieldOn<ct_products::stock, counter_core::BackendOf<C>>,
 {

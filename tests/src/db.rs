@@ -22,7 +22,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
-use counter_core::AtomicConnection;
+use counter_core::{BlockingConnection, RawConnection};
 use diesel::connection::{LoadConnection, SimpleConnection};
 use diesel::mysql::MysqlConnection;
 use diesel::pg::PgConnection;
@@ -66,11 +66,12 @@ pub trait TestDb: Sized + Send + Sync + 'static {
     type Conn: Connection
         + LoadConnection
         + R2D2Connection
-        + AtomicConnection<Raw = Self::Conn>
+        + BlockingConnection<Raw = Self::Conn>
+        + RawConnection<Db = <Self::Conn as Connection>::Backend>
         + Send
         + 'static;
     /// A connection checked out of the pool; the library takes it as `&mut pooled`.
-    type Pooled: AtomicConnection<Raw = Self::Conn> + DerefMut<Target = Self::Conn>;
+    type Pooled: BlockingConnection<Raw = Self::Conn> + DerefMut<Target = Self::Conn>;
 
     /// A database for one test: a fresh file (SQLite) or the process-wide server database.
     fn open() -> Self;

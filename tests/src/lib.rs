@@ -9,6 +9,7 @@
 pub mod checker;
 pub mod db;
 pub mod models;
+pub mod pgbench;
 pub mod scenarios;
 pub mod schema;
 

@@ -18,6 +18,7 @@
 //!   operations (the interleaving is the machine's).
 
 pub mod cells;
+pub mod driver;
 pub mod history;
 pub mod hot;
 pub mod op;
@@ -28,15 +29,18 @@ use std::collections::BTreeMap;
 use std::hash::{BuildHasher, RandomState};
 use std::time::{Duration, Instant};
 
-use counter_core::{AtomicConnection, AtomicFieldOn, BackendOf, Changes, UpsertRow};
-use diesel::connection::{LoadConnection, SimpleConnection, TransactionManager};
+use counter_core::{
+    AtomicFieldOn, BackendOf, BlockingConnection, Changes, RawConnection, UpsertRow,
+};
+use diesel::connection::{LoadConnection, SimpleConnection};
 use diesel::r2d2::{ConnectionManager, Pool, R2D2Connection};
 use diesel::{Connection, QueryableByName, RunQueryDsl};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
+use driver::{Calls, Driver, Pooled};
 use history::{Bounds, Verdict};
-use op::{execute, quiet_injected_panics, random_op, KeyDebug, Record};
+use op::{quiet_injected_panics, random_op, KeyDebug, Record};
 use subject::{KeyOf, SaleOf, Subject};
 
 use crate::db::settle;
@@ -84,7 +88,13 @@ impl Plan {
 /// A connection the checker can run on: the library takes it, and the checker reads and
 /// writes rows with plain SQL on it.
 pub trait CheckConn:
-    Connection + LoadConnection + R2D2Connection + AtomicConnection<Raw = Self> + Send + 'static
+    Connection
+    + LoadConnection
+    + R2D2Connection
+    + BlockingConnection<Raw = Self>
+    + RawConnection<Db = <Self as Connection>::Backend>
+    + Send
+    + 'static
 {
     /// The `v` of the one row the query selects.
     fn value(&mut self, sql: &str) -> diesel::QueryResult<i32>;
@@ -131,6 +141,23 @@ where
     SaleOf<S>: Changes<S, BackendOf<C>, Key = KeyOf<S>, Values = (i32, i64)>,
     KeyOf<S>: KeyDebug,
 {
+    run_with::<S, C, _>(cell, pool, &Pooled { pool }, plan, trailing_space)
+}
+
+/// [`run`] with the library's calls made through `driver` (the harness's own statements go
+/// through `pool`).
+pub fn run_with<S, C, D>(
+    cell: &str,
+    pool: &Pool<ConnectionManager<C>>,
+    driver: &D,
+    plan: Plan,
+    trailing_space: bool,
+) where
+    C: CheckConn,
+    S: Subject,
+    D: Driver<S>,
+    KeyOf<S>: KeyDebug,
+{
     quiet_injected_panics();
     let started = Instant::now();
     let mut summary = Summary::default();
@@ -145,8 +172,15 @@ where
         let seed = plan.seed.wrapping_add(history as u64);
         let watchdog =
             Watchdog::start(format!("cell {cell}, {}, seed {seed}", S::SUBJECT), THREADS);
-        let verdict =
-            run_history::<S, C>(pool, plan, seed, trailing_space, &watchdog, &mut summary);
+        let verdict = run_history::<S, C, D>(
+            pool,
+            driver,
+            plan,
+            seed,
+            trailing_space,
+            &watchdog,
+            &mut summary,
+        );
         drop(watchdog);
         if !verdict.anomalies.is_empty() {
             let shown: Vec<&str> = verdict
@@ -156,9 +190,10 @@ where
                 .map(String::as_str)
                 .collect();
             panic!(
-                "checker, cell {cell}, {}: {} anomalies in history {history} (seed {seed}; \
+                "checker, cell {cell}, {} ({}): {} anomalies in history {history} (seed {seed}; \
                  replay its operations with COUNTER_CHECK_SEED={seed} COUNTER_CHECK_HISTORIES=1):\n  {}\noutcomes: {:?}",
                 S::SUBJECT,
+                driver.name(),
                 verdict.anomalies.len(),
                 shown.join("\n  "),
                 verdict.outcomes
@@ -166,9 +201,10 @@ where
         }
     }
     eprintln!(
-        "checker, cell {cell}, {}: {} histories, {} calls, {} of {} rows ordered, 0 anomalies \
+        "checker, cell {cell}, {} ({}): {} histories, {} calls, {} of {} rows ordered, 0 anomalies \
          in {:.1?} (seed {})\n  {:?}",
         S::SUBJECT,
+        driver.name(),
         summary.histories,
         summary.calls,
         summary.rows_ordered,
@@ -184,8 +220,9 @@ where
 }
 
 /// One history; adds its counts to `summary`.
-fn run_history<S, C>(
+fn run_history<S, C, D>(
     pool: &Pool<ConnectionManager<C>>,
+    driver: &D,
     plan: Plan,
     seed: u64,
     trailing_space: bool,
@@ -194,9 +231,8 @@ fn run_history<S, C>(
 ) -> Verdict
 where
     C: CheckConn,
-    S: Subject + AtomicFieldOn<S::Col, BackendOf<C>>,
-    for<'r> &'r S: UpsertRow<S, S::Col, BackendOf<C>>,
-    SaleOf<S>: Changes<S, BackendOf<C>, Key = KeyOf<S>, Values = (i32, i64)>,
+    S: Subject,
+    D: Driver<S>,
     KeyOf<S>: KeyDebug,
 {
     let mut rng = StdRng::seed_from_u64(seed);
@@ -231,24 +267,19 @@ where
                 scope.spawn(move || {
                     let mut rng = StdRng::seed_from_u64(seed ^ ((thread as u64 + 1) << 56));
                     let mut records = Vec::with_capacity(plan.ops_per_thread);
-                    let mut conn = pool.get().expect("checker: a connection");
+                    let mut calls = driver.thread();
                     for call in 0..plan.ops_per_thread {
                         if call > 0 && call % CALLS_PER_CHECKOUT == 0 {
-                            conn = pool.get().expect("checker: a connection");
+                            calls.renew();
                         }
-                        let op = random_op(&mut rng, keys, BOUNDS.hi, takes);
-                        let outcome =
-                            watchdog.call(thread, &op, || execute::<S, _>(&mut *conn, &op));
-                        let depth =
-                            <C as Connection>::TransactionManager::transaction_manager_status_mut(
-                                &mut *conn,
-                            )
-                            .transaction_depth();
+                        let op = random_op(&mut rng, keys, BOUNDS.hi, takes, D::TRANSACTIONS);
+                        let (outcome, left_in_transaction) =
+                            watchdog.call(thread, &op, || calls.call(&op));
                         records.push(Record {
                             thread,
                             op,
                             outcome,
-                            left_in_transaction: !matches!(depth, Ok(None)),
+                            left_in_transaction,
                         });
                     }
                     records

@@ -2,11 +2,13 @@
 //! public API, and recorded with their outcome.
 
 use std::fmt::Debug;
+use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::task::Poll;
 
 use counter_core::{
-    transaction, update, AtomicConnection, AtomicError, AtomicFieldOn, BackendOf, Change, ChangeOp,
-    Changes, Field, RetryPolicy, UpsertRow,
+    transaction, update, AtomicConnection, AtomicError, AtomicFieldOn, Awaited, BackendOf,
+    Blocking, CallMode, Change, ChangeOp, Changes, Field, Out, RetryPolicy, UpsertRow,
 };
 
 use super::subject::{KeyOf, SaleOf, Subject};
@@ -168,7 +170,13 @@ fn amount(rng: &mut StdRng, hi: i32) -> i32 {
 /// A random operation on `keys`; `hi` is the upper bound of the counters. Without `takes`, no
 /// `take_up_to`: its result does not say where the row was, so a history without it can be
 /// checked for one order of all its values (see `history`).
-pub fn random_op<K: Clone>(rng: &mut StdRng, keys: &Keys<K>, hi: i32, takes: bool) -> Op<K> {
+pub fn random_op<K: Clone>(
+    rng: &mut StdRng,
+    keys: &Keys<K>,
+    hi: i32,
+    takes: bool,
+    transactions: bool,
+) -> Op<K> {
     let key = keys.pick(rng);
     let kind = loop {
         let kind = rng.random_range(0..100);
@@ -190,7 +198,8 @@ pub fn random_op<K: Clone>(rng: &mut StdRng, keys: &Keys<K>, hi: i32, takes: boo
             Op::UpdateLocked(key, closure)
         }
         72..80 => Op::Transfer(key, keys.pick(rng), amount(rng, hi)),
-        80..86 => Op::Transaction(key, keys.pick(rng), amount(rng, hi)),
+        80..86 if transactions => Op::Transaction(key, keys.pick(rng), amount(rng, hi)),
+        80..86 => Op::Sale(key, amount(rng, hi)),
         86..91 if key.row.is_some() => Op::IncrementOrInsert(key, amount(rng, hi)),
         91..96 => Op::Sale(key, amount(rng, hi)),
         _ => Op::Current(key),
@@ -198,52 +207,146 @@ pub fn random_op<K: Clone>(rng: &mut StdRng, keys: &Keys<K>, hi: i32, takes: boo
 }
 
 /// Runs `op` through the library's handle for column `Col` of model `M` (what every generated
-/// method delegates to); a panic is caught and recorded as [`Outcome::Panicked`].
-pub fn execute<M, C>(conn: &mut C, op: &Op<KeyOf<M>>) -> Outcome
+/// method delegates to), on a blocking or an async connection alike (written once: each call
+/// is awaited through `C::Mode::into_future`); a panic is caught and recorded as
+/// [`Outcome::Panicked`].
+pub async fn execute<M, C>(conn: &mut C, op: &Op<KeyOf<M>>) -> Outcome
 where
     C: AtomicConnection,
+    C::Mode: TransactionMode,
     M: Subject + AtomicFieldOn<M::Col, BackendOf<C>>,
-    KeyOf<M>: Clone + PartialEq,
+    KeyOf<M>: Clone + PartialEq + Send + Sync,
     for<'r> &'r M: UpsertRow<M, M::Col, BackendOf<C>>,
     SaleOf<M>: Changes<M, BackendOf<C>, Key = KeyOf<M>, Values = (i32, i64)>,
 {
     let field = Field::<M, M::Col>::new();
     let value = |r: Result<i32, AtomicError>| r.map(Outcome::Value);
-    let result = catch_unwind(AssertUnwindSafe(|| match op {
-        Op::Increment(k, n) => value(field.increment(conn, k.key.clone(), *n)),
-        Op::Decrement(k, n) => value(field.decrement(conn, k.key.clone(), *n)),
-        Op::DecrementIfAtLeast(k, n) => value(field.decrement_if_at_least(conn, k.key.clone(), *n)),
-        Op::TakeUpTo(k, n) => value(field.take_up_to(conn, k.key.clone(), *n)),
-        Op::UpdateLocked(k, closure) => {
-            value(field.update_locked(conn, k.key.clone(), |v| closure.apply(v)))
-        }
-        Op::Transfer(from, to, n) => field
-            .transfer(conn, from.key.clone(), to.key.clone(), *n)
-            .map(|(a, b)| Outcome::Pair(a, b)),
-        Op::Current(k) => value(field.current(conn, k.key.clone())),
-        Op::Transaction(a, b, n) => transaction(conn, RetryPolicy::DEFAULT, |c| {
-            let left = field.decrement_if_at_least(c, a.key.clone(), *n)?;
-            let added = field.increment(c, b.key.clone(), *n)?;
-            Ok(Outcome::Pair(left, added))
-        }),
-        Op::IncrementOrInsert(k, n) => value(field.increment_or_insert(conn, &M::row(&k.key), *n)),
-        Op::Sale(k, n) => {
-            let sale = (
-                Change::new(ChangeOp::DecrementIfAtLeast, *n),
-                Change::new(ChangeOp::Increment, i64::from(*n)),
-            );
-            match update::<M, _, _>(conn, k.key.clone(), sale) {
-                Ok((v, _)) => Ok(Outcome::Value(v)),
-                // The checked column's refusal is the `DecrementIfAtLeast` refusal.
-                Err(AtomicError::InColumn { column: "v", error }) => Err(*error),
-                Err(other) => Err(other),
+    let result = caught(async {
+        match op {
+            Op::Increment(k, n) => {
+                value(wait::<C, _>(field.increment(conn, k.key.clone(), *n)).await)
+            }
+            Op::Decrement(k, n) => {
+                value(wait::<C, _>(field.decrement(conn, k.key.clone(), *n)).await)
+            }
+            Op::DecrementIfAtLeast(k, n) => {
+                value(wait::<C, _>(field.decrement_if_at_least(conn, k.key.clone(), *n)).await)
+            }
+            Op::TakeUpTo(k, n) => {
+                value(wait::<C, _>(field.take_up_to(conn, k.key.clone(), *n)).await)
+            }
+            Op::UpdateLocked(k, closure) => value(
+                wait::<C, _>(field.update_locked(conn, k.key.clone(), |v| closure.apply(v))).await,
+            ),
+            Op::Transfer(from, to, n) => {
+                wait::<C, _>(field.transfer(conn, from.key.clone(), to.key.clone(), *n))
+                    .await
+                    .map(|(a, b)| Outcome::Pair(a, b))
+            }
+            Op::Current(k) => value(wait::<C, _>(field.current(conn, k.key.clone())).await),
+            Op::Transaction(a, b, n) => {
+                C::Mode::sale_in_transaction::<M, C>(conn, a.key.clone(), b.key.clone(), *n)
+                    .await
+                    .map(|(left, added)| Outcome::Pair(left, added))
+            }
+            Op::IncrementOrInsert(k, n) => {
+                let row = M::row(&k.key);
+                value(wait::<C, _>(field.increment_or_insert(conn, &row, *n)).await)
+            }
+            Op::Sale(k, n) => {
+                let sale = (
+                    Change::new(ChangeOp::DecrementIfAtLeast, *n),
+                    Change::new(ChangeOp::Increment, i64::from(*n)),
+                );
+                match wait::<C, _>(update::<M, _, _>(conn, k.key.clone(), sale)).await {
+                    Ok((v, _)) => Ok(Outcome::Value(v)),
+                    // The checked column's refusal is the `DecrementIfAtLeast` refusal.
+                    Err(AtomicError::InColumn { column: "v", error }) => Err(*error),
+                    Err(other) => Err(other),
+                }
             }
         }
-    }));
+    })
+    .await;
     match result {
-        Ok(Ok(outcome)) => outcome,
-        Ok(Err(error)) => Outcome::Failed(error),
-        Err(_) => Outcome::Panicked,
+        Some(Ok(outcome)) => outcome,
+        Some(Err(error)) => Outcome::Failed(error),
+        None => Outcome::Panicked,
+    }
+}
+
+/// What an operation on `C` returned, as a future.
+fn wait<C: AtomicConnection, F: Future>(out: Out<C, F>) -> <C::Mode as CallMode>::Future<F> {
+    C::Mode::into_future(out)
+}
+
+/// Polls `body` to its end; `None` when a poll panicked.
+async fn caught<T>(body: impl Future<Output = T>) -> Option<T> {
+    let mut body = std::pin::pin!(body);
+    std::future::poll_fn(
+        |cx| match catch_unwind(AssertUnwindSafe(|| body.as_mut().poll(cx))) {
+            Ok(Poll::Ready(v)) => Poll::Ready(Some(v)),
+            Ok(Poll::Pending) => Poll::Pending,
+            Err(_) => Poll::Ready(None),
+        },
+    )
+    .await
+}
+
+/// The two-operation transaction of [`Op::Transaction`], through `transaction` on a blocking
+/// connection and `transaction_async` on an async one: the one operation whose API differs.
+pub trait TransactionMode: CallMode + Sized {
+    /// `decrement_if_at_least(a, n)` then `increment(b, n)`, all or nothing.
+    fn sale_in_transaction<M, C>(
+        conn: &mut C,
+        a: KeyOf<M>,
+        b: KeyOf<M>,
+        n: i32,
+    ) -> impl Future<Output = Result<(i32, i32), AtomicError>>
+    where
+        C: AtomicConnection<Mode = Self>,
+        M: Subject + AtomicFieldOn<M::Col, BackendOf<C>>,
+        KeyOf<M>: Clone + Send + Sync;
+}
+
+impl TransactionMode for Blocking {
+    async fn sale_in_transaction<M, C>(
+        conn: &mut C,
+        a: KeyOf<M>,
+        b: KeyOf<M>,
+        n: i32,
+    ) -> Result<(i32, i32), AtomicError>
+    where
+        C: AtomicConnection<Mode = Self>,
+        M: Subject + AtomicFieldOn<M::Col, BackendOf<C>>,
+        KeyOf<M>: Clone + Send + Sync,
+    {
+        let field = Field::<M, M::Col>::new();
+        transaction(conn, RetryPolicy::DEFAULT, |c| {
+            let left = field.decrement_if_at_least(c, a.clone(), n)?;
+            let added = field.increment(c, b.clone(), n)?;
+            Ok((left, added))
+        })
+    }
+}
+
+/// `transaction_async` takes a boxed `Send` future, which generic code cannot prove `Send`
+/// (the library's futures are `Send` only for concrete types): the async driver does not
+/// generate [`Op::Transaction`] (see [`random_op`]); `tests/async.rs` tests
+/// `transaction_async` on every async connection.
+impl TransactionMode for Awaited {
+    async fn sale_in_transaction<M, C>(
+        _: &mut C,
+        _: KeyOf<M>,
+        _: KeyOf<M>,
+        _: i32,
+    ) -> Result<(i32, i32), AtomicError>
+    where
+        C: AtomicConnection<Mode = Self>,
+        M: Subject + AtomicFieldOn<M::Col, BackendOf<C>>,
+        KeyOf<M>: Clone + Send + Sync,
+    {
+        unreachable!("the async driver generates no Op::Transaction")
     }
 }
 

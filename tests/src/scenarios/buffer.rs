@@ -7,7 +7,9 @@ use std::time::Duration;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use counter_core::{AtomicConnection, AtomicFieldOn, BackendOf, Buffer, FlushPolicy, NewRow};
+use counter_core::{
+    AtomicFieldOn, BackendOf, BlockingConnection, Buffer, FlushPolicy, NewRow, RawConnection,
+};
 use diesel::r2d2::{ConnectionManager, Pool, R2D2Connection};
 
 use super::on_n_threads;
@@ -24,7 +26,11 @@ pub fn daily_views_buffer<C>(
     policy: FlushPolicy,
 ) -> Buffer<(i64, i32), i64>
 where
-    C: AtomicConnection<Raw = C> + R2D2Connection + Send + 'static,
+    C: BlockingConnection<Raw = C>
+        + RawConnection<Db = <C as diesel::Connection>::Backend>
+        + R2D2Connection
+        + Send
+        + 'static,
     DailyView: AtomicFieldOn<ct_daily_views::views, BackendOf<C>>
         + NewRow<DailyView, ct_daily_views::views, BackendOf<C>>,
 {

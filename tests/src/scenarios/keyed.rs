@@ -399,7 +399,7 @@ where
 /// the whole call fail with `OutOfRange` and take nothing.
 pub fn add_to_cart<C>(conn: &mut C, cart: i64, product: i64, n: i32) -> Result<i32, AtomicError>
 where
-    C: counter_core::AtomicConnection,
+    C: counter_core::BlockingConnection,
     Product: AtomicFieldOn<ct_products::stock, counter_core::BackendOf<C>>,
     CartLine: AtomicFieldOn<ct_cart_lines::quantity, counter_core::BackendOf<C>>,
     for<'r> &'r NewCartLine:
