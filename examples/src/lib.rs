@@ -7,6 +7,8 @@ use diesel::connection::SimpleConnection;
 use diesel::r2d2::{ConnectionManager, CustomizeConnection, Pool};
 use diesel::SqliteConnection;
 
+pub mod service;
+
 /// A pool of connections to one SQLite file, as a web app would have.
 pub type SqlitePool = Pool<ConnectionManager<SqliteConnection>>;
 
