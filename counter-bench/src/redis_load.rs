@@ -6,7 +6,7 @@
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use counter_core::{AtomicConnection, AtomicFieldOn, BackendOf, RedisCounter};
+use counter_core::{AtomicFieldOn, BackendOf, BlockingConnection, RedisCounter};
 
 use crate::db::{counters, Counter};
 
@@ -46,7 +46,7 @@ impl RedisLoad {
     /// Flushes everything pending; the counts moved and how long it took.
     pub fn flush<C>(&self, conn: &mut C) -> Result<(i128, Duration), String>
     where
-        C: AtomicConnection,
+        C: BlockingConnection,
         Counter: AtomicFieldOn<counters::value, BackendOf<C>>,
     {
         let mut redis = self.connection()?;
