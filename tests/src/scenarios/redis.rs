@@ -8,7 +8,7 @@ use counter_core::{AtomicError, AtomicFieldOn, FlushReport, RedisCounter, RedisK
 use diesel::connection::SimpleConnection;
 use rand::{Rng, SeedableRng};
 
-use crate::db::{next_id, redis_connection, DbOf, TestDb};
+use crate::db::{next_id, redis_connection, settle, DbOf, TestDb};
 use crate::models::{CkName, DailyView};
 use crate::schema::{ck_texts, ct_daily_views};
 
@@ -27,12 +27,21 @@ pub fn daily_rows<B: TestDb>(db: &B, page: i64, days: impl IntoIterator<Item = i
         .into_iter()
         .map(|day| format!("({page}, {day}, {views})"))
         .collect();
-    db.conn()
-        .batch_execute(&format!(
+    harness_sql(
+        db,
+        &format!(
             "INSERT INTO ct_daily_views (page_id, day, views) VALUES {}",
             values.join(", ")
-        ))
-        .expect("insert daily rows");
+        ),
+        "insert daily rows",
+    );
+}
+
+/// Runs SQL of the harness itself through [`settle`]: under SERIALIZABLE even a plain `INSERT`
+/// can fail because of the tests running beside it.
+pub fn harness_sql<B: TestDb>(db: &B, sql: &str, what: &str) {
+    let mut conn = db.conn();
+    settle(|| conn.batch_execute(sql)).unwrap_or_else(|e| panic!("{what}: {e}"));
 }
 
 /// The rows of `page` as `day -> views`.
@@ -433,7 +442,7 @@ where
     let page = next_id();
     daily_rows(&db, page, 1..=3, 0);
     let (refuse, allow) = refusal(page);
-    db.conn().batch_execute(&refuse).expect("the refusal");
+    harness_sql(&db, &refuse, "the refusal");
     let (views, prefix) = fresh_views();
     let mut redis = redis_connection();
     views
@@ -464,7 +473,7 @@ where
     assert_eq!(rows(&db, page), BTreeMap::from([(1, 4), (2, 0), (3, 7)]));
     assert_eq!(views.pending(&mut redis, &(page, 2)).unwrap(), 5);
 
-    db.conn().batch_execute(&allow).expect("undo the refusal");
+    harness_sql(&db, &allow, "undo the refusal");
     let report = views.flush(&mut db.conn(), &mut redis).unwrap();
     assert_eq!(
         (report.written, report.kept.len()),
@@ -483,11 +492,11 @@ where
     let db = B::open();
     let lower = format!("ci-{}", next_id());
     let upper = lower.to_uppercase();
-    db.conn()
-        .batch_execute(&format!(
-            "INSERT INTO ck_texts (name, v, w) VALUES ('{lower}', 0, 0)"
-        ))
-        .expect("the row");
+    harness_sql(
+        &db,
+        &format!("INSERT INTO ck_texts (name, v, w) VALUES ('{lower}', 0, 0)"),
+        "the row",
+    );
     let counter = RedisCounter::<CkName, ck_texts::v>::new(&format!("counter-tests-{}", next_id()));
     let mut redis = redis_connection();
     let mut conn = db.conn();
