@@ -223,3 +223,67 @@ fn redis_flush_keeps_a_key_its_row_refuses_and_writes_the_others() {
         )
     });
 }
+
+/// A compaction that has to wait for a slot row another transaction holds, and finds it
+/// changed when it gets it, still folds on its first try (`RetryPolicy::NEVER`), counting the
+/// holder's add. Under `.ci/run`'s SERIALIZABLE run this is the case that made compactions
+/// beside steady increments fail every try ("could not serialize access due to concurrent
+/// update"): the compaction opens READ COMMITTED whatever the session default.
+#[test]
+fn compaction_waits_for_a_changed_slot_on_its_first_try() {
+    use counter_core::RetryPolicy;
+    use counter_tests::models::Article;
+    use diesel::connection::SimpleConnection;
+
+    let db = Postgres::open();
+    let id = counter_tests::db::next_id();
+    let c = &mut db.conn();
+    for _ in 0..40 {
+        Article::increment_views(c, id, 1).unwrap();
+    }
+    let slots = db.view_slots(id);
+    let held = slots.last().expect("a slot row").0;
+
+    let mut holder = db.conn();
+    holder
+        .batch_execute(&format!(
+            "BEGIN; UPDATE ct_article_view_slots SET count = count + 5 \
+             WHERE id = {id} AND slot = {held}"
+        ))
+        .unwrap();
+    let folded = std::thread::scope(|scope| {
+        let compaction = scope.spawn(|| {
+            let mut c = db.conn();
+            Article::atomic_views()
+                .retry(RetryPolicy::NEVER)
+                .compact(&mut c, id)
+        });
+        // Until the compaction waits for the held row (its snapshot is older than the commit).
+        // Watched from a connection of its own: inside the holder's transaction
+        // `pg_stat_activity` is a snapshot taken at its first read.
+        let mut watcher = db.conn();
+        let start = std::time::Instant::now();
+        let mut waited = compaction_waits(&mut watcher);
+        while !waited && start.elapsed().as_secs() < 30 {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+            waited = compaction_waits(&mut watcher);
+        }
+        holder.batch_execute("COMMIT").unwrap();
+        let folded = compaction.join().expect("the compaction");
+        assert!(waited, "the compaction never waited for the held slot");
+        folded
+    });
+    assert_eq!(folded.expect("folded on the first try"), 45);
+    assert_eq!(db.view_slots(id), vec![(0, 45)]);
+}
+
+/// Does another backend wait for a lock on a slot row (the compaction's locking read)?
+fn compaction_waits(conn: &mut PgConnection) -> bool {
+    diesel::sql_query(
+        "SELECT count(*) > 0 AS t FROM pg_stat_activity \
+         WHERE wait_event_type = 'Lock' AND query LIKE '%ct_article_view_slots%FOR NO KEY UPDATE%'",
+    )
+    .get_result::<Terminated>(conn)
+    .unwrap()
+    .t
+}

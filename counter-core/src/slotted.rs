@@ -39,9 +39,7 @@ use diesel::serialize::ToSql;
 use diesel::sql_types::{BigInt, HasSqlType, Integer};
 use diesel::{Column, Expression};
 
-use crate::backend::{
-    write_transaction, AtomicConnection, BackendOf, CallMode, Dialect, Out, RawConnection,
-};
+use crate::backend::{guarded, AtomicConnection, BackendOf, CallMode, Dialect, Out, RawConnection};
 use crate::error::AtomicError;
 use crate::key::{KeyColumns, KeyValue};
 use crate::lock::LockMode;
@@ -282,6 +280,10 @@ impl<M: Slotted<Col>, Col: Column + 'static> SlottedField<M, Col> {
     /// order (so two compactions cannot deadlock, and an increment of a slot waits for it);
     /// returns the counter. Increments that arrive meanwhile are kept: they either wait for
     /// their slot's lock and land after the fold, or create a slot the fold did not lock.
+    /// On PostgreSQL the transaction is `READ COMMITTED` even where the session default is
+    /// `SERIALIZABLE`: there a fold that waits for a slot finds it changed since its snapshot
+    /// and fails, so beside steady increments it would fail every try. It needs no snapshot:
+    /// it reads only rows it locks, and the sum readers see is the same before and after.
     pub fn compact<'c, C>(
         &self,
         conn: &'c mut C,
@@ -294,8 +296,9 @@ impl<M: Slotted<Col>, Col: Column + 'static> SlottedField<M, Col> {
         let this = *self;
         C::Mode::drive(async move {
             let lock_sql = <BackendOf<C> as Dialect>::lock_sql(LockMode::Wait)?;
+            let begin = <BackendOf<C> as Dialect>::BEGIN_COMPACT;
             retrying!(conn.raw(), this.retry, LockMode::Wait, |c| {
-                write_transaction!(c, |c| {
+                guarded!(c, begin, |c| {
                     let lock = SlotStatement::<M, Col, SLOT_LOCK> {
                         table: Default::default(),
                         key: &key,

@@ -171,6 +171,15 @@ pub trait Dialect: Backend + LedgerDialect + Sized + 'static {
     /// `BEGIN IMMEDIATE` on SQLite (inside the caller's transaction, a savepoint instead).
     const BEGIN_WRITE: &'static str = "BEGIN";
 
+    /// The statement that opens a slotted counter's compaction. [`Self::BEGIN_WRITE`] unless
+    /// the backend overrides it; PostgreSQL opens it `READ COMMITTED` whatever the session's
+    /// default. Under `SERIALIZABLE` a compaction locks every slot of a key while increments
+    /// keep landing on them, so one of its slots has nearly always changed since its snapshot
+    /// and it fails "could not serialize access" on each try: it starves. It needs no
+    /// snapshot: it reads only rows it locks (`FOR UPDATE` returns their latest version), and
+    /// it leaves the sum every reader sees unchanged, at one commit.
+    const BEGIN_COMPACT: &'static str = Self::BEGIN_WRITE;
+
     /// Runs `delta` as one guarded statement; the new value, or `None` when no row matched
     /// (missing, or the guard refused it). `UPDATE … RETURNING` unless the backend overrides
     /// it.

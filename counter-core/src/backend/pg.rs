@@ -14,6 +14,7 @@ use crate::sql::{TakeUpdate, TAKE_FROM_LOCKED};
 
 impl Dialect for Pg {
     const NAME: &'static str = "PostgreSQL";
+    const BEGIN_COMPACT: &'static str = "BEGIN ISOLATION LEVEL READ COMMITTED";
 
     async fn take<R, M, Col>(
         conn: &mut R,
