@@ -12,13 +12,12 @@ use diesel::r2d2::{ConnectionManager, Pool, PooledConnection};
 use diesel_async::AsyncConnection as DieselAsync;
 
 use super::op::{execute, KeyDebug, Op, Outcome};
+use super::sale::SaleInTransaction;
 use super::subject::{KeyOf, SaleOf, Subject};
 use super::CheckConn;
 
 /// One way of calling the library, for subject `S`.
 pub trait Driver<S: Subject>: Sync {
-    /// Whether histories may contain [`Op::Transaction`] (see `TransactionMode`).
-    const TRANSACTIONS: bool;
     /// One thread's connection.
     type Thread: Calls<S>;
     /// A connection for a new thread.
@@ -42,13 +41,12 @@ pub struct Pooled<'p, C: CheckConn> {
 
 impl<S, C> Driver<S> for Pooled<'_, C>
 where
-    C: CheckConn,
+    C: CheckConn + SaleInTransaction<S>,
     S: Subject + AtomicFieldOn<S::Col, BackendOf<C>>,
     for<'r> &'r S: UpsertRow<S, S::Col, BackendOf<C>>,
     SaleOf<S>: Changes<S, BackendOf<C>, Key = KeyOf<S>, Values = (i32, i64)>,
     KeyOf<S>: KeyDebug,
 {
-    const TRANSACTIONS: bool = true;
     type Thread = PooledCalls<C>;
 
     fn thread(&self) -> PooledCalls<C> {
@@ -71,7 +69,7 @@ pub struct PooledCalls<C: CheckConn> {
 
 impl<S, C> Calls<S> for PooledCalls<C>
 where
-    C: CheckConn,
+    C: CheckConn + SaleInTransaction<S>,
     S: Subject + AtomicFieldOn<S::Col, BackendOf<C>>,
     for<'r> &'r S: UpsertRow<S, S::Col, BackendOf<C>>,
     SaleOf<S>: Changes<S, BackendOf<C>, Key = KeyOf<S>, Values = (i32, i64)>,
@@ -108,13 +106,12 @@ impl<A> Async<A> {
 
 impl<S, A> Driver<S> for Async<A>
 where
-    A: DieselAsync + AsyncConnection + RawConnection + 'static,
+    A: DieselAsync + AsyncConnection + RawConnection + SaleInTransaction<S> + 'static,
     S: Subject + AtomicFieldOn<S::Col, BackendOf<A>>,
     for<'r> &'r S: UpsertRow<S, S::Col, BackendOf<A>>,
     SaleOf<S>: Changes<S, BackendOf<A>, Key = KeyOf<S>, Values = (i32, i64)>,
     KeyOf<S>: KeyDebug,
 {
-    const TRANSACTIONS: bool = false;
     type Thread = AsyncCalls<A>;
 
     fn thread(&self) -> AsyncCalls<A> {
@@ -158,7 +155,7 @@ pub struct AsyncCalls<A> {
 
 impl<S, A> Calls<S> for AsyncCalls<A>
 where
-    A: DieselAsync + AsyncConnection + RawConnection + 'static,
+    A: DieselAsync + AsyncConnection + RawConnection + SaleInTransaction<S> + 'static,
     S: Subject + AtomicFieldOn<S::Col, BackendOf<A>>,
     for<'r> &'r S: UpsertRow<S, S::Col, BackendOf<A>>,
     SaleOf<S>: Changes<S, BackendOf<A>, Key = KeyOf<S>, Values = (i32, i64)>,

@@ -22,6 +22,7 @@ pub mod driver;
 pub mod history;
 pub mod hot;
 pub mod op;
+pub mod sale;
 pub mod subject;
 pub mod watchdog;
 
@@ -41,6 +42,7 @@ use rand::{Rng, SeedableRng};
 use driver::{Calls, Driver, Pooled};
 use history::{Bounds, Verdict};
 use op::{quiet_injected_panics, random_op, KeyDebug, Record};
+use sale::SaleInTransaction;
 use subject::{KeyOf, SaleOf, Subject};
 
 use crate::db::settle;
@@ -135,7 +137,7 @@ pub struct Summary {
 /// seed and the history that showed them.
 pub fn run<S, C>(cell: &str, pool: &Pool<ConnectionManager<C>>, plan: Plan, trailing_space: bool)
 where
-    C: CheckConn,
+    C: CheckConn + SaleInTransaction<S>,
     S: Subject + AtomicFieldOn<S::Col, BackendOf<C>>,
     for<'r> &'r S: UpsertRow<S, S::Col, BackendOf<C>>,
     SaleOf<S>: Changes<S, BackendOf<C>, Key = KeyOf<S>, Values = (i32, i64)>,
@@ -272,7 +274,7 @@ where
                         if call > 0 && call % CALLS_PER_CHECKOUT == 0 {
                             calls.renew();
                         }
-                        let op = random_op(&mut rng, keys, BOUNDS.hi, takes, D::TRANSACTIONS);
+                        let op = random_op(&mut rng, keys, BOUNDS.hi, takes);
                         let (outcome, left_in_transaction) =
                             watchdog.call(thread, &op, || calls.call(&op));
                         records.push(Record {

@@ -7,10 +7,11 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::task::Poll;
 
 use counter_core::{
-    transaction, update, AtomicConnection, AtomicError, AtomicFieldOn, Awaited, BackendOf,
-    Blocking, CallMode, Change, ChangeOp, Changes, Field, Out, RetryPolicy, UpsertRow,
+    update, AtomicConnection, AtomicError, AtomicFieldOn, BackendOf, CallMode, Change, ChangeOp,
+    Changes, Field, Out, UpsertRow,
 };
 
+use super::sale::SaleInTransaction;
 use super::subject::{KeyOf, SaleOf, Subject};
 use rand::rngs::StdRng;
 use rand::seq::IndexedRandom;
@@ -170,13 +171,7 @@ fn amount(rng: &mut StdRng, hi: i32) -> i32 {
 /// A random operation on `keys`; `hi` is the upper bound of the counters. Without `takes`, no
 /// `take_up_to`: its result does not say where the row was, so a history without it can be
 /// checked for one order of all its values (see `history`).
-pub fn random_op<K: Clone>(
-    rng: &mut StdRng,
-    keys: &Keys<K>,
-    hi: i32,
-    takes: bool,
-    transactions: bool,
-) -> Op<K> {
+pub fn random_op<K: Clone>(rng: &mut StdRng, keys: &Keys<K>, hi: i32, takes: bool) -> Op<K> {
     let key = keys.pick(rng);
     let kind = loop {
         let kind = rng.random_range(0..100);
@@ -198,8 +193,7 @@ pub fn random_op<K: Clone>(
             Op::UpdateLocked(key, closure)
         }
         72..80 => Op::Transfer(key, keys.pick(rng), amount(rng, hi)),
-        80..86 if transactions => Op::Transaction(key, keys.pick(rng), amount(rng, hi)),
-        80..86 => Op::Sale(key, amount(rng, hi)),
+        80..86 => Op::Transaction(key, keys.pick(rng), amount(rng, hi)),
         86..91 if key.row.is_some() => Op::IncrementOrInsert(key, amount(rng, hi)),
         91..96 => Op::Sale(key, amount(rng, hi)),
         _ => Op::Current(key),
@@ -212,8 +206,7 @@ pub fn random_op<K: Clone>(
 /// [`Outcome::Panicked`].
 pub async fn execute<M, C>(conn: &mut C, op: &Op<KeyOf<M>>) -> Outcome
 where
-    C: AtomicConnection,
-    C::Mode: TransactionMode,
+    C: AtomicConnection + SaleInTransaction<M>,
     M: Subject + AtomicFieldOn<M::Col, BackendOf<C>>,
     KeyOf<M>: Clone + PartialEq + Send + Sync,
     for<'r> &'r M: UpsertRow<M, M::Col, BackendOf<C>>,
@@ -244,11 +237,10 @@ where
                     .map(|(a, b)| Outcome::Pair(a, b))
             }
             Op::Current(k) => value(wait::<C, _>(field.current(conn, k.key.clone())).await),
-            Op::Transaction(a, b, n) => {
-                C::Mode::sale_in_transaction::<M, C>(conn, a.key.clone(), b.key.clone(), *n)
-                    .await
-                    .map(|(left, added)| Outcome::Pair(left, added))
-            }
+            Op::Transaction(a, b, n) => conn
+                .sale_in_transaction(a.key.clone(), b.key.clone(), *n)
+                .await
+                .map(|(left, added)| Outcome::Pair(left, added)),
             Op::IncrementOrInsert(k, n) => {
                 let row = M::row(&k.key);
                 value(wait::<C, _>(field.increment_or_insert(conn, &row, *n)).await)
@@ -291,63 +283,6 @@ async fn caught<T>(body: impl Future<Output = T>) -> Option<T> {
         },
     )
     .await
-}
-
-/// The two-operation transaction of [`Op::Transaction`], through `transaction` on a blocking
-/// connection and `transaction_async` on an async one: the one operation whose API differs.
-pub trait TransactionMode: CallMode + Sized {
-    /// `decrement_if_at_least(a, n)` then `increment(b, n)`, all or nothing.
-    fn sale_in_transaction<M, C>(
-        conn: &mut C,
-        a: KeyOf<M>,
-        b: KeyOf<M>,
-        n: i32,
-    ) -> impl Future<Output = Result<(i32, i32), AtomicError>>
-    where
-        C: AtomicConnection<Mode = Self>,
-        M: Subject + AtomicFieldOn<M::Col, BackendOf<C>>,
-        KeyOf<M>: Clone + Send + Sync;
-}
-
-impl TransactionMode for Blocking {
-    async fn sale_in_transaction<M, C>(
-        conn: &mut C,
-        a: KeyOf<M>,
-        b: KeyOf<M>,
-        n: i32,
-    ) -> Result<(i32, i32), AtomicError>
-    where
-        C: AtomicConnection<Mode = Self>,
-        M: Subject + AtomicFieldOn<M::Col, BackendOf<C>>,
-        KeyOf<M>: Clone + Send + Sync,
-    {
-        let field = Field::<M, M::Col>::new();
-        transaction(conn, RetryPolicy::DEFAULT, |c| {
-            let left = field.decrement_if_at_least(c, a.clone(), n)?;
-            let added = field.increment(c, b.clone(), n)?;
-            Ok((left, added))
-        })
-    }
-}
-
-/// `transaction_async` takes a boxed `Send` future, which generic code cannot prove `Send`
-/// (the library's futures are `Send` only for concrete types): the async driver does not
-/// generate [`Op::Transaction`] (see [`random_op`]); `tests/async.rs` tests
-/// `transaction_async` on every async connection.
-impl TransactionMode for Awaited {
-    async fn sale_in_transaction<M, C>(
-        _: &mut C,
-        _: KeyOf<M>,
-        _: KeyOf<M>,
-        _: i32,
-    ) -> Result<(i32, i32), AtomicError>
-    where
-        C: AtomicConnection<Mode = Self>,
-        M: Subject + AtomicFieldOn<M::Col, BackendOf<C>>,
-        KeyOf<M>: Clone + Send + Sync,
-    {
-        unreachable!("the async driver generates no Op::Transaction")
-    }
 }
 
 /// Keeps the injected panics out of the test output (they are expected and recorded); every
