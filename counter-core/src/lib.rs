@@ -5,7 +5,7 @@
 compile_error!("counter-core needs at least one backend feature: postgres, mysql or sqlite");
 
 mod backend;
-#[cfg(feature = "r2d2")]
+#[cfg(any(feature = "r2d2", feature = "deadpool", feature = "bb8"))]
 mod buffer;
 mod change;
 mod error;
@@ -29,7 +29,9 @@ pub use backend::{
     Out, RawConnection,
 };
 #[cfg(feature = "r2d2")]
-pub use buffer::{Buffer, FlushPolicy};
+pub use buffer::blocking::Buffer;
+#[cfg(any(feature = "r2d2", feature = "deadpool", feature = "bb8"))]
+pub use buffer::FlushPolicy;
 pub use change::{Change, ChangeColumn, ChangeOp, Changes, DistinctColumns};
 pub use counter_derive::AtomicField;
 pub use error::{AtomicError, Limit};

@@ -1,67 +1,32 @@
-//! A write-behind buffer: counts added in memory, written to the database in batches.
-//! (Everything a user needs is on the public type: this module is private.)
+//! [`Buffer`]: a write-behind buffer flushed from a thread of its own, through an r2d2 pool.
 
-use std::collections::hash_map::{DefaultHasher, HashMap};
-use std::collections::BTreeMap;
-use std::hash::{Hash, Hasher};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::hash::Hash;
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::thread::JoinHandle;
-use std::time::Duration;
 
 use diesel::r2d2::{ConnectionManager, Pool, R2D2Connection};
 use diesel::Column;
 
-use crate::backend::{BackendOf, BlockingConnection, RawConnection};
+use super::{lock, panicked, FlushPolicy, Pending};
+use crate::backend::{BackendOf, Blocking, BlockingConnection, CallMode, RawConnection};
 use crate::error::AtomicError;
 use crate::field::{AtomicField, AtomicFieldOn};
 use crate::ops::Field;
-use crate::plan::non_negative;
 use crate::upsert::NewRow;
 use crate::value::AtomicValue;
-
-/// How many shards the map has: enough that 16 to 64 adding threads rarely meet.
-const SHARDS: usize = 64;
-
-/// When the background thread flushes. Both triggers may be set; with neither, only
-/// [`Buffer::flush`], [`Buffer::shutdown`] and drop flush.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct FlushPolicy {
-    /// Flush this long after the previous flush.
-    pub interval: Option<Duration>,
-    /// Flush as soon as this many `add` calls are pending.
-    pub max_pending_adds: Option<u64>,
-}
-
-impl FlushPolicy {
-    /// Every second, or at 10,000 pending adds, whichever comes first.
-    pub const DEFAULT: FlushPolicy = FlushPolicy {
-        interval: Some(Duration::from_secs(1)),
-        max_pending_adds: Some(10_000),
-    };
-    /// No background thread: flush by calling [`Buffer::flush`] (and at shutdown and drop).
-    pub const MANUAL: FlushPolicy = FlushPolicy {
-        interval: None,
-        max_pending_adds: None,
-    };
-}
 
 /// Writes one batch; built by [`Buffer::new`] around the pool, the field and `new_row`.
 type FlushFn<K, V> = Box<dyn Fn(Vec<(K, V)>) -> Result<(), AtomicError> + Send + Sync>;
 
 /// The part shared with the background thread.
 struct Shared<K, V> {
-    shards: Box<[Mutex<HashMap<K, i128>>]>,
-    /// `add` calls since the last flush took its snapshot.
-    pending_adds: AtomicU64,
+    pending: Pending<K, V>,
     /// One flush at a time, so batches are written in the order they were taken.
     flushing: Mutex<()>,
     write: FlushFn<K, V>,
-    last_error: Mutex<Option<String>>,
     /// `true` once shutdown began; the background thread waits on `wake`.
     stopping: Mutex<bool>,
     wake: Condvar,
-    policy: FlushPolicy,
 }
 
 /// Buffered increments of one atomic field, keyed like the model (`M::Key`), flushed to the
@@ -158,19 +123,14 @@ where
     {
         let write: FlushFn<K, V> = Box::new(move |batch| {
             let mut conn = pool.get().map_err(AtomicError::custom)?;
-            field
-                .increment_or_insert_all(&mut *conn, batch, &new_row)
-                .map(drop)
+            Blocking::drive(field.upsert_all(&mut *conn, batch, &new_row)).map(drop)
         });
         let shared = Arc::new(Shared {
-            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
-            pending_adds: AtomicU64::new(0),
+            pending: Pending::new(policy),
             flushing: Mutex::new(()),
             write,
-            last_error: Mutex::new(None),
             stopping: Mutex::new(false),
             wake: Condvar::new(),
-            policy,
         });
         let flusher = (policy != FlushPolicy::MANUAL).then(|| {
             let shared = Arc::clone(&shared);
@@ -185,16 +145,8 @@ where
     /// Adds `n` to `key`'s pending count: memory only, one shard lock. Errors:
     /// `NegativeAmount` (a buffer only counts up).
     pub fn add(&self, key: K, n: V) -> Result<(), AtomicError> {
-        let n = non_negative(n)?;
-        let shared = &*self.shared;
-        *lock(shared.shard(&key)).entry(key).or_insert(0) += n;
-        let adds = shared.pending_adds.fetch_add(1, Ordering::Relaxed) + 1;
-        if shared
-            .policy
-            .max_pending_adds
-            .is_some_and(|max| adds >= max)
-        {
-            shared.wake.notify_one();
+        if self.shared.pending.add(key, n)? {
+            self.shared.wake.notify_one();
         }
         Ok(())
     }
@@ -208,17 +160,13 @@ where
 
     /// The sum of the counts not yet written.
     pub fn pending(&self) -> i128 {
-        self.shared
-            .shards
-            .iter()
-            .map(|shard| lock(shard).values().sum::<i128>())
-            .sum()
+        self.shared.pending.total()
     }
 
     /// The message of the last flush's error, or `None` when the last flush succeeded (or
     /// none ran yet).
     pub fn last_error(&self) -> Option<String> {
-        lock(&self.shared.last_error).clone()
+        self.shared.pending.last_error()
     }
 
     /// Stops the background flusher and flushes what is left; the error of that last flush,
@@ -256,77 +204,32 @@ where
     K: Ord + Hash + Clone + Send + Sync + 'static,
     V: AtomicValue,
 {
-    /// The shard of `key`.
-    fn shard(&self, key: &K) -> &Mutex<HashMap<K, i128>> {
-        let mut hasher = DefaultHasher::new();
-        key.hash(&mut hasher);
-        &self.shards[hasher.finish() as usize % self.shards.len()]
-    }
-
-    /// Takes a snapshot of every shard, sums it per key (sorted), writes it; on error puts
-    /// it back.
+    /// Takes every pending count, writes it as one batch, and settles: on error every count
+    /// goes back.
     fn flush(&self) -> Result<usize, AtomicError> {
         let _one_at_a_time = lock(&self.flushing);
-        let mut totals: BTreeMap<K, i128> = BTreeMap::new();
-        for shard in self.shards.iter() {
-            let taken = std::mem::take(&mut *lock(shard));
-            for (key, n) in taken {
-                *totals.entry(key).or_insert(0) += n;
-            }
-        }
-        self.pending_adds.store(0, Ordering::Relaxed);
-        // A total past the column type is written in part; the rest stays for the next flush.
-        let max = V::MAX.to_i128();
-        let mut batch = Vec::with_capacity(totals.len());
-        for (key, total) in &totals {
-            if *total > 0 {
-                let now = (*total).min(max);
-                batch.push((key.clone(), V::from_i128(now).expect("clamped to the type")));
-            }
-        }
+        let mut taken = self.pending.take();
+        let batch = std::mem::take(&mut taken.batch);
         let written = batch.len();
         let result = if batch.is_empty() {
             Ok(())
         } else {
             // A panicking `new_row` fails the flush like a database error: the counts stay.
             std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| (self.write)(batch)))
-                .unwrap_or_else(|_| Err(AtomicError::custom("a flush panicked (in `new_row`?)")))
+                .unwrap_or_else(|_| Err(panicked()))
         };
-        match result {
-            Ok(()) => {
-                for (key, total) in totals {
-                    if total > max {
-                        *lock(self.shard(&key)).entry(key).or_insert(0) += total - max;
-                    }
-                }
-                *lock(&self.last_error) = None;
-                Ok(written)
-            }
-            Err(error) => {
-                // Nothing of the batch was written (one transaction): every count goes back.
-                for (key, total) in totals {
-                    *lock(self.shard(&key)).entry(key).or_insert(0) += total;
-                }
-                *lock(&self.last_error) = Some(error.to_string());
-                Err(error)
-            }
-        }
+        taken.settle(written, result)
     }
 
     /// The background flusher: waits for the interval, enough pending adds, or shutdown.
     fn run_flusher(&self) {
-        let policy = self.policy;
+        let policy = self.pending.policy;
         loop {
             let mut stopping = lock(&self.stopping);
-            let due = |adds: u64| policy.max_pending_adds.is_some_and(|max| adds >= max);
-            while !*stopping && !due(self.pending_adds.load(Ordering::Relaxed)) {
-                // Without an interval, still look again every 100 ms: an `add` that crossed
-                // the threshold between this check and the wait would otherwise only wake
-                // it with the next add.
-                let wait = policy.interval.unwrap_or(Duration::from_millis(100));
+            while !*stopping && !self.pending.due() {
                 let (guard, timeout) = self
                     .wake
-                    .wait_timeout(stopping, wait)
+                    .wait_timeout(stopping, policy.wait())
                     .unwrap_or_else(PoisonError::into_inner);
                 stopping = guard;
                 if timeout.timed_out() && policy.interval.is_some() {
@@ -341,10 +244,4 @@ where
             let _ = self.flush();
         }
     }
-}
-
-/// Locks `m`, ignoring poisoning: a panic while holding a shard lock happens between two
-/// plain map operations, which leave the map consistent.
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
 }
