@@ -10,15 +10,19 @@
 //! async path under test. The scenarios are one macro body instantiated per backend: spawned
 //! tasks must be `Send`, which Rust proves on concrete types only.
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use counter_core::scoped_futures::ScopedFutureExt;
-use counter_core::{transaction_async, AtomicError, ChangeColumn, LockMode, RetryPolicy};
+use counter_core::{
+    transaction_async, AsyncBuffer, AtomicError, ChangeColumn, FlushPolicy, LockMode, RetryPolicy,
+};
 use counter_tests::db::{mysql_url, pg_url};
-use counter_tests::models::{Account, Article, CartLine, NewCartLine, Product};
+use counter_tests::models::{Account, Article, CartLine, DailyView, NewCartLine, Product};
 use counter_tests::pgbench::run_pgbench;
 use counter_tests::schema::ct_products;
 use counter_tests::{Mysql, Postgres, Sqlite, TestDb};
@@ -88,6 +92,28 @@ async fn sqlite_pool(db: &Sqlite, max: usize) -> SqlitePool {
         .max_size(max)
         .build()
         .expect("deadpool of SyncConnectionWrapper<SqliteConnection>")
+}
+
+/// The row of a page's day seen first by a buffer.
+fn daily_row(&(page_id, day): &(i64, i32), views: i64) -> DailyView {
+    DailyView {
+        page_id,
+        day,
+        views,
+    }
+}
+
+/// Rows `(page, day)` at 0 views, through the blocking harness.
+fn daily_rows<B: TestDb>(db: &B, page: i64, days: std::ops::Range<i32>) {
+    counter_tests::scenarios::daily_rows(db, page, days, 0);
+}
+
+/// The rows of `page` as `day -> views`, through the blocking harness.
+fn views_of<B: TestDb>(db: &B, page: i64) -> BTreeMap<i32, i64> {
+    db.daily_views(&[page])
+        .into_iter()
+        .map(|(_, day, views)| (day, views))
+        .collect()
 }
 
 /// The scenarios, for one backend: `$open` opens its blocking harness (before the runtime
@@ -311,6 +337,139 @@ macro_rules! async_scenarios {
                     assert_eq!(Article::current_likes(&mut conn, id).await.unwrap(), 640);
                     assert_eq!(Article::compact_likes(&mut conn, id).await.unwrap(), 640);
                     assert_eq!(Article::current_likes(&mut conn, id).await.unwrap(), 640);
+                });
+            }
+
+            /// An `AsyncBuffer` fed by 16 tasks (300 adds each over 10 keys, half with rows)
+            /// while its spawned flusher flushes every 20 ms and at 500 adds, and one task
+            /// flushes by hand: after `shutdown` every row holds exactly what was added.
+            #[test]
+            fn async_buffer_counts_every_add() {
+                let db = $open;
+                runtime().block_on(async {
+                    let pool = $pool(&db, 4).await;
+                    let page = counter_tests::next_id();
+                    daily_rows(&db, page, 0..5);
+                    let policy = FlushPolicy {
+                        interval: Some(Duration::from_millis(20)),
+                        max_pending_adds: Some(500),
+                    };
+                    let views = AsyncBuffer::new(pool, DailyView::atomic_views(), daily_row, policy);
+                    let flusher = tokio::spawn(views.flusher());
+                    let mut tasks = Vec::new();
+                    for task in 0..TASKS {
+                        let views = views.clone();
+                        tasks.push(tokio::spawn(async move {
+                            for i in 0..300 {
+                                let day = ((task + i) % 10) as i32;
+                                views.add((page, day), (i % 3 + 1) as i64).unwrap();
+                                if i % 50 == 0 {
+                                    tokio::task::yield_now().await;
+                                }
+                            }
+                        }));
+                    }
+                    let by_hand = {
+                        let views = views.clone();
+                        tokio::spawn(async move {
+                            for _ in 0..20 {
+                                views.flush().await.unwrap();
+                                tokio::time::sleep(Duration::from_millis(5)).await;
+                            }
+                        })
+                    };
+                    for task in tasks {
+                        task.await.unwrap();
+                    }
+                    by_hand.await.unwrap();
+                    views.shutdown().await.unwrap();
+                    flusher.await.unwrap();
+                    assert_eq!((views.pending(), views.last_error()), (0, None));
+                    let mut expected = BTreeMap::new();
+                    for task in 0..TASKS {
+                        for i in 0..300 {
+                            *expected.entry(((task + i) % 10) as i32).or_insert(0) +=
+                                (i % 3 + 1) as i64;
+                        }
+                    }
+                    assert_eq!(views_of(&db, page), expected);
+                });
+            }
+
+            /// A flush dropped at each point where it waited puts every count back, and its
+            /// rows were written whole or not at all: written only when its COMMIT was under
+            /// way, and then the next flush writes the counts again (the window of any write
+            /// whose answer is lost; which wait that is varies from run to run). A panicking
+            /// `new_row` fails the flush and keeps the counts too.
+            #[test]
+            fn async_buffer_flush_dropped_or_panicking_keeps_its_counts() {
+                let db = $open;
+                runtime().block_on(async {
+                    let pool = $pool(&db, 4).await;
+                    let views = AsyncBuffer::new(
+                        pool.clone(),
+                        DailyView::atomic_views(),
+                        daily_row,
+                        FlushPolicy::MANUAL,
+                    );
+                    let mut pendings = 1;
+                    let mut written_when_dropped = Vec::new();
+                    loop {
+                        let page = counter_tests::next_id();
+                        daily_rows(&db, page, 0..1);
+                        views.add((page, 0), 4).unwrap();
+                        views.add((page, 1), 5).unwrap();
+                        if drop_after(views.flush(), pendings).await {
+                            assert_eq!(views.pending(), 0);
+                            assert_eq!(views_of(&db, page), BTreeMap::from([(0, 4), (1, 5)]));
+                            break;
+                        }
+                        assert_eq!(views.pending(), 9, "after {pendings} waits");
+                        // Whole or nothing; a COMMIT sent before the drop may land later still.
+                        let rows = views_of(&db, page);
+                        let seen_written = rows == BTreeMap::from([(0, 4), (1, 5)]);
+                        assert!(
+                            seen_written || rows == BTreeMap::from([(0, 0)]),
+                            "after {pendings} waits: {rows:?}"
+                        );
+                        assert_eq!(views.flush().await.unwrap(), 2);
+                        let rows = views_of(&db, page);
+                        if rows == BTreeMap::from([(0, 8), (1, 10)]) {
+                            written_when_dropped.push(pendings);
+                        } else {
+                            assert!(!seen_written, "after {pendings} waits: {rows:?}");
+                            assert_eq!(rows, BTreeMap::from([(0, 4), (1, 5)]), "after {pendings} waits");
+                        }
+                        pendings += 1;
+                        assert!(pendings < 200, "the flush never completed");
+                    }
+                    assert!(pendings > 1, "the flush never waited");
+                    println!(
+                        "{}: the flush finished within {pendings} waits; dropped flushes that \
+                         wrote: after {written_when_dropped:?} waits",
+                        stringify!($backend)
+                    );
+                    assert!(
+                        written_when_dropped.len() < pendings - 1
+                            && !written_when_dropped.contains(&1),
+                        "written by flushes dropped after {written_when_dropped:?} of {pendings} waits"
+                    );
+
+                    let panicking = AsyncBuffer::new(
+                        pool,
+                        DailyView::atomic_views(),
+                        |_: &(i64, i32), _: i64| -> DailyView { panic!("no row for this key") },
+                        FlushPolicy::MANUAL,
+                    );
+                    let page = counter_tests::next_id();
+                    daily_rows(&db, page, 0..1);
+                    panicking.add((page, 0), 2).unwrap();
+                    panicking.add((page, 1), 3).unwrap();
+                    let error = panicking.flush().await.unwrap_err();
+                    assert!(error.to_string().contains("panicked"), "{error}");
+                    assert_eq!(panicking.pending(), 5);
+                    assert!(panicking.last_error().is_some());
+                    assert_eq!(views_of(&db, page), BTreeMap::from([(0, 0)]));
                 });
             }
 

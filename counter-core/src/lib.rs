@@ -28,6 +28,8 @@ pub use backend::{
     AsyncConnection, AtomicConnection, Awaited, BackendOf, Blocking, BlockingConnection, CallMode,
     Out, RawConnection,
 };
+#[cfg(any(feature = "deadpool", feature = "bb8"))]
+pub use buffer::awaited::{AsyncBuffer, ConnectionPool};
 #[cfg(feature = "r2d2")]
 pub use buffer::blocking::Buffer;
 #[cfg(any(feature = "r2d2", feature = "deadpool", feature = "bb8"))]

@@ -17,6 +17,8 @@ use crate::error::AtomicError;
 use crate::plan::non_negative;
 use crate::value::AtomicValue;
 
+#[cfg(any(feature = "deadpool", feature = "bb8"))]
+pub(crate) mod awaited;
 #[cfg(feature = "r2d2")]
 pub(crate) mod blocking;
 

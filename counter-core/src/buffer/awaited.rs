@@ -1,0 +1,288 @@
+//! [`AsyncBuffer`]: the write-behind buffer on diesel-async, flushed by a task the caller
+//! spawns, through a deadpool or bb8 pool.
+
+use std::future::Future;
+use std::hash::Hash;
+use std::ops::DerefMut;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use diesel::Column;
+
+use super::{panicked, FlushPolicy, Pending};
+use crate::backend::{catch_unwind, RawConnection};
+use crate::error::AtomicError;
+use crate::field::{AtomicField, AtomicFieldOn};
+use crate::ops::Field;
+use crate::upsert::NewRow;
+
+/// A pool of diesel-async connections an [`AsyncBuffer`] takes its flushes' connections from:
+/// implemented for deadpool's and bb8's pools of the three diesel-async connections.
+pub trait ConnectionPool: Send + Sync + 'static {
+    /// The connection the pool hands out.
+    type Conn: RawConnection;
+    /// A connection from the pool; a pool error is an [`AtomicError::Custom`].
+    fn connection(
+        &self,
+    ) -> impl Future<Output = Result<impl DerefMut<Target = Self::Conn> + '_, AtomicError>>;
+}
+
+/// The pool impls, one per pool crate and connection.
+macro_rules! pools {
+    ($($feature:literal => $conn:ty),* $(,)?) => {$(
+        #[cfg(all(feature = "deadpool", feature = $feature))]
+        impl ConnectionPool for diesel_async::pooled_connection::deadpool::Pool<$conn> {
+            type Conn = $conn;
+            async fn connection(
+                &self,
+            ) -> Result<impl DerefMut<Target = $conn> + '_, AtomicError> {
+                self.get().await.map_err(AtomicError::custom)
+            }
+        }
+
+        #[cfg(all(feature = "bb8", feature = $feature))]
+        impl ConnectionPool for diesel_async::pooled_connection::bb8::Pool<$conn> {
+            type Conn = $conn;
+            async fn connection(
+                &self,
+            ) -> Result<impl DerefMut<Target = $conn> + '_, AtomicError> {
+                self.get().await.map_err(AtomicError::custom)
+            }
+        }
+    )*};
+}
+pools!(
+    "postgres" => diesel_async::AsyncPgConnection,
+    "mysql" => diesel_async::AsyncMysqlConnection,
+    "sqlite" => diesel_async::sync_connection_wrapper::SyncConnectionWrapper<diesel::SqliteConnection>,
+);
+
+/// [`Buffer`](crate::Buffer) on diesel-async: increments of one atomic field added in memory,
+/// written in batches through a pool of diesel-async connections.
+///
+/// Everything [`Buffer`](crate::Buffer) says holds here (what can be lost, one transaction per
+/// flush in key order, no bounds through a buffer); the counts, the batches and what a failed
+/// flush puts back are the same code. What differs:
+///
+/// - **You spawn the flusher**: [`flusher`](Self::flusher) returns the background flush loop
+///   as a future, so that `tokio::spawn` (or your runtime's spawn) sees your concrete types
+///   and can prove it `Send`. It returns after [`shutdown`](Self::shutdown).
+/// - **`flush` and `shutdown` are `async`**, and nothing flushes on drop (a drop cannot
+///   await): call `shutdown().await` before the runtime stops, or the counts since the last
+///   flush are lost with it.
+/// - **A flush whose future is dropped** before it finished puts every count back, as a failed
+///   flush does. If its `COMMIT` had already been sent, that batch may have been written and
+///   is then written again: the window every database write has when its answer is lost.
+/// - The handle is cheap to clone (an `Arc`): keep one in your web framework's state.
+///
+/// ```
+/// # use counter_core::{AsyncBuffer, AtomicField, FlushPolicy};
+/// # use diesel::prelude::*;
+/// # use diesel_async::pooled_connection::{deadpool::Pool, AsyncDieselConnectionManager};
+/// # use diesel_async::sync_connection_wrapper::SyncConnectionWrapper;
+/// # use diesel_async::SimpleAsyncConnection;
+/// diesel::table! { page_views (page_id) { page_id -> BigInt, views -> BigInt, } }
+///
+/// #[derive(Queryable, Selectable, Identifiable, Insertable, AtomicField)]
+/// #[diesel(table_name = page_views, primary_key(page_id))]
+/// struct PageViews {
+///     page_id: i64,
+///     #[atomic]
+///     views: i64,
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let dir = tempfile::tempdir()?;
+/// # let url = dir.path().join("doc.db").to_str().unwrap().to_owned();
+/// type Conn = SyncConnectionWrapper<SqliteConnection>;
+/// let pool = Pool::builder(AsyncDieselConnectionManager::<Conn>::new(url)).build()?;
+/// # pool.get().await?.batch_execute("CREATE TABLE page_views (page_id BIGINT PRIMARY KEY, views BIGINT NOT NULL)").await?;
+///
+/// let views = AsyncBuffer::new(
+///     pool.clone(),
+///     PageViews::atomic_views(),
+///     |&page_id: &i64, views| PageViews { page_id, views }, // the row of a page seen first
+///     FlushPolicy::DEFAULT,
+/// );
+/// let flusher = tokio::spawn(views.flusher());
+/// for page in [1, 2, 1, 1] {
+///     views.add(page, 1)?; // memory only, no await
+/// }
+/// views.flush().await?; // one transaction: page 1 += 3, page 2 += 1 (rows created)
+/// assert_eq!(PageViews::current_views(&mut pool.get().await?, 1).await?, 3);
+/// views.shutdown().await?; // a last flush; the flusher returns
+/// flusher.await?;
+/// # Ok(())
+/// # }
+/// ```
+pub struct AsyncBuffer<P, M, Col, F>
+where
+    M: AtomicField<Col>,
+    Col: Column,
+{
+    inner: Arc<Inner<P, M, Col, F>>,
+}
+
+/// What the handles and the flusher share.
+struct Inner<P, M: AtomicField<Col>, Col: Column, F> {
+    pending: Pending<M::Key, M::Value>,
+    /// One flush at a time, so batches are written in the order they were taken.
+    flushing: tokio::sync::Mutex<()>,
+    /// Woken by an `add` that made a flush due, and by shutdown.
+    wake: tokio::sync::Notify,
+    stopping: AtomicBool,
+    pool: P,
+    field: Field<M, Col>,
+    new_row: F,
+}
+
+impl<P, M, Col, F> Clone for AsyncBuffer<P, M, Col, F>
+where
+    M: AtomicField<Col>,
+    Col: Column,
+{
+    fn clone(&self) -> Self {
+        AsyncBuffer {
+            inner: Arc::clone(&self.inner),
+        }
+    }
+}
+
+impl<P, M, Col, F, R> AsyncBuffer<P, M, Col, F>
+where
+    P: ConnectionPool,
+    Col: Column + 'static,
+    M: AtomicFieldOn<Col, <P::Conn as RawConnection>::Db>,
+    M::Key: Ord + Hash + Clone,
+    F: Fn(&M::Key, M::Value) -> R,
+    R: NewRow<M, Col, <P::Conn as RawConnection>::Db>,
+{
+    /// A buffer for `field` whose flushes take a connection from `pool`. `new_row(key,
+    /// total)` builds the row to insert for a key that has none yet (its column should start
+    /// at `total`). Nothing flushes in the background until [`flusher`](Self::flusher) is
+    /// spawned.
+    pub fn new(pool: P, field: Field<M, Col>, new_row: F, policy: FlushPolicy) -> Self {
+        AsyncBuffer {
+            inner: Arc::new(Inner {
+                pending: Pending::new(policy),
+                flushing: tokio::sync::Mutex::new(()),
+                wake: tokio::sync::Notify::new(),
+                stopping: AtomicBool::new(false),
+                pool,
+                field,
+                new_row,
+            }),
+        }
+    }
+
+    /// The background flusher, to spawn: flushes at the policy's interval and as soon as
+    /// enough adds are pending, until [`shutdown`](Self::shutdown). Under
+    /// [`FlushPolicy::MANUAL`] it returns at once. A failed flush keeps its counts (and its
+    /// error for [`last_error`](Self::last_error)) for the next.
+    pub fn flusher(&self) -> impl Future<Output = ()> + 'static
+    where
+        P: 'static,
+        M: 'static,
+        F: 'static,
+    {
+        let inner = Arc::clone(&self.inner);
+        async move {
+            let policy = inner.pending.policy;
+            if policy == FlushPolicy::MANUAL {
+                return;
+            }
+            loop {
+                loop {
+                    if inner.stopping.load(Ordering::Acquire) {
+                        return;
+                    }
+                    if inner.pending.due() {
+                        break;
+                    }
+                    let waited = tokio::time::timeout(policy.wait(), inner.wake.notified()).await;
+                    if waited.is_err() && policy.interval.is_some() {
+                        break;
+                    }
+                }
+                if inner.stopping.load(Ordering::Acquire) {
+                    return;
+                }
+                let _ = inner.flush().await;
+            }
+        }
+    }
+
+    /// Adds `n` to `key`'s pending count: memory only, one shard lock, no await. Errors:
+    /// `NegativeAmount` (a buffer only counts up).
+    pub fn add(&self, key: M::Key, n: M::Value) -> Result<(), AtomicError> {
+        if self.inner.pending.add(key, n)? {
+            self.inner.wake.notify_one();
+        }
+        Ok(())
+    }
+
+    /// Writes everything added so far; returns the number of keys written. On error every
+    /// count is kept for the next flush, and the error is also kept for
+    /// [`last_error`](Self::last_error).
+    pub async fn flush(&self) -> Result<usize, AtomicError> {
+        self.inner.flush().await
+    }
+
+    /// The sum of the counts not yet written.
+    pub fn pending(&self) -> i128 {
+        self.inner.pending.total()
+    }
+
+    /// The message of the last flush's error, or `None` when the last flush succeeded (or
+    /// none ran yet).
+    pub fn last_error(&self) -> Option<String> {
+        self.inner.pending.last_error()
+    }
+
+    /// Stops the flusher (its future returns) and flushes what is left; the error of that last
+    /// flush, whose counts are then still [`pending`](Self::pending). Adds after it are only
+    /// written by [`flush`](Self::flush).
+    pub async fn shutdown(&self) -> Result<usize, AtomicError> {
+        self.inner.stopping.store(true, Ordering::Release);
+        self.inner.wake.notify_one();
+        self.inner.flush().await
+    }
+}
+
+impl<P, M, Col, F, R> Inner<P, M, Col, F>
+where
+    P: ConnectionPool,
+    Col: Column + 'static,
+    M: AtomicFieldOn<Col, <P::Conn as RawConnection>::Db>,
+    M::Key: Ord + Hash + Clone,
+    F: Fn(&M::Key, M::Value) -> R,
+    R: NewRow<M, Col, <P::Conn as RawConnection>::Db>,
+{
+    /// Takes every pending count, writes it as one batch, and settles: on error, and when
+    /// this future is dropped before the write finished, every count goes back.
+    async fn flush(&self) -> Result<usize, AtomicError> {
+        let _one_at_a_time = self.flushing.lock().await;
+        let mut taken = self.pending.take();
+        let batch = std::mem::take(&mut taken.batch);
+        let written = batch.len();
+        let result = if batch.is_empty() {
+            Ok(())
+        } else {
+            // A panicking `new_row` fails the flush like a database error: the counts stay.
+            catch_unwind(self.write(batch))
+                .await
+                .unwrap_or_else(|_| Err(panicked()))
+        };
+        taken.settle(written, result)
+    }
+
+    /// One batch, in one transaction, on a connection from the pool.
+    async fn write(&self, batch: Vec<(M::Key, M::Value)>) -> Result<(), AtomicError> {
+        let mut conn = self.pool.connection().await?;
+        self.field
+            .upsert_all(&mut *conn, batch, &self.new_row)
+            .await
+            .map(drop)
+    }
+}
