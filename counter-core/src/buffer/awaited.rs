@@ -263,9 +263,7 @@ where
     /// this future is dropped before the write finished, every count goes back.
     async fn flush(&self) -> Result<usize, AtomicError> {
         let _one_at_a_time = self.flushing.lock().await;
-        let mut taken = self.pending.take();
-        let batch = std::mem::take(&mut taken.batch);
-        let written = batch.len();
+        let (taken, batch) = self.pending.take();
         let result = if batch.is_empty() {
             Ok(())
         } else {
@@ -274,7 +272,7 @@ where
                 .await
                 .unwrap_or_else(|_| Err(panicked()))
         };
-        taken.settle(written, result)
+        taken.settle(result)
     }
 
     /// One batch, in one transaction, on a connection from the pool.

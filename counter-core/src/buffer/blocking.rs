@@ -208,9 +208,7 @@ where
     /// goes back.
     fn flush(&self) -> Result<usize, AtomicError> {
         let _one_at_a_time = lock(&self.flushing);
-        let mut taken = self.pending.take();
-        let batch = std::mem::take(&mut taken.batch);
-        let written = batch.len();
+        let (taken, batch) = self.pending.take();
         let result = if batch.is_empty() {
             Ok(())
         } else {
@@ -218,7 +216,7 @@ where
             std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| (self.write)(batch)))
                 .unwrap_or_else(|_| Err(panicked()))
         };
-        taken.settle(written, result)
+        taken.settle(result)
     }
 
     /// The background flusher: waits for the interval, enough pending adds, or shutdown.

@@ -112,10 +112,11 @@ where
         lock(&self.last_error).clone()
     }
 
-    /// Takes every count for one flush: summed per key, in key order, each at most the
-    /// column type's maximum. One flush at a time (the caller's lock), so batches are written
-    /// in the order they were taken.
-    pub(crate) fn take(&self) -> Taken<'_, K, V> {
+    /// Takes every count for one flush: what to write (`(key, total)` in key order, none
+    /// zero, each at most the column type's maximum), and the [`Taken`] to settle once it is
+    /// written. One flush at a time (the caller's lock), so batches are written in the order
+    /// they were taken.
+    pub(crate) fn take(&self) -> (Taken<'_, K, V>, Vec<(K, V)>) {
         let mut totals: BTreeMap<K, i128> = BTreeMap::new();
         for shard in self.shards.iter() {
             let taken = std::mem::take(&mut *lock(shard));
@@ -126,7 +127,7 @@ where
         self.adds.store(0, Ordering::Relaxed);
         // A total past the column type is written in part; the rest stays for the next flush.
         let max = V::MAX.to_i128();
-        let batch = totals
+        let batch: Vec<(K, V)> = totals
             .iter()
             .filter(|&(_, &total)| total > 0)
             .map(|(key, &total)| {
@@ -134,11 +135,12 @@ where
                 (key.clone(), V::from_i128(now).expect("clamped to the type"))
             })
             .collect();
-        Taken {
+        let taken = Taken {
             pending: self,
             totals: Some(totals),
-            batch,
-        }
+            written: batch.len(),
+        };
+        (taken, batch)
     }
 
     /// Adds `n` back to `key`.
@@ -160,19 +162,15 @@ where
 pub(crate) struct Taken<'p, K: Ord + Hash + Clone, V: AtomicValue> {
     pending: &'p Pending<K, V>,
     totals: Option<BTreeMap<K, i128>>,
-    /// What to write: `(key, total)`, in key order, none zero.
-    pub(crate) batch: Vec<(K, V)>,
+    /// How many keys the batch has.
+    written: usize,
 }
 
 impl<K: Ord + Hash + Clone, V: AtomicValue> Taken<'_, K, V> {
-    /// After the write of [`Taken::batch`]: on `Ok` only what went past the column type stays;
+    /// After the write of the batch: on `Ok` only what went past the column type stays;
     /// on `Err` nothing of the batch was written (one transaction), so every count goes back,
     /// and the error is kept for `last_error`. Returns the number of keys written.
-    pub(crate) fn settle(
-        mut self,
-        written: usize,
-        result: Result<(), AtomicError>,
-    ) -> Result<usize, AtomicError> {
+    pub(crate) fn settle(mut self, result: Result<(), AtomicError>) -> Result<usize, AtomicError> {
         let totals = self.totals.take().expect("settled once");
         let pending = self.pending;
         match result {
@@ -184,7 +182,7 @@ impl<K: Ord + Hash + Clone, V: AtomicValue> Taken<'_, K, V> {
                     }
                 }
                 *lock(&pending.last_error) = None;
-                Ok(written)
+                Ok(self.written)
             }
             Err(error) => {
                 for (key, total) in totals {
