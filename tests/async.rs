@@ -24,6 +24,7 @@ use counter_core::{
 use counter_tests::db::{mysql_url, pg_url};
 use counter_tests::models::{Account, Article, CartLine, DailyView, NewCartLine, Product};
 use counter_tests::pgbench::run_pgbench;
+use counter_tests::scenarios::{fresh_views, open_batches};
 use counter_tests::schema::ct_products;
 use counter_tests::{Mysql, Postgres, Sqlite, TestDb};
 use diesel::SqliteConnection;
@@ -106,6 +107,15 @@ fn daily_row(&(page_id, day): &(i64, i32), views: i64) -> DailyView {
 /// Rows `(page, day)` at 0 views, through the blocking harness.
 fn daily_rows<B: TestDb>(db: &B, page: i64, days: std::ops::Range<i32>) {
     counter_tests::scenarios::daily_rows(db, page, days, 0);
+}
+
+/// An async Redis connection to `url`.
+async fn async_redis(url: &str) -> redis::aio::MultiplexedConnection {
+    redis::Client::open(url)
+        .expect("Redis URL")
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap_or_else(|e| panic!("Redis at {url}: {e}"))
 }
 
 /// The rows of `page` as `day -> views`, through the blocking harness.
@@ -470,6 +480,118 @@ macro_rules! async_scenarios {
                     assert_eq!(panicking.pending(), 5);
                     assert!(panicking.last_error().is_some());
                     assert_eq!(views_of(&db, page), BTreeMap::from([(0, 0)]));
+                });
+            }
+
+            /// A `RedisCounter` on async Redis and database connections: 16 tasks × 200 adds
+            /// (1 to 3) over 8 keys while 2 tasks flush in a loop; after a last flush every
+            /// row holds exactly what was added, nothing is pending, no batch is left, and the
+            /// flush reports together wrote exactly the sum of the adds (none applied twice).
+            #[test]
+            fn redis_counter_counts_every_add_exactly() {
+                let db = $open;
+                let url = counter_tests::db::redis_url();
+                runtime().block_on(async {
+                    let pool = $pool(&db, 4).await;
+                    let page = counter_tests::next_id();
+                    daily_rows(&db, page, 0..8);
+                    let (views, prefix) = fresh_views();
+                    let views = Arc::new(views);
+                    let adding = Arc::new(std::sync::atomic::AtomicUsize::new(TASKS));
+                    let mut tasks = Vec::new();
+                    for task in 0..TASKS {
+                        let (views, adding) = (Arc::clone(&views), Arc::clone(&adding));
+                        tasks.push(tokio::spawn(async move {
+                            let mut redis = async_redis(url).await;
+                            for i in 0..200 {
+                                let key = (page, ((task + i) % 8) as i32);
+                                views.add(&mut redis, &key, (i % 3 + 1) as i64).await.unwrap();
+                            }
+                            adding.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+                        }));
+                    }
+                    let mut flushers = Vec::new();
+                    for _ in 0..2 {
+                        let (views, adding, pool) =
+                            (Arc::clone(&views), Arc::clone(&adding), pool.clone());
+                        flushers.push(tokio::spawn(async move {
+                            let mut redis = async_redis(url).await;
+                            let mut written = 0_i128;
+                            while adding.load(std::sync::atomic::Ordering::Acquire) > 0 {
+                                let mut conn = pool.get().await.expect("pooled connection");
+                                let report = views.flush(&mut conn, &mut redis).await.unwrap();
+                                assert!(report.kept.is_empty(), "{:?}", report.kept);
+                                written += report.total_written();
+                                tokio::time::sleep(Duration::from_millis(2)).await;
+                            }
+                            written
+                        }));
+                    }
+                    for task in tasks {
+                        task.await.unwrap();
+                    }
+                    let mut written = 0_i128;
+                    for flusher in flushers {
+                        written += flusher.await.unwrap();
+                    }
+                    let mut redis = async_redis(url).await;
+                    let mut conn = pool.get().await.expect("pooled connection");
+                    written += views.flush(&mut conn, &mut redis).await.unwrap().total_written();
+                    let mut expected = BTreeMap::new();
+                    for task in 0..TASKS {
+                        for i in 0..200 {
+                            *expected.entry(((task + i) % 8) as i32).or_insert(0) +=
+                                (i % 3 + 1) as i64;
+                        }
+                    }
+                    let total: i64 = expected.values().sum();
+                    assert_eq!(views_of(&db, page), expected);
+                    assert_eq!(written, i128::from(total));
+                    for day in 0..8 {
+                        assert_eq!(views.pending(&mut redis, &(page, day)).await.unwrap(), 0);
+                    }
+                    assert_eq!(open_batches(&mut counter_tests::db::redis_connection(), &prefix), Vec::<String>::new());
+                });
+            }
+
+            /// A Redis counter's flush dropped at each point where it waited, on async
+            /// connections: the next flush finishes what it left, and every row holds each
+            /// count exactly once, even where the dropped flush's COMMIT had landed (the
+            /// ledger says so), with nothing left pending or in a batch.
+            #[test]
+            fn redis_flush_dropped_at_each_await_counts_once() {
+                let db = $open;
+                let url = counter_tests::db::redis_url();
+                runtime().block_on(async {
+                    let pool = $pool(&db, 4).await;
+                    let page = counter_tests::next_id();
+                    daily_rows(&db, page, 0..3);
+                    let (views, prefix) = fresh_views();
+                    let mut redis = async_redis(url).await;
+                    let mut expected = BTreeMap::from([(0, 0), (1, 0), (2, 0)]);
+                    let mut pendings = 1;
+                    loop {
+                        for day in 0..3 {
+                            views.add(&mut redis, &(page, day), i64::from(day) + 1).await.unwrap();
+                            *expected.get_mut(&day).unwrap() += i64::from(day) + 1;
+                        }
+                        let mut conn = pool.get().await.expect("pooled connection");
+                        let finished = drop_after(views.flush(&mut conn, &mut redis), pendings).await;
+                        drop(conn);
+                        if !finished {
+                            let mut conn = pool.get().await.expect("pooled connection");
+                            views.flush(&mut conn, &mut redis).await.unwrap();
+                        }
+                        assert_eq!(views_of(&db, page), expected, "after {pendings} waits");
+                        assert_eq!(open_batches(&mut counter_tests::db::redis_connection(), &prefix), Vec::<String>::new());
+                        if finished {
+                            break;
+                        }
+                        pendings += 1;
+                        assert!(pendings < 400, "the flush never completed");
+                    }
+                    assert!(pendings > 1, "the flush never waited");
+                    println!("{}: the Redis flush finished within {pendings} waits", stringify!($backend));
                 });
             }
 

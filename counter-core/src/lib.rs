@@ -42,7 +42,7 @@ pub use key::{IdIntoKey, KeyColumns, KeyValue};
 pub use lock::LockMode;
 pub use ops::Field;
 #[cfg(feature = "redis")]
-pub use redis_counter::{FlushReport, Kept, RedisCounter, RedisKey};
+pub use redis_counter::{FlushReport, Kept, RedisConnection, RedisCounter, RedisKey, RedisOut};
 pub use retry::RetryPolicy;
 /// `ScopedFutureExt::scope_boxed`, for the closure of [`transaction_async`] (the crate
 /// diesel-async's own `transaction` uses).

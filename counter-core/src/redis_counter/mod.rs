@@ -2,19 +2,21 @@
 //! (Everything a user needs is on the public type: this module is private.)
 
 mod key;
+mod link;
 mod scripts;
 
 use std::collections::BTreeMap;
+use std::future::Future;
 use std::marker::PhantomData;
 use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use diesel::Column;
-use redis::{ConnectionLike, Script};
+use redis::Script;
 
 use crate::backend::{
-    write_transaction, BackendOf, Blocking, BlockingConnection, CallMode, Dialect, RawConnection,
+    write_transaction, AtomicConnection, BackendOf, CallMode, Dialect, Out, RawConnection,
 };
 use crate::error::{AtomicError, Limit};
 use crate::field::{AtomicField, AtomicFieldOn};
@@ -26,6 +28,7 @@ use crate::sql::LedgerDialect;
 use crate::value::AtomicValue;
 
 pub use key::RedisKey;
+pub use link::{RedisConnection, RedisOut};
 
 /// The ledger table's default name.
 pub const LEDGER_TABLE: &str = "counter_flushes";
@@ -67,6 +70,11 @@ const MIN_PRUNE_AGE: Duration = Duration::from_secs(3600);
 /// exactness; then nothing acknowledged is lost or repeated. The app's own
 /// crashes lose nothing: an `add` that returned `Ok` is in Redis. (An `add` that returned an
 /// error may still have been counted, if the reply was lost on the way, as with any write.)
+///
+/// **On diesel-async** (feature `async`) the same methods take an async Redis connection
+/// (`redis::aio::MultiplexedConnection`, `redis::aio::ConnectionManager`) and an async database
+/// connection, and return futures (see [`RedisConnection`]). A flush whose future is dropped
+/// is a crashed flush: the next one finishes it, each count applied once.
 ///
 /// **The ledger** is one table for every counter (ids are unique); its DDL, per backend:
 ///
@@ -259,72 +267,90 @@ where
     /// yet; a flush keeps its counts until it does.
     ///
     /// Errors: `NegativeAmount`, `OutOfRange` for an amount past `i64`, `Redis`.
-    pub fn add(
+    pub fn add<'r, R>(
         &self,
-        redis: &mut dyn ConnectionLike,
+        redis: &'r mut R,
         key: &M::Key,
         n: M::Value,
-    ) -> Result<i64, AtomicError> {
-        let n = redis_amount(n)?;
-        Ok(redis::cmd("HINCRBY")
-            .arg(&self.pending)
-            .arg(key.field())
-            .arg(n)
-            .query(redis)?)
+    ) -> RedisOut<R, impl Future<Output = Result<i64, AtomicError>> + use<'r, M, Col, R>>
+    where
+        R: RedisConnection + ?Sized,
+    {
+        let mut cmd = redis::cmd("HINCRBY");
+        cmd.arg(&self.pending).arg(key.field());
+        let n = redis_amount(n);
+        R::Mode::drive(async move {
+            cmd.arg(n?);
+            Ok(redis.query(&cmd).await?)
+        })
     }
 
     /// Adds every `(key, n)`: one pipeline in `MULTI`/`EXEC`, so all of them or none.
     ///
     /// Errors: `NegativeAmount` (checked before anything is sent), `OutOfRange`, `Redis`.
-    pub fn add_all<I>(&self, redis: &mut dyn ConnectionLike, amounts: I) -> Result<(), AtomicError>
+    pub fn add_all<'r, R, I>(
+        &self,
+        redis: &'r mut R,
+        amounts: I,
+    ) -> RedisOut<R, impl Future<Output = Result<(), AtomicError>> + use<'r, M, Col, R, I>>
     where
+        R: RedisConnection + ?Sized,
         I: IntoIterator<Item = (M::Key, M::Value)>,
     {
         let mut pipe = redis::pipe();
         pipe.atomic();
-        for (key, n) in amounts {
+        let built: Result<(), AtomicError> = amounts.into_iter().try_for_each(|(key, n)| {
             pipe.cmd("HINCRBY")
                 .arg(&self.pending)
                 .arg(key.field())
                 .arg(redis_amount(n)?)
                 .ignore();
-        }
-        Ok(pipe.query::<()>(redis)?)
+            Ok(())
+        });
+        R::Mode::drive(async move {
+            built?;
+            Ok(redis.query_pipeline::<()>(&pipe).await?)
+        })
     }
 
     /// The count pending in Redis for `key` (0 when none), not counting a batch a flush is
     /// moving at this moment.
-    pub fn pending(
+    pub fn pending<'r, R>(
         &self,
-        redis: &mut dyn ConnectionLike,
+        redis: &'r mut R,
         key: &M::Key,
-    ) -> Result<i64, AtomicError> {
-        let n: Option<i64> = redis::cmd("HGET")
-            .arg(&self.pending)
-            .arg(key.field())
-            .query(redis)?;
-        Ok(n.unwrap_or(0))
+    ) -> RedisOut<R, impl Future<Output = Result<i64, AtomicError>> + use<'r, M, Col, R>>
+    where
+        R: RedisConnection + ?Sized,
+    {
+        let cmd = self.pending_cmd(key);
+        R::Mode::drive(async move { query_pending(redis, &cmd).await })
     }
 
     /// Drops `key`'s pending count and returns it (0 when none): for the counts of a row that
     /// is gone for good, which every flush would otherwise keep and report. One `MULTI` of
     /// `HGET` and `HDEL`. A batch a flush is moving at this moment is not touched.
-    pub fn discard(
+    pub fn discard<'r, R>(
         &self,
-        redis: &mut dyn ConnectionLike,
+        redis: &'r mut R,
         key: &M::Key,
-    ) -> Result<i64, AtomicError> {
+    ) -> RedisOut<R, impl Future<Output = Result<i64, AtomicError>> + use<'r, M, Col, R>>
+    where
+        R: RedisConnection + ?Sized,
+    {
         let field = key.field();
-        let (n, _): (Option<i64>, i64) = redis::pipe()
-            .atomic()
+        let mut pipe = redis::pipe();
+        pipe.atomic()
             .cmd("HGET")
             .arg(&self.pending)
             .arg(&field)
             .cmd("HDEL")
             .arg(&self.pending)
-            .arg(&field)
-            .query(redis)?;
-        Ok(n.unwrap_or(0))
+            .arg(&field);
+        R::Mode::drive(async move {
+            let (n, _): (Option<i64>, i64) = redis.query_pipeline(&pipe).await?;
+            Ok(n.unwrap_or(0))
+        })
     }
 
     /// The row's value plus what is pending in Redis: what the counter will read once
@@ -333,18 +359,22 @@ where
     /// of this key.
     ///
     /// Errors: `NotFound` (no row), `Redis`, the database's errors.
-    pub fn current<C>(
+    pub fn current<'c, 'r, C, R>(
         &self,
-        conn: &mut C,
-        redis: &mut dyn ConnectionLike,
+        conn: &'c mut C,
+        redis: &'r mut R,
         key: &M::Key,
-    ) -> Result<i128, AtomicError>
+    ) -> Out<C, impl Future<Output = Result<i128, AtomicError>> + use<'c, 'r, M, Col, C, R>>
     where
-        C: BlockingConnection,
+        C: AtomicConnection,
+        R: RedisConnection<Mode = C::Mode> + ?Sized,
         M: AtomicFieldOn<Col, BackendOf<C>>,
     {
-        let stored = self.field.current(conn, key.clone())?.to_i128();
-        Ok(stored + i128::from(self.pending(redis, key)?))
+        let (field, key, cmd) = (self.field, key.clone(), self.pending_cmd(key));
+        C::Mode::drive(async move {
+            let stored = C::Mode::into_future(field.current(conn, key)).await?;
+            Ok(stored.to_i128() + i128::from(query_pending(redis, &cmd).await?))
+        })
     }
 
     /// Moves everything pending into the database: settles the batches earlier flushes left
@@ -361,96 +391,174 @@ where
     /// inside the caller's transaction (the flush must commit before it deletes the batch).
     /// After an error, every count is in Redis or in the database, never both and never lost:
     /// the next flush continues.
-    pub fn flush<C>(
-        &self,
-        conn: &mut C,
-        redis: &mut dyn ConnectionLike,
-    ) -> Result<FlushReport<M::Key>, AtomicError>
+    pub fn flush<'s, 'c, 'r, C, R>(
+        &'s self,
+        conn: &'c mut C,
+        redis: &'r mut R,
+    ) -> Out<
+        C,
+        impl Future<Output = Result<FlushReport<M::Key>, AtomicError>> + use<'s, 'c, 'r, M, Col, C, R>,
+    >
     where
-        C: BlockingConnection,
+        C: AtomicConnection,
+        R: RedisConnection<Mode = C::Mode> + ?Sized,
         M: AtomicFieldOn<Col, BackendOf<C>>,
     {
-        // `recover` refuses a caller's transaction before anything is taken.
-        let mut report = self.recover(conn, redis)?;
-        if let Some(batch) = self.take(redis)? {
-            report.absorb(self.settle(conn, redis, &batch)?);
-        }
-        self.prune(conn.raw())?;
-        Ok(report)
+        C::Mode::drive(async move {
+            let raw = conn.raw();
+            // `recover` refuses a caller's transaction before anything is taken.
+            let mut report = self.recover_on(raw, redis).await?;
+            if let Some(batch) = self.take_on(redis).await? {
+                report.absorb(self.settle_on(raw, redis, &batch).await?);
+            }
+            self.prune(raw).await?;
+            Ok(report)
+        })
     }
 
     /// Settles every batch in Redis: applies the ones the ledger does not have, finishes all.
     /// [`flush`](Self::flush) starts with it; call it alone at start-up to settle what a
     /// crashed process left without taking new counts.
-    pub fn recover<C>(
-        &self,
-        conn: &mut C,
-        redis: &mut dyn ConnectionLike,
-    ) -> Result<FlushReport<M::Key>, AtomicError>
+    pub fn recover<'s, 'c, 'r, C, R>(
+        &'s self,
+        conn: &'c mut C,
+        redis: &'r mut R,
+    ) -> Out<
+        C,
+        impl Future<Output = Result<FlushReport<M::Key>, AtomicError>> + use<'s, 'c, 'r, M, Col, C, R>,
+    >
     where
-        C: BlockingConnection,
+        C: AtomicConnection,
+        R: RedisConnection<Mode = C::Mode> + ?Sized,
         M: AtomicFieldOn<Col, BackendOf<C>>,
     {
-        refuse_inside_a_transaction(conn.raw())?;
-        let mut ids: Vec<String> = redis::cmd("SMEMBERS").arg(&self.batches).query(redis)?;
-        ids.sort();
-        let mut report = FlushReport::default();
-        for id in ids {
-            let settled = self.settle(conn, redis, &id)?;
-            report.recovered += 1;
-            report.absorb(settled);
-        }
-        Ok(report)
+        C::Mode::drive(async move { self.recover_on(conn.raw(), redis).await })
     }
 
     /// Step 1 of a flush: moves everything pending into a new batch; its id, or `None` when
     /// nothing was pending. A batch taken and never applied is applied by the next flush.
-    pub fn take(&self, redis: &mut dyn ConnectionLike) -> Result<Option<String>, AtomicError> {
-        let id = format!("{:032x}", rand::random::<u128>());
-        let made: i64 = self
-            .take
-            .key(&self.pending)
-            .key(&self.batches)
-            .key(self.batch_key(&id))
-            .arg(&id)
-            .invoke(redis)?;
-        Ok((made == 1).then_some(id))
+    pub fn take<'s, 'r, R>(
+        &'s self,
+        redis: &'r mut R,
+    ) -> RedisOut<
+        R,
+        impl Future<Output = Result<Option<String>, AtomicError>> + use<'s, 'r, M, Col, R>,
+    >
+    where
+        R: RedisConnection + ?Sized,
+    {
+        R::Mode::drive(self.take_on(redis))
     }
 
     /// Step 2 of a flush: applies batch `id` in one transaction that records it in the
     /// ledger. Does nothing when the batch is gone; reports nothing written when the ledger
     /// already has it (another flusher committed it first). Does not delete the batch:
     /// [`settle`](Self::settle) does both.
-    pub fn apply<C>(
-        &self,
-        conn: &mut C,
-        redis: &mut dyn ConnectionLike,
-        id: &str,
-    ) -> Result<FlushReport<M::Key>, AtomicError>
+    pub fn apply<'s, 'c, 'r, 'i, C, R>(
+        &'s self,
+        conn: &'c mut C,
+        redis: &'r mut R,
+        id: &'i str,
+    ) -> Out<
+        C,
+        impl Future<Output = Result<FlushReport<M::Key>, AtomicError>>
+            + use<'s, 'c, 'r, 'i, M, Col, C, R>,
+    >
     where
-        C: BlockingConnection,
+        C: AtomicConnection,
+        R: RedisConnection<Mode = C::Mode> + ?Sized,
         M: AtomicFieldOn<Col, BackendOf<C>>,
     {
-        Ok(match self.apply_batch(conn, redis, id)? {
-            Applied::Now(report) => report,
-            Applied::Already | Applied::Gone => FlushReport::default(),
+        C::Mode::drive(async move {
+            Ok(match self.apply_batch(conn.raw(), redis, id).await? {
+                Applied::Now(report) => report,
+                Applied::Already | Applied::Gone => FlushReport::default(),
+            })
         })
     }
 
-    fn apply_batch<C>(
+    /// Steps 2 and 3 for batch `id`: applies it unless the ledger has it, then finishes it
+    /// (kept counts back to pending, the batch deleted).
+    pub fn settle<'s, 'c, 'r, 'i, C, R>(
+        &'s self,
+        conn: &'c mut C,
+        redis: &'r mut R,
+        id: &'i str,
+    ) -> Out<
+        C,
+        impl Future<Output = Result<FlushReport<M::Key>, AtomicError>>
+            + use<'s, 'c, 'r, 'i, M, Col, C, R>,
+    >
+    where
+        C: AtomicConnection,
+        R: RedisConnection<Mode = C::Mode> + ?Sized,
+        M: AtomicFieldOn<Col, BackendOf<C>>,
+    {
+        C::Mode::drive(async move { self.settle_on(conn.raw(), redis, id).await })
+    }
+
+    /// `HGET` of `key`'s pending count.
+    fn pending_cmd(&self, key: &M::Key) -> redis::Cmd {
+        let mut cmd = redis::cmd("HGET");
+        cmd.arg(&self.pending).arg(key.field());
+        cmd
+    }
+
+    /// [`recover`](Self::recover) on the connection underneath.
+    async fn recover_on<Raw, R>(
         &self,
-        conn: &mut C,
-        redis: &mut dyn ConnectionLike,
+        raw: &mut Raw,
+        redis: &mut R,
+    ) -> Result<FlushReport<M::Key>, AtomicError>
+    where
+        Raw: RawConnection,
+        R: RedisConnection + ?Sized,
+        M: AtomicFieldOn<Col, Raw::Db>,
+    {
+        refuse_inside_a_transaction(raw)?;
+        let mut members = redis::cmd("SMEMBERS");
+        members.arg(&self.batches);
+        let mut ids: Vec<String> = redis.query(&members).await?;
+        ids.sort();
+        let mut report = FlushReport::default();
+        for id in ids {
+            let settled = self.settle_on(raw, redis, &id).await?;
+            report.recovered += 1;
+            report.absorb(settled);
+        }
+        Ok(report)
+    }
+
+    /// [`take`](Self::take).
+    async fn take_on<R>(&self, redis: &mut R) -> Result<Option<String>, AtomicError>
+    where
+        R: RedisConnection + ?Sized,
+    {
+        let id = format!("{:032x}", rand::random::<u128>());
+        let mut take = self.take.prepare_invoke();
+        take.key(&self.pending)
+            .key(&self.batches)
+            .key(self.batch_key(&id))
+            .arg(&id);
+        let made: i64 = redis.invoke(&take).await?;
+        Ok((made == 1).then_some(id))
+    }
+
+    async fn apply_batch<Raw, R>(
+        &self,
+        raw: &mut Raw,
+        redis: &mut R,
         id: &str,
     ) -> Result<Applied<M::Key>, AtomicError>
     where
-        C: BlockingConnection,
-        M: AtomicFieldOn<Col, BackendOf<C>>,
+        Raw: RawConnection,
+        R: RedisConnection + ?Sized,
+        M: AtomicFieldOn<Col, Raw::Db>,
     {
-        let raw = conn.raw();
         refuse_inside_a_transaction(raw)?;
-        let fields: Vec<(String, String)> =
-            redis::cmd("HGETALL").arg(self.batch_key(id)).query(redis)?;
+        let mut getall = redis::cmd("HGETALL");
+        getall.arg(self.batch_key(id));
+        let fields: Vec<(String, String)> = redis.query(&getall).await?;
         if fields.is_empty() {
             return Ok(Applied::Gone);
         }
@@ -464,7 +572,7 @@ where
         // `recover`, before taking anything new.
         let mut refused: Vec<Option<DieselError>> = (0..batch.len()).map(|_| None).collect();
         loop {
-            let outcome = Blocking::drive(async {
+            let outcome = async {
                 retrying!(&mut *raw, self.field.policy(), LockMode::Wait, |c| {
                     write_transaction!(c, |c| {
                         // Only this statement's unique violation means "another flusher committed
@@ -512,7 +620,8 @@ where
                         Ok((written, kept))
                     })
                 })
-            });
+            }
+            .await;
             return match outcome {
                 Ok((written, mut kept)) => {
                     for ((key, (field, n)), error) in batch.iter().zip(refused) {
@@ -540,26 +649,26 @@ where
         }
     }
 
-    /// Steps 2 and 3 for batch `id`: applies it unless the ledger has it, then finishes it
-    /// (kept counts back to pending, the batch deleted).
-    pub fn settle<C>(
+    /// [`settle`](Self::settle) on the connection underneath.
+    async fn settle_on<Raw, R>(
         &self,
-        conn: &mut C,
-        redis: &mut dyn ConnectionLike,
+        raw: &mut Raw,
+        redis: &mut R,
         id: &str,
     ) -> Result<FlushReport<M::Key>, AtomicError>
     where
-        C: BlockingConnection,
-        M: AtomicFieldOn<Col, BackendOf<C>>,
+        Raw: RawConnection,
+        R: RedisConnection + ?Sized,
+        M: AtomicFieldOn<Col, Raw::Db>,
     {
-        let (report, kept) = match self.look_up(conn.raw(), id)? {
+        let (report, kept) = match self.look_up(raw, id).await? {
             Some(kept) => (FlushReport::default(), kept),
-            None => match self.apply_batch(conn, redis, id)? {
+            None => match self.apply_batch(raw, redis, id).await? {
                 // Nothing in Redis to finish: only the id leaves the set.
                 Applied::Gone => (FlushReport::default(), String::new()),
                 // Committed, by this call or another flusher: the ledger says what was kept.
-                Applied::Now(report) => (report, self.recorded(conn.raw(), id)?),
-                Applied::Already => (FlushReport::default(), self.recorded(conn.raw(), id)?),
+                Applied::Now(report) => (report, self.recorded(raw, id).await?),
+                Applied::Already => (FlushReport::default(), self.recorded(raw, id).await?),
             },
         };
         let mut finish = self.finish.prepare_invoke();
@@ -572,15 +681,19 @@ where
         for field in decode_fields(&kept)? {
             finish.arg(field);
         }
-        finish.invoke::<i64>(redis)?;
+        redis.invoke::<i64>(&finish).await?;
         Ok(report)
     }
 
     /// The ledger's kept keys of a batch that was just committed; an error, never a guess,
     /// when its row is missing (a prune with a far too short `prune_after`): finishing the
     /// batch then could lose counts.
-    fn recorded<R: RawConnection>(&self, raw: &mut R, id: &str) -> Result<String, AtomicError> {
-        self.look_up(raw, id)?.ok_or_else(|| {
+    async fn recorded<Raw: RawConnection>(
+        &self,
+        raw: &mut Raw,
+        id: &str,
+    ) -> Result<String, AtomicError> {
+        self.look_up(raw, id).await?.ok_or_else(|| {
             AtomicError::custom(format!(
                 "batch {id} was committed but has no row in the ledger {}; it stays in Redis",
                 self.ledger
@@ -588,20 +701,18 @@ where
         })
     }
 
-    fn look_up<R: RawConnection>(
+    async fn look_up<Raw: RawConnection>(
         &self,
-        raw: &mut R,
+        raw: &mut Raw,
         id: &str,
     ) -> Result<Option<String>, AtomicError> {
-        Blocking::drive(async {
-            retrying!(raw, self.field.policy(), LockMode::Wait, |c| {
-                Ok(LedgerDialect::ledger_look_up(c, self.ledger, id).await?)
-            })
+        retrying!(raw, self.field.policy(), LockMode::Wait, |c| {
+            Ok(LedgerDialect::ledger_look_up(c, self.ledger, id).await?)
         })
     }
 
     /// Deletes ledger rows older than `prune_after`, at most once a minute per counter.
-    fn prune<R: RawConnection>(&self, raw: &mut R) -> Result<(), AtomicError> {
+    async fn prune<Raw: RawConnection>(&self, raw: &mut Raw) -> Result<(), AtomicError> {
         {
             let mut last = self.last_prune.lock().unwrap_or_else(|e| e.into_inner());
             if last.is_some_and(|at| at.elapsed() < Duration::from_secs(60)) {
@@ -610,10 +721,8 @@ where
             *last = Some(Instant::now());
         }
         let before = unix_now() - i64::try_from(self.prune_after.as_secs()).unwrap_or(i64::MAX / 2);
-        Blocking::drive(async {
-            retrying!(raw, self.field.policy(), LockMode::Wait, |c| {
-                Ok(LedgerDialect::ledger_prune(c, self.ledger, before).await?)
-            })
+        retrying!(raw, self.field.policy(), LockMode::Wait, |c| {
+            Ok(LedgerDialect::ledger_prune(c, self.ledger, before).await?)
         })
         .map(drop)
     }
@@ -646,6 +755,15 @@ struct KeyRefused {
 #[derive(Debug, thiserror::Error)]
 #[error("the batch is already in the ledger")]
 struct AlreadyApplied;
+
+/// The pending count an `HGET` ([`RedisCounter::pending_cmd`]) reads: 0 when none.
+async fn query_pending<R>(redis: &mut R, cmd: &redis::Cmd) -> Result<i64, AtomicError>
+where
+    R: RedisConnection + ?Sized,
+{
+    let n: Option<i64> = redis.query(cmd).await?;
+    Ok(n.unwrap_or(0))
+}
 
 /// A flush must commit its transaction before it deletes the batch from Redis; inside the
 /// caller's transaction that commit is the caller's, and a rollback after the delete would
