@@ -6,7 +6,7 @@
 
 use counter_tests::checker::cells::{mysql, postgres, sqlite};
 use counter_tests::checker::driver::Async;
-use counter_tests::checker::hot::run_hot;
+use counter_tests::checker::hot::{run_hot, run_hot_async};
 use counter_tests::checker::{run, run_with, Plan};
 use counter_tests::db::{mysql_url, pg_url};
 use counter_tests::models::{CkCounter, CkName, CkPair};
@@ -83,6 +83,33 @@ mysql_cells! {
     mysql_strict_serializable: STRICT, "SERIALIZABLE";
 }
 
+/// A deadpool of `$conn` to `$url`, each connection set up with `$setup` (the cell's
+/// settings), for the hot counters' `AsyncBuffer`.
+macro_rules! async_pool {
+    ($conn:ty, $url:expr, $setup:expr) => {{
+        use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig};
+        let setup: String = $setup.to_owned();
+        let mut config = ManagerConfig::<$conn>::default();
+        config.custom_setup = Box::new(move |url| {
+            let setup = setup.clone();
+            Box::pin(async move {
+                let mut conn = <$conn as diesel_async::AsyncConnection>::establish(url).await?;
+                if !setup.is_empty() {
+                    diesel_async::SimpleAsyncConnection::batch_execute(&mut conn, &setup)
+                        .await
+                        .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
+                }
+                Ok(conn)
+            })
+        });
+        let manager = AsyncDieselConnectionManager::<$conn>::new_with_config($url, config);
+        diesel_async::pooled_connection::deadpool::Pool::builder(manager)
+            .max_size(4)
+            .build()
+            .expect("checker: a deadpool of async connections")
+    }};
+}
+
 /// The three subjects with the library's calls on diesel-async connections (each thread its
 /// own, set up with `setup`), the harness's statements on the cell's blocking pool.
 macro_rules! async_subjects {
@@ -92,6 +119,8 @@ macro_rules! async_subjects {
         run_with::<CkCounter, _, _>($cell, $pool, &driver, plan, $trailing_space);
         run_with::<CkName, _, _>($cell, $pool, &driver, plan, $trailing_space);
         run_with::<CkPair, _, _>($cell, $pool, &driver, plan, $trailing_space);
+        let async_pool = async_pool!($conn, $url, $setup);
+        run_hot_async::<_, $conn, _>($cell, $pool, plan, $url, $setup, async_pool);
     }};
 }
 

@@ -17,11 +17,21 @@
 //!   the thread's own connections; after a last flush every row holds exactly the adds that
 //!   returned `Ok` less what the discards returned, no flush kept a count, and the flush
 //!   reports together wrote exactly that sum (no batch applied twice).
+//!
+//! One body of calls (`thread_calls`) serves both kinds of connection: [`run_hot`] drives it
+//! on blocking connections with [`Buffer`], [`run_hot_async`] on diesel-async and async Redis
+//! connections with [`AsyncBuffer`].
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use counter_core::{AtomicError, AtomicFieldOn, BackendOf, FlushPolicy, NewRow, SlottedOn};
+use std::future::Future;
+
+use counter_core::{
+    AsyncBuffer, AsyncConnection, AtomicConnection, AtomicError, AtomicFieldOn, BackendOf,
+    Blocking, Buffer, CallMode, ConnectionPool, FlushPolicy, NewRow, RawConnection,
+    RedisConnection, SlottedOn,
+};
 use diesel::connection::SimpleConnection;
 use diesel::r2d2::{ConnectionManager, Pool};
 use rand::rngs::StdRng;
@@ -32,7 +42,7 @@ use super::{CheckConn, Plan, THREADS};
 use crate::db::{redis_connection, settle};
 use crate::models::{Article, DailyView};
 use crate::next_id;
-use crate::scenarios::{daily_views_buffer, fresh_views};
+use crate::scenarios::{daily_views_buffer, fresh_views, Views};
 use crate::schema::{ct_articles, ct_daily_views};
 
 /// What one thread saw.
@@ -56,17 +66,26 @@ struct Seen {
     anomalies: Vec<String>,
 }
 
-/// One history of both strategies on `pool`; panics with every anomaly and the seed.
-pub fn run_hot<C: CheckConn>(cell: &str, pool: &Pool<ConnectionManager<C>>, plan: Plan)
-where
-    Article: SlottedOn<ct_articles::likes, BackendOf<C>>,
-    DailyView: AtomicFieldOn<ct_daily_views::views, BackendOf<C>>
-        + NewRow<DailyView, ct_daily_views::views, BackendOf<C>>,
-{
-    let seed = plan.seed;
-    let articles = [next_id(), next_id()];
-    let page = next_id();
-    // The Redis counter's rows exist (a flush only increments); six keys, like the buffer's.
+/// The rows, keys and counter of one hot history.
+struct Ctx {
+    seed: u64,
+    plan: Plan,
+    articles: [i64; 2],
+    /// The buffer's page.
+    page: i64,
+    /// The Redis counter's page (six existing rows).
+    redis_page: i64,
+    views: Views,
+}
+
+/// How often the buffers of a hot history flush in the background.
+const HOT_FLUSH: FlushPolicy = FlushPolicy {
+    interval: Some(Duration::from_millis(5)),
+    max_pending_adds: Some(40),
+};
+
+/// A fresh history's keys, and the Redis counter's rows (a flush only increments).
+fn setup<C: CheckConn>(pool: &Pool<ConnectionManager<C>>, plan: Plan) -> Ctx {
     let redis_page = next_id();
     let rows: Vec<String> = (0..6)
         .map(|day| format!("({redis_page}, {day}, 0)"))
@@ -77,133 +96,212 @@ where
     );
     let mut conn = pool.get().expect("checker: a connection");
     settle(|| conn.batch_execute(&insert)).expect("checker: the Redis counter's rows");
-    drop(conn);
-    let (views, _) = fresh_views();
-    let buffer = daily_views_buffer(
-        pool.clone(),
-        FlushPolicy {
-            interval: Some(Duration::from_millis(5)),
-            max_pending_adds: Some(40),
-        },
-    );
     // Before the watchdog starts: without COUNTER_REDIS_URL this starts a container.
     crate::db::redis_url();
-    let watchdog = Watchdog::start(format!("cell {cell}, hot counters, seed {seed}"), THREADS);
+    Ctx {
+        seed: plan.seed,
+        plan,
+        articles: [next_id(), next_id()],
+        page: next_id(),
+        redis_page,
+        views: fresh_views().0,
+    }
+}
+
+/// The write-behind buffer of a hot history: [`Buffer`] or [`AsyncBuffer`], one body of calls.
+pub trait HotBuffer: Sync {
+    /// `add`.
+    fn add_one(&self, key: (i64, i32), n: i64) -> Result<(), AtomicError>;
+    /// `flush`, awaited or not.
+    fn flush_all(&self) -> impl Future<Output = Result<usize, AtomicError>>;
+}
+
+impl HotBuffer for Buffer<(i64, i32), i64> {
+    fn add_one(&self, key: (i64, i32), n: i64) -> Result<(), AtomicError> {
+        self.add(key, n)
+    }
+
+    async fn flush_all(&self) -> Result<usize, AtomicError> {
+        self.flush()
+    }
+}
+
+impl<P, F> HotBuffer for AsyncBuffer<P, DailyView, ct_daily_views::views, F>
+where
+    P: ConnectionPool,
+    DailyView: AtomicFieldOn<ct_daily_views::views, <P::Conn as RawConnection>::Db>
+        + NewRow<DailyView, ct_daily_views::views, <P::Conn as RawConnection>::Db>,
+    F: Fn(&(i64, i32), i64) -> DailyView + Sync + Send,
+{
+    fn add_one(&self, key: (i64, i32), n: i64) -> Result<(), AtomicError> {
+        self.add(key, n)
+    }
+
+    async fn flush_all(&self) -> Result<usize, AtomicError> {
+        self.flush().await
+    }
+}
+
+/// One thread's random calls on its own connections, written once for blocking and async
+/// connections (each call awaited through `CallMode::into_future`).
+async fn thread_calls<C, R, B>(
+    ctx: &Ctx,
+    thread: usize,
+    watchdog: &Watchdog,
+    conn: &mut C,
+    redis: &mut R,
+    buffer: &B,
+) -> Seen
+where
+    C: AtomicConnection,
+    R: RedisConnection<Mode = C::Mode>,
+    B: HotBuffer,
+    Article: SlottedOn<ct_articles::likes, BackendOf<C>>,
+    DailyView: AtomicFieldOn<ct_daily_views::views, BackendOf<C>>,
+{
+    let mut rng = StdRng::seed_from_u64(ctx.seed ^ ((thread as u64 + 7) << 48));
+    let mut seen = Seen::default();
+    for _ in 0..ctx.plan.ops_per_thread {
+        let id = ctx.articles[rng.random_range(0..2)];
+        let n: i64 = match rng.random_range(0..10) {
+            0 => 0,
+            1 => -rng.random_range(1..=3),
+            _ => rng.random_range(1..=10),
+        };
+        let roll = rng.random_range(0..100);
+        let call = match roll {
+            0..30 => "increment_likes",
+            30..50 => "decrement_likes",
+            50..62 => "current_likes",
+            62..70 => "compact_likes",
+            70..84 => "buffer.add",
+            84..86 => "buffer.flush",
+            86..92 => "redis.add",
+            92..95 => "redis.add_all",
+            95..96 => "redis.discard",
+            _ => "redis.flush",
+        };
+        let one = async {
+            match roll {
+                0..30 => {
+                    *seen.up.entry(id).or_default() += n.max(0);
+                    let result = C::Mode::into_future(Article::increment_likes(conn, id, n)).await;
+                    seen.slot_call(id, n, n < 0, result);
+                }
+                30..50 => {
+                    *seen.down.entry(id).or_default() += n.max(0);
+                    let result = C::Mode::into_future(Article::decrement_likes(conn, id, n)).await;
+                    seen.slot_call(id, -n, n < 0, result.map_err(|e| negate(e, n)));
+                }
+                50..62 => seen.observe(
+                    id,
+                    C::Mode::into_future(Article::current_likes(conn, id)).await,
+                ),
+                62..70 => seen.observe(
+                    id,
+                    C::Mode::into_future(Article::compact_likes(conn, id)).await,
+                ),
+                70..84 => {
+                    let key = (ctx.page, rng.random_range(0..6));
+                    match buffer.add_one(key, n) {
+                        Ok(()) => *seen.added.entry(key).or_default() += n,
+                        Err(AtomicError::NegativeAmount { amount }) if n < 0 => {
+                            assert_eq!(amount, i128::from(n));
+                        }
+                        Err(e) => seen.anomalies.push(format!("add {n}: {e}")),
+                    }
+                }
+                84..86 => {
+                    if let Err(e) = buffer.flush_all().await {
+                        seen.anomalies.push(format!("flush: {e}"));
+                    }
+                }
+                86..92 => {
+                    let key = (ctx.redis_page, rng.random_range(0..6));
+                    match C::Mode::into_future(ctx.views.add(redis, &key, n)).await {
+                        Ok(pending) if pending >= n => {
+                            *seen.redis_added.entry(key).or_default() += n;
+                        }
+                        Ok(pending) => seen
+                            .anomalies
+                            .push(format!("redis add {n}: pending {pending}")),
+                        Err(AtomicError::NegativeAmount { amount }) if n < 0 => {
+                            assert_eq!(amount, i128::from(n));
+                        }
+                        Err(e) => seen.anomalies.push(format!("redis add {n}: {e}")),
+                    }
+                }
+                92..95 => {
+                    // Two keys in one MULTI: both or, with a negative, neither.
+                    let keys = [0, 1].map(|_| (ctx.redis_page, rng.random_range(0..6)));
+                    let m: i64 = rng.random_range(1..=5);
+                    match C::Mode::into_future(
+                        ctx.views.add_all(redis, [(keys[0], m), (keys[1], n)]),
+                    )
+                    .await
+                    {
+                        Ok(()) if n >= 0 => {
+                            *seen.redis_added.entry(keys[0]).or_default() += m;
+                            *seen.redis_added.entry(keys[1]).or_default() += n;
+                        }
+                        Err(AtomicError::NegativeAmount { amount }) if n < 0 => {
+                            assert_eq!(amount, i128::from(n));
+                        }
+                        other => seen
+                            .anomalies
+                            .push(format!("redis add_all {m}, {n}: {other:?}")),
+                    }
+                }
+                95..96 => {
+                    // What it drops never reaches the row: subtracted from the adds.
+                    let key = (ctx.redis_page, rng.random_range(0..6));
+                    match C::Mode::into_future(ctx.views.discard(redis, &key)).await {
+                        Ok(dropped) if dropped >= 0 => {
+                            *seen.redis_added.entry(key).or_default() -= dropped;
+                        }
+                        other => seen.anomalies.push(format!("redis discard: {other:?}")),
+                    }
+                }
+                _ => match C::Mode::into_future(ctx.views.flush(conn, redis)).await {
+                    Ok(report) if report.kept.is_empty() => {
+                        seen.redis_written += report.total_written();
+                    }
+                    Ok(report) => seen
+                        .anomalies
+                        .push(format!("redis flush kept {:?}", report.kept)),
+                    Err(e) => seen.anomalies.push(format!("redis flush: {e}")),
+                },
+            }
+        };
+        watchdog.watch(thread, &(call, id, n), one).await;
+    }
+    seen
+}
+
+/// One history of the three strategies on blocking connections from `pool`; panics with
+/// every anomaly and the seed.
+pub fn run_hot<C: CheckConn>(cell: &str, pool: &Pool<ConnectionManager<C>>, plan: Plan)
+where
+    Article: SlottedOn<ct_articles::likes, BackendOf<C>>,
+    DailyView: AtomicFieldOn<ct_daily_views::views, BackendOf<C>>
+        + NewRow<DailyView, ct_daily_views::views, BackendOf<C>>,
+{
+    let ctx = setup(pool, plan);
+    let buffer = daily_views_buffer(pool.clone(), HOT_FLUSH);
+    let watchdog = Watchdog::start(
+        format!("cell {cell}, hot counters, seed {}", ctx.seed),
+        THREADS,
+    );
     let seen: Vec<Seen> = std::thread::scope(|scope| {
         let threads: Vec<_> = (0..THREADS)
             .map(|thread| {
-                let buffer = &buffer;
-                let views = &views;
-                let watchdog = &watchdog;
+                let (ctx, buffer, watchdog) = (&ctx, &buffer, &watchdog);
                 scope.spawn(move || {
-                    let mut rng = StdRng::seed_from_u64(seed ^ ((thread as u64 + 7) << 48));
                     let mut conn = pool.get().expect("checker: a connection");
                     let mut redis = redis_connection();
-                    let mut seen = Seen::default();
-                    for _ in 0..plan.ops_per_thread {
-                        let id = articles[rng.random_range(0..2)];
-                        let n: i64 = match rng.random_range(0..10) {
-                            0 => 0,
-                            1 => -rng.random_range(1..=3),
-                            _ => rng.random_range(1..=10),
-                        };
-                        let roll = rng.random_range(0..100);
-                        let call = match roll {
-                            0..30 => "increment_likes",
-                            30..50 => "decrement_likes",
-                            50..62 => "current_likes",
-                            62..70 => "compact_likes",
-                            70..84 => "buffer.add",
-                            84..86 => "buffer.flush",
-                            86..92 => "redis.add",
-                            92..95 => "redis.add_all",
-                            95..96 => "redis.discard",
-                            _ => "redis.flush",
-                        };
-                        watchdog.call(thread, &(call, id, n), || match roll {
-                            0..30 => {
-                                *seen.up.entry(id).or_default() += n.max(0);
-                                let result = Article::increment_likes(&mut *conn, id, n);
-                                seen.slot_call(id, n, n < 0, result);
-                            }
-                            30..50 => {
-                                *seen.down.entry(id).or_default() += n.max(0);
-                                let result = Article::decrement_likes(&mut *conn, id, n);
-                                seen.slot_call(id, -n, n < 0, result.map_err(|e| negate(e, n)));
-                            }
-                            50..62 => seen.observe(id, Article::current_likes(&mut *conn, id)),
-                            62..70 => seen.observe(id, Article::compact_likes(&mut *conn, id)),
-                            70..84 => {
-                                let key = (page, rng.random_range(0..6));
-                                match buffer.add(key, n) {
-                                    Ok(()) => *seen.added.entry(key).or_default() += n,
-                                    Err(AtomicError::NegativeAmount { amount }) if n < 0 => {
-                                        assert_eq!(amount, i128::from(n));
-                                    }
-                                    Err(e) => seen.anomalies.push(format!("add {n}: {e}")),
-                                }
-                            }
-                            84..86 => {
-                                if let Err(e) = buffer.flush() {
-                                    seen.anomalies.push(format!("flush: {e}"));
-                                }
-                            }
-                            86..92 => {
-                                let key = (redis_page, rng.random_range(0..6));
-                                match views.add(&mut redis, &key, n) {
-                                    Ok(pending) if pending >= n => {
-                                        *seen.redis_added.entry(key).or_default() += n;
-                                    }
-                                    Ok(pending) => seen
-                                        .anomalies
-                                        .push(format!("redis add {n}: pending {pending}")),
-                                    Err(AtomicError::NegativeAmount { amount }) if n < 0 => {
-                                        assert_eq!(amount, i128::from(n));
-                                    }
-                                    Err(e) => seen.anomalies.push(format!("redis add {n}: {e}")),
-                                }
-                            }
-                            92..95 => {
-                                // Two keys in one MULTI: both or, with a negative, neither.
-                                let keys = [0, 1].map(|_| (redis_page, rng.random_range(0..6)));
-                                let m: i64 = rng.random_range(1..=5);
-                                match views.add_all(&mut redis, [(keys[0], m), (keys[1], n)]) {
-                                    Ok(()) if n >= 0 => {
-                                        *seen.redis_added.entry(keys[0]).or_default() += m;
-                                        *seen.redis_added.entry(keys[1]).or_default() += n;
-                                    }
-                                    Err(AtomicError::NegativeAmount { amount }) if n < 0 => {
-                                        assert_eq!(amount, i128::from(n));
-                                    }
-                                    other => seen
-                                        .anomalies
-                                        .push(format!("redis add_all {m}, {n}: {other:?}")),
-                                }
-                            }
-                            95..96 => {
-                                // What it drops never reaches the row: subtracted from the adds.
-                                let key = (redis_page, rng.random_range(0..6));
-                                match views.discard(&mut redis, &key) {
-                                    Ok(dropped) if dropped >= 0 => {
-                                        *seen.redis_added.entry(key).or_default() -= dropped;
-                                    }
-                                    other => {
-                                        seen.anomalies.push(format!("redis discard: {other:?}"))
-                                    }
-                                }
-                            }
-                            _ => match views.flush(&mut *conn, &mut redis) {
-                                Ok(report) if report.kept.is_empty() => {
-                                    seen.redis_written += report.total_written();
-                                }
-                                Ok(report) => seen
-                                    .anomalies
-                                    .push(format!("redis flush kept {:?}", report.kept)),
-                                Err(e) => seen.anomalies.push(format!("redis flush: {e}")),
-                            },
-                        });
-                    }
-                    seen
+                    Blocking::drive(thread_calls(
+                        ctx, thread, watchdog, &mut *conn, &mut redis, buffer,
+                    ))
                 })
             })
             .collect();
@@ -212,7 +310,102 @@ where
             .map(|t| t.join().expect("a checker thread panicked"))
             .collect()
     });
+    buffer.shutdown().expect("the buffer's last flush");
+    verify(cell, pool, &ctx, seen, "blocking");
+}
 
+/// [`run_hot`] with the library's calls on diesel-async connections of type `A` to `url` (set
+/// up with `setup`, one per thread) and async Redis connections, the buffer an
+/// [`AsyncBuffer`] on `async_pool`; every thread and the buffer's flusher `block_on` one
+/// multi-threaded tokio runtime. The harness's statements go through `pool`.
+pub fn run_hot_async<C, A, P>(
+    cell: &str,
+    pool: &Pool<ConnectionManager<C>>,
+    plan: Plan,
+    url: &str,
+    setup_sql: &str,
+    async_pool: P,
+) where
+    C: CheckConn,
+    A: diesel_async::AsyncConnection + AsyncConnection + RawConnection + 'static,
+    P: ConnectionPool<Conn = A>,
+    Article:
+        SlottedOn<ct_articles::likes, BackendOf<A>> + SlottedOn<ct_articles::likes, BackendOf<C>>,
+    DailyView: AtomicFieldOn<ct_daily_views::views, BackendOf<A>>
+        + NewRow<DailyView, ct_daily_views::views, BackendOf<A>>
+        + AtomicFieldOn<ct_daily_views::views, BackendOf<C>>,
+{
+    let ctx = setup(pool, plan);
+    let buffer = AsyncBuffer::new(async_pool, DailyView::atomic_views(), daily_row, HOT_FLUSH);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("checker: a tokio runtime");
+    let watchdog = Watchdog::start(
+        format!("cell {cell}, async hot counters, seed {}", ctx.seed),
+        THREADS,
+    );
+    let seen: Vec<Seen> = std::thread::scope(|scope| {
+        let flusher = scope.spawn(|| runtime.block_on(buffer.flusher()));
+        let threads: Vec<_> = (0..THREADS)
+            .map(|thread| {
+                let (ctx, buffer, watchdog, runtime) = (&ctx, &buffer, &watchdog, &runtime);
+                scope.spawn(move || {
+                    runtime.block_on(async {
+                        let mut conn = A::establish(url).await.unwrap_or_else(|e| {
+                            panic!("checker: an async connection to {url}: {e}")
+                        });
+                        if !setup_sql.is_empty() {
+                            conn.batch_execute(setup_sql)
+                                .await
+                                .unwrap_or_else(|e| panic!("checker: {setup_sql}: {e}"));
+                        }
+                        let mut redis = redis::Client::open(crate::db::redis_url())
+                            .expect("checker: the Redis URL")
+                            .get_multiplexed_async_connection()
+                            .await
+                            .expect("checker: an async Redis connection");
+                        thread_calls(ctx, thread, watchdog, &mut conn, &mut redis, buffer).await
+                    })
+                })
+            })
+            .collect();
+        let seen = threads
+            .into_iter()
+            .map(|t| t.join().expect("a checker thread panicked"))
+            .collect();
+        runtime
+            .block_on(buffer.shutdown())
+            .expect("the buffer's last flush");
+        flusher.join().expect("the buffer's flusher");
+        seen
+    });
+    verify(cell, pool, &ctx, seen, "async");
+}
+
+/// The row of a page's day seen first by the async buffer.
+fn daily_row(&(page_id, day): &(i64, i32), views: i64) -> DailyView {
+    DailyView {
+        page_id,
+        day,
+        views,
+    }
+}
+
+/// After every thread and the buffer's last flush: the promises of each strategy, through
+/// the harness's blocking `pool`.
+fn verify<C: CheckConn>(
+    cell: &str,
+    pool: &Pool<ConnectionManager<C>>,
+    ctx: &Ctx,
+    seen: Vec<Seen>,
+    driver: &str,
+) where
+    Article: SlottedOn<ct_articles::likes, BackendOf<C>>,
+    DailyView: AtomicFieldOn<ct_daily_views::views, BackendOf<C>>,
+{
+    let (seed, articles, redis_page, views) = (ctx.seed, ctx.articles, ctx.redis_page, &ctx.views);
     let mut anomalies: Vec<String> = seen.iter().flat_map(|s| s.anomalies.clone()).collect();
     let sum = |pick: fn(&Seen) -> &BTreeMap<i64, i64>, id: i64| -> i64 {
         seen.iter()
@@ -238,7 +431,6 @@ where
             ));
         }
     }
-    buffer.shutdown().expect("the buffer's last flush");
     let mut redis = redis_connection();
     let last = views
         .flush(&mut *conn, &mut redis)
@@ -283,14 +475,14 @@ where
     }
     assert!(
         anomalies.is_empty(),
-        "checker, cell {cell}, hot counters: {} anomalies (seed {seed}; replay with \
+        "checker, cell {cell}, hot counters ({driver}): {} anomalies (seed {seed}; replay with \
          COUNTER_CHECK_SEED={seed}):\n  {}",
         anomalies.len(),
         anomalies.join("\n  ")
     );
     eprintln!(
-        "checker, cell {cell}, hot counters: {} calls, {} buffer keys and {} Redis keys exact, 0 anomalies (seed {seed})",
-        THREADS * plan.ops_per_thread,
+        "checker, cell {cell}, hot counters ({driver}): {} calls, {} buffer keys and {} Redis keys exact, 0 anomalies (seed {seed})",
+        THREADS * ctx.plan.ops_per_thread,
         added.len(),
         redis_added.len()
     );

@@ -50,11 +50,33 @@ impl Watchdog {
 
     /// `thread` starts the call `call` describes.
     pub fn call<T>(&self, thread: usize, call: &dyn std::fmt::Debug, f: impl FnOnce() -> T) -> T {
-        lock(&self.state.current)[thread] = Some(format!("{call:?}"));
+        self.enter(thread, call);
         let result = f();
+        self.leave(thread);
+        result
+    }
+
+    /// [`call`](Self::call) for a call that is a future (sync or async alike, see
+    /// `counter_core::CallMode::into_future`).
+    pub async fn watch<T>(
+        &self,
+        thread: usize,
+        call: &dyn std::fmt::Debug,
+        f: impl std::future::Future<Output = T>,
+    ) -> T {
+        self.enter(thread, call);
+        let result = f.await;
+        self.leave(thread);
+        result
+    }
+
+    fn enter(&self, thread: usize, call: &dyn std::fmt::Debug) {
+        lock(&self.state.current)[thread] = Some(format!("{call:?}"));
+    }
+
+    fn leave(&self, thread: usize) {
         lock(&self.state.current)[thread] = None;
         self.state.finished.fetch_add(1, Ordering::Relaxed);
-        result
     }
 }
 
