@@ -1,14 +1,18 @@
 //! Every operation on the three diesel-async connections, through deadpool and bb8 pools, on a
-//! multi-threaded tokio runtime with 16 or more concurrent tasks, exact totals.
+//! multi-threaded tokio runtime with 16 or more concurrent workers, exact totals.
 //!
-//! - PostgreSQL: `AsyncPgConnection` in a deadpool pool, on [`pg_url`].
-//! - MySQL/MariaDB: `AsyncMysqlConnection` in a bb8 pool, on [`mysql_url`].
+//! - PostgreSQL: `AsyncPgConnection` in a deadpool pool, on `COUNTER_PG_URL`.
+//! - MySQL/MariaDB: `AsyncMysqlConnection` in a bb8 pool, on `COUNTER_MYSQL_URL`.
 //! - SQLite: `SyncConnectionWrapper<SqliteConnection>` in a deadpool pool, on a fresh WAL
-//!   file with no busy timeout (the library's own waiting must cope).
+//!   file with no busy timeout (the library's own waiting must cope), and again on a file in
+//!   SQLite's default rollback journal.
 //!
-//! Rows are made and read back with the blocking harness ([`TestDb`]), independent of the
-//! async path under test. The scenarios are one macro body instantiated per backend: spawned
-//! tasks must be `Send`, which Rust proves on concrete types only.
+//! Each backend's `scenarios` module is the shared source (`counter_tests::scenarios`, the
+//! same the blocking suites run) on an [`AsyncClient`](counter_tests::AsyncClient). Beside it,
+//! what only async code has: futures dropped at each await, and tasks `tokio::spawn`ed, whose
+//! futures must be `Send` (Rust proves that at concrete types only, so these are one macro
+//! body instantiated per backend). Rows are made and read back with the blocking harness
+//! ([`TestDb`]), independent of the async path under test.
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -19,18 +23,13 @@ use std::time::Duration;
 
 use counter_core::scoped_futures::ScopedFutureExt;
 use counter_core::{
-    transaction_async, AsyncBuffer, AtomicError, ChangeColumn, FlushPolicy, LockMode, RetryPolicy,
+    transaction_async, AsyncBuffer, AtomicError, FlushPolicy, LockMode, RetryPolicy,
 };
-use counter_tests::db::{mysql_url, pg_url};
-use counter_tests::models::{Account, Article, CartLine, DailyView, NewCartLine, Product};
+use counter_tests::client::{AsyncPool, MysqlPool, PgPool, SqlitePool};
+use counter_tests::models::{Account, DailyView, Product};
 use counter_tests::pgbench::run_pgbench;
 use counter_tests::scenarios::{fresh_views, open_batches};
-use counter_tests::schema::ct_products;
-use counter_tests::{Mysql, Postgres, Sqlite, TestDb};
-use diesel::SqliteConnection;
-use diesel_async::pooled_connection::AsyncDieselConnectionManager;
-use diesel_async::sync_connection_wrapper::SyncConnectionWrapper;
-use diesel_async::{AsyncMysqlConnection, AsyncPgConnection};
+use counter_tests::{AsyncMysql, AsyncPostgres, AsyncSqlite, Mysql, Postgres, Sqlite, TestDb};
 
 /// Tasks per concurrency scenario.
 const TASKS: usize = 16;
@@ -61,38 +60,19 @@ async fn drop_after<F: Future>(future: F, pendings: usize) -> bool {
     .await
 }
 
-type PgPool = diesel_async::pooled_connection::deadpool::Pool<AsyncPgConnection>;
-type MysqlPool = diesel_async::pooled_connection::bb8::Pool<AsyncMysqlConnection>;
-type SqlitePool =
-    diesel_async::pooled_connection::deadpool::Pool<SyncConnectionWrapper<SqliteConnection>>;
-
 /// The PostgreSQL deadpool (the blocking harness created the tables).
-async fn pg_pool(_: &Postgres, max: usize) -> PgPool {
-    let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new(pg_url());
-    PgPool::builder(manager)
-        .max_size(max)
-        .build()
-        .expect("deadpool of AsyncPgConnection")
+async fn pg_pool(db: &Postgres, max: usize) -> PgPool {
+    <PgPool as AsyncPool<Postgres>>::open(db, max).await
 }
 
 /// The MySQL bb8 pool.
-async fn mysql_pool(_: &Mysql, max: usize) -> MysqlPool {
-    let manager = AsyncDieselConnectionManager::<AsyncMysqlConnection>::new(mysql_url());
-    MysqlPool::builder()
-        .max_size(max as u32)
-        .build(manager)
-        .await
-        .expect("bb8 pool of AsyncMysqlConnection")
+async fn mysql_pool(db: &Mysql, max: usize) -> MysqlPool {
+    <MysqlPool as AsyncPool<Mysql>>::open(db, max).await
 }
 
-/// A fresh SQLite file and a deadpool of wrapped connections on it.
+/// A deadpool of wrapped connections on the harness's SQLite file.
 async fn sqlite_pool(db: &Sqlite, max: usize) -> SqlitePool {
-    let url = db.path().to_str().expect("UTF-8 path").to_owned();
-    let manager = AsyncDieselConnectionManager::<SyncConnectionWrapper<SqliteConnection>>::new(url);
-    SqlitePool::builder(manager)
-        .max_size(max)
-        .build()
-        .expect("deadpool of SyncConnectionWrapper<SqliteConnection>")
+    <SqlitePool as AsyncPool<Sqlite>>::open(db, max).await
 }
 
 /// The row of a page's day seen first by a buffer.
@@ -129,9 +109,16 @@ fn views_of<B: TestDb>(db: &B, page: i64) -> BTreeMap<i32, i64> {
 /// The scenarios, for one backend: `$open` opens its blocking harness (before the runtime
 /// starts: without a URL it starts a container, which blocks), `$pool(&db, max)` its pool.
 macro_rules! async_scenarios {
-    ($backend:ident, $open:expr, $pool:ident) => {
+    ($backend:ident, $open:expr, $pool:ident, $client:ty) => {
         mod $backend {
             use super::*;
+
+            /// Every shared scenario (`counter_tests::scenarios`), on this backend's async
+            /// connections.
+            mod scenarios {
+                use super::*;
+                counter_tests::backend_tests!(<$client>::on($open));
+            }
 
             /// 32 tasks try 20 sales each of a stock of 300: exactly 300 succeed, every other
             /// is `Insufficient` with nothing available, and `sold` counts the sales.
@@ -171,182 +158,6 @@ macro_rules! async_scenarios {
                     }
                     assert_eq!((sold, refused), (300, 340));
                     assert_eq!(db.product(id), (0, 300));
-                });
-            }
-
-            /// Increments, locked read-modify-writes, takes and several-column changes from 16
-            /// tasks on one row: the exact sum of what each returned.
-            #[test]
-            fn every_single_row_operation_adds_up() {
-                let db = $open;
-                runtime().block_on(async {
-                    let pool = $pool(&db, TASKS + 4).await;
-                    let id = db.new_product(1000, 0);
-                    let mut tasks = Vec::new();
-                    for task in 0..TASKS {
-                        let pool = pool.clone();
-                        tasks.push(tokio::spawn(async move {
-                            let mut conn = pool.get().await.expect("pooled connection");
-                            let (mut taken, mut sales) = (0i64, 0i64);
-                            for i in 0..10 {
-                                Product::increment_sold(&mut conn, id, 1).await.unwrap();
-                                Product::update_sold_locked(&mut conn, id, |v| Ok(v + 2))
-                                    .await
-                                    .unwrap();
-                                let n = Product::take_stock_up_to(&mut conn, id, 3).await.unwrap();
-                                taken += i64::from(n);
-                                if (task + i) % 2 == 0 {
-                                    let sale = (
-                                        ct_products::stock.decrement_if_at_least(2),
-                                        ct_products::sold.increment(5),
-                                    );
-                                    match Product::update_atomic(&mut conn, id, sale).await {
-                                        Ok(_) => sales += 1,
-                                        Err(AtomicError::InColumn {
-                                            column: "stock", ..
-                                        }) => {}
-                                        Err(other) => panic!("unexpected {other:?}"),
-                                    }
-                                }
-                            }
-                            (taken, sales)
-                        }));
-                    }
-                    let (mut taken, mut sales) = (0, 0);
-                    for task in tasks {
-                        let (t, s) = task.await.unwrap();
-                        taken += t;
-                        sales += s;
-                    }
-                    // 16 × 10 takes of 3 and 80 sales of 2 fit in 1000: nothing ran short.
-                    assert_eq!((taken, sales), (480, 80));
-                    assert_eq!(db.product(id), (1000 - 480 - 160, 16 * 10 * 3 + 5 * 80));
-                    let mut conn = pool.get().await.unwrap();
-                    assert_eq!(Product::current_sold(&mut conn, id).await.unwrap(), 880);
-                });
-            }
-
-            /// Random transfers among four accounts from 16 tasks: the total never changes,
-            /// and each refusal is `Insufficient` against the `min = -500` bound.
-            #[test]
-            fn transfers_conserve_the_total() {
-                let db = $open;
-                runtime().block_on(async {
-                    let pool = $pool(&db, TASKS + 4).await;
-                    let ids: Arc<Vec<i64>> =
-                        Arc::new((0..4).map(|_| db.new_account(100)).collect());
-                    let mut tasks = Vec::new();
-                    for task in 0..TASKS {
-                        let (pool, ids) = (pool.clone(), Arc::clone(&ids));
-                        tasks.push(tokio::spawn(async move {
-                            let mut conn = pool.get().await.expect("pooled connection");
-                            for i in 0..15 {
-                                let from = ids[(task + i) % 4];
-                                let to = ids[(task * 3 + i + 1) % 4];
-                                if from == to {
-                                    continue;
-                                }
-                                let amount = ((task + i) % 7 * 40) as i64;
-                                match Account::transfer_balance(&mut conn, from, to, amount).await {
-                                    Ok(_) | Err(AtomicError::Insufficient { .. }) => {}
-                                    Err(other) => panic!("unexpected {other:?}"),
-                                }
-                            }
-                        }));
-                    }
-                    for task in tasks {
-                        task.await.unwrap();
-                    }
-                    let balances: Vec<i64> = ids.iter().map(|&id| db.account(id)).collect();
-                    assert_eq!(balances.iter().sum::<i64>(), 400, "{balances:?}");
-                    assert!(balances.iter().all(|&b| b >= -500), "{balances:?}");
-                });
-            }
-
-            /// The add-to-cart on a composite key from 16 tasks: lines created once, each
-            /// quantity exact, the `max = 40` bound refusing past it.
-            #[test]
-            fn add_to_cart_on_composite_keys() {
-                let db = $open;
-                runtime().block_on(async {
-                    let pool = $pool(&db, TASKS + 4).await;
-                    let cart = counter_tests::next_id();
-                    let mut tasks = Vec::new();
-                    for _ in 0..TASKS {
-                        let pool = pool.clone();
-                        tasks.push(tokio::spawn(async move {
-                            let mut conn = pool.get().await.expect("pooled connection");
-                            let mut refused = 0;
-                            for product in 0..3i64 {
-                                let row = NewCartLine {
-                                    cart_id: cart,
-                                    product_id: product,
-                                    quantity: 1,
-                                };
-                                match CartLine::increment_quantity_or_insert(&mut conn, &row, 1)
-                                    .await
-                                {
-                                    Ok(_) => {}
-                                    Err(AtomicError::OutOfRange { .. }) => refused += 1,
-                                    Err(other) => panic!("unexpected {other:?}"),
-                                }
-                                // Line 2 gets three at a time: 16 × 3 = 48 passes 40.
-                                if product == 2 {
-                                    for _ in 0..2 {
-                                        match CartLine::increment_quantity(&mut conn, (cart, 2), 1)
-                                            .await
-                                        {
-                                            Ok(_) => {}
-                                            Err(AtomicError::OutOfRange { .. }) => refused += 1,
-                                            Err(other) => panic!("unexpected {other:?}"),
-                                        }
-                                    }
-                                }
-                            }
-                            refused
-                        }));
-                    }
-                    let mut refused = 0;
-                    for task in tasks {
-                        refused += task.await.unwrap();
-                    }
-                    let lines: Vec<(i64, i32)> = db
-                        .cart_lines(&[cart])
-                        .into_iter()
-                        .map(|l| (l.product_id, l.quantity))
-                        .collect();
-                    assert_eq!(lines, vec![(0, 16), (1, 16), (2, 40)]);
-                    assert_eq!(refused, 8);
-                });
-            }
-
-            /// A slotted counter from 16 tasks, compacted while they run: the exact sum.
-            #[test]
-            fn slotted_increments_and_compactions() {
-                let db = $open;
-                runtime().block_on(async {
-                    let pool = $pool(&db, TASKS + 4).await;
-                    let id = counter_tests::next_id();
-                    let mut tasks = Vec::new();
-                    for task in 0..TASKS {
-                        let pool = pool.clone();
-                        tasks.push(tokio::spawn(async move {
-                            let mut conn = pool.get().await.expect("pooled connection");
-                            for i in 0..20 {
-                                Article::increment_likes(&mut conn, id, 2).await.unwrap();
-                                if (task + i) % 10 == 0 {
-                                    Article::compact_likes(&mut conn, id).await.unwrap();
-                                }
-                            }
-                        }));
-                    }
-                    for task in tasks {
-                        task.await.unwrap();
-                    }
-                    let mut conn = pool.get().await.unwrap();
-                    assert_eq!(Article::current_likes(&mut conn, id).await.unwrap(), 640);
-                    assert_eq!(Article::compact_likes(&mut conn, id).await.unwrap(), 640);
-                    assert_eq!(Article::current_likes(&mut conn, id).await.unwrap(), 640);
                 });
             }
 
@@ -595,92 +406,6 @@ macro_rules! async_scenarios {
                 });
             }
 
-            /// `transaction_async` from 16 tasks: each sells 3 and counts them in one
-            /// transaction; an error inside rolls back what came before it.
-            #[test]
-            fn transactions_are_all_or_nothing() {
-                let db = $open;
-                runtime().block_on(async {
-                    let pool = $pool(&db, TASKS + 4).await;
-                    let id = db.new_product(40, 0);
-                    let mut tasks = Vec::new();
-                    for _ in 0..TASKS {
-                        let pool = pool.clone();
-                        tasks.push(tokio::spawn(async move {
-                            let mut conn = pool.get().await.expect("pooled connection");
-                            transaction_async(&mut conn, RetryPolicy::DEFAULT, |c| {
-                                async move {
-                                    Product::increment_sold(c, id, 3).await?;
-                                    Product::decrement_stock_if_at_least(c, id, 3).await
-                                }
-                                .scope_boxed()
-                            })
-                            .await
-                        }));
-                    }
-                    let mut outcomes = (0, 0);
-                    for task in tasks {
-                        match task.await.unwrap() {
-                            Ok(_) => outcomes.0 += 1,
-                            Err(AtomicError::Insufficient {
-                                available: 1,
-                                requested: 3,
-                            }) => outcomes.1 += 1,
-                            Err(other) => panic!("unexpected {other:?}"),
-                        }
-                    }
-                    assert_eq!(outcomes, (13, 3));
-                    assert_eq!(db.product(id), (1, 39));
-                });
-            }
-
-            /// The errors of the blocking API, the same on the async one.
-            #[test]
-            fn errors_are_the_same() {
-                let db = $open;
-                runtime().block_on(async {
-                    let pool = $pool(&db, 4).await;
-                    let id = db.new_product(5, 0);
-                    let missing = counter_tests::next_id();
-                    let mut c = pool.get().await.unwrap();
-                    assert!(matches!(
-                        Product::increment_stock(&mut c, missing, 1).await,
-                        Err(AtomicError::NotFound)
-                    ));
-                    assert!(matches!(
-                        Product::decrement_stock_if_at_least(&mut c, id, 6).await,
-                        Err(AtomicError::Insufficient {
-                            available: 5,
-                            requested: 6
-                        })
-                    ));
-                    assert!(matches!(
-                        Product::increment_stock(&mut c, id, 996).await,
-                        Err(AtomicError::OutOfRange {
-                            current: 5,
-                            attempted: 1001,
-                            ..
-                        })
-                    ));
-                    assert!(matches!(
-                        Product::increment_stock(&mut c, id, -1).await,
-                        Err(AtomicError::NegativeAmount { .. })
-                    ));
-                    assert!(matches!(
-                        Product::transfer_stock(&mut c, id, id, 1).await,
-                        Err(AtomicError::SameRow)
-                    ));
-                    assert!(matches!(
-                        Product::update_stock_locked(&mut c, id, |_| Err(AtomicError::custom(
-                            "no"
-                        )))
-                        .await,
-                        Err(AtomicError::Custom(_))
-                    ));
-                    assert_eq!(db.product(id), (5, 0));
-                });
-            }
-
             /// A connection kept by the caller after an operation on it was dropped half-way
             /// refuses further work (`BrokenTransactionManager`) instead of running inside a
             /// transaction nobody will commit, or reading the cut-off statement's answer.
@@ -843,14 +568,15 @@ macro_rules! async_scenarios {
     };
 }
 
-async_scenarios!(postgres, Postgres::open(), pg_pool);
-async_scenarios!(mysql, Mysql::open(), mysql_pool);
-async_scenarios!(sqlite, Sqlite::open(), sqlite_pool);
+async_scenarios!(postgres, Postgres::open(), pg_pool, AsyncPostgres);
+async_scenarios!(mysql, Mysql::open(), mysql_pool, AsyncMysql);
+async_scenarios!(sqlite, Sqlite::open(), sqlite_pool, AsyncSqlite);
 // SQLite's default rollback journal, where a reader blocks a writer's commit (WAL hides that).
 async_scenarios!(
     sqlite_rollback_journal,
     Sqlite::open_rollback_journal(),
-    sqlite_pool
+    sqlite_pool,
+    AsyncSqlite
 );
 
 /// The async connections get the isolation level the URL asks for, the same as the blocking

@@ -8,7 +8,8 @@ use counter_tests::schema::ct_unsigned;
 use counter_tests::{next_id, Mysql, TestDb};
 use diesel::prelude::*;
 
-counter_tests::backend_tests!(counter_tests::Mysql);
+counter_tests::backend_tests!(counter_tests::BlockingClient(counter_tests::Mysql::open()));
+counter_tests::blocking_tests!(counter_tests::Mysql);
 
 fn new_unsigned(db: &Mysql, u32v: u32, u64v: u64) -> i64 {
     let id = next_id();

@@ -12,7 +12,10 @@ use counter_tests::scenarios::THREADS;
 use counter_tests::{Postgres, TestDb};
 use diesel::prelude::*;
 
-counter_tests::backend_tests!(counter_tests::Postgres);
+counter_tests::backend_tests!(counter_tests::BlockingClient(
+    counter_tests::Postgres::open()
+));
+counter_tests::blocking_tests!(counter_tests::Postgres);
 
 /// Does the URL ask for `default_transaction_isolation = serializable` (as `.ci/run` does)?
 fn url_asks_for_serializable(url: &str) -> bool {

@@ -8,7 +8,8 @@ use counter_tests::scenarios::{on_threads, out_of_range};
 use counter_tests::{Sqlite, TestDb};
 use diesel::prelude::*;
 
-counter_tests::backend_tests!(counter_tests::Sqlite);
+counter_tests::backend_tests!(counter_tests::BlockingClient(counter_tests::Sqlite::open()));
+counter_tests::blocking_tests!(counter_tests::Sqlite);
 
 #[derive(QueryableByName)]
 struct Text {

@@ -44,14 +44,15 @@ pub use ops::Field;
 #[cfg(feature = "redis")]
 pub use redis_counter::{FlushReport, Kept, RedisConnection, RedisCounter, RedisKey, RedisOut};
 pub use retry::RetryPolicy;
-/// `ScopedFutureExt::scope_boxed`, for the closure of [`transaction_async`] (the crate
+/// `ScopedFutureExt::scope_boxed`, for the closure of [`transaction_async`]
+/// (`scope_boxed_local` for [`transaction_async_local`]; the crate
 /// diesel-async's own `transaction` uses).
 #[cfg(feature = "async")]
 pub use scoped_futures;
 pub use slotted::{Slotted, SlottedDecrement, SlottedField, SlottedOn};
 pub use transaction::transaction;
 #[cfg(feature = "async")]
-pub use transaction::transaction_async;
+pub use transaction::{transaction_async, transaction_async_local};
 pub use update::{update, update_with};
 pub use upsert::{NewRow, UpsertRow};
 pub use value::AtomicValue;

@@ -113,3 +113,66 @@ where
         write_transaction!(raw, |raw| f(raw).await)
     })
 }
+
+/// [`transaction_async`] for a closure whose future is not `Send`: the same transaction,
+/// retries, rollback and cancellation, with `.scope_boxed_local()` in place of
+/// `.scope_boxed()`.
+///
+/// Reach for it where Rust cannot prove the future `Send`: on a current-thread runtime or a
+/// `LocalSet` holding `Rc`s, and in code generic over the connection
+/// (`async fn f<C: AsyncConnection>(conn: &mut C)`), since the operations' futures are `Send`
+/// only where the connection type is concrete. The future it returns is then not `Send`
+/// either: await it, or block on it, where it was made.
+///
+/// ```
+/// # use counter_core::{transaction_async_local, AtomicError, AtomicField, AtomicFieldOn, AsyncConnection, BackendOf, RetryPolicy};
+/// # use diesel::prelude::*;
+/// # use diesel_async::{sync_connection_wrapper::SyncConnectionWrapper, AsyncConnection as _, SimpleAsyncConnection};
+/// use counter_core::scoped_futures::ScopedFutureExt;
+/// # diesel::table! { products (id) { id -> BigInt, stock -> Integer, sold -> BigInt, } }
+/// # #[derive(Queryable, Identifiable, AtomicField)]
+/// # #[diesel(table_name = products)]
+/// # pub struct Product { pub id: i64, #[atomic(min = 0)] pub stock: i32, #[atomic] pub sold: i64 }
+/// /// One sale, on any async connection of any backend.
+/// async fn sell<C>(conn: &mut C, id: i64, n: i32) -> Result<i32, AtomicError>
+/// where
+///     C: AsyncConnection,
+///     Product: AtomicFieldOn<products::stock, BackendOf<C>> + AtomicFieldOn<products::sold, BackendOf<C>>,
+/// {
+///     transaction_async_local(conn, RetryPolicy::DEFAULT, |conn| {
+///         async move {
+///             let left = Product::decrement_stock_if_at_least(conn, id, n).await?;
+///             Product::increment_sold(conn, id, i64::from(n)).await?;
+///             Ok(left)
+///         }
+///         .scope_boxed_local()
+///     })
+///     .await
+/// }
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let mut conn = SyncConnectionWrapper::<SqliteConnection>::establish(":memory:").await?;
+/// # conn.batch_execute("CREATE TABLE products (id BIGINT PRIMARY KEY, stock INTEGER NOT NULL, sold BIGINT NOT NULL); INSERT INTO products VALUES (1, 10, 0)").await?;
+/// assert_eq!(sell(&mut conn, 1, 3).await?, 7);
+/// # Ok(())
+/// # }
+/// ```
+#[cfg(feature = "async")]
+pub async fn transaction_async_local<'a, C, T, F>(
+    conn: &mut C,
+    policy: RetryPolicy,
+    mut f: F,
+) -> Result<T, AtomicError>
+where
+    C: crate::AsyncConnection,
+    F: for<'r> FnMut(
+            &'r mut C::Raw,
+        )
+            -> scoped_futures::ScopedLocalBoxFuture<'a, 'r, Result<T, AtomicError>>
+        + 'a,
+    T: 'a,
+{
+    retrying!(conn.raw(), policy, LockMode::Wait, |raw| {
+        write_transaction!(raw, |raw| f(raw).await)
+    })
+}

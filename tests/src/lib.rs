@@ -7,10 +7,12 @@
 //!   `backend_tests!` macro turns them into one `#[test]` each in `tests/{sqlite,postgres,mysql}.rs`.
 
 pub mod checker;
+pub mod client;
 pub mod db;
 pub mod models;
 pub mod pgbench;
 pub mod scenarios;
 pub mod schema;
 
+pub use client::{AsyncClient, AsyncMysql, AsyncPostgres, AsyncSqlite, BlockingClient, Client};
 pub use db::{next_id, Mysql, Postgres, Sqlite, TestDb};

@@ -1,0 +1,347 @@
+//! How a scenario reaches the database: blocking Diesel connections from the harness's r2d2
+//! pool ([`BlockingClient`]), or diesel-async connections from a deadpool or bb8 pool on a
+//! multi-threaded tokio runtime ([`AsyncClient`]).
+//!
+//! The scenarios of [`crate::scenarios`] are `async fn`s generic over [`Client`], so one source
+//! runs on both kinds of connection: each operation is awaited through
+//! [`Client::done`] (`CallMode::into_future`), which a blocking connection's result passes
+//! through at once. Rows are made and read back through the blocking harness ([`TestDb`]) on
+//! both, independent of the path under test.
+//!
+//! Concurrency scenarios run [`Client::WORKERS`] workers ([`on_workers`]), each on its own
+//! thread with its own pooled connection. An async worker is a future driven by
+//! `Handle::block_on` on that thread: the runtime's own threads run the I/O drivers, the pools
+//! and SQLite's blocking statements. It is not `tokio::spawn`ed because `spawn` wants a `Send`
+//! future, and Rust proves the library's futures `Send` only where the connection type is
+//! concrete, never in code generic over it (see `tests/async.rs` for spawned tasks).
+
+use std::future::Future;
+use std::ops::DerefMut;
+use std::sync::Barrier;
+
+use counter_core::scoped_futures::ScopedFutureExt;
+use counter_core::{
+    transaction, transaction_async_local, AtomicConnection, AtomicError, Awaited, Blocking,
+    CallMode, RawConnection, RetryPolicy,
+};
+use diesel::{Connection, SqliteConnection};
+use diesel_async::pooled_connection::AsyncDieselConnectionManager;
+use diesel_async::sync_connection_wrapper::SyncConnectionWrapper;
+use diesel_async::{AsyncMysqlConnection, AsyncPgConnection, TransactionManager};
+
+use crate::db::{mysql_url, pg_url, DbOf, TestDb};
+use crate::{Mysql, Postgres, Sqlite};
+
+/// One kind of connection to one database, as the scenarios see it.
+pub trait Client: Sync + Sized {
+    /// The blocking harness that makes and reads rows.
+    type Db: TestDb;
+    /// [`Blocking`] or [`Awaited`].
+    type Mode: CallMode;
+    /// The connection underneath a pooled one: what a transaction's body gets.
+    type Raw: RawConnection<Db = DbOf<Self::Db>>
+        + AtomicConnection<Mode = Self::Mode, Raw = Self::Raw>;
+    /// A pooled connection, as a scenario passes it: `&mut conn`.
+    type Conn: AtomicConnection<Mode = Self::Mode, Raw = Self::Raw> + DerefMut<Target = Self::Raw>;
+    /// Concurrent workers of a concurrency scenario.
+    const WORKERS: usize;
+    /// Calls per worker where a scenario runs "many": the same total on both kinds.
+    const ITERATIONS: usize;
+
+    /// The harness.
+    fn db(&self) -> &Self::Db;
+    /// `"PostgreSQL"`, `"PostgreSQL async"`, ...: for messages.
+    fn name(&self) -> String;
+    /// A connection from the client's pool.
+    fn conn(&self) -> impl Future<Output = Self::Conn>;
+    /// Runs a scenario (from the test's thread) or one worker (from its own thread) to its
+    /// end: polls once on a blocking connection, whose futures never wait; blocks on the
+    /// runtime on an async one.
+    fn block_on<T>(&self, future: impl Future<Output = T>) -> T;
+
+    /// What an operation returned, as a future: `C::done(Product::increment_stock(&mut conn,
+    /// id, 1)).await`.
+    fn done<F: Future>(
+        out: <Self::Mode as CallMode>::Out<F>,
+    ) -> <Self::Mode as CallMode>::Future<F> {
+        Self::Mode::into_future(out)
+    }
+
+    /// The library's retrying transaction: `transaction` on a blocking connection,
+    /// `transaction_async_local` on an async one.
+    fn transaction<T>(
+        conn: &mut Self::Conn,
+        policy: RetryPolicy,
+        body: impl AsyncFn(&mut Self::Raw) -> Result<T, AtomicError>,
+    ) -> impl Future<Output = Result<T, AtomicError>>;
+
+    /// The caller's own transaction, around library calls: Diesel's `Connection::transaction`,
+    /// or diesel-async's transaction manager (begin, then commit on `Ok` or roll back on
+    /// `Err`).
+    fn own_transaction<T>(
+        conn: &mut Self::Raw,
+        body: impl AsyncFnOnce(&mut Self::Raw) -> Result<T, AtomicError>,
+    ) -> impl Future<Output = Result<T, AtomicError>>;
+}
+
+/// Runs `work(worker, conn)` on [`Client::WORKERS`] threads, each with its own pooled
+/// connection, all released at once by a barrier; returns the results in worker order.
+pub fn on_workers<Cl, T, W>(client: &Cl, work: W) -> Vec<T>
+where
+    Cl: Client,
+    T: Send,
+    W: AsyncFn(usize, &mut Cl::Conn) -> T + Sync,
+{
+    on_n_workers(client, Cl::WORKERS, work)
+}
+
+/// [`on_workers`] with `workers` workers.
+pub fn on_n_workers<Cl, T, W>(client: &Cl, workers: usize, work: W) -> Vec<T>
+where
+    Cl: Client,
+    T: Send,
+    W: AsyncFn(usize, &mut Cl::Conn) -> T + Sync,
+{
+    let barrier = Barrier::new(workers);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..workers)
+            .map(|worker| {
+                let (barrier, work) = (&barrier, &work);
+                scope.spawn(move || {
+                    client.block_on(async {
+                        let mut conn = client.conn().await;
+                        barrier.wait();
+                        work(worker, &mut conn).await
+                    })
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("worker thread panicked"))
+            .collect()
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Blocking: the harness's own r2d2 pool
+// ---------------------------------------------------------------------------------------------
+
+/// Blocking Diesel connections from the harness's r2d2 pool, 8 threads.
+pub struct BlockingClient<B>(pub B);
+
+impl<B: TestDb> Client for BlockingClient<B> {
+    type Db = B;
+    type Mode = Blocking;
+    type Raw = B::Conn;
+    type Conn = B::Pooled;
+    const WORKERS: usize = 8;
+    const ITERATIONS: usize = B::ITERATIONS;
+
+    fn db(&self) -> &B {
+        &self.0
+    }
+
+    fn name(&self) -> String {
+        B::NAME.to_owned()
+    }
+
+    async fn conn(&self) -> B::Pooled {
+        self.0.conn()
+    }
+
+    fn block_on<T>(&self, future: impl Future<Output = T>) -> T {
+        Blocking::drive(future)
+    }
+
+    async fn transaction<T>(
+        conn: &mut B::Pooled,
+        policy: RetryPolicy,
+        body: impl AsyncFn(&mut B::Conn) -> Result<T, AtomicError>,
+    ) -> Result<T, AtomicError> {
+        transaction(conn, policy, |c| Blocking::drive(body(c)))
+    }
+
+    async fn own_transaction<T>(
+        conn: &mut B::Conn,
+        body: impl AsyncFnOnce(&mut B::Conn) -> Result<T, AtomicError>,
+    ) -> Result<T, AtomicError> {
+        conn.transaction(|c| Blocking::drive(body(c)))
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Async: diesel-async connections in a deadpool or bb8 pool
+// ---------------------------------------------------------------------------------------------
+
+/// A pool of diesel-async connections to the database of harness `B`.
+pub trait AsyncPool<B: TestDb>: Sized + Sync {
+    /// The diesel-async connection.
+    type Raw: RawConnection<Db = DbOf<B>>
+        + AtomicConnection<Mode = Awaited, Raw = Self::Raw>
+        + diesel_async::AsyncConnection;
+    /// A connection checked out of the pool.
+    type Conn: AtomicConnection<Mode = Awaited, Raw = Self::Raw> + DerefMut<Target = Self::Raw>;
+    /// `"deadpool"` or `"bb8"`.
+    const KIND: &'static str;
+    /// A pool of `max` connections on `db`'s database.
+    fn open(db: &B, max: usize) -> impl Future<Output = Self>;
+    /// A connection.
+    fn get(&self) -> impl Future<Output = Self::Conn>;
+}
+
+/// PostgreSQL through deadpool.
+pub type PgPool = diesel_async::pooled_connection::deadpool::Pool<AsyncPgConnection>;
+/// MySQL/MariaDB through bb8.
+pub type MysqlPool = diesel_async::pooled_connection::bb8::Pool<AsyncMysqlConnection>;
+/// SQLite through deadpool.
+pub type SqlitePool =
+    diesel_async::pooled_connection::deadpool::Pool<SyncConnectionWrapper<SqliteConnection>>;
+
+impl AsyncPool<Postgres> for PgPool {
+    type Raw = AsyncPgConnection;
+    type Conn = diesel_async::pooled_connection::deadpool::Object<AsyncPgConnection>;
+    const KIND: &'static str = "deadpool";
+
+    async fn open(_: &Postgres, max: usize) -> Self {
+        let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new(pg_url());
+        PgPool::builder(manager)
+            .max_size(max)
+            .build()
+            .expect("deadpool of AsyncPgConnection")
+    }
+
+    async fn get(&self) -> Self::Conn {
+        self.get().await.expect("a pooled AsyncPgConnection")
+    }
+}
+
+impl AsyncPool<Mysql> for MysqlPool {
+    type Raw = AsyncMysqlConnection;
+    type Conn =
+        diesel_async::pooled_connection::bb8::PooledConnection<'static, AsyncMysqlConnection>;
+    const KIND: &'static str = "bb8";
+
+    async fn open(_: &Mysql, max: usize) -> Self {
+        let manager = AsyncDieselConnectionManager::<AsyncMysqlConnection>::new(mysql_url());
+        MysqlPool::builder()
+            .max_size(max as u32)
+            .build(manager)
+            .await
+            .expect("bb8 pool of AsyncMysqlConnection")
+    }
+
+    async fn get(&self) -> Self::Conn {
+        self.get_owned()
+            .await
+            .expect("a pooled AsyncMysqlConnection")
+    }
+}
+
+impl AsyncPool<Sqlite> for SqlitePool {
+    type Raw = SyncConnectionWrapper<SqliteConnection>;
+    type Conn =
+        diesel_async::pooled_connection::deadpool::Object<SyncConnectionWrapper<SqliteConnection>>;
+    const KIND: &'static str = "deadpool";
+
+    /// On the harness's file, with SQLite's defaults: the file's journal mode and no busy
+    /// timeout (the library's own waiting must cope).
+    async fn open(db: &Sqlite, max: usize) -> Self {
+        let url = db.path().to_str().expect("UTF-8 path").to_owned();
+        let manager =
+            AsyncDieselConnectionManager::<SyncConnectionWrapper<SqliteConnection>>::new(url);
+        SqlitePool::builder(manager)
+            .max_size(max)
+            .build()
+            .expect("deadpool of SyncConnectionWrapper<SqliteConnection>")
+    }
+
+    async fn get(&self) -> Self::Conn {
+        self.get().await.expect("a pooled SQLite connection")
+    }
+}
+
+/// diesel-async connections from pool `P`, 16 workers on a 4-thread tokio runtime.
+pub struct AsyncClient<B, P> {
+    db: B,
+    pool: P,
+    runtime: tokio::runtime::Runtime,
+}
+
+impl<B: TestDb, P: AsyncPool<B>> AsyncClient<B, P> {
+    /// On harness `db` (opened before the runtime: without a URL, opening starts a container,
+    /// which blocks).
+    pub fn on(db: B) -> Self {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(4)
+            .enable_all()
+            .build()
+            .expect("tokio runtime");
+        let pool = runtime.block_on(P::open(&db, Self::WORKERS + 4));
+        AsyncClient { db, pool, runtime }
+    }
+
+    /// The pool.
+    pub fn pool(&self) -> &P {
+        &self.pool
+    }
+}
+
+impl<B: TestDb, P: AsyncPool<B>> Client for AsyncClient<B, P> {
+    type Db = B;
+    type Mode = Awaited;
+    type Raw = P::Raw;
+    type Conn = P::Conn;
+    const WORKERS: usize = 16;
+    const ITERATIONS: usize = B::ITERATIONS / 2;
+
+    fn db(&self) -> &B {
+        &self.db
+    }
+
+    fn name(&self) -> String {
+        format!("{} async ({})", B::NAME, P::KIND)
+    }
+
+    fn conn(&self) -> impl Future<Output = P::Conn> {
+        self.pool.get()
+    }
+
+    fn block_on<T>(&self, future: impl Future<Output = T>) -> T {
+        self.runtime.handle().block_on(future)
+    }
+
+    async fn transaction<T>(
+        conn: &mut P::Conn,
+        policy: RetryPolicy,
+        body: impl AsyncFn(&mut P::Raw) -> Result<T, AtomicError>,
+    ) -> Result<T, AtomicError> {
+        let body = &body;
+        transaction_async_local(conn, policy, |c| body(c).scope_boxed_local()).await
+    }
+
+    async fn own_transaction<T>(
+        conn: &mut P::Raw,
+        body: impl AsyncFnOnce(&mut P::Raw) -> Result<T, AtomicError>,
+    ) -> Result<T, AtomicError> {
+        type Manager<R> = <R as diesel_async::AsyncConnection>::TransactionManager;
+        Manager::<P::Raw>::begin_transaction(conn).await?;
+        match body(conn).await {
+            Ok(value) => {
+                Manager::<P::Raw>::commit_transaction(conn).await?;
+                Ok(value)
+            }
+            Err(error) => {
+                Manager::<P::Raw>::rollback_transaction(conn).await?;
+                Err(error)
+            }
+        }
+    }
+}
+
+/// PostgreSQL, async.
+pub type AsyncPostgres = AsyncClient<Postgres, PgPool>;
+/// MySQL/MariaDB, async.
+pub type AsyncMysql = AsyncClient<Mysql, MysqlPool>;
+/// SQLite, async.
+pub type AsyncSqlite = AsyncClient<Sqlite, SqlitePool>;
