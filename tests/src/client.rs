@@ -22,14 +22,14 @@ use std::sync::Barrier;
 use counter_core::scoped_futures::ScopedFutureExt;
 use counter_core::{
     transaction, transaction_async_local, AtomicConnection, AtomicError, Awaited, Blocking,
-    CallMode, RawConnection, RetryPolicy,
+    CallMode, RawConnection, RedisConnection, RetryPolicy,
 };
 use diesel::{Connection, SqliteConnection};
 use diesel_async::pooled_connection::AsyncDieselConnectionManager;
 use diesel_async::sync_connection_wrapper::SyncConnectionWrapper;
 use diesel_async::{AsyncMysqlConnection, AsyncPgConnection, TransactionManager};
 
-use crate::db::{mysql_url, pg_url, DbOf, TestDb};
+use crate::db::{mysql_url, pg_url, redis_connection, redis_url, DbOf, TestDb};
 use crate::{Mysql, Postgres, Sqlite};
 
 /// One kind of connection to one database, as the scenarios see it.
@@ -43,6 +43,8 @@ pub trait Client: Sync + Sized {
         + AtomicConnection<Mode = Self::Mode, Raw = Self::Raw>;
     /// A pooled connection, as a scenario passes it: `&mut conn`.
     type Conn: AtomicConnection<Mode = Self::Mode, Raw = Self::Raw> + DerefMut<Target = Self::Raw>;
+    /// A Redis connection of the same kind, for `RedisCounter`.
+    type Redis: RedisConnection<Mode = Self::Mode>;
     /// Concurrent workers of a concurrency scenario.
     const WORKERS: usize;
     /// Calls per worker where a scenario runs "many": the same total on both kinds.
@@ -54,6 +56,8 @@ pub trait Client: Sync + Sized {
     fn name(&self) -> String;
     /// A connection from the client's pool.
     fn conn(&self) -> impl Future<Output = Self::Conn>;
+    /// A connection to the Redis server of the tests.
+    fn redis(&self) -> impl Future<Output = Self::Redis>;
     /// Runs a scenario (from the test's thread) or one worker (from its own thread) to its
     /// end: polls once on a blocking connection, whose futures never wait; blocks on the
     /// runtime on an async one.
@@ -135,6 +139,7 @@ impl<B: TestDb> Client for BlockingClient<B> {
     type Mode = Blocking;
     type Raw = B::Conn;
     type Conn = B::Pooled;
+    type Redis = redis::Connection;
     const WORKERS: usize = 8;
     const ITERATIONS: usize = B::ITERATIONS;
 
@@ -148,6 +153,10 @@ impl<B: TestDb> Client for BlockingClient<B> {
 
     async fn conn(&self) -> B::Pooled {
         self.0.conn()
+    }
+
+    async fn redis(&self) -> redis::Connection {
+        redis_connection()
     }
 
     fn block_on<T>(&self, future: impl Future<Output = T>) -> T {
@@ -292,6 +301,7 @@ impl<B: TestDb, P: AsyncPool<B>> Client for AsyncClient<B, P> {
     type Mode = Awaited;
     type Raw = P::Raw;
     type Conn = P::Conn;
+    type Redis = redis::aio::MultiplexedConnection;
     const WORKERS: usize = 16;
     const ITERATIONS: usize = B::ITERATIONS / 2;
 
@@ -305,6 +315,15 @@ impl<B: TestDb, P: AsyncPool<B>> Client for AsyncClient<B, P> {
 
     fn conn(&self) -> impl Future<Output = P::Conn> {
         self.pool.get()
+    }
+
+    async fn redis(&self) -> redis::aio::MultiplexedConnection {
+        let url = redis_url();
+        redis::Client::open(url)
+            .expect("Redis URL")
+            .get_multiplexed_async_connection()
+            .await
+            .unwrap_or_else(|e| panic!("Redis at {url}: {e}"))
     }
 
     fn block_on<T>(&self, future: impl Future<Output = T>) -> T {

@@ -1769,6 +1769,11 @@ macro_rules! backend_tests {
             slotted_increments_lose_nothing,
             slotted_compact_while_incrementing,
             slotted_decrement_where_declared,
+            redis_counts_every_add_exactly,
+            redis_flush_crashed_after_each_step,
+            redis_refuses_bad_input_and_keeps_what_it_cannot_write,
+            redis_keeps_thousands_of_keys_without_rows,
+            redis_counts_every_spelling_of_a_case_insensitive_key,
         );
     };
     (@tests $client:expr; $($name:ident),* $(,)?) => {
@@ -1792,11 +1797,6 @@ macro_rules! blocking_tests {
             two_buffers_flush_overlapping_keys,
             dropped_buffer_flushes,
             panicking_new_row_keeps_the_counts,
-            redis_counts_every_add_exactly,
-            redis_flush_crashed_after_each_step,
-            redis_refuses_bad_input_and_keeps_what_it_cannot_write,
-            redis_keeps_thousands_of_keys_without_rows,
-            redis_counts_every_spelling_of_a_case_insensitive_key,
         );
     };
     (@tests $backend:ty; $($name:ident),* $(,)?) => {

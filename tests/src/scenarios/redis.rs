@@ -2,12 +2,13 @@
 //! crashes. The counted field is `DailyView.views` (a composite key, `min = 0`).
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use counter_core::{AtomicError, AtomicFieldOn, FlushReport, RedisCounter, RedisKey};
 use diesel::connection::SimpleConnection;
 use rand::{Rng, SeedableRng};
 
+use super::{on_n_workers, Client};
 use crate::db::{next_id, redis_connection, settle, DbOf, TestDb};
 use crate::models::{CkName, DailyView};
 use crate::schema::{ck_texts, ct_daily_views};
@@ -60,130 +61,147 @@ pub fn open_batches(redis: &mut redis::Connection, prefix: &str) -> Vec<String> 
         .expect("SMEMBERS")
 }
 
-/// 16 threads × 10,000 adds (1 to 3) over 20 keys while two flushers flush in a loop; then a
+/// 16 workers × 10,000 adds (1 to 3) over 20 keys while two more flush in a loop; then a
 /// last flush. Every row holds exactly what was added, nothing is pending, and the flush
 /// reports together wrote exactly the sum of the adds (so no count was applied twice).
-pub fn redis_counts_every_add_exactly<B: TestDb>()
+pub async fn redis_counts_every_add_exactly<C: Client>(client: &C)
 where
-    DailyView: AtomicFieldOn<ct_daily_views::views, DbOf<B>>,
+    DailyView: AtomicFieldOn<ct_daily_views::views, DbOf<C::Db>>,
 {
+    const FLUSHERS: usize = 2;
     const ADDERS: usize = 16;
     const ADDS: usize = 10_000;
     const DAYS: i32 = 20;
-    let db = B::open();
+    let db = client.db();
     let page = next_id();
-    daily_rows(&db, page, 0..DAYS, 0);
+    daily_rows(db, page, 0..DAYS, 0);
     let (views, prefix) = fresh_views();
-    let adding = AtomicBool::new(true);
-    let (added, written) = std::thread::scope(|scope| {
-        let flushers: Vec<_> = (0..2)
-            .map(|_| {
-                scope.spawn(|| {
-                    let mut conn = db.conn();
-                    let mut redis = redis_connection();
-                    let mut written = 0_i128;
-                    let mut flushes = 0;
-                    while adding.load(Ordering::Relaxed) || flushes == 0 {
-                        let report = views.flush(&mut conn, &mut redis).expect("a flush");
-                        assert!(report.kept.is_empty(), "kept: {:?}", report.kept);
-                        written += report.total_written();
-                        flushes += 1;
-                    }
-                    written
-                })
-            })
-            .collect();
-        let adders: Vec<_> = (0..ADDERS)
-            .map(|thread| {
-                let views = &views;
-                scope.spawn(move || {
-                    let mut rng = rand::rngs::StdRng::seed_from_u64(thread as u64);
-                    let mut redis = redis_connection();
-                    let mut added: BTreeMap<i32, i64> = BTreeMap::new();
-                    for _ in 0..ADDS {
-                        let day = rng.random_range(0..DAYS);
-                        let n = rng.random_range(1..=3);
-                        let pending = views.add(&mut redis, &(page, day), n).expect("an add");
-                        assert!(pending >= n, "pending {pending} after adding {n}");
-                        *added.entry(day).or_default() += n;
-                    }
-                    added
-                })
-            })
-            .collect();
+    let adders_left = AtomicUsize::new(ADDERS);
+    let results = on_n_workers(client, FLUSHERS + ADDERS, async |worker, conn| {
+        let mut redis = client.redis().await;
         let mut added: BTreeMap<i32, i64> = BTreeMap::new();
-        for adder in adders {
-            for (day, n) in adder.join().expect("an adder") {
-                *added.entry(day).or_default() += n;
+        let mut written = 0_i128;
+        if worker < FLUSHERS {
+            let mut flushes = 0;
+            while adders_left.load(Ordering::Acquire) > 0 || flushes == 0 {
+                let report = C::done(views.flush(conn, &mut redis))
+                    .await
+                    .expect("a flush");
+                assert!(report.kept.is_empty(), "kept: {:?}", report.kept);
+                written += report.total_written();
+                flushes += 1;
             }
+            return (added, written);
         }
-        adding.store(false, Ordering::Relaxed);
-        let written: i128 = flushers
-            .into_iter()
-            .map(|f| f.join().expect("a flusher"))
-            .sum();
+        let mut rng = rand::rngs::StdRng::seed_from_u64(worker as u64);
+        for _ in 0..ADDS {
+            let day = rng.random_range(0..DAYS);
+            let n = rng.random_range(1..=3);
+            let pending = C::done(views.add(&mut redis, &(page, day), n))
+                .await
+                .expect("an add");
+            assert!(pending >= n, "pending {pending} after adding {n}");
+            *added.entry(day).or_default() += n;
+        }
+        adders_left.fetch_sub(1, Ordering::AcqRel);
         (added, written)
     });
-    let mut redis = redis_connection();
-    let last = views
-        .flush(&mut db.conn(), &mut redis)
+    let mut added: BTreeMap<i32, i64> = BTreeMap::new();
+    let mut written = 0_i128;
+    for (by_worker, wrote) in results {
+        written += wrote;
+        for (day, n) in by_worker {
+            *added.entry(day).or_default() += n;
+        }
+    }
+    let mut redis = client.redis().await;
+    let last = C::done(views.flush(&mut client.conn().await, &mut redis))
+        .await
         .expect("the last flush");
     let total: i64 = added.values().sum();
     assert_eq!(written + last.total_written(), i128::from(total));
-    assert_eq!(rows(&db, page), added);
+    assert_eq!(rows(db, page), added);
     for day in 0..DAYS {
-        assert_eq!(views.pending(&mut redis, &(page, day)).unwrap(), 0);
+        assert_eq!(
+            C::done(views.pending(&mut redis, &(page, day)))
+                .await
+                .unwrap(),
+            0
+        );
     }
-    assert_eq!(open_batches(&mut redis, &prefix), Vec::<String>::new());
+    assert_eq!(
+        open_batches(&mut redis_connection(), &prefix),
+        Vec::<String>::new()
+    );
 }
 
 /// A flush that stopped after each of its steps (the batch taken and never applied; applied
 /// and committed but not finished), then a new counter on the same prefix (another process):
 /// every row exact, nothing lost, nothing twice.
-pub fn redis_flush_crashed_after_each_step<B: TestDb>()
+pub async fn redis_flush_crashed_after_each_step<C: Client>(client: &C)
 where
-    DailyView: AtomicFieldOn<ct_daily_views::views, DbOf<B>>,
+    DailyView: AtomicFieldOn<ct_daily_views::views, DbOf<C::Db>>,
 {
-    let db = B::open();
+    let db = client.db();
     let page = next_id();
-    daily_rows(&db, page, 1..=3, 0);
+    daily_rows(db, page, 1..=3, 0);
     let (views, prefix) = fresh_views();
-    let mut redis = redis_connection();
-    let mut conn = db.conn();
+    let mut redis = client.redis().await;
+    let mut conn = client.conn().await;
 
     // Taken, then the process died: the counts are only in the batch.
-    views.add(&mut redis, &(page, 1), 5).unwrap();
-    views.add(&mut redis, &(page, 2), 7).unwrap();
-    let taken = views.take(&mut redis).unwrap().expect("a batch");
-    assert_eq!(views.pending(&mut redis, &(page, 1)).unwrap(), 0);
-    assert_eq!(rows(&db, page), BTreeMap::from([(1, 0), (2, 0), (3, 0)]));
+    C::done(views.add(&mut redis, &(page, 1), 5)).await.unwrap();
+    C::done(views.add(&mut redis, &(page, 2), 7)).await.unwrap();
+    let taken = C::done(views.take(&mut redis))
+        .await
+        .unwrap()
+        .expect("a batch");
+    assert_eq!(
+        C::done(views.pending(&mut redis, &(page, 1)))
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(rows(db, page), BTreeMap::from([(1, 0), (2, 0), (3, 0)]));
 
     // Committed, then the process died before deleting the batch.
-    views.add(&mut redis, &(page, 2), 1).unwrap();
-    views.add(&mut redis, &(page, 3), 4).unwrap();
-    let committed = views.take(&mut redis).unwrap().expect("a batch");
-    let applied = views.apply(&mut conn, &mut redis, &committed).unwrap();
+    C::done(views.add(&mut redis, &(page, 2), 1)).await.unwrap();
+    C::done(views.add(&mut redis, &(page, 3), 4)).await.unwrap();
+    let committed = C::done(views.take(&mut redis))
+        .await
+        .unwrap()
+        .expect("a batch");
+    let applied = C::done(views.apply(&mut conn, &mut redis, &committed))
+        .await
+        .unwrap();
     assert_eq!(applied.total_written(), 5);
-    assert_eq!(rows(&db, page), BTreeMap::from([(1, 0), (2, 1), (3, 4)]));
-    let mut open = open_batches(&mut redis, &prefix);
+    assert_eq!(rows(db, page), BTreeMap::from([(1, 0), (2, 1), (3, 4)]));
+    let mut open = open_batches(&mut redis_connection(), &prefix);
     open.sort();
     let mut expected = vec![taken, committed];
     expected.sort();
     assert_eq!(open, expected);
 
     // Counts added meanwhile stay pending; a new counter (another process) settles both.
-    views.add(&mut redis, &(page, 3), 10).unwrap();
+    C::done(views.add(&mut redis, &(page, 3), 10))
+        .await
+        .unwrap();
     let again = Views::new(&prefix);
-    let report = again.flush(&mut conn, &mut redis).unwrap();
+    let report = C::done(again.flush(&mut conn, &mut redis)).await.unwrap();
     assert_eq!(report.recovered, 2);
     assert_eq!(report.applied, 2, "the taken batch and the new one");
     assert_eq!(report.total_written(), 12 + 10);
-    assert_eq!(rows(&db, page), BTreeMap::from([(1, 5), (2, 8), (3, 14)]));
-    assert_eq!(open_batches(&mut redis, &prefix), Vec::<String>::new());
+    assert_eq!(rows(db, page), BTreeMap::from([(1, 5), (2, 8), (3, 14)]));
+    assert_eq!(
+        open_batches(&mut redis_connection(), &prefix),
+        Vec::<String>::new()
+    );
     // Applying a settled batch again does nothing: it is gone from Redis.
-    let replay = again.apply(&mut conn, &mut redis, &expected[0]).unwrap();
+    let replay = C::done(again.apply(&mut conn, &mut redis, &expected[0]))
+        .await
+        .unwrap();
     assert_eq!((replay.applied, replay.total_written()), (0, 0));
-    assert_eq!(rows(&db, page), BTreeMap::from([(1, 5), (2, 8), (3, 14)]));
+    assert_eq!(rows(db, page), BTreeMap::from([(1, 5), (2, 8), (3, 14)]));
 }
 
 /// The flusher's database connection is killed while its transaction waits for a row lock
@@ -241,32 +259,39 @@ pub fn redis_flush_killed_mid_transaction<B: TestDb>(
 /// no row, a row that cannot take its count, and a field nobody should have written are
 /// reported by the flush and kept, while the other keys are written; `current` is the row plus
 /// what is pending; a flush inside the caller's transaction is refused.
-pub fn redis_refuses_bad_input_and_keeps_what_it_cannot_write<B: TestDb>()
+pub async fn redis_refuses_bad_input_and_keeps_what_it_cannot_write<C: Client>(client: &C)
 where
-    DailyView: AtomicFieldOn<ct_daily_views::views, DbOf<B>>,
+    DailyView: AtomicFieldOn<ct_daily_views::views, DbOf<C::Db>>,
 {
-    let db = B::open();
+    let db = client.db();
     let page = next_id();
-    daily_rows(&db, page, 1..=2, 0);
-    daily_rows(&db, page, [4], i64::MAX - 5);
+    daily_rows(db, page, 1..=2, 0);
+    daily_rows(db, page, [4], i64::MAX - 5);
     let (views, prefix) = fresh_views();
-    let mut redis = redis_connection();
-    let mut conn = db.conn();
+    let mut redis = client.redis().await;
+    let mut conn = client.conn().await;
 
     assert!(matches!(
-        views.add(&mut redis, &(page, 1), -1),
+        C::done(views.add(&mut redis, &(page, 1), -1)).await,
         Err(AtomicError::NegativeAmount { amount: -1 })
     ));
     assert!(matches!(
-        views.add_all(&mut redis, [((page, 1), 4), ((page, 2), -2)]),
+        C::done(views.add_all(&mut redis, [((page, 1), 4), ((page, 2), -2)])).await,
         Err(AtomicError::NegativeAmount { amount: -2 })
     ));
-    assert_eq!(views.pending(&mut redis, &(page, 1)).unwrap(), 0);
+    assert_eq!(
+        C::done(views.pending(&mut redis, &(page, 1)))
+            .await
+            .unwrap(),
+        0
+    );
 
-    views
-        .add_all(&mut redis, [((page, 1), 4), ((page, 2), 6), ((page, 3), 9)])
+    C::done(views.add_all(&mut redis, [((page, 1), 4), ((page, 2), 6), ((page, 3), 9)]))
+        .await
         .unwrap();
-    views.add(&mut redis, &(page, 4), 10).unwrap();
+    C::done(views.add(&mut redis, &(page, 4), 10))
+        .await
+        .unwrap();
     let hset = |redis: &mut redis::Connection, hash: &str, field: &str, value: &str| {
         redis::cmd("HSET")
             .arg(format!("{{{prefix}}}:{hash}"))
@@ -275,13 +300,23 @@ where
             .query::<()>(redis)
             .unwrap();
     };
-    hset(&mut redis, "pending", "not-a-key", "3");
+    hset(&mut redis_connection(), "pending", "not-a-key", "3");
     // Another spelling of (page, 3), with a leading zero: it names no key, since two fields
     // for one key would overwrite each other in a batch.
-    hset(&mut redis, "pending", &other_spelling(page), "2");
-    assert_eq!(views.current(&mut conn, &mut redis, &(page, 1)).unwrap(), 4);
+    hset(
+        &mut redis_connection(),
+        "pending",
+        &other_spelling(page),
+        "2",
+    );
+    assert_eq!(
+        C::done(views.current(&mut conn, &mut redis, &(page, 1)))
+            .await
+            .unwrap(),
+        4
+    );
 
-    let report = views.flush(&mut conn, &mut redis).unwrap();
+    let report = C::done(views.flush(&mut conn, &mut redis)).await.unwrap();
     let written: BTreeMap<(i64, i32), i64> = report.written.iter().copied().collect();
     assert_eq!(written, BTreeMap::from([((page, 1), 4), ((page, 2), 6)]));
     let mut kept: Vec<String> = report
@@ -292,16 +327,29 @@ where
     kept.sort();
     assert_eq!(kept, expected_kept(page));
     assert_eq!(
-        rows(&db, page),
+        rows(db, page),
         BTreeMap::from([(1, 4), (2, 6), (4, i64::MAX - 5)])
     );
-    assert_eq!(views.pending(&mut redis, &(page, 3)).unwrap(), 9);
-    assert_eq!(views.pending(&mut redis, &(page, 4)).unwrap(), 10);
-    assert_eq!(open_batches(&mut redis, &prefix), Vec::<String>::new());
+    assert_eq!(
+        C::done(views.pending(&mut redis, &(page, 3)))
+            .await
+            .unwrap(),
+        9
+    );
+    assert_eq!(
+        C::done(views.pending(&mut redis, &(page, 4)))
+            .await
+            .unwrap(),
+        10
+    );
+    assert_eq!(
+        open_batches(&mut redis_connection(), &prefix),
+        Vec::<String>::new()
+    );
 
     // The row appears: the next flush writes the kept count; the others stay kept.
-    daily_rows(&db, page, [3], 100);
-    let report = views.flush(&mut conn, &mut redis).unwrap();
+    daily_rows(db, page, [3], 100);
+    let report = C::done(views.flush(&mut conn, &mut redis)).await.unwrap();
     assert_eq!(report.written, vec![((page, 3), 9)]);
     let still: Vec<&str> = report.kept.iter().map(|k| k.field.as_str()).collect();
     assert_eq!(
@@ -313,51 +361,69 @@ where
         ],
         "kept again: keys in order, then the fields that name none, sorted"
     );
-    assert_eq!(rows(&db, page)[&3], 109);
+    assert_eq!(rows(db, page)[&3], 109);
     assert_eq!(
-        views.current(&mut conn, &mut redis, &(page, 3)).unwrap(),
+        C::done(views.current(&mut conn, &mut redis, &(page, 3)))
+            .await
+            .unwrap(),
         109
     );
     assert!(matches!(
-        views.current(&mut conn, &mut redis, &(page, 9)),
+        C::done(views.current(&mut conn, &mut redis, &(page, 9))).await,
         Err(AtomicError::NotFound)
     ));
 
     // Inside the caller's transaction: refused, nothing taken.
-    views.add(&mut redis, &(page, 1), 1).unwrap();
-    let refused = {
-        use diesel::connection::TransactionManager;
-        use diesel::Connection;
-        <B::Conn as Connection>::TransactionManager::begin_transaction(&mut *conn).unwrap();
-        let refused = views.flush(&mut conn, &mut redis);
-        <B::Conn as Connection>::TransactionManager::rollback_transaction(&mut *conn).unwrap();
-        refused
-    };
+    C::done(views.add(&mut redis, &(page, 1), 1)).await.unwrap();
+    let refused = C::own_transaction(&mut conn, async |c| {
+        Ok(C::done(views.flush(c, &mut redis)).await)
+    })
+    .await
+    .unwrap();
     assert!(
         matches!(refused, Err(AtomicError::Unsupported { .. })),
         "{refused:?}"
     );
-    assert_eq!(views.pending(&mut redis, &(page, 1)).unwrap(), 1);
-    assert_eq!(open_batches(&mut redis, &prefix), Vec::<String>::new());
-    let report: FlushReport<(i64, i32)> = views.flush(&mut conn, &mut redis).unwrap();
+    assert_eq!(
+        C::done(views.pending(&mut redis, &(page, 1)))
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        open_batches(&mut redis_connection(), &prefix),
+        Vec::<String>::new()
+    );
+    let report: FlushReport<(i64, i32)> =
+        C::done(views.flush(&mut conn, &mut redis)).await.unwrap();
     assert_eq!((report.recovered, report.applied), (0, 1));
-    assert_eq!(rows(&db, page)[&1], 5);
+    assert_eq!(rows(db, page)[&1], 5);
 
     // A kept count whose pending field a foreign writer made a non-integer meanwhile: the
     // finish cannot add it back, so it goes to the invalid hash; nothing fails half-way.
-    views.add(&mut redis, &(page, 9), 5).unwrap();
-    let batch = views.take(&mut redis).unwrap().expect("a batch");
-    let applied = views.apply(&mut conn, &mut redis, &batch).unwrap();
+    C::done(views.add(&mut redis, &(page, 9), 5)).await.unwrap();
+    let batch = C::done(views.take(&mut redis))
+        .await
+        .unwrap()
+        .expect("a batch");
+    let applied = C::done(views.apply(&mut conn, &mut redis, &batch))
+        .await
+        .unwrap();
     assert!(applied.kept.iter().any(|k| k.key == Some((page, 9))));
-    hset(&mut redis, "pending", &(page, 9).field(), "x");
-    views.settle(&mut conn, &mut redis, &batch).unwrap();
+    hset(&mut redis_connection(), "pending", &(page, 9).field(), "x");
+    C::done(views.settle(&mut conn, &mut redis, &batch))
+        .await
+        .unwrap();
     let invalid: Option<String> = redis::cmd("HGET")
         .arg(format!("{{{prefix}}}:invalid"))
         .arg((page, 9).field())
-        .query(&mut redis)
+        .query(&mut redis_connection())
         .unwrap();
     assert_eq!(invalid.as_deref(), Some("5"));
-    assert_eq!(open_batches(&mut redis, &prefix), Vec::<String>::new());
+    assert_eq!(
+        open_batches(&mut redis_connection(), &prefix),
+        Vec::<String>::new()
+    );
 }
 
 /// `(page, 3)` spelled with a leading zero in the page.
@@ -391,22 +457,24 @@ fn short(error: &AtomicError) -> &'static str {
 
 /// 8,000 keys without rows in one batch: all kept (the ledger's list of them is over 100 KB,
 /// past MySQL's `TEXT`), all still pending after the flush, and `discard` drops one.
-pub fn redis_keeps_thousands_of_keys_without_rows<B: TestDb>()
+pub async fn redis_keeps_thousands_of_keys_without_rows<C: Client>(client: &C)
 where
-    DailyView: AtomicFieldOn<ct_daily_views::views, DbOf<B>>,
+    DailyView: AtomicFieldOn<ct_daily_views::views, DbOf<C::Db>>,
 {
     const KEYS: i32 = 8_000;
-    let db = B::open();
+    let db = client.db();
     let page = next_id();
     let (views, prefix) = fresh_views();
-    let mut redis = redis_connection();
-    views
-        .add_all(
-            &mut redis,
-            (0..KEYS).map(|day| ((page, day), i64::from(day % 7) + 1)),
-        )
+    let mut redis = client.redis().await;
+    C::done(views.add_all(
+        &mut redis,
+        (0..KEYS).map(|day| ((page, day), i64::from(day % 7) + 1)),
+    ))
+    .await
+    .unwrap();
+    let report = C::done(views.flush(&mut client.conn().await, &mut redis))
+        .await
         .unwrap();
-    let report = views.flush(&mut db.conn(), &mut redis).unwrap();
     assert_eq!((report.applied, report.written.len()), (1, 0));
     assert_eq!(report.kept.len(), KEYS as usize);
     assert!(report
@@ -415,18 +483,35 @@ where
         .all(|k| matches!(k.error, AtomicError::NotFound)));
     for day in [0, 1, 4_321, KEYS - 1] {
         assert_eq!(
-            views.pending(&mut redis, &(page, day)).unwrap(),
+            C::done(views.pending(&mut redis, &(page, day)))
+                .await
+                .unwrap(),
             i64::from(day % 7) + 1
         );
     }
-    assert_eq!(open_batches(&mut redis, &prefix), Vec::<String>::new());
     assert_eq!(
-        views.discard(&mut redis, &(page, 4_321)).unwrap(),
+        open_batches(&mut redis_connection(), &prefix),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        C::done(views.discard(&mut redis, &(page, 4_321)))
+            .await
+            .unwrap(),
         4_321 % 7 + 1
     );
-    assert_eq!(views.pending(&mut redis, &(page, 4_321)).unwrap(), 0);
-    assert_eq!(views.discard(&mut redis, &(page, 4_321)).unwrap(), 0);
-    assert_eq!(rows(&db, page), BTreeMap::new());
+    assert_eq!(
+        C::done(views.pending(&mut redis, &(page, 4_321)))
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        C::done(views.discard(&mut redis, &(page, 4_321)))
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(rows(db, page), BTreeMap::new());
 }
 
 /// A key whose increment fails with a database error of its own (`refusal(page)` gives the
@@ -485,34 +570,38 @@ where
 /// A key the database compares case-insensitively (`ck_texts.name`: NOCASE, an ICU collation,
 /// `utf8mb4_general_ci`): Redis keeps `name` and `NAME` as two fields, and a flush adds both
 /// to the one row, each within the row's bound (`v` has `max = 100`), in key order.
-pub fn redis_counts_every_spelling_of_a_case_insensitive_key<B: TestDb>()
+pub async fn redis_counts_every_spelling_of_a_case_insensitive_key<C: Client>(client: &C)
 where
-    CkName: AtomicFieldOn<ck_texts::v, DbOf<B>>,
+    CkName: AtomicFieldOn<ck_texts::v, DbOf<C::Db>>,
 {
-    let db = B::open();
+    let db = client.db();
     let lower = format!("ci-{}", next_id());
     let upper = lower.to_uppercase();
     harness_sql(
-        &db,
+        db,
         &format!("INSERT INTO ck_texts (name, v, w) VALUES ('{lower}', 0, 0)"),
         "the row",
     );
     let counter = RedisCounter::<CkName, ck_texts::v>::new(&format!("counter-tests-{}", next_id()));
-    let mut redis = redis_connection();
-    let mut conn = db.conn();
-    let v = |conn: &mut B::Pooled| CkName::current_v(conn, lower.clone()).expect("the row");
+    let mut redis = client.redis().await;
+    let mut conn = client.conn().await;
 
-    counter.add(&mut redis, &lower, 3).unwrap();
-    counter.add(&mut redis, &upper, 4).unwrap();
-    let report = counter.flush(&mut conn, &mut redis).unwrap();
+    C::done(counter.add(&mut redis, &lower, 3)).await.unwrap();
+    C::done(counter.add(&mut redis, &upper, 4)).await.unwrap();
+    let report = C::done(counter.flush(&mut conn, &mut redis)).await.unwrap();
     assert_eq!(report.written, vec![(upper.clone(), 4), (lower.clone(), 3)]);
     assert!(report.kept.is_empty(), "{:?}", report.kept);
-    assert_eq!(v(&mut conn), 7);
+    assert_eq!(
+        C::done(CkName::current_v(&mut conn, lower.clone()))
+            .await
+            .expect("the row"),
+        7
+    );
 
     // 7 + 60 fits under 100, 67 + 60 does not: the second spelling's count is kept.
-    counter.add(&mut redis, &lower, 60).unwrap();
-    counter.add(&mut redis, &upper, 60).unwrap();
-    let report = counter.flush(&mut conn, &mut redis).unwrap();
+    C::done(counter.add(&mut redis, &lower, 60)).await.unwrap();
+    C::done(counter.add(&mut redis, &upper, 60)).await.unwrap();
+    let report = C::done(counter.flush(&mut conn, &mut redis)).await.unwrap();
     assert_eq!(report.written, vec![(upper.clone(), 60)]);
     assert_eq!(report.kept.len(), 1);
     assert_eq!(report.kept[0].key.as_deref(), Some(lower.as_str()));
@@ -520,7 +609,18 @@ where
         report.kept[0].error,
         AtomicError::OutOfRange { .. }
     ));
-    assert_eq!(v(&mut conn), 67);
-    assert_eq!(counter.pending(&mut redis, &lower).unwrap(), 60);
-    assert_eq!(counter.pending(&mut redis, &upper).unwrap(), 0);
+    assert_eq!(
+        C::done(CkName::current_v(&mut conn, lower.clone()))
+            .await
+            .expect("the row"),
+        67
+    );
+    assert_eq!(
+        C::done(counter.pending(&mut redis, &lower)).await.unwrap(),
+        60
+    );
+    assert_eq!(
+        C::done(counter.pending(&mut redis, &upper)).await.unwrap(),
+        0
+    );
 }
