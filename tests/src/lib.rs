@@ -3,8 +3,11 @@
 //! - [`schema`] and [`models`]: the tables and the `#[derive(AtomicField)]` models under test.
 //! - [`db`]: how each backend gets a database (environment variable, else a testcontainers
 //!   container, else a panic that says what to do), the r2d2 pools, the DDL, unique row ids.
-//! - [`scenarios`]: every scenario, written once, generic over [`db::TestDb`]; the
-//!   `backend_tests!` macro turns them into one `#[test]` each in `tests/{sqlite,postgres,mysql}.rs`.
+//! - [`client`]: how a scenario reaches the database: blocking connections from the harness's
+//!   r2d2 pool, or diesel-async connections from a deadpool or bb8 pool.
+//! - [`scenarios`]: every scenario, written once as an `async fn` generic over
+//!   [`client::Client`]; the `backend_tests!` macro turns them into one `#[test]` each in
+//!   `tests/{sqlite,postgres,mysql}.rs` (blocking) and `tests/async.rs` (diesel-async).
 
 pub mod checker;
 pub mod client;
