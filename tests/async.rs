@@ -19,7 +19,6 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Duration;
 
 use counter_core::scoped_futures::ScopedFutureExt;
 use counter_core::{
@@ -158,62 +157,6 @@ macro_rules! async_scenarios {
                     }
                     assert_eq!((sold, refused), (300, 340));
                     assert_eq!(db.product(id), (0, 300));
-                });
-            }
-
-            /// An `AsyncBuffer` fed by 16 tasks (300 adds each over 10 keys, half with rows)
-            /// while its spawned flusher flushes every 20 ms and at 500 adds, and one task
-            /// flushes by hand: after `shutdown` every row holds exactly what was added.
-            #[test]
-            fn async_buffer_counts_every_add() {
-                let db = $open;
-                runtime().block_on(async {
-                    let pool = $pool(&db, 4).await;
-                    let page = counter_tests::next_id();
-                    daily_rows(&db, page, 0..5);
-                    let policy = FlushPolicy {
-                        interval: Some(Duration::from_millis(20)),
-                        max_pending_adds: Some(500),
-                    };
-                    let views = AsyncBuffer::new(pool, DailyView::atomic_views(), daily_row, policy);
-                    let flusher = tokio::spawn(views.flusher());
-                    let mut tasks = Vec::new();
-                    for task in 0..TASKS {
-                        let views = views.clone();
-                        tasks.push(tokio::spawn(async move {
-                            for i in 0..300 {
-                                let day = ((task + i) % 10) as i32;
-                                views.add((page, day), (i % 3 + 1) as i64).unwrap();
-                                if i % 50 == 0 {
-                                    tokio::task::yield_now().await;
-                                }
-                            }
-                        }));
-                    }
-                    let by_hand = {
-                        let views = views.clone();
-                        tokio::spawn(async move {
-                            for _ in 0..20 {
-                                views.flush().await.unwrap();
-                                tokio::time::sleep(Duration::from_millis(5)).await;
-                            }
-                        })
-                    };
-                    for task in tasks {
-                        task.await.unwrap();
-                    }
-                    by_hand.await.unwrap();
-                    views.shutdown().await.unwrap();
-                    flusher.await.unwrap();
-                    assert_eq!((views.pending(), views.last_error()), (0, None));
-                    let mut expected = BTreeMap::new();
-                    for task in 0..TASKS {
-                        for i in 0..300 {
-                            *expected.entry(((task + i) % 10) as i32).or_insert(0) +=
-                                (i % 3 + 1) as i64;
-                        }
-                    }
-                    assert_eq!(views_of(&db, page), expected);
                 });
             }
 

@@ -16,14 +16,17 @@
 //! concrete, never in code generic over it (see `tests/async.rs` for spawned tasks).
 
 use std::future::Future;
+use std::hash::Hash;
 use std::ops::DerefMut;
 use std::sync::Barrier;
 
 use counter_core::scoped_futures::ScopedFutureExt;
 use counter_core::{
-    transaction, transaction_async_local, AtomicConnection, AtomicError, Awaited, Blocking,
-    CallMode, RawConnection, RedisConnection, RetryPolicy,
+    transaction, transaction_async_local, AsyncBuffer, AtomicConnection, AtomicError, AtomicField,
+    AtomicFieldOn, AtomicValue, Awaited, Blocking, Buffer, CallMode, ConnectionPool, Field,
+    FlushPolicy, NewRow, RawConnection, RedisConnection, RetryPolicy,
 };
+use diesel::Column;
 use diesel::{Connection, SqliteConnection};
 use diesel_async::pooled_connection::AsyncDieselConnectionManager;
 use diesel_async::sync_connection_wrapper::SyncConnectionWrapper;
@@ -70,6 +73,22 @@ pub trait Client: Sync + Sized {
     ) -> <Self::Mode as CallMode>::Future<F> {
         Self::Mode::into_future(out)
     }
+
+    /// A write-behind buffer for `field` of the client's kind: `Buffer` on the harness's r2d2
+    /// pool (its flusher a thread of its own), or `AsyncBuffer` on the client's pool (its
+    /// flusher run on the runtime from a thread, as a service would spawn it).
+    fn buffer<M, Col, R, F>(
+        &self,
+        field: Field<M, Col>,
+        new_row: F,
+        policy: FlushPolicy,
+    ) -> impl TestBuffer<M::Key, M::Value>
+    where
+        Col: Column + Send + Sync + 'static,
+        M: AtomicFieldOn<Col, DbOf<Self::Db>> + Send + Sync + 'static,
+        M::Key: Ord + Hash + Clone + Send + Sync + 'static,
+        R: NewRow<M, Col, DbOf<Self::Db>>,
+        F: Fn(&M::Key, M::Value) -> R + Send + Sync + 'static;
 
     /// The library's retrying transaction: `transaction` on a blocking connection,
     /// `transaction_async_local` on an async one.
@@ -163,6 +182,22 @@ impl<B: TestDb> Client for BlockingClient<B> {
         Blocking::drive(future)
     }
 
+    fn buffer<M, Col, R, F>(
+        &self,
+        field: Field<M, Col>,
+        new_row: F,
+        policy: FlushPolicy,
+    ) -> impl TestBuffer<M::Key, M::Value>
+    where
+        Col: Column + Send + Sync + 'static,
+        M: AtomicFieldOn<Col, DbOf<B>> + Send + Sync + 'static,
+        M::Key: Ord + Hash + Clone + Send + Sync + 'static,
+        R: NewRow<M, Col, DbOf<B>>,
+        F: Fn(&M::Key, M::Value) -> R + Send + Sync + 'static,
+    {
+        Buffer::new(self.0.pool().clone(), field, new_row, policy)
+    }
+
     async fn transaction<T>(
         conn: &mut B::Pooled,
         policy: RetryPolicy,
@@ -184,19 +219,19 @@ impl<B: TestDb> Client for BlockingClient<B> {
 // ---------------------------------------------------------------------------------------------
 
 /// A pool of diesel-async connections to the database of harness `B`.
-pub trait AsyncPool<B: TestDb>: Sized + Sync {
+pub trait AsyncPool<B: TestDb>: ConnectionPool<Conn = Self::Raw> + Clone + Sized + Sync {
     /// The diesel-async connection.
     type Raw: RawConnection<Db = DbOf<B>>
         + AtomicConnection<Mode = Awaited, Raw = Self::Raw>
         + diesel_async::AsyncConnection;
     /// A connection checked out of the pool.
-    type Conn: AtomicConnection<Mode = Awaited, Raw = Self::Raw> + DerefMut<Target = Self::Raw>;
+    type Pooled: AtomicConnection<Mode = Awaited, Raw = Self::Raw> + DerefMut<Target = Self::Raw>;
     /// `"deadpool"` or `"bb8"`.
     const KIND: &'static str;
     /// A pool of `max` connections on `db`'s database.
     fn open(db: &B, max: usize) -> impl Future<Output = Self>;
     /// A connection.
-    fn get(&self) -> impl Future<Output = Self::Conn>;
+    fn get(&self) -> impl Future<Output = Self::Pooled>;
 }
 
 /// PostgreSQL through deadpool.
@@ -209,7 +244,7 @@ pub type SqlitePool =
 
 impl AsyncPool<Postgres> for PgPool {
     type Raw = AsyncPgConnection;
-    type Conn = diesel_async::pooled_connection::deadpool::Object<AsyncPgConnection>;
+    type Pooled = diesel_async::pooled_connection::deadpool::Object<AsyncPgConnection>;
     const KIND: &'static str = "deadpool";
 
     async fn open(_: &Postgres, max: usize) -> Self {
@@ -220,14 +255,14 @@ impl AsyncPool<Postgres> for PgPool {
             .expect("deadpool of AsyncPgConnection")
     }
 
-    async fn get(&self) -> Self::Conn {
+    async fn get(&self) -> Self::Pooled {
         self.get().await.expect("a pooled AsyncPgConnection")
     }
 }
 
 impl AsyncPool<Mysql> for MysqlPool {
     type Raw = AsyncMysqlConnection;
-    type Conn =
+    type Pooled =
         diesel_async::pooled_connection::bb8::PooledConnection<'static, AsyncMysqlConnection>;
     const KIND: &'static str = "bb8";
 
@@ -240,7 +275,7 @@ impl AsyncPool<Mysql> for MysqlPool {
             .expect("bb8 pool of AsyncMysqlConnection")
     }
 
-    async fn get(&self) -> Self::Conn {
+    async fn get(&self) -> Self::Pooled {
         self.get_owned()
             .await
             .expect("a pooled AsyncMysqlConnection")
@@ -249,7 +284,7 @@ impl AsyncPool<Mysql> for MysqlPool {
 
 impl AsyncPool<Sqlite> for SqlitePool {
     type Raw = SyncConnectionWrapper<SqliteConnection>;
-    type Conn =
+    type Pooled =
         diesel_async::pooled_connection::deadpool::Object<SyncConnectionWrapper<SqliteConnection>>;
     const KIND: &'static str = "deadpool";
 
@@ -265,7 +300,7 @@ impl AsyncPool<Sqlite> for SqlitePool {
             .expect("deadpool of SyncConnectionWrapper<SqliteConnection>")
     }
 
-    async fn get(&self) -> Self::Conn {
+    async fn get(&self) -> Self::Pooled {
         self.get().await.expect("a pooled SQLite connection")
     }
 }
@@ -300,7 +335,7 @@ impl<B: TestDb, P: AsyncPool<B>> Client for AsyncClient<B, P> {
     type Db = B;
     type Mode = Awaited;
     type Raw = P::Raw;
-    type Conn = P::Conn;
+    type Conn = P::Pooled;
     type Redis = redis::aio::MultiplexedConnection;
     const WORKERS: usize = 16;
     const ITERATIONS: usize = B::ITERATIONS / 2;
@@ -313,7 +348,7 @@ impl<B: TestDb, P: AsyncPool<B>> Client for AsyncClient<B, P> {
         format!("{} async ({})", B::NAME, P::KIND)
     }
 
-    fn conn(&self) -> impl Future<Output = P::Conn> {
+    fn conn(&self) -> impl Future<Output = P::Pooled> {
         self.pool.get()
     }
 
@@ -330,8 +365,32 @@ impl<B: TestDb, P: AsyncPool<B>> Client for AsyncClient<B, P> {
         self.runtime.handle().block_on(future)
     }
 
+    fn buffer<M, Col, R, F>(
+        &self,
+        field: Field<M, Col>,
+        new_row: F,
+        policy: FlushPolicy,
+    ) -> impl TestBuffer<M::Key, M::Value>
+    where
+        Col: Column + Send + Sync + 'static,
+        M: AtomicFieldOn<Col, DbOf<B>> + Send + Sync + 'static,
+        M::Key: Ord + Hash + Clone + Send + Sync + 'static,
+        R: NewRow<M, Col, DbOf<B>>,
+        F: Fn(&M::Key, M::Value) -> R + Send + Sync + 'static,
+    {
+        let buffer = AsyncBuffer::new(self.pool.clone(), field, new_row, policy);
+        let flusher = {
+            let (buffer, runtime) = (buffer.clone(), self.runtime.handle().clone());
+            std::thread::spawn(move || runtime.block_on(buffer.flusher()))
+        };
+        FlushedAsyncBuffer {
+            buffer,
+            flusher: Some(flusher),
+        }
+    }
+
     async fn transaction<T>(
-        conn: &mut P::Conn,
+        conn: &mut P::Pooled,
         policy: RetryPolicy,
         body: impl AsyncFn(&mut P::Raw) -> Result<T, AtomicError>,
     ) -> Result<T, AtomicError> {
@@ -364,3 +423,88 @@ pub type AsyncPostgres = AsyncClient<Postgres, PgPool>;
 pub type AsyncMysql = AsyncClient<Mysql, MysqlPool>;
 /// SQLite, async.
 pub type AsyncSqlite = AsyncClient<Sqlite, SqlitePool>;
+
+// ---------------------------------------------------------------------------------------------
+// Write-behind buffers
+// ---------------------------------------------------------------------------------------------
+
+/// A write-behind buffer as the scenarios use it: [`Buffer`], or an [`AsyncBuffer`] with its
+/// flusher ([`FlushedAsyncBuffer`]). Only flushing differs: awaited or not.
+pub trait TestBuffer<K, V>: Sync {
+    /// `add`: memory only.
+    fn add(&self, key: K, n: V) -> Result<(), AtomicError>;
+    /// `flush`: the keys written.
+    fn flush(&self) -> impl Future<Output = Result<usize, AtomicError>>;
+    /// The counts not yet written.
+    fn pending(&self) -> i128;
+    /// The error of the last flush, if it failed.
+    fn last_error(&self) -> Option<String>;
+    /// Stops the flusher and flushes what is left.
+    fn shutdown(self) -> impl Future<Output = Result<usize, AtomicError>>;
+}
+
+impl<K, V> TestBuffer<K, V> for Buffer<K, V>
+where
+    K: Ord + Hash + Clone + Send + Sync + 'static,
+    V: AtomicValue,
+{
+    fn add(&self, key: K, n: V) -> Result<(), AtomicError> {
+        Buffer::add(self, key, n)
+    }
+
+    async fn flush(&self) -> Result<usize, AtomicError> {
+        Buffer::flush(self)
+    }
+
+    fn pending(&self) -> i128 {
+        Buffer::pending(self)
+    }
+
+    fn last_error(&self) -> Option<String> {
+        Buffer::last_error(self)
+    }
+
+    async fn shutdown(self) -> Result<usize, AtomicError> {
+        Buffer::shutdown(self)
+    }
+}
+
+/// An [`AsyncBuffer`] and the thread its flusher runs on (blocked on the client's runtime).
+pub struct FlushedAsyncBuffer<P, M: AtomicField<Col>, Col: Column, F> {
+    buffer: AsyncBuffer<P, M, Col, F>,
+    flusher: Option<std::thread::JoinHandle<()>>,
+}
+
+impl<P, M, Col, F, R> TestBuffer<M::Key, M::Value> for FlushedAsyncBuffer<P, M, Col, F>
+where
+    P: ConnectionPool,
+    Col: Column + Send + Sync + 'static,
+    M: AtomicFieldOn<Col, <P::Conn as RawConnection>::Db> + Send + Sync + 'static,
+    M::Key: Ord + Hash + Clone + Send + Sync + 'static,
+    F: Fn(&M::Key, M::Value) -> R + Send + Sync + 'static,
+    R: NewRow<M, Col, <P::Conn as RawConnection>::Db>,
+{
+    fn add(&self, key: M::Key, n: M::Value) -> Result<(), AtomicError> {
+        self.buffer.add(key, n)
+    }
+
+    fn flush(&self) -> impl Future<Output = Result<usize, AtomicError>> {
+        self.buffer.flush()
+    }
+
+    fn pending(&self) -> i128 {
+        self.buffer.pending()
+    }
+
+    fn last_error(&self) -> Option<String> {
+        self.buffer.last_error()
+    }
+
+    async fn shutdown(mut self) -> Result<usize, AtomicError> {
+        let flushed = self.buffer.shutdown().await;
+        if let Some(flusher) = self.flusher.take() {
+            flusher.join().expect("the buffer's flusher thread");
+        }
+        flushed
+    }
+}

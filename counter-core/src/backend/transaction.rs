@@ -22,8 +22,9 @@ use std::task::Poll;
 
 use diesel::result::Error;
 
-use super::RawConnection;
+use super::{Dialect, ErrorClass, RawConnection};
 use crate::error::AtomicError;
+use crate::lock::LockMode;
 
 /// Runs `$body` (an expression that may `.await`, `?` and `return`, with `$c` bound to the
 /// connection) in a transaction (or a savepoint, inside the caller's transaction) opened with
@@ -106,6 +107,12 @@ impl<'c, R: RawConnection> Open<'c, R> {
                 self.settled = true;
                 match rolled_back {
                     Ok(()) | Err(Error::BrokenTransactionManager) => Err(error),
+                    // A deadlock inside a savepoint: MySQL rolled back the whole transaction,
+                    // the savepoint with it, so rolling back to it fails. The deadlock is what
+                    // the caller must see, to roll back and re-run its transaction. (Diesel
+                    // ignores that failure itself when it knows the error is a deadlock;
+                    // diesel-async does not know MySQL's, code 1213.)
+                    Err(_) if ended_the_transaction::<R>(&error) => Err(error),
                     Err(rollback_error) => Err(rollback_error.into()),
                 }
             }
@@ -115,6 +122,18 @@ impl<'c, R: RawConnection> Open<'c, R> {
                 resume_unwind(panic)
             }
         }
+    }
+}
+
+/// Is `error` one after which the server may have rolled back the whole transaction (a
+/// deadlock, a serialization failure), not only the statement?
+fn ended_the_transaction<R: RawConnection>(error: &AtomicError) -> bool {
+    match error {
+        AtomicError::Database(error) | AtomicError::Conflict { source: error, .. } => matches!(
+            <R::Db as Dialect>::classify(error, LockMode::Wait),
+            ErrorClass::Transient
+        ),
+        _ => false,
     }
 }
 

@@ -10,9 +10,11 @@ use std::sync::Arc;
 use counter_core::{
     AtomicFieldOn, BackendOf, BlockingConnection, Buffer, FlushPolicy, NewRow, RawConnection,
 };
+
+use crate::client::TestBuffer;
 use diesel::r2d2::{ConnectionManager, Pool, R2D2Connection};
 
-use super::on_n_threads;
+use super::{on_n_workers, Client};
 use crate::db::{next_id, DbOf, TestDb};
 use crate::models::{CartLine, DailyView, NewCartLine};
 use crate::schema::{ct_cart_lines, ct_daily_views};
@@ -46,13 +48,22 @@ where
     )
 }
 
-/// [`daily_views_buffer`] on the test database's pool.
-fn daily_buffer<B: TestDb>(db: &B, policy: FlushPolicy) -> Buffer<(i64, i32), i64>
+/// The row of a page's day seen first by a buffer.
+fn daily_row(&(page_id, day): &(i64, i32), views: i64) -> DailyView {
+    DailyView {
+        page_id,
+        day,
+        views,
+    }
+}
+
+/// [`daily_views_buffer`] of the client's kind.
+fn daily_buffer<C: Client>(client: &C, policy: FlushPolicy) -> impl TestBuffer<(i64, i32), i64> + '_
 where
-    DailyView: AtomicFieldOn<ct_daily_views::views, DbOf<B>>
-        + NewRow<DailyView, ct_daily_views::views, DbOf<B>>,
+    DailyView: AtomicFieldOn<ct_daily_views::views, DbOf<C::Db>>
+        + NewRow<DailyView, ct_daily_views::views, DbOf<C::Db>>,
 {
-    daily_views_buffer(db.pool().clone(), policy)
+    client.buffer(DailyView::atomic_views(), daily_row, policy)
 }
 
 /// The rows of `pages` as a map `(page, day) -> views`.
@@ -63,27 +74,27 @@ fn views<B: TestDb>(db: &B, pages: &[i64]) -> BTreeMap<(i64, i32), i64> {
         .collect()
 }
 
-/// 16 threads × 100,000 adds over 50 keys `(page, day)` while the background thread flushes
-/// every 20 ms and at 50,000 pending adds; after `flush()` every key is exact.
-pub fn buffer_counts_every_add<B: TestDb>()
+/// 16 workers × 100,000 adds over 50 keys `(page, day)` while the flusher flushes every
+/// 20 ms and at 50,000 pending adds; after `flush()` every key is exact.
+pub async fn buffer_counts_every_add<C: Client>(client: &C)
 where
-    DailyView: AtomicFieldOn<ct_daily_views::views, DbOf<B>>
-        + NewRow<DailyView, ct_daily_views::views, DbOf<B>>,
+    DailyView: AtomicFieldOn<ct_daily_views::views, DbOf<C::Db>>
+        + NewRow<DailyView, ct_daily_views::views, DbOf<C::Db>>,
 {
-    let db = B::open();
+    let db = client.db();
     let pages: Vec<i64> = (0..10).map(|_| next_id()).collect();
     let buffer = daily_buffer(
-        &db,
+        client,
         FlushPolicy {
             interval: Some(Duration::from_millis(20)),
             max_pending_adds: Some(50_000),
         },
     );
-    let per_thread = 100_000;
-    let counted = on_n_threads(&db, ADDERS, |thread, _| {
+    let per_worker = 100_000;
+    let counted = on_n_workers(client, ADDERS, async |worker, _| {
         let mut counted: BTreeMap<(i64, i32), i64> = BTreeMap::new();
-        for i in 0..per_thread {
-            let key = (pages[(i + thread) % 10], ((i / 10) % 5) as i32);
+        for i in 0..per_worker {
+            let key = (pages[(i + worker) % 10], ((i / 10) % 5) as i32);
             let n = 1 + (i % 3) as i64;
             buffer.add(key, n).expect("add");
             *counted.entry(key).or_default() += n;
@@ -96,27 +107,26 @@ where
             *expected.entry(key).or_default() += n;
         }
     }
-    buffer.flush().expect("final flush");
+    buffer.flush().await.expect("final flush");
     assert_eq!(buffer.pending(), 0);
     assert_eq!(buffer.last_error(), None);
     assert_eq!(expected.len(), 50);
-    assert_eq!(views(&db, &pages), expected);
-    buffer.shutdown().expect("shutdown");
+    assert_eq!(views(db, &pages), expected);
+    buffer.shutdown().await.expect("shutdown");
 }
 
 /// A flush that a bound refuses (a cart line would pass 40) fails whole and keeps every
 /// count, of that key and of the others; once the line has room, the next flush writes them
 /// all, exactly once.
-pub fn failed_flush_keeps_its_counts<B: TestDb>()
+pub async fn failed_flush_keeps_its_counts<C: Client>(client: &C)
 where
-    CartLine: AtomicFieldOn<ct_cart_lines::quantity, DbOf<B>>,
-    NewCartLine: NewRow<CartLine, ct_cart_lines::quantity, DbOf<B>>,
+    CartLine: AtomicFieldOn<ct_cart_lines::quantity, DbOf<C::Db>>,
+    NewCartLine: NewRow<CartLine, ct_cart_lines::quantity, DbOf<C::Db>>,
 {
-    let db = B::open();
+    let db = client.db();
     let (cart, full, other) = (next_id(), next_id(), next_id());
     db.new_cart_line(cart, full, 35);
-    let buffer = Buffer::new(
-        db.pool().clone(),
+    let buffer = client.buffer(
         CartLine::atomic_quantity(),
         |&(cart_id, product_id): &(i64, i64), quantity| NewCartLine {
             cart_id,
@@ -128,11 +138,11 @@ where
     buffer.add((cart, full), 4).unwrap();
     buffer.add((cart, full), 6).unwrap();
     buffer.add((cart, other), 3).unwrap();
-    let error = buffer.flush().unwrap_err();
+    let error = buffer.flush().await.unwrap_err();
     assert!(
         error.to_string().contains("out of range"),
-        "{B}: {error}",
-        B = B::NAME
+        "{}: {error}",
+        client.name()
     );
     assert_eq!(buffer.pending(), 13);
     assert!(buffer.last_error().is_some());
@@ -142,7 +152,7 @@ where
     // Room is made by another writer; the kept counts go in with the next flush.
     CartLine::decrement_quantity(&mut db.conn(), (cart, full), 20).unwrap();
     buffer.add((cart, other), 1).unwrap();
-    assert_eq!(buffer.flush().unwrap(), 2);
+    assert_eq!(buffer.flush().await.unwrap(), 2);
     assert_eq!(buffer.last_error(), None);
     let quantities: Vec<(i64, i32)> = db
         .cart_lines(&[cart])
@@ -152,18 +162,18 @@ where
     let mut expected = vec![(full, 25), (other, 4)];
     expected.sort_unstable();
     assert_eq!(quantities, expected);
-    assert_eq!(buffer.flush().unwrap(), 0);
+    assert_eq!(buffer.flush().await.unwrap(), 0);
 }
 
 /// Two buffers (two app servers) add to the same 20 keys, one in ascending and one in
-/// descending key order, and flush after every round, from two threads at once: both sort
+/// descending key order, and flush after every round, from two workers at once: both sort
 /// their batches, so no deadlock or other error surfaces, and the totals are exact.
-pub fn two_buffers_flush_overlapping_keys<B: TestDb>()
+pub async fn two_buffers_flush_overlapping_keys<C: Client>(client: &C)
 where
-    DailyView: AtomicFieldOn<ct_daily_views::views, DbOf<B>>
-        + NewRow<DailyView, ct_daily_views::views, DbOf<B>>,
+    DailyView: AtomicFieldOn<ct_daily_views::views, DbOf<C::Db>>
+        + NewRow<DailyView, ct_daily_views::views, DbOf<C::Db>>,
 {
-    let db = B::open();
+    let db = client.db();
     let pages: Vec<i64> = (0..4).map(|_| next_id()).collect();
     let keys: Vec<(i64, i32)> = pages
         .iter()
@@ -171,14 +181,14 @@ where
         .collect();
     let rounds = 40;
     let buffers = [
-        daily_buffer(&db, FlushPolicy::MANUAL),
-        daily_buffer(&db, FlushPolicy::MANUAL),
+        daily_buffer(client, FlushPolicy::MANUAL),
+        daily_buffer(client, FlushPolicy::MANUAL),
     ];
-    let errors = on_n_threads(&db, 2, |thread, _| {
-        let buffer = &buffers[thread];
+    let errors = on_n_workers(client, 2, async |worker, _| {
+        let buffer = &buffers[worker];
         let mut errors = Vec::new();
         for _ in 0..rounds {
-            let order: Vec<&(i64, i32)> = if thread == 0 {
+            let order: Vec<&(i64, i32)> = if worker == 0 {
                 keys.iter().collect()
             } else {
                 keys.iter().rev().collect()
@@ -186,7 +196,7 @@ where
             for key in order {
                 buffer.add(*key, 1).unwrap();
             }
-            if let Err(e) = buffer.flush() {
+            if let Err(e) = buffer.flush().await {
                 errors.push(e.to_string());
             }
         }
@@ -194,10 +204,11 @@ where
     });
     assert_eq!(errors, vec![Vec::<String>::new(), Vec::new()]);
     let expected: BTreeMap<(i64, i32), i64> = keys.iter().map(|&k| (k, 2 * rounds)).collect();
-    assert_eq!(views(&db, &pages), expected);
+    assert_eq!(views(db, &pages), expected);
 }
 
-/// Dropping a buffer flushes what it holds.
+/// Dropping a (blocking) buffer flushes what it holds. (An `AsyncBuffer` cannot await in
+/// `Drop`: it says so, and flushes on `shutdown`.)
 pub fn dropped_buffer_flushes<B: TestDb>()
 where
     DailyView: AtomicFieldOn<ct_daily_views::views, DbOf<B>>
@@ -206,7 +217,7 @@ where
     let db = B::open();
     let page = next_id();
     {
-        let buffer = daily_buffer(&db, FlushPolicy::DEFAULT);
+        let buffer = daily_views_buffer(db.pool().clone(), FlushPolicy::DEFAULT);
         for day in 0..3 {
             buffer.add((page, day), 7).unwrap();
         }
@@ -220,40 +231,36 @@ where
 
 /// A `new_row` that panics fails the flush like a database error: the counts stay, the
 /// buffer goes on, and the next flush writes them once.
-pub fn panicking_new_row_keeps_the_counts<B: TestDb>()
+pub async fn panicking_new_row_keeps_the_counts<C: Client>(client: &C)
 where
-    DailyView: AtomicFieldOn<ct_daily_views::views, DbOf<B>>
-        + NewRow<DailyView, ct_daily_views::views, DbOf<B>>,
+    DailyView: AtomicFieldOn<ct_daily_views::views, DbOf<C::Db>>
+        + NewRow<DailyView, ct_daily_views::views, DbOf<C::Db>>,
 {
-    let db = B::open();
+    let db = client.db();
     let page = next_id();
     let panics = Arc::new(AtomicBool::new(true));
-    let buffer = Buffer::new(
-        db.pool().clone(),
+    let buffer = client.buffer(
         DailyView::atomic_views(),
         {
             let panics = Arc::clone(&panics);
-            move |&(page_id, day): &(i64, i32), views| {
+            move |key: &(i64, i32), views| {
                 assert!(
                     !panics.load(Ordering::Relaxed),
                     "new_row refuses (the test's panic)"
                 );
-                DailyView {
-                    page_id,
-                    day,
-                    views,
-                }
+                daily_row(key, views)
             }
         },
         FlushPolicy::MANUAL,
     );
     buffer.add((page, 1), 4).unwrap();
     buffer.add((page, 2), 1).unwrap();
-    let error = buffer.flush().unwrap_err();
+    let error = buffer.flush().await.unwrap_err();
     assert!(error.to_string().contains("panicked"), "{error}");
     assert_eq!(buffer.pending(), 5);
     assert_eq!(db.daily_views(&[page]), vec![]);
     panics.store(false, Ordering::Relaxed);
-    assert_eq!(buffer.flush().unwrap(), 2);
+    assert_eq!(buffer.flush().await.unwrap(), 2);
     assert_eq!(db.daily_views(&[page]), vec![(page, 1, 4), (page, 2, 1)]);
+    buffer.shutdown().await.unwrap();
 }

@@ -1441,6 +1441,41 @@ where
     assert_eq!((db.product(a).0, db.product(b).0), (12, 19), "committed");
 }
 
+/// Two callers' transactions lock two rows in opposite orders with `update_*_locked` (each a
+/// savepoint inside the caller's transaction): one of them is the deadlock's victim, and gets
+/// `Conflict` (to roll back and re-run its transaction), whatever the server rolled back
+/// (MySQL rolls back the victim's whole transaction, its savepoint with it). The other
+/// commits both its changes. SQLite, which locks the whole file, has no such deadlock.
+pub async fn a_deadlock_inside_the_callers_transaction_is_a_conflict<C: Client>(client: &C)
+where
+    Product: AtomicFieldOn<ct_products::sold, DbOf<C::Db>>,
+{
+    if <C::Db as TestDb>::NAME == "SQLite" {
+        return;
+    }
+    let db = client.db();
+    let rows = [db.new_product(0, 10), db.new_product(0, 10)];
+    let both_hold_one = Barrier::new(2);
+    let results = on_n_workers(client, 2, async |worker, conn| {
+        let (first, second) = (rows[worker], rows[1 - worker]);
+        C::own_transaction(conn, async |c| {
+            let held = C::done(Product::update_sold_locked(c, first, |v| Ok(v + 1))).await;
+            both_hold_one.wait();
+            held?;
+            C::done(Product::update_sold_locked(c, second, |v| Ok(v + 1))).await
+        })
+        .await
+    });
+    let (done, errors) = errors_of(results);
+    assert_eq!(done.len(), 1, "{}: {errors:?}", client.name());
+    assert!(
+        matches!(errors[..], [AtomicError::Conflict { attempts: 1, .. }]),
+        "{}: the victim got {errors:?}",
+        client.name()
+    );
+    assert_eq!((db.product(rows[0]).1, db.product(rows[1]).1), (11, 11));
+}
+
 // ---------------------------------------------------------------------------------------------
 // Concurrency: `C::WORKERS` workers (8 blocking threads, 16 async), each with its own pooled
 // connection
@@ -1747,6 +1782,7 @@ macro_rules! backend_tests {
             nowait_on_a_held_row_is_locked,
             caller_transaction_single_statement_ops,
             caller_transaction_row_locking_ops,
+            a_deadlock_inside_the_callers_transaction_is_a_conflict,
             concurrent_increments_lose_nothing,
             oversell_storm,
             concurrent_take_up_to_takes_exactly_the_stock,
@@ -1769,6 +1805,10 @@ macro_rules! backend_tests {
             slotted_increments_lose_nothing,
             slotted_compact_while_incrementing,
             slotted_decrement_where_declared,
+            buffer_counts_every_add,
+            failed_flush_keeps_its_counts,
+            two_buffers_flush_overlapping_keys,
+            panicking_new_row_keeps_the_counts,
             redis_counts_every_add_exactly,
             redis_flush_crashed_after_each_step,
             redis_refuses_bad_input_and_keeps_what_it_cannot_write,
@@ -1792,11 +1832,7 @@ macro_rules! backend_tests {
 macro_rules! blocking_tests {
     ($backend:ty) => {
         $crate::blocking_tests!(@tests $backend;
-            buffer_counts_every_add,
-            failed_flush_keeps_its_counts,
-            two_buffers_flush_overlapping_keys,
             dropped_buffer_flushes,
-            panicking_new_row_keeps_the_counts,
         );
     };
     (@tests $backend:ty; $($name:ident),* $(,)?) => {
