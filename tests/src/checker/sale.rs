@@ -1,24 +1,23 @@
 //! The checker's [`Op::Transaction`](super::op::Op::Transaction): `decrement_if_at_least(a, n)`
 //! then `increment(b, n)`, all or nothing, through `transaction` on a blocking connection and
-//! `transaction_async` on an async one: the one operation whose API differs between the two.
+//! `transaction_async_local` on an async one: the one operation whose API differs between
+//! the two.
 //!
-//! `transaction_async` takes a boxed `Send` future, and the library's futures are `Send` only
-//! where their types are concrete (generic code cannot see through them), so the async impls
-//! are written per connection and subject by a macro, as a service's handler names its own
-//! types.
+//! The async impls use `transaction_async_local`: `transaction_async` takes a boxed `Send`
+//! future, and the library's futures are `Send` only where their types are concrete, never in
+//! code generic over the subject.
 
 use std::future::Future;
 
 use counter_core::scoped_futures::ScopedFutureExt;
 use counter_core::{
-    transaction, transaction_async, AtomicError, AtomicFieldOn, BackendOf, Field, RetryPolicy,
+    transaction, transaction_async_local, AtomicError, AtomicFieldOn, BackendOf, Field, RetryPolicy,
 };
 use diesel::{MysqlConnection, PgConnection, SqliteConnection};
 use diesel_async::sync_connection_wrapper::SyncConnectionWrapper;
 use diesel_async::{AsyncMysqlConnection, AsyncPgConnection};
 
 use super::subject::{KeyOf, Subject};
-use crate::models::{CkCounter, CkName, CkPair};
 
 /// The checker's two-operation transaction on this connection.
 pub trait SaleInTransaction<M: Subject> {
@@ -58,28 +57,30 @@ macro_rules! blocking_sales {
 }
 blocking_sales!(PgConnection, MysqlConnection, SqliteConnection);
 
-/// Async connections: `transaction_async`, per subject (see the module doc).
+/// Async connections: `transaction_async_local`, for every subject (its future need not be
+/// `Send`, which code generic over the subject could not prove).
 macro_rules! async_sales {
-    ($($conn:ty),* $(,)? ; $subjects:tt) => {$(
-        async_sales!(@subjects $conn; $subjects);
-    )*};
-    (@subjects $conn:ty; [$($m:ty),* $(,)?]) => {$(
-        impl SaleInTransaction<$m> for $conn {
+    ($($conn:ty),* $(,)?) => {$(
+        impl<M> SaleInTransaction<M> for $conn
+        where
+            M: Subject + AtomicFieldOn<M::Col, BackendOf<$conn>>,
+            KeyOf<M>: Clone,
+        {
             async fn sale_in_transaction(
                 &mut self,
-                a: KeyOf<$m>,
-                b: KeyOf<$m>,
+                a: KeyOf<M>,
+                b: KeyOf<M>,
                 n: i32,
             ) -> Result<(i32, i32), AtomicError> {
-                let field = Field::<$m, <$m as Subject>::Col>::new();
-                transaction_async(self, RetryPolicy::DEFAULT, |c| {
+                let field = Field::<M, M::Col>::new();
+                transaction_async_local(self, RetryPolicy::DEFAULT, |c| {
                     let (a, b) = (a.clone(), b.clone());
                     async move {
                         let left = field.decrement_if_at_least(c, a, n).await?;
                         let added = field.increment(c, b, n).await?;
                         Ok((left, added))
                     }
-                    .scope_boxed()
+                    .scope_boxed_local()
                 })
                 .await
             }
@@ -89,6 +90,5 @@ macro_rules! async_sales {
 async_sales!(
     AsyncPgConnection,
     AsyncMysqlConnection,
-    SyncConnectionWrapper<SqliteConnection>;
-    [CkCounter, CkName, CkPair]
+    SyncConnectionWrapper<SqliteConnection>,
 );
