@@ -125,18 +125,28 @@ where
     T: Send,
     W: AsyncFn(usize, &mut Cl::Conn) -> T + Sync,
 {
-    let barrier = Barrier::new(workers);
+    on_barrier_threads(workers, |worker, barrier| {
+        client.block_on(async {
+            let mut conn = client.conn().await;
+            barrier.wait();
+            work(worker, &mut conn).await
+        })
+    })
+}
+
+/// Runs `body(thread, barrier)` on `threads` threads, each to wait at the barrier once it is
+/// ready; returns the results in thread order.
+pub fn on_barrier_threads<T, F>(threads: usize, body: F) -> Vec<T>
+where
+    T: Send,
+    F: Fn(usize, &Barrier) -> T + Sync,
+{
+    let barrier = Barrier::new(threads);
     std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..workers)
-            .map(|worker| {
-                let (barrier, work) = (&barrier, &work);
-                scope.spawn(move || {
-                    client.block_on(async {
-                        let mut conn = client.conn().await;
-                        barrier.wait();
-                        work(worker, &mut conn).await
-                    })
-                })
+        let handles: Vec<_> = (0..threads)
+            .map(|thread| {
+                let (barrier, body) = (&barrier, &body);
+                scope.spawn(move || body(thread, barrier))
             })
             .collect();
         handles
