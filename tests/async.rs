@@ -17,7 +17,6 @@
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use counter_core::scoped_futures::ScopedFutureExt;
@@ -26,9 +25,11 @@ use counter_core::{
 };
 use counter_tests::client::{AsyncPool, MysqlPool, PgPool, SqlitePool};
 use counter_tests::models::{Account, DailyView, Product};
-use counter_tests::pgbench::run_pgbench;
+use counter_tests::pgbench;
 use counter_tests::scenarios::{fresh_views, open_batches};
-use counter_tests::{AsyncMysql, AsyncPostgres, AsyncSqlite, Mysql, Postgres, Sqlite, TestDb};
+use counter_tests::{
+    AsyncMysql, AsyncPostgres, AsyncSqlite, Client, Mysql, Postgres, Sqlite, TestDb,
+};
 
 /// Tasks per concurrency scenario.
 const TASKS: usize = 16;
@@ -480,48 +481,10 @@ fn postgres_async_connections_get_the_urls_isolation_level() {
     });
 }
 
-/// The foreign writer against the async path: while 16 tasks increment `sold` of one row
-/// through the deadpool, the real `pgbench` (4 clients, 3 s) runs
-/// `UPDATE ct_products SET sold = sold + 1 WHERE id = N` on the same row. The final value is
-/// exactly the initial one plus the library's successes plus pgbench's transactions.
+/// The foreign writer against the async path: the real `pgbench` on the same row as 16
+/// workers on the deadpool (the scenario the blocking suite runs too).
 #[test]
 fn postgres_foreign_writer_pgbench_on_the_same_row() {
-    use std::sync::atomic::{AtomicBool, Ordering};
-    let db = Postgres::open();
-    let initial = 1_000_000_i64;
-    let id = db.new_product(0, initial);
-    let script = format!("UPDATE ct_products SET sold = sold + 1 WHERE id = {id};\n");
-    runtime().block_on(async {
-        let pool = pg_pool(&db, TASKS).await;
-        let done = Arc::new(AtomicBool::new(false));
-        let mut tasks = Vec::new();
-        for _ in 0..TASKS {
-            let (pool, done) = (pool.clone(), Arc::clone(&done));
-            tasks.push(tokio::spawn(async move {
-                let mut conn = pool.get().await.expect("pooled connection");
-                let mut ok = 0_i64;
-                loop {
-                    Product::increment_sold(&mut conn, id, 1).await.unwrap();
-                    ok += 1;
-                    if done.load(Ordering::SeqCst) {
-                        break ok;
-                    }
-                }
-            }));
-        }
-        let report = tokio::task::spawn_blocking(move || run_pgbench(&script, 4, 3))
-            .await
-            .unwrap();
-        done.store(true, Ordering::SeqCst);
-        let mut library = 0;
-        for task in tasks {
-            library += task.await.unwrap();
-        }
-        println!("pgbench: {report:?}; library (async): {library} increments");
-        assert!(report.processed > 0 && library > 0);
-        assert_eq!(
-            db.product(id).1,
-            initial + library + report.processed as i64
-        );
-    });
+    let client = AsyncPostgres::on(Postgres::open());
+    client.block_on(pgbench::foreign_writer_pgbench_on_the_same_row(&client));
 }

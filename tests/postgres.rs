@@ -2,14 +2,10 @@
 //! foreign writer (the real `pgbench`) on the same row and the isolation-level check for the
 //! SERIALIZABLE run of `.ci/run`.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-
-use counter_core::AtomicError;
 use counter_tests::db::pg_url;
-use counter_tests::models::Product;
-use counter_tests::pgbench::run_pgbench;
+use counter_tests::pgbench;
 use counter_tests::scenarios::THREADS;
-use counter_tests::{Postgres, TestDb};
+use counter_tests::{BlockingClient, Client, Postgres, TestDb};
 use diesel::prelude::*;
 
 counter_tests::backend_tests!(counter_tests::BlockingClient(
@@ -62,62 +58,12 @@ fn isolation_level_of_the_url_reaches_the_server() {
     assert_eq!(levels, vec![expected; THREADS]);
 }
 
-/// While 8 library threads increment `sold` of one row, the real `pgbench` (4 clients, 3 s)
-/// runs `UPDATE ct_products SET sold = sold + 1 WHERE id = N` on the same row. The final value
-/// is exactly the initial one plus the library's successes plus pgbench's transactions.
+/// The real `pgbench` on the same row as 8 blocking library threads (the scenario runs on
+/// the async connections too, in `tests/async.rs`).
 #[test]
 fn foreign_writer_pgbench_on_the_same_row() {
-    let db = Postgres::open();
-    let initial = 1_000_000_i64;
-    let id = db.new_product(0, initial);
-    let script = format!("UPDATE ct_products SET sold = sold + 1 WHERE id = {id};\n");
-
-    let done = AtomicBool::new(false);
-    let (library, report) = std::thread::scope(|scope| {
-        let workers: Vec<_> = (0..THREADS)
-            .map(|_| {
-                let (db, done) = (&db, &done);
-                scope.spawn(move || {
-                    let mut conn = db.conn();
-                    let mut ok = 0_i64;
-                    let mut errors: Vec<AtomicError> = Vec::new();
-                    // At least one call, then until pgbench has finished.
-                    loop {
-                        match Product::increment_sold(&mut conn, id, 1) {
-                            Ok(_) => ok += 1,
-                            Err(e) => errors.push(e),
-                        }
-                        if done.load(Ordering::SeqCst) {
-                            break (ok, errors);
-                        }
-                    }
-                })
-            })
-            .collect();
-        let report = run_pgbench(&script, 4, 3);
-        done.store(true, Ordering::SeqCst);
-        let library: Vec<_> = workers.into_iter().map(|w| w.join().unwrap()).collect();
-        (library, report)
-    });
-    let library_ok: i64 = library.iter().map(|(ok, _)| ok).sum();
-    let errors: Vec<String> = library
-        .iter()
-        .flat_map(|(_, errors)| errors.iter().map(|e| format!("{e:?}")))
-        .collect();
-    println!(
-        "pgbench: {} transactions, {} failed; library: {library_ok} increments, {} errors",
-        report.processed,
-        report.failed,
-        errors.len()
-    );
-    assert!(report.processed > 0, "pgbench did no work: {report:?}");
-    assert!(library_ok > 0, "the library did no work");
-    assert_eq!(
-        db.product(id).1,
-        initial + library_ok + report.processed as i64,
-        "final = initial + library successes + pgbench transactions"
-    );
-    assert!(errors.is_empty(), "library calls failed: {errors:#?}");
+    let client = BlockingClient(Postgres::open());
+    client.block_on(pgbench::foreign_writer_pgbench_on_the_same_row(&client));
 }
 
 /// The flusher's connection is terminated by the server between two flushes

@@ -1,9 +1,16 @@
-//! The real `pgbench`, as a foreign program writing the rows the library writes.
+//! The real `pgbench`, as a foreign program writing the rows the library writes, and the
+//! scenario that runs it beside the library on either kind of connection.
 
 use std::path::Path;
 use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
 
-use crate::db::pg_url;
+use counter_core::AtomicError;
+
+use crate::client::{on_n_workers, Client};
+use crate::db::{pg_url, TestDb};
+use crate::models::Product;
+use crate::Postgres;
 
 /// The parts of pgbench's report the tests need.
 #[derive(Debug)]
@@ -59,4 +66,61 @@ fn parse_pgbench(stdout: &str) -> PgbenchReport {
             .unwrap_or_else(|| panic!("no transaction count in pgbench's report:\n{stdout}")),
         failed: number_after("number of failed transactions:").unwrap_or(0),
     }
+}
+
+/// While the client's workers increment `sold` of one row, the real `pgbench` (4 clients, 3 s)
+/// runs `UPDATE ct_products SET sold = sold + 1 WHERE id = N` on the same row. The final value
+/// is exactly the initial one plus the library's successes plus pgbench's transactions, and
+/// no library call failed. One more worker runs pgbench and says when it has finished.
+pub async fn foreign_writer_pgbench_on_the_same_row<C>(client: &C)
+where
+    C: Client<Db = Postgres>,
+{
+    let db = client.db();
+    let initial = 1_000_000_i64;
+    let id = db.new_product(0, initial);
+    let script = format!("UPDATE ct_products SET sold = sold + 1 WHERE id = {id};\n");
+    let done = AtomicBool::new(false);
+    let results = on_n_workers(client, C::WORKERS + 1, async |worker, conn| {
+        if worker == 0 {
+            let report = run_pgbench(&script, 4, 3);
+            done.store(true, Ordering::SeqCst);
+            return (0, Vec::new(), Some(report));
+        }
+        let mut ok = 0_i64;
+        let mut errors: Vec<AtomicError> = Vec::new();
+        // At least one call, then until pgbench has finished.
+        loop {
+            match C::done(Product::increment_sold(conn, id, 1)).await {
+                Ok(_) => ok += 1,
+                Err(e) => errors.push(e),
+            }
+            if done.load(Ordering::SeqCst) {
+                break (ok, errors, None);
+            }
+        }
+    });
+    let mut report = None;
+    let (mut library_ok, mut errors) = (0, Vec::new());
+    for (ok, errs, pgbench) in results {
+        library_ok += ok;
+        errors.extend(errs.iter().map(|e| format!("{e:?}")));
+        report = report.or(pgbench);
+    }
+    let report = report.expect("worker 0 ran pgbench");
+    println!(
+        "{}: pgbench: {} transactions, {} failed; library: {library_ok} increments, {} errors",
+        client.name(),
+        report.processed,
+        report.failed,
+        errors.len()
+    );
+    assert!(report.processed > 0, "pgbench did no work: {report:?}");
+    assert!(library_ok > 0, "the library did no work");
+    assert_eq!(
+        db.product(id).1,
+        initial + library_ok + report.processed as i64,
+        "final = initial + library successes + pgbench transactions"
+    );
+    assert!(errors.is_empty(), "library calls failed: {errors:#?}");
 }
