@@ -2,7 +2,7 @@
 //! foreign writer (the real `pgbench`) on the same row and the isolation-level check for the
 //! SERIALIZABLE run of `.ci/run`.
 
-use counter_tests::db::pg_url;
+use counter_tests::db::{pg_serializable, pg_url};
 use counter_tests::pgbench;
 use counter_tests::scenarios::THREADS;
 use counter_tests::{BlockingClient, Client, Postgres, TestDb};
@@ -12,15 +12,6 @@ counter_tests::backend_tests!(counter_tests::BlockingClient(
     counter_tests::Postgres::open()
 ));
 counter_tests::blocking_tests!(counter_tests::Postgres);
-
-/// Does the URL ask for `default_transaction_isolation = serializable` (as `.ci/run` does)?
-fn url_asks_for_serializable(url: &str) -> bool {
-    let decoded = url
-        .replace("%20", " ")
-        .replace("%3D", "=")
-        .replace("%3d", "=");
-    decoded.contains("default_transaction_isolation=serializable")
-}
 
 #[derive(QueryableByName)]
 struct Isolation {
@@ -49,7 +40,7 @@ fn isolation_level_of_the_url_reaches_the_server() {
         })
         .collect();
     println!("PostgreSQL default_transaction_isolation = {:?}", levels[0]);
-    let expected = if url_asks_for_serializable(pg_url()) {
+    let expected = if pg_serializable() {
         ("serializable".to_owned(), "client".to_owned())
     } else {
         assert_ne!(levels[0].1, "client", "the URL sets no isolation level");

@@ -401,6 +401,16 @@ pub fn pg_url() -> &'static str {
     })
 }
 
+/// Does [`pg_url`] ask for `default_transaction_isolation = serializable` (as `.ci/run`'s
+/// second PostgreSQL run does)?
+pub fn pg_serializable() -> bool {
+    let decoded = pg_url()
+        .replace("%20", " ")
+        .replace("%3D", "=")
+        .replace("%3d", "=");
+    decoded.contains("default_transaction_isolation=serializable")
+}
+
 /// The MySQL/MariaDB URL the tests use (see the module documentation). Panics when there is none.
 pub fn mysql_url() -> &'static str {
     static URL: OnceLock<Result<String, String>> = OnceLock::new();

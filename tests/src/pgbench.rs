@@ -10,6 +10,7 @@ use counter_core::AtomicError;
 use crate::client::{on_n_workers, Client};
 use crate::db::{pg_url, TestDb};
 use crate::models::Product;
+use crate::scenarios::serializable_postgres;
 use crate::Postgres;
 
 /// The parts of pgbench's report the tests need.
@@ -71,7 +72,8 @@ fn parse_pgbench(stdout: &str) -> PgbenchReport {
 /// While the client's workers increment `sold` of one row, the real `pgbench` (4 clients, 3 s)
 /// runs `UPDATE ct_products SET sold = sold + 1 WHERE id = N` on the same row. The final value
 /// is exactly the initial one plus the library's successes plus pgbench's transactions, and
-/// no library call failed. One more worker runs pgbench and says when it has finished.
+/// no library call failed (but for `Conflict` under SERIALIZABLE, where 20 writers on one row
+/// can spend a call's retries). One more worker runs pgbench and says when it has finished.
 pub async fn foreign_writer_pgbench_on_the_same_row<C>(client: &C)
 where
     C: Client<Db = Postgres>,
@@ -122,5 +124,11 @@ where
         initial + library_ok + report.processed as i64,
         "final = initial + library successes + pgbench transactions"
     );
-    assert!(errors.is_empty(), "library calls failed: {errors:#?}");
+    // Under SERIALIZABLE a call on the row that 20 writers update can spend its whole retry
+    // budget (pgbench gives up on some of its own too): `Conflict`, and nothing written.
+    let allowed = |e: &String| serializable_postgres(client) && e.starts_with("Conflict");
+    assert!(
+        errors.iter().all(allowed),
+        "library calls failed: {errors:#?}"
+    );
 }
