@@ -21,7 +21,8 @@ use std::task::{Context, Poll};
 
 use counter_core::scoped_futures::ScopedFutureExt;
 use counter_core::{
-    transaction_async, AsyncBuffer, AtomicError, FlushPolicy, LockMode, RetryPolicy,
+    transaction_async, transaction_async_local, AsyncBuffer, AtomicError, FlushPolicy, LockMode,
+    RetryPolicy,
 };
 use counter_tests::client::{AsyncPool, MysqlPool, PgPool, SqlitePool};
 use counter_tests::models::{Account, DailyView, Product};
@@ -321,7 +322,8 @@ macro_rules! async_scenarios {
                 });
             }
 
-            /// A locked update, a transfer and a transaction, each dropped at every await point
+            /// A locked update, a transfer and a transaction (`transaction_async`, and
+            /// `transaction_async_local`), each dropped at every await point
             /// where it waited: the pool never hands out a connection with the transaction
             /// still open, no row stays locked, and each change happened once or not at all.
             #[test]
@@ -332,7 +334,7 @@ macro_rules! async_scenarios {
                     let a = db.new_account(1000);
                     let b = db.new_account(0);
                     let id = db.new_product(500, 0);
-                    let mut finished = [false; 3];
+                    let mut finished = [false; 4];
                     let mut pendings = 1;
                     while !finished.iter().all(|&f| f) {
                         for (op, done) in finished.iter_mut().enumerate() {
@@ -354,7 +356,7 @@ macro_rules! async_scenarios {
                                     )
                                     .await
                                 }
-                                _ => {
+                                2 => {
                                     drop_after(
                                         transaction_async(&mut conn, RetryPolicy::DEFAULT, |c| {
                                             async move {
@@ -363,6 +365,23 @@ macro_rules! async_scenarios {
                                             }
                                             .scope_boxed()
                                         }),
+                                        pendings,
+                                    )
+                                    .await
+                                }
+                                _ => {
+                                    drop_after(
+                                        transaction_async_local(
+                                            &mut conn,
+                                            RetryPolicy::DEFAULT,
+                                            |c| {
+                                                async move {
+                                                    Product::decrement_stock(c, id, 1).await?;
+                                                    Product::increment_sold(c, id, 1).await
+                                                }
+                                                .scope_boxed_local()
+                                            },
+                                        ),
                                         pendings,
                                     )
                                     .await
@@ -413,7 +432,7 @@ macro_rules! async_scenarios {
                             assert!(
                                 (stock, sold) == (stock0, sold0)
                                     || (op == 0 && (stock, sold) == (stock0, sold0 + 1))
-                                    || (op == 2 && (stock, sold) == (stock0 - 1, sold0 + 1)),
+                                    || (op >= 2 && (stock, sold) == (stock0 - 1, sold0 + 1)),
                                 "op {op} after {pendings} waits: {:?} -> {:?}",
                                 before.0,
                                 after.0

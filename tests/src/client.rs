@@ -40,7 +40,7 @@ pub trait Client: Sync + Sized {
     /// The blocking harness that makes and reads rows.
     type Db: TestDb;
     /// [`Blocking`] or [`Awaited`].
-    type Mode: CallMode;
+    type Mode: TransactionMode;
     /// The connection underneath a pooled one: what a transaction's body gets.
     type Raw: RawConnection<Db = DbOf<Self::Db>>
         + AtomicConnection<Mode = Self::Mode, Raw = Self::Raw>;
@@ -91,12 +91,14 @@ pub trait Client: Sync + Sized {
         F: Fn(&M::Key, M::Value) -> R + Send + Sync + 'static;
 
     /// The library's retrying transaction: `transaction` on a blocking connection,
-    /// `transaction_async_local` on an async one.
+    /// `transaction_async_local` on an async one ([`TransactionMode`]).
     fn transaction<T>(
         conn: &mut Self::Conn,
         policy: RetryPolicy,
         body: impl AsyncFn(&mut Self::Raw) -> Result<T, AtomicError>,
-    ) -> impl Future<Output = Result<T, AtomicError>>;
+    ) -> impl Future<Output = Result<T, AtomicError>> {
+        Self::Mode::transaction(conn, policy, body)
+    }
 
     /// The caller's own transaction, around library calls: Diesel's `Connection::transaction`,
     /// or diesel-async's transaction manager (begin, then commit on `Ok` or roll back on
@@ -105,6 +107,47 @@ pub trait Client: Sync + Sized {
         conn: &mut Self::Raw,
         body: impl AsyncFnOnce(&mut Self::Raw) -> Result<T, AtomicError>,
     ) -> impl Future<Output = Result<T, AtomicError>>;
+}
+
+/// The library's retrying transaction for connections of one [`CallMode`]: `transaction` on
+/// a blocking connection, `transaction_async_local` on an async one, with one body for both
+/// (each operation in it awaited through `CallMode::into_future`).
+pub trait TransactionMode: CallMode + Sized {
+    /// Runs `body` in a library transaction on `conn`.
+    fn transaction<C, T>(
+        conn: &mut C,
+        policy: RetryPolicy,
+        body: impl AsyncFn(&mut C::Raw) -> Result<T, AtomicError>,
+    ) -> impl Future<Output = Result<T, AtomicError>>
+    where
+        C: AtomicConnection<Mode = Self>;
+}
+
+impl TransactionMode for Blocking {
+    async fn transaction<C, T>(
+        conn: &mut C,
+        policy: RetryPolicy,
+        body: impl AsyncFn(&mut C::Raw) -> Result<T, AtomicError>,
+    ) -> Result<T, AtomicError>
+    where
+        C: AtomicConnection<Mode = Self>,
+    {
+        transaction(conn, policy, |c| Blocking::drive(body(c)))
+    }
+}
+
+impl TransactionMode for Awaited {
+    async fn transaction<C, T>(
+        conn: &mut C,
+        policy: RetryPolicy,
+        body: impl AsyncFn(&mut C::Raw) -> Result<T, AtomicError>,
+    ) -> Result<T, AtomicError>
+    where
+        C: AtomicConnection<Mode = Self>,
+    {
+        let body = &body;
+        transaction_async_local(conn, policy, |c| body(c).scope_boxed_local()).await
+    }
 }
 
 /// Runs `work(worker, conn)` on [`Client::WORKERS`] threads, each with its own pooled
@@ -206,14 +249,6 @@ impl<B: TestDb> Client for BlockingClient<B> {
         F: Fn(&M::Key, M::Value) -> R + Send + Sync + 'static,
     {
         Buffer::new(self.0.pool().clone(), field, new_row, policy)
-    }
-
-    async fn transaction<T>(
-        conn: &mut B::Pooled,
-        policy: RetryPolicy,
-        body: impl AsyncFn(&mut B::Conn) -> Result<T, AtomicError>,
-    ) -> Result<T, AtomicError> {
-        transaction(conn, policy, |c| Blocking::drive(body(c)))
     }
 
     async fn own_transaction<T>(
@@ -334,11 +369,6 @@ impl<B: TestDb, P: AsyncPool<B>> AsyncClient<B, P> {
         let pool = runtime.block_on(P::open(&db, Self::WORKERS + 4));
         AsyncClient { db, pool, runtime }
     }
-
-    /// The pool.
-    pub fn pool(&self) -> &P {
-        &self.pool
-    }
 }
 
 impl<B: TestDb, P: AsyncPool<B>> Client for AsyncClient<B, P> {
@@ -397,15 +427,6 @@ impl<B: TestDb, P: AsyncPool<B>> Client for AsyncClient<B, P> {
             buffer,
             flusher: Some(flusher),
         }
-    }
-
-    async fn transaction<T>(
-        conn: &mut P::Pooled,
-        policy: RetryPolicy,
-        body: impl AsyncFn(&mut P::Raw) -> Result<T, AtomicError>,
-    ) -> Result<T, AtomicError> {
-        let body = &body;
-        transaction_async_local(conn, policy, |c| body(c).scope_boxed_local()).await
     }
 
     async fn own_transaction<T>(

@@ -12,7 +12,6 @@ use diesel::r2d2::{ConnectionManager, Pool, PooledConnection};
 use diesel_async::AsyncConnection as DieselAsync;
 
 use super::op::{execute, KeyDebug, Op, Outcome};
-use super::sale::SaleInTransaction;
 use super::subject::{KeyOf, SaleOf, Subject};
 use super::CheckConn;
 
@@ -41,7 +40,7 @@ pub struct Pooled<'p, C: CheckConn> {
 
 impl<S, C> Driver<S> for Pooled<'_, C>
 where
-    C: CheckConn + SaleInTransaction<S>,
+    C: CheckConn,
     S: Subject + AtomicFieldOn<S::Col, BackendOf<C>>,
     for<'r> &'r S: UpsertRow<S, S::Col, BackendOf<C>>,
     SaleOf<S>: Changes<S, BackendOf<C>, Key = KeyOf<S>, Values = (i32, i64)>,
@@ -69,7 +68,7 @@ pub struct PooledCalls<C: CheckConn> {
 
 impl<S, C> Calls<S> for PooledCalls<C>
 where
-    C: CheckConn + SaleInTransaction<S>,
+    C: CheckConn,
     S: Subject + AtomicFieldOn<S::Col, BackendOf<C>>,
     for<'r> &'r S: UpsertRow<S, S::Col, BackendOf<C>>,
     SaleOf<S>: Changes<S, BackendOf<C>, Key = KeyOf<S>, Values = (i32, i64)>,
@@ -106,7 +105,7 @@ impl<A> Async<A> {
 
 impl<S, A> Driver<S> for Async<A>
 where
-    A: DieselAsync + AsyncConnection + RawConnection + SaleInTransaction<S> + 'static,
+    A: DieselAsync + AsyncConnection + RawConnection + 'static,
     S: Subject + AtomicFieldOn<S::Col, BackendOf<A>>,
     for<'r> &'r S: UpsertRow<S, S::Col, BackendOf<A>>,
     SaleOf<S>: Changes<S, BackendOf<A>, Key = KeyOf<S>, Values = (i32, i64)>,
@@ -155,7 +154,7 @@ pub struct AsyncCalls<A> {
 
 impl<S, A> Calls<S> for AsyncCalls<A>
 where
-    A: DieselAsync + AsyncConnection + RawConnection + SaleInTransaction<S> + 'static,
+    A: DieselAsync + AsyncConnection + RawConnection + 'static,
     S: Subject + AtomicFieldOn<S::Col, BackendOf<A>>,
     for<'r> &'r S: UpsertRow<S, S::Col, BackendOf<A>>,
     SaleOf<S>: Changes<S, BackendOf<A>, Key = KeyOf<S>, Values = (i32, i64)>,

@@ -42,7 +42,6 @@ use rand::{Rng, SeedableRng};
 use driver::{Calls, Driver, Pooled};
 use history::{Bounds, Verdict};
 use op::{quiet_injected_panics, random_op, KeyDebug, Record};
-use sale::SaleInTransaction;
 use subject::{KeyOf, SaleOf, Subject};
 
 use crate::db::settle;
@@ -137,7 +136,7 @@ pub struct Summary {
 /// seed and the history that showed them.
 pub fn run<S, C>(cell: &str, pool: &Pool<ConnectionManager<C>>, plan: Plan, trailing_space: bool)
 where
-    C: CheckConn + SaleInTransaction<S>,
+    C: CheckConn,
     S: Subject + AtomicFieldOn<S::Col, BackendOf<C>>,
     for<'r> &'r S: UpsertRow<S, S::Col, BackendOf<C>>,
     SaleOf<S>: Changes<S, BackendOf<C>, Key = KeyOf<S>, Values = (i32, i64)>,

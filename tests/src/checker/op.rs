@@ -11,8 +11,9 @@ use counter_core::{
     Changes, Field, Out, UpsertRow,
 };
 
-use super::sale::SaleInTransaction;
+use super::sale::sale_in_transaction;
 use super::subject::{KeyOf, SaleOf, Subject};
+use crate::client::TransactionMode;
 use rand::rngs::StdRng;
 use rand::seq::IndexedRandom;
 use rand::Rng;
@@ -206,7 +207,8 @@ pub fn random_op<K: Clone>(rng: &mut StdRng, keys: &Keys<K>, hi: i32, takes: boo
 /// [`Outcome::Panicked`].
 pub async fn execute<M, C>(conn: &mut C, op: &Op<KeyOf<M>>) -> Outcome
 where
-    C: AtomicConnection + SaleInTransaction<M>,
+    C: AtomicConnection,
+    C::Mode: TransactionMode,
     M: Subject + AtomicFieldOn<M::Col, BackendOf<C>>,
     KeyOf<M>: Clone + PartialEq + Send + Sync,
     for<'r> &'r M: UpsertRow<M, M::Col, BackendOf<C>>,
@@ -237,10 +239,11 @@ where
                     .map(|(a, b)| Outcome::Pair(a, b))
             }
             Op::Current(k) => value(wait::<C, _>(field.current(conn, k.key.clone())).await),
-            Op::Transaction(a, b, n) => conn
-                .sale_in_transaction(a.key.clone(), b.key.clone(), *n)
-                .await
-                .map(|(left, added)| Outcome::Pair(left, added)),
+            Op::Transaction(a, b, n) => {
+                sale_in_transaction::<C, M>(conn, a.key.clone(), b.key.clone(), *n)
+                    .await
+                    .map(|(left, added)| Outcome::Pair(left, added))
+            }
             Op::IncrementOrInsert(k, n) => {
                 let row = M::row(&k.key);
                 value(wait::<C, _>(field.increment_or_insert(conn, &row, *n)).await)
