@@ -1,0 +1,231 @@
+//! The main benchmark's results: a row per configuration, printed as markdown tables (the
+//! results, then each library workload against what a user writes by hand), written as JSON
+//! and drawn as the chart.
+
+use counter_bench::chart::{self, Point};
+use counter_bench::report::{trim_float, write_json, Align, Table};
+use serde::Serialize;
+
+use crate::cli::{Cli, Settings};
+use crate::workload::Workload;
+
+/// One line of the results, as written to the JSON file.
+#[derive(Debug, Clone, Serialize)]
+pub struct Row {
+    pub backend: &'static str,
+    pub workload: Workload,
+    pub clients: usize,
+    pub ops_per_sec: f64,
+    pub p50_us: u32,
+    pub p99_us: u32,
+    /// Successful operations minus the change actually seen in the table.
+    pub lost: i64,
+    pub errors: u64,
+    pub rows: i64,
+    /// `redis`: counts the flushes after the slices moved into the table per second.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub flush_per_sec: Option<f64>,
+}
+
+/// A backend measured: its name in the rows and its panel's title in the chart.
+pub struct Panel {
+    pub backend: &'static str,
+    pub title: String,
+}
+
+/// Writes the JSON and the chart `cli` asks for, with every row measured so far.
+pub fn write_outputs(
+    cli: &Cli,
+    s: &Settings,
+    rows: &[Row],
+    panels: &[Panel],
+) -> Result<(), String> {
+    if let Some(path) = &cli.json {
+        write_json(path, rows)?;
+    }
+    if let Some(path) = &cli.svg {
+        let panels: Vec<(String, Vec<Point<Workload>>)> = panels
+            .iter()
+            .map(|p| {
+                let points = rows
+                    .iter()
+                    .filter(|r| r.backend == p.backend)
+                    .map(|r| Point {
+                        series: r.workload,
+                        clients: r.clients,
+                        ops_per_sec: r.ops_per_sec,
+                    })
+                    .collect();
+                (p.title.clone(), points)
+            })
+            .collect();
+        let where_ = if s.rows == 1 {
+            "all clients on one row".to_owned()
+        } else {
+            format!("spread over {} rows", s.rows)
+        };
+        let title = format!(
+            "counter-bench: ops/s vs clients ({where_}, {} s per configuration)",
+            trim_float(s.seconds)
+        );
+        std::fs::write(path, chart::render(&title, &panels))
+            .map_err(|e| format!("writing {}: {e}", path.display()))?;
+    }
+    Ok(())
+}
+
+/// Every row.
+pub fn results(rows: &[Row]) -> String {
+    use Align::{Left, Right};
+    let mut t = Table::new(&[
+        ("backend", Left),
+        ("workload", Left),
+        ("clients", Right),
+        ("rows", Right),
+        ("ops/s", Right),
+        ("p50 µs", Right),
+        ("p99 µs", Right),
+        ("lost", Right),
+        ("errors", Right),
+    ]);
+    for r in rows {
+        t.row(vec![
+            r.backend.to_owned(),
+            r.workload.name().to_owned(),
+            r.clients.to_string(),
+            r.rows.to_string(),
+            format!("{:.0}", r.ops_per_sec),
+            r.p50_us.to_string(),
+            r.p99_us.to_string(),
+            r.lost.to_string(),
+            r.errors.to_string(),
+        ]);
+    }
+    t.render()
+}
+
+/// The library's workload against what a user writes by hand, per backend and client count;
+/// then the rate of the `redis` flushes. Each table after a blank line, none when empty.
+pub fn ratios(rows: &[Row]) -> String {
+    use Align::{Left, Right};
+    let pairs = [
+        (Workload::Increment, Workload::Handwritten),
+        (Workload::Sale, Workload::SaleTwoUpdates),
+        (Workload::Upsert, Workload::UpsertHandwritten),
+        (Workload::Redis, Workload::RedisBenchmark),
+    ];
+    let mut out = String::new();
+    for (ours, theirs) in pairs {
+        let heading = format!("{} / {}", ours.name(), theirs.name());
+        let mut t = Table::new(&[("backend", Left), ("clients", Right), (&heading, Right)]);
+        for r in rows.iter().filter(|r| r.workload == ours) {
+            let Some(h) = rows
+                .iter()
+                .find(|h| h.workload == theirs && h.backend == r.backend && h.clients == r.clients)
+            else {
+                continue;
+            };
+            t.row(vec![
+                r.backend.to_owned(),
+                r.clients.to_string(),
+                format!("{:.3}", r.ops_per_sec / h.ops_per_sec),
+            ]);
+        }
+        if !t.is_empty() {
+            out += "\n";
+            out += &t.render();
+        }
+    }
+    let mut t = Table::new(&[
+        ("backend", Left),
+        ("clients", Right),
+        ("redis flush after the slices: counts moved/s", Right),
+    ]);
+    for r in rows.iter().filter(|r| r.flush_per_sec.is_some()) {
+        t.row(vec![
+            r.backend.to_owned(),
+            r.clients.to_string(),
+            format!("{:.0}", r.flush_per_sec.unwrap_or(0.0)),
+        ]);
+    }
+    if !t.is_empty() {
+        out += "\n";
+        out += &t.render();
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(backend: &'static str, workload: Workload, clients: usize, ops: f64) -> Row {
+        Row {
+            backend,
+            workload,
+            clients,
+            ops_per_sec: ops,
+            p50_us: 10,
+            p99_us: 20,
+            lost: 0,
+            errors: 0,
+            rows: 1,
+            flush_per_sec: (workload == Workload::Redis).then_some(5000.0),
+        }
+    }
+
+    #[test]
+    fn tables_are_the_printed_markdown() {
+        let rows = [
+            row("sqlite", Workload::Handwritten, 1, 800.0),
+            row("sqlite", Workload::Increment, 1, 1000.0),
+            row("sqlite", Workload::Sale, 1, 500.0),
+        ];
+        assert_eq!(
+            results(&rows[1..2]),
+            "| backend | workload | clients | rows | ops/s | p50 µs | p99 µs | lost | errors |\n\
+             |---|---|---:|---:|---:|---:|---:|---:|---:|\n\
+             | sqlite | increment | 1 | 1 | 1000 | 10 | 20 | 0 | 0 |\n"
+        );
+        assert_eq!(
+            ratios(&rows),
+            "\n| backend | clients | increment / handwritten |\n|---|---:|---:|\n\
+             | sqlite | 1 | 1.250 |\n"
+        );
+        let redis = [row("postgres", Workload::Redis, 4, 9.0)];
+        assert_eq!(
+            ratios(&redis),
+            "\n| backend | clients | redis flush after the slices: counts moved/s |\n\
+             |---|---:|---:|\n| postgres | 4 | 5000 |\n"
+        );
+    }
+
+    #[test]
+    fn json_keys_are_stable() {
+        let value = serde_json::to_value(row("mysql", Workload::DecrementIfAtLeast, 4, 1.5))
+            .expect("serializable");
+        let keys: Vec<&str> = value
+            .as_object()
+            .expect("an object")
+            .keys()
+            .map(String::as_str)
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                "backend",
+                "clients",
+                "errors",
+                "lost",
+                "ops_per_sec",
+                "p50_us",
+                "p99_us",
+                "rows",
+                "workload"
+            ]
+        );
+        assert_eq!(value["workload"], "decrement_if_at_least");
+        let value = serde_json::to_value(row("mysql", Workload::Redis, 4, 1.5)).expect("ok");
+        assert_eq!(value["flush_per_sec"], 5000.0);
+    }
+}
