@@ -5,6 +5,8 @@ use std::path::Path;
 
 use serde::Serialize;
 
+use crate::measure::Totals;
+
 /// How a column's cells are aligned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Align {
@@ -22,10 +24,14 @@ pub struct Table {
 
 impl Table {
     /// A table with these column names and alignments.
-    pub fn new(columns: &[(&str, Align)]) -> Self {
+    pub fn new<'a>(columns: impl IntoIterator<Item = &'a (&'a str, Align)>) -> Self {
+        let (header, align) = columns
+            .into_iter()
+            .map(|&(name, align)| (name.to_owned(), align))
+            .unzip();
         Table {
-            header: columns.iter().map(|(name, _)| (*name).to_owned()).collect(),
-            align: columns.iter().map(|&(_, align)| align).collect(),
+            header,
+            align,
             rows: Vec::new(),
         }
     }
@@ -60,6 +66,58 @@ impl Table {
     }
 }
 
+/// What every result row reports of its configuration, in this order, in the JSON (flattened
+/// into the row) and in the tables.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Measured {
+    /// Successful operations per second, to a tenth.
+    pub ops_per_sec: f64,
+    pub p50_us: u32,
+    pub p99_us: u32,
+    /// Successful operations minus the change actually seen in the table.
+    pub lost: i64,
+    pub errors: u64,
+}
+
+impl Measured {
+    /// The table columns of [`Measured::cells`].
+    pub const COLUMNS: [(&'static str, Align); 5] = [
+        ("ops/s", Align::Right),
+        ("p50 µs", Align::Right),
+        ("p99 µs", Align::Right),
+        ("lost", Align::Right),
+        ("errors", Align::Right),
+    ];
+
+    /// What `totals` measured (sorting its latencies), with `lost` updates.
+    pub fn new(totals: &mut Totals, lost: i64) -> Self {
+        let (p50_us, p99_us) = totals.p50_p99();
+        Measured {
+            ops_per_sec: totals.ops_per_sec(),
+            p50_us,
+            p99_us,
+            lost,
+            errors: totals.errors,
+        }
+    }
+
+    /// The cells of [`Measured::COLUMNS`]: ops/s without decimals, the rest as they are.
+    pub fn cells(&self) -> [String; 5] {
+        [
+            format!("{:.0}", self.ops_per_sec),
+            self.p50_us.to_string(),
+            self.p99_us.to_string(),
+            self.lost.to_string(),
+            self.errors.to_string(),
+        ]
+    }
+
+    /// A lost update or an error: a correctness failure, whatever the throughput.
+    pub fn failed(&self) -> bool {
+        self.lost != 0 || self.errors != 0
+    }
+}
+
 /// Writes `rows` to `path` as a pretty-printed JSON array and a final newline.
 pub fn write_json<T: Serialize>(path: &Path, rows: &[T]) -> Result<(), String> {
     let text = serde_json::to_string_pretty(rows).map_err(|e| e.to_string())?;
@@ -85,6 +143,69 @@ mod tests {
         assert_eq!(
             t.render(),
             "| backend | ops/s |\n|---|---:|\n| postgres | 1200 |\n| mysql | 900 |\n"
+        );
+    }
+
+    #[test]
+    fn measured_columns_render_and_flatten_in_order() {
+        let m = Measured {
+            ops_per_sec: 1234.56,
+            p50_us: 7,
+            p99_us: 90,
+            lost: 0,
+            errors: 2,
+        };
+        assert!(m.failed());
+        assert!(!Measured { errors: 0, ..m }.failed());
+        let mut t = Table::new([("backend", Align::Left)].iter().chain(&Measured::COLUMNS));
+        let mut cells = vec!["sqlite".to_owned()];
+        cells.extend(m.cells());
+        t.row(cells);
+        assert_eq!(
+            t.render(),
+            "| backend | ops/s | p50 µs | p99 µs | lost | errors |\n|---|---:|---:|---:|---:|---:|\n\
+             | sqlite | 1235 | 7 | 90 | 0 | 2 |\n"
+        );
+
+        #[derive(Serialize)]
+        struct Row {
+            backend: &'static str,
+            #[serde(flatten)]
+            measured: Measured,
+            rows: i64,
+        }
+        let text = serde_json::to_string(&Row {
+            backend: "sqlite",
+            measured: m,
+            rows: 1,
+        })
+        .expect("serializable");
+        assert_eq!(
+            text,
+            "{\"backend\":\"sqlite\",\"ops_per_sec\":1234.56,\"p50_us\":7,\"p99_us\":90,\
+             \"lost\":0,\"errors\":2,\"rows\":1}"
+        );
+    }
+
+    #[test]
+    fn measured_of_totals() {
+        let mut totals = Totals {
+            ok: 30,
+            errors: 1,
+            elapsed: std::time::Duration::from_secs(3),
+            latencies_us: vec![5, 1, 9, 3],
+            ..Totals::default()
+        };
+        let m = Measured::new(&mut totals, 4);
+        assert_eq!(
+            m,
+            Measured {
+                ops_per_sec: 10.0,
+                p50_us: 3,
+                p99_us: 9,
+                lost: 4,
+                errors: 1
+            }
         );
     }
 

@@ -208,10 +208,16 @@ fn run(cli: &Cli) -> Result<bool, String> {
 
     let mut ok = true;
     for r in &rows {
-        if r.lost != 0 || r.errors != 0 || r.bad_values != 0 {
+        if r.measured.failed() || r.bad_values != 0 {
             eprintln!(
                 "error: {} {} {} with {} clients: {} lost, {} errors, {} bad values; all must be 0",
-                r.backend, r.workload, r.rows, r.clients, r.lost, r.errors, r.bad_values
+                r.backend,
+                r.workload,
+                r.rows,
+                r.clients,
+                r.measured.lost,
+                r.measured.errors,
+                r.bad_values
             );
             ok = false;
         }

@@ -1,7 +1,7 @@
 //! The async benchmark's results: a row per configuration (the JSON), the result table and
 //! the ratio tables of the library against the hand-written statements and the blocking path.
 
-use counter_bench::report::{Align, Table};
+use counter_bench::report::{Align, Measured, Table};
 use counter_bench::stats::{round_ratios, round_to};
 use serde::Serialize;
 
@@ -15,12 +15,9 @@ pub struct Row {
     pub workload: &'static str,
     pub rows: &'static str,
     pub clients: usize,
-    pub ops_per_sec: f64,
-    pub p50_us: u32,
-    pub p99_us: u32,
-    /// Successful increments minus what the rows actually moved by.
-    pub lost: i64,
-    pub errors: u64,
+    /// ops/s, latencies, increments minus what the rows moved by, errors.
+    #[serde(flatten)]
+    pub measured: Measured,
     /// Returned values that were duplicates or outside what the row went through.
     pub bad_values: u64,
     /// CPU time of the whole benchmark process per successful increment, µs: what the client
@@ -36,18 +33,13 @@ pub struct Row {
 impl Row {
     /// The row of configuration `c` of `backend` (its name in the JSON), from its tally.
     pub fn new(c: &Config, backend: &'static str, mut t: Tally) -> Row {
-        let (p50_us, p99_us) = t.totals.p50_p99();
         let secs = t.totals.elapsed.as_secs_f64();
         Row {
             backend,
             workload: c.workload.name(),
             rows: c.rows.name(),
             clients: c.clients,
-            ops_per_sec: t.totals.ops_per_sec(),
-            p50_us,
-            p99_us,
-            lost: t.lost,
-            errors: t.totals.errors,
+            measured: Measured::new(&mut t.totals, t.lost),
             bad_values: t.bad_values,
             cpu_us_per_op: round_to(t.cpu.as_secs_f64() * 1e6 / t.totals.ok.max(1) as f64, 1),
             ops: t.totals.ok,
@@ -60,31 +52,24 @@ impl Row {
 /// The result table and the ratio tables, in markdown.
 pub fn tables(rows: &[Row]) -> String {
     use Align::{Left, Right};
-    let mut t = Table::new(&[
+    let columns = [
         ("backend", Left),
         ("workload", Left),
         ("rows", Left),
         ("clients", Right),
-        ("ops/s", Right),
-        ("p50 µs", Right),
-        ("p99 µs", Right),
-        ("lost", Right),
-        ("errors", Right),
-        ("CPU µs/op", Right),
-    ]);
+    ];
+    let cpu_column = [("CPU µs/op", Right)];
+    let mut t = Table::new(columns.iter().chain(&Measured::COLUMNS).chain(&cpu_column));
     for r in rows {
-        t.row(vec![
+        let mut cells = vec![
             r.backend.to_owned(),
             r.workload.to_owned(),
             r.rows.to_owned(),
             r.clients.to_string(),
-            format!("{:.0}", r.ops_per_sec),
-            r.p50_us.to_string(),
-            r.p99_us.to_string(),
-            r.lost.to_string(),
-            r.errors.to_string(),
-            format!("{:.1}", r.cpu_us_per_op),
-        ]);
+        ];
+        cells.extend(r.measured.cells());
+        cells.push(format!("{:.1}", r.cpu_us_per_op));
+        t.row(cells);
     }
     let mut out = t.render();
     let library: Vec<&Row> = rows
@@ -164,7 +149,7 @@ pub fn tables(rows: &[Row]) -> String {
 
 /// `r ÷ o` in ops/s over all rounds, then the median and range of the per-round ratios.
 fn ratio_cell(r: &Row, o: &Row) -> String {
-    let total = r.ops_per_sec / o.ops_per_sec;
+    let total = r.measured.ops_per_sec / o.measured.ops_per_sec;
     match round_ratios(&r.ops_per_sec_by_round, &o.ops_per_sec_by_round) {
         None => format!("{total:.3}"),
         Some(s) => format!(
@@ -184,11 +169,13 @@ mod tests {
             workload: workload.name(),
             rows: "hot",
             clients: 1,
-            ops_per_sec: ops,
-            p50_us: 100,
-            p99_us: 300,
-            lost: 0,
-            errors: 0,
+            measured: Measured {
+                ops_per_sec: ops,
+                p50_us: 100,
+                p99_us: 300,
+                lost: 0,
+                errors: 0,
+            },
             bad_values: 0,
             cpu_us_per_op: cpu,
             ops: 1000,
@@ -224,5 +211,18 @@ mod tests {
         );
         assert!(text.ends_with("| postgres | hot | 1 | – | – |\n"), "{text}");
         assert_eq!(tables(&rows[1..]).lines().count(), 3);
+    }
+
+    #[test]
+    fn json_keys_are_stable() {
+        let text = serde_json::to_string(&row(Workload::HandAsync, 2.5, &[2.0], 1.5))
+            .expect("serializable");
+        assert_eq!(
+            text,
+            "{\"backend\":\"postgres\",\"workload\":\"hand-async\",\"rows\":\"hot\",\
+             \"clients\":1,\"ops_per_sec\":2.5,\"p50_us\":100,\"p99_us\":300,\"lost\":0,\
+             \"errors\":0,\"bad_values\":0,\"cpu_us_per_op\":1.5,\"ops\":1000,\"seconds\":1.0,\
+             \"ops_per_sec_by_round\":[2.0]}"
+        );
     }
 }

@@ -84,10 +84,10 @@ fn main() -> ExitCode {
     // Throughput is only reported. A lost update or an error in anything but `naive` is a
     // correctness failure, and fails the run (and so the CI smoke run).
     for r in all.iter().filter(|r| r.workload != Workload::Naive) {
-        if r.lost != 0 || r.errors != 0 {
+        if r.measured.failed() {
             eprintln!(
                 "error: {} {:?} with {} clients: {} lost, {} errors; it must be 0 and 0",
-                r.backend, r.workload, r.clients, r.lost, r.errors
+                r.backend, r.workload, r.clients, r.measured.lost, r.measured.errors
             );
             failed = true;
         }

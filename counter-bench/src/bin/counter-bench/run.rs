@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use counter_bench::db::short_version;
 use counter_bench::measure::{ClientLog, Totals};
+use counter_bench::report::Measured;
 use diesel::r2d2::{ConnectionManager, CustomizeConnection, Pool};
 use rand::rngs::SmallRng;
 use rand::seq::SliceRandom;
@@ -131,17 +132,16 @@ pub fn run_backend<B: Backend>(
     let rows = tallies
         .into_iter()
         .map(|((w, c), mut t)| {
-            let measured = t.totals.p50_p99();
-            let (p50_us, p99_us) = t.reference.unwrap_or(measured);
+            let lost = i64::try_from(t.lost).unwrap_or(i64::MAX);
+            let mut measured = Measured::new(&mut t.totals, lost);
+            if let Some((p50_us, p99_us)) = t.reference {
+                (measured.p50_us, measured.p99_us) = (p50_us, p99_us);
+            }
             Row {
                 backend: B::NAME,
                 workload: w,
                 clients: c,
-                ops_per_sec: t.totals.ops_per_sec(),
-                p50_us,
-                p99_us,
-                lost: i64::try_from(t.lost).unwrap_or(i64::MAX),
-                errors: t.totals.errors,
+                measured,
                 rows: s.rows,
                 flush_per_sec: (w == Workload::Redis && !t.flush_time.is_zero())
                     .then(|| (t.flushed as f64 / t.flush_time.as_secs_f64()).round()),
