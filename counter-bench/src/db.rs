@@ -1,514 +1,62 @@
-//! The table, the model, the workloads, and what differs between the three backends.
+//! Reaching the servers and setting up their tables: the URLs (from the environment, else the
+//! local defaults CI uses), the server's version, and the rows a run starts from.
 
-use counter_core::{AtomicError, AtomicField, ChangeColumn};
-use diesel::connection::SimpleConnection;
-use diesel::mysql::MysqlConnection;
-use diesel::pg::PgConnection;
-use diesel::prelude::*;
-use diesel::r2d2::{ConnectionManager, CustomizeConnection, PooledConnection, R2D2Connection};
-use diesel::sqlite::SqliteConnection;
+use diesel::dsl::sql;
+use diesel::query_dsl::LoadQuery;
+use diesel::sql_types::Text;
+use diesel::QueryResult;
 
-use crate::Workload;
+/// The PostgreSQL of the run: `COUNTER_PG_URL`, and its default.
+pub const PG_URL: (&str, &str) = ("COUNTER_PG_URL", "postgres://postgres@127.0.0.1/test");
 
-diesel::table! {
-    counters (id) {
-        id -> BigInt,
-        value -> BigInt,
-        stock -> BigInt,
-        hits -> BigInt,
-    }
+/// The MySQL/MariaDB of the run: `COUNTER_MYSQL_URL`, and its default.
+pub const MYSQL_URL: (&str, &str) = ("COUNTER_MYSQL_URL", "mysql://root@127.0.0.1/test");
+
+/// The Redis of the run: `COUNTER_REDIS_URL`, and its default.
+pub const REDIS_URL: (&str, &str) = ("COUNTER_REDIS_URL", "redis://127.0.0.1:6379/");
+
+/// The environment variable `name`, else `default` (an empty variable counts as unset).
+pub fn env_or(name: &str, default: &str) -> String {
+    std::env::var(name)
+        .ok()
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| default.to_owned())
 }
 
-diesel::table! {
-    /// The slots of `counters.hits` (the `slotted` workload).
-    counter_hit_slots (id, slot) {
-        id -> BigInt,
-        slot -> Integer,
-        count -> BigInt,
-    }
+/// `SELECT <expression>` as text: `select_text(conn, "version()")`.
+pub fn select_text<C>(conn: &mut C, expression: &str) -> QueryResult<String>
+where
+    C: diesel::Connection,
+    diesel::dsl::select<diesel::expression::SqlLiteral<Text>>: for<'a> LoadQuery<'a, C, String>,
+{
+    diesel::RunQueryDsl::get_result(diesel::select(sql::<Text>(expression)), conn)
 }
 
-/// How many slots `hits` has, and how many rows the `spread` baseline spreads over.
-pub const SLOTS: i64 = 64;
-
-/// The model under test: `value` is an unbounded counter, `stock` a level that cannot go below 0.
-#[derive(Debug, Queryable, Selectable, Identifiable, Insertable, AtomicField)]
-#[diesel(table_name = counters)]
-pub struct Counter {
-    pub id: i64,
-    #[atomic]
-    pub value: i64,
-    #[atomic(min = 0)]
-    pub stock: i64,
-    /// A slotted counter over `SLOTS` rows of `counter_hit_slots`.
-    #[atomic(slots = 64, table = counter_hit_slots)]
-    pub hits: i64,
-}
-
-/// What every row's stock is reset to before each run: far more than any run can take.
-pub const STOCK: i64 = 1_000_000_000_000;
-
-/// A pooled connection of backend `B`.
-pub type Pooled<B> = PooledConnection<ConnectionManager<B>>;
-
-/// One backend: its connection type, the schema, the hand-written statement.
-pub trait Backend: R2D2Connection + Send + Sized + 'static {
-    /// The name used on the command line and in the JSON.
-    const NAME: &'static str;
-    /// The name used in the chart and the table.
-    const TITLE: &'static str;
-
-    /// Drops and recreates `counters` with `rows` rows (ids 1..=rows, value 0, stock [`STOCK`]).
-    fn create_schema(conn: &mut Self, rows: i64) -> QueryResult<()>;
-
-    /// The server's version string.
-    fn version(conn: &mut Self) -> QueryResult<String>;
-
-    /// The same guarded increment the library runs, written directly with Diesel's query
-    /// builder. `None` when no row matched.
-    fn handwritten(conn: &mut Self, id: i64) -> QueryResult<Option<i64>>;
-
-    /// Add 1 to `value` of row `row.id`, or insert `row`, as a user writes it by hand; the
-    /// new value.
-    fn upsert_handwritten(conn: &mut Self, row: &Counter) -> QueryResult<i64>;
-
-    /// Runs one operation of `workload` on row `id`; the amount it moved its column by
-    /// (`value` up, or `stock` down).
-    fn op(conn: &mut Pooled<Self>, workload: Workload, id: i64) -> Result<i64, String>;
-
-    /// Flushes the `redis` workload's counter into `counters`; the counts moved, how long.
-    fn redis_flush(
-        conn: &mut Pooled<Self>,
-        load: &crate::redis_load::RedisLoad,
-    ) -> Result<(i128, std::time::Duration), String>;
-
-    /// A write-behind buffer of `value` on `pool` (the `buffered` workload).
-    fn buffer(pool: diesel::r2d2::Pool<ConnectionManager<Self>>) -> counter_core::Buffer<i64, i64>;
-
-    /// `(Σ value, Σ stock, Σ hit slots)` over every row.
-    fn totals(conn: &mut Self) -> QueryResult<(i128, i128, i128)>;
-
-    /// Sets every row's stock back to [`STOCK`].
-    fn refill(conn: &mut Self) -> QueryResult<usize>;
-}
-
-fn db_err(e: diesel::result::Error) -> String {
-    e.to_string()
-}
-
-fn atomic_err(e: AtomicError) -> String {
-    e.to_string()
-}
-
-/// The row an upsert inserts when `id` has none (never, in the benchmark: every row exists).
-fn new_row(id: i64) -> Counter {
-    Counter {
-        id,
-        value: 1,
-        stock: STOCK,
-        hits: 0,
-    }
-}
-
-/// The sale as a user writes it without the library: `stock -= 1` only if enough, then
-/// `value += 1`, in a transaction, re-run on a serialization failure, a deadlock or a busy
-/// SQLite file. Gives 1 (`value` moved up by one). A macro: the statements are typed per
-/// connection, as in an application.
-macro_rules! sale_two_updates {
-    ($conn:expr, $id:expr) => {{
-        let (conn, id) = ($conn, $id);
-        loop {
-            let result = conn.transaction(|c| {
-                let taken =
-                    diesel::update(counters::table.find(id).filter(counters::stock.ge(1i64)))
-                        .set(counters::stock.eq(counters::stock - 1i64))
-                        .execute(c)?;
-                if taken == 0 {
-                    return Err(diesel::result::Error::NotFound);
-                }
-                diesel::update(counters::table.find(id))
-                    .set(counters::value.eq(counters::value + 1i64))
-                    .execute(c)?;
-                Ok(1)
-            });
-            match result {
-                Err(diesel::result::Error::DatabaseError(kind, info))
-                    if matches!(
-                        kind,
-                        diesel::result::DatabaseErrorKind::SerializationFailure
-                    ) || info.message().contains("Deadlock")
-                        || info.message().contains("database is locked") =>
-                {
-                    continue
-                }
-                other => break other.map_err(db_err),
-            }
-        }
-    }};
-}
-
-/// The rows: `rows` of them, and at least the `SLOTS` the `spread` workload uses.
-fn insert_rows_sql(rows: i64) -> String {
-    let values: Vec<String> = (1..=rows.max(SLOTS))
-        .map(|id| format!("({id}, 0, {STOCK}, 0)"))
-        .collect();
+/// `INSERT INTO <table> (<columns>) VALUES (…), (…)`, one tuple of literal values per row.
+pub fn insert_sql<R, V>(table: &str, columns: &str, rows: R) -> String
+where
+    R: IntoIterator<Item = V>,
+    V: std::fmt::Display,
+{
+    let values: Vec<String> = rows.into_iter().map(|v| format!("({v})")).collect();
     format!(
-        "INSERT INTO counters (id, value, stock, hits) VALUES {}",
+        "INSERT INTO {table} ({columns}) VALUES {}",
         values.join(", ")
     )
 }
 
-/// The parts that are written the same way for every connection type. A macro rather than
-/// generic code because the generated methods are called on the concrete pooled types, as an
-/// application would.
-macro_rules! common {
-    () => {
-        fn op(conn: &mut Pooled<Self>, workload: Workload, id: i64) -> Result<i64, String> {
-            match workload {
-                // Load the model, add in Rust, save: the race the library exists to avoid.
-                Workload::Naive => {
-                    let raw: &mut Self = conn;
-                    let row: Counter = counters::table
-                        .find(id)
-                        .select(Counter::as_select())
-                        .first(raw)
-                        .map_err(db_err)?;
-                    diesel::update(&row)
-                        .set(counters::value.eq(row.value + 1))
-                        .execute(raw)
-                        .map_err(db_err)?;
-                    Ok(1)
-                }
-                Workload::Handwritten => match Self::handwritten(conn, id).map_err(db_err)? {
-                    Some(_) => Ok(1),
-                    None => Err(format!("row {id} not matched")),
-                },
-                Workload::Increment => Counter::increment_value(conn, id, 1)
-                    .map(|_| 1)
-                    .map_err(atomic_err),
-                Workload::DecrementIfAtLeast => Counter::decrement_stock_if_at_least(conn, id, 1)
-                    .map(|_| 1)
-                    .map_err(atomic_err),
-                Workload::TakeUpTo => Counter::take_stock_up_to(conn, id, 1).map_err(atomic_err),
-                Workload::Locked => Counter::update_value_locked(conn, id, |v| Ok(v + 1))
-                    .map(|_| 1)
-                    .map_err(atomic_err),
-                Workload::Sale => Counter::update_atomic(
-                    conn,
-                    id,
-                    (
-                        counters::stock.decrement_if_at_least(1),
-                        counters::value.increment(1),
-                    ),
-                )
-                .map(|_| 1)
-                .map_err(atomic_err),
-                Workload::SaleTwoUpdates => {
-                    let raw: &mut Self = conn;
-                    sale_two_updates!(raw, id)
-                }
-                Workload::Upsert => Counter::increment_value_or_insert(conn, &new_row(id), 1)
-                    .map(|_| 1)
-                    .map_err(atomic_err),
-                Workload::UpsertHandwritten => Self::upsert_handwritten(conn, &new_row(id))
-                    .map(|_| 1)
-                    .map_err(db_err),
-                Workload::Slotted => Counter::increment_hits(conn, id, 1)
-                    .map(|()| 1)
-                    .map_err(atomic_err),
-                // The client loop spreads the ids over `SLOTS` rows.
-                Workload::Spread => Counter::increment_value(conn, id, 1)
-                    .map(|_| 1)
-                    .map_err(atomic_err),
-                // Run by the client loop on the shared buffer or Redis, never here.
-                Workload::Buffered | Workload::Redis | Workload::RedisBenchmark => {
-                    Err(format!("{workload:?} does not run on a connection"))
-                }
-            }
-        }
-
-        fn redis_flush(
-            conn: &mut Pooled<Self>,
-            load: &crate::redis_load::RedisLoad,
-        ) -> Result<(i128, std::time::Duration), String> {
-            load.flush(conn)
-        }
-
-        fn buffer(
-            pool: diesel::r2d2::Pool<ConnectionManager<Self>>,
-        ) -> counter_core::Buffer<i64, i64> {
-            counter_core::Buffer::new(
-                pool,
-                Counter::atomic_value(),
-                |&id: &i64, value| Counter {
-                    id,
-                    value,
-                    stock: STOCK,
-                    hits: 0,
-                },
-                counter_core::FlushPolicy::DEFAULT,
-            )
-        }
-
-        fn totals(conn: &mut Self) -> QueryResult<(i128, i128, i128)> {
-            let rows: Vec<(i64, i64)> = counters::table
-                .select((counters::value, counters::stock))
-                .load(conn)?;
-            let slots: Vec<i64> = counter_hit_slots::table
-                .select(counter_hit_slots::count)
-                .load(conn)?;
-            let (value, stock) = rows.iter().fold((0, 0), |(v, s), &(value, stock)| {
-                (v + i128::from(value), s + i128::from(stock))
-            });
-            Ok((value, stock, slots.iter().map(|&n| i128::from(n)).sum()))
-        }
-
-        fn refill(conn: &mut Self) -> QueryResult<usize> {
-            diesel::update(counters::table)
-                .set(counters::stock.eq(STOCK))
-                .execute(conn)
-        }
-    };
-}
-
-/// `UPDATE … SET value = value + 1 WHERE id = ? AND value <= i64::MAX - 1 RETURNING value`,
-/// the statement the library runs on PostgreSQL and SQLite.
-macro_rules! returning_update {
-    ($id:expr) => {
-        diesel::update(counters::table.find($id))
-            .set(counters::value.eq(counters::value + 1))
-            .filter(counters::value.le(i64::MAX - 1))
-            .returning(counters::value)
-    };
-}
-
-/// `INSERT … ON CONFLICT (id) DO UPDATE SET value = counters.value + 1 RETURNING value`, as a
-/// user writes it with Diesel's query builder (PostgreSQL, SQLite).
-macro_rules! diesel_upsert {
-    ($row:expr) => {
-        diesel::insert_into(counters::table)
-            .values($row)
-            .on_conflict(counters::id)
-            .do_update()
-            .set(counters::value.eq(counters::value + 1))
-            .returning(counters::value)
-    };
-}
-
-/// `UPDATE … SET value = value + 1 + CAST(LAST_INSERT_ID((value + 1) ^ 2^63) & 0 AS SIGNED)
-/// WHERE id = ? AND value <= i64::MAX - 1`, the statement the library runs on MySQL
-/// (counter-core/src/sql/delta.rs, `DELTA_CAPTURE`): one assignment that adds a signed zero and
-/// captures the new value as a side effect.
-macro_rules! mysql_capture_update {
-    ($id:expr) => {{
-        use mysql_dsl::{capture, BitAnd, SignBit, Xor, Zero};
-        diesel::update(counters::table.find($id))
-            .set(
-                counters::value.eq(counters::value
-                    + 1
-                    + BitAnd::new(capture(Xor::new(counters::value + 1, SignBit)), Zero)
-                        .cast::<diesel::sql_types::BigInt>()),
-            )
-            .filter(counters::value.le(i64::MAX - 1))
-    }};
-}
-
-impl Backend for PgConnection {
-    const NAME: &'static str = "postgres";
-    const TITLE: &'static str = "PostgreSQL";
-
-    fn create_schema(conn: &mut Self, rows: i64) -> QueryResult<()> {
-        conn.batch_execute(
-            "DROP TABLE IF EXISTS counters; DROP TABLE IF EXISTS counter_hit_slots; \
-             DROP TABLE IF EXISTS counter_flushes; \
-             CREATE TABLE counter_flushes (flush_id VARCHAR(64) PRIMARY KEY, kept TEXT NOT NULL, \
-             flushed_at BIGINT NOT NULL); \
-             CREATE TABLE counters (id BIGINT PRIMARY KEY, value BIGINT NOT NULL, \
-             stock BIGINT NOT NULL, hits BIGINT NOT NULL); \
-             CREATE TABLE counter_hit_slots (id BIGINT NOT NULL, slot INTEGER NOT NULL, \
-             count BIGINT NOT NULL, PRIMARY KEY (id, slot));",
-        )?;
-        conn.batch_execute(&insert_rows_sql(rows))
-    }
-
-    fn version(conn: &mut Self) -> QueryResult<String> {
-        diesel::select(diesel::dsl::sql::<diesel::sql_types::Text>("version()")).get_result(conn)
-    }
-
-    fn handwritten(conn: &mut Self, id: i64) -> QueryResult<Option<i64>> {
-        returning_update!(id).get_result(conn).optional()
-    }
-
-    fn upsert_handwritten(conn: &mut Self, row: &Counter) -> QueryResult<i64> {
-        diesel_upsert!(row).get_result(conn)
-    }
-
-    common!();
-}
-
-impl Backend for SqliteConnection {
-    const NAME: &'static str = "sqlite";
-    const TITLE: &'static str = "SQLite";
-
-    fn create_schema(conn: &mut Self, rows: i64) -> QueryResult<()> {
-        conn.batch_execute(
-            "PRAGMA journal_mode = WAL; \
-             DROP TABLE IF EXISTS counters; DROP TABLE IF EXISTS counter_hit_slots; \
-             DROP TABLE IF EXISTS counter_flushes; \
-             CREATE TABLE counter_flushes (flush_id VARCHAR(64) PRIMARY KEY, kept TEXT NOT NULL, \
-             flushed_at BIGINT NOT NULL); \
-             CREATE TABLE counters (id INTEGER PRIMARY KEY, value BIGINT NOT NULL, \
-             stock BIGINT NOT NULL, hits BIGINT NOT NULL); \
-             CREATE TABLE counter_hit_slots (id BIGINT NOT NULL, slot INTEGER NOT NULL, \
-             count BIGINT NOT NULL, PRIMARY KEY (id, slot));",
-        )?;
-        conn.batch_execute(&insert_rows_sql(rows))
-    }
-
-    fn version(conn: &mut Self) -> QueryResult<String> {
-        diesel::select(diesel::dsl::sql::<diesel::sql_types::Text>(
-            "sqlite_version()",
-        ))
-        .get_result(conn)
-    }
-
-    fn handwritten(conn: &mut Self, id: i64) -> QueryResult<Option<i64>> {
-        returning_update!(id).get_result(conn).optional()
-    }
-
-    fn upsert_handwritten(conn: &mut Self, row: &Counter) -> QueryResult<i64> {
-        diesel_upsert!(row).get_result(conn)
-    }
-
-    common!();
-}
-
-/// What a hand-written MySQL version needs that Diesel has no DSL for: `LAST_INSERT_ID(x)`,
-/// `LAST_INSERT_ID()`, `^`, `&`, and the constants 2^63 and 0, as typed DSL nodes rather than
-/// `sql("…")` literals. (It makes no difference to the `UPDATE`: Diesel never caches an
-/// `UpdateStatement` as a prepared statement, see diesel's `query_builder/update_statement`;
-/// it does let `SELECT LAST_INSERT_ID()` be cached, like the library's.)
-mod mysql_dsl {
-    use diesel::expression::{AppearsOnTable, Expression, SelectableExpression, ValidGrouping};
-    use diesel::mysql::Mysql;
-    use diesel::query_builder::{AstPass, QueryFragment, QueryId};
-    use diesel::result::QueryResult;
-    use diesel::sql_types::{BigInt, Unsigned};
-
-    diesel::define_sql_function! {
-        /// `LAST_INSERT_ID(x)`: remembers `x` for this connection and returns it.
-        #[sql_name = "LAST_INSERT_ID"]
-        fn capture(x: Unsigned<BigInt>) -> Unsigned<BigInt>;
-    }
-
-    diesel::define_sql_function! {
-        /// `LAST_INSERT_ID()`: the value last remembered on this connection.
-        #[sql_name = "LAST_INSERT_ID"]
-        fn last_insert_id() -> Unsigned<BigInt>;
-    }
-
-    diesel::infix_operator!(Xor, " ^ ", Unsigned<BigInt>, backend: Mysql);
-    // `x & 0` is typed `Integer` only so that Diesel's `cast::<BigInt>()` takes it (Diesel
-    // knows no cast from `Unsigned<BigInt>`); the SQL is the same either way.
-    diesel::infix_operator!(BitAnd, " & ", diesel::sql_types::Integer, backend: Mysql);
-
-    /// An unsigned integer constant written into the SQL text, as the library writes it.
-    macro_rules! literal {
-        ($(#[$doc:meta])* $name:ident = $text:literal) => {
-            $(#[$doc])*
-            #[derive(Debug, Clone, Copy, QueryId, ValidGrouping)]
-            pub struct $name;
-
-            impl Expression for $name {
-                type SqlType = Unsigned<BigInt>;
-            }
-
-            impl<QS> AppearsOnTable<QS> for $name {}
-            impl<QS> SelectableExpression<QS> for $name {}
-
-            impl QueryFragment<Mysql> for $name {
-                fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Mysql>) -> QueryResult<()> {
-                    out.push_sql($text);
-                    Ok(())
-                }
-            }
-        };
-    }
-
-    literal!(
-        /// `9223372036854775808` (2^63), which fits no signed bind parameter.
-        SignBit = "9223372036854775808"
-    );
-    literal!(
-        /// `0`.
-        Zero = "0"
-    );
-}
-
-impl Backend for MysqlConnection {
-    const NAME: &'static str = "mysql";
-    const TITLE: &'static str = "MariaDB";
-
-    fn create_schema(conn: &mut Self, rows: i64) -> QueryResult<()> {
-        conn.batch_execute(
-            "DROP TABLE IF EXISTS counters; DROP TABLE IF EXISTS counter_hit_slots; \
-             DROP TABLE IF EXISTS counter_flushes; \
-             CREATE TABLE counter_flushes (flush_id VARCHAR(64) PRIMARY KEY, kept LONGTEXT NOT NULL, \
-             flushed_at BIGINT NOT NULL) ENGINE = InnoDB; \
-             CREATE TABLE counters (id BIGINT PRIMARY KEY, value BIGINT NOT NULL, \
-             stock BIGINT NOT NULL, hits BIGINT NOT NULL) ENGINE = InnoDB; \
-             CREATE TABLE counter_hit_slots (id BIGINT NOT NULL, slot INT NOT NULL, \
-             count BIGINT NOT NULL, PRIMARY KEY (id, slot)) ENGINE = InnoDB;",
-        )?;
-        conn.batch_execute(&insert_rows_sql(rows))
-    }
-
-    fn version(conn: &mut Self) -> QueryResult<String> {
-        diesel::select(diesel::dsl::sql::<diesel::sql_types::Text>("version()")).get_result(conn)
-    }
-
-    /// `UPDATE counters SET value = value + ? + CAST(LAST_INSERT_ID((value + ?) ^ 2^63) & 0 AS
-    /// SIGNED) WHERE id = ? AND value <= ?`, then `SELECT LAST_INSERT_ID()`: what the library
-    /// runs on MySQL (counter-core/src/backend/mysql.rs).
-    fn handwritten(conn: &mut Self, id: i64) -> QueryResult<Option<i64>> {
-        let matched = mysql_capture_update!(id).execute(conn)?;
-        if matched == 0 {
-            return Ok(None);
-        }
-        let captured: u64 = diesel::select(mysql_dsl::last_insert_id()).get_result(conn)?;
-        Ok(Some((captured ^ (1 << 63)) as i64))
-    }
-
-    /// The textbook MySQL upsert that returns the new value: raw SQL, two round trips.
-    fn upsert_handwritten(conn: &mut Self, row: &Counter) -> QueryResult<i64> {
-        use diesel::sql_types::BigInt;
-        diesel::sql_query(
-            "INSERT INTO counters (id, value, stock, hits) VALUES (?, ?, ?, ?) \
-             ON DUPLICATE KEY UPDATE value = LAST_INSERT_ID(value + 1)",
-        )
-        .bind::<BigInt, _>(row.id)
-        .bind::<BigInt, _>(row.value)
-        .bind::<BigInt, _>(row.stock)
-        .bind::<BigInt, _>(row.hits)
-        .execute(conn)?;
-        let captured: u64 = diesel::select(mysql_dsl::last_insert_id()).get_result(conn)?;
-        Ok(captured as i64)
-    }
-
-    common!();
-}
-
-/// Per-connection SQLite settings: wait up to 5 s for the write lock (so the hand-written and
-/// naive workloads, which have no retry loop, do not fail with SQLITE_BUSY) and the usual WAL
-/// durability level.
-#[derive(Debug, Clone, Copy)]
-pub struct SqlitePragmas;
-
-impl CustomizeConnection<SqliteConnection, diesel::r2d2::Error> for SqlitePragmas {
-    fn on_acquire(&self, conn: &mut SqliteConnection) -> Result<(), diesel::r2d2::Error> {
-        conn.batch_execute("PRAGMA busy_timeout = 5000; PRAGMA synchronous = NORMAL;")
-            .map_err(diesel::r2d2::Error::QueryError)
-    }
+/// "PostgreSQL 15.20 (Debian …) on x86_64…" → "15.20"; "10.11.19-MariaDB-0+deb12u1" →
+/// "10.11.19"; "3.46.0" → "3.46.0".
+pub fn short_version(v: &str) -> String {
+    v.split_whitespace()
+        .find(|w| w.starts_with(|c: char| c.is_ascii_digit()))
+        .map(|w| {
+            w.split(|c: char| !(c.is_ascii_digit() || c == '.'))
+                .next()
+                .unwrap_or(w)
+                .to_owned()
+        })
+        .unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -516,27 +64,38 @@ mod tests {
     use super::*;
 
     #[test]
-    fn handwritten_statements_are_the_librarys() {
-        let id = 1i64;
-        let pg = diesel::debug_query::<diesel::pg::Pg, _>(&returning_update!(id)).to_string();
-        assert!(
-            pg.starts_with(
-                "UPDATE \"counters\" SET \"value\" = (\"counters\".\"value\" + $1) \
-                 WHERE ((\"counters\".\"id\" = $2) AND (\"counters\".\"value\" <= $3)) \
-                 RETURNING \"counters\".\"value\""
-            ),
-            "{pg}"
+    fn versions_are_shortened() {
+        assert_eq!(
+            short_version("PostgreSQL 15.20 (Debian 15.20-0+deb12u1) on x86_64-pc-linux-gnu"),
+            "15.20"
         );
-        assert!(pg.ends_with("binds: [1, 1, 9223372036854775806]"), "{pg}");
-        let my =
-            diesel::debug_query::<diesel::mysql::Mysql, _>(&mysql_capture_update!(id)).to_string();
-        assert!(
-            my.starts_with(
-                "UPDATE `counters` SET `value` = ((`counters`.`value` + ?) + \
-                 CAST(LAST_INSERT_ID((`counters`.`value` + ?) ^ 9223372036854775808) & 0 AS signed)) \
-                 WHERE ((`counters`.`id` = ?) AND (`counters`.`value` <= ?))"
-            ),
-            "{my}"
+        assert_eq!(short_version("10.11.19-MariaDB-0+deb12u1"), "10.11.19");
+        assert_eq!(short_version("3.46.0"), "3.46.0");
+    }
+
+    #[test]
+    fn insert_lists_every_row() {
+        assert_eq!(
+            insert_sql("t", "id, hits", [1, 2].map(|id| format!("{id}, 0"))),
+            "INSERT INTO t (id, hits) VALUES (1, 0), (2, 0)"
+        );
+    }
+
+    #[test]
+    fn an_empty_variable_is_unset() {
+        assert_eq!(
+            env_or("COUNTER_BENCH_SURELY_UNSET_VARIABLE", "fallback"),
+            "fallback"
+        );
+    }
+
+    #[test]
+    fn select_text_runs_on_sqlite() {
+        use diesel::Connection;
+        let mut conn = diesel::SqliteConnection::establish(":memory:").expect("in memory");
+        assert_eq!(
+            select_text(&mut conn, "'a' || 'b'").expect("selected"),
+            "ab"
         );
     }
 }

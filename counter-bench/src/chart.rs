@@ -1,9 +1,7 @@
-//! The chart, written as plain SVG text: ops/s against clients, one line per workload, one
-//! panel per backend. No font or system library is needed to produce it.
+//! The chart, written as plain SVG text: ops/s against clients, one line per series (a
+//! workload), one panel per backend. No font or system library is needed to produce it.
 
 use std::fmt::Write;
-
-use crate::{Row, Workload};
 
 const PANEL_W: f64 = 440.0;
 const PANEL_H: f64 = 330.0;
@@ -13,31 +11,33 @@ const TOP: f64 = 56.0;
 const BOTTOM: f64 = 48.0;
 const LEGEND_H: f64 = 56.0;
 
-fn color(w: Workload) -> &'static str {
-    match w {
-        Workload::Naive => "#d62728",
-        Workload::Handwritten => "#7f7f7f",
-        Workload::Increment => "#1f77b4",
-        Workload::DecrementIfAtLeast => "#2ca02c",
-        Workload::TakeUpTo => "#ff7f0e",
-        Workload::Locked => "#9467bd",
-        Workload::Sale | Workload::SaleTwoUpdates => "#8c564b",
-        Workload::Upsert | Workload::UpsertHandwritten => "#17becf",
-        Workload::Buffered => "#bcbd22",
-        Workload::Slotted => "#e377c2",
-        Workload::Spread => "#393b79",
-        Workload::Redis | Workload::RedisBenchmark => "#a50026",
-    }
+/// A line of the chart. Lines are drawn, and listed in the legend, in their `Ord` order.
+pub trait Series: Copy + Ord {
+    /// Its name in the legend and in the tooltips.
+    fn name(self) -> &'static str;
+    /// Its stroke colour (`"#1f77b4"`).
+    fn color(self) -> &'static str;
+    /// Drawn dashed: a reference the solid lines are compared with.
+    fn dashed(self) -> bool;
 }
 
-fn dash(w: Workload) -> &'static str {
-    match w {
-        Workload::Handwritten
-        | Workload::SaleTwoUpdates
-        | Workload::UpsertHandwritten
-        | Workload::Spread
-        | Workload::RedisBenchmark => " stroke-dasharray=\"6 4\"",
-        _ => "",
+/// One measurement: `series` with `clients` clients ran `ops_per_sec`.
+#[derive(Debug, Clone, Copy)]
+pub struct Point<S> {
+    pub series: S,
+    pub clients: usize,
+    pub ops_per_sec: f64,
+}
+
+fn color<S: Series>(w: S) -> &'static str {
+    w.color()
+}
+
+fn dash<S: Series>(w: S) -> &'static str {
+    if w.dashed() {
+        " stroke-dasharray=\"6 4\""
+    } else {
+        ""
     }
 }
 
@@ -75,8 +75,8 @@ fn escape(s: &str) -> String {
         .replace('>', "&gt;")
 }
 
-/// One panel per `(backend title, rows)` in `panels`, in that order.
-pub fn render(title: &str, panels: &[(String, Vec<&Row>)]) -> String {
+/// One panel per `(backend title, points)` in `panels`, in that order.
+pub fn render<S: Series>(title: &str, panels: &[(String, Vec<Point<S>>)]) -> String {
     let n = panels.len().max(1) as f64;
     let width = PANEL_W * n;
     let height = PANEL_H + LEGEND_H + 28.0;
@@ -97,21 +97,21 @@ pub fn render(title: &str, panels: &[(String, Vec<&Row>)]) -> String {
         escape(title)
     );
 
-    let mut seen: Vec<Workload> = Vec::new();
+    let mut seen: Vec<S> = Vec::new();
     for (i, (name, rows)) in panels.iter().enumerate() {
         let x0 = PANEL_W * i as f64;
         panel(&mut s, x0, 28.0, name, rows);
         for r in rows {
-            if !seen.contains(&r.workload) {
-                seen.push(r.workload);
+            if !seen.contains(&r.series) {
+                seen.push(r.series);
             }
         }
     }
     seen.sort();
 
     // The legend, centred under the panels, items as wide as their names.
-    let item_w = |w: &Workload| 48.0 + 7.0 * w.name().len() as f64;
-    let mut lines: Vec<Vec<Workload>> = vec![Vec::new()];
+    let item_w = |w: &S| 48.0 + 7.0 * w.name().len() as f64;
+    let mut lines: Vec<Vec<S>> = vec![Vec::new()];
     let mut used = 0.0;
     for w in &seen {
         if used + item_w(w) > width - 20.0 && !lines[lines.len() - 1].is_empty() {
@@ -148,7 +148,7 @@ pub fn render(title: &str, panels: &[(String, Vec<&Row>)]) -> String {
     s
 }
 
-fn panel(s: &mut String, x0: f64, y0: f64, name: &str, rows: &[&Row]) {
+fn panel<S: Series>(s: &mut String, x0: f64, y0: f64, name: &str, rows: &[Point<S>]) {
     let plot_l = x0 + LEFT;
     let plot_r = x0 + PANEL_W - RIGHT;
     let plot_t = y0 + TOP;
@@ -252,14 +252,14 @@ fn panel(s: &mut String, x0: f64, y0: f64, name: &str, rows: &[&Row]) {
         plot_b + 36.0
     );
 
-    // One line per workload.
-    let mut workloads: Vec<Workload> = rows.iter().map(|r| r.workload).collect();
-    workloads.sort();
-    workloads.dedup();
-    for w in workloads {
+    // One line per series.
+    let mut series: Vec<S> = rows.iter().map(|r| r.series).collect();
+    series.sort();
+    series.dedup();
+    for w in series {
         let mut points: Vec<(usize, f64)> = rows
             .iter()
-            .filter(|r| r.workload == w)
+            .filter(|r| r.series == w)
             .map(|r| (r.clients, r.ops_per_sec))
             .collect();
         points.sort_by_key(|p| p.0);

@@ -8,14 +8,13 @@ use std::time::{Duration, Instant};
 
 use counter_core::{AtomicFieldOn, BackendOf, BlockingConnection, RedisCounter};
 
-use crate::db::{counters, Counter};
+use counter_bench::db::{env_or, REDIS_URL};
+
+use crate::backend::{counters, Counter};
 
 /// The Redis the benchmark uses: `COUNTER_REDIS_URL`, else the local default.
 pub fn redis_url() -> String {
-    std::env::var("COUNTER_REDIS_URL")
-        .ok()
-        .filter(|v| !v.is_empty())
-        .unwrap_or_else(|| "redis://127.0.0.1:6379/".to_owned())
+    env_or(REDIS_URL.0, REDIS_URL.1)
 }
 
 /// The counter of `counters.value` in Redis, on a prefix of this process.

@@ -1,0 +1,183 @@
+//! The main benchmark's flags, and the settings of a run they give.
+
+use std::path::PathBuf;
+
+use clap::{Parser, ValueEnum};
+use counter_bench::cli::{client_counts, seconds, sorted_or, unique};
+
+use crate::workload::Workload;
+
+/// Measures counter-core's generated methods against naive read-modify-write and against the
+/// same SQL written directly with Diesel.
+///
+/// Every client is a thread with its own pooled connection. For each backend, the run time of
+/// every (workload, clients) configuration is split into rounds; each round runs every
+/// configuration once in a shuffled order, and the rounds are added up per configuration.
+/// Progress goes to stderr; the result table to stdout.
+///
+/// Environment: COUNTER_PG_URL (default postgres://postgres@127.0.0.1/test),
+/// COUNTER_MYSQL_URL (default mysql://root@127.0.0.1/test) and COUNTER_REDIS_URL (default
+/// redis://127.0.0.1:6379/). The table `counters` in those
+/// databases is dropped and recreated. SQLite runs on a temporary file in WAL mode with
+/// synchronous=NORMAL and busy_timeout=5000 ms on every connection.
+#[derive(Debug, Parser)]
+#[command(
+    name = "counter-bench",
+    version,
+    about,
+    long_about,
+    verbatim_doc_comment
+)]
+pub struct Cli {
+    /// Backend to measure; repeat for several [default: postgres, mysql and sqlite].
+    #[arg(long = "backend", value_enum)]
+    pub backends: Vec<BackendName>,
+
+    /// Workload to run; repeat for several [default: all].
+    ///
+    /// naive: load the row, add 1 in Rust, save it (two statements, no lock; loses updates).
+    /// handwritten: the library's guarded increment written directly with Diesel's query
+    /// builder (UPDATE … RETURNING on PostgreSQL/SQLite, UPDATE with LAST_INSERT_ID capture
+    /// then SELECT LAST_INSERT_ID() on MySQL). Diesel never caches an UPDATE as a prepared
+    /// statement, so this prepares the statement on every call; the library's statements are
+    /// prepared once per connection.
+    /// increment: Counter::increment_value(conn, id, 1).
+    /// decrement_if_at_least: Counter::decrement_stock_if_at_least(conn, id, 1).
+    /// take_up_to: Counter::take_stock_up_to(conn, id, 1).
+    /// locked: Counter::update_value_locked(conn, id, |v| Ok(v + 1)) (row lock, then write).
+    /// sale: Counter::update_atomic(conn, id, (stock.decrement_if_at_least(1),
+    /// value.increment(1))): two columns, one statement.
+    /// sale_two_updates: the same sale as two UPDATEs in a transaction with a retry loop.
+    /// upsert: Counter::increment_value_or_insert(conn, &row, 1) on existing rows.
+    /// upsert_handwritten: Diesel's on_conflict().do_update().set(value + 1).returning(value)
+    /// (PostgreSQL, SQLite); raw INSERT … ON DUPLICATE KEY UPDATE value =
+    /// LAST_INSERT_ID(value + 1) then SELECT LAST_INSERT_ID() (MariaDB).
+    /// buffered: buffer.add(id, 1) on a counter_core::Buffer the clients share (flushed every
+    /// second or at 10,000 pending adds, and after the slice, before `lost` is measured).
+    /// slotted: Counter::increment_hits(conn, id, 1), a slotted counter over 16 slot rows.
+    /// spread: Counter::increment_value(conn, id, 1) on a random one of 16 rows, the limit
+    /// a 16-slot counter approaches.
+    /// redis: RedisCounter::add(redis, id, 1) (one HINCRBY, a Redis connection per client),
+    /// then one flush into the table after the slice (its rate is reported as well).
+    /// redis_benchmark: redis-benchmark -c <clients> INCRBY on the same Redis, the reference
+    /// for redis (needs redis-benchmark on the PATH).
+    #[arg(long = "workload", value_enum, verbatim_doc_comment)]
+    pub workloads: Vec<Workload>,
+
+    /// Client counts to sweep, comma-separated [default: 1,4,16; with --quick: 1,4].
+    #[arg(long, value_delimiter = ',', value_parser = clap::value_parser!(u32).range(1..=256))]
+    pub clients: Vec<u32>,
+
+    /// Seconds of measurement per configuration, summed over all rounds
+    /// [default: 10; with --quick: 1].
+    #[arg(long)]
+    pub seconds: Option<f64>,
+
+    /// Rounds each configuration's time is split into [default: seconds/4 rounded up,
+    /// between 1 and 5].
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub rounds: Option<u32>,
+
+    /// Rows the operations are spread over, each operation on a random one. 1 is the hot-row
+    /// case: every client on the same row.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(i64).range(1..=1_000_000))]
+    pub rows: i64,
+
+    /// Write the result rows as a JSON array to this file: objects with backend, workload,
+    /// clients, ops_per_sec, p50_us, p99_us, lost, errors (and rows).
+    #[arg(long, value_name = "PATH")]
+    pub json: Option<PathBuf>,
+
+    /// Write an SVG chart (ops/s against clients, one line per workload, one panel per backend)
+    /// to this file.
+    #[arg(long, value_name = "PATH")]
+    pub svg: Option<PathBuf>,
+
+    /// CI smoke run: 1 and 4 clients, 1 s per configuration, one round, all workloads, unless
+    /// given explicitly. Under a minute per backend.
+    #[arg(long)]
+    pub quick: bool,
+
+    /// Seed of the shuffled order and of the row choice.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BackendName {
+    Postgres,
+    Mysql,
+    Sqlite,
+}
+
+/// What a run measures, with every default filled in.
+pub struct Settings {
+    pub backends: Vec<BackendName>,
+    pub workloads: Vec<Workload>,
+    pub clients: Vec<usize>,
+    pub seconds: f64,
+    pub rounds: u32,
+    pub rows: i64,
+    pub seed: u64,
+    pub quick: bool,
+}
+
+impl Settings {
+    /// The settings `cli` asks for; an error for a `--seconds` that is not a positive number.
+    pub fn new(cli: &Cli) -> Result<Self, String> {
+        let backends = if cli.backends.is_empty() {
+            vec![
+                BackendName::Postgres,
+                BackendName::Mysql,
+                BackendName::Sqlite,
+            ]
+        } else {
+            unique(cli.backends.clone())
+        };
+        let clients = client_counts(&cli.clients, if cli.quick { &[1, 4] } else { &[1, 4, 16] });
+        let seconds = seconds(cli.seconds, 1.0, 10.0, cli.quick)?;
+        let rounds = cli.rounds.unwrap_or(if cli.quick {
+            1
+        } else {
+            (seconds / 4.0).ceil().clamp(1.0, 5.0) as u32
+        });
+        Ok(Settings {
+            backends,
+            workloads: sorted_or(&cli.workloads, &Workload::ALL),
+            clients,
+            seconds,
+            rounds,
+            rows: cli.rows,
+            seed: cli.seed,
+            quick: cli.quick,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cli_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn quick_defaults() {
+        let cli = Cli::parse_from(["counter-bench", "--quick", "--backend", "sqlite"]);
+        let s = Settings::new(&cli).expect("valid");
+        assert_eq!(s.backends, [BackendName::Sqlite]);
+        assert_eq!(s.workloads, Workload::ALL);
+        assert_eq!(
+            (s.clients.as_slice(), s.seconds, s.rounds),
+            (&[1, 4][..], 1.0, 1)
+        );
+        let cli = Cli::parse_from(["counter-bench", "--seconds", "12"]);
+        let s = Settings::new(&cli).expect("valid");
+        assert_eq!((s.clients.as_slice(), s.rounds), (&[1, 4, 16][..], 3));
+        let cli = Cli::parse_from(["counter-bench", "--seconds", "0"]);
+        assert!(Settings::new(&cli).is_err());
+    }
+}

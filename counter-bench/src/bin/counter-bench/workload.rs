@@ -1,0 +1,138 @@
+//! The workloads: what one client of the main benchmark does in a loop, their names on the
+//! command line, in the JSON and in the tables, and how the chart draws them.
+
+use clap::ValueEnum;
+use counter_bench::chart::Series;
+use serde::Serialize;
+
+/// What one client does in a loop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, ValueEnum, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Workload {
+    /// Load, add in Rust, save.
+    Naive,
+    /// The same single statement as `increment`, written with Diesel's query builder.
+    Handwritten,
+    /// `increment_value(conn, id, 1)`.
+    Increment,
+    /// `decrement_stock_if_at_least(conn, id, 1)`.
+    #[value(name = "decrement_if_at_least", alias = "decrement-if-at-least")]
+    DecrementIfAtLeast,
+    /// `take_stock_up_to(conn, id, 1)`.
+    #[value(name = "take_up_to", alias = "take-up-to")]
+    TakeUpTo,
+    /// `update_value_locked(conn, id, |v| Ok(v + 1))`.
+    Locked,
+    /// `update_atomic(conn, id, (stock.decrement_if_at_least(1), value.increment(1)))`: the
+    /// sale of two columns in one statement.
+    Sale,
+    /// The same sale as a user writes it today: a transaction of two `UPDATE`s (the guarded
+    /// one first) with a hand-written retry loop.
+    #[value(name = "sale_two_updates", alias = "sale-two-updates")]
+    SaleTwoUpdates,
+    /// `increment_value_or_insert(conn, &row, 1)` on rows that exist.
+    Upsert,
+    /// The same upsert hand-written: Diesel's `on_conflict().do_update()` returning the value
+    /// (PostgreSQL, SQLite); on MariaDB the textbook raw SQL `ON DUPLICATE KEY UPDATE value =
+    /// LAST_INSERT_ID(value + 1)` then `SELECT LAST_INSERT_ID()` (which reports a stale value
+    /// when it inserts).
+    #[value(name = "upsert_handwritten", alias = "upsert-handwritten")]
+    UpsertHandwritten,
+    /// `buffer.add(id, 1)` on a `counter_core::Buffer` shared by the clients, flushed in the
+    /// background (every second or at 10,000 pending adds) and once more after the slice;
+    /// `lost` is measured after that last flush.
+    Buffered,
+    /// `increment_hits(conn, id, 1)`: a slotted counter over 16 rows of a slot table.
+    Slotted,
+    /// `increment_value(conn, id, 1)` on a random one of 16 rows: the limit a 16-slot
+    /// counter approaches (the same statement, no hot row).
+    Spread,
+    /// `RedisCounter::add(redis, id, 1)` (one `HINCRBY`), each client on its own Redis
+    /// connection; one flush after the slice moves the counts into the table (its rate is
+    /// `flush_per_sec`), and `lost` is measured after it.
+    Redis,
+    /// The reference for `redis`: `redis-benchmark -c <clients> INCRBY` on the same Redis,
+    /// in the same run. Not the library; its numbers are redis-benchmark's own.
+    #[value(name = "redis_benchmark", alias = "redis-benchmark")]
+    RedisBenchmark,
+}
+
+impl Workload {
+    pub const ALL: [Workload; 15] = [
+        Workload::Naive,
+        Workload::Handwritten,
+        Workload::Increment,
+        Workload::DecrementIfAtLeast,
+        Workload::TakeUpTo,
+        Workload::Locked,
+        Workload::Sale,
+        Workload::SaleTwoUpdates,
+        Workload::Upsert,
+        Workload::UpsertHandwritten,
+        Workload::Buffered,
+        Workload::Slotted,
+        Workload::Spread,
+        Workload::Redis,
+        Workload::RedisBenchmark,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Workload::Naive => "naive",
+            Workload::Handwritten => "handwritten",
+            Workload::Increment => "increment",
+            Workload::DecrementIfAtLeast => "decrement_if_at_least",
+            Workload::TakeUpTo => "take_up_to",
+            Workload::Locked => "locked",
+            Workload::Sale => "sale",
+            Workload::SaleTwoUpdates => "sale_two_updates",
+            Workload::Upsert => "upsert",
+            Workload::UpsertHandwritten => "upsert_handwritten",
+            Workload::Buffered => "buffered",
+            Workload::Slotted => "slotted",
+            Workload::Spread => "spread",
+            Workload::Redis => "redis",
+            Workload::RedisBenchmark => "redis_benchmark",
+        }
+    }
+
+    /// Does it move `stock` down (else `value` up)?
+    pub fn on_stock(self) -> bool {
+        matches!(self, Workload::DecrementIfAtLeast | Workload::TakeUpTo)
+    }
+}
+
+impl Series for Workload {
+    fn name(self) -> &'static str {
+        Workload::name(self)
+    }
+
+    fn color(self) -> &'static str {
+        match self {
+            Workload::Naive => "#d62728",
+            Workload::Handwritten => "#7f7f7f",
+            Workload::Increment => "#1f77b4",
+            Workload::DecrementIfAtLeast => "#2ca02c",
+            Workload::TakeUpTo => "#ff7f0e",
+            Workload::Locked => "#9467bd",
+            Workload::Sale | Workload::SaleTwoUpdates => "#8c564b",
+            Workload::Upsert | Workload::UpsertHandwritten => "#17becf",
+            Workload::Buffered => "#bcbd22",
+            Workload::Slotted => "#e377c2",
+            Workload::Spread => "#393b79",
+            Workload::Redis | Workload::RedisBenchmark => "#a50026",
+        }
+    }
+
+    /// The hand-written references, and `spread`, the limit `slotted` approaches.
+    fn dashed(self) -> bool {
+        matches!(
+            self,
+            Workload::Handwritten
+                | Workload::SaleTwoUpdates
+                | Workload::UpsertHandwritten
+                | Workload::Spread
+                | Workload::RedisBenchmark
+        )
+    }
+}
