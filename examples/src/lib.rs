@@ -74,3 +74,23 @@ pub struct ReadmeDoctests;
 #[cfg(doctest)]
 #[doc = include_str!("../../counter-derive/doc/derive.md")]
 pub struct DeriveDoctests;
+
+/// The guide chapters of `counter-core/doc/` (reference the README links to), whose Rust
+/// snippets run here as they do in the README.
+#[cfg(doctest)]
+mod guide_doctests {
+    #[doc = include_str!("../../counter-core/doc/fields.md")]
+    pub struct Fields;
+    #[doc = include_str!("../../counter-core/doc/retries.md")]
+    pub struct Retries;
+    #[doc = include_str!("../../counter-core/doc/async.md")]
+    pub struct Async;
+    #[doc = include_str!("../../counter-core/doc/hot_counters.md")]
+    pub struct HotCounters;
+    #[doc = include_str!("../../counter-core/doc/redis.md")]
+    pub struct Redis;
+    #[doc = include_str!("../../counter-core/doc/guarantees.md")]
+    pub struct Guarantees;
+    #[doc = include_str!("../../counter-core/doc/sql.md")]
+    pub struct Sql;
+}
