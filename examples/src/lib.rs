@@ -74,3 +74,55 @@ pub struct ReadmeDoctests;
 #[cfg(doctest)]
 #[doc = include_str!("../../counter-derive/doc/derive.md")]
 pub struct DeriveDoctests;
+
+/// The guide chapters of `counter-core/doc/` (reference the README links to), whose Rust
+/// snippets run here as they do in the README.
+#[cfg(doctest)]
+mod guide_doctests {
+    #[doc = include_str!("../../counter-core/doc/fields.md")]
+    pub struct Fields;
+    #[doc = include_str!("../../counter-core/doc/retries.md")]
+    pub struct Retries;
+    #[doc = include_str!("../../counter-core/doc/async.md")]
+    pub struct Async;
+    #[doc = include_str!("../../counter-core/doc/hot_counters.md")]
+    pub struct HotCounters;
+    #[doc = include_str!("../../counter-core/doc/redis.md")]
+    pub struct Redis;
+    #[doc = include_str!("../../counter-core/doc/guarantees.md")]
+    pub struct Guarantees;
+    #[doc = include_str!("../../counter-core/doc/sql.md")]
+    pub struct Sql;
+}
+
+/// The per-operation SQL fragments (`counter-core/doc/ops/*.md`, for each operation's rustdoc):
+/// SQL only today; a Rust block added to one runs here.
+#[cfg(doctest)]
+mod ops_doctests {
+    #[doc = include_str!("../../counter-core/doc/ops/current.md")]
+    pub struct Current;
+    #[doc = include_str!("../../counter-core/doc/ops/increment.md")]
+    pub struct Increment;
+    #[doc = include_str!("../../counter-core/doc/ops/decrement.md")]
+    pub struct Decrement;
+    #[doc = include_str!("../../counter-core/doc/ops/decrement_if_at_least.md")]
+    pub struct DecrementIfAtLeast;
+    #[doc = include_str!("../../counter-core/doc/ops/take_up_to.md")]
+    pub struct TakeUpTo;
+    #[doc = include_str!("../../counter-core/doc/ops/update_locked.md")]
+    pub struct UpdateLocked;
+    #[doc = include_str!("../../counter-core/doc/ops/transfer.md")]
+    pub struct Transfer;
+    #[doc = include_str!("../../counter-core/doc/ops/update_first_unlocked.md")]
+    pub struct UpdateFirstUnlocked;
+    #[doc = include_str!("../../counter-core/doc/ops/increment_or_insert.md")]
+    pub struct IncrementOrInsert;
+    #[doc = include_str!("../../counter-core/doc/ops/update_atomic.md")]
+    pub struct UpdateAtomic;
+    #[doc = include_str!("../../counter-core/doc/ops/slotted.md")]
+    pub struct Slotted;
+    #[doc = include_str!("../../counter-core/doc/ops/buffer_flush.md")]
+    pub struct BufferFlush;
+    #[doc = include_str!("../../counter-core/doc/ops/redis_flush.md")]
+    pub struct RedisFlush;
+}

@@ -47,3 +47,31 @@ fn add_to_cart_is_all_or_nothing() {
     assert!(out.contains("add-to-cart exact: true"), "{out}");
     assert!(out.contains("= 200 (started at 200)"), "{out}");
 }
+
+#[test]
+fn pg_service_sells_the_stock_once_and_counts_every_view() {
+    // Needs COUNTER_PG_URL and COUNTER_REDIS_URL (`source .ci/env.sh`), like the other
+    // PostgreSQL tests of the suite.
+    let out = run(env!("CARGO_BIN_EXE_pg_service"));
+    assert!(out.contains("32 clients sent 4480 requests"), "{out}");
+    assert!(
+        out.contains("buy: 1000 sold, 280 refused; stock 0, sold column 1000 (started at 1000)"),
+        "{out}"
+    );
+    assert!(
+        out.contains("views: 3200 requests, 3200 in the row, 0 pending in Redis"),
+        "{out}"
+    );
+    assert!(out.contains("pg_service exact: true"), "{out}");
+}
+
+#[test]
+fn pg_service_names_the_variable_it_misses() {
+    let out = Command::new(env!("CARGO_BIN_EXE_pg_service"))
+        .env_remove("COUNTER_PG_URL")
+        .output()
+        .expect("the example starts");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("COUNTER_PG_URL is not set"), "{stderr}");
+}
