@@ -210,59 +210,60 @@ fn not_an_integer(expr: &Expr) -> Error {
 /// other than `table_name` and `primary_key` (diesel's derives check them).
 pub fn diesel_struct(cx: &Ctxt, attrs: &[Attribute]) -> DieselStruct {
     let mut out = DieselStruct::default();
-    for attr in diesel_lists(attrs) {
-        let parsed = attr.parse_nested_meta(|meta| {
-            if meta.path.is_ident("table_name") {
-                let path: Path = meta.value()?.parse()?;
-                // Like diesel's Identifiable, the first table_name wins.
-                out.table_name.get_or_insert(path);
-            } else if meta.path.is_ident("primary_key") {
-                let group: Group = meta.input.parse()?;
-                let columns = Punctuated::<Ident, Token![,]>::parse_terminated
-                    .parse2(group.stream())?
-                    .into_iter()
-                    .collect();
-                let path = &meta.path;
-                out.primary_key = Some(PrimaryKey {
-                    tokens: quote::quote!(#path #group),
-                    columns,
-                });
-            } else {
-                skip_value(meta.input)?;
-            }
-            Ok(())
-        });
-        if let Err(err) = parsed {
-            cx.syn_error(err);
+    each_diesel_key(cx, attrs, |meta| {
+        if meta.path.is_ident("table_name") {
+            let path: Path = meta.value()?.parse()?;
+            // Like diesel's Identifiable, the first table_name wins.
+            out.table_name.get_or_insert(path);
+        } else if meta.path.is_ident("primary_key") {
+            let group: Group = meta.input.parse()?;
+            let columns = Punctuated::<Ident, Token![,]>::parse_terminated
+                .parse2(group.stream())?
+                .into_iter()
+                .collect();
+            let path = &meta.path;
+            out.primary_key = Some(PrimaryKey {
+                tokens: quote::quote!(#path #group),
+                columns,
+            });
+        } else {
+            skip_value(meta.input)?;
         }
-    }
+        Ok(())
+    });
     out
 }
 
 /// Reads a field's `#[diesel(...)]` attributes; only `column_name` matters.
 pub fn diesel_field(cx: &Ctxt, attrs: &[Attribute]) -> DieselField {
     let mut out = DieselField::default();
-    for attr in diesel_lists(attrs) {
-        let parsed = attr.parse_nested_meta(|meta| {
-            if meta.path.is_ident("column_name") {
-                out.column_name = Some(column_name(meta.value()?)?);
-            } else {
-                skip_value(meta.input)?;
-            }
-            Ok(())
-        });
-        if let Err(err) = parsed {
-            cx.syn_error(err);
+    each_diesel_key(cx, attrs, |meta| {
+        if meta.path.is_ident("column_name") {
+            out.column_name = Some(column_name(meta.value()?)?);
+        } else {
+            skip_value(meta.input)?;
         }
-    }
+        Ok(())
+    });
     out
 }
 
-/// `#[diesel(...)]` attributes; other shapes are left to diesel.
-fn diesel_lists(attrs: &[Attribute]) -> impl Iterator<Item = &Attribute> {
-    attrs
+/// Calls `read` on every key of every `#[diesel(...)]` list; other shapes are left to diesel.
+/// A syntax error ends that attribute (syn cannot resynchronise inside it) and is reported,
+/// the other attributes are still read.
+fn each_diesel_key(
+    cx: &Ctxt,
+    attrs: &[Attribute],
+    mut read: impl FnMut(ParseNestedMeta) -> Result<()>,
+) {
+    let lists = attrs
         .iter()
-        .filter(|attr| attr.path().is_ident("diesel") && matches!(attr.meta, Meta::List(_)))
+        .filter(|attr| attr.path().is_ident("diesel") && matches!(attr.meta, Meta::List(_)));
+    for attr in lists {
+        if let Err(err) = attr.parse_nested_meta(&mut read) {
+            cx.syn_error(err);
+        }
+    }
 }
 
 /// Diesel accepts `column_name = ident` and `column_name = "ident"`.
