@@ -72,36 +72,32 @@ pub fn expand(model: &Model, field: &AtomicFieldModel) -> TokenStream {
         handle: &handle,
         where_clause: &where_clause,
     };
-    let by = Some(("by", &value_ty as _));
-    let n = Some(("n", &value_ty as _));
-    let increment = one_row.method(
-        &docs.increment("adds `by` to", "+"),
-        &increment,
-        "increment",
-        by,
-        &call_value,
-    );
-    let decrement = one_row.method(
-        &docs.increment("subtracts `by` from", "-"),
-        &decrement,
-        "decrement",
-        by,
-        &call_value,
-    );
-    let decrement_if_at_least = one_row.method(
-        &docs.decrement_if_at_least(),
-        &decrement_if_at_least,
-        "decrement_if_at_least",
-        n,
-        &call_value,
-    );
-    let take_up_to = one_row.method(
-        &docs.take_up_to(),
-        &take_up_to,
-        "take_up_to",
-        n,
-        &call_value,
-    );
+    // The four operations that change the value by an amount, in the order they appear on
+    // the model.
+    let by_amount = [
+        (
+            docs.increment("adds `by` to", "+"),
+            &increment,
+            "increment",
+            "by",
+        ),
+        (
+            docs.increment("subtracts `by` from", "-"),
+            &decrement,
+            "decrement",
+            "by",
+        ),
+        (
+            docs.decrement_if_at_least(),
+            &decrement_if_at_least,
+            "decrement_if_at_least",
+            "n",
+        ),
+        (docs.take_up_to(), &take_up_to, "take_up_to", "n"),
+    ]
+    .map(|(doc, name, op, amount)| {
+        one_row.method(&doc, name, op, Some((amount, &value_ty)), &call_value)
+    });
     let current = one_row.method(&docs.current(), &current, "current", None, &call_value);
 
     quote! {
@@ -116,13 +112,7 @@ pub fn expand(model: &Model, field: &AtomicFieldModel) -> TokenStream {
         }
 
         impl #ident {
-            #increment
-
-            #decrement
-
-            #decrement_if_at_least
-
-            #take_up_to
+            #(#by_amount)*
 
             #[doc = #doc_update_locked]
             pub fn #update_locked<'c, C, F>(conn: &'c mut C, #key: #key_ty, op: F) -> #call_locked

@@ -60,25 +60,8 @@ fn expand(model: &Model) -> TokenStream {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::product;
     use syn::parse_quote;
-
-    fn product() -> DeriveInput {
-        parse_quote! {
-            #[derive(Queryable, Selectable, Identifiable, AtomicField)]
-            #[diesel(table_name = products)]
-            #[diesel(check_for_backend(diesel::sqlite::Sqlite))]
-            #[atomic(retries = 5)]
-            pub struct Product {
-                pub id: i64,
-                pub name: String,
-                #[atomic(min = 0, max = 1000)]
-                pub stock: i32,
-                #[atomic]
-                #[diesel(column_name = units_sold)]
-                pub sold: i64,
-            }
-        }
-    }
 
     /// The expansion of `input`, checked to parse, without whitespace.
     fn compact_expansion(input: &DeriveInput) -> String {
@@ -91,6 +74,13 @@ mod tests {
             .collect()
     }
 
+    /// Asserts that `compact` holds every one of `needles` (written without whitespace).
+    fn assert_has(compact: &str, needles: &[&str]) {
+        for needle in needles {
+            assert!(compact.contains(needle), "no `{needle}` in {compact}");
+        }
+    }
+
     #[test]
     fn expansion_parses() {
         let tokens = derive(&product()).unwrap();
@@ -99,19 +89,24 @@ mod tests {
         println!("{tokens}");
         let file: syn::File = syn::parse2(tokens.clone()).unwrap();
         assert_eq!(file.items.len(), 1);
-        let text = tokens.to_string();
-        let compact: String = text.chars().filter(|c| !c.is_whitespace()).collect();
-        assert!(compact.contains("AtomicField<products::stock>forProduct"));
-        assert!(compact.contains("AtomicField<products::units_sold>forProduct"));
-        assert!(compact.contains("typeKeyColumns=(products::id,);"));
-        assert!(compact
-            .contains("constMIN:::core::option::Option<i32>=::core::option::Option::Some(0);"));
-        assert!(compact.contains("with_max_attempts(5)"));
-        assert!(compact.contains("constNAME:&'staticstr=\"sold\";"));
-        assert!(text.contains("fn take_stock_up_to"));
-        assert!(text.contains("fn increment_sold"));
-        assert!(text.contains("fn atomic_sold"));
-        assert!(text.contains("fn current_stock"));
+        let compact: String = tokens.to_string().split_whitespace().collect();
+        assert_has(
+            &compact,
+            &[
+                "AtomicField<crate::schema::products::stock>forProduct",
+                "AtomicField<crate::schema::products::units_sold>forProduct",
+                "typeKeyColumns=(crate::schema::products::product_id,);",
+                "constMIN:::core::option::Option<i32>=::core::option::Option::Some(0);",
+                "with_max_attempts(5)",
+                "constNAME:&'staticstr=\"sold\";",
+                "fntake_stock_up_to",
+                "fnincrement_sold",
+                "fnatomic_sold",
+                "fncurrent_stock",
+                // The key parameter is named after the key field.
+                "key:i64,by:i32",
+            ],
+        );
     }
 
     #[test]
@@ -129,15 +124,18 @@ mod tests {
             ..input
         };
         let compact = compact_expansion(&input);
-        assert!(compact.contains("Some(-500)"));
-        assert!(compact.contains("AtomicField<accounts::balance>forAccount"));
-        assert!(compact.contains("typeKeyColumns=(accounts::account_id,);"));
-        assert!(
-            compact.contains("constMAX:::core::option::Option<i64>=::core::option::Option::None;")
+        assert_has(
+            &compact,
+            &[
+                "Some(-500)",
+                "AtomicField<accounts::balance>forAccount",
+                "typeKeyColumns=(accounts::account_id,);",
+                "constMAX:::core::option::Option<i64>=::core::option::Option::None;",
+                // `by` would clash with the `by` parameter.
+                "key:i64,by:i64",
+            ],
         );
         assert!(!compact.contains("RETRY"));
-        // `by` would clash with the `by` parameter.
-        assert!(compact.contains("key:i64,by:i64"));
     }
 
     #[test]
@@ -156,19 +154,20 @@ mod tests {
             }
         };
         let compact = compact_expansion(&input);
-        assert!(compact.contains("typeKeyColumns=(lines::cart_id,lines::product_id,);"));
-        assert!(compact.contains("typeKey=(i64,i32);"));
-        assert!(
-            compact.contains("primary_key_is::<lines::table,(lines::cart_id,lines::product_id)>")
+        assert_has(
+            &compact,
+            &[
+                "typeKeyColumns=(lines::cart_id,lines::product_id,);",
+                "typeKey=(i64,i32);",
+                "primary_key_is::<lines::table,(lines::cart_id,lines::product_id)>",
+                "DistinctColumns<lines::quantity,lines::touched>forLine",
+                "typeSlotKeyColumns=(line_view_slots::cart_id,line_view_slots::product_id,);",
+                "constSLOTS:i32=8;",
+                "SlottedDecrement<lines::views>forLine",
+                "fnupdate_atomic",
+            ],
         );
-        assert!(compact.contains("DistinctColumns<lines::quantity,lines::touched>forLine"));
         assert!(!compact.contains("DistinctColumns<lines::views"));
-        assert!(compact.contains(
-            "typeSlotKeyColumns=(line_view_slots::cart_id,line_view_slots::product_id,);"
-        ));
-        assert!(compact.contains("constSLOTS:i32=8;"));
-        assert!(compact.contains("SlottedDecrement<lines::views>forLine"));
-        assert!(compact.contains("fnupdate_atomic"));
     }
 
     #[test]
