@@ -19,8 +19,9 @@
 //! `increment_*`, `decrement_*`, `decrement_*_if_at_least`, `take_*_up_to`,
 //! `update_*_locked`, `transfer_*` and `atomic_*` to the struct.
 //!
-//! Stages, one file each: `attr` (syntax) -> `model` (typed model) ->
-//! `valid` (checks, collected in a `ctxt::Ctxt`) -> `expand` (tokens).
+//! Stages, one module each: `attr` (syntax of `#[atomic]` and `#[diesel]`) -> `model` (typed
+//! model) -> `valid` (checks, collected in a `ctxt::Ctxt`) -> `expand` (tokens: one file per
+//! thing it expands, a plain field, a slotted one, several columns at once).
 
 extern crate proc_macro;
 

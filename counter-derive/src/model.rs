@@ -287,6 +287,29 @@ pub fn infer_table_name(ident: &Ident) -> String {
     result
 }
 
+/// The model of the crate docs with a renamed key column and a table path: the input the
+/// tests of each stage read.
+#[cfg(test)]
+pub fn product() -> DeriveInput {
+    syn::parse_quote! {
+        #[derive(Queryable, Selectable, Identifiable, AtomicField)]
+        #[diesel(table_name = crate::schema::products)]
+        #[diesel(primary_key(product_id))]
+        #[diesel(check_for_backend(diesel::sqlite::Sqlite))]
+        #[atomic(retries = 5)]
+        pub struct Product {
+            #[diesel(column_name = product_id)]
+            pub key: i64,
+            pub name: String,
+            #[atomic(min = 0, max = 1000)]
+            pub stock: i32,
+            #[atomic]
+            #[diesel(column_name = units_sold)]
+            pub sold: i64,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -335,28 +358,7 @@ mod tests {
 
     #[test]
     fn builds_the_model() {
-        let input: DeriveInput = parse_quote! {
-            #[diesel(table_name = crate::schema::products)]
-            #[atomic(retries = 5)]
-            pub struct Product {
-                #[diesel(column_name = product_id)]
-                pub key: i64,
-                pub name: String,
-                #[atomic(min = 0, max = 1000)]
-                pub stock: i32,
-                #[atomic]
-                #[diesel(column_name = units_sold)]
-                pub sold: i64,
-            }
-        };
-        let input = DeriveInput {
-            attrs: {
-                let mut attrs = input.attrs.clone();
-                attrs.push(parse_quote!(#[diesel(primary_key(product_id))]));
-                attrs
-            },
-            ..input
-        };
+        let input = product();
         let cx = Ctxt::new();
         let model = Model::from_syn(&cx, &input);
         cx.check().unwrap();

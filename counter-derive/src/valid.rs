@@ -7,7 +7,7 @@
 use crate::attr::{Int, PrimaryKey};
 use crate::ctxt::Ctxt;
 use crate::model::{AtomicFieldModel, ValueType};
-use quote::quote;
+use quote::{quote, ToTokens};
 use syn::{
     Attribute, Data, DeriveInput, Error, Fields, FieldsNamed, Generics, Ident, Result, Type,
 };
@@ -28,23 +28,20 @@ pub fn named_fields(input: &DeriveInput) -> Result<&FieldsNamed> {
                 "#[derive(AtomicField)] needs a struct with named fields, one per column",
             )),
         },
-        Data::Enum(data) => {
-            let enum_token = data.enum_token;
-            Err(Error::new_spanned(
-                quote!(#enum_token #ident),
-                "#[derive(AtomicField)] only works on a struct (a Diesel model with named \
-                 fields), not on an enum",
-            ))
-        }
-        Data::Union(data) => {
-            let union_token = data.union_token;
-            Err(Error::new_spanned(
-                quote!(#union_token #ident),
-                "#[derive(AtomicField)] only works on a struct (a Diesel model with named \
-                 fields), not on a union",
-            ))
-        }
+        Data::Enum(data) => Err(not_a_struct(data.enum_token, ident, "an enum")),
+        Data::Union(data) => Err(not_a_struct(data.union_token, ident, "a union")),
     }
+}
+
+/// Spanned over `enum Name` / `union Name`, the part of the item that says what it is.
+fn not_a_struct(keyword: impl ToTokens, ident: &Ident, what: &str) -> Error {
+    Error::new_spanned(
+        quote!(#keyword #ident),
+        format!(
+            "#[derive(AtomicField)] only works on a struct (a Diesel model with named fields), \
+             not on {what}"
+        ),
+    )
 }
 
 pub fn no_generics(generics: &Generics) -> Result<()> {
@@ -166,7 +163,6 @@ fn is_option(ty: &Type) -> bool {
     }
 }
 
-/// Bounds and retries of one `#[atomic]` field.
 /// The slotted declaration of a field, checked: `slots` and `table` together, 2 to 1024
 /// slots, an `i64` field, and no bounds (a slotted counter cannot enforce them).
 pub fn slotted(
@@ -242,6 +238,7 @@ pub fn slotted(
     })
 }
 
+/// Bounds and retries of one `#[atomic]` field.
 pub fn check_field(cx: &Ctxt, field: &AtomicFieldModel) {
     let min_fits = field
         .min

@@ -1,20 +1,15 @@
-//! Stage 1: read `#[atomic(...)]` and `#[diesel(...)]` into plain structs.
-//!
-//! Only syntax is checked here (unknown or duplicate keys, values that are
-//! not integer literals). Whether a value makes sense for its field is
-//! `valid.rs`'s business. Every value keeps its tokens for error spans.
+//! `#[atomic]` and `#[atomic(min = .., max = .., retries = .., slots = .., table = ..,
+//! allow_decrement)]` on the struct and its fields: every key is known, so an unknown or
+//! repeated one is reported, and each value keeps its tokens.
 
+use super::skip_value;
 use crate::ctxt::Ctxt;
-use proc_macro2::{Group, TokenStream, TokenTree};
 use quote::ToTokens;
 use syn::meta::ParseNestedMeta;
-use syn::parse::discouraged::Speculative;
-use syn::parse::{ParseBuffer, ParseStream, Parser};
-use syn::punctuated::Punctuated;
-use syn::{Attribute, Error, Expr, Ident, Lit, LitInt, Meta, Path, Result, Token, Type, UnOp};
+use syn::{Attribute, Error, Expr, Ident, Lit, LitInt, Meta, Path, Result, UnOp};
 
 /// The keys `#[atomic(...)]` accepts on a field.
-pub const FIELD_KEYS: &str =
+const FIELD_KEYS: &str =
     "`min`, `max`, `retries`, and for a slotted counter `slots`, `table`, `allow_decrement`";
 
 /// Where an `#[atomic]` attribute sits; the struct accepts fewer keys.
@@ -51,26 +46,6 @@ pub struct Int {
     /// The value including its sign. Literals outside `i128` are rejected
     /// while parsing; every counter type fits in `i128`.
     pub value: i128,
-}
-
-/// What we need from the struct's `#[diesel(...)]` attributes.
-#[derive(Default)]
-pub struct DieselStruct {
-    pub table_name: Option<Path>,
-    pub primary_key: Option<PrimaryKey>,
-}
-
-/// `primary_key(a, b, ...)`.
-pub struct PrimaryKey {
-    /// The whole `primary_key(...)` item, for error spans.
-    pub tokens: TokenStream,
-    pub columns: Vec<Ident>,
-}
-
-/// What we need from a field's `#[diesel(...)]` attributes.
-#[derive(Default)]
-pub struct DieselField {
-    pub column_name: Option<Ident>,
 }
 
 /// Reads all `#[atomic]` attributes of a struct or field.
@@ -172,7 +147,7 @@ fn atomic_key(cx: &Ctxt, out: &mut Atomic, meta: ParseNestedMeta, level: Level) 
 
 /// Accepts `5`, `-5`, and either wrapped in an invisible group (which is
 /// what a `macro_rules!` `$e:expr` becomes).
-pub fn int_literal(expr: &Expr) -> Result<(LitInt, i128)> {
+fn int_literal(expr: &Expr) -> Result<(LitInt, i128)> {
     match expr {
         Expr::Lit(syn::ExprLit {
             lit: Lit::Int(lit), ..
@@ -204,113 +179,6 @@ fn not_an_integer(expr: &Expr) -> Error {
         "expected an integer literal such as `0` or `-10`; constants and expressions are not \
          supported here",
     )
-}
-
-/// Reads the struct's `#[diesel(...)]` attributes, ignoring every key
-/// other than `table_name` and `primary_key` (diesel's derives check them).
-pub fn diesel_struct(cx: &Ctxt, attrs: &[Attribute]) -> DieselStruct {
-    let mut out = DieselStruct::default();
-    for attr in diesel_lists(attrs) {
-        let parsed = attr.parse_nested_meta(|meta| {
-            if meta.path.is_ident("table_name") {
-                let path: Path = meta.value()?.parse()?;
-                // Like diesel's Identifiable, the first table_name wins.
-                out.table_name.get_or_insert(path);
-            } else if meta.path.is_ident("primary_key") {
-                let group: Group = meta.input.parse()?;
-                let columns = Punctuated::<Ident, Token![,]>::parse_terminated
-                    .parse2(group.stream())?
-                    .into_iter()
-                    .collect();
-                let path = &meta.path;
-                out.primary_key = Some(PrimaryKey {
-                    tokens: quote::quote!(#path #group),
-                    columns,
-                });
-            } else {
-                skip_value(meta.input)?;
-            }
-            Ok(())
-        });
-        if let Err(err) = parsed {
-            cx.syn_error(err);
-        }
-    }
-    out
-}
-
-/// Reads a field's `#[diesel(...)]` attributes; only `column_name` matters.
-pub fn diesel_field(cx: &Ctxt, attrs: &[Attribute]) -> DieselField {
-    let mut out = DieselField::default();
-    for attr in diesel_lists(attrs) {
-        let parsed = attr.parse_nested_meta(|meta| {
-            if meta.path.is_ident("column_name") {
-                out.column_name = Some(column_name(meta.value()?)?);
-            } else {
-                skip_value(meta.input)?;
-            }
-            Ok(())
-        });
-        if let Err(err) = parsed {
-            cx.syn_error(err);
-        }
-    }
-    out
-}
-
-/// `#[diesel(...)]` attributes; other shapes are left to diesel.
-fn diesel_lists(attrs: &[Attribute]) -> impl Iterator<Item = &Attribute> {
-    attrs
-        .iter()
-        .filter(|attr| attr.path().is_ident("diesel") && matches!(attr.meta, Meta::List(_)))
-}
-
-/// Diesel accepts `column_name = ident` and `column_name = "ident"`.
-fn column_name(input: ParseStream) -> Result<Ident> {
-    if input.peek(syn::LitStr) {
-        let lit: syn::LitStr = input.parse()?;
-        let mut ident: Ident = lit.parse().map_err(|_| {
-            Error::new_spanned(
-                &lit,
-                "column_name must name the column as declared in `table!`, which is a Rust \
-                 identifier",
-            )
-        })?;
-        ident.set_span(lit.span());
-        Ok(ident)
-    } else {
-        input.parse()
-    }
-}
-
-/// Consumes the value of a key we do not interpret: nothing, `(...)`, or
-/// `= value`. Values may hold commas inside generics (`Foo<A, B>`), so try
-/// the grammars diesel uses before falling back to "up to the next comma".
-fn skip_value(input: ParseStream) -> Result<()> {
-    if input.peek(Token![=]) {
-        input.parse::<Token![=]>()?;
-        let at_end = |fork: &ParseBuffer| fork.is_empty() || fork.peek(Token![,]);
-        let fork = input.fork();
-        if fork.parse::<Type>().is_ok() && at_end(&fork) {
-            input.advance_to(&fork);
-            return Ok(());
-        }
-        let fork = input.fork();
-        if fork.parse::<Expr>().is_ok() && at_end(&fork) {
-            input.advance_to(&fork);
-            return Ok(());
-        }
-    }
-    input.step(|cursor| {
-        let mut rest = *cursor;
-        while let Some((tt, next)) = rest.token_tree() {
-            if matches!(&tt, TokenTree::Punct(punct) if punct.as_char() == ',') {
-                break;
-            }
-            rest = next;
-        }
-        Ok(((), rest))
-    })
 }
 
 #[cfg(test)]
@@ -395,54 +263,5 @@ mod tests {
         assert_eq!(atomic.retries.unwrap().value, 5);
         assert_eq!(messages.len(), 1);
         assert!(messages[0].contains("per-field bound"));
-    }
-
-    #[test]
-    fn diesel_struct_keeps_table_and_key_ignores_the_rest() {
-        let attrs: Vec<Attribute> = vec![
-            parse_quote!(#[derive(Debug)]),
-            parse_quote!(#[diesel(check_for_backend(diesel::pg::Pg, diesel::sqlite::Sqlite))]),
-            parse_quote!(#[diesel(table_name = crate::schema::products, treat_none_as_null = true)]),
-            parse_quote!(#[diesel(belongs_to(User, foreign_key = owner_id), primary_key(sku))]),
-            parse_quote!(#[diesel(sql_type = Nullable<Integer>, select_expression_type = Foo<A, B>)]),
-            parse_quote!(#[diesel(select_expression = foo::<A, B>(x, y), aggregate)]),
-        ];
-        let cx = Ctxt::new();
-        let diesel = diesel_struct(&cx, &attrs);
-        cx.check().unwrap();
-        let table = diesel.table_name.unwrap();
-        assert_eq!(
-            table.to_token_stream().to_string(),
-            "crate :: schema :: products"
-        );
-        let key = diesel.primary_key.unwrap();
-        assert_eq!(key.columns.len(), 1);
-        assert_eq!(key.columns[0], "sku");
-        assert_eq!(key.tokens.to_string(), "primary_key (sku)");
-    }
-
-    #[test]
-    fn diesel_composite_key_is_read() {
-        let attrs: Vec<Attribute> = vec![parse_quote!(#[diesel(primary_key(a, b))])];
-        let cx = Ctxt::new();
-        let diesel = diesel_struct(&cx, &attrs);
-        cx.check().unwrap();
-        assert_eq!(diesel.primary_key.unwrap().columns.len(), 2);
-        assert!(diesel.table_name.is_none());
-    }
-
-    #[test]
-    fn diesel_field_column_name() {
-        let cx = Ctxt::new();
-        let attrs: Vec<Attribute> = vec![
-            parse_quote!(#[diesel(serialize_as = MyType, column_name = units_sold)]),
-            parse_quote!(#[diesel(embed)]),
-        ];
-        let field = diesel_field(&cx, &attrs);
-        let quoted: Vec<Attribute> = vec![parse_quote!(#[diesel(column_name = "units_sold")])];
-        let from_str = diesel_field(&cx, &quoted);
-        cx.check().unwrap();
-        assert_eq!(field.column_name.unwrap(), "units_sold");
-        assert_eq!(from_str.column_name.unwrap(), "units_sold");
     }
 }

@@ -1,0 +1,168 @@
+//! A plain counter field: its `AtomicField` impl, which is all counter-core needs, and the
+//! methods on the model that call counter-core's `Field` handle with it.
+
+use super::docs::FieldDocs;
+use super::key;
+use super::method::OneRow;
+use super::tokens::{call, option, private, retries, retry_const};
+use crate::model::{AtomicFieldModel, Model};
+use proc_macro2::TokenStream;
+use quote::{format_ident, quote};
+use syn::ext::IdentExt;
+
+/// `impl AtomicField<table::column> for Model`, then `increment_f`, `decrement_f`,
+/// `decrement_f_if_at_least`, `take_f_up_to`, `update_f_locked`, `transfer_f`,
+/// `increment_f_or_insert(_all)`, `current_f` and `atomic_f` on the model.
+pub fn expand(model: &Model, field: &AtomicFieldModel) -> TokenStream {
+    let private = private();
+    let ident = model.ident;
+    let table = &model.table;
+    let key_columns = key::columns_in(model, table);
+    let key_ty = key::ty(model);
+    let value_ty = field.ty;
+    let column = &field.column;
+    let column_path = quote!(#table::#column);
+    let name = field.ident.unraw().to_string();
+    let min = option(field.min.as_ref());
+    let max = option(field.max.as_ref());
+    let retry = retry_const(model, field);
+
+    let key = key::param(model);
+
+    // The method names carry the field's span, so "no method named .." and go-to-definition
+    // point at the field.
+    let span = field.ident.span();
+    let increment = format_ident!("increment_{}", field.ident, span = span);
+    let decrement = format_ident!("decrement_{}", field.ident, span = span);
+    let decrement_if_at_least = format_ident!("decrement_{}_if_at_least", field.ident, span = span);
+    let take_up_to = format_ident!("take_{}_up_to", field.ident, span = span);
+    let update_locked = format_ident!("update_{}_locked", field.ident, span = span);
+    let transfer = format_ident!("transfer_{}", field.ident, span = span);
+    let atomic = format_ident!("atomic_{}", field.ident, span = span);
+    let current = format_ident!("current_{}", field.ident, span = span);
+    let or_insert = format_ident!("increment_{}_or_insert", field.ident, span = span);
+    let or_insert_all = format_ident!("increment_{}_or_insert_all", field.ident, span = span);
+
+    let docs = FieldDocs::new(model, field, &key);
+    let doc_update_locked = docs.update_locked(retries(model, field));
+    let doc_transfer = docs.transfer();
+    let doc_atomic = docs.atomic(&atomic);
+    let doc_or_insert = docs.or_insert();
+    let doc_or_insert_all = docs.or_insert_all(&or_insert);
+
+    let result_value = quote!(::core::result::Result<#value_ty, #private::AtomicError>);
+    let call_value = call(quote!(#value_ty), quote!());
+    let where_clause = quote! {
+        where
+            C: #private::AtomicConnection,
+            #ident: #private::AtomicFieldOn<#column_path, #private::BackendOf<C>>,
+    };
+    let call_locked = call(quote!(#value_ty), quote!(, F));
+    let call_pair = call(quote!((#value_ty, #value_ty)), quote!());
+    let call_or_insert = call(quote!(#value_ty), quote!(, R));
+    let call_or_insert_all = call(
+        quote!(::std::vec::Vec<(#key_ty, #value_ty)>),
+        quote!(, I, F, R),
+    );
+    let handle = quote!(#private::Field::<#ident, #column_path>::new());
+
+    let one_row = OneRow {
+        key: &key,
+        key_ty: &key_ty,
+        handle: &handle,
+        where_clause: &where_clause,
+    };
+    // The four operations that change the value by an amount, in the order they appear on
+    // the model.
+    let by_amount = [
+        (
+            docs.increment("adds `by` to", "+"),
+            &increment,
+            "increment",
+            "by",
+        ),
+        (
+            docs.increment("subtracts `by` from", "-"),
+            &decrement,
+            "decrement",
+            "by",
+        ),
+        (
+            docs.decrement_if_at_least(),
+            &decrement_if_at_least,
+            "decrement_if_at_least",
+            "n",
+        ),
+        (docs.take_up_to(), &take_up_to, "take_up_to", "n"),
+    ]
+    .map(|(doc, name, op, amount)| {
+        one_row.method(&doc, name, op, Some((amount, &value_ty)), &call_value)
+    });
+    let current = one_row.method(&docs.current(), &current, "current", None, &call_value);
+
+    quote! {
+        impl #private::AtomicField<#column_path> for #ident {
+            type Key = #key_ty;
+            type KeyColumns = #key_columns;
+            type Value = #value_ty;
+            const MIN: ::core::option::Option<#value_ty> = #min;
+            const MAX: ::core::option::Option<#value_ty> = #max;
+            #retry
+            const NAME: &'static str = #name;
+        }
+
+        impl #ident {
+            #(#by_amount)*
+
+            #[doc = #doc_update_locked]
+            pub fn #update_locked<'c, C, F>(conn: &'c mut C, #key: #key_ty, op: F) -> #call_locked
+            #where_clause
+                F: ::core::ops::FnMut(#value_ty) -> #result_value,
+            {
+                #handle.update_locked(conn, #key, op)
+            }
+
+            #[doc = #doc_transfer]
+            pub fn #transfer<'c, C>(
+                conn: &'c mut C,
+                from: #key_ty,
+                to: #key_ty,
+                amount: #value_ty,
+            ) -> #call_pair
+            #where_clause
+            {
+                #handle.transfer(conn, from, to, amount)
+            }
+
+            #[doc = #doc_or_insert]
+            pub fn #or_insert<'c, C, R>(conn: &'c mut C, row: R, by: #value_ty) -> #call_or_insert
+            #where_clause
+                R: #private::UpsertRow<#ident, #column_path, #private::BackendOf<C>>,
+            {
+                #handle.increment_or_insert(conn, row, by)
+            }
+
+            #[doc = #doc_or_insert_all]
+            pub fn #or_insert_all<'c, C, I, F, R>(
+                conn: &'c mut C,
+                amounts: I,
+                new_row: F,
+            ) -> #call_or_insert_all
+            #where_clause
+                #key_ty: ::core::cmp::Ord + ::core::clone::Clone,
+                I: ::core::iter::IntoIterator<Item = (#key_ty, #value_ty)>,
+                F: ::core::ops::FnMut(&#key_ty, #value_ty) -> R,
+                R: #private::NewRow<#ident, #column_path, #private::BackendOf<C>>,
+            {
+                #handle.increment_or_insert_all(conn, amounts, new_row)
+            }
+
+            #current
+
+            #[doc = #doc_atomic]
+            pub fn #atomic() -> #private::Field<#ident, #column_path> {
+                #private::Field::new()
+            }
+        }
+    }
+}

@@ -1,0 +1,191 @@
+//! Stage 3: tokens from a validated model. Nothing here can fail.
+//!
+//! One file per thing the derive expands, each called once per model or field from
+//! [`expand`]:
+//! - `key`: the key's type and parameter name, and the check that it is the table's primary
+//!   key;
+//! - `field`: a plain counter field (`AtomicField` and its methods);
+//! - `slotted`: a slotted counter (`Slotted`, its methods, and the ones it refuses);
+//! - `changes`: several plain fields at once (`DistinctColumns`, `update_atomic`);
+//! - `docs`: the text of every generated doc comment;
+//! - `method`, `tokens`: the shapes and pieces the others share (one-row methods, the
+//!   `__private` path, return types, literals, retry policies).
+
+mod changes;
+mod docs;
+mod field;
+mod key;
+mod method;
+mod slotted;
+mod tokens;
+
+use crate::ctxt::Ctxt;
+use crate::model::Model;
+use proc_macro2::TokenStream;
+use quote::quote;
+use syn::{DeriveInput, Result};
+
+/// Parses, validates and expands; on any mistake the `Err` holds all of
+/// them and nothing else is emitted.
+pub fn derive(input: &DeriveInput) -> Result<TokenStream> {
+    let cx = Ctxt::new();
+    let Some(model) = Model::from_syn(&cx, input) else {
+        return Err(cx
+            .check()
+            .expect_err("Model::from_syn returned None without an error"));
+    };
+    cx.check()?;
+    Ok(expand(&model))
+}
+
+/// Everything in one `const _: () = { .. };` (serde's pattern): the impls and inherent methods
+/// inside still apply to the model, and nothing else the expansion declares lands in the
+/// user's module.
+fn expand(model: &Model) -> TokenStream {
+    let primary_key = key::primary_key_check(model);
+    let fields = model.fields.iter().map(|field| match &field.slotted {
+        Some(slotted) => slotted::expand(model, field, slotted),
+        None => field::expand(model, field),
+    });
+    let several = changes::expand(model);
+    quote! {
+        const _: () = {
+            #primary_key
+            #(#fields)*
+            #several
+        };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::product;
+    use syn::parse_quote;
+
+    /// The expansion of `input`, checked to parse, without whitespace.
+    fn compact_expansion(input: &DeriveInput) -> String {
+        let tokens = derive(input).unwrap();
+        syn::parse2::<syn::File>(tokens.clone()).unwrap();
+        tokens
+            .to_string()
+            .chars()
+            .filter(|c| !c.is_whitespace())
+            .collect()
+    }
+
+    /// Asserts that `compact` holds every one of `needles` (written without whitespace).
+    fn assert_has(compact: &str, needles: &[&str]) {
+        for needle in needles {
+            assert!(compact.contains(needle), "no `{needle}` in {compact}");
+        }
+    }
+
+    #[test]
+    fn expansion_parses() {
+        let tokens = derive(&product()).unwrap();
+        // `cargo test -p counter-derive -- --nocapture expansion_parses | rustfmt`
+        // shows the expansion.
+        println!("{tokens}");
+        let file: syn::File = syn::parse2(tokens.clone()).unwrap();
+        assert_eq!(file.items.len(), 1);
+        let compact: String = tokens.to_string().split_whitespace().collect();
+        assert_has(
+            &compact,
+            &[
+                "AtomicField<crate::schema::products::stock>forProduct",
+                "AtomicField<crate::schema::products::units_sold>forProduct",
+                "typeKeyColumns=(crate::schema::products::product_id,);",
+                "constMIN:::core::option::Option<i32>=::core::option::Option::Some(0);",
+                "with_max_attempts(5)",
+                "constNAME:&'staticstr=\"sold\";",
+                "fntake_stock_up_to",
+                "fnincrement_sold",
+                "fnatomic_sold",
+                "fncurrent_stock",
+                // The key parameter is named after the key field.
+                "key:i64,by:i32",
+            ],
+        );
+    }
+
+    #[test]
+    fn negative_bounds_and_no_retry() {
+        let input: DeriveInput = parse_quote! {
+            struct Account {
+                #[diesel(column_name = account_id)]
+                by: i64,
+                #[atomic(min = -500)]
+                balance: i64,
+            }
+        };
+        let input = DeriveInput {
+            attrs: vec![parse_quote!(#[diesel(primary_key(account_id))])],
+            ..input
+        };
+        let compact = compact_expansion(&input);
+        assert_has(
+            &compact,
+            &[
+                "Some(-500)",
+                "AtomicField<accounts::balance>forAccount",
+                "typeKeyColumns=(accounts::account_id,);",
+                "constMAX:::core::option::Option<i64>=::core::option::Option::None;",
+                // `by` would clash with the `by` parameter.
+                "key:i64,by:i64",
+            ],
+        );
+        assert!(!compact.contains("RETRY"));
+    }
+
+    #[test]
+    fn composite_key_is_a_tuple_and_slots_expand() {
+        let input: DeriveInput = parse_quote! {
+            #[diesel(table_name = lines, primary_key(cart_id, product_id))]
+            struct Line {
+                cart_id: i64,
+                product_id: i32,
+                #[atomic(max = 40)]
+                quantity: i32,
+                #[atomic]
+                touched: i64,
+                #[atomic(slots = 8, table = line_view_slots, allow_decrement)]
+                views: i64,
+            }
+        };
+        let compact = compact_expansion(&input);
+        assert_has(
+            &compact,
+            &[
+                "typeKeyColumns=(lines::cart_id,lines::product_id,);",
+                "typeKey=(i64,i32);",
+                "primary_key_is::<lines::table,(lines::cart_id,lines::product_id)>",
+                "DistinctColumns<lines::quantity,lines::touched>forLine",
+                "typeSlotKeyColumns=(line_view_slots::cart_id,line_view_slots::product_id,);",
+                "constSLOTS:i32=8;",
+                "SlottedDecrement<lines::views>forLine",
+                "fnupdate_atomic",
+            ],
+        );
+        assert!(!compact.contains("DistinctColumns<lines::views"));
+    }
+
+    #[test]
+    fn errors_are_all_reported() {
+        let input: DeriveInput = parse_quote! {
+            #[diesel(primary_key(a, b))]
+            struct Thing<T> {
+                a: T,
+                #[atomic(min = 5, max = 1, retries = 0, step = 2)]
+                x: i32,
+                #[atomic]
+                y: Option<i32>,
+                #[atomic(min = -1)]
+                z: u32,
+            }
+        };
+        let err = derive(&input).unwrap_err();
+        let messages: Vec<String> = err.into_iter().map(|e| e.to_string()).collect();
+        assert_eq!(messages.len(), 7, "{messages:#?}");
+    }
+}
