@@ -36,7 +36,7 @@ pub use buffer::blocking::Buffer;
 pub use buffer::FlushPolicy;
 pub use change::{Change, ChangeColumn, ChangeOp, Changes, DistinctColumns};
 pub use counter_derive::AtomicField;
-pub use error::{AtomicError, Limit};
+pub use error::{AtomicError, ErrorKind, Limit};
 pub use field::{AtomicField, AtomicFieldOn};
 pub use key::{IdIntoKey, KeyColumns, KeyValue};
 pub use lock::LockMode;
