@@ -29,7 +29,7 @@ pub use backend::{
     Out, RawConnection,
 };
 #[cfg(any(feature = "deadpool", feature = "bb8"))]
-pub use buffer::awaited::{AsyncBuffer, ConnectionPool};
+pub use buffer::awaited::{AsyncBuffer, AsyncBufferOf, ConnectionPool};
 #[cfg(feature = "r2d2")]
 pub use buffer::blocking::Buffer;
 #[cfg(any(feature = "r2d2", feature = "deadpool", feature = "bb8"))]
