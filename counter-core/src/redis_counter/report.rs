@@ -47,7 +47,7 @@ impl<K> FlushReport<K> {
 /// A count a flush left in Redis, and why.
 #[derive(Debug)]
 pub struct Kept<K> {
-    /// The hash field (see [`RedisKey`]).
+    /// The hash field (see [`RedisKey`](super::RedisKey)).
     pub field: String,
     /// The key it names, `None` when it names none of this model's keys.
     pub key: Option<K>,
