@@ -23,31 +23,6 @@ where
     M: AtomicField<Col>,
     M::Key: RedisKey + Ord + Clone,
 {
-    /// [`recover`](Self::recover) on the connection underneath.
-    pub(super) async fn recover_on<Raw, R>(
-        &self,
-        raw: &mut Raw,
-        redis: &mut R,
-    ) -> Result<FlushReport<M::Key>, AtomicError>
-    where
-        Raw: RawConnection,
-        R: RedisConnection + ?Sized,
-        M: AtomicFieldOn<Col, Raw::Db>,
-    {
-        refuse_inside_a_transaction(raw)?;
-        let mut members = redis::cmd("SMEMBERS");
-        members.arg(&self.batches);
-        let mut ids: Vec<String> = redis.query(&members).await?;
-        ids.sort();
-        let mut report = FlushReport::default();
-        for id in ids {
-            let settled = self.settle_on(raw, redis, &id).await?;
-            report.recovered += 1;
-            report.absorb(settled);
-        }
-        Ok(report)
-    }
-
     /// [`take`](Self::take).
     pub(super) async fn take_on<R>(&self, redis: &mut R) -> Result<Option<String>, AtomicError>
     where
@@ -61,147 +36,6 @@ where
             .arg(&id);
         let made: i64 = redis.invoke(&take).await?;
         Ok((made == 1).then_some(id))
-    }
-
-    pub(super) async fn apply_batch<Raw, R>(
-        &self,
-        raw: &mut Raw,
-        redis: &mut R,
-        id: &str,
-    ) -> Result<Applied<M::Key>, AtomicError>
-    where
-        Raw: RawConnection,
-        R: RedisConnection + ?Sized,
-        M: AtomicFieldOn<Col, Raw::Db>,
-    {
-        refuse_inside_a_transaction(raw)?;
-        let mut getall = redis::cmd("HGETALL");
-        getall.arg(self.batch_key(id));
-        let fields: Vec<(String, String)> = redis.query(&getall).await?;
-        if fields.is_empty() {
-            return Ok(Applied::Gone);
-        }
-        let (batch, unusable) = parse_batch::<M, Col>(fields);
-        let now = unix_now();
-        // Keys whose increment failed with a database error of their own (a CHECK, a
-        // trigger): the transaction is run again without them, so one bad row does not
-        // hold back the others; they are kept like keys without a row. Even when every key
-        // is refused the batch is committed (all of it kept) and finished: a batch that
-        // failed instead would stay in Redis, and every later flush would stop on it in
-        // `recover`, before taking anything new.
-        let mut refused: Vec<Option<DieselError>> = (0..batch.len()).map(|_| None).collect();
-        loop {
-            let outcome = async {
-                retrying!(&mut *raw, self.field.policy(), LockMode::Wait, |c| {
-                    write_transaction!(c, |c| {
-                        // Only this statement's unique violation means "another flusher committed
-                        // the batch": one from a trigger or a constraint of the counted table must
-                        // not pass for it (the batch would be deleted as if it were applied).
-                        match LedgerDialect::ledger_record(c, self.ledger, id, now).await {
-                            Err(DieselError::DatabaseError(
-                                DatabaseErrorKind::UniqueViolation,
-                                _,
-                            )) => {
-                                return Err(AtomicError::custom(AlreadyApplied));
-                            }
-                            other => other?,
-                        }
-                        let mut written = Vec::with_capacity(batch.len());
-                        let mut kept = Vec::new();
-                        let mut kept_fields: Vec<&String> = Vec::new();
-                        for (index, (key, (field, n))) in batch.iter().enumerate() {
-                            if refused[index].is_some() {
-                                kept_fields.push(field);
-                                continue;
-                            }
-                            match self.field.increment_raw(c, key, *n).await {
-                                Ok(_) => written.push((key.clone(), n.to_i128() as i64)),
-                                Err(
-                                    error
-                                    @ (AtomicError::NotFound | AtomicError::OutOfRange { .. }),
-                                ) => {
-                                    kept_fields.push(field);
-                                    kept.push(Kept::of(key, field, *n, error));
-                                }
-                                Err(AtomicError::Database(
-                                    error @ DieselError::DatabaseError(kind, _),
-                                )) if kind != DatabaseErrorKind::ClosedConnection => {
-                                    return Err(AtomicError::custom(KeyRefused { index, error }));
-                                }
-                                Err(other) => return Err(other),
-                            }
-                        }
-                        kept_fields.extend(unusable.iter().map(|k| &k.field));
-                        if !kept_fields.is_empty() {
-                            let kept_fields = encode_fields(kept_fields.into_iter());
-                            LedgerDialect::ledger_keep(c, self.ledger, id, &kept_fields).await?;
-                        }
-                        Ok((written, kept))
-                    })
-                })
-            }
-            .await;
-            return match outcome {
-                Ok((written, mut kept)) => {
-                    for ((key, (field, n)), error) in batch.iter().zip(refused) {
-                        if let Some(error) = error {
-                            kept.push(Kept::of(key, field, *n, AtomicError::Database(error)));
-                        }
-                    }
-                    kept.sort_by(|a, b| a.key.cmp(&b.key));
-                    kept.extend(unusable);
-                    Ok(Applied::Now(FlushReport {
-                        applied: 1,
-                        recovered: 0,
-                        written,
-                        kept,
-                    }))
-                }
-                Err(AtomicError::Custom(e)) if e.is::<AlreadyApplied>() => Ok(Applied::Already),
-                Err(AtomicError::Custom(e)) if e.is::<KeyRefused>() => {
-                    let refusal = e.downcast::<KeyRefused>().expect("checked above");
-                    refused[refusal.index] = Some(refusal.error);
-                    continue;
-                }
-                Err(other) => Err(other),
-            };
-        }
-    }
-
-    /// [`settle`](Self::settle) on the connection underneath.
-    pub(super) async fn settle_on<Raw, R>(
-        &self,
-        raw: &mut Raw,
-        redis: &mut R,
-        id: &str,
-    ) -> Result<FlushReport<M::Key>, AtomicError>
-    where
-        Raw: RawConnection,
-        R: RedisConnection + ?Sized,
-        M: AtomicFieldOn<Col, Raw::Db>,
-    {
-        let (report, kept) = match self.look_up(raw, id).await? {
-            Some(kept) => (FlushReport::default(), kept),
-            None => match self.apply_batch(raw, redis, id).await? {
-                // Nothing in Redis to finish: only the id leaves the set.
-                Applied::Gone => (FlushReport::default(), String::new()),
-                // Committed, by this call or another flusher: the ledger says what was kept.
-                Applied::Now(report) => (report, self.recorded(raw, id).await?),
-                Applied::Already => (FlushReport::default(), self.recorded(raw, id).await?),
-            },
-        };
-        let mut finish = self.finish.prepare_invoke();
-        finish
-            .key(&self.pending)
-            .key(&self.batches)
-            .key(self.batch_key(id))
-            .key(&self.invalid)
-            .arg(id);
-        for field in decode_fields(&kept)? {
-            finish.arg(field);
-        }
-        redis.invoke::<i64>(&finish).await?;
-        Ok(report)
     }
 
     /// The ledger's kept keys of a batch that was just committed; an error, never a guess,
@@ -231,7 +65,7 @@ where
     }
 
     /// Deletes ledger rows older than `prune_after`, at most once a minute per counter.
-    pub(super) async fn prune<Raw: RawConnection>(&self, raw: &mut Raw) -> Result<(), AtomicError> {
+    async fn prune<Raw: RawConnection>(&self, raw: &mut Raw) -> Result<(), AtomicError> {
         {
             let mut last = self.last_prune.lock().unwrap_or_else(|e| e.into_inner());
             if last.is_some_and(|at| at.elapsed() < Duration::from_secs(60)) {
@@ -248,6 +82,199 @@ where
 
     fn batch_key(&self, id: &str) -> String {
         format!("{}{id}", self.batch_prefix)
+    }
+}
+
+/// One flush's counter and its two connections: the protocol's steps that use both, their
+/// bounds said once.
+pub(super) struct Flush<'f, M, Col, Raw, R: ?Sized> {
+    counter: &'f RedisCounter<M, Col>,
+    raw: &'f mut Raw,
+    redis: &'f mut R,
+}
+
+impl<'f, M, Col, Raw, R> Flush<'f, M, Col, Raw, R>
+where
+    Col: Column + 'static,
+    Raw: RawConnection,
+    R: RedisConnection + ?Sized,
+    M: AtomicFieldOn<Col, Raw::Db>,
+    M::Key: RedisKey + Ord + Clone,
+{
+    /// `counter`'s protocol on the connection underneath `raw`, and `redis`.
+    pub(super) fn new(
+        counter: &'f RedisCounter<M, Col>,
+        raw: &'f mut Raw,
+        redis: &'f mut R,
+    ) -> Self {
+        Flush {
+            counter,
+            raw,
+            redis,
+        }
+    }
+
+    /// [`flush`](RedisCounter::flush): recover, take, settle the new batch, prune.
+    pub(super) async fn run(&mut self) -> Result<FlushReport<M::Key>, AtomicError> {
+        // `recover` refuses a caller's transaction before anything is taken.
+        let mut report = self.recover().await?;
+        if let Some(batch) = self.counter.take_on(self.redis).await? {
+            report.absorb(self.settle(&batch).await?);
+        }
+        self.counter.prune(self.raw).await?;
+        Ok(report)
+    }
+
+    /// [`recover`](RedisCounter::recover).
+    pub(super) async fn recover(&mut self) -> Result<FlushReport<M::Key>, AtomicError> {
+        refuse_inside_a_transaction(self.raw)?;
+        let mut members = redis::cmd("SMEMBERS");
+        members.arg(&self.counter.batches);
+        let mut ids: Vec<String> = self.redis.query(&members).await?;
+        ids.sort();
+        let mut report = FlushReport::default();
+        for id in ids {
+            let settled = self.settle(&id).await?;
+            report.recovered += 1;
+            report.absorb(settled);
+        }
+        Ok(report)
+    }
+
+    /// [`apply`](RedisCounter::apply): what applying batch `id` found.
+    pub(super) async fn apply(&mut self, id: &str) -> Result<Applied<M::Key>, AtomicError> {
+        let counter = self.counter;
+        refuse_inside_a_transaction(self.raw)?;
+        let mut getall = redis::cmd("HGETALL");
+        getall.arg(counter.batch_key(id));
+        let fields: Vec<(String, String)> = self.redis.query(&getall).await?;
+        if fields.is_empty() {
+            return Ok(Applied::Gone);
+        }
+        let (batch, unusable) = parse_batch::<M, Col>(fields);
+        let now = unix_now();
+        // Keys whose increment failed with a database error of their own (a CHECK, a
+        // trigger): the transaction is run again without them, so one bad row does not
+        // hold back the others; they are kept like keys without a row. Even when every key
+        // is refused the batch is committed (all of it kept) and finished: a batch that
+        // failed instead would stay in Redis, and every later flush would stop on it in
+        // `recover`, before taking anything new.
+        let mut refused: Vec<Option<DieselError>> = (0..batch.len()).map(|_| None).collect();
+        loop {
+            let outcome = async {
+                retrying!(
+                    &mut *self.raw,
+                    counter.field.policy(),
+                    LockMode::Wait,
+                    |c| {
+                        write_transaction!(c, |c| {
+                            // Only this statement's unique violation means "another flusher committed
+                            // the batch": one from a trigger or a constraint of the counted table must
+                            // not pass for it (the batch would be deleted as if it were applied).
+                            match LedgerDialect::ledger_record(c, counter.ledger, id, now).await {
+                                Err(DieselError::DatabaseError(
+                                    DatabaseErrorKind::UniqueViolation,
+                                    _,
+                                )) => {
+                                    return Err(AtomicError::custom(AlreadyApplied));
+                                }
+                                other => other?,
+                            }
+                            let mut written = Vec::with_capacity(batch.len());
+                            let mut kept = Vec::new();
+                            let mut kept_fields: Vec<&String> = Vec::new();
+                            for (index, (key, (field, n))) in batch.iter().enumerate() {
+                                if refused[index].is_some() {
+                                    kept_fields.push(field);
+                                    continue;
+                                }
+                                match counter.field.increment_raw(c, key, *n).await {
+                                    Ok(_) => written.push((key.clone(), n.to_i128() as i64)),
+                                    Err(
+                                        error @ (AtomicError::NotFound
+                                        | AtomicError::OutOfRange { .. }),
+                                    ) => {
+                                        kept_fields.push(field);
+                                        kept.push(Kept::of(key, field, *n, error));
+                                    }
+                                    Err(AtomicError::Database(
+                                        error @ DieselError::DatabaseError(kind, _),
+                                    )) if kind != DatabaseErrorKind::ClosedConnection => {
+                                        return Err(AtomicError::custom(KeyRefused {
+                                            index,
+                                            error,
+                                        }));
+                                    }
+                                    Err(other) => return Err(other),
+                                }
+                            }
+                            kept_fields.extend(unusable.iter().map(|k| &k.field));
+                            if !kept_fields.is_empty() {
+                                let kept_fields = encode_fields(kept_fields.into_iter());
+                                LedgerDialect::ledger_keep(c, counter.ledger, id, &kept_fields)
+                                    .await?;
+                            }
+                            Ok((written, kept))
+                        })
+                    }
+                )
+            }
+            .await;
+            return match outcome {
+                Ok((written, mut kept)) => {
+                    for ((key, (field, n)), error) in batch.iter().zip(refused) {
+                        if let Some(error) = error {
+                            kept.push(Kept::of(key, field, *n, AtomicError::Database(error)));
+                        }
+                    }
+                    kept.sort_by(|a, b| a.key.cmp(&b.key));
+                    kept.extend(unusable);
+                    Ok(Applied::Now(FlushReport {
+                        applied: 1,
+                        recovered: 0,
+                        written,
+                        kept,
+                    }))
+                }
+                Err(AtomicError::Custom(e)) if e.is::<AlreadyApplied>() => Ok(Applied::Already),
+                Err(AtomicError::Custom(e)) if e.is::<KeyRefused>() => {
+                    let refusal = e.downcast::<KeyRefused>().expect("checked above");
+                    refused[refusal.index] = Some(refusal.error);
+                    continue;
+                }
+                Err(other) => Err(other),
+            };
+        }
+    }
+
+    /// [`settle`](RedisCounter::settle).
+    pub(super) async fn settle(&mut self, id: &str) -> Result<FlushReport<M::Key>, AtomicError> {
+        let counter = self.counter;
+        let (report, kept) = match counter.look_up(self.raw, id).await? {
+            Some(kept) => (FlushReport::default(), kept),
+            None => match self.apply(id).await? {
+                // Nothing in Redis to finish: only the id leaves the set.
+                Applied::Gone => (FlushReport::default(), String::new()),
+                // Committed, by this call or another flusher: the ledger says what was kept.
+                Applied::Now(report) => (report, counter.recorded(self.raw, id).await?),
+                Applied::Already => (
+                    FlushReport::default(),
+                    counter.recorded(self.raw, id).await?,
+                ),
+            },
+        };
+        let mut finish = counter.finish.prepare_invoke();
+        finish
+            .key(&counter.pending)
+            .key(&counter.batches)
+            .key(counter.batch_key(id))
+            .key(&counter.invalid)
+            .arg(id);
+        for field in decode_fields(&kept)? {
+            finish.arg(field);
+        }
+        self.redis.invoke::<i64>(&finish).await?;
+        Ok(report)
     }
 }
 

@@ -27,7 +27,7 @@ pub use key::RedisKey;
 pub use link::{RedisConnection, RedisOut};
 pub use report::{FlushReport, Kept};
 
-use flush::Applied;
+use flush::{Applied, Flush};
 
 /// The ledger table's default name.
 pub const LEDGER_TABLE: &str = "counter_flushes";
@@ -336,16 +336,7 @@ where
         R: RedisConnection<Mode = C::Mode> + ?Sized,
         M: AtomicFieldOn<Col, BackendOf<C>>,
     {
-        C::Mode::drive(async move {
-            let raw = conn.raw();
-            // `recover` refuses a caller's transaction before anything is taken.
-            let mut report = self.recover_on(raw, redis).await?;
-            if let Some(batch) = self.take_on(redis).await? {
-                report.absorb(self.settle_on(raw, redis, &batch).await?);
-            }
-            self.prune(raw).await?;
-            Ok(report)
-        })
+        C::Mode::drive(async move { Flush::new(self, conn.raw(), redis).run().await })
     }
 
     /// Settles every batch in Redis: applies the ones the ledger does not have, finishes all.
@@ -364,7 +355,7 @@ where
         R: RedisConnection<Mode = C::Mode> + ?Sized,
         M: AtomicFieldOn<Col, BackendOf<C>>,
     {
-        C::Mode::drive(async move { self.recover_on(conn.raw(), redis).await })
+        C::Mode::drive(async move { Flush::new(self, conn.raw(), redis).recover().await })
     }
 
     /// Step 1 of a flush: moves everything pending into a new batch; its id, or `None` when
@@ -402,7 +393,7 @@ where
         M: AtomicFieldOn<Col, BackendOf<C>>,
     {
         C::Mode::drive(async move {
-            Ok(match self.apply_batch(conn.raw(), redis, id).await? {
+            Ok(match Flush::new(self, conn.raw(), redis).apply(id).await? {
                 Applied::Now(report) => report,
                 Applied::Already | Applied::Gone => FlushReport::default(),
             })
@@ -426,7 +417,7 @@ where
         R: RedisConnection<Mode = C::Mode> + ?Sized,
         M: AtomicFieldOn<Col, BackendOf<C>>,
     {
-        C::Mode::drive(async move { self.settle_on(conn.raw(), redis, id).await })
+        C::Mode::drive(async move { Flush::new(self, conn.raw(), redis).settle(id).await })
     }
 
     /// `HGET` of `key`'s pending count.
