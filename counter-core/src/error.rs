@@ -1,4 +1,5 @@
-//! The one error type of the crate.
+//! The one error type of the crate, what kind of failure each variant is
+//! ([`AtomicError::kind`]), and its JSON form (feature `serde`).
 
 use std::fmt;
 
@@ -25,8 +26,14 @@ impl fmt::Display for Limit {
 
 /// What went wrong with an atomic operation, in the caller's terms.
 ///
-/// Values are carried as `i128`, which holds every supported column type exactly.
+/// Values are carried as `i128`, which holds every supported column type exactly, and every
+/// value a change can *attempt* (an `i64` column at its maximum plus an `i64` amount), so no
+/// message ever shows a wrapped number. With feature `serde` they serialize as JSON numbers
+/// (see [`Serialize`](#impl-Serialize-for-AtomicError)).
 /// Every variant except [`AtomicError::Database`] guarantees that the row was left unchanged.
+///
+/// [`kind`](Self::kind) tells a refusal from a transient or an internal failure without
+/// matching every variant.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum AtomicError {
@@ -125,6 +132,53 @@ pub enum AtomicError {
 }
 
 impl AtomicError {
+    /// What kind of failure this is: what a service answers, and whether running the call
+    /// again can help. One arm per kind instead of one per variant:
+    ///
+    /// ```
+    /// use counter_core::{AtomicError, ErrorKind};
+    ///
+    /// /// The HTTP status of an error (what an axum `IntoResponse` would return).
+    /// fn status(error: &AtomicError) -> u16 {
+    ///     match (error.kind(), error) {
+    ///         (ErrorKind::Refused, AtomicError::NotFound) => 404,
+    ///         (ErrorKind::Refused, AtomicError::NegativeAmount { .. } | AtomicError::SameRow) => 422,
+    ///         (ErrorKind::Refused, _) => 409,     // Insufficient, OutOfRange, InColumn
+    ///         (ErrorKind::Transient, _) => 503,   // Conflict, Locked: send Retry-After
+    ///         (ErrorKind::Internal, _) => 500,    // Database, Redis, Unsupported, Custom
+    ///     }
+    /// }
+    ///
+    /// let refused = AtomicError::Insufficient { available: 2, requested: 5 };
+    /// assert_eq!(status(&refused), 409);
+    /// assert!(refused.kind().is_refusal());
+    /// assert_eq!(status(&AtomicError::NotFound), 404);
+    /// assert_eq!(status(&AtomicError::Locked), 503);
+    /// let broken = AtomicError::from(diesel::result::Error::BrokenTransactionManager);
+    /// assert_eq!(status(&broken), 500);
+    /// ```
+    ///
+    /// [`Custom`](Self::Custom) is `Internal`: the crate cannot know what a closure's error
+    /// means (and uses it itself for a malformed Redis ledger). A service whose
+    /// `update_*_locked` closures refuse with their own error matches `Custom` first, before
+    /// `kind` (and can `downcast_ref` it).
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            AtomicError::NotFound
+            | AtomicError::Insufficient { .. }
+            | AtomicError::OutOfRange { .. }
+            | AtomicError::NegativeAmount { .. }
+            | AtomicError::SameRow => ErrorKind::Refused,
+            AtomicError::InColumn { error, .. } => error.kind(),
+            AtomicError::Locked | AtomicError::Conflict { .. } => ErrorKind::Transient,
+            AtomicError::Unsupported { .. } | AtomicError::Custom(_) | AtomicError::Database(_) => {
+                ErrorKind::Internal
+            }
+            #[cfg(feature = "redis")]
+            AtomicError::Redis(_) => ErrorKind::Internal,
+        }
+    }
+
     /// Wraps a caller's error so an `update_*_locked` closure can abort with it.
     ///
     /// ```
@@ -134,6 +188,183 @@ impl AtomicError {
     /// ```
     pub fn custom(error: impl Into<Box<dyn std::error::Error + Send + Sync + 'static>>) -> Self {
         AtomicError::Custom(error.into())
+    }
+}
+
+/// The JSON form of an error (feature `serde`): an object with the variant as `code`, its
+/// [`kind`](AtomicError::kind), the `message` ([`Display`](fmt::Display)), and the variant's
+/// fields:
+///
+/// ```json
+/// {"code":"insufficient","kind":"refused","message":"insufficient: 5 requested, 2 available","available":2,"requested":5}
+/// {"code":"out_of_range","kind":"refused","message":"out of range: 998 would become 1003, beyond the maximum 1000","current":998,"attempted":1003,"limit":{"max":1000}}
+/// {"code":"conflict","kind":"transient","message":"gave up after 3 attempt(s): …","attempts":3}
+/// ```
+///
+/// **Amounts are JSON numbers, never `i128`.** Every value a supported column holds (up to
+/// `i64` and MySQL's `u64`) serializes as a 64-bit integer, which `serde_json::Value` and
+/// every serde format hold exactly; only a value no column can hold (an `attempted` past
+/// `u64::MAX`, or a transfer's `available` between the extremes of an `i64` column with a wide
+/// `min`) becomes a decimal string, where an `i128` would make `serde_json::to_value` fail. So
+/// the caller writes `serde_json::to_value(&error)?` with no cast. (A JavaScript client reads
+/// numbers past 2^53 inexactly, as it does every `BIGINT` column.)
+///
+/// The source of `Conflict`, `Database`, `Redis` and `Custom` is in `message` only; an
+/// `Internal` error's message may name tables and constraints: a service may log it and send
+/// only `code` and `kind`. `InColumn` nests the column's refusal as `error`.
+#[cfg(feature = "serde")]
+impl serde::Serialize for AtomicError {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+
+        /// The variant's own fields, after `code`, `kind` and `message`.
+        enum Fields<'a> {
+            None,
+            Insufficient(i128, i128),
+            OutOfRange(i128, i128, Limit),
+            Amount(i128),
+            Conflict(u32),
+            Unsupported(&'static str, &'static str),
+            InColumn(&'static str, &'a AtomicError),
+        }
+        let (code, fields) = match self {
+            AtomicError::NotFound => ("not_found", Fields::None),
+            AtomicError::Insufficient {
+                available,
+                requested,
+            } => ("insufficient", Fields::Insufficient(*available, *requested)),
+            AtomicError::OutOfRange {
+                current,
+                attempted,
+                limit,
+            } => (
+                "out_of_range",
+                Fields::OutOfRange(*current, *attempted, *limit),
+            ),
+            AtomicError::NegativeAmount { amount } => ("negative_amount", Fields::Amount(*amount)),
+            AtomicError::SameRow => ("same_row", Fields::None),
+            AtomicError::Locked => ("locked", Fields::None),
+            AtomicError::Conflict { attempts, .. } => ("conflict", Fields::Conflict(*attempts)),
+            AtomicError::Unsupported { feature, backend } => {
+                ("unsupported", Fields::Unsupported(feature, backend))
+            }
+            AtomicError::InColumn { column, error } => {
+                ("in_column", Fields::InColumn(column, error))
+            }
+            #[cfg(feature = "redis")]
+            AtomicError::Redis(_) => ("redis", Fields::None),
+            AtomicError::Custom(_) => ("custom", Fields::None),
+            AtomicError::Database(_) => ("database", Fields::None),
+        };
+        let len = 3 + match fields {
+            Fields::None => 0,
+            Fields::Amount(_) | Fields::Conflict(_) => 1,
+            Fields::Insufficient(..) | Fields::Unsupported(..) | Fields::InColumn(..) => 2,
+            Fields::OutOfRange(..) => 3,
+        };
+        let mut s = serializer.serialize_struct("AtomicError", len)?;
+        s.serialize_field("code", code)?;
+        s.serialize_field("kind", &self.kind())?;
+        s.serialize_field("message", &format_args!("{self}"))?;
+        match fields {
+            Fields::None => {}
+            Fields::Insufficient(available, requested) => {
+                s.serialize_field("available", &Amount(available))?;
+                s.serialize_field("requested", &Amount(requested))?;
+            }
+            Fields::OutOfRange(current, attempted, limit) => {
+                s.serialize_field("current", &Amount(current))?;
+                s.serialize_field("attempted", &Amount(attempted))?;
+                s.serialize_field("limit", &limit)?;
+            }
+            Fields::Amount(amount) => s.serialize_field("amount", &Amount(amount))?,
+            Fields::Conflict(attempts) => s.serialize_field("attempts", &attempts)?,
+            Fields::Unsupported(feature, backend) => {
+                s.serialize_field("feature", feature)?;
+                s.serialize_field("backend", backend)?;
+            }
+            Fields::InColumn(column, error) => {
+                s.serialize_field("column", column)?;
+                s.serialize_field("error", error)?;
+            }
+        }
+        s.end()
+    }
+}
+
+/// A bound as a one-entry object, `{"min":-500}` or `{"max":1000}`, its value a number as
+/// [`AtomicError`]'s amounts are (feature `serde`).
+#[cfg(feature = "serde")]
+impl serde::Serialize for Limit {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match *self {
+            Limit::Min(v) => serializer.serialize_newtype_variant("Limit", 0, "min", &Amount(v)),
+            Limit::Max(v) => serializer.serialize_newtype_variant("Limit", 1, "max", &Amount(v)),
+        }
+    }
+}
+
+/// An `i128` amount as an `i64` or `u64` number when it fits one (every value a column holds),
+/// else as its decimal string: see [`AtomicError`]'s `Serialize`.
+#[cfg(feature = "serde")]
+struct Amount(i128);
+
+#[cfg(feature = "serde")]
+impl serde::Serialize for Amount {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        if let Ok(v) = i64::try_from(self.0) {
+            serializer.serialize_i64(v)
+        } else if let Ok(v) = u64::try_from(self.0) {
+            serializer.serialize_u64(v)
+        } else {
+            serializer.collect_str(&self.0)
+        }
+    }
+}
+
+/// The three kinds of [`AtomicError`], from [`AtomicError::kind`]: what a service maps to a
+/// status, and whether running the call again can help.
+///
+/// Deliberately closed (not `#[non_exhaustive]`): a new variant of `AtomicError` gets one of
+/// these kinds, so a `match` on the kind never needs a wildcard arm.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErrorKind {
+    /// The data refused what the caller asked, and nothing was written: `NotFound`,
+    /// `Insufficient`, `OutOfRange`, `NegativeAmount`, `SameRow`, `InColumn`. The same call
+    /// gets the same answer until the data changes: a 409 (404, 422) for a service, not
+    /// something to retry.
+    Refused,
+    /// Another transaction was in the way: `Conflict` (the retry policy ran out) and `Locked`
+    /// (`LockMode::NoWait`). Nothing was written; the call may succeed later: a 503 with
+    /// `Retry-After`, or a retry of the caller's own transaction.
+    Transient,
+    /// Something other than the data failed: `Database`, `Redis`, `Unsupported`, `Custom`.
+    /// A 500; look at the message and the source.
+    Internal,
+}
+
+/// `"refused"`, `"transient"` or `"internal"` (feature `serde`).
+#[cfg(feature = "serde")]
+impl serde::Serialize for ErrorKind {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let (index, name) = match self {
+            ErrorKind::Refused => (0, "refused"),
+            ErrorKind::Transient => (1, "transient"),
+            ErrorKind::Internal => (2, "internal"),
+        };
+        serializer.serialize_unit_variant("ErrorKind", index, name)
+    }
+}
+
+impl ErrorKind {
+    /// `true` for [`ErrorKind::Refused`]: the caller asked for something the data refused.
+    pub fn is_refusal(self) -> bool {
+        self == ErrorKind::Refused
+    }
+
+    /// `true` for [`ErrorKind::Transient`]: the same call may succeed later.
+    pub fn is_transient(self) -> bool {
+        self == ErrorKind::Transient
     }
 }
 
@@ -167,9 +398,165 @@ mod tests {
     }
 
     #[test]
+    fn kinds_tell_refusals_from_transient_and_internal_errors() {
+        let refusal = AtomicError::OutOfRange {
+            current: 0,
+            attempted: -1,
+            limit: Limit::Min(0),
+        };
+        assert_eq!(refusal.kind(), ErrorKind::Refused);
+        let in_column = AtomicError::InColumn {
+            column: "stock",
+            error: Box::new(refusal),
+        };
+        assert_eq!(in_column.kind(), ErrorKind::Refused);
+        assert_eq!(AtomicError::SameRow.kind(), ErrorKind::Refused);
+        assert!(AtomicError::Locked.kind().is_transient());
+        let conflict = AtomicError::Conflict {
+            attempts: 3,
+            source: diesel::result::Error::RollbackTransaction,
+        };
+        assert_eq!(conflict.kind(), ErrorKind::Transient);
+        assert_eq!(AtomicError::custom("x").kind(), ErrorKind::Internal);
+        let unsupported = AtomicError::Unsupported {
+            feature: "SKIP LOCKED",
+            backend: "SQLite",
+        };
+        assert_eq!(unsupported.kind(), ErrorKind::Internal);
+    }
+
+    #[test]
     fn database_error_is_the_source() {
         use std::error::Error;
         let e = AtomicError::from(diesel::result::Error::NotFound);
         assert!(e.source().is_some());
+    }
+}
+
+/// The exact JSON of every variant (feature `serde`).
+#[cfg(all(test, feature = "serde"))]
+mod json_tests {
+    use super::*;
+
+    fn json(error: &AtomicError) -> String {
+        serde_json::to_string(error).unwrap()
+    }
+
+    #[test]
+    fn refusals() {
+        assert_eq!(
+            json(&AtomicError::NotFound),
+            r#"{"code":"not_found","kind":"refused","message":"no row with that primary key"}"#
+        );
+        assert_eq!(
+            json(&AtomicError::Insufficient {
+                available: 2,
+                requested: 5
+            }),
+            r#"{"code":"insufficient","kind":"refused","message":"insufficient: 5 requested, 2 available","available":2,"requested":5}"#
+        );
+        assert_eq!(
+            json(&AtomicError::OutOfRange {
+                current: 998,
+                attempted: 1003,
+                limit: Limit::Max(1000)
+            }),
+            r#"{"code":"out_of_range","kind":"refused","message":"out of range: 998 would become 1003, beyond the maximum 1000","current":998,"attempted":1003,"limit":{"max":1000}}"#
+        );
+        assert_eq!(
+            json(&AtomicError::NegativeAmount { amount: -3 }),
+            r#"{"code":"negative_amount","kind":"refused","message":"amount must not be negative, got -3","amount":-3}"#
+        );
+        assert_eq!(
+            json(&AtomicError::SameRow),
+            r#"{"code":"same_row","kind":"refused","message":"transfer source and destination are the same row"}"#
+        );
+        assert_eq!(
+            json(&AtomicError::InColumn {
+                column: "stock",
+                error: Box::new(AtomicError::OutOfRange {
+                    current: 1,
+                    attempted: -1,
+                    limit: Limit::Min(0),
+                }),
+            }),
+            r#"{"code":"in_column","kind":"refused","message":"stock: out of range: 1 would become -1, beyond the minimum 0","column":"stock","error":{"code":"out_of_range","kind":"refused","message":"out of range: 1 would become -1, beyond the minimum 0","current":1,"attempted":-1,"limit":{"min":0}}}"#
+        );
+    }
+
+    #[test]
+    fn transient_errors() {
+        assert_eq!(
+            json(&AtomicError::Locked),
+            r#"{"code":"locked","kind":"transient","message":"the row is locked by another transaction"}"#
+        );
+        assert_eq!(
+            json(&AtomicError::Conflict {
+                attempts: 3,
+                source: diesel::result::Error::RollbackTransaction,
+            }),
+            r#"{"code":"conflict","kind":"transient","message":"gave up after 3 attempt(s): You have asked diesel to rollback the transaction","attempts":3}"#
+        );
+    }
+
+    #[test]
+    fn internal_errors() {
+        assert_eq!(
+            json(&AtomicError::Unsupported {
+                feature: "SKIP LOCKED",
+                backend: "SQLite"
+            }),
+            r#"{"code":"unsupported","kind":"internal","message":"SKIP LOCKED is not supported on SQLite","feature":"SKIP LOCKED","backend":"SQLite"}"#
+        );
+        assert_eq!(
+            json(&AtomicError::custom("coupon already used")),
+            r#"{"code":"custom","kind":"internal","message":"coupon already used"}"#
+        );
+        assert_eq!(
+            json(&AtomicError::Database(
+                diesel::result::Error::BrokenTransactionManager
+            )),
+            r#"{"code":"database","kind":"internal","message":"database error: The transaction manager is broken"}"#
+        );
+        #[cfg(feature = "redis")]
+        assert_eq!(
+            json(&AtomicError::Redis(redis::RedisError::from((
+                redis::ErrorKind::Io,
+                "connection refused"
+            )))),
+            r#"{"code":"redis","kind":"internal","message":"redis: connection refused - Io"}"#
+        );
+    }
+
+    /// Every value a column holds is a number; only what no column holds is a string.
+    #[test]
+    fn amounts_are_numbers_within_64_bits() {
+        let extremes = AtomicError::Insufficient {
+            available: i128::from(i64::MIN),
+            requested: i128::from(u64::MAX),
+        };
+        assert_eq!(
+            serde_json::to_value(&extremes).unwrap()["available"],
+            serde_json::json!(i64::MIN)
+        );
+        assert_eq!(
+            serde_json::to_value(&extremes).unwrap()["requested"],
+            serde_json::json!(u64::MAX)
+        );
+        let beyond = AtomicError::OutOfRange {
+            current: i128::from(u64::MAX),
+            attempted: i128::from(u64::MAX) + 1,
+            limit: Limit::Max(i128::from(u64::MAX)),
+        };
+        let value = serde_json::to_value(&beyond).unwrap();
+        assert_eq!(value["attempted"], "18446744073709551616");
+        assert_eq!(value["limit"]["max"], serde_json::json!(u64::MAX));
+        let below = AtomicError::NegativeAmount {
+            amount: i128::from(i64::MIN) - 1,
+        };
+        assert_eq!(
+            serde_json::to_value(&below).unwrap()["amount"],
+            "-9223372036854775809"
+        );
     }
 }

@@ -29,14 +29,14 @@ pub use backend::{
     Out, RawConnection,
 };
 #[cfg(any(feature = "deadpool", feature = "bb8"))]
-pub use buffer::awaited::{AsyncBuffer, ConnectionPool};
+pub use buffer::awaited::{AsyncBuffer, AsyncBufferOf, ConnectionPool};
 #[cfg(feature = "r2d2")]
 pub use buffer::blocking::Buffer;
 #[cfg(any(feature = "r2d2", feature = "deadpool", feature = "bb8"))]
 pub use buffer::FlushPolicy;
 pub use change::{Change, ChangeColumn, ChangeOp, Changes, DistinctColumns};
 pub use counter_derive::AtomicField;
-pub use error::{AtomicError, Limit};
+pub use error::{AtomicError, ErrorKind, Limit};
 pub use field::{AtomicField, AtomicFieldOn};
 pub use key::{IdIntoKey, KeyColumns, KeyValue};
 pub use lock::LockMode;

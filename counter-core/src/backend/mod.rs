@@ -58,6 +58,12 @@ pub(crate) use transaction::{catch_unwind, guarded, InFlight, Open};
 ///   future to await.
 ///
 /// Pass pooled connections as `&mut pooled`.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a connection counter-core can use",
+    label = "not a connection of a backend feature (`postgres`, `mysql`, `sqlite`) or of a pool feature (`r2d2`, `deadpool`, `bb8`)",
+    note = "counter-core runs on `&mut` of: `PgConnection`, `MysqlConnection`, `SqliteConnection`; with feature `async`, `AsyncPgConnection`, `AsyncMysqlConnection`, `SyncConnectionWrapper<SqliteConnection>`",
+    note = "a pooled connection needs its pool's feature of counter-core: `r2d2` for `r2d2::PooledConnection`, `deadpool` for `deadpool::Object`, `bb8` for `bb8::PooledConnection`; pass it as `&mut pooled`"
+)]
 pub trait AtomicConnection {
     /// The concrete connection underneath (itself, for a concrete connection).
     #[doc(hidden)]

@@ -124,6 +124,68 @@ where
     inner: Arc<Inner<P, M, Col, F>>,
 }
 
+/// An [`AsyncBuffer`] whose `new_row` is a plain function: a type you can name in your
+/// application state (a struct field, axum's `State`), where the closure's own type cannot be
+/// written. `R` is the type `new_row` returns, the model itself by default.
+///
+/// A closure that captures nothing coerces to the function pointer where the field's type is
+/// known, so the buffer is built with [`AsyncBuffer::new`] as usual:
+///
+/// ```
+/// # use counter_core::{AsyncBuffer, AsyncBufferOf, AtomicField, FlushPolicy};
+/// # use diesel::prelude::*;
+/// # use diesel_async::pooled_connection::{deadpool::Pool, AsyncDieselConnectionManager};
+/// # use diesel_async::sync_connection_wrapper::SyncConnectionWrapper;
+/// # use diesel_async::SimpleAsyncConnection;
+/// diesel::table! { page_views (page_id) { page_id -> BigInt, views -> BigInt, } }
+///
+/// #[derive(Queryable, Selectable, Identifiable, Insertable, AtomicField)]
+/// #[diesel(table_name = page_views, primary_key(page_id))]
+/// struct PageViews {
+///     page_id: i64,
+///     #[atomic]
+///     views: i64,
+/// }
+///
+/// type Conn = SyncConnectionWrapper<SqliteConnection>;
+///
+/// /// What every request handler gets (axum: `Router::new().with_state(state)`).
+/// #[derive(Clone)]
+/// struct AppState {
+///     pool: Pool<Conn>,
+///     views: AsyncBufferOf<Pool<Conn>, PageViews, page_views::views>,
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let dir = tempfile::tempdir()?;
+/// # let url = dir.path().join("doc.db").to_str().unwrap().to_owned();
+/// let pool = Pool::builder(AsyncDieselConnectionManager::<Conn>::new(url)).build()?;
+/// # pool.get().await?.batch_execute("CREATE TABLE page_views (page_id BIGINT PRIMARY KEY, views BIGINT NOT NULL)").await?;
+/// let state = AppState {
+///     views: AsyncBuffer::new(
+///         pool.clone(),
+///         PageViews::atomic_views(),
+///         |&page_id, views| PageViews { page_id, views },
+///         FlushPolicy::DEFAULT,
+///     ),
+///     pool,
+/// };
+/// let flusher = tokio::spawn(state.views.flusher());
+///
+/// async fn view_page(state: &AppState, page: i64) -> Result<(), counter_core::AtomicError> {
+///     state.views.add(page, 1)
+/// }
+/// view_page(&state, 7).await?;
+/// state.views.shutdown().await?;
+/// flusher.await?;
+/// assert_eq!(PageViews::current_views(&mut state.pool.get().await?, 7).await?, 1);
+/// # Ok(())
+/// # }
+/// ```
+pub type AsyncBufferOf<P, M, Col, R = M> =
+    AsyncBuffer<P, M, Col, fn(&<M as AtomicField<Col>>::Key, <M as AtomicField<Col>>::Value) -> R>;
+
 /// What the handles and the flusher share.
 struct Inner<P, M: AtomicField<Col>, Col: Column, F> {
     pending: Pending<M::Key, M::Value>,

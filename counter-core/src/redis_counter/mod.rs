@@ -1,34 +1,33 @@
 //! Counters kept in Redis and moved into the database exactly once (feature `redis`).
 //! (Everything a user needs is on the public type: this module is private.)
 
+mod flush;
 mod key;
 mod link;
+mod report;
 mod scripts;
 
-use std::collections::BTreeMap;
 use std::future::Future;
 use std::marker::PhantomData;
 use std::sync::Mutex;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
-use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use diesel::Column;
 use redis::Script;
 
-use crate::backend::{
-    write_transaction, AtomicConnection, BackendOf, CallMode, Dialect, Out, RawConnection,
-};
+use crate::backend::{AtomicConnection, BackendOf, CallMode, Out};
 use crate::error::{AtomicError, Limit};
 use crate::field::{AtomicField, AtomicFieldOn};
-use crate::lock::LockMode;
 use crate::ops::Field;
 use crate::plan::non_negative;
-use crate::retry::{retrying, RetryPolicy};
-use crate::sql::LedgerDialect;
+use crate::retry::RetryPolicy;
 use crate::value::AtomicValue;
 
 pub use key::RedisKey;
 pub use link::{RedisConnection, RedisOut};
+pub use report::{FlushReport, Kept};
+
+use flush::{Applied, Flush};
 
 /// The ledger table's default name.
 pub const LEDGER_TABLE: &str = "counter_flushes";
@@ -134,73 +133,6 @@ pub struct RedisCounter<M, Col> {
     take: Script,
     finish: Script,
     marker: PhantomData<fn() -> (M, Col)>,
-}
-
-/// What a flush did.
-#[derive(Debug)]
-pub struct FlushReport<K> {
-    /// Batches this call applied to the database.
-    pub applied: usize,
-    /// Batches an earlier flush left in Redis that this call settled (applied, or found in
-    /// the ledger and only cleaned up).
-    pub recovered: usize,
-    /// Every key written, with the count added to its row.
-    pub written: Vec<(K, i64)>,
-    /// Counts the database did not take, back in Redis as pending; reported by every flush
-    /// until they can be applied.
-    pub kept: Vec<Kept<K>>,
-}
-
-impl<K> Default for FlushReport<K> {
-    fn default() -> Self {
-        FlushReport {
-            applied: 0,
-            recovered: 0,
-            written: Vec::new(),
-            kept: Vec::new(),
-        }
-    }
-}
-
-impl<K> FlushReport<K> {
-    /// The sum of the counts written.
-    pub fn total_written(&self) -> i128 {
-        self.written.iter().map(|(_, n)| i128::from(*n)).sum()
-    }
-
-    fn absorb(&mut self, other: FlushReport<K>) {
-        self.applied += other.applied;
-        self.recovered += other.recovered;
-        self.written.extend(other.written);
-        self.kept.extend(other.kept);
-    }
-}
-
-/// A count a flush left in Redis, and why.
-#[derive(Debug)]
-pub struct Kept<K> {
-    /// The hash field (see [`RedisKey`]).
-    pub field: String,
-    /// The key it names, `None` when it names none of this model's keys.
-    pub key: Option<K>,
-    /// The pending count, `None` when the value is not an integer.
-    pub count: Option<i64>,
-    /// `NotFound` (no row with that key), `OutOfRange` (the row cannot take it), `Database`
-    /// (the row's update failed on its own: a `CHECK`, a trigger; the flush ran its transaction
-    /// again without it), or `Custom` for a field or value this library never writes.
-    pub error: AtomicError,
-}
-
-impl<K: Clone> Kept<K> {
-    /// Key `key` of a batch, under `field`, with its count `n`, kept for `error`.
-    fn of<V: AtomicValue>(key: &K, field: &str, n: V, error: AtomicError) -> Self {
-        Kept {
-            field: field.to_owned(),
-            key: Some(key.clone()),
-            count: i64::try_from(n.to_i128()).ok(),
-            error,
-        }
-    }
 }
 
 impl<M, Col> RedisCounter<M, Col>
@@ -404,16 +336,7 @@ where
         R: RedisConnection<Mode = C::Mode> + ?Sized,
         M: AtomicFieldOn<Col, BackendOf<C>>,
     {
-        C::Mode::drive(async move {
-            let raw = conn.raw();
-            // `recover` refuses a caller's transaction before anything is taken.
-            let mut report = self.recover_on(raw, redis).await?;
-            if let Some(batch) = self.take_on(redis).await? {
-                report.absorb(self.settle_on(raw, redis, &batch).await?);
-            }
-            self.prune(raw).await?;
-            Ok(report)
-        })
+        C::Mode::drive(async move { Flush::new(self, conn.raw(), redis).run().await })
     }
 
     /// Settles every batch in Redis: applies the ones the ledger does not have, finishes all.
@@ -432,7 +355,7 @@ where
         R: RedisConnection<Mode = C::Mode> + ?Sized,
         M: AtomicFieldOn<Col, BackendOf<C>>,
     {
-        C::Mode::drive(async move { self.recover_on(conn.raw(), redis).await })
+        C::Mode::drive(async move { Flush::new(self, conn.raw(), redis).recover().await })
     }
 
     /// Step 1 of a flush: moves everything pending into a new batch; its id, or `None` when
@@ -470,7 +393,7 @@ where
         M: AtomicFieldOn<Col, BackendOf<C>>,
     {
         C::Mode::drive(async move {
-            Ok(match self.apply_batch(conn.raw(), redis, id).await? {
+            Ok(match Flush::new(self, conn.raw(), redis).apply(id).await? {
                 Applied::Now(report) => report,
                 Applied::Already | Applied::Gone => FlushReport::default(),
             })
@@ -494,7 +417,7 @@ where
         R: RedisConnection<Mode = C::Mode> + ?Sized,
         M: AtomicFieldOn<Col, BackendOf<C>>,
     {
-        C::Mode::drive(async move { self.settle_on(conn.raw(), redis, id).await })
+        C::Mode::drive(async move { Flush::new(self, conn.raw(), redis).settle(id).await })
     }
 
     /// `HGET` of `key`'s pending count.
@@ -503,258 +426,7 @@ where
         cmd.arg(&self.pending).arg(key.field());
         cmd
     }
-
-    /// [`recover`](Self::recover) on the connection underneath.
-    async fn recover_on<Raw, R>(
-        &self,
-        raw: &mut Raw,
-        redis: &mut R,
-    ) -> Result<FlushReport<M::Key>, AtomicError>
-    where
-        Raw: RawConnection,
-        R: RedisConnection + ?Sized,
-        M: AtomicFieldOn<Col, Raw::Db>,
-    {
-        refuse_inside_a_transaction(raw)?;
-        let mut members = redis::cmd("SMEMBERS");
-        members.arg(&self.batches);
-        let mut ids: Vec<String> = redis.query(&members).await?;
-        ids.sort();
-        let mut report = FlushReport::default();
-        for id in ids {
-            let settled = self.settle_on(raw, redis, &id).await?;
-            report.recovered += 1;
-            report.absorb(settled);
-        }
-        Ok(report)
-    }
-
-    /// [`take`](Self::take).
-    async fn take_on<R>(&self, redis: &mut R) -> Result<Option<String>, AtomicError>
-    where
-        R: RedisConnection + ?Sized,
-    {
-        let id = format!("{:032x}", rand::random::<u128>());
-        let mut take = self.take.prepare_invoke();
-        take.key(&self.pending)
-            .key(&self.batches)
-            .key(self.batch_key(&id))
-            .arg(&id);
-        let made: i64 = redis.invoke(&take).await?;
-        Ok((made == 1).then_some(id))
-    }
-
-    async fn apply_batch<Raw, R>(
-        &self,
-        raw: &mut Raw,
-        redis: &mut R,
-        id: &str,
-    ) -> Result<Applied<M::Key>, AtomicError>
-    where
-        Raw: RawConnection,
-        R: RedisConnection + ?Sized,
-        M: AtomicFieldOn<Col, Raw::Db>,
-    {
-        refuse_inside_a_transaction(raw)?;
-        let mut getall = redis::cmd("HGETALL");
-        getall.arg(self.batch_key(id));
-        let fields: Vec<(String, String)> = redis.query(&getall).await?;
-        if fields.is_empty() {
-            return Ok(Applied::Gone);
-        }
-        let (batch, unusable) = parse_batch::<M, Col>(fields);
-        let now = unix_now();
-        // Keys whose increment failed with a database error of their own (a CHECK, a
-        // trigger): the transaction is run again without them, so one bad row does not
-        // hold back the others; they are kept like keys without a row. Even when every key
-        // is refused the batch is committed (all of it kept) and finished: a batch that
-        // failed instead would stay in Redis, and every later flush would stop on it in
-        // `recover`, before taking anything new.
-        let mut refused: Vec<Option<DieselError>> = (0..batch.len()).map(|_| None).collect();
-        loop {
-            let outcome = async {
-                retrying!(&mut *raw, self.field.policy(), LockMode::Wait, |c| {
-                    write_transaction!(c, |c| {
-                        // Only this statement's unique violation means "another flusher committed
-                        // the batch": one from a trigger or a constraint of the counted table must
-                        // not pass for it (the batch would be deleted as if it were applied).
-                        match LedgerDialect::ledger_record(c, self.ledger, id, now).await {
-                            Err(DieselError::DatabaseError(
-                                DatabaseErrorKind::UniqueViolation,
-                                _,
-                            )) => {
-                                return Err(AtomicError::custom(AlreadyApplied));
-                            }
-                            other => other?,
-                        }
-                        let mut written = Vec::with_capacity(batch.len());
-                        let mut kept = Vec::new();
-                        let mut kept_fields: Vec<&String> = Vec::new();
-                        for (index, (key, (field, n))) in batch.iter().enumerate() {
-                            if refused[index].is_some() {
-                                kept_fields.push(field);
-                                continue;
-                            }
-                            match self.field.increment_raw(c, key, *n).await {
-                                Ok(_) => written.push((key.clone(), n.to_i128() as i64)),
-                                Err(
-                                    error
-                                    @ (AtomicError::NotFound | AtomicError::OutOfRange { .. }),
-                                ) => {
-                                    kept_fields.push(field);
-                                    kept.push(Kept::of(key, field, *n, error));
-                                }
-                                Err(AtomicError::Database(
-                                    error @ DieselError::DatabaseError(kind, _),
-                                )) if kind != DatabaseErrorKind::ClosedConnection => {
-                                    return Err(AtomicError::custom(KeyRefused { index, error }));
-                                }
-                                Err(other) => return Err(other),
-                            }
-                        }
-                        kept_fields.extend(unusable.iter().map(|k| &k.field));
-                        if !kept_fields.is_empty() {
-                            let kept_fields = encode_fields(kept_fields.into_iter());
-                            LedgerDialect::ledger_keep(c, self.ledger, id, &kept_fields).await?;
-                        }
-                        Ok((written, kept))
-                    })
-                })
-            }
-            .await;
-            return match outcome {
-                Ok((written, mut kept)) => {
-                    for ((key, (field, n)), error) in batch.iter().zip(refused) {
-                        if let Some(error) = error {
-                            kept.push(Kept::of(key, field, *n, AtomicError::Database(error)));
-                        }
-                    }
-                    kept.sort_by(|a, b| a.key.cmp(&b.key));
-                    kept.extend(unusable);
-                    Ok(Applied::Now(FlushReport {
-                        applied: 1,
-                        recovered: 0,
-                        written,
-                        kept,
-                    }))
-                }
-                Err(AtomicError::Custom(e)) if e.is::<AlreadyApplied>() => Ok(Applied::Already),
-                Err(AtomicError::Custom(e)) if e.is::<KeyRefused>() => {
-                    let refusal = e.downcast::<KeyRefused>().expect("checked above");
-                    refused[refusal.index] = Some(refusal.error);
-                    continue;
-                }
-                Err(other) => Err(other),
-            };
-        }
-    }
-
-    /// [`settle`](Self::settle) on the connection underneath.
-    async fn settle_on<Raw, R>(
-        &self,
-        raw: &mut Raw,
-        redis: &mut R,
-        id: &str,
-    ) -> Result<FlushReport<M::Key>, AtomicError>
-    where
-        Raw: RawConnection,
-        R: RedisConnection + ?Sized,
-        M: AtomicFieldOn<Col, Raw::Db>,
-    {
-        let (report, kept) = match self.look_up(raw, id).await? {
-            Some(kept) => (FlushReport::default(), kept),
-            None => match self.apply_batch(raw, redis, id).await? {
-                // Nothing in Redis to finish: only the id leaves the set.
-                Applied::Gone => (FlushReport::default(), String::new()),
-                // Committed, by this call or another flusher: the ledger says what was kept.
-                Applied::Now(report) => (report, self.recorded(raw, id).await?),
-                Applied::Already => (FlushReport::default(), self.recorded(raw, id).await?),
-            },
-        };
-        let mut finish = self.finish.prepare_invoke();
-        finish
-            .key(&self.pending)
-            .key(&self.batches)
-            .key(self.batch_key(id))
-            .key(&self.invalid)
-            .arg(id);
-        for field in decode_fields(&kept)? {
-            finish.arg(field);
-        }
-        redis.invoke::<i64>(&finish).await?;
-        Ok(report)
-    }
-
-    /// The ledger's kept keys of a batch that was just committed; an error, never a guess,
-    /// when its row is missing (a prune with a far too short `prune_after`): finishing the
-    /// batch then could lose counts.
-    async fn recorded<Raw: RawConnection>(
-        &self,
-        raw: &mut Raw,
-        id: &str,
-    ) -> Result<String, AtomicError> {
-        self.look_up(raw, id).await?.ok_or_else(|| {
-            AtomicError::custom(format!(
-                "batch {id} was committed but has no row in the ledger {}; it stays in Redis",
-                self.ledger
-            ))
-        })
-    }
-
-    async fn look_up<Raw: RawConnection>(
-        &self,
-        raw: &mut Raw,
-        id: &str,
-    ) -> Result<Option<String>, AtomicError> {
-        retrying!(raw, self.field.policy(), LockMode::Wait, |c| {
-            Ok(LedgerDialect::ledger_look_up(c, self.ledger, id).await?)
-        })
-    }
-
-    /// Deletes ledger rows older than `prune_after`, at most once a minute per counter.
-    async fn prune<Raw: RawConnection>(&self, raw: &mut Raw) -> Result<(), AtomicError> {
-        {
-            let mut last = self.last_prune.lock().unwrap_or_else(|e| e.into_inner());
-            if last.is_some_and(|at| at.elapsed() < Duration::from_secs(60)) {
-                return Ok(());
-            }
-            *last = Some(Instant::now());
-        }
-        let before = unix_now() - i64::try_from(self.prune_after.as_secs()).unwrap_or(i64::MAX / 2);
-        retrying!(raw, self.field.policy(), LockMode::Wait, |c| {
-            Ok(LedgerDialect::ledger_prune(c, self.ledger, before).await?)
-        })
-        .map(drop)
-    }
-
-    fn batch_key(&self, id: &str) -> String {
-        format!("{}{id}", self.batch_prefix)
-    }
 }
-
-/// What applying a batch found.
-enum Applied<K> {
-    /// This call committed it.
-    Now(FlushReport<K>),
-    /// Another flusher had committed it (the ledger's primary key said so).
-    Already,
-    /// The batch is not in Redis (finished by another flusher).
-    Gone,
-}
-
-/// The increment of the batch's key number `index` failed with this database error: returned
-/// from inside the transaction to roll it back and run it again without that key.
-#[derive(Debug, thiserror::Error)]
-#[error("key {index} of the batch: {error}")]
-struct KeyRefused {
-    index: usize,
-    error: DieselError,
-}
-
-/// The ledger already has the batch: returned from inside the transaction to roll it back.
-#[derive(Debug, thiserror::Error)]
-#[error("the batch is already in the ledger")]
-struct AlreadyApplied;
 
 /// The pending count an `HGET` ([`RedisCounter::pending_cmd`]) reads: 0 when none.
 async fn query_pending<R>(redis: &mut R, cmd: &redis::Cmd) -> Result<i64, AtomicError>
@@ -765,21 +437,6 @@ where
     Ok(n.unwrap_or(0))
 }
 
-/// A flush must commit its transaction before it deletes the batch from Redis; inside the
-/// caller's transaction that commit is the caller's, and a rollback after the delete would
-/// lose the counts. Refused before anything is taken.
-fn refuse_inside_a_transaction<R: RawConnection>(raw: &mut R) -> Result<(), AtomicError> {
-    match raw.transaction_status().transaction_depth() {
-        Ok(None) => Ok(()),
-        Ok(Some(_)) => Err(AtomicError::Unsupported {
-            feature: "a Redis counter flush inside a transaction",
-            backend: R::Db::NAME,
-        }),
-        // A connection whose last rollback failed: Diesel's error says so.
-        Err(broken) => Err(AtomicError::Database(broken)),
-    }
-}
-
 /// An amount for `HINCRBY`: not negative, within `i64`.
 fn redis_amount<V: AtomicValue>(n: V) -> Result<i64, AtomicError> {
     let n = non_negative(n)?;
@@ -788,99 +445,4 @@ fn redis_amount<V: AtomicValue>(n: V) -> Result<i64, AtomicError> {
         attempted: n,
         limit: Limit::Max(i128::from(i64::MAX)),
     })
-}
-
-/// A batch's fields as keys in order with their counts, and the fields that are not usable
-/// (no key of this model, a value that is not an integer, or a count the column's type cannot
-/// hold), which are kept.
-#[allow(clippy::type_complexity)]
-fn parse_batch<M, Col>(
-    fields: Vec<(String, String)>,
-) -> (BTreeMap<M::Key, (String, M::Value)>, Vec<Kept<M::Key>>)
-where
-    Col: Column,
-    M: AtomicField<Col>,
-    M::Key: RedisKey + Ord,
-{
-    let mut batch = BTreeMap::new();
-    let mut unusable = Vec::new();
-    for (field, value) in fields {
-        // Only the one spelling `write_field` gives: two fields naming one key would
-        // otherwise overwrite each other in the batch.
-        let key = M::Key::read_field(&field).filter(|key| key.field() == field);
-        let count = value.parse::<i64>().ok();
-        let error = match (&key, count) {
-            (None, _) => {
-                AtomicError::custom(format!("field {field:?} names no key of this counter"))
-            }
-            (_, None) => AtomicError::custom(format!("value {value:?} is not a count")),
-            (Some(_), Some(n)) => match M::Value::from_i128(i128::from(n)) {
-                Some(v) if n >= 0 => {
-                    if n > 0 {
-                        batch.insert(key.expect("matched Some"), (field, v));
-                    }
-                    continue;
-                }
-                _ => AtomicError::OutOfRange {
-                    current: 0,
-                    attempted: i128::from(n),
-                    limit: if n < 0 {
-                        Limit::Min(M::Value::MIN.to_i128())
-                    } else {
-                        Limit::Max(M::Value::MAX.to_i128())
-                    },
-                },
-            },
-        };
-        unusable.push(Kept {
-            field,
-            key,
-            count,
-            error,
-        });
-    }
-    unusable.sort_by(|a, b| a.field.cmp(&b.field));
-    (batch, unusable)
-}
-
-/// Fields as `<len>:<field>` concatenated, for the ledger's `kept` column.
-fn encode_fields<'a>(fields: impl Iterator<Item = &'a String>) -> String {
-    let mut out = String::new();
-    for field in fields {
-        key::push_part(&mut out, field);
-    }
-    out
-}
-
-fn decode_fields(mut text: &str) -> Result<Vec<&str>, AtomicError> {
-    let mut fields = Vec::new();
-    while !text.is_empty() {
-        let field = key::next_part(&mut text).ok_or_else(|| {
-            // A truncated column (MySQL `TEXT` in non-strict mode): finishing the batch with a
-            // partial list would delete counts the database never took.
-            AtomicError::custom("the ledger's kept keys are malformed (truncated?)")
-        })?;
-        fields.push(field);
-    }
-    Ok(fields)
-}
-
-fn unix_now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn kept_fields_round_trip() {
-        let fields = ["7".to_owned(), "1:73:a:b".to_owned(), String::new()];
-        let text = encode_fields(fields.iter());
-        assert_eq!(text, "1:78:1:73:a:b0:");
-        assert_eq!(decode_fields(&text).unwrap(), ["7", "1:73:a:b", ""]);
-        assert!(decode_fields("1:78:1:7").is_err(), "truncated");
-    }
 }

@@ -1,0 +1,413 @@
+//! The flush protocol: take a batch, apply it in one transaction recorded in the ledger,
+//! finish it in Redis; and the settling of batches earlier flushes left (see
+//! [`RedisCounter`]'s documentation for why each step is atomic).
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use diesel::result::{DatabaseErrorKind, Error as DieselError};
+use diesel::Column;
+
+use super::{key, FlushReport, Kept, RedisConnection, RedisCounter, RedisKey};
+use crate::backend::{write_transaction, Dialect, RawConnection};
+use crate::error::{AtomicError, Limit};
+use crate::field::{AtomicField, AtomicFieldOn};
+use crate::lock::LockMode;
+use crate::retry::retrying;
+use crate::sql::LedgerDialect;
+use crate::value::AtomicValue;
+
+impl<M, Col> RedisCounter<M, Col>
+where
+    Col: Column + 'static,
+    M: AtomicField<Col>,
+    M::Key: RedisKey + Ord + Clone,
+{
+    /// [`take`](Self::take).
+    pub(super) async fn take_on<R>(&self, redis: &mut R) -> Result<Option<String>, AtomicError>
+    where
+        R: RedisConnection + ?Sized,
+    {
+        let id = format!("{:032x}", rand::random::<u128>());
+        let mut take = self.take.prepare_invoke();
+        take.key(&self.pending)
+            .key(&self.batches)
+            .key(self.batch_key(&id))
+            .arg(&id);
+        let made: i64 = redis.invoke(&take).await?;
+        Ok((made == 1).then_some(id))
+    }
+
+    /// The ledger's kept keys of a batch that was just committed; an error, never a guess,
+    /// when its row is missing (a prune with a far too short `prune_after`): finishing the
+    /// batch then could lose counts.
+    async fn recorded<Raw: RawConnection>(
+        &self,
+        raw: &mut Raw,
+        id: &str,
+    ) -> Result<String, AtomicError> {
+        self.look_up(raw, id).await?.ok_or_else(|| {
+            AtomicError::custom(format!(
+                "batch {id} was committed but has no row in the ledger {}; it stays in Redis",
+                self.ledger
+            ))
+        })
+    }
+
+    async fn look_up<Raw: RawConnection>(
+        &self,
+        raw: &mut Raw,
+        id: &str,
+    ) -> Result<Option<String>, AtomicError> {
+        retrying!(raw, self.field.policy(), LockMode::Wait, |c| {
+            Ok(LedgerDialect::ledger_look_up(c, self.ledger, id).await?)
+        })
+    }
+
+    /// Deletes ledger rows older than `prune_after`, at most once a minute per counter.
+    async fn prune<Raw: RawConnection>(&self, raw: &mut Raw) -> Result<(), AtomicError> {
+        {
+            let mut last = self.last_prune.lock().unwrap_or_else(|e| e.into_inner());
+            if last.is_some_and(|at| at.elapsed() < Duration::from_secs(60)) {
+                return Ok(());
+            }
+            *last = Some(Instant::now());
+        }
+        let before = unix_now() - i64::try_from(self.prune_after.as_secs()).unwrap_or(i64::MAX / 2);
+        retrying!(raw, self.field.policy(), LockMode::Wait, |c| {
+            Ok(LedgerDialect::ledger_prune(c, self.ledger, before).await?)
+        })
+        .map(drop)
+    }
+
+    fn batch_key(&self, id: &str) -> String {
+        format!("{}{id}", self.batch_prefix)
+    }
+}
+
+/// One flush's counter and its two connections: the protocol's steps that use both, their
+/// bounds said once.
+pub(super) struct Flush<'f, M, Col, Raw, R: ?Sized> {
+    counter: &'f RedisCounter<M, Col>,
+    raw: &'f mut Raw,
+    redis: &'f mut R,
+}
+
+impl<'f, M, Col, Raw, R> Flush<'f, M, Col, Raw, R>
+where
+    Col: Column + 'static,
+    Raw: RawConnection,
+    R: RedisConnection + ?Sized,
+    M: AtomicFieldOn<Col, Raw::Db>,
+    M::Key: RedisKey + Ord + Clone,
+{
+    /// `counter`'s protocol on the connection underneath `raw`, and `redis`.
+    pub(super) fn new(
+        counter: &'f RedisCounter<M, Col>,
+        raw: &'f mut Raw,
+        redis: &'f mut R,
+    ) -> Self {
+        Flush {
+            counter,
+            raw,
+            redis,
+        }
+    }
+
+    /// [`flush`](RedisCounter::flush): recover, take, settle the new batch, prune.
+    pub(super) async fn run(&mut self) -> Result<FlushReport<M::Key>, AtomicError> {
+        // `recover` refuses a caller's transaction before anything is taken.
+        let mut report = self.recover().await?;
+        if let Some(batch) = self.counter.take_on(self.redis).await? {
+            report.absorb(self.settle(&batch).await?);
+        }
+        self.counter.prune(self.raw).await?;
+        Ok(report)
+    }
+
+    /// [`recover`](RedisCounter::recover).
+    pub(super) async fn recover(&mut self) -> Result<FlushReport<M::Key>, AtomicError> {
+        refuse_inside_a_transaction(self.raw)?;
+        let mut members = redis::cmd("SMEMBERS");
+        members.arg(&self.counter.batches);
+        let mut ids: Vec<String> = self.redis.query(&members).await?;
+        ids.sort();
+        let mut report = FlushReport::default();
+        for id in ids {
+            let settled = self.settle(&id).await?;
+            report.recovered += 1;
+            report.absorb(settled);
+        }
+        Ok(report)
+    }
+
+    /// [`apply`](RedisCounter::apply): what applying batch `id` found.
+    pub(super) async fn apply(&mut self, id: &str) -> Result<Applied<M::Key>, AtomicError> {
+        let counter = self.counter;
+        refuse_inside_a_transaction(self.raw)?;
+        let mut getall = redis::cmd("HGETALL");
+        getall.arg(counter.batch_key(id));
+        let fields: Vec<(String, String)> = self.redis.query(&getall).await?;
+        if fields.is_empty() {
+            return Ok(Applied::Gone);
+        }
+        let (batch, unusable) = parse_batch::<M, Col>(fields);
+        let now = unix_now();
+        // Keys whose increment failed with a database error of their own (a CHECK, a
+        // trigger): the transaction is run again without them, so one bad row does not
+        // hold back the others; they are kept like keys without a row. Even when every key
+        // is refused the batch is committed (all of it kept) and finished: a batch that
+        // failed instead would stay in Redis, and every later flush would stop on it in
+        // `recover`, before taking anything new.
+        let mut refused: Vec<Option<DieselError>> = (0..batch.len()).map(|_| None).collect();
+        loop {
+            let outcome = async {
+                retrying!(
+                    &mut *self.raw,
+                    counter.field.policy(),
+                    LockMode::Wait,
+                    |c| {
+                        write_transaction!(c, |c| {
+                            // Only this statement's unique violation means "another flusher committed
+                            // the batch": one from a trigger or a constraint of the counted table must
+                            // not pass for it (the batch would be deleted as if it were applied).
+                            match LedgerDialect::ledger_record(c, counter.ledger, id, now).await {
+                                Err(DieselError::DatabaseError(
+                                    DatabaseErrorKind::UniqueViolation,
+                                    _,
+                                )) => {
+                                    return Err(AtomicError::custom(AlreadyApplied));
+                                }
+                                other => other?,
+                            }
+                            let mut written = Vec::with_capacity(batch.len());
+                            let mut kept = Vec::new();
+                            let mut kept_fields: Vec<&String> = Vec::new();
+                            for (index, (key, (field, n))) in batch.iter().enumerate() {
+                                if refused[index].is_some() {
+                                    kept_fields.push(field);
+                                    continue;
+                                }
+                                match counter.field.increment_raw(c, key, *n).await {
+                                    Ok(_) => written.push((key.clone(), n.to_i128() as i64)),
+                                    Err(
+                                        error @ (AtomicError::NotFound
+                                        | AtomicError::OutOfRange { .. }),
+                                    ) => {
+                                        kept_fields.push(field);
+                                        kept.push(Kept::of(key, field, *n, error));
+                                    }
+                                    Err(AtomicError::Database(
+                                        error @ DieselError::DatabaseError(kind, _),
+                                    )) if kind != DatabaseErrorKind::ClosedConnection => {
+                                        return Err(AtomicError::custom(KeyRefused {
+                                            index,
+                                            error,
+                                        }));
+                                    }
+                                    Err(other) => return Err(other),
+                                }
+                            }
+                            kept_fields.extend(unusable.iter().map(|k| &k.field));
+                            if !kept_fields.is_empty() {
+                                let kept_fields = encode_fields(kept_fields.into_iter());
+                                LedgerDialect::ledger_keep(c, counter.ledger, id, &kept_fields)
+                                    .await?;
+                            }
+                            Ok((written, kept))
+                        })
+                    }
+                )
+            }
+            .await;
+            return match outcome {
+                Ok((written, mut kept)) => {
+                    for ((key, (field, n)), error) in batch.iter().zip(refused) {
+                        if let Some(error) = error {
+                            kept.push(Kept::of(key, field, *n, AtomicError::Database(error)));
+                        }
+                    }
+                    kept.sort_by(|a, b| a.key.cmp(&b.key));
+                    kept.extend(unusable);
+                    Ok(Applied::Now(FlushReport {
+                        applied: 1,
+                        recovered: 0,
+                        written,
+                        kept,
+                    }))
+                }
+                Err(AtomicError::Custom(e)) if e.is::<AlreadyApplied>() => Ok(Applied::Already),
+                Err(AtomicError::Custom(e)) if e.is::<KeyRefused>() => {
+                    let refusal = e.downcast::<KeyRefused>().expect("checked above");
+                    refused[refusal.index] = Some(refusal.error);
+                    continue;
+                }
+                Err(other) => Err(other),
+            };
+        }
+    }
+
+    /// [`settle`](RedisCounter::settle).
+    pub(super) async fn settle(&mut self, id: &str) -> Result<FlushReport<M::Key>, AtomicError> {
+        let counter = self.counter;
+        let (report, kept) = match counter.look_up(self.raw, id).await? {
+            Some(kept) => (FlushReport::default(), kept),
+            None => match self.apply(id).await? {
+                // Nothing in Redis to finish: only the id leaves the set.
+                Applied::Gone => (FlushReport::default(), String::new()),
+                // Committed, by this call or another flusher: the ledger says what was kept.
+                Applied::Now(report) => (report, counter.recorded(self.raw, id).await?),
+                Applied::Already => (
+                    FlushReport::default(),
+                    counter.recorded(self.raw, id).await?,
+                ),
+            },
+        };
+        let mut finish = counter.finish.prepare_invoke();
+        finish
+            .key(&counter.pending)
+            .key(&counter.batches)
+            .key(counter.batch_key(id))
+            .key(&counter.invalid)
+            .arg(id);
+        for field in decode_fields(&kept)? {
+            finish.arg(field);
+        }
+        self.redis.invoke::<i64>(&finish).await?;
+        Ok(report)
+    }
+}
+
+/// What applying a batch found.
+pub(super) enum Applied<K> {
+    /// This call committed it.
+    Now(FlushReport<K>),
+    /// Another flusher had committed it (the ledger's primary key said so).
+    Already,
+    /// The batch is not in Redis (finished by another flusher).
+    Gone,
+}
+
+/// The increment of the batch's key number `index` failed with this database error: returned
+/// from inside the transaction to roll it back and run it again without that key.
+#[derive(Debug, thiserror::Error)]
+#[error("key {index} of the batch: {error}")]
+struct KeyRefused {
+    index: usize,
+    error: DieselError,
+}
+
+/// The ledger already has the batch: returned from inside the transaction to roll it back.
+#[derive(Debug, thiserror::Error)]
+#[error("the batch is already in the ledger")]
+struct AlreadyApplied;
+
+/// A flush must commit its transaction before it deletes the batch from Redis; inside the
+/// caller's transaction that commit is the caller's, and a rollback after the delete would
+/// lose the counts. Refused before anything is taken.
+fn refuse_inside_a_transaction<R: RawConnection>(raw: &mut R) -> Result<(), AtomicError> {
+    match raw.transaction_status().transaction_depth() {
+        Ok(None) => Ok(()),
+        Ok(Some(_)) => Err(AtomicError::Unsupported {
+            feature: "a Redis counter flush inside a transaction",
+            backend: R::Db::NAME,
+        }),
+        // A connection whose last rollback failed: Diesel's error says so.
+        Err(broken) => Err(AtomicError::Database(broken)),
+    }
+}
+
+/// A batch's fields as keys in order with their counts, and the fields that are not usable
+/// (no key of this model, a value that is not an integer, or a count the column's type cannot
+/// hold), which are kept.
+#[allow(clippy::type_complexity)]
+fn parse_batch<M, Col>(
+    fields: Vec<(String, String)>,
+) -> (BTreeMap<M::Key, (String, M::Value)>, Vec<Kept<M::Key>>)
+where
+    Col: Column,
+    M: AtomicField<Col>,
+    M::Key: RedisKey + Ord,
+{
+    let mut batch = BTreeMap::new();
+    let mut unusable = Vec::new();
+    for (field, value) in fields {
+        // Only the one spelling `write_field` gives: two fields naming one key would
+        // otherwise overwrite each other in the batch.
+        let key = M::Key::read_field(&field).filter(|key| key.field() == field);
+        let count = value.parse::<i64>().ok();
+        let error = match (&key, count) {
+            (None, _) => {
+                AtomicError::custom(format!("field {field:?} names no key of this counter"))
+            }
+            (_, None) => AtomicError::custom(format!("value {value:?} is not a count")),
+            (Some(_), Some(n)) => match M::Value::from_i128(i128::from(n)) {
+                Some(v) if n >= 0 => {
+                    if n > 0 {
+                        batch.insert(key.expect("matched Some"), (field, v));
+                    }
+                    continue;
+                }
+                _ => AtomicError::OutOfRange {
+                    current: 0,
+                    attempted: i128::from(n),
+                    limit: if n < 0 {
+                        Limit::Min(M::Value::MIN.to_i128())
+                    } else {
+                        Limit::Max(M::Value::MAX.to_i128())
+                    },
+                },
+            },
+        };
+        unusable.push(Kept {
+            field,
+            key,
+            count,
+            error,
+        });
+    }
+    unusable.sort_by(|a, b| a.field.cmp(&b.field));
+    (batch, unusable)
+}
+
+/// Fields as `<len>:<field>` concatenated, for the ledger's `kept` column.
+fn encode_fields<'a>(fields: impl Iterator<Item = &'a String>) -> String {
+    let mut out = String::new();
+    for field in fields {
+        key::push_part(&mut out, field);
+    }
+    out
+}
+
+fn decode_fields(mut text: &str) -> Result<Vec<&str>, AtomicError> {
+    let mut fields = Vec::new();
+    while !text.is_empty() {
+        let field = key::next_part(&mut text).ok_or_else(|| {
+            // A truncated column (MySQL `TEXT` in non-strict mode): finishing the batch with a
+            // partial list would delete counts the database never took.
+            AtomicError::custom("the ledger's kept keys are malformed (truncated?)")
+        })?;
+        fields.push(field);
+    }
+    Ok(fields)
+}
+
+fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kept_fields_round_trip() {
+        let fields = ["7".to_owned(), "1:73:a:b".to_owned(), String::new()];
+        let text = encode_fields(fields.iter());
+        assert_eq!(text, "1:78:1:73:a:b0:");
+        assert_eq!(decode_fields(&text).unwrap(), ["7", "1:73:a:b", ""]);
+        assert!(decode_fields("1:78:1:7").is_err(), "truncated");
+    }
+}
