@@ -8,10 +8,24 @@ use counter_core::{AtomicError, AtomicFieldOn, FlushReport, RedisCounter, RedisK
 use diesel::connection::SimpleConnection;
 use rand::{Rng, SeedableRng};
 
-use super::{on_n_workers, Client};
+use crate::client::{on_n_workers, Client};
 use crate::db::{next_id, redis_connection, settle, DbOf, TestDb};
 use crate::models::{CkName, DailyView};
 use crate::schema::{ck_texts, ct_daily_views};
+
+/// This file's scenarios as `#[test]`s for [`backend_tests!`](crate::backend_tests).
+#[macro_export]
+macro_rules! redis_tests {
+    ($client:expr) => {
+        $crate::scenario_tests!($client;
+            redis_counts_every_add_exactly,
+            redis_flush_crashed_after_each_step,
+            redis_refuses_bad_input_and_keeps_what_it_cannot_write,
+            redis_keeps_thousands_of_keys_without_rows,
+            redis_counts_every_spelling_of_a_case_insensitive_key,
+        );
+    };
+}
 
 /// The counter every Redis test uses, on a prefix of its own.
 pub type Views = RedisCounter<DailyView, ct_daily_views::views>;
