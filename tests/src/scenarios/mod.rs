@@ -26,7 +26,7 @@
 //! - [`composite`]: composite keys and several columns in one statement.
 //! - [`upsert`]: increment-or-insert and the add-to-cart.
 //! - [`slotted`], [`buffer`], [`redis`]: slotted counters, the write-behind `Buffer`,
-//!   `RedisCounter`.
+//!   `RedisCounter`; [`redis_kept`]: what a Redis flush cannot write, kept.
 //!
 //! [`assert`] holds the assertions on results, [`harness`] the threads, panic catching and
 //! shared types.
@@ -42,6 +42,7 @@ pub mod integer_types;
 pub mod locked;
 pub mod model_options;
 pub mod redis;
+pub mod redis_kept;
 pub mod refusals;
 pub mod single_row;
 pub mod slotted;
@@ -58,6 +59,7 @@ pub use integer_types::*;
 pub use locked::*;
 pub use model_options::*;
 pub use redis::*;
+pub use redis_kept::*;
 pub use refusals::*;
 pub use single_row::*;
 pub use slotted::*;
@@ -84,6 +86,7 @@ macro_rules! backend_tests {
         $crate::slotted_tests!($client);
         $crate::buffer_tests!($client);
         $crate::redis_tests!($client);
+        $crate::redis_kept_tests!($client);
     };
 }
 
