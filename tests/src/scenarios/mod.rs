@@ -28,7 +28,7 @@
 //! - [`slotted`], [`buffer`], [`redis`]: slotted counters, the write-behind `Buffer`,
 //!   `RedisCounter`; [`redis_kept`]: what a Redis flush cannot write, kept.
 //!
-//! [`assert`] holds the assertions on results, [`harness`] the threads, panic catching and
+//! [`assert`](mod@assert) holds the assertions on results, [`harness`] the threads, panic catching and
 //! shared types.
 //!
 //! [`Client`]: crate::client::Client
