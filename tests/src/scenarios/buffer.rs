@@ -11,13 +11,36 @@ use counter_core::{
     AtomicFieldOn, BackendOf, BlockingConnection, Buffer, FlushPolicy, NewRow, RawConnection,
 };
 
-use crate::client::TestBuffer;
 use diesel::r2d2::{ConnectionManager, Pool, R2D2Connection};
 
-use super::{on_n_workers, Client};
+use crate::client::{on_n_workers, Client, TestBuffer};
 use crate::db::{next_id, DbOf, TestDb};
 use crate::models::{CartLine, DailyView, NewCartLine};
 use crate::schema::{ct_cart_lines, ct_daily_views};
+
+/// This file's scenarios as `#[test]`s for [`backend_tests!`](crate::backend_tests).
+#[macro_export]
+macro_rules! buffer_tests {
+    ($client:expr) => {
+        $crate::scenario_tests!($client;
+            buffer_counts_every_add,
+            failed_flush_keeps_its_counts,
+            two_buffers_flush_overlapping_keys,
+            panicking_new_row_keeps_the_counts,
+        );
+    };
+}
+
+/// This file's blocking-only scenarios as `#[test]`s for
+/// [`blocking_tests!`](crate::blocking_tests).
+#[macro_export]
+macro_rules! buffer_blocking_tests {
+    ($backend:ty) => {
+        $crate::blocking_scenario_tests!($backend;
+            dropped_buffer_flushes,
+        );
+    };
+}
 
 /// Threads adding to a buffer.
 const ADDERS: usize = 16;

@@ -4,10 +4,23 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use counter_core::{AtomicError, SlottedOn};
 
-use super::{assert_no_errors, negative, on_n_workers, Client};
+use super::assert::{assert_no_errors, negative};
+use crate::client::{on_n_workers, Client};
 use crate::db::{next_id, DbOf, TestDb};
 use crate::models::Article;
 use crate::schema::ct_articles;
+
+/// This file's scenarios as `#[test]`s for [`backend_tests!`](crate::backend_tests).
+#[macro_export]
+macro_rules! slotted_tests {
+    ($client:expr) => {
+        $crate::scenario_tests!($client;
+            slotted_increments_lose_nothing,
+            slotted_compact_while_incrementing,
+            slotted_decrement_where_declared,
+        );
+    };
+}
 
 /// 16 workers × 2000 increments of one article's views: the sum is exactly 32,000, over at
 /// most 16 slot rows.

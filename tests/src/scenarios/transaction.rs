@@ -5,11 +5,24 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use counter_core::{AtomicError, AtomicFieldOn, RawConnection, RetryPolicy};
 
-use super::{assert_no_errors, catch_panic, errors_of, on_workers, Client};
+use super::assert::{assert_no_errors, errors_of};
+use super::harness::catch_panic;
 use crate::assert_err;
+use crate::client::{on_workers, Client};
 use crate::db::{DbOf, TestDb};
 use crate::models::Product;
 use crate::schema::ct_products;
+
+/// This file's scenarios as `#[test]`s for [`backend_tests!`](crate::backend_tests).
+#[macro_export]
+macro_rules! transaction_tests {
+    ($client:expr) => {
+        $crate::scenario_tests!($client;
+            transaction_is_all_or_nothing,
+            concurrent_transactions_move_stock_exactly,
+        );
+    };
+}
 
 /// A committed transaction applies every change; an error or a panic in the middle undoes the
 /// changes before it and leaves the connection outside any transaction.
