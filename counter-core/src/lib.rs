@@ -19,6 +19,7 @@ mod redis_counter;
 mod retry;
 mod slotted;
 mod sql;
+mod strategy;
 mod transaction;
 mod update;
 mod upsert;

@@ -39,7 +39,9 @@ use diesel::serialize::ToSql;
 use diesel::sql_types::{BigInt, HasSqlType, Integer};
 use diesel::{Column, Expression};
 
-use crate::backend::{guarded, AtomicConnection, BackendOf, CallMode, Dialect, Out, RawConnection};
+use crate::backend::{
+    guarded, AtomicConnection, BackendOf, CallMode, Dialect, Out, RawConnection, UpsertClause,
+};
 use crate::error::AtomicError;
 use crate::key::{KeyColumns, KeyValue};
 use crate::lock::LockMode;
@@ -362,7 +364,7 @@ impl<M: Slotted<Col>, Col: Column + 'static> SlottedField<M, Col> {
             key,
             slot,
             amount,
-            on_duplicate: R::Db::ON_DUPLICATE_KEY,
+            on_duplicate: R::Db::UPSERT == UpsertClause::OnDuplicateKey,
             bigint: "",
             lock_sql: "",
         };

@@ -11,6 +11,7 @@ use crate::lock::LockMode;
 use crate::ops::RECHECKS;
 use crate::retry::{retrying, RetryPolicy};
 use crate::sql::{MultiStatement, MULTI_LOCK, MULTI_READ, MULTI_WRITE};
+use crate::strategy::Strategy;
 
 /// Changes several atomic columns of the row `key` of model `M` at once, each under its own
 /// guard, in one statement: all of them change, or none. Returns the new values, in the
@@ -80,7 +81,7 @@ where
             for _ in 0..RECHECKS {
                 if Cs::possible(&parts) {
                     let statement =
-                        <BackendOf<C> as Dialect>::apply_changes::<_, M, Cs>(c, &key, &parts);
+                        <BackendOf<C> as Strategy>::apply_changes::<_, M, Cs>(c, &key, &parts);
                     if let Some(new) = statement.await? {
                         return Ok(new);
                     }

@@ -87,7 +87,7 @@ impl Query for LedgerStatement<'_, LEDGER_LOOK_UP> {
 
 impl<Conn, const KIND: u8> RunQueryDsl<Conn> for LedgerStatement<'_, KIND> {}
 
-/// The ledger statements, per backend; a supertrait of every [`Dialect`](crate::backend::Dialect),
+/// The ledger statements, per backend; a supertrait of every [`Strategy`](crate::strategy::Strategy),
 /// so the Redis counter needs no bound of its own. Written once for the three backends.
 #[doc(hidden)]
 pub trait LedgerDialect: Backend + Sized {

@@ -8,6 +8,7 @@
 
 mod delta;
 mod ledger;
+mod lock;
 mod multi;
 mod pair;
 mod read_write;
@@ -21,13 +22,14 @@ pub(crate) use delta::DeltaUpdate;
 pub(crate) use delta::DELTA_CAPTURE;
 pub(crate) use delta::DELTA_RETURNING;
 pub use ledger::LedgerDialect;
+pub(crate) use lock::{ForUpdate, NoWait, SkipLocked};
 pub(crate) use multi::{MultiStatement, MULTI_LOCK, MULTI_READ, MULTI_RETURNING, MULTI_WRITE};
 #[cfg(feature = "mysql")]
 pub(crate) use multi::{MULTI_CAPTURE, MULTI_CAPTURED};
 pub(crate) use pair::{pair_order, First};
 #[cfg(feature = "mysql")]
 pub(crate) use read_write::LastInsertId;
-pub(crate) use read_write::{read, write};
+pub(crate) use read_write::{read, read_locked, write};
 pub(crate) use slots::{SlotStatement, SLOT_ADD, SLOT_DELETE, SLOT_LOCK, SLOT_SUM};
 #[cfg(any(feature = "postgres", feature = "mysql"))]
 pub(crate) use take::TakeUpdate;

@@ -1,0 +1,155 @@
+//! What each backend sends for an operation: [`Strategy`], implemented for `Pg`, `Mysql` and
+//! `Sqlite`, one file each, over the statements of [`crate::sql`] and the facts of
+//! [`Dialect`].
+//!
+//! The defaults are the one statement SQL can do it in (`UPDATE … RETURNING`, `INSERT … ON
+//! CONFLICT … RETURNING`); a backend overrides what it cannot say that way: MySQL captures the
+//! value with `LAST_INSERT_ID` and reads it back, SQLite takes under `BEGIN IMMEDIATE`.
+
+#[cfg(feature = "mysql")]
+mod mysql;
+#[cfg(feature = "postgres")]
+mod pg;
+#[cfg(feature = "sqlite")]
+mod sqlite;
+
+use std::future::Future;
+
+use diesel::query_builder::{QueryFragment, QueryId};
+use diesel::result::QueryResult;
+use diesel::Column;
+
+use crate::backend::{Dialect, RawConnection};
+use crate::change::Changes;
+use crate::error::AtomicError;
+use crate::field::AtomicFieldOn;
+use crate::plan::{Delta, Direction, Plan, Take};
+use crate::sql::{
+    DeltaUpdate, LedgerDialect, MultiStatement, Upsert, DELTA_RETURNING, MULTI_RETURNING,
+    UPSERT_ON_CONFLICT,
+};
+
+/// The per-backend way to run each single-statement operation; every method is generic over
+/// the connection that sends it. `RawConnection::Db` is bound by it, which is how any
+/// `C: AtomicConnection` reaches its backend's strategy.
+#[doc(hidden)]
+pub trait Strategy: Dialect + LedgerDialect {
+    /// Runs `delta` as one guarded statement; the new value, or `None` when no row matched
+    /// (missing, or the guard refused it). `UPDATE … RETURNING` unless the backend overrides
+    /// it.
+    fn apply_delta<R, M, Col>(
+        conn: &mut R,
+        key: &M::Key,
+        delta: Delta<M::Value>,
+    ) -> impl Future<Output = QueryResult<Option<M::Value>>>
+    where
+        R: RawConnection<Db = Self>,
+        Col: Column + 'static,
+        M: AtomicFieldOn<Col, Self>,
+    {
+        async move {
+            let (table, amount, guard) = (M::table(), delta.amount, delta.guard);
+            match delta.direction {
+                Direction::Up => {
+                    let up = DeltaUpdate::<M, Col, DELTA_RETURNING, true> {
+                        table,
+                        key,
+                        amount,
+                        guard,
+                    };
+                    M::load_value(conn, up).await
+                }
+                Direction::Down => {
+                    let down = DeltaUpdate::<M, Col, DELTA_RETURNING, false> {
+                        table,
+                        key,
+                        amount,
+                        guard,
+                    };
+                    M::load_value(conn, down).await
+                }
+            }
+        }
+    }
+
+    /// Takes `min(n, c - floor)`; the amount taken, or `None` when the statement matched no row
+    /// (missing, or already at or below the floor: the caller looks once more to tell which).
+    /// A backend that already knows the row exists returns `Some(0)` for an empty take.
+    fn take<R, M, Col>(
+        conn: &mut R,
+        key: &M::Key,
+        take: Take<M::Value>,
+    ) -> impl Future<Output = Result<Option<M::Value>, AtomicError>>
+    where
+        R: RawConnection<Db = Self>,
+        Col: Column + 'static,
+        M: AtomicFieldOn<Col, Self>;
+
+    /// Runs a several-column change as one guarded statement; the new values, or `None` when
+    /// no row matched (missing, or a guard refused). `UPDATE … RETURNING` unless the backend
+    /// overrides it.
+    fn apply_changes<R, M, Cs>(
+        conn: &mut R,
+        key: &Cs::Key,
+        parts: &Cs::Parts,
+    ) -> impl Future<Output = QueryResult<Option<Cs::Values>>>
+    where
+        R: RawConnection<Db = Self>,
+        M: 'static,
+        Cs: Changes<M, Self> + 'static,
+    {
+        async move {
+            let mut statement = MultiStatement::<M, Cs, Self, MULTI_RETURNING>::new(key);
+            statement.parts = Some(parts);
+            Cs::load(conn, statement).await
+        }
+    }
+
+    /// Runs `insert` with the clause that adds the plan's amount to an existing row the plan's
+    /// guard admits (no guard: no existing row can take it). The value inserted or updated,
+    /// or `None` when the existing row refused. `key` is `insert`'s key.
+    fn upsert<R, M, Col, I>(
+        conn: &mut R,
+        key: &M::Key,
+        insert: &I,
+        plan: &Plan<M::Value>,
+    ) -> impl Future<Output = Result<Option<M::Value>, AtomicError>>
+    where
+        R: RawConnection<Db = Self>,
+        Col: Column + 'static,
+        M: AtomicFieldOn<Col, Self>,
+        I: QueryFragment<Self> + QueryId,
+    {
+        let _ = key;
+        let amount = plan.amount();
+        let delta = plan.delta();
+        async move {
+            Ok(match delta {
+                Some(delta) => {
+                    M::load_value(
+                        conn,
+                        Upsert::<M, Col, I, UPSERT_ON_CONFLICT, true> {
+                            table: M::table(),
+                            insert,
+                            amount,
+                            guard: delta.guard,
+                        },
+                    )
+                    .await?
+                }
+                None => {
+                    M::load_value(
+                        conn,
+                        Upsert::<M, Col, I, UPSERT_ON_CONFLICT, false> {
+                            table: M::table(),
+                            insert,
+                            amount,
+                            guard: amount,
+                        },
+                    )
+                    .await?
+                }
+            })
+        }
+    }
+}
