@@ -29,55 +29,46 @@ use crate::value::AtomicValue;
 /// is decided under a row lock, where no other writer can move it.
 pub(crate) const RECHECKS: u32 = 3;
 
+/// The guarded operations: one public method each, with one signature, each the future of
+/// [`Field::guarded`] with its [`Op`], driven per connection kind.
+macro_rules! guarded_operations {
+    ($($(#[$doc:meta])* $name:ident($amount:ident) => $op:ident;)+) => {$(
+        $(#[$doc])*
+        pub fn $name<'c, C>(
+            &self,
+            conn: &'c mut C,
+            key: M::Key,
+            $amount: M::Value,
+        ) -> Out<C, impl Future<Output = Result<M::Value, AtomicError>> + use<'c, M, Col, C>>
+        where
+            C: AtomicConnection,
+            M: AtomicFieldOn<Col, BackendOf<C>>,
+        {
+            C::Mode::drive(self.guarded(conn, key, Op::$op, $amount))
+        }
+    )+};
+}
+
 impl<M: AtomicField<Col>, Col: Column + 'static> Field<M, Col> {
-    /// `c = c + by` in one statement, unless the result would pass the upper bound.
-    ///
-    /// Returns the new value. Errors: `NegativeAmount`, `NotFound`, `OutOfRange` (row unchanged).
-    pub fn increment<'c, C>(
-        &self,
-        conn: &'c mut C,
-        key: M::Key,
-        by: M::Value,
-    ) -> Out<C, impl Future<Output = Result<M::Value, AtomicError>> + use<'c, M, Col, C>>
-    where
-        C: AtomicConnection,
-        M: AtomicFieldOn<Col, BackendOf<C>>,
-    {
-        C::Mode::drive(self.guarded(conn, key, Op::Increment, by))
-    }
+    guarded_operations! {
+        /// `c = c + by` in one statement, unless the result would pass the upper bound.
+        ///
+        /// Returns the new value. Errors: `NegativeAmount`, `NotFound`, `OutOfRange` (row
+        /// unchanged).
+        increment(by) => Increment;
 
-    /// `c = c - by` in one statement, unless the result would pass the lower bound.
-    ///
-    /// Returns the new value. Errors: `NegativeAmount`, `NotFound`, `OutOfRange` (row unchanged).
-    pub fn decrement<'c, C>(
-        &self,
-        conn: &'c mut C,
-        key: M::Key,
-        by: M::Value,
-    ) -> Out<C, impl Future<Output = Result<M::Value, AtomicError>> + use<'c, M, Col, C>>
-    where
-        C: AtomicConnection,
-        M: AtomicFieldOn<Col, BackendOf<C>>,
-    {
-        C::Mode::drive(self.guarded(conn, key, Op::Decrement, by))
-    }
+        /// `c = c - by` in one statement, unless the result would pass the lower bound.
+        ///
+        /// Returns the new value. Errors: `NegativeAmount`, `NotFound`, `OutOfRange` (row
+        /// unchanged).
+        decrement(by) => Decrement;
 
-    /// `c = c - n` only if `c >= n` (`WHERE c >= n`): the sale that cannot oversell.
-    ///
-    /// Returns the new value. Errors: `Insufficient { available, requested }` when `c < n`,
-    /// `OutOfRange` when `c - n` would pass a declared minimum above zero, `NegativeAmount`,
-    /// `NotFound`. The row is unchanged on every error.
-    pub fn decrement_if_at_least<'c, C>(
-        &self,
-        conn: &'c mut C,
-        key: M::Key,
-        n: M::Value,
-    ) -> Out<C, impl Future<Output = Result<M::Value, AtomicError>> + use<'c, M, Col, C>>
-    where
-        C: AtomicConnection,
-        M: AtomicFieldOn<Col, BackendOf<C>>,
-    {
-        C::Mode::drive(self.guarded(conn, key, Op::AtLeast, n))
+        /// `c = c - n` only if `c >= n` (`WHERE c >= n`): the sale that cannot oversell.
+        ///
+        /// Returns the new value. Errors: `Insufficient { available, requested }` when `c < n`,
+        /// `OutOfRange` when `c - n` would pass a declared minimum above zero,
+        /// `NegativeAmount`, `NotFound`. The row is unchanged on every error.
+        decrement_if_at_least(n) => AtLeast;
     }
 
     /// Takes `t = min(n, c - floor)` where the floor is the declared minimum or 0: "sell what is

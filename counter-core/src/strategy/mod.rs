@@ -25,8 +25,8 @@ use crate::error::AtomicError;
 use crate::field::AtomicFieldOn;
 use crate::plan::{Delta, Direction, Plan, Take};
 use crate::sql::{
-    DeltaUpdate, LedgerDialect, MultiStatement, Upsert, DELTA_RETURNING, MULTI_RETURNING,
-    UPSERT_ON_CONFLICT,
+    DeltaUpdate, Down, Guarded, LedgerDialect, MultiUpdate, OnConflict, Returning, Unguarded, Up,
+    Upsert,
 };
 
 /// The per-backend way to run each single-statement operation; every method is generic over
@@ -48,24 +48,13 @@ pub trait Strategy: Dialect + LedgerDialect {
         M: AtomicFieldOn<Col, Self>,
     {
         async move {
-            let (table, amount, guard) = (M::table(), delta.amount, delta.guard);
             match delta.direction {
                 Direction::Up => {
-                    let up = DeltaUpdate::<M, Col, DELTA_RETURNING, true> {
-                        table,
-                        key,
-                        amount,
-                        guard,
-                    };
+                    let up = DeltaUpdate::<M, Col, Up, Returning>::new(M::table(), key, delta);
                     M::load_value(conn, up).await
                 }
                 Direction::Down => {
-                    let down = DeltaUpdate::<M, Col, DELTA_RETURNING, false> {
-                        table,
-                        key,
-                        amount,
-                        guard,
-                    };
+                    let down = DeltaUpdate::<M, Col, Down, Returning>::new(M::table(), key, delta);
                     M::load_value(conn, down).await
                 }
             }
@@ -99,9 +88,8 @@ pub trait Strategy: Dialect + LedgerDialect {
         Cs: Changes<M, Self> + 'static,
     {
         async move {
-            let mut statement = MultiStatement::<M, Cs, Self, MULTI_RETURNING>::new(key);
-            statement.parts = Some(parts);
-            Cs::load(conn, statement).await
+            let update = MultiUpdate::<M, Cs, Self, Returning>::new(key, parts);
+            Cs::load(conn, update).await
         }
     }
 
@@ -121,33 +109,20 @@ pub trait Strategy: Dialect + LedgerDialect {
         I: QueryFragment<Self> + QueryId,
     {
         let _ = key;
-        let amount = plan.amount();
-        let delta = plan.delta();
+        let (amount, delta) = (plan.amount(), plan.delta());
         async move {
+            let table = M::table();
             Ok(match delta {
                 Some(delta) => {
-                    M::load_value(
-                        conn,
-                        Upsert::<M, Col, I, UPSERT_ON_CONFLICT, true> {
-                            table: M::table(),
-                            insert,
-                            amount,
-                            guard: delta.guard,
-                        },
-                    )
-                    .await?
+                    let guarded = Guarded(delta.guard);
+                    let upsert =
+                        Upsert::<M, Col, I, OnConflict, _>::new(table, insert, amount, guarded);
+                    M::load_value(conn, upsert).await?
                 }
                 None => {
-                    M::load_value(
-                        conn,
-                        Upsert::<M, Col, I, UPSERT_ON_CONFLICT, false> {
-                            table: M::table(),
-                            insert,
-                            amount,
-                            guard: amount,
-                        },
-                    )
-                    .await?
+                    let upsert =
+                        Upsert::<M, Col, I, OnConflict, _>::new(table, insert, amount, Unguarded);
+                    M::load_value(conn, upsert).await?
                 }
             })
         }

@@ -26,8 +26,8 @@ use crate::error::AtomicError;
 use crate::field::AtomicFieldOn;
 use crate::plan::{Delta, Direction, Plan, Take};
 use crate::sql::{
-    decode_capture, read, DeltaUpdate, LastInsertId, MultiStatement, TakeUpdate, Upsert,
-    DELTA_CAPTURE, MULTI_CAPTURE, MULTI_CAPTURED, TAKE_CAPTURE, UPSERT_ON_DUPLICATE,
+    decode_capture, read, Captured, DeltaUpdate, Down, Guarded, LastInsertId, MultiCaptured,
+    MultiUpdate, OnDuplicateKey, TakeCaptured, Unguarded, Up, Upsert,
 };
 use crate::value::AtomicValue;
 
@@ -60,25 +60,14 @@ impl Strategy for Mysql {
         Col: Column + 'static,
         M: AtomicFieldOn<Col, Self>,
     {
-        let (table, amount, guard) = (M::table(), delta.amount, delta.guard);
         let matched = match delta.direction {
             Direction::Up => {
-                conn.query_count(DeltaUpdate::<M, Col, DELTA_CAPTURE, true> {
-                    table,
-                    key,
-                    amount,
-                    guard,
-                })
-                .await?
+                let up = DeltaUpdate::<M, Col, Up, Captured>::new(M::table(), key, delta);
+                conn.query_count(up).await?
             }
             Direction::Down => {
-                conn.query_count(DeltaUpdate::<M, Col, DELTA_CAPTURE, false> {
-                    table,
-                    key,
-                    amount,
-                    guard,
-                })
-                .await?
+                let down = DeltaUpdate::<M, Col, Down, Captured>::new(M::table(), key, delta);
+                conn.query_count(down).await?
             }
         };
         if matched == 0 {
@@ -97,7 +86,7 @@ impl Strategy for Mysql {
         Col: Column + 'static,
         M: AtomicFieldOn<Col, Self>,
     {
-        let statement = TakeUpdate::<M, Col, TAKE_CAPTURE> {
+        let statement = TakeCaptured::<M, Col> {
             table: M::table(),
             key,
             take,
@@ -119,13 +108,11 @@ impl Strategy for Mysql {
         M: 'static,
         Cs: Changes<M, Self> + 'static,
     {
-        let mut update = MultiStatement::<M, Cs, Self, MULTI_CAPTURE>::new(key);
-        update.parts = Some(parts);
+        let update = MultiUpdate::<M, Cs, Self, Captured>::new(key, parts);
         if conn.query_count(update).await? == 0 {
             return Ok(None);
         }
-        let captured = MultiStatement::<M, Cs, Self, MULTI_CAPTURED>::new(key);
-        Cs::load(conn, captured).await
+        Cs::load(conn, MultiCaptured::<M, Cs, Self>::new()).await
     }
 
     /// A row that exists and takes the amount: the guarded `UPDATE` with capture of
@@ -151,24 +138,19 @@ impl Strategy for Mysql {
             }
         }
         write_transaction!(conn, |c| {
+            let table = M::table();
             let written = match delta {
                 Some(delta) => {
-                    c.query_count(Upsert::<M, Col, I, UPSERT_ON_DUPLICATE, true> {
-                        table: M::table(),
-                        insert,
-                        amount,
-                        guard: delta.guard,
-                    })
-                    .await
+                    let guarded = Guarded(delta.guard);
+                    let upsert =
+                        Upsert::<M, Col, I, OnDuplicateKey, _>::new(table, insert, amount, guarded);
+                    c.query_count(upsert).await
                 }
                 None => {
-                    c.query_count(Upsert::<M, Col, I, UPSERT_ON_DUPLICATE, false> {
-                        table: M::table(),
-                        insert,
-                        amount,
-                        guard: amount,
-                    })
-                    .await
+                    let upsert = Upsert::<M, Col, I, OnDuplicateKey, _>::new(
+                        table, insert, amount, Unguarded,
+                    );
+                    c.query_count(upsert).await
                 }
             };
             match written {

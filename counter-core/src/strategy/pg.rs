@@ -9,7 +9,7 @@ use crate::backend::RawConnection;
 use crate::error::AtomicError;
 use crate::field::AtomicFieldOn;
 use crate::plan::Take;
-use crate::sql::{TakeUpdate, TAKE_FROM_LOCKED};
+use crate::sql::TakeFromLocked;
 
 impl Strategy for Pg {
     async fn take<R, M, Col>(
@@ -22,7 +22,7 @@ impl Strategy for Pg {
         Col: Column + 'static,
         M: AtomicFieldOn<Col, Self>,
     {
-        let statement = TakeUpdate::<M, Col, TAKE_FROM_LOCKED> {
+        let statement = TakeFromLocked::<M, Col> {
             table: M::table(),
             key,
             take,
