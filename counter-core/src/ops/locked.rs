@@ -26,7 +26,7 @@ impl<M: AtomicField<Col>, Col: Column + 'static> Field<M, Col> {
     /// whole transaction, `op` included: keep it free of side effects outside the database.
     /// On SQLite in a rollback journal mode that includes a `COMMIT` that found a reader
     /// holding the file (SQLite rolls it back), which is waited for like any busy database,
-    /// even under [`RetryPolicy::NEVER`] unless its `busy_timeout` is zero. If `op` panics,
+    /// even under [`RetryPolicy::NEVER`](crate::RetryPolicy::NEVER) unless its `busy_timeout` is zero. If `op` panics,
     /// the transaction is rolled back and the panic resumed.
     /// An `Err` from `op` writes nothing and is returned as it is; use
     /// [`AtomicError::custom`] for your own reasons. The new value is checked against the

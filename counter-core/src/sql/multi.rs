@@ -36,7 +36,10 @@ pub(crate) struct MultiUpdate<'a, M, Cs: Changes<M, DB>, DB: Backend, A> {
 
 /// The values a [`MultiUpdate`] with [`Captured`] left in the session (MySQL).
 #[cfg_attr(not(feature = "mysql"), allow(dead_code))]
-pub(crate) struct MultiCaptured<M, Cs, DB>(PhantomData<fn() -> (M, Cs, DB)>);
+pub(crate) struct MultiCaptured<M, Cs, DB>(PhantomData<Types<M, Cs, DB>>);
+
+/// A `'static`, `Send + Sync` stand-in for the three types, whatever they are.
+type Types<M, Cs, DB> = fn() -> (M, Cs, DB);
 
 /// The row's values, locked with clause `L`.
 pub(crate) struct MultiSelect<'a, M, Cs: Changes<M, DB>, DB: Backend, L> {
