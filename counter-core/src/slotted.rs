@@ -97,11 +97,7 @@ impl<M: Slotted<Col>, Col: Column + 'static> SlottedField<M, Col> {
         C: AtomicConnection,
         M: SlottedOn<Col, BackendOf<C>>,
     {
-        let this = *self;
-        C::Mode::drive(async move {
-            non_negative(by)?;
-            this.add(conn.raw(), &key, by).await
-        })
+        C::Mode::drive(self.adding(conn, key, by, 1))
     }
 
     /// Subtracts `by` from a random slot of `key`; the sum may go below zero. Only for fields
@@ -116,11 +112,7 @@ impl<M: Slotted<Col>, Col: Column + 'static> SlottedField<M, Col> {
         C: AtomicConnection,
         M: SlottedOn<Col, BackendOf<C>> + SlottedDecrement<Col>,
     {
-        let this = *self;
-        C::Mode::drive(async move {
-            non_negative(by)?;
-            this.add(conn.raw(), &key, -by).await
-        })
+        C::Mode::drive(self.adding(conn, key, by, -1))
     }
 
     /// The counter: the sum of `key`'s slots, 0 when it has none. One `SELECT SUM(..)`.
@@ -190,6 +182,25 @@ impl<M: Slotted<Col>, Col: Column + 'static> SlottedField<M, Col> {
                 })
             })
         })
+    }
+
+    /// The future of `increment` (`sign` 1) and `decrement` (`sign` -1).
+    fn adding<'c, C>(
+        &self,
+        conn: &'c mut C,
+        key: M::Key,
+        by: i64,
+        sign: i64,
+    ) -> impl Future<Output = Result<(), AtomicError>> + use<'c, M, Col, C>
+    where
+        C: AtomicConnection,
+        M: SlottedOn<Col, BackendOf<C>>,
+    {
+        let this = *self;
+        async move {
+            non_negative(by)?;
+            this.add(conn.raw(), &key, sign * by).await
+        }
     }
 
     /// One upsert of `amount` into a random slot, re-run on a transient conflict.

@@ -3,8 +3,9 @@
 //! [`Dialect`].
 //!
 //! The defaults are the one statement SQL can do it in (`UPDATE … RETURNING`, `INSERT … ON
-//! CONFLICT … RETURNING`); a backend overrides what it cannot say that way: MySQL captures the
-//! value with `LAST_INSERT_ID` and reads it back, SQLite takes under `BEGIN IMMEDIATE`.
+//! CONFLICT … RETURNING`), and, where one statement cannot say it, the lock fallback; a backend
+//! overrides what it says better: PostgreSQL takes in one statement, MySQL captures the value
+//! with `LAST_INSERT_ID` and reads it back.
 
 #[cfg(feature = "mysql")]
 mod mysql;
@@ -19,15 +20,16 @@ use diesel::query_builder::{QueryFragment, QueryId};
 use diesel::result::QueryResult;
 use diesel::Column;
 
-use crate::backend::{Dialect, RawConnection};
+use crate::backend::{write_transaction, Dialect, RawConnection};
 use crate::change::Changes;
 use crate::error::AtomicError;
 use crate::field::AtomicFieldOn;
 use crate::plan::{Delta, Direction, Plan, Take};
 use crate::sql::{
-    DeltaUpdate, Down, Guarded, LedgerDialect, MultiUpdate, OnConflict, Returning, Unguarded, Up,
-    Upsert,
+    read_locked, write, DeltaUpdate, Down, ForUpdate, Guarded, LedgerDialect, MultiUpdate,
+    OnConflict, Returning, Unguarded, Up, Upsert,
 };
+use crate::value::AtomicValue;
 
 /// The per-backend way to run each single-statement operation; every method is generic over
 /// the connection that sends it. `RawConnection::Db` is bound by it, which is how any
@@ -64,6 +66,11 @@ pub trait Strategy: Dialect + LedgerDialect {
     /// Takes `min(n, c - floor)`; the amount taken, or `None` when the statement matched no row
     /// (missing, or already at or below the floor: the caller looks once more to tell which).
     /// A backend that already knows the row exists returns `Some(0)` for an empty take.
+    ///
+    /// Unless the backend overrides it: the lock fallback, a read under the row lock and a
+    /// write in one write transaction. SQLite takes it as it is: `RETURNING` cannot see the old
+    /// value and SQLite has no session variable to capture it, and under `BEGIN IMMEDIATE` no
+    /// other writer can interleave (its lock clause is empty: the transaction holds the lock).
     fn take<R, M, Col>(
         conn: &mut R,
         key: &M::Key,
@@ -72,7 +79,24 @@ pub trait Strategy: Dialect + LedgerDialect {
     where
         R: RawConnection<Db = Self>,
         Col: Column + 'static,
-        M: AtomicFieldOn<Col, Self>;
+        M: AtomicFieldOn<Col, Self>,
+    {
+        async move {
+            write_transaction!(conn, |conn| {
+                let Some(current) = read_locked::<M, Col, ForUpdate, _>(conn, key).await? else {
+                    return Ok(None);
+                };
+                let taken = take.taken_from(current);
+                // The row exists: an empty take is `Some(0)`, with no second look needed.
+                if taken != M::Value::ZERO {
+                    let after = M::Value::from_i128(current.to_i128() - taken.to_i128())
+                        .expect("floor <= after < current");
+                    write::<M, Col, _>(conn, key, after).await?;
+                }
+                Ok(Some(taken))
+            })
+        }
+    }
 
     /// Runs a several-column change as one guarded statement; the new values, or `None` when
     /// no row matched (missing, or a guard refused). `UPDATE … RETURNING` unless the backend
