@@ -28,7 +28,7 @@ use diesel::{Column, Queryable};
 use crate::backend::RawConnection;
 use crate::error::AtomicError;
 use crate::field::{AtomicField, AtomicFieldOn};
-use crate::plan::{self, non_negative, Delta, Direction, MissKind, Range};
+use crate::plan::{Delta, Direction, Op, Plan};
 use crate::value::AtomicValue;
 
 /// What one [`Change`] does to its column; the same guards as the one-column operations.
@@ -106,13 +106,15 @@ impl<C: Column> ChangeColumn for C {}
 )]
 pub trait DistinctColumns<A, B> {}
 
-/// One column's change planned against the model's bounds.
+/// One column's change planned against the model's bounds: its [`Plan`] and its name, for
+/// the error.
 #[doc(hidden)]
 #[derive(Debug, Clone, Copy)]
 pub struct Part<V> {
-    delta: Delta<V>,
-    kind: MissKind,
-    range: Range,
+    plan: Plan<V>,
+    /// What the statement binds; `None` when no value passes the guard (then no statement
+    /// runs: see `Changes::possible`).
+    delta: Option<Delta<V>>,
     name: &'static str,
 }
 
@@ -120,58 +122,32 @@ impl<V: AtomicValue> Part<V> {
     fn plan<M: AtomicField<Col, Value = V>, Col: Column>(
         change: &Change<Col, V>,
     ) -> Result<Self, AtomicError> {
-        let range = Range::of::<M, Col>();
-        let amount = non_negative(change.amount)?;
-        let (delta, kind) = match change.op {
-            // A zero amount changes nothing and refuses nothing, as in the one-column
-            // operations: a guard every value passes.
-            _ if amount == 0 => (
-                Delta {
-                    direction: Direction::Down,
-                    amount: V::ZERO,
-                    guard: Some(V::MIN),
-                },
-                MissKind::Decrement,
-            ),
-            ChangeOp::Increment => (plan::increment(range, change.amount), MissKind::Increment),
-            ChangeOp::Decrement => (plan::decrement(range, change.amount), MissKind::Decrement),
-            ChangeOp::DecrementIfAtLeast => (
-                plan::decrement_if_at_least(range, change.amount),
-                MissKind::AtLeast,
-            ),
+        let op = match change.op {
+            ChangeOp::Increment => Op::Increment,
+            ChangeOp::Decrement => Op::Decrement,
+            ChangeOp::DecrementIfAtLeast => Op::AtLeast,
         };
+        let plan = Plan::of::<M, Col>(op, change.amount)?;
         Ok(Part {
-            delta,
-            kind,
-            range,
+            plan,
+            delta: plan.delta(),
             name: M::NAME,
         })
     }
 
     /// The error when a row holding `current` fails this part's guard.
     fn refusal(&self, current: V) -> Option<AtomicError> {
-        if self.delta.admits(current) {
-            return None;
-        }
         Some(AtomicError::InColumn {
             column: self.name,
-            error: Box::new(plan::miss_error(
-                self.range,
-                self.kind,
-                current.to_i128(),
-                self.delta.amount.to_i128(),
-            )),
+            error: Box::new(self.plan.refusal(current)?),
         })
     }
 
     /// The value after the change of a row holding `current`, which passed the guard.
     fn apply(&self, current: V) -> V {
-        let (c, a) = (current.to_i128(), self.delta.amount.to_i128());
-        let new = match self.delta.direction {
-            Direction::Up => c + a,
-            Direction::Down => c - a,
-        };
-        V::from_i128(new).expect("the guard keeps the result in range")
+        self.plan
+            .apply_to(current)
+            .expect("the guard was checked first")
     }
 
     /// `c = c ± ?`, or on MySQL `c = (@__counter_i := c ± ?)`, capturing the new value.
@@ -193,11 +169,12 @@ impl<V: AtomicValue> Part<V> {
             out.push_sql(" := ");
         }
         out.push_identifier(Col::NAME)?;
-        out.push_sql(match self.delta.direction {
+        let delta = self.delta.as_ref().expect("planned guards exist");
+        out.push_sql(match delta.direction {
             Direction::Up => " + ",
             Direction::Down => " - ",
         });
-        M::bind_value(&self.delta.amount, out)?;
+        M::bind_value(&delta.amount, out)?;
         if capture.is_some() {
             out.push_sql(")");
         }
@@ -211,14 +188,14 @@ impl<V: AtomicValue> Part<V> {
         Col: Column,
         M: AtomicFieldOn<Col, DB, Value = V>,
     {
-        let guard = self.delta.guard.as_ref().expect("planned guards exist");
+        let delta = self.delta.as_ref().expect("planned guards exist");
         out.push_sql(" AND ");
         out.push_identifier(Col::NAME)?;
-        out.push_sql(match self.delta.direction {
+        out.push_sql(match delta.direction {
             Direction::Up => " <= ",
             Direction::Down => " >= ",
         });
-        M::bind_value(guard, out)
+        M::bind_value(&delta.guard, out)
     }
 }
 
@@ -385,7 +362,7 @@ macro_rules! changes {
             }
 
             fn possible(parts: &Self::Parts) -> bool {
-                true $(&& parts.$i.delta.guard.is_some())+
+                true $(&& parts.$i.delta.is_some())+
             }
 
             fn refusal(parts: &Self::Parts, current: &Self::Values) -> Option<AtomicError> {

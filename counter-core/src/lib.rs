@@ -1,4 +1,49 @@
 #![doc = include_str!("../README.md")]
+//!
+//! # Layout of the source
+//!
+//! Layers, each importing only from the ones below it; every module is private and what a
+//! user names is re-exported here.
+//!
+//! ```text
+//! ┌─ handles: the operations, and the derive's targets ─────────────────────────────────┐
+//! │ ops/          Field<M, Col>: mod.rs (handle, current, shared reads and row locks),   │
+//! │               single.rs (increment, decrement, decrement_if_at_least, take_up_to,   │
+//! │               their lock fallback), locked.rs (update_locked,                       │
+//! │               update_first_unlocked), transfer.rs                                   │
+//! │ upsert.rs     increment_or_insert(_all), UpsertRow, NewRow                          │
+//! │ update.rs     update, update_with: several columns in one statement                 │
+//! │ slotted.rs    SlottedField                  transaction.rs  transaction(_async)      │
+//! │ buffer/       Buffer, AsyncBuffer           redis_counter/  RedisCounter (redis)     │
+//! │ __private     the paths the derive's code names (below)                             │
+//! ├─ strategy/: what each backend sends for an operation ───────────────────────────────┤
+//! │ mod.rs        Strategy; defaults: one statement with RETURNING                      │
+//! │ pg.rs         take from a locked subquery                                           │
+//! │ mysql.rs      LAST_INSERT_ID capture; upsert settled in a transaction               │
+//! │ sqlite.rs     take under BEGIN IMMEDIATE                                            │
+//! ├─ sql/: the statements, one type per shape, each with a static QueryId ──────────────┤
+//! │ delta.rs (Up|Down × Returning|Captured)  take.rs (TakeFromLocked, TakeCaptured)     │
+//! │ upsert.rs (OnConflict|OnDuplicateKey × Guarded|Unguarded)  multi.rs  slots.rs       │
+//! │ read_write.rs  lock.rs (Unlocked, ForUpdate, NoWait, SkipLocked)  pair.rs ledger.rs │
+//! ├─ descriptions and arithmetic ────────────────────────────────────────────────────────┤
+//! │ plan.rs       Plan: one guarded change (amount, bounds, guard, miss, zero rule)     │
+//! │ change.rs     Changes: a tuple of column changes                                    │
+//! │ field/        AtomicField, AtomicFieldOn; slotted.rs: Slotted, SlottedOn            │
+//! │ retry.rs      RetryPolicy and the retry loop     key.rs, value.rs                   │
+//! ├─ backend/: what a backend is, and how statements reach it ──────────────────────────┤
+//! │ dialect.rs    Dialect: facts only (name, spellings, lock clauses, error classes),   │
+//! │               one impl each in pg.rs, mysql.rs, sqlite.rs                           │
+//! │ mod.rs        AtomicConnection, RawConnection; blocking.rs, awaited.rs implement    │
+//! │ mode.rs       CallMode: Blocking, Awaited    transaction.rs: the transaction guard  │
+//! ├─ leaves ─────────────────────────────────────────────────────────────────────────────┤
+//! │ error.rs      AtomicError                    lock.rs  LockMode                      │
+//! └──────────────────────────────────────────────────────────────────────────────────────┘
+//! ```
+//!
+//! One name crosses upward, in a bound only: `RawConnection::Db` is bound by
+//! `strategy::Strategy`. An associated type's bound is the one bound Rust implies wherever
+//! its trait is named, so this is how `C: AtomicConnection`, which is all the derive's code
+//! and users' generic code say, reaches the backend's strategy.
 #![warn(missing_docs)]
 
 #[cfg(not(any(feature = "postgres", feature = "mysql", feature = "sqlite")))]
@@ -19,6 +64,7 @@ mod redis_counter;
 mod retry;
 mod slotted;
 mod sql;
+mod strategy;
 mod transaction;
 mod update;
 mod upsert;
@@ -38,6 +84,7 @@ pub use change::{Change, ChangeColumn, ChangeOp, Changes, DistinctColumns};
 pub use counter_derive::AtomicField;
 pub use error::{AtomicError, ErrorKind, Limit};
 pub use field::{AtomicField, AtomicFieldOn};
+pub use field::{Slotted, SlottedDecrement, SlottedOn};
 pub use key::{IdIntoKey, KeyColumns, KeyValue};
 pub use lock::LockMode;
 pub use ops::Field;
@@ -49,7 +96,7 @@ pub use retry::RetryPolicy;
 /// diesel-async's own `transaction` uses).
 #[cfg(feature = "async")]
 pub use scoped_futures;
-pub use slotted::{Slotted, SlottedDecrement, SlottedField, SlottedOn};
+pub use slotted::SlottedField;
 pub use transaction::transaction;
 #[cfg(feature = "async")]
 pub use transaction::{transaction_async, transaction_async_local};
@@ -63,13 +110,12 @@ pub mod __private {
     pub use crate::backend::{AtomicConnection, BackendOf, Out};
     pub use crate::change::{Changes, DistinctColumns};
     pub use crate::error::AtomicError;
+    pub use crate::field::{refused, NotOnSlotted, Slotted, SlottedDecrement, SlottedOn};
     pub use crate::field::{AtomicField, AtomicFieldOn};
     pub use crate::key::primary_key_is;
     pub use crate::ops::Field;
     pub use crate::retry::RetryPolicy;
-    pub use crate::slotted::{
-        refused, NotOnSlotted, Slotted, SlottedDecrement, SlottedField, SlottedOn,
-    };
+    pub use crate::slotted::SlottedField;
     pub use crate::update::update_with;
     pub use crate::upsert::{NewRow, UpsertRow};
 }

@@ -32,7 +32,7 @@ impl Range {
     }
 }
 
-/// Which way a change moves the value (public only because `RawConnection` names it).
+/// Which way a change moves the value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[doc(hidden)]
 pub enum Direction {
@@ -40,23 +40,149 @@ pub enum Direction {
     Down,
 }
 
-/// One guarded change: `col = col ± amount WHERE col <= guard` (up) or `col >= guard` (down).
+/// Which guarded operation a [`Plan`] is: it decides the guard and how a miss is worded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Delta<V> {
-    pub direction: Direction,
-    pub amount: V,
-    /// `None` when no value of the type can satisfy the guard: skip the statement.
-    pub guard: Option<V>,
+pub(crate) enum Op {
+    /// `c + n`, not past the upper bound.
+    Increment,
+    /// `c - n`, not past the lower bound.
+    Decrement,
+    /// `c - n` only when `c >= n`, and not past the lower bound.
+    AtLeast,
 }
 
-impl<V: AtomicValue> Delta<V> {
+/// One guarded change, planned once and carried whole: the amount (checked non-negative
+/// before anything else), the bounds in force, the guard the statement carries, what a row
+/// that fails the guard means (the error to give), and the value a locked row ends at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[doc(hidden)]
+pub struct Plan<V> {
+    op: Op,
+    amount: V,
+    /// `None` when no value of the type can satisfy the guard: skip the statement.
+    guard: Option<V>,
+    range: Range,
+}
+
+/// What a guarded statement sends: `col = col ± amount WHERE col <= guard` (up) or
+/// `col >= guard` (down). Exists only for a plan some value can pass.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[doc(hidden)]
+pub struct Delta<V> {
+    pub direction: Direction,
+    pub amount: V,
+    pub guard: V,
+}
+
+impl<V: AtomicValue> Plan<V> {
+    /// Plans `op` by `amount` under `range`: `NegativeAmount` first, before any statement.
+    pub(crate) fn new(op: Op, range: Range, amount: V) -> Result<Self, AtomicError> {
+        let a = non_negative(amount)?;
+        let guard = if a == 0 {
+            // The zero rule, here and nowhere else: a zero amount changes nothing and refuses
+            // nothing, not even on a value someone else wrote outside the bounds.
+            Some(match op {
+                Op::Increment => V::MAX,
+                Op::Decrement | Op::AtLeast => V::MIN,
+            })
+        } else {
+            V::from_i128(match op {
+                // `col + a` without ending above `hi`.
+                Op::Increment => range.hi - a,
+                // `col - a` without ending below `lo`.
+                Op::Decrement => range.lo + a,
+                // `col - a` only when `col >= a`, and without ending below `lo`.
+                Op::AtLeast => a + range.lo.max(0),
+            })
+        };
+        Ok(Plan {
+            op,
+            amount,
+            guard,
+            range,
+        })
+    }
+
+    /// [`Plan::new`] under the bounds of column `Col` of `M`.
+    pub(crate) fn of<M, Col>(op: Op, amount: V) -> Result<Self, AtomicError>
+    where
+        M: AtomicField<Col, Value = V>,
+        Col: Column,
+    {
+        Self::new(op, Range::of::<M, Col>(), amount)
+    }
+
+    /// Which way the value moves.
+    pub fn direction(&self) -> Direction {
+        match self.op {
+            Op::Increment => Direction::Up,
+            Op::Decrement | Op::AtLeast => Direction::Down,
+        }
+    }
+
+    /// The amount, as given.
+    pub fn amount(&self) -> V {
+        self.amount
+    }
+
+    /// Does the change move nothing (a zero amount)? Then no statement needs to run.
+    pub fn moves_nothing(&self) -> bool {
+        self.amount == V::ZERO
+    }
+
+    /// What the guarded statement sends; `None` when no row can pass the guard.
+    pub fn delta(&self) -> Option<Delta<V>> {
+        Some(Delta {
+            direction: self.direction(),
+            amount: self.amount,
+            guard: self.guard?,
+        })
+    }
+
     /// Does a row holding `v` pass the guard?
     pub fn admits(&self, v: V) -> bool {
-        match (self.guard, self.direction) {
+        match (self.guard, self.direction()) {
             (None, _) => false,
             (Some(g), Direction::Up) => v <= g,
             (Some(g), Direction::Down) => v >= g,
         }
+    }
+
+    /// The error for a row holding `current`, when it fails the guard; `None` when it passes.
+    pub fn refusal(&self, current: V) -> Option<AtomicError> {
+        if self.admits(current) {
+            return None;
+        }
+        let (range, current, amount) = (self.range, current.to_i128(), self.amount.to_i128());
+        Some(match self.op {
+            Op::Increment => AtomicError::OutOfRange {
+                current,
+                attempted: current + amount,
+                limit: Limit::Max(range.hi),
+            },
+            Op::AtLeast if current < amount => AtomicError::Insufficient {
+                available: current,
+                requested: amount,
+            },
+            Op::Decrement | Op::AtLeast => AtomicError::OutOfRange {
+                current,
+                attempted: current - amount,
+                limit: Limit::Min(range.lo),
+            },
+        })
+    }
+
+    /// Applied under a row lock: the value a row holding `current` ends at, or the refusal.
+    pub fn apply_to(&self, current: V) -> Result<V, AtomicError> {
+        if let Some(refused) = self.refusal(current) {
+            return Err(refused);
+        }
+        let (c, a) = (current.to_i128(), self.amount.to_i128());
+        let new = match self.direction() {
+            Direction::Up => c + a,
+            Direction::Down => c - a,
+        };
+        Ok(V::from_i128(new).expect("the guard keeps the result in range"))
     }
 }
 
@@ -68,71 +194,6 @@ pub(crate) fn non_negative<V: AtomicValue>(amount: V) -> Result<i128, AtomicErro
     } else {
         Ok(a)
     }
-}
-
-/// `col += amount` without ending above `range.hi`.
-pub(crate) fn increment<V: AtomicValue>(range: Range, amount: V) -> Delta<V> {
-    Delta {
-        direction: Direction::Up,
-        amount,
-        guard: V::from_i128(range.hi - amount.to_i128()),
-    }
-}
-
-/// `col -= amount` without ending below `range.lo`.
-pub(crate) fn decrement<V: AtomicValue>(range: Range, amount: V) -> Delta<V> {
-    Delta {
-        direction: Direction::Down,
-        amount,
-        guard: V::from_i128(range.lo + amount.to_i128()),
-    }
-}
-
-/// `col -= n` only when `col >= n`, and without ending below `range.lo`.
-pub(crate) fn decrement_if_at_least<V: AtomicValue>(range: Range, n: V) -> Delta<V> {
-    Delta {
-        direction: Direction::Down,
-        amount: n,
-        guard: V::from_i128(n.to_i128() + range.lo.max(0)),
-    }
-}
-
-/// The error for a value `current` that failed `delta`'s guard.
-pub(crate) fn miss_error(
-    range: Range,
-    delta_kind: MissKind,
-    current: i128,
-    amount: i128,
-) -> AtomicError {
-    match delta_kind {
-        MissKind::Increment => AtomicError::OutOfRange {
-            current,
-            attempted: current + amount,
-            limit: Limit::Max(range.hi),
-        },
-        MissKind::Decrement => AtomicError::OutOfRange {
-            current,
-            attempted: current - amount,
-            limit: Limit::Min(range.lo),
-        },
-        MissKind::AtLeast if current < amount => AtomicError::Insufficient {
-            available: current,
-            requested: amount,
-        },
-        MissKind::AtLeast => AtomicError::OutOfRange {
-            current,
-            attempted: current - amount,
-            limit: Limit::Min(range.lo),
-        },
-    }
-}
-
-/// Which operation missed, to word its error.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum MissKind {
-    Increment,
-    Decrement,
-    AtLeast,
 }
 
 /// `take_up_to(n)`: take `min(n, col - floor)`, leaving at least `floor`.
@@ -196,37 +257,43 @@ mod tests {
     };
     const STOCK: Range = Range { lo: 0, hi: 1000 };
 
+    fn plan<V: AtomicValue>(op: Op, range: Range, amount: V) -> Plan<V> {
+        Plan::new(op, range, amount).unwrap()
+    }
+
     #[test]
     fn increment_guard_leaves_room_for_the_amount() {
-        assert_eq!(increment(STOCK, 3i32).guard, Some(997));
-        assert_eq!(increment(I32, 1i32).guard, Some(i32::MAX - 1));
-        assert!(increment(I32, 1i32).admits(i32::MAX - 1));
-        assert!(!increment(I32, 1i32).admits(i32::MAX));
+        assert_eq!(plan(Op::Increment, STOCK, 3i32).guard, Some(997));
+        assert_eq!(plan(Op::Increment, I32, 1i32).guard, Some(i32::MAX - 1));
+        assert!(plan(Op::Increment, I32, 1i32).admits(i32::MAX - 1));
+        assert!(!plan(Op::Increment, I32, 1i32).admits(i32::MAX));
     }
 
     #[test]
     fn impossible_guards_are_none_not_wrapped() {
         let narrow = Range { lo: -5, hi: -5 };
-        assert_eq!(increment(narrow, i16::MAX).guard, None);
-        assert_eq!(decrement(Range { lo: 5, hi: 5 }, i16::MAX).guard, None);
-        assert!(!increment(narrow, i16::MAX).admits(i16::MIN));
+        assert_eq!(plan(Op::Increment, narrow, i16::MAX).guard, None);
+        assert_eq!(plan(Op::Increment, narrow, i16::MAX).delta(), None);
+        let five = Range { lo: 5, hi: 5 };
+        assert_eq!(plan(Op::Decrement, five, i16::MAX).guard, None);
+        assert!(!plan(Op::Increment, narrow, i16::MAX).admits(i16::MIN));
     }
 
     #[test]
     fn decrement_guard_keeps_the_minimum() {
-        assert_eq!(decrement(STOCK, 4i32).guard, Some(4));
-        assert_eq!(decrement(I32, 1i32).guard, Some(i32::MIN + 1));
+        assert_eq!(plan(Op::Decrement, STOCK, 4i32).guard, Some(4));
+        assert_eq!(plan(Op::Decrement, I32, 1i32).guard, Some(i32::MIN + 1));
     }
 
     #[test]
     fn at_least_guard_is_n_or_min_plus_n() {
-        assert_eq!(decrement_if_at_least(STOCK, 7i64).guard, Some(7));
+        assert_eq!(plan(Op::AtLeast, STOCK, 7i64).guard, Some(7));
         assert_eq!(
-            decrement_if_at_least(Range { lo: 5, hi: 9 }, 3i64).guard,
+            plan(Op::AtLeast, Range { lo: 5, hi: 9 }, 3i64).guard,
             Some(8)
         );
         assert_eq!(
-            decrement_if_at_least(Range { lo: -50, hi: 9 }, 3i64).guard,
+            plan(Op::AtLeast, Range { lo: -50, hi: 9 }, 3i64).guard,
             Some(3)
         );
     }
@@ -235,20 +302,78 @@ mod tests {
     fn at_least_misses_are_insufficient_below_n_and_out_of_range_above() {
         let r = Range { lo: 5, hi: 100 };
         assert!(matches!(
-            miss_error(r, MissKind::AtLeast, 2, 3),
-            AtomicError::Insufficient {
+            plan(Op::AtLeast, r, 3i64).refusal(2),
+            Some(AtomicError::Insufficient {
                 available: 2,
                 requested: 3
-            }
+            })
         ));
         assert!(matches!(
-            miss_error(r, MissKind::AtLeast, 6, 3),
-            AtomicError::OutOfRange {
+            plan(Op::AtLeast, r, 3i64).refusal(6),
+            Some(AtomicError::OutOfRange {
                 current: 6,
                 attempted: 3,
                 limit: Limit::Min(5)
-            }
+            })
         ));
+    }
+
+    #[test]
+    fn increment_and_decrement_misses_name_the_bound() {
+        assert!(matches!(
+            plan(Op::Increment, STOCK, 5i32).refusal(999),
+            Some(AtomicError::OutOfRange {
+                current: 999,
+                attempted: 1004,
+                limit: Limit::Max(1000)
+            })
+        ));
+        assert!(matches!(
+            plan(Op::Decrement, STOCK, 5i32).refusal(2),
+            Some(AtomicError::OutOfRange {
+                current: 2,
+                attempted: -3,
+                limit: Limit::Min(0)
+            })
+        ));
+        assert!(plan(Op::Decrement, STOCK, 5i32).refusal(5).is_none());
+    }
+
+    #[test]
+    fn a_zero_amount_refuses_nothing_even_out_of_range() {
+        for op in [Op::Increment, Op::Decrement, Op::AtLeast] {
+            let zero = plan(op, STOCK, 0i32);
+            assert!(zero.moves_nothing());
+            for v in [i32::MIN, -5, 0, 2000, i32::MAX] {
+                assert!(zero.admits(v), "{op:?} {v}");
+                assert_eq!(zero.apply_to(v).unwrap(), v);
+            }
+        }
+        assert!(!plan(Op::Increment, STOCK, 1i32).moves_nothing());
+    }
+
+    #[test]
+    fn the_amount_is_checked_before_anything_else() {
+        let impossible = Range { lo: 5, hi: 5 };
+        assert!(matches!(
+            Plan::new(Op::Increment, impossible, -1i32),
+            Err(AtomicError::NegativeAmount { amount: -1 })
+        ));
+    }
+
+    #[test]
+    fn applied_under_a_lock_the_plan_moves_the_value_or_refuses() {
+        assert_eq!(plan(Op::Increment, STOCK, 5i32).apply_to(10).unwrap(), 15);
+        assert_eq!(plan(Op::AtLeast, STOCK, 10i32).apply_to(10).unwrap(), 0);
+        assert!(matches!(
+            plan(Op::AtLeast, STOCK, 11i32).apply_to(10),
+            Err(AtomicError::Insufficient {
+                available: 10,
+                requested: 11
+            })
+        ));
+        let d = plan(Op::Decrement, STOCK, 4i32).delta().unwrap();
+        assert_eq!((d.direction, d.amount, d.guard), (Direction::Down, 4, 4));
     }
 
     #[test]

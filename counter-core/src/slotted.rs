@@ -30,141 +30,15 @@
 use std::future::Future;
 use std::marker::PhantomData;
 
-use diesel::backend::Backend;
-use diesel::deserialize::{FromSql, FromSqlRow};
-use diesel::expression::QueryMetadata;
-use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
-use diesel::result::QueryResult;
-use diesel::serialize::ToSql;
-use diesel::sql_types::{BigInt, HasSqlType, Integer};
-use diesel::{Column, Expression};
+use diesel::Column;
 
 use crate::backend::{guarded, AtomicConnection, BackendOf, CallMode, Dialect, Out, RawConnection};
 use crate::error::AtomicError;
-use crate::key::{KeyColumns, KeyValue};
+use crate::field::{Slotted, SlottedDecrement, SlottedOn};
 use crate::lock::LockMode;
 use crate::plan::non_negative;
 use crate::retry::{retrying, RetryPolicy};
-use crate::sql::{SlotStatement, SLOT_ADD, SLOT_DELETE, SLOT_LOCK, SLOT_SUM};
-
-/// Describes the slotted counter `Col` of model `Self`: its slot table and how many slots.
-/// `#[derive(AtomicField)]` implements it for `#[atomic(slots = N, table = t)]` fields.
-pub trait Slotted<Col: Column>: Sized + 'static {
-    /// The model's key: the bare value for one column, a tuple for several.
-    type Key;
-    /// The slot table's key columns, named like the model's, without `slot`.
-    type SlotKeyColumns: KeyColumns<Table = <Self::SlotColumn as Column>::Table>;
-    /// The slot table's `slot` column (`INTEGER`).
-    type SlotColumn: Column<Table: Default> + Expression<SqlType = Integer> + 'static;
-    /// The slot table's `count` column (`BIGINT`).
-    type CountColumn: Column<Table = <Self::SlotColumn as Column>::Table>
-        + Expression<SqlType = BigInt>
-        + 'static;
-    /// How many slots an increment chooses from (`0..SLOTS`).
-    const SLOTS: i32;
-    /// The field's name, for messages.
-    const NAME: &'static str;
-    /// The retry policy unless a call overrides it.
-    const RETRY: RetryPolicy = RetryPolicy::DEFAULT;
-}
-
-/// A slotted field whose decrements the model allows (`allow_decrement`); implemented by the
-/// derive.
-#[diagnostic::on_unimplemented(
-    message = "the slotted counter `{Col}` of `{Self}` does not allow decrements",
-    note = "a slotted counter has no bounds, so a decrement can take it below zero; say #[atomic(.., allow_decrement)] on the field if that is what you want"
-)]
-pub trait SlottedDecrement<Col: Column>: Slotted<Col> {}
-
-/// `Slotted` plus everything backend `DB` needs; implemented automatically.
-#[diagnostic::on_unimplemented(
-    message = "the slotted counter `{Col}` of `{Self}` cannot be used on backend `{DB}`",
-    note = "the key type has no Diesel mapping on this backend, or the backend's cargo feature of counter-core is off"
-)]
-pub trait SlottedOn<Col: Column, DB: Backend>: Slotted<Col> {
-    #[doc(hidden)]
-    fn walk_slot_table<'b>(
-        table: &'b <Self::SlotColumn as Column>::Table,
-        out: AstPass<'_, 'b, DB>,
-    ) -> QueryResult<()>;
-    #[doc(hidden)]
-    fn walk_key_eq<'b>(key: &'b Self::Key, out: &mut AstPass<'_, 'b, DB>) -> QueryResult<()>;
-    #[doc(hidden)]
-    fn walk_key_values<'b>(key: &'b Self::Key, out: &mut AstPass<'_, 'b, DB>) -> QueryResult<()>;
-    #[doc(hidden)]
-    fn bind_slot<'b>(slot: &'b i32, out: &mut AstPass<'_, 'b, DB>) -> QueryResult<()>;
-    #[doc(hidden)]
-    fn bind_count<'b>(n: &'b i64, out: &mut AstPass<'_, 'b, DB>) -> QueryResult<()>;
-    #[doc(hidden)]
-    fn load_sum<R, Q>(conn: &mut R, query: Q) -> impl Future<Output = QueryResult<i64>>
-    where
-        R: RawConnection<Db = DB>,
-        Q: Query<SqlType = BigInt> + QueryFragment<DB> + QueryId;
-    #[doc(hidden)]
-    fn load_slots<R, Q>(
-        conn: &mut R,
-        query: Q,
-    ) -> impl Future<Output = QueryResult<Vec<(i32, i64)>>>
-    where
-        R: RawConnection<Db = DB>,
-        Q: Query<SqlType = (Integer, BigInt)> + QueryFragment<DB> + QueryId;
-}
-
-impl<M, Col, DB> SlottedOn<Col, DB> for M
-where
-    M: Slotted<Col>,
-    Col: Column,
-    DB: Dialect
-        + HasSqlType<Integer>
-        + HasSqlType<BigInt>
-        + QueryMetadata<(Integer, BigInt)>
-        + QueryMetadata<BigInt>,
-    <M::SlotColumn as Column>::Table: QueryFragment<DB>,
-    M::Key: KeyValue<M::SlotKeyColumns, DB>,
-    i32: ToSql<Integer, DB> + FromSql<Integer, DB>,
-    i64: ToSql<BigInt, DB> + FromSql<BigInt, DB> + FromSqlRow<BigInt, DB>,
-    (i32, i64): FromSqlRow<(Integer, BigInt), DB>,
-{
-    fn walk_slot_table<'b>(
-        table: &'b <Self::SlotColumn as Column>::Table,
-        out: AstPass<'_, 'b, DB>,
-    ) -> QueryResult<()> {
-        table.walk_ast(out)
-    }
-
-    fn walk_key_eq<'b>(key: &'b Self::Key, out: &mut AstPass<'_, 'b, DB>) -> QueryResult<()> {
-        key.walk_eq(out)
-    }
-
-    fn walk_key_values<'b>(key: &'b Self::Key, out: &mut AstPass<'_, 'b, DB>) -> QueryResult<()> {
-        key.walk_values(out)
-    }
-
-    fn bind_slot<'b>(slot: &'b i32, out: &mut AstPass<'_, 'b, DB>) -> QueryResult<()> {
-        out.push_bind_param::<Integer, _>(slot)
-    }
-
-    fn bind_count<'b>(n: &'b i64, out: &mut AstPass<'_, 'b, DB>) -> QueryResult<()> {
-        out.push_bind_param::<BigInt, _>(n)
-    }
-
-    async fn load_sum<R, Q>(conn: &mut R, query: Q) -> QueryResult<i64>
-    where
-        R: RawConnection<Db = DB>,
-        Q: Query<SqlType = BigInt> + QueryFragment<DB> + QueryId,
-    {
-        // Every row, as everywhere (a SQLite statement's errors come at its end).
-        Ok(conn.query_rows::<Q, i64>(query).await?.pop().unwrap_or(0))
-    }
-
-    async fn load_slots<R, Q>(conn: &mut R, query: Q) -> QueryResult<Vec<(i32, i64)>>
-    where
-        R: RawConnection<Db = DB>,
-        Q: Query<SqlType = (Integer, BigInt)> + QueryFragment<DB> + QueryId,
-    {
-        conn.query_rows(query).await
-    }
-}
+use crate::sql::{SlotAdd, SlotDelete, SlotSum, SlotsLocked};
 
 /// The operations on slotted column `Col` of model `M`; the derive's `atomic_f()` returns it.
 pub struct SlottedField<M, Col> {
@@ -223,11 +97,7 @@ impl<M: Slotted<Col>, Col: Column + 'static> SlottedField<M, Col> {
         C: AtomicConnection,
         M: SlottedOn<Col, BackendOf<C>>,
     {
-        let this = *self;
-        C::Mode::drive(async move {
-            non_negative(by)?;
-            this.add(conn.raw(), &key, by).await
-        })
+        C::Mode::drive(self.adding(conn, key, by, 1))
     }
 
     /// Subtracts `by` from a random slot of `key`; the sum may go below zero. Only for fields
@@ -242,11 +112,7 @@ impl<M: Slotted<Col>, Col: Column + 'static> SlottedField<M, Col> {
         C: AtomicConnection,
         M: SlottedOn<Col, BackendOf<C>> + SlottedDecrement<Col>,
     {
-        let this = *self;
-        C::Mode::drive(async move {
-            non_negative(by)?;
-            this.add(conn.raw(), &key, -by).await
-        })
+        C::Mode::drive(self.adding(conn, key, by, -1))
     }
 
     /// The counter: the sum of `key`'s slots, 0 when it has none. One `SELECT SUM(..)`.
@@ -262,14 +128,9 @@ impl<M: Slotted<Col>, Col: Column + 'static> SlottedField<M, Col> {
         let retry = self.retry;
         C::Mode::drive(async move {
             retrying!(conn.raw(), retry, LockMode::Wait, |c| {
-                let sum = SlotStatement::<M, Col, SLOT_SUM> {
+                let sum = SlotSum::<M, Col> {
                     table: Default::default(),
                     key: &key,
-                    slot: 0,
-                    amount: 0,
-                    on_duplicate: false,
-                    bigint: <BackendOf<C> as Dialect>::BIGINT,
-                    lock_sql: "",
                 };
                 Ok(M::load_sum(c, sum).await?)
             })
@@ -295,31 +156,21 @@ impl<M: Slotted<Col>, Col: Column + 'static> SlottedField<M, Col> {
     {
         let this = *self;
         C::Mode::drive(async move {
-            let lock_sql = <BackendOf<C> as Dialect>::lock_sql(LockMode::Wait)?;
             let begin = <BackendOf<C> as Dialect>::BEGIN_COMPACT;
             retrying!(conn.raw(), this.retry, LockMode::Wait, |c| {
                 guarded!(c, begin, |c| {
-                    let lock = SlotStatement::<M, Col, SLOT_LOCK> {
+                    let lock = SlotsLocked::<M, Col> {
                         table: Default::default(),
                         key: &key,
-                        slot: 0,
-                        amount: 0,
-                        on_duplicate: false,
-                        bigint: "",
-                        lock_sql,
                     };
                     let slots = M::load_slots(c, lock).await?;
                     let total: i64 = slots.iter().map(|&(_, n)| n).sum();
                     let mut moved: i64 = 0;
                     for &(slot, n) in slots.iter().filter(|&&(slot, _)| slot != 0) {
-                        let delete = SlotStatement::<M, Col, SLOT_DELETE> {
+                        let delete = SlotDelete::<M, Col> {
                             table: Default::default(),
                             key: &key,
                             slot,
-                            amount: 0,
-                            on_duplicate: false,
-                            bigint: "",
-                            lock_sql: "",
                         };
                         c.query_count(delete).await?;
                         moved += n;
@@ -331,6 +182,25 @@ impl<M: Slotted<Col>, Col: Column + 'static> SlottedField<M, Col> {
                 })
             })
         })
+    }
+
+    /// The future of `increment` (`sign` 1) and `decrement` (`sign` -1).
+    fn adding<'c, C>(
+        &self,
+        conn: &'c mut C,
+        key: M::Key,
+        by: i64,
+        sign: i64,
+    ) -> impl Future<Output = Result<(), AtomicError>> + use<'c, M, Col, C>
+    where
+        C: AtomicConnection,
+        M: SlottedOn<Col, BackendOf<C>>,
+    {
+        let this = *self;
+        async move {
+            non_negative(by)?;
+            this.add(conn.raw(), &key, sign * by).await
+        }
     }
 
     /// One upsert of `amount` into a random slot, re-run on a transient conflict.
@@ -357,40 +227,13 @@ impl<M: Slotted<Col>, Col: Column + 'static> SlottedField<M, Col> {
         R: RawConnection,
         M: SlottedOn<Col, R::Db>,
     {
-        let add = SlotStatement::<M, Col, SLOT_ADD> {
+        let add = SlotAdd::<M, Col> {
             table: Default::default(),
             key,
             slot,
             amount,
-            on_duplicate: R::Db::ON_DUPLICATE_KEY,
-            bigint: "",
-            lock_sql: "",
         };
         c.query_count(add).await?;
         Ok(())
     }
-}
-
-/// Emitted by the derive as a bound of the operations a slotted field cannot have; never
-/// implemented, so a call fails to compile with this message.
-#[doc(hidden)]
-#[diagnostic::on_unimplemented(
-    message = "a slotted counter has no guarded operations (`*_if_at_least`, `take_*_up_to`, `update_*_locked`, `transfer_*`)",
-    label = "not available on a slotted counter",
-    note = "they need the counter's value under a bound, and a slotted counter's value is the sum of every slot, which is only stable with all of them locked (the one-row bottleneck slots exist to avoid)",
-    note = "use increment_*/current_*/compact_* (and decrement_* with allow_decrement) on a slotted field, or a plain #[atomic] field where bounds matter (stock, balances)"
-)]
-pub trait NotOnSlotted<Op> {}
-
-/// Names the refused operation in [`NotOnSlotted`]'s message.
-#[doc(hidden)]
-pub mod refused {
-    /// `decrement_*_if_at_least`.
-    pub struct DecrementIfAtLeast;
-    /// `take_*_up_to`.
-    pub struct TakeUpTo;
-    /// `update_*_locked`.
-    pub struct UpdateLocked;
-    /// `transfer_*`.
-    pub struct Transfer;
 }

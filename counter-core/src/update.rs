@@ -3,14 +3,15 @@
 use std::future::Future;
 
 use crate::backend::{
-    write_transaction, AtomicConnection, BackendOf, CallMode, Dialect, Out, RawConnection,
+    write_transaction, AtomicConnection, BackendOf, CallMode, Out, RawConnection,
 };
 use crate::change::Changes;
 use crate::error::AtomicError;
 use crate::lock::LockMode;
 use crate::ops::RECHECKS;
 use crate::retry::{retrying, RetryPolicy};
-use crate::sql::{MultiStatement, MULTI_LOCK, MULTI_READ, MULTI_WRITE};
+use crate::sql::{ForUpdate, MultiSelect, MultiWrite, Unlocked};
+use crate::strategy::Strategy;
 
 /// Changes several atomic columns of the row `key` of model `M` at once, each under its own
 /// guard, in one statement: all of them change, or none. Returns the new values, in the
@@ -80,12 +81,12 @@ where
             for _ in 0..RECHECKS {
                 if Cs::possible(&parts) {
                     let statement =
-                        <BackendOf<C> as Dialect>::apply_changes::<_, M, Cs>(c, &key, &parts);
+                        <BackendOf<C> as Strategy>::apply_changes::<_, M, Cs>(c, &key, &parts);
                     if let Some(new) = statement.await? {
                         return Ok(new);
                     }
                 }
-                let read = MultiStatement::<M, Cs, BackendOf<C>, MULTI_READ>::new(&key);
+                let read = MultiSelect::<M, Cs, BackendOf<C>, Unlocked>::new(&key);
                 let current = Cs::load(c, read).await?.ok_or(AtomicError::NotFound)?;
                 if let Some(refused) = Cs::refusal(&parts, &current) {
                     return Err(refused);
@@ -93,16 +94,14 @@ where
             }
             // The values keep moving between our statement and our look: decide under the lock.
             write_transaction!(c, |c| {
-                let mut lock = MultiStatement::<M, Cs, BackendOf<C>, MULTI_LOCK>::new(&key);
-                lock.lock_sql = <BackendOf<C> as Dialect>::lock_sql(LockMode::Wait)?;
+                let lock = MultiSelect::<M, Cs, BackendOf<C>, ForUpdate>::new(&key);
                 let current = Cs::load(c, lock).await?.ok_or(AtomicError::NotFound)?;
                 if let Some(refused) = Cs::refusal(&parts, &current) {
                     return Err(refused);
                 }
                 let new = Cs::apply(&parts, &current);
-                let mut write = MultiStatement::<M, Cs, BackendOf<C>, MULTI_WRITE>::new(&key);
-                write.values = Some(&new);
-                c.query_count(write).await?;
+                c.query_count(MultiWrite::<M, Cs, BackendOf<C>>::new(&key, &new))
+                    .await?;
                 Ok(new)
             })
         })

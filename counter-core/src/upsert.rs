@@ -9,16 +9,17 @@ use diesel::query_builder::{InsertStatement, QueryFragment, QueryId};
 use diesel::{Column, Insertable};
 
 use crate::backend::{
-    write_transaction, AtomicConnection, BackendOf, CallMode, Dialect, Out, RawConnection,
+    write_transaction, AtomicConnection, BackendOf, CallMode, Out, RawConnection,
 };
 use crate::error::AtomicError;
 use crate::field::{AtomicField, AtomicFieldOn};
 use crate::key::IdIntoKey;
 use crate::lock::LockMode;
 use crate::ops::{Field, RECHECKS};
-use crate::plan::{self, non_negative, Delta, MissKind, Range};
+use crate::plan::{non_negative, Op, Plan, Range};
 use crate::retry::retrying;
 use crate::sql::read;
+use crate::strategy::Strategy;
 use crate::value::AtomicValue;
 
 /// Keys with their new values, as the batch form returns them.
@@ -244,38 +245,21 @@ impl<M: AtomicField<Col>, Col: Column + 'static> Field<M, Col> {
         M: AtomicFieldOn<Col, R::Db>,
         I: QueryFragment<R::Db> + QueryId,
     {
-        let range = Range::of::<M, Col>();
-        let delta: Delta<M::Value> = if by == M::Value::ZERO {
-            // Adding nothing refuses nothing, as everywhere else.
-            Delta {
-                guard: Some(M::Value::MAX),
-                ..plan::increment(range, by)
-            }
-        } else {
-            plan::increment(range, by)
-        };
+        let plan = Plan::of::<M, Col>(Op::Increment, by)?;
         for _ in 0..RECHECKS {
-            let statement =
-                <R::Db as Dialect>::upsert::<_, M, Col, I>(c, key, insert, by, delta.guard);
+            let statement = <R::Db as Strategy>::upsert::<_, M, Col, I>(c, key, insert, &plan);
             if let Some(value) = statement.await? {
                 return Ok(value);
             }
-            match read::<M, Col, _, 0>(c, key, "").await? {
-                Some(current) if !delta.admits(current) => {
-                    return Err(plan::miss_error(
-                        range,
-                        MissKind::Increment,
-                        current.to_i128(),
-                        by.to_i128(),
-                    ))
-                }
+            match read::<M, Col, _>(c, key).await?.map(|v| plan.refusal(v)) {
+                Some(Some(refused)) => return Err(refused),
                 // Moved below the guard, or deleted, since the statement: run it again.
                 _ => continue,
             }
         }
-        match self.change_locked(c, key, delta, MissKind::Increment).await {
+        match self.change_locked(c, key, plan).await {
             Err(AtomicError::NotFound) => {
-                <R::Db as Dialect>::upsert::<_, M, Col, I>(c, key, insert, by, delta.guard)
+                <R::Db as Strategy>::upsert::<_, M, Col, I>(c, key, insert, &plan)
                     .await?
                     .ok_or(AtomicError::NotFound)
             }

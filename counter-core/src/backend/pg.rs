@@ -1,38 +1,16 @@
-//! PostgreSQL: `UPDATE … RETURNING` for every single-statement operation, `FOR NO KEY UPDATE`
-//! for row locks (it does not block inserts of child rows that reference the locked row).
+//! PostgreSQL's facts: `FOR NO KEY UPDATE` for row locks (it does not block inserts of child
+//! rows that reference the locked row), compactions `READ COMMITTED`, SQLSTATEs by class.
 
 use diesel::pg::Pg;
 use diesel::result::{DatabaseErrorKind, Error};
-use diesel::Column;
 
-use super::{message, Dialect, ErrorClass, RawConnection};
+use super::dialect::{message, Dialect, ErrorClass};
 use crate::error::AtomicError;
-use crate::field::AtomicFieldOn;
 use crate::lock::LockMode;
-use crate::plan::Take;
-use crate::sql::{TakeUpdate, TAKE_FROM_LOCKED};
 
 impl Dialect for Pg {
     const NAME: &'static str = "PostgreSQL";
     const BEGIN_COMPACT: &'static str = "BEGIN ISOLATION LEVEL READ COMMITTED";
-
-    async fn take<R, M, Col>(
-        conn: &mut R,
-        key: &M::Key,
-        take: Take<M::Value>,
-    ) -> Result<Option<M::Value>, AtomicError>
-    where
-        R: RawConnection<Db = Self>,
-        Col: Column + 'static,
-        M: AtomicFieldOn<Col, Self>,
-    {
-        let statement = TakeUpdate::<M, Col, TAKE_FROM_LOCKED> {
-            table: M::table(),
-            key,
-            take,
-        };
-        Ok(M::load_value(conn, statement).await?)
-    }
 
     fn lock_sql(mode: LockMode) -> Result<&'static str, AtomicError> {
         Ok(match mode {

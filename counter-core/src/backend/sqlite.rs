@@ -1,19 +1,14 @@
-//! SQLite: `UPDATE … RETURNING` (3.35+) for the single-statement operations; whole-database
-//! write lock taken up front with `BEGIN IMMEDIATE` where a value must be read and then
-//! written (there is no `FOR UPDATE`). A busy database is a transient conflict: the retry loop
-//! waits and runs the operation again, so callers need no busy timeout.
+//! SQLite's facts: the whole-database write lock taken up front with `BEGIN IMMEDIATE` (there
+//! is no `FOR UPDATE`, so no row lock clause and no `SKIP LOCKED`), and a busy database as a
+//! transient conflict: the retry loop waits and runs the operation again, so callers need no
+//! busy timeout.
 
 use diesel::result::Error;
 use diesel::sqlite::Sqlite;
-use diesel::Column;
 
-use super::{message, write_transaction, Dialect, ErrorClass, RawConnection};
+use super::dialect::{message, Dialect, ErrorClass};
 use crate::error::AtomicError;
-use crate::field::AtomicFieldOn;
 use crate::lock::LockMode;
-use crate::plan::Take;
-use crate::sql::{read, write};
-use crate::value::AtomicValue;
 
 impl Dialect for Sqlite {
     const NAME: &'static str = "SQLite";
@@ -21,34 +16,6 @@ impl Dialect for Sqlite {
     /// `BEGIN IMMEDIATE` (a savepoint inside the caller's transaction, whose lock mode the
     /// caller chose when it began).
     const BEGIN_WRITE: &'static str = "BEGIN IMMEDIATE";
-
-    /// `RETURNING` cannot see the old value and SQLite has no session variable to capture it,
-    /// so: read and write under `BEGIN IMMEDIATE`, which no other writer can interleave.
-    async fn take<R, M, Col>(
-        conn: &mut R,
-        key: &M::Key,
-        take: Take<M::Value>,
-    ) -> Result<Option<M::Value>, AtomicError>
-    where
-        R: RawConnection<Db = Self>,
-        Col: Column + 'static,
-        M: AtomicFieldOn<Col, Self>,
-    {
-        write_transaction!(conn, |conn| {
-            let Some(current) = read::<M, Col, _, 0>(conn, key, "").await? else {
-                return Ok(None);
-            };
-            let taken = take.taken_from(current);
-            // The row exists: an empty take is `Some(0)`, with no second look needed.
-            if taken != <M::Value as AtomicValue>::ZERO {
-                let after =
-                    <M::Value as AtomicValue>::from_i128(current.to_i128() - taken.to_i128())
-                        .expect("floor <= after < current");
-                write::<M, Col, _>(conn, key, after).await?;
-            }
-            Ok(Some(taken))
-        })
-    }
 
     fn lock_sql(mode: LockMode) -> Result<&'static str, AtomicError> {
         match mode {

@@ -1,4 +1,9 @@
-//! `UPDATE t SET c = c ± $amount WHERE pk = $key AND c <=|>= $guard`, returning the new value.
+//! `UPDATE t SET c = c ± $amount WHERE pk = $key AND c <=|>= $guard`, with the new value
+//! returned ([`Returning`]) or captured for a following `SELECT LAST_INSERT_ID()`
+//! ([`Captured`]). Each direction and each answer is a marker type, so each shape has its own
+//! static id and is prepared once.
+
+use std::marker::PhantomData;
 
 use diesel::backend::Backend;
 use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
@@ -7,34 +12,133 @@ use diesel::{Column, RunQueryDsl};
 
 use super::StatementId;
 use crate::field::{AtomicField, AtomicFieldOn};
+use crate::plan::Delta;
 use crate::value::AtomicValue;
 
-/// Returns the new value with `RETURNING` (PostgreSQL, SQLite).
-pub(crate) const DELTA_RETURNING: u8 = 1;
-/// Captures the new value with `LAST_INSERT_ID` for a following `SELECT LAST_INSERT_ID()`
-/// (MySQL): `SET c = c + ? + CAST(LAST_INSERT_ID((c + ?) ^ mask) & 0 AS SIGNED)`; see
-/// `CAPTURE_MASK`.
-pub(crate) const DELTA_CAPTURE: u8 = 2;
+/// Which way a guarded statement moves the value.
+pub(crate) trait Sign: 'static {
+    /// ` + ` or ` - `.
+    const OP: &'static str;
+    /// The guard's comparison: ` <= ` (up: not past the top) or ` >= ` (down).
+    const GUARD: &'static str;
+}
 
-/// A guarded change of one column of one row. `STYLE` is one of the constants above; the
-/// direction is part of the statement id so each shape is prepared once.
-pub(crate) struct DeltaUpdate<'a, M: AtomicField<Col>, Col: Column, const STYLE: u8, const UP: bool>
-{
+/// `c + amount WHERE c <= guard`.
+pub(crate) struct Up;
+
+/// `c - amount WHERE c >= guard`.
+pub(crate) struct Down;
+
+impl Sign for Up {
+    const OP: &'static str = " + ";
+    const GUARD: &'static str = " <= ";
+}
+
+impl Sign for Down {
+    const OP: &'static str = " - ";
+    const GUARD: &'static str = " >= ";
+}
+
+/// How a guarded `UPDATE` gives back the value it wrote.
+pub(crate) trait Answer: 'static {
+    /// Appended to the assignment `c = c ± ?`.
+    fn walk_set<'b, M, Col, S, DB>(
+        amount: &'b M::Value,
+        out: &mut AstPass<'_, 'b, DB>,
+    ) -> QueryResult<()>
+    where
+        DB: Backend,
+        Col: Column,
+        M: AtomicFieldOn<Col, DB>,
+        S: Sign;
+    /// Appended after the `WHERE` clause.
+    fn walk_end<Col: Column, DB: Backend>(out: &mut AstPass<'_, '_, DB>) -> QueryResult<()>;
+}
+
+/// `… RETURNING c` (PostgreSQL, SQLite).
+pub(crate) struct Returning;
+
+/// `c = c + ? + CAST(LAST_INSERT_ID((c + ?) ^ mask) & 0 AS SIGNED)` (MySQL): adds a signed
+/// zero and captures the new value, in the one assignment (no reliance on assignment order,
+/// so it also holds under MariaDB's SIMULTANEOUS_ASSIGNMENT); see `CAPTURE_MASK`.
+#[cfg_attr(not(feature = "mysql"), allow(dead_code))]
+pub(crate) struct Captured;
+
+impl Answer for Returning {
+    fn walk_set<'b, M, Col, S, DB>(_: &'b M::Value, _: &mut AstPass<'_, 'b, DB>) -> QueryResult<()>
+    where
+        DB: Backend,
+        Col: Column,
+        M: AtomicFieldOn<Col, DB>,
+        S: Sign,
+    {
+        Ok(())
+    }
+
+    fn walk_end<Col: Column, DB: Backend>(out: &mut AstPass<'_, '_, DB>) -> QueryResult<()> {
+        out.push_sql(" RETURNING ");
+        out.push_identifier(Col::NAME)
+    }
+}
+
+impl Answer for Captured {
+    fn walk_set<'b, M, Col, S, DB>(
+        amount: &'b M::Value,
+        out: &mut AstPass<'_, 'b, DB>,
+    ) -> QueryResult<()>
+    where
+        DB: Backend,
+        Col: Column,
+        M: AtomicFieldOn<Col, DB>,
+        S: Sign,
+    {
+        out.push_sql(" + CAST(LAST_INSERT_ID((");
+        out.push_identifier(Col::NAME)?;
+        out.push_sql(S::OP);
+        M::bind_value(amount, out)?;
+        out.push_sql(") ^ ");
+        out.push_sql(super::CAPTURE_MASK);
+        out.push_sql(") & 0 AS SIGNED)");
+        Ok(())
+    }
+
+    fn walk_end<Col: Column, DB: Backend>(_: &mut AstPass<'_, '_, DB>) -> QueryResult<()> {
+        Ok(())
+    }
+}
+
+/// A guarded change of one column of one row, moving it way `S`, answering with `A`.
+pub(crate) struct DeltaUpdate<'a, M: AtomicField<Col>, Col: Column, S, A> {
     pub table: Col::Table,
     pub key: &'a M::Key,
     pub amount: M::Value,
     pub guard: M::Value,
+    pub shape: PhantomData<(S, A)>,
+}
+
+impl<'a, M: AtomicField<Col>, Col: Column, S, A> DeltaUpdate<'a, M, Col, S, A> {
+    /// The statement of `delta` on row `key` of `table`; `S` must be `delta`'s direction.
+    pub fn new(table: Col::Table, key: &'a M::Key, delta: Delta<M::Value>) -> Self {
+        DeltaUpdate {
+            table,
+            key,
+            amount: delta.amount,
+            guard: delta.guard,
+            shape: PhantomData,
+        }
+    }
 }
 
 /// The statement-id marker of a [`DeltaUpdate`] shape.
-pub(crate) struct DeltaShape<const STYLE: u8, const UP: bool>;
+pub(crate) struct DeltaShape<S, A>(S, A);
 
-impl<M, Col, DB, const STYLE: u8, const UP: bool> QueryFragment<DB>
-    for DeltaUpdate<'_, M, Col, STYLE, UP>
+impl<M, Col, DB, S, A> QueryFragment<DB> for DeltaUpdate<'_, M, Col, S, A>
 where
     DB: Backend,
     Col: Column,
     M: AtomicFieldOn<Col, DB>,
+    S: Sign,
+    A: Answer,
 {
     fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, DB>) -> QueryResult<()> {
         let col = Col::NAME;
@@ -44,48 +148,31 @@ where
         out.push_identifier(col)?;
         out.push_sql(" = ");
         out.push_identifier(col)?;
-        out.push_sql(if UP { " + " } else { " - " });
+        out.push_sql(S::OP);
         M::bind_value(&self.amount, &mut out)?;
-        if STYLE == DELTA_CAPTURE {
-            // `+ CAST(LAST_INSERT_ID(new ^ mask) & 0 AS SIGNED)`: adds a signed zero and
-            // captures the new value, in the one assignment (no reliance on assignment order,
-            // so it also holds under MariaDB's SIMULTANEOUS_ASSIGNMENT).
-            out.push_sql(" + CAST(LAST_INSERT_ID((");
-            out.push_identifier(col)?;
-            out.push_sql(if UP { " + " } else { " - " });
-            M::bind_value(&self.amount, &mut out)?;
-            out.push_sql(") ^ ");
-            out.push_sql(super::CAPTURE_MASK);
-            out.push_sql(") & 0 AS SIGNED)");
-        }
+        A::walk_set::<M, Col, S, DB>(&self.amount, &mut out)?;
         out.push_sql(" WHERE ");
         M::walk_key_eq(self.key, &mut out)?;
         out.push_sql(" AND ");
         out.push_identifier(col)?;
-        out.push_sql(if UP { " <= " } else { " >= " });
+        out.push_sql(S::GUARD);
         M::bind_value(&self.guard, &mut out)?;
-        if STYLE == DELTA_RETURNING {
-            out.push_sql(" RETURNING ");
-            out.push_identifier(col)?;
-        }
-        Ok(())
+        A::walk_end::<Col, DB>(&mut out)
     }
 }
 
-impl<M: AtomicField<Col>, Col: Column + 'static, const STYLE: u8, const UP: bool> QueryId
-    for DeltaUpdate<'_, M, Col, STYLE, UP>
+impl<M: AtomicField<Col>, Col: Column + 'static, S: Sign, A: Answer> QueryId
+    for DeltaUpdate<'_, M, Col, S, A>
 {
-    type QueryId = StatementId<M, Col, DeltaShape<STYLE, UP>>;
+    type QueryId = StatementId<M, Col, DeltaShape<S, A>>;
     const HAS_STATIC_QUERY_ID: bool = true;
 }
 
-impl<M: AtomicField<Col>, Col: Column, const STYLE: u8, const UP: bool> Query
-    for DeltaUpdate<'_, M, Col, STYLE, UP>
-{
+impl<M: AtomicField<Col>, Col: Column, S, A> Query for DeltaUpdate<'_, M, Col, S, A> {
     type SqlType = <M::Value as AtomicValue>::SqlType;
 }
 
-impl<M: AtomicField<Col>, Col: Column, Conn, const STYLE: u8, const UP: bool> RunQueryDsl<Conn>
-    for DeltaUpdate<'_, M, Col, STYLE, UP>
+impl<M: AtomicField<Col>, Col: Column, Conn, S, A> RunQueryDsl<Conn>
+    for DeltaUpdate<'_, M, Col, S, A>
 {
 }

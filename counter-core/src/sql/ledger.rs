@@ -18,76 +18,99 @@ use std::future::Future;
 
 use crate::backend::RawConnection;
 
-pub(crate) const LEDGER_RECORD: u8 = 1;
-pub(crate) const LEDGER_KEEP: u8 = 2;
-pub(crate) const LEDGER_LOOK_UP: u8 = 3;
-pub(crate) const LEDGER_PRUNE: u8 = 4;
-
-/// One statement on the ledger table `table`; only the fields the kind uses matter.
-pub(crate) struct LedgerStatement<'a, const KIND: u8> {
+/// `INSERT INTO l (flush_id, kept, flushed_at) VALUES (?, '', ?)`.
+pub(crate) struct LedgerRecord<'a> {
     pub table: &'static str,
     pub flush_id: &'a str,
-    pub kept: &'a str,
-    /// Unix seconds: the flush's time, or the prune's cut-off.
+    /// Unix seconds.
     pub at: i64,
 }
 
-impl<DB, const KIND: u8> QueryFragment<DB> for LedgerStatement<'_, KIND>
-where
-    DB: Backend + HasSqlType<Text> + HasSqlType<BigInt>,
-    str: ToSql<Text, DB>,
-    i64: ToSql<BigInt, DB>,
-{
-    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, DB>) -> QueryResult<()> {
-        match KIND {
-            LEDGER_RECORD => {
-                out.push_sql("INSERT INTO ");
-                out.push_identifier(self.table)?;
-                out.push_sql(" (flush_id, kept, flushed_at) VALUES (");
-                out.push_bind_param::<Text, str>(self.flush_id)?;
-                out.push_sql(", '', ");
-                out.push_bind_param::<BigInt, i64>(&self.at)?;
-                out.push_sql(")");
-            }
-            LEDGER_KEEP => {
-                out.push_sql("UPDATE ");
-                out.push_identifier(self.table)?;
-                out.push_sql(" SET kept = ");
-                out.push_bind_param::<Text, str>(self.kept)?;
-                out.push_sql(" WHERE flush_id = ");
-                out.push_bind_param::<Text, str>(self.flush_id)?;
-            }
-            LEDGER_LOOK_UP => {
-                out.push_sql("SELECT kept FROM ");
-                out.push_identifier(self.table)?;
-                out.push_sql(" WHERE flush_id = ");
-                out.push_bind_param::<Text, str>(self.flush_id)?;
-            }
-            _ => {
-                out.push_sql("DELETE FROM ");
-                out.push_identifier(self.table)?;
-                out.push_sql(" WHERE flushed_at < ");
-                out.push_bind_param::<BigInt, i64>(&self.at)?;
+/// `UPDATE l SET kept = ? WHERE flush_id = ?`.
+pub(crate) struct LedgerKeep<'a> {
+    pub table: &'static str,
+    pub flush_id: &'a str,
+    pub kept: &'a str,
+}
+
+/// `SELECT kept FROM l WHERE flush_id = ?`.
+pub(crate) struct LedgerLookUp<'a> {
+    pub table: &'static str,
+    pub flush_id: &'a str,
+}
+
+/// `DELETE FROM l WHERE flushed_at < ?`.
+pub(crate) struct LedgerPrune {
+    pub table: &'static str,
+    /// Unix seconds.
+    pub before: i64,
+}
+
+/// The statements' one `QueryFragment` impl per shape, for every backend that binds text and
+/// 64-bit integers, and their ids: the table name is a runtime value, so they have no static
+/// id (Diesel caches them by their SQL text).
+macro_rules! ledger_statement {
+    ($statement:ty, |$s:ident, $out:ident| $walk:block) => {
+        impl<DB> QueryFragment<DB> for $statement
+        where
+            DB: Backend + HasSqlType<Text> + HasSqlType<BigInt>,
+            str: ToSql<Text, DB>,
+            i64: ToSql<BigInt, DB>,
+        {
+            fn walk_ast<'b>(&'b self, mut $out: AstPass<'_, 'b, DB>) -> QueryResult<()> {
+                let $s = self;
+                $walk
+                Ok(())
             }
         }
-        Ok(())
-    }
+
+        impl QueryId for $statement {
+            type QueryId = ();
+            const HAS_STATIC_QUERY_ID: bool = false;
+        }
+
+        impl<Conn> RunQueryDsl<Conn> for $statement {}
+    };
 }
 
-// The table name is a runtime value, so the statements have no static id: Diesel caches them
-// by their SQL text.
-impl<const KIND: u8> QueryId for LedgerStatement<'_, KIND> {
-    type QueryId = ();
-    const HAS_STATIC_QUERY_ID: bool = false;
-}
+ledger_statement!(LedgerRecord<'_>, |s, out| {
+    out.push_sql("INSERT INTO ");
+    out.push_identifier(s.table)?;
+    out.push_sql(" (flush_id, kept, flushed_at) VALUES (");
+    out.push_bind_param::<Text, str>(s.flush_id)?;
+    out.push_sql(", '', ");
+    out.push_bind_param::<BigInt, i64>(&s.at)?;
+    out.push_sql(")");
+});
 
-impl Query for LedgerStatement<'_, LEDGER_LOOK_UP> {
+ledger_statement!(LedgerKeep<'_>, |s, out| {
+    out.push_sql("UPDATE ");
+    out.push_identifier(s.table)?;
+    out.push_sql(" SET kept = ");
+    out.push_bind_param::<Text, str>(s.kept)?;
+    out.push_sql(" WHERE flush_id = ");
+    out.push_bind_param::<Text, str>(s.flush_id)?;
+});
+
+ledger_statement!(LedgerLookUp<'_>, |s, out| {
+    out.push_sql("SELECT kept FROM ");
+    out.push_identifier(s.table)?;
+    out.push_sql(" WHERE flush_id = ");
+    out.push_bind_param::<Text, str>(s.flush_id)?;
+});
+
+ledger_statement!(LedgerPrune, |s, out| {
+    out.push_sql("DELETE FROM ");
+    out.push_identifier(s.table)?;
+    out.push_sql(" WHERE flushed_at < ");
+    out.push_bind_param::<BigInt, i64>(&s.before)?;
+});
+
+impl Query for LedgerLookUp<'_> {
     type SqlType = Text;
 }
 
-impl<Conn, const KIND: u8> RunQueryDsl<Conn> for LedgerStatement<'_, KIND> {}
-
-/// The ledger statements, per backend; a supertrait of every [`Dialect`](crate::backend::Dialect),
+/// The ledger statements, per backend; a supertrait of every [`Strategy`](crate::strategy::Strategy),
 /// so the Redis counter needs no bound of its own. Written once for the three backends.
 #[doc(hidden)]
 pub trait LedgerDialect: Backend + Sized {
@@ -126,25 +149,25 @@ macro_rules! ledger_dialect {
             async fn ledger_record<R: RawConnection<Db = Self>>(
                 conn: &mut R, table: &'static str, flush_id: &str, at: i64,
             ) -> QueryResult<()> {
-                let s = LedgerStatement::<LEDGER_RECORD> { table, flush_id, kept: "", at };
+                let s = LedgerRecord { table, flush_id, at };
                 conn.query_count(s).await.map(drop)
             }
             async fn ledger_keep<R: RawConnection<Db = Self>>(
                 conn: &mut R, table: &'static str, flush_id: &str, kept: &str,
             ) -> QueryResult<()> {
-                let s = LedgerStatement::<LEDGER_KEEP> { table, flush_id, kept, at: 0 };
+                let s = LedgerKeep { table, flush_id, kept };
                 conn.query_count(s).await.map(drop)
             }
             async fn ledger_look_up<R: RawConnection<Db = Self>>(
                 conn: &mut R, table: &'static str, flush_id: &str,
             ) -> QueryResult<Option<String>> {
-                let s = LedgerStatement::<LEDGER_LOOK_UP> { table, flush_id, kept: "", at: 0 };
+                let s = LedgerLookUp { table, flush_id };
                 Ok(conn.query_rows::<_, String>(s).await?.pop())
             }
             async fn ledger_prune<R: RawConnection<Db = Self>>(
                 conn: &mut R, table: &'static str, before: i64,
             ) -> QueryResult<usize> {
-                let s = LedgerStatement::<LEDGER_PRUNE> { table, flush_id: "", kept: "", at: before };
+                let s = LedgerPrune { table, before };
                 conn.query_count(s).await
             }
         }

@@ -8,6 +8,7 @@
 
 mod delta;
 mod ledger;
+mod lock;
 mod multi;
 mod pair;
 mod read_write;
@@ -16,28 +17,26 @@ mod slots;
 mod take;
 mod upsert;
 
-pub(crate) use delta::DeltaUpdate;
 #[cfg(feature = "mysql")]
-pub(crate) use delta::DELTA_CAPTURE;
-pub(crate) use delta::DELTA_RETURNING;
+pub(crate) use delta::Captured;
+pub(crate) use delta::{DeltaUpdate, Down, Returning, Up};
 pub use ledger::LedgerDialect;
-pub(crate) use multi::{MultiStatement, MULTI_LOCK, MULTI_READ, MULTI_RETURNING, MULTI_WRITE};
+pub(crate) use lock::{ForUpdate, NoWait, SkipLocked, Unlocked};
 #[cfg(feature = "mysql")]
-pub(crate) use multi::{MULTI_CAPTURE, MULTI_CAPTURED};
+pub(crate) use multi::MultiCaptured;
+pub(crate) use multi::{MultiSelect, MultiUpdate, MultiWrite};
 pub(crate) use pair::{pair_order, First};
 #[cfg(feature = "mysql")]
 pub(crate) use read_write::LastInsertId;
-pub(crate) use read_write::{read, write};
-pub(crate) use slots::{SlotStatement, SLOT_ADD, SLOT_DELETE, SLOT_LOCK, SLOT_SUM};
-#[cfg(any(feature = "postgres", feature = "mysql"))]
-pub(crate) use take::TakeUpdate;
+pub(crate) use read_write::{read, read_locked, write};
+pub(crate) use slots::{SlotAdd, SlotDelete, SlotSum, SlotsLocked};
 #[cfg(feature = "mysql")]
-pub(crate) use take::TAKE_CAPTURE;
+pub(crate) use take::TakeCaptured;
 #[cfg(feature = "postgres")]
-pub(crate) use take::TAKE_FROM_LOCKED;
+pub(crate) use take::TakeFromLocked;
 #[cfg(feature = "mysql")]
-pub(crate) use upsert::UPSERT_ON_DUPLICATE;
-pub(crate) use upsert::{Upsert, UPSERT_ON_CONFLICT};
+pub(crate) use upsert::OnDuplicateKey;
+pub(crate) use upsert::{Guarded, OnConflict, Unguarded, Upsert};
 
 use std::marker::PhantomData;
 

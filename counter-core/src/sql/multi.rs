@@ -1,15 +1,17 @@
-//! The statements of a several-column change ([`crate::change`]), one node for every shape:
+//! The statements of a several-column change ([`crate::change`]), one type per shape:
 //!
-//! - `UPDATE t SET c1 = c1 - ?, c2 = c2 + ? WHERE pk = ? AND c1 >= ? AND c2 <= ? RETURNING
-//!   c1, c2` (PostgreSQL, SQLite);
-//! - on MySQL the same `UPDATE` with each new value captured into a session variable,
-//!   `c1 = (@__counter_0 := c1 - ?)`, then `SELECT @__counter_0, @__counter_1` on the same
-//!   connection. `LAST_INSERT_ID` holds one value; the variables hold one per column. They
-//!   are only read after the `UPDATE` matched the row (`CLIENT_FOUND_ROWS`), so a stale value
-//!   is never read. (MySQL 8 warns that assigning variables in expressions is deprecated;
-//!   MariaDB does not.)
-//! - `SELECT c1, c2 FROM t WHERE pk = ? [lock]`, to tell a refusal from a race and for the
-//!   locked fallback, and `UPDATE t SET c1 = ?, c2 = ? WHERE pk = ?` under that lock.
+//! - [`MultiUpdate`]: `UPDATE t SET c1 = c1 - ?, c2 = c2 + ? WHERE pk = ? AND c1 >= ? AND c2 <=
+//!   ?`, answering `RETURNING c1, c2` ([`Returning`], PostgreSQL, SQLite) or, on MySQL
+//!   ([`Captured`]), with each new value captured into a session variable, `c1 = (@__counter_0
+//!   := c1 - ?)`;
+//! - [`MultiCaptured`]: `SELECT @__counter_0, @__counter_1` on the same connection (MySQL).
+//!   `LAST_INSERT_ID` holds one value; the variables hold one per column. They are only read
+//!   after the `UPDATE` matched the row (`CLIENT_FOUND_ROWS`), so a stale value is never
+//!   read. (MySQL 8 warns that assigning variables in expressions is deprecated; MariaDB does
+//!   not.)
+//! - [`MultiSelect`]: `SELECT c1, c2 FROM t WHERE pk = ? [lock clause]`, to tell a refusal
+//!   from a race and for the locked fallback, and [`MultiWrite`]: `UPDATE t SET c1 = ?, c2 =
+//!   ? WHERE pk = ?` under that lock.
 
 use std::marker::PhantomData;
 
@@ -18,113 +20,192 @@ use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
 use diesel::result::QueryResult;
 use diesel::RunQueryDsl;
 
+use super::delta::{Captured, Returning};
+use super::lock::LockClause;
 use super::StatementId;
+use crate::backend::Dialect;
 use crate::change::Changes;
 
-/// `UPDATE … RETURNING c1, c2`.
-pub(crate) const MULTI_RETURNING: u8 = 1;
-/// `UPDATE …` capturing into `@__counter_<i>` (MySQL).
-pub(crate) const MULTI_CAPTURE: u8 = 2;
-/// `SELECT @__counter_0, @__counter_1` (MySQL).
-pub(crate) const MULTI_CAPTURED: u8 = 3;
-/// `SELECT c1, c2 FROM t WHERE pk = ?`.
-pub(crate) const MULTI_READ: u8 = 4;
-/// `SELECT c1, c2 FROM t WHERE pk = ?` plus the backend's lock clause.
-pub(crate) const MULTI_LOCK: u8 = 5;
-/// `UPDATE t SET c1 = ?, c2 = ? WHERE pk = ?`.
-pub(crate) const MULTI_WRITE: u8 = 6;
-
-/// The statement-id marker of a [`MultiStatement`] kind.
-pub(crate) struct MultiShape<const KIND: u8>;
-
-/// One statement of a several-column change; `KIND` is one of the constants above, and only
-/// the fields that kind uses are set.
-pub(crate) struct MultiStatement<'a, M, Cs: Changes<M, DB>, DB: Backend, const KIND: u8> {
-    pub table: Cs::Table,
-    pub key: &'a Cs::Key,
-    pub parts: Option<&'a Cs::Parts>,
-    pub values: Option<&'a Cs::Values>,
-    pub lock_sql: &'static str,
-    pub marker: PhantomData<fn() -> M>,
+/// The guarded `UPDATE` of every column, answering with `A` ([`Returning`] or [`Captured`]).
+pub(crate) struct MultiUpdate<'a, M, Cs: Changes<M, DB>, DB: Backend, A> {
+    table: Cs::Table,
+    key: &'a Cs::Key,
+    parts: &'a Cs::Parts,
+    answer: PhantomData<fn() -> (M, A)>,
 }
 
-impl<'a, M, Cs: Changes<M, DB>, DB: Backend, const KIND: u8> MultiStatement<'a, M, Cs, DB, KIND> {
-    /// A statement of this kind on row `key`.
-    pub fn new(key: &'a Cs::Key) -> Self {
-        MultiStatement {
+/// The values a [`MultiUpdate`] with [`Captured`] left in the session (MySQL).
+#[cfg_attr(not(feature = "mysql"), allow(dead_code))]
+pub(crate) struct MultiCaptured<M, Cs, DB>(PhantomData<Types<M, Cs, DB>>);
+
+/// A `'static`, `Send + Sync` stand-in for the three types, whatever they are.
+type Types<M, Cs, DB> = fn() -> (M, Cs, DB);
+
+/// The row's values, locked with clause `L`.
+pub(crate) struct MultiSelect<'a, M, Cs: Changes<M, DB>, DB: Backend, L> {
+    table: Cs::Table,
+    key: &'a Cs::Key,
+    lock: PhantomData<fn() -> (M, L)>,
+}
+
+/// Writes values computed under the lock.
+pub(crate) struct MultiWrite<'a, M, Cs: Changes<M, DB>, DB: Backend> {
+    table: Cs::Table,
+    key: &'a Cs::Key,
+    values: &'a Cs::Values,
+    model: PhantomData<fn() -> M>,
+}
+
+impl<'a, M, Cs: Changes<M, DB>, DB: Backend, A> MultiUpdate<'a, M, Cs, DB, A> {
+    /// The guarded update of `parts` on row `key`.
+    pub fn new(key: &'a Cs::Key, parts: &'a Cs::Parts) -> Self {
+        MultiUpdate {
             table: Cs::table(),
             key,
-            parts: None,
-            values: None,
-            lock_sql: "",
-            marker: PhantomData,
+            parts,
+            answer: PhantomData,
         }
     }
 }
 
-impl<M, Cs, DB, const KIND: u8> QueryFragment<DB> for MultiStatement<'_, M, Cs, DB, KIND>
+impl<M, Cs, DB> MultiCaptured<M, Cs, DB> {
+    /// The read of the captured values.
+    #[cfg_attr(not(feature = "mysql"), allow(dead_code))]
+    pub fn new() -> Self {
+        MultiCaptured(PhantomData)
+    }
+}
+
+impl<'a, M, Cs: Changes<M, DB>, DB: Backend, L> MultiSelect<'a, M, Cs, DB, L> {
+    /// The read of row `key`.
+    pub fn new(key: &'a Cs::Key) -> Self {
+        MultiSelect {
+            table: Cs::table(),
+            key,
+            lock: PhantomData,
+        }
+    }
+}
+
+impl<'a, M, Cs: Changes<M, DB>, DB: Backend> MultiWrite<'a, M, Cs, DB> {
+    /// The write of `values` to row `key`.
+    pub fn new(key: &'a Cs::Key, values: &'a Cs::Values) -> Self {
+        MultiWrite {
+            table: Cs::table(),
+            key,
+            values,
+            model: PhantomData,
+        }
+    }
+}
+
+/// Whether a [`MultiUpdate`] captures (MySQL) or returns its values.
+pub(crate) trait MultiAnswer: 'static {
+    /// Assignments capture into `@__counter_<i>`.
+    const CAPTURES: bool;
+}
+
+impl MultiAnswer for Returning {
+    const CAPTURES: bool = false;
+}
+
+impl MultiAnswer for Captured {
+    const CAPTURES: bool = true;
+}
+
+impl<M, Cs, DB, A> QueryFragment<DB> for MultiUpdate<'_, M, Cs, DB, A>
 where
     DB: Backend,
     Cs: Changes<M, DB>,
+    A: MultiAnswer,
 {
     fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, DB>) -> QueryResult<()> {
-        let parts = || self.parts.expect("this kind needs the planned parts");
-        match KIND {
-            MULTI_RETURNING | MULTI_CAPTURE => {
-                out.push_sql("UPDATE ");
-                Cs::walk_table(&self.table, out.reborrow())?;
-                out.push_sql(" SET ");
-                Cs::walk_set(parts(), KIND == MULTI_CAPTURE, &mut out)?;
-                out.push_sql(" WHERE ");
-                Cs::walk_key_eq(self.key, &mut out)?;
-                Cs::walk_guards(parts(), &mut out)?;
-                if KIND == MULTI_RETURNING {
-                    out.push_sql(" RETURNING ");
-                    Cs::walk_columns(false, &mut out)?;
-                }
-            }
-            MULTI_CAPTURED => {
-                out.push_sql("SELECT ");
-                Cs::walk_columns(true, &mut out)?;
-            }
-            MULTI_READ | MULTI_LOCK => {
-                out.push_sql("SELECT ");
-                Cs::walk_columns(false, &mut out)?;
-                out.push_sql(" FROM ");
-                Cs::walk_table(&self.table, out.reborrow())?;
-                out.push_sql(" WHERE ");
-                Cs::walk_key_eq(self.key, &mut out)?;
-                out.push_sql(self.lock_sql);
-            }
-            _ => {
-                out.push_sql("UPDATE ");
-                Cs::walk_table(&self.table, out.reborrow())?;
-                out.push_sql(" SET ");
-                Cs::walk_write(self.values.expect("a write has values"), &mut out)?;
-                out.push_sql(" WHERE ");
-                Cs::walk_key_eq(self.key, &mut out)?;
-            }
+        out.push_sql("UPDATE ");
+        Cs::walk_table(&self.table, out.reborrow())?;
+        out.push_sql(" SET ");
+        Cs::walk_set(self.parts, A::CAPTURES, &mut out)?;
+        out.push_sql(" WHERE ");
+        Cs::walk_key_eq(self.key, &mut out)?;
+        Cs::walk_guards(self.parts, &mut out)?;
+        if !A::CAPTURES {
+            out.push_sql(" RETURNING ");
+            Cs::walk_columns(false, &mut out)?;
         }
         Ok(())
     }
 }
 
-impl<M: 'static, Cs, DB, const KIND: u8> QueryId for MultiStatement<'_, M, Cs, DB, KIND>
+impl<M, Cs, DB> QueryFragment<DB> for MultiCaptured<M, Cs, DB>
 where
-    Cs: Changes<M, DB> + 'static,
     DB: Backend,
+    Cs: Changes<M, DB>,
 {
-    type QueryId = StatementId<M, Cs, MultiShape<KIND>>;
-    const HAS_STATIC_QUERY_ID: bool = true;
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, DB>) -> QueryResult<()> {
+        out.push_sql("SELECT ");
+        Cs::walk_columns(true, &mut out)
+    }
 }
 
-impl<M, Cs: Changes<M, DB>, DB: Backend, const KIND: u8> Query
-    for MultiStatement<'_, M, Cs, DB, KIND>
+impl<M, Cs, DB, L> QueryFragment<DB> for MultiSelect<'_, M, Cs, DB, L>
+where
+    DB: Dialect,
+    Cs: Changes<M, DB>,
+    L: LockClause,
 {
-    type SqlType = Cs::SqlTypes;
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, DB>) -> QueryResult<()> {
+        out.push_sql("SELECT ");
+        Cs::walk_columns(false, &mut out)?;
+        out.push_sql(" FROM ");
+        Cs::walk_table(&self.table, out.reborrow())?;
+        out.push_sql(" WHERE ");
+        Cs::walk_key_eq(self.key, &mut out)?;
+        L::walk(&mut out)
+    }
 }
 
-impl<M, Cs: Changes<M, DB>, DB: Backend, Conn, const KIND: u8> RunQueryDsl<Conn>
-    for MultiStatement<'_, M, Cs, DB, KIND>
+impl<M, Cs, DB> QueryFragment<DB> for MultiWrite<'_, M, Cs, DB>
+where
+    DB: Backend,
+    Cs: Changes<M, DB>,
 {
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, DB>) -> QueryResult<()> {
+        out.push_sql("UPDATE ");
+        Cs::walk_table(&self.table, out.reborrow())?;
+        out.push_sql(" SET ");
+        Cs::walk_write(self.values, &mut out)?;
+        out.push_sql(" WHERE ");
+        Cs::walk_key_eq(self.key, &mut out)
+    }
 }
+
+/// The statement-id markers of the shapes.
+pub(crate) struct MultiUpdateShape<A>(A);
+pub(crate) struct MultiCapturedShape;
+pub(crate) struct MultiSelectShape<L>(L);
+pub(crate) struct MultiWriteShape;
+
+/// `QueryId` (static, per model, changes and shape), `Query` (the columns' values) and
+/// `RunQueryDsl` of a shape.
+macro_rules! multi_statement {
+    ($statement:ty, $shape:ty, [$($param:ident),*]) => {
+        impl<M: 'static, Cs, DB, $($param: 'static),*> QueryId for $statement
+        where
+            Cs: Changes<M, DB> + 'static,
+            DB: Backend,
+        {
+            type QueryId = StatementId<M, Cs, $shape>;
+            const HAS_STATIC_QUERY_ID: bool = true;
+        }
+
+        impl<M, Cs: Changes<M, DB>, DB: Backend, $($param),*> Query for $statement {
+            type SqlType = Cs::SqlTypes;
+        }
+
+        impl<M, Cs: Changes<M, DB>, DB: Backend, Conn, $($param),*> RunQueryDsl<Conn> for $statement {}
+    };
+}
+
+multi_statement!(MultiUpdate<'_, M, Cs, DB, A>, MultiUpdateShape<A>, [A]);
+multi_statement!(MultiSelect<'_, M, Cs, DB, L>, MultiSelectShape<L>, [L]);
+multi_statement!(MultiCaptured<M, Cs, DB>, MultiCapturedShape, []);
+multi_statement!(MultiWrite<'_, M, Cs, DB>, MultiWriteShape, []);

@@ -14,13 +14,13 @@
 //! server showed the connection idle, the client blocked in `mysql_stmt_execute`); each row is
 //! locked by its own statement instead, as the other row-locked operations do.
 
-use diesel::backend::Backend;
 use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
 use diesel::result::QueryResult;
 use diesel::sql_types::BigInt;
 use diesel::{Column, RunQueryDsl};
 
 use super::StatementId;
+use crate::backend::Dialect;
 use crate::error::AtomicError;
 use crate::field::{AtomicField, AtomicFieldOn};
 use crate::key::KeyColumns;
@@ -38,13 +38,11 @@ pub(crate) struct PairRoles<'a, M: AtomicField<Col>, Col: Column> {
     pub table: Col::Table,
     pub from: &'a M::Key,
     pub to: &'a M::Key,
-    /// The backend's name of a 64-bit signed integer type in `CAST(… AS <type>)`.
-    pub bigint: &'static str,
 }
 
 impl<M, Col, DB> QueryFragment<DB> for PairRoles<'_, M, Col>
 where
-    DB: Backend,
+    DB: Dialect,
     Col: Column,
     M: AtomicFieldOn<Col, DB>,
 {
@@ -66,7 +64,7 @@ where
         out.push_sql(" THEN 1 ELSE 0 END + CASE WHEN ");
         names(self.to, &mut out)?;
         out.push_sql(" THEN 2 ELSE 0 END AS ");
-        out.push_sql(self.bigint);
+        out.push_sql(DB::BIGINT);
         out.push_sql(") FROM ");
         M::walk_table(&self.table, out.reborrow())?;
         out.push_sql(" WHERE ");
@@ -108,7 +106,6 @@ pub(crate) async fn pair_order<M, Col, R>(
     conn: &mut R,
     from: &M::Key,
     to: &M::Key,
-    bigint: &'static str,
 ) -> Result<First, AtomicError>
 where
     R: crate::backend::RawConnection,
@@ -119,7 +116,6 @@ where
         table: M::table(),
         from,
         to,
-        bigint,
     };
     first_of(&M::load_roles(conn, query).await?)
 }

@@ -1,31 +1,34 @@
-//! `SELECT c FROM t WHERE pk = $key [lock]` and `UPDATE t SET c = $value WHERE pk = $key`.
+//! `SELECT c FROM t WHERE pk = $key [lock clause]` and `UPDATE t SET c = $value WHERE pk = $key`.
 
 use diesel::backend::Backend;
 use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
 use diesel::result::QueryResult;
 use diesel::{Column, RunQueryDsl};
 
+use std::marker::PhantomData;
+
+use super::lock::{LockClause, Unlocked};
 use super::StatementId;
-use crate::backend::RawConnection;
+use crate::backend::{Dialect, RawConnection};
 use crate::field::{AtomicField, AtomicFieldOn};
 use crate::value::AtomicValue;
 
-/// The statement-id marker of a [`SelectValue`]; `LOCK` numbers the lock clause.
-pub(crate) struct SelectShape<const LOCK: u8>;
+/// The statement-id marker of a [`SelectValue`] with lock clause `L`.
+pub(crate) struct SelectShape<L>(L);
 
-/// Reads the column of one row, optionally locking it. `LOCK` distinguishes the lock clauses
-/// in the statement id; `lock_sql` is the clause itself, which the backend chooses.
-pub(crate) struct SelectValue<'a, M: AtomicField<Col>, Col: Column, const LOCK: u8> {
+/// Reads the column of one row, locking it with clause `L` ([`Unlocked`] for a plain read).
+pub(crate) struct SelectValue<'a, M: AtomicField<Col>, Col: Column, L> {
     pub table: Col::Table,
     pub key: &'a M::Key,
-    pub lock_sql: &'static str,
+    pub lock: PhantomData<L>,
 }
 
-impl<M, Col, DB, const LOCK: u8> QueryFragment<DB> for SelectValue<'_, M, Col, LOCK>
+impl<M, Col, DB, L> QueryFragment<DB> for SelectValue<'_, M, Col, L>
 where
-    DB: Backend,
+    DB: Dialect,
     Col: Column,
     M: AtomicFieldOn<Col, DB>,
+    L: LockClause,
 {
     fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, DB>) -> QueryResult<()> {
         out.push_sql("SELECT ");
@@ -34,44 +37,50 @@ where
         M::walk_table(&self.table, out.reborrow())?;
         out.push_sql(" WHERE ");
         M::walk_key_eq(self.key, &mut out)?;
-        out.push_sql(self.lock_sql);
-        Ok(())
+        L::walk(&mut out)
     }
 }
 
-impl<M: AtomicField<Col>, Col: Column + 'static, const LOCK: u8> QueryId
-    for SelectValue<'_, M, Col, LOCK>
+impl<M: AtomicField<Col>, Col: Column + 'static, L: LockClause> QueryId
+    for SelectValue<'_, M, Col, L>
 {
-    type QueryId = StatementId<M, Col, SelectShape<LOCK>>;
+    type QueryId = StatementId<M, Col, SelectShape<L>>;
     const HAS_STATIC_QUERY_ID: bool = true;
 }
 
-impl<M: AtomicField<Col>, Col: Column, const LOCK: u8> Query for SelectValue<'_, M, Col, LOCK> {
+impl<M: AtomicField<Col>, Col: Column, L> Query for SelectValue<'_, M, Col, L> {
     type SqlType = <M::Value as AtomicValue>::SqlType;
 }
 
-impl<M: AtomicField<Col>, Col: Column, Conn, const LOCK: u8> RunQueryDsl<Conn>
-    for SelectValue<'_, M, Col, LOCK>
-{
-}
+impl<M: AtomicField<Col>, Col: Column, Conn, L> RunQueryDsl<Conn> for SelectValue<'_, M, Col, L> {}
 
-/// Reads the value of row `key`; `LOCK`/`lock_sql` as in [`SelectValue`].
-pub(crate) async fn read<M, Col, R, const LOCK: u8>(
+/// Reads the value of row `key`, locking it with clause `L`.
+pub(crate) async fn read_locked<M, Col, L, R>(
     conn: &mut R,
     key: &M::Key,
-    lock_sql: &'static str,
 ) -> QueryResult<Option<M::Value>>
 where
     R: RawConnection,
     Col: Column + 'static,
     M: AtomicFieldOn<Col, R::Db>,
+    L: LockClause,
 {
-    let query = SelectValue::<M, Col, LOCK> {
+    let query = SelectValue::<M, Col, L> {
         table: M::table(),
         key,
-        lock_sql,
+        lock: PhantomData,
     };
     M::load_value(conn, query).await
+}
+
+/// Reads the value of row `key`, unlocked.
+pub(crate) async fn read<M, Col, R>(conn: &mut R, key: &M::Key) -> QueryResult<Option<M::Value>>
+where
+    R: RawConnection,
+    Col: Column + 'static,
+    M: AtomicFieldOn<Col, R::Db>,
+{
+    read_locked::<M, Col, Unlocked, R>(conn, key).await
 }
 
 /// The statement-id marker of a [`WriteValue`].

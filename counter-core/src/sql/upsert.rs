@@ -16,6 +16,8 @@
 //!   inserted value, and MariaDB's `INSERT … RETURNING` has no result metadata as a prepared
 //!   statement ("No metadata exists", seen on 10.11).
 
+use std::marker::PhantomData;
+
 use diesel::backend::Backend;
 use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
 use diesel::result::QueryResult;
@@ -26,114 +28,164 @@ use crate::field::{AtomicField, AtomicFieldOn};
 use crate::key::KeyColumns;
 use crate::value::AtomicValue;
 
-/// `ON CONFLICT (pk) DO UPDATE … WHERE … RETURNING` (PostgreSQL, SQLite).
-pub(crate) const UPSERT_ON_CONFLICT: u8 = 1;
-/// `ON DUPLICATE KEY UPDATE c = IF(…) RETURNING` (MariaDB).
+/// `… ON CONFLICT (pk) DO UPDATE SET c = t.c + $by WHERE <guard> RETURNING c` (PostgreSQL,
+/// SQLite).
+pub(crate) struct OnConflict;
+
+/// `… ON DUPLICATE KEY UPDATE c = IF(<guard>, c + $by, <error>)` (MySQL), read back apart.
 #[cfg_attr(not(feature = "mysql"), allow(dead_code))]
-pub(crate) const UPSERT_ON_DUPLICATE: u8 = 2;
+pub(crate) struct OnDuplicateKey;
 
-/// The statement-id marker of an [`Upsert`]: the insert's own id, the style, and whether a
-/// guard exists.
-pub(crate) struct UpsertShape<I, const STYLE: u8, const GUARDED: bool>(I);
+/// An existing row takes the amount while its value is at most this.
+pub(crate) struct Guarded<V>(pub V);
 
-/// `insert` plus the clause that adds `amount` to an existing row whose value is at most
-/// `guard`. Without `GUARDED`, no existing row can take `amount` (it only inserts) and
-/// `guard` is ignored.
-pub(crate) struct Upsert<
-    'a,
-    M: AtomicField<Col>,
-    Col: Column,
-    I,
-    const STYLE: u8,
-    const GUARDED: bool,
-> {
+/// No existing row can take the amount (it would pass every bound): the statement only
+/// inserts, and refuses a row that is there.
+pub(crate) struct Unguarded;
+
+/// The condition under which the row already there takes the amount.
+pub(crate) trait UpsertGuard<M: AtomicField<Col>, Col: Column>: 'static {
+    /// `<existing> <= ?`, or a condition no row meets.
+    fn walk<'b, DB, F>(&'b self, existing: F, out: &mut AstPass<'_, 'b, DB>) -> QueryResult<()>
+    where
+        DB: Backend,
+        M: AtomicFieldOn<Col, DB>,
+        F: Fn(&mut AstPass<'_, 'b, DB>) -> QueryResult<()>;
+}
+
+impl<M: AtomicField<Col>, Col: Column> UpsertGuard<M, Col> for Guarded<M::Value> {
+    fn walk<'b, DB, F>(&'b self, existing: F, out: &mut AstPass<'_, 'b, DB>) -> QueryResult<()>
+    where
+        DB: Backend,
+        M: AtomicFieldOn<Col, DB>,
+        F: Fn(&mut AstPass<'_, 'b, DB>) -> QueryResult<()>,
+    {
+        existing(out)?;
+        out.push_sql(" <= ");
+        M::bind_value(&self.0, out)
+    }
+}
+
+impl<M: AtomicField<Col>, Col: Column> UpsertGuard<M, Col> for Unguarded {
+    fn walk<'b, DB, F>(&'b self, _: F, out: &mut AstPass<'_, 'b, DB>) -> QueryResult<()>
+    where
+        DB: Backend,
+        M: AtomicFieldOn<Col, DB>,
+        F: Fn(&mut AstPass<'_, 'b, DB>) -> QueryResult<()>,
+    {
+        out.push_sql("1 = 0");
+        Ok(())
+    }
+}
+
+/// Diesel's `insert` of a row, plus the clause `C` that adds `amount` to the row already
+/// there when guard `G` admits it.
+pub(crate) struct Upsert<'a, M: AtomicField<Col>, Col: Column, I, C, G> {
     pub table: Col::Table,
     pub insert: &'a I,
     pub amount: M::Value,
-    pub guard: M::Value,
+    pub guard: G,
+    pub clause: PhantomData<C>,
 }
 
-impl<M, Col, I, DB, const STYLE: u8, const GUARDED: bool> QueryFragment<DB>
-    for Upsert<'_, M, Col, I, STYLE, GUARDED>
+impl<'a, M: AtomicField<Col>, Col: Column, I, C, G> Upsert<'a, M, Col, I, C, G> {
+    /// `insert`, adding `amount` to an existing row of `table` that `guard` admits.
+    pub fn new(table: Col::Table, insert: &'a I, amount: M::Value, guard: G) -> Self {
+        Upsert {
+            table,
+            insert,
+            amount,
+            guard,
+            clause: PhantomData,
+        }
+    }
+}
+
+impl<M, Col, I, DB, G> QueryFragment<DB> for Upsert<'_, M, Col, I, OnConflict, G>
 where
     DB: Backend,
     Col: Column,
     M: AtomicFieldOn<Col, DB>,
     I: QueryFragment<DB>,
+    G: UpsertGuard<M, Col>,
 {
     fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, DB>) -> QueryResult<()> {
         let col = Col::NAME;
+        // `t.c`: PostgreSQL finds a bare `c` ambiguous between the row and `excluded`.
+        let existing = |out: &mut AstPass<'_, 'b, DB>| -> QueryResult<()> {
+            M::walk_table(&self.table, out.reborrow())?;
+            out.push_sql(".");
+            out.push_identifier(col)
+        };
         self.insert.walk_ast(out.reborrow())?;
-        if STYLE == UPSERT_ON_CONFLICT {
-            // `t.c`: PostgreSQL finds a bare `c` ambiguous between the row and `excluded`.
-            let existing = |out: &mut AstPass<'_, 'b, DB>| -> QueryResult<()> {
-                M::walk_table(&self.table, out.reborrow())?;
-                out.push_sql(".");
-                out.push_identifier(col)
-            };
-            out.push_sql(" ON CONFLICT (");
-            for (i, name) in <M::KeyColumns as KeyColumns>::NAMES.iter().enumerate() {
-                if i > 0 {
-                    out.push_sql(", ");
-                }
-                out.push_identifier(name)?;
+        out.push_sql(" ON CONFLICT (");
+        for (i, name) in <M::KeyColumns as KeyColumns>::NAMES.iter().enumerate() {
+            if i > 0 {
+                out.push_sql(", ");
             }
-            out.push_sql(") DO UPDATE SET ");
-            out.push_identifier(col)?;
-            out.push_sql(" = ");
-            existing(&mut out)?;
-            out.push_sql(" + ");
-            M::bind_value(&self.amount, &mut out)?;
-            out.push_sql(" WHERE ");
-            if GUARDED {
-                existing(&mut out)?;
-                out.push_sql(" <= ");
-                M::bind_value(&self.guard, &mut out)?;
-            } else {
-                out.push_sql("1 = 0");
-            }
-        } else {
-            out.push_sql(" ON DUPLICATE KEY UPDATE ");
-            out.push_identifier(col)?;
-            out.push_sql(" = IF(");
-            if GUARDED {
-                out.push_identifier(col)?;
-                out.push_sql(" <= ");
-                M::bind_value(&self.guard, &mut out)?;
-            } else {
-                out.push_sql("1 = 0");
-            }
-            out.push_sql(", ");
-            out.push_identifier(col)?;
-            out.push_sql(" + ");
-            M::bind_value(&self.amount, &mut out)?;
-            out.push_sql(", (SELECT 0 UNION ALL SELECT 0))");
-            return Ok(());
+            out.push_identifier(name)?;
         }
+        out.push_sql(") DO UPDATE SET ");
+        out.push_identifier(col)?;
+        out.push_sql(" = ");
+        existing(&mut out)?;
+        out.push_sql(" + ");
+        M::bind_value(&self.amount, &mut out)?;
+        out.push_sql(" WHERE ");
+        self.guard.walk(existing, &mut out)?;
         out.push_sql(" RETURNING ");
         out.push_identifier(col)
     }
 }
 
-impl<M, Col, I, const STYLE: u8, const GUARDED: bool> QueryId
-    for Upsert<'_, M, Col, I, STYLE, GUARDED>
+impl<M, Col, I, DB, G> QueryFragment<DB> for Upsert<'_, M, Col, I, OnDuplicateKey, G>
+where
+    DB: Backend,
+    Col: Column,
+    M: AtomicFieldOn<Col, DB>,
+    I: QueryFragment<DB>,
+    G: UpsertGuard<M, Col>,
+{
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, DB>) -> QueryResult<()> {
+        let col = Col::NAME;
+        self.insert.walk_ast(out.reborrow())?;
+        out.push_sql(" ON DUPLICATE KEY UPDATE ");
+        out.push_identifier(col)?;
+        out.push_sql(" = IF(");
+        self.guard.walk(
+            |out: &mut AstPass<'_, 'b, DB>| out.push_identifier(col),
+            &mut out,
+        )?;
+        out.push_sql(", ");
+        out.push_identifier(col)?;
+        out.push_sql(" + ");
+        M::bind_value(&self.amount, &mut out)?;
+        out.push_sql(", (SELECT 0 UNION ALL SELECT 0))");
+        Ok(())
+    }
+}
+
+/// The statement-id marker of an [`Upsert`]: the insert's own id, the clause and the guard.
+pub(crate) struct UpsertShape<I, C, G>(I, C, G);
+
+impl<M, Col, I, C, G> QueryId for Upsert<'_, M, Col, I, C, G>
 where
     M: AtomicField<Col>,
     Col: Column + 'static,
     I: QueryId,
+    C: 'static,
+    G: 'static,
 {
-    type QueryId = StatementId<M, Col, UpsertShape<I::QueryId, STYLE, GUARDED>>;
+    type QueryId = StatementId<M, Col, UpsertShape<I::QueryId, C, G>>;
     // Static exactly when Diesel's insert of this row type is.
     const HAS_STATIC_QUERY_ID: bool = I::HAS_STATIC_QUERY_ID;
 }
 
-impl<M: AtomicField<Col>, Col: Column, I, const STYLE: u8, const GUARDED: bool> Query
-    for Upsert<'_, M, Col, I, STYLE, GUARDED>
-{
+impl<M: AtomicField<Col>, Col: Column, I, C, G> Query for Upsert<'_, M, Col, I, C, G> {
     type SqlType = <M::Value as AtomicValue>::SqlType;
 }
 
-impl<M: AtomicField<Col>, Col: Column, I, Conn, const STYLE: u8, const GUARDED: bool>
-    RunQueryDsl<Conn> for Upsert<'_, M, Col, I, STYLE, GUARDED>
+impl<M: AtomicField<Col>, Col: Column, I, Conn, C, G> RunQueryDsl<Conn>
+    for Upsert<'_, M, Col, I, C, G>
 {
 }

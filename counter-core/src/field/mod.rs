@@ -1,4 +1,9 @@
-//! What the runtime needs to know about one atomic column of one model.
+//! What the runtime needs to know about one atomic column of one model (here), and about a
+//! slotted counter column (`slotted`).
+
+mod slotted;
+
+pub use slotted::{refused, NotOnSlotted, Slotted, SlottedDecrement, SlottedOn};
 
 use std::future::Future;
 

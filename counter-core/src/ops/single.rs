@@ -1,0 +1,283 @@
+//! The single-statement operations: `increment`, `decrement`, `decrement_if_at_least` and
+//! `take_up_to`.
+//!
+//! Shape of every call: plan the change in Rust ([`Plan`]), run the backend's single guarded
+//! statement ([`Strategy`]), and only when it matched no row look once more to tell "no such
+//! row" from "the guard said no". A row that would have passed when looked at was moved by
+//! another writer in between: the statement runs again, and past [`RECHECKS`] the change is
+//! decided under a row lock, where no other writer can move it.
+
+use std::future::Future;
+
+use diesel::Column;
+
+use super::Field;
+use crate::backend::{
+    write_transaction, AtomicConnection, BackendOf, CallMode, Out, RawConnection,
+};
+use crate::error::AtomicError;
+use crate::field::{AtomicField, AtomicFieldOn};
+use crate::lock::LockMode;
+use crate::plan::{non_negative, Op, Plan, Range, Take};
+use crate::retry::retrying;
+use crate::sql::write;
+use crate::strategy::Strategy;
+use crate::value::AtomicValue;
+
+/// How often a single-statement change is tried again when it missed but the row, read right
+/// after, would have passed (another writer moved the value in between). Past this, the change
+/// is decided under a row lock, where no other writer can move it.
+pub(crate) const RECHECKS: u32 = 3;
+
+/// The guarded operations: one public method each, with one signature, each the future of
+/// [`Field::guarded`] with its [`Op`], driven per connection kind.
+macro_rules! guarded_operations {
+    ($($(#[$doc:meta])* $name:ident($amount:ident) => $op:ident;)+) => {$(
+        $(#[$doc])*
+        pub fn $name<'c, C>(
+            &self,
+            conn: &'c mut C,
+            key: M::Key,
+            $amount: M::Value,
+        ) -> Out<C, impl Future<Output = Result<M::Value, AtomicError>> + use<'c, M, Col, C>>
+        where
+            C: AtomicConnection,
+            M: AtomicFieldOn<Col, BackendOf<C>>,
+        {
+            C::Mode::drive(self.guarded(conn, key, Op::$op, $amount))
+        }
+    )+};
+}
+
+impl<M: AtomicField<Col>, Col: Column + 'static> Field<M, Col> {
+    guarded_operations! {
+        /// `c = c + by` in one statement, unless the result would pass the upper bound.
+        ///
+        /// Returns the new value. Errors: `NegativeAmount`, `NotFound`, `OutOfRange` (row
+        /// unchanged).
+        increment(by) => Increment;
+
+        /// `c = c - by` in one statement, unless the result would pass the lower bound.
+        ///
+        /// Returns the new value. Errors: `NegativeAmount`, `NotFound`, `OutOfRange` (row
+        /// unchanged).
+        decrement(by) => Decrement;
+
+        /// `c = c - n` only if `c >= n` (`WHERE c >= n`): the sale that cannot oversell.
+        ///
+        /// Returns the new value. Errors: `Insufficient { available, requested }` when `c < n`,
+        /// `OutOfRange` when `c - n` would pass a declared minimum above zero,
+        /// `NegativeAmount`, `NotFound`. The row is unchanged on every error.
+        decrement_if_at_least(n) => AtLeast;
+    }
+
+    /// Takes `t = min(n, c - floor)` where the floor is the declared minimum or 0: "sell what is
+    /// left". Returns `t`, which is 0 when nothing is left.
+    ///
+    /// Errors: `NegativeAmount`, `NotFound`.
+    pub fn take_up_to<'c, C>(
+        &self,
+        conn: &'c mut C,
+        key: M::Key,
+        n: M::Value,
+    ) -> Out<C, impl Future<Output = Result<M::Value, AtomicError>> + use<'c, M, Col, C>>
+    where
+        C: AtomicConnection,
+        M: AtomicFieldOn<Col, BackendOf<C>>,
+    {
+        let this = *self;
+        C::Mode::drive(async move {
+            non_negative(n)?;
+            let take = Take::new(Range::floor::<M, Col>(), n).filter(|t| t.n != M::Value::ZERO);
+            retrying!(conn.raw(), this.retry, LockMode::Wait, |c| {
+                let Some(take) = take else {
+                    return this.existing(c, &key).await.map(|_| M::Value::ZERO);
+                };
+                match <BackendOf<C> as Strategy>::take::<_, M, Col>(c, &key, take).await? {
+                    Some(taken) => Ok(taken),
+                    None => this.existing(c, &key).await.map(|_| M::Value::ZERO),
+                }
+            })
+        })
+    }
+
+    /// The future of a guarded single-statement operation: `op` by `amount`.
+    fn guarded<'c, C>(
+        &self,
+        conn: &'c mut C,
+        key: M::Key,
+        op: Op,
+        amount: M::Value,
+    ) -> impl Future<Output = Result<M::Value, AtomicError>> + use<'c, M, Col, C>
+    where
+        C: AtomicConnection,
+        M: AtomicFieldOn<Col, BackendOf<C>>,
+    {
+        let this = *self;
+        async move {
+            let plan = Plan::of::<M, Col>(op, amount)?;
+            this.change(conn.raw(), &key, plan).await
+        }
+    }
+
+    /// [`increment`](Self::increment) on the connection underneath, inside a transaction of
+    /// the crate's own.
+    #[cfg(feature = "redis")]
+    pub(crate) async fn increment_raw<R>(
+        &self,
+        raw: &mut R,
+        key: &M::Key,
+        by: M::Value,
+    ) -> Result<M::Value, AtomicError>
+    where
+        R: RawConnection,
+        M: AtomicFieldOn<Col, R::Db>,
+    {
+        let plan = Plan::of::<M, Col>(Op::Increment, by)?;
+        self.change(raw, key, plan).await
+    }
+
+    /// One guarded single-statement change, with the miss handling described in the module doc.
+    async fn change<R>(
+        &self,
+        raw: &mut R,
+        key: &M::Key,
+        plan: Plan<M::Value>,
+    ) -> Result<M::Value, AtomicError>
+    where
+        R: RawConnection,
+        M: AtomicFieldOn<Col, R::Db>,
+    {
+        retrying!(raw, self.retry, LockMode::Wait, |c| {
+            if plan.moves_nothing() {
+                return self.existing(c, key).await;
+            }
+            for _ in 0..RECHECKS {
+                if let Some(delta) = plan.delta() {
+                    let statement = <R::Db as Strategy>::apply_delta::<_, M, Col>(c, key, delta);
+                    if let Some(new) = statement.await? {
+                        return Ok(new);
+                    }
+                }
+                if let Some(refused) = plan.refusal(self.existing(c, key).await?) {
+                    return Err(refused);
+                }
+            }
+            // The value keeps moving between our statement and our look: decide under the lock.
+            self.change_locked(c, key, plan).await
+        })
+    }
+
+    /// The fallback of [`change`](Self::change): the same planned change as a read and a write
+    /// under a row lock, which waits for the lock like the statement would have, whatever the
+    /// handle's lock mode.
+    pub(crate) async fn change_locked<R>(
+        &self,
+        raw: &mut R,
+        key: &M::Key,
+        plan: Plan<M::Value>,
+    ) -> Result<M::Value, AtomicError>
+    where
+        R: RawConnection,
+        M: AtomicFieldOn<Col, R::Db>,
+    {
+        let waiting = self.lock(LockMode::Wait);
+        write_transaction!(raw, |c| {
+            let current = waiting
+                .lock_row(c, key)
+                .await?
+                .ok_or(AtomicError::NotFound)?;
+            let new = plan.apply_to(current)?;
+            write::<M, Col, _>(c, key, new).await?;
+            Ok(new)
+        })
+    }
+}
+
+#[cfg(all(test, feature = "sqlite"))]
+mod tests {
+    //! The lock fallback of `change` runs only after three races in a row, which no test can
+    //! provoke on purpose; it is tested here directly.
+
+    use diesel::prelude::*;
+
+    use super::*;
+    use crate::backend::Blocking;
+
+    diesel::table! { items (id) { id -> BigInt, stock -> Integer, } }
+
+    struct Item;
+    impl AtomicField<items::stock> for Item {
+        type Key = i64;
+        type KeyColumns = (items::id,);
+        type Value = i32;
+        const MIN: Option<i32> = Some(0);
+        const MAX: Option<i32> = Some(100);
+        const NAME: &'static str = "stock";
+    }
+
+    fn conn() -> SqliteConnection {
+        let mut c = SqliteConnection::establish(":memory:").unwrap();
+        diesel::sql_query("CREATE TABLE items (id BIGINT PRIMARY KEY, stock INTEGER NOT NULL)")
+            .execute(&mut c)
+            .unwrap();
+        diesel::sql_query("INSERT INTO items VALUES (1, 10)")
+            .execute(&mut c)
+            .unwrap();
+        c
+    }
+
+    fn locked(
+        f: Field<Item, items::stock>,
+        c: &mut SqliteConnection,
+        plan: Plan<i32>,
+    ) -> Result<i32, AtomicError> {
+        Blocking::drive(f.change_locked(c, &1, plan))
+    }
+
+    fn stock(c: &mut SqliteConnection) -> i32 {
+        items::table.find(1).select(items::stock).first(c).unwrap()
+    }
+
+    #[test]
+    fn lock_fallback_applies_the_guarded_change() {
+        let (c, f) = (
+            &mut conn(),
+            Field::<Item, items::stock>::new().lock(LockMode::NoWait),
+        );
+        let range = Range::of::<Item, items::stock>();
+        let up = Plan::new(Op::Increment, range, 5).unwrap();
+        assert_eq!(locked(f, c, up).unwrap(), 15);
+        let down = Plan::new(Op::AtLeast, range, 15).unwrap();
+        assert_eq!(locked(f, c, down).unwrap(), 0);
+        assert_eq!(stock(c), 0);
+    }
+
+    #[test]
+    fn lock_fallback_refuses_what_the_guard_refuses() {
+        let (c, f) = (&mut conn(), Field::<Item, items::stock>::new());
+        let range = Range::of::<Item, items::stock>();
+        let at_least = Plan::new(Op::AtLeast, range, 11).unwrap();
+        assert!(matches!(
+            locked(f, c, at_least),
+            Err(AtomicError::Insufficient {
+                available: 10,
+                requested: 11
+            })
+        ));
+        let up = Plan::new(Op::Increment, range, 91).unwrap();
+        assert!(matches!(
+            locked(f, c, up),
+            Err(AtomicError::OutOfRange {
+                current: 10,
+                attempted: 101,
+                ..
+            })
+        ));
+        assert!(matches!(
+            Blocking::drive(f.change_locked(c, &2, Plan::new(Op::Increment, range, 1).unwrap())),
+            Err(AtomicError::NotFound)
+        ));
+        assert_eq!(stock(c), 10);
+    }
+}

@@ -1,0 +1,154 @@
+//! What each backend sends for an operation: [`Strategy`], implemented for `Pg`, `Mysql` and
+//! `Sqlite`, one file each, over the statements of [`crate::sql`] and the facts of
+//! [`Dialect`].
+//!
+//! The defaults are the one statement SQL can do it in (`UPDATE … RETURNING`, `INSERT … ON
+//! CONFLICT … RETURNING`), and, where one statement cannot say it, the lock fallback; a backend
+//! overrides what it says better: PostgreSQL takes in one statement, MySQL captures the value
+//! with `LAST_INSERT_ID` and reads it back.
+
+#[cfg(feature = "mysql")]
+mod mysql;
+#[cfg(feature = "postgres")]
+mod pg;
+#[cfg(feature = "sqlite")]
+mod sqlite;
+
+use std::future::Future;
+
+use diesel::query_builder::{QueryFragment, QueryId};
+use diesel::result::QueryResult;
+use diesel::Column;
+
+use crate::backend::{write_transaction, Dialect, RawConnection};
+use crate::change::Changes;
+use crate::error::AtomicError;
+use crate::field::AtomicFieldOn;
+use crate::plan::{Delta, Direction, Plan, Take};
+use crate::sql::{
+    read_locked, write, DeltaUpdate, Down, ForUpdate, Guarded, LedgerDialect, MultiUpdate,
+    OnConflict, Returning, Unguarded, Up, Upsert,
+};
+use crate::value::AtomicValue;
+
+/// The per-backend way to run each single-statement operation; every method is generic over
+/// the connection that sends it. `RawConnection::Db` is bound by it, which is how any
+/// `C: AtomicConnection` reaches its backend's strategy.
+#[doc(hidden)]
+pub trait Strategy: Dialect + LedgerDialect {
+    /// Runs `delta` as one guarded statement; the new value, or `None` when no row matched
+    /// (missing, or the guard refused it). `UPDATE … RETURNING` unless the backend overrides
+    /// it.
+    fn apply_delta<R, M, Col>(
+        conn: &mut R,
+        key: &M::Key,
+        delta: Delta<M::Value>,
+    ) -> impl Future<Output = QueryResult<Option<M::Value>>>
+    where
+        R: RawConnection<Db = Self>,
+        Col: Column + 'static,
+        M: AtomicFieldOn<Col, Self>,
+    {
+        async move {
+            match delta.direction {
+                Direction::Up => {
+                    let up = DeltaUpdate::<M, Col, Up, Returning>::new(M::table(), key, delta);
+                    M::load_value(conn, up).await
+                }
+                Direction::Down => {
+                    let down = DeltaUpdate::<M, Col, Down, Returning>::new(M::table(), key, delta);
+                    M::load_value(conn, down).await
+                }
+            }
+        }
+    }
+
+    /// Takes `min(n, c - floor)`; the amount taken, or `None` when the statement matched no row
+    /// (missing, or already at or below the floor: the caller looks once more to tell which).
+    /// A backend that already knows the row exists returns `Some(0)` for an empty take.
+    ///
+    /// Unless the backend overrides it: the lock fallback, a read under the row lock and a
+    /// write in one write transaction. SQLite takes it as it is: `RETURNING` cannot see the old
+    /// value and SQLite has no session variable to capture it, and under `BEGIN IMMEDIATE` no
+    /// other writer can interleave (its lock clause is empty: the transaction holds the lock).
+    fn take<R, M, Col>(
+        conn: &mut R,
+        key: &M::Key,
+        take: Take<M::Value>,
+    ) -> impl Future<Output = Result<Option<M::Value>, AtomicError>>
+    where
+        R: RawConnection<Db = Self>,
+        Col: Column + 'static,
+        M: AtomicFieldOn<Col, Self>,
+    {
+        async move {
+            write_transaction!(conn, |conn| {
+                let Some(current) = read_locked::<M, Col, ForUpdate, _>(conn, key).await? else {
+                    return Ok(None);
+                };
+                let taken = take.taken_from(current);
+                // The row exists: an empty take is `Some(0)`, with no second look needed.
+                if taken != M::Value::ZERO {
+                    let after = M::Value::from_i128(current.to_i128() - taken.to_i128())
+                        .expect("floor <= after < current");
+                    write::<M, Col, _>(conn, key, after).await?;
+                }
+                Ok(Some(taken))
+            })
+        }
+    }
+
+    /// Runs a several-column change as one guarded statement; the new values, or `None` when
+    /// no row matched (missing, or a guard refused). `UPDATE … RETURNING` unless the backend
+    /// overrides it.
+    fn apply_changes<R, M, Cs>(
+        conn: &mut R,
+        key: &Cs::Key,
+        parts: &Cs::Parts,
+    ) -> impl Future<Output = QueryResult<Option<Cs::Values>>>
+    where
+        R: RawConnection<Db = Self>,
+        M: 'static,
+        Cs: Changes<M, Self> + 'static,
+    {
+        async move {
+            let update = MultiUpdate::<M, Cs, Self, Returning>::new(key, parts);
+            Cs::load(conn, update).await
+        }
+    }
+
+    /// Runs `insert` with the clause that adds the plan's amount to an existing row the plan's
+    /// guard admits (no guard: no existing row can take it). The value inserted or updated,
+    /// or `None` when the existing row refused. `key` is `insert`'s key.
+    fn upsert<R, M, Col, I>(
+        conn: &mut R,
+        key: &M::Key,
+        insert: &I,
+        plan: &Plan<M::Value>,
+    ) -> impl Future<Output = Result<Option<M::Value>, AtomicError>>
+    where
+        R: RawConnection<Db = Self>,
+        Col: Column + 'static,
+        M: AtomicFieldOn<Col, Self>,
+        I: QueryFragment<Self> + QueryId,
+    {
+        let _ = key;
+        let (amount, delta) = (plan.amount(), plan.delta());
+        async move {
+            let table = M::table();
+            Ok(match delta {
+                Some(delta) => {
+                    let guarded = Guarded(delta.guard);
+                    let upsert =
+                        Upsert::<M, Col, I, OnConflict, _>::new(table, insert, amount, guarded);
+                    M::load_value(conn, upsert).await?
+                }
+                None => {
+                    let upsert =
+                        Upsert::<M, Col, I, OnConflict, _>::new(table, insert, amount, Unguarded);
+                    M::load_value(conn, upsert).await?
+                }
+            })
+        }
+    }
+}

@@ -1,0 +1,166 @@
+//! MySQL and MariaDB: no `UPDATE … RETURNING`. Each single-statement operation runs its guarded
+//! `UPDATE` with the value captured as a side effect of the assignment itself,
+//! `SET c = c + ? + CAST(LAST_INSERT_ID((c + ?) ^ 2^63) & 0 AS SIGNED)`, then reads it back with
+//! `SELECT LAST_INSERT_ID()` on the same connection: two round trips, no transaction.
+//!
+//! Why not the textbook `SET c = LAST_INSERT_ID(c + ?)`: `LAST_INSERT_ID` holds an unsigned
+//! 64-bit value, so a negative result fails in strict mode and, in non-strict mode, writes
+//! 2147483647 into the column (seen on MariaDB 10.11). The XOR with the sign bit maps every
+//! value into the unsigned range reversibly, and adding a *signed* zero keeps the column's own
+//! arithmetic signed. One assignment, so it does not depend on assignment order either (two
+//! assignments to one column are refused under MariaDB's `SIMULTANEOUS_ASSIGNMENT`).
+//! Side effect: the connection's `LAST_INSERT_ID()` is overwritten.
+//!
+//! Diesel connects with `CLIENT_FOUND_ROWS`, so the affected-row count is rows *matched*,
+//! which is what tells a guard miss from a hit even when the value does not change.
+
+use diesel::mysql::Mysql;
+use diesel::query_builder::{QueryFragment, QueryId};
+use diesel::result::{Error, QueryResult};
+use diesel::Column;
+
+use super::Strategy;
+use crate::backend::{message, write_transaction, RawConnection};
+use crate::change::Changes;
+use crate::error::AtomicError;
+use crate::field::AtomicFieldOn;
+use crate::plan::{Delta, Direction, Plan, Take};
+use crate::sql::{
+    decode_capture, read, Captured, DeltaUpdate, Down, Guarded, LastInsertId, MultiCaptured,
+    MultiUpdate, OnDuplicateKey, TakeCaptured, Unguarded, Up, Upsert,
+};
+use crate::value::AtomicValue;
+
+/// Reads back the value the last statement captured.
+async fn captured<R, V>(conn: &mut R) -> QueryResult<V>
+where
+    R: RawConnection<Db = Mysql>,
+    V: AtomicValue,
+{
+    let raw: u64 = conn
+        .query_rows(LastInsertId)
+        .await?
+        .pop()
+        .ok_or(Error::NotFound)?;
+    decode_capture(raw).ok_or_else(|| {
+        Error::DeserializationError(
+            format!("captured value {raw} does not fit the column type").into(),
+        )
+    })
+}
+
+impl Strategy for Mysql {
+    async fn apply_delta<R, M, Col>(
+        conn: &mut R,
+        key: &M::Key,
+        delta: Delta<M::Value>,
+    ) -> QueryResult<Option<M::Value>>
+    where
+        R: RawConnection<Db = Self>,
+        Col: Column + 'static,
+        M: AtomicFieldOn<Col, Self>,
+    {
+        let matched = match delta.direction {
+            Direction::Up => {
+                let up = DeltaUpdate::<M, Col, Up, Captured>::new(M::table(), key, delta);
+                conn.query_count(up).await?
+            }
+            Direction::Down => {
+                let down = DeltaUpdate::<M, Col, Down, Captured>::new(M::table(), key, delta);
+                conn.query_count(down).await?
+            }
+        };
+        if matched == 0 {
+            return Ok(None);
+        }
+        captured(conn).await.map(Some)
+    }
+
+    async fn take<R, M, Col>(
+        conn: &mut R,
+        key: &M::Key,
+        take: Take<M::Value>,
+    ) -> Result<Option<M::Value>, AtomicError>
+    where
+        R: RawConnection<Db = Self>,
+        Col: Column + 'static,
+        M: AtomicFieldOn<Col, Self>,
+    {
+        let statement = TakeCaptured::<M, Col> {
+            table: M::table(),
+            key,
+            take,
+        };
+        if conn.query_count(statement).await? == 0 {
+            return Ok(None);
+        }
+        let before: M::Value = captured(conn).await?;
+        Ok(Some(take.taken_from(before)))
+    }
+
+    async fn apply_changes<R, M, Cs>(
+        conn: &mut R,
+        key: &Cs::Key,
+        parts: &Cs::Parts,
+    ) -> QueryResult<Option<Cs::Values>>
+    where
+        R: RawConnection<Db = Self>,
+        M: 'static,
+        Cs: Changes<M, Self> + 'static,
+    {
+        let update = MultiUpdate::<M, Cs, Self, Captured>::new(key, parts);
+        if conn.query_count(update).await? == 0 {
+            return Ok(None);
+        }
+        Cs::load(conn, MultiCaptured::<M, Cs, Self>::new()).await
+    }
+
+    /// A row that exists and takes the amount: the guarded `UPDATE` with capture of
+    /// `increment`, two round trips, exact. No row matched (missing, or it refused): the
+    /// insert, or the refusal, in one transaction, so the value read back is the one this
+    /// statement left (the row stays locked until the commit). See `sql::upsert`.
+    async fn upsert<R, M, Col, I>(
+        conn: &mut R,
+        key: &M::Key,
+        insert: &I,
+        plan: &Plan<M::Value>,
+    ) -> Result<Option<M::Value>, AtomicError>
+    where
+        R: RawConnection<Db = Self>,
+        Col: Column + 'static,
+        M: AtomicFieldOn<Col, Self>,
+        I: QueryFragment<Self> + QueryId,
+    {
+        let (amount, delta) = (plan.amount(), plan.delta());
+        if let Some(delta) = delta {
+            if let Some(value) = Self::apply_delta::<R, M, Col>(conn, key, delta).await? {
+                return Ok(Some(value));
+            }
+        }
+        write_transaction!(conn, |c| {
+            let table = M::table();
+            let written = match delta {
+                Some(delta) => {
+                    let guarded = Guarded(delta.guard);
+                    let upsert =
+                        Upsert::<M, Col, I, OnDuplicateKey, _>::new(table, insert, amount, guarded);
+                    c.query_count(upsert).await
+                }
+                None => {
+                    let upsert = Upsert::<M, Col, I, OnDuplicateKey, _>::new(
+                        table, insert, amount, Unguarded,
+                    );
+                    c.query_count(upsert).await
+                }
+            };
+            match written {
+                // 1242, raised on purpose by the refused branch; the statement wrote nothing.
+                Err(error) if message(&error).contains("Subquery returns more than 1 row") => {
+                    Ok(None)
+                }
+                Err(error) => Err(error.into()),
+                Ok(_) => Ok(read::<M, Col, _>(c, key).await?),
+            }
+        })
+    }
+}
