@@ -37,6 +37,7 @@
 //! │ mode.rs       CallMode: Blocking, Awaited    transaction.rs: the transaction guard  │
 //! ├─ leaves ─────────────────────────────────────────────────────────────────────────────┤
 //! │ error.rs      AtomicError                    lock.rs  LockMode                      │
+//! │ trace.rs      tracing spans and events (feature `tracing`), empty without it        │
 //! └──────────────────────────────────────────────────────────────────────────────────────┘
 //! ```
 //!
@@ -65,6 +66,7 @@ mod retry;
 mod slotted;
 mod sql;
 mod strategy;
+mod trace;
 mod transaction;
 mod update;
 mod upsert;

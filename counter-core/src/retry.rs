@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 use crate::backend::{in_transaction, Dialect, ErrorClass, RawConnection};
 use crate::error::AtomicError;
 use crate::lock::LockMode;
+use crate::trace;
 
 /// How often and how patiently an operation is re-run after a transient conflict:
 /// serialization failure (PostgreSQL 40001), deadlock (40P01, MySQL 1213) or lock wait timeout
@@ -234,7 +235,8 @@ impl Retry {
             other => return Step::Done(other),
         };
         let (policy, nested, attempts) = (self.policy, self.nested, self.attempts);
-        Step::Pause(match <R::Db as Dialect>::classify(&error, self.mode) {
+        let class = <R::Db as Dialect>::classify(&error, self.mode);
+        let pause = match class {
             ErrorClass::Locked => return Step::Done(Err(AtomicError::Locked)),
             ErrorClass::Transient if !nested && attempts < policy.max_attempts => {
                 policy.backoff(attempts)
@@ -258,13 +260,16 @@ impl Retry {
                 policy.busy_poll()
             }
             ErrorClass::Transient | ErrorClass::Busy | ErrorClass::LockTimeout => {
+                trace::conflict(attempts, &error);
                 return Step::Done(Err(AtomicError::Conflict {
                     attempts,
                     source: error,
-                }))
+                }));
             }
             ErrorClass::Other => return Step::Done(Err(AtomicError::Database(error))),
-        })
+        };
+        trace::retry(&class, attempts, pause, &error);
+        Step::Pause(pause)
     }
 }
 

@@ -39,8 +39,11 @@ use crate::lock::LockMode;
 use crate::plan::non_negative;
 use crate::retry::{retrying, RetryPolicy};
 use crate::sql::{SlotAdd, SlotDelete, SlotSum, SlotsLocked};
+use crate::trace::OpSpan;
 
 /// The operations on slotted column `Col` of model `M`; the derive's `atomic_f()` returns it.
+///
+#[doc = include_str!("../doc/ops/slotted.md")]
 pub struct SlottedField<M, Col> {
     retry: RetryPolicy,
     marker: PhantomData<fn() -> (M, Col)>,
@@ -97,7 +100,14 @@ impl<M: Slotted<Col>, Col: Column + 'static> SlottedField<M, Col> {
         C: AtomicConnection,
         M: SlottedOn<Col, BackendOf<C>>,
     {
-        C::Mode::drive(self.adding(conn, key, by, 1))
+        C::Mode::drive(
+            OpSpan::new::<M>(
+                "slotted_increment",
+                M::NAME,
+                <BackendOf<C> as Dialect>::NAME,
+            )
+            .wrap(self.adding(conn, key, by, 1)),
+        )
     }
 
     /// Subtracts `by` from a random slot of `key`; the sum may go below zero. Only for fields
@@ -112,7 +122,14 @@ impl<M: Slotted<Col>, Col: Column + 'static> SlottedField<M, Col> {
         C: AtomicConnection,
         M: SlottedOn<Col, BackendOf<C>> + SlottedDecrement<Col>,
     {
-        C::Mode::drive(self.adding(conn, key, by, -1))
+        C::Mode::drive(
+            OpSpan::new::<M>(
+                "slotted_decrement",
+                M::NAME,
+                <BackendOf<C> as Dialect>::NAME,
+            )
+            .wrap(self.adding(conn, key, by, -1)),
+        )
     }
 
     /// The counter: the sum of `key`'s slots, 0 when it has none. One `SELECT SUM(..)`.
@@ -126,15 +143,19 @@ impl<M: Slotted<Col>, Col: Column + 'static> SlottedField<M, Col> {
         M: SlottedOn<Col, BackendOf<C>>,
     {
         let retry = self.retry;
-        C::Mode::drive(async move {
-            retrying!(conn.raw(), retry, LockMode::Wait, |c| {
-                let sum = SlotSum::<M, Col> {
-                    table: Default::default(),
-                    key: &key,
-                };
-                Ok(M::load_sum(c, sum).await?)
-            })
-        })
+        C::Mode::drive(
+            OpSpan::new::<M>("slotted_current", M::NAME, <BackendOf<C> as Dialect>::NAME).wrap(
+                async move {
+                    retrying!(conn.raw(), retry, LockMode::Wait, |c| {
+                        let sum = SlotSum::<M, Col> {
+                            table: Default::default(),
+                            key: &key,
+                        };
+                        Ok(M::load_sum(c, sum).await?)
+                    })
+                },
+            ),
+        )
     }
 
     /// Folds every slot of `key` into slot 0, in one transaction with the slots locked in slot
@@ -155,33 +176,37 @@ impl<M: Slotted<Col>, Col: Column + 'static> SlottedField<M, Col> {
         M: SlottedOn<Col, BackendOf<C>>,
     {
         let this = *self;
-        C::Mode::drive(async move {
-            let begin = <BackendOf<C> as Dialect>::BEGIN_COMPACT;
-            retrying!(conn.raw(), this.retry, LockMode::Wait, |c| {
-                guarded!(c, begin, |c| {
-                    let lock = SlotsLocked::<M, Col> {
-                        table: Default::default(),
-                        key: &key,
-                    };
-                    let slots = M::load_slots(c, lock).await?;
-                    let total: i64 = slots.iter().map(|&(_, n)| n).sum();
-                    let mut moved: i64 = 0;
-                    for &(slot, n) in slots.iter().filter(|&&(slot, _)| slot != 0) {
-                        let delete = SlotDelete::<M, Col> {
-                            table: Default::default(),
-                            key: &key,
-                            slot,
-                        };
-                        c.query_count(delete).await?;
-                        moved += n;
-                    }
-                    if moved != 0 {
-                        this.add_to(c, &key, 0, moved).await?;
-                    }
-                    Ok(total)
-                })
-            })
-        })
+        C::Mode::drive(
+            OpSpan::new::<M>("slotted_compact", M::NAME, <BackendOf<C> as Dialect>::NAME).wrap(
+                async move {
+                    let begin = <BackendOf<C> as Dialect>::BEGIN_COMPACT;
+                    retrying!(conn.raw(), this.retry, LockMode::Wait, |c| {
+                        guarded!(c, begin, |c| {
+                            let lock = SlotsLocked::<M, Col> {
+                                table: Default::default(),
+                                key: &key,
+                            };
+                            let slots = M::load_slots(c, lock).await?;
+                            let total: i64 = slots.iter().map(|&(_, n)| n).sum();
+                            let mut moved: i64 = 0;
+                            for &(slot, n) in slots.iter().filter(|&&(slot, _)| slot != 0) {
+                                let delete = SlotDelete::<M, Col> {
+                                    table: Default::default(),
+                                    key: &key,
+                                    slot,
+                                };
+                                c.query_count(delete).await?;
+                                moved += n;
+                            }
+                            if moved != 0 {
+                                this.add_to(c, &key, 0, moved).await?;
+                            }
+                            Ok(total)
+                        })
+                    })
+                },
+            ),
+        )
     }
 
     /// The future of `increment` (`sign` 1) and `decrement` (`sign` -1).

@@ -3,7 +3,7 @@
 use std::future::Future;
 
 use crate::backend::{
-    write_transaction, AtomicConnection, BackendOf, CallMode, Out, RawConnection,
+    write_transaction, AtomicConnection, BackendOf, CallMode, Dialect, Out, RawConnection,
 };
 use crate::change::Changes;
 use crate::error::AtomicError;
@@ -12,6 +12,7 @@ use crate::ops::RECHECKS;
 use crate::retry::{retrying, RetryPolicy};
 use crate::sql::{ForUpdate, MultiSelect, MultiWrite, Unlocked};
 use crate::strategy::Strategy;
+use crate::trace::OpSpan;
 
 /// Changes several atomic columns of the row `key` of model `M` at once, each under its own
 /// guard, in one statement: all of them change, or none. Returns the new values, in the
@@ -50,6 +51,8 @@ use crate::strategy::Strategy;
 /// Errors: [`AtomicError::InColumn`] naming the first column (in tuple order) whose guard
 /// refused, with its `Insufficient` or `OutOfRange`; `NegativeAmount`; `NotFound`. The row is
 /// unchanged on every error.
+///
+#[doc = include_str!("../doc/ops/update_atomic.md")]
 pub fn update<'c, M, C, Cs>(
     conn: &'c mut C,
     key: Cs::Key,
@@ -64,6 +67,8 @@ where
 }
 
 /// [`update`] with a retry policy.
+///
+#[doc = include_str!("../doc/ops/update_atomic.md")]
 pub fn update_with<'c, M, C, Cs>(
     conn: &'c mut C,
     policy: RetryPolicy,
@@ -75,35 +80,42 @@ where
     C: AtomicConnection,
     Cs: Changes<M, BackendOf<C>> + 'static,
 {
-    C::Mode::drive(async move {
-        let parts = changes.plan()?;
-        retrying!(conn.raw(), policy, LockMode::Wait, |c| {
-            for _ in 0..RECHECKS {
-                if Cs::possible(&parts) {
-                    let statement =
-                        <BackendOf<C> as Strategy>::apply_changes::<_, M, Cs>(c, &key, &parts);
-                    if let Some(new) = statement.await? {
-                        return Ok(new);
+    C::Mode::drive(
+        OpSpan::new::<M>(
+            "update",
+            "(several columns)",
+            <BackendOf<C> as Dialect>::NAME,
+        )
+        .wrap(async move {
+            let parts = changes.plan()?;
+            retrying!(conn.raw(), policy, LockMode::Wait, |c| {
+                for _ in 0..RECHECKS {
+                    if Cs::possible(&parts) {
+                        let statement =
+                            <BackendOf<C> as Strategy>::apply_changes::<_, M, Cs>(c, &key, &parts);
+                        if let Some(new) = statement.await? {
+                            return Ok(new);
+                        }
+                    }
+                    let read = MultiSelect::<M, Cs, BackendOf<C>, Unlocked>::new(&key);
+                    let current = Cs::load(c, read).await?.ok_or(AtomicError::NotFound)?;
+                    if let Some(refused) = Cs::refusal(&parts, &current) {
+                        return Err(refused);
                     }
                 }
-                let read = MultiSelect::<M, Cs, BackendOf<C>, Unlocked>::new(&key);
-                let current = Cs::load(c, read).await?.ok_or(AtomicError::NotFound)?;
-                if let Some(refused) = Cs::refusal(&parts, &current) {
-                    return Err(refused);
-                }
-            }
-            // The values keep moving between our statement and our look: decide under the lock.
-            write_transaction!(c, |c| {
-                let lock = MultiSelect::<M, Cs, BackendOf<C>, ForUpdate>::new(&key);
-                let current = Cs::load(c, lock).await?.ok_or(AtomicError::NotFound)?;
-                if let Some(refused) = Cs::refusal(&parts, &current) {
-                    return Err(refused);
-                }
-                let new = Cs::apply(&parts, &current);
-                c.query_count(MultiWrite::<M, Cs, BackendOf<C>>::new(&key, &new))
-                    .await?;
-                Ok(new)
+                // The values keep moving between our statement and our look: decide under the lock.
+                write_transaction!(c, |c| {
+                    let lock = MultiSelect::<M, Cs, BackendOf<C>, ForUpdate>::new(&key);
+                    let current = Cs::load(c, lock).await?.ok_or(AtomicError::NotFound)?;
+                    if let Some(refused) = Cs::refusal(&parts, &current) {
+                        return Err(refused);
+                    }
+                    let new = Cs::apply(&parts, &current);
+                    c.query_count(MultiWrite::<M, Cs, BackendOf<C>>::new(&key, &new))
+                        .await?;
+                    Ok(new)
+                })
             })
-        })
-    })
+        }),
+    )
 }

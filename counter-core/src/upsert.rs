@@ -129,6 +129,8 @@ impl<M: AtomicField<Col>, Col: Column + 'static> Field<M, Col> {
     ///
     /// Errors: `NegativeAmount`, `OutOfRange` (existing row unchanged), and the database's
     /// own errors for `row` (a `NOT NULL` column left out, a foreign key).
+    ///
+    #[doc = include_str!("../doc/ops/increment_or_insert.md")]
     pub fn increment_or_insert<'c, C, R>(
         &self,
         conn: &'c mut C,
@@ -141,14 +143,14 @@ impl<M: AtomicField<Col>, Col: Column + 'static> Field<M, Col> {
         R: UpsertRow<M, Col, BackendOf<C>>,
     {
         let this = *self;
-        C::Mode::drive(async move {
+        C::Mode::drive(Self::span::<C>("increment_or_insert").wrap(async move {
             non_negative(by)?;
             let key = row.key();
             let insert = row.insert();
             retrying!(conn.raw(), this.policy(), LockMode::Wait, |c| {
                 this.upsert(c, &key, &insert, by).await
             })
-        })
+        }))
     }
 
     /// Adds many amounts at once, each to its key's row or creating it as `new_row(key,
@@ -165,6 +167,8 @@ impl<M: AtomicField<Col>, Col: Column + 'static> Field<M, Col> {
     ///
     /// Errors: `NegativeAmount` (checked before anything runs), `OutOfRange` for a key whose
     /// row would pass its maximum (the whole batch is rolled back), and the database's errors.
+    ///
+    #[doc = include_str!("../doc/ops/increment_or_insert.md")]
     #[allow(clippy::type_complexity)]
     pub fn increment_or_insert_all<'c, C, R, I, F>(
         &self,
@@ -184,7 +188,10 @@ impl<M: AtomicField<Col>, Col: Column + 'static> Field<M, Col> {
         R: NewRow<M, Col, BackendOf<C>>,
     {
         let this = *self;
-        C::Mode::drive(async move { this.upsert_all(conn.raw(), amounts, new_row).await })
+        C::Mode::drive(
+            Self::span::<C>("increment_or_insert_all")
+                .wrap(async move { this.upsert_all(conn.raw(), amounts, new_row).await }),
+        )
     }
 
     /// [`increment_or_insert_all`](Self::increment_or_insert_all) on the connection underneath.

@@ -154,6 +154,8 @@ where
     /// Writes everything added so far, on the calling thread; returns the number of keys
     /// written. On error every count is kept for the next flush, and the error is also kept
     /// for [`last_error`](Self::last_error).
+    ///
+    #[doc = include_str!("../../doc/ops/buffer_flush.md")]
     pub fn flush(&self) -> Result<usize, AtomicError> {
         self.shared.flush()
     }

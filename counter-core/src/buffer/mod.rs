@@ -11,10 +11,11 @@ use std::collections::BTreeMap;
 use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::error::AtomicError;
 use crate::plan::non_negative;
+use crate::trace;
 use crate::value::AtomicValue;
 
 #[cfg(any(feature = "deadpool", feature = "bb8"))]
@@ -139,6 +140,7 @@ where
             pending: self,
             totals: Some(totals),
             written: batch.len(),
+            started: Instant::now(),
         };
         (taken, batch)
     }
@@ -164,6 +166,8 @@ pub(crate) struct Taken<'p, K: Ord + Hash + Clone, V: AtomicValue> {
     totals: Option<BTreeMap<K, i128>>,
     /// How many keys the batch has.
     written: usize,
+    /// When the batch was taken, for the flush's trace event.
+    started: Instant,
 }
 
 impl<K: Ord + Hash + Clone, V: AtomicValue> Taken<'_, K, V> {
@@ -176,15 +180,25 @@ impl<K: Ord + Hash + Clone, V: AtomicValue> Taken<'_, K, V> {
         match result {
             Ok(()) => {
                 let max = V::MAX.to_i128();
+                let (mut counts, mut kept) = (0, 0);
                 for (key, total) in totals {
+                    counts += total.min(max).max(0);
                     if total > max {
+                        kept += 1;
                         pending.put_back(key, total - max);
                     }
                 }
                 *lock(&pending.last_error) = None;
+                if self.written > 0 {
+                    let took = self.started.elapsed();
+                    trace::flush("buffer", self.written, counts, took, kept, None);
+                }
                 Ok(self.written)
             }
             Err(error) => {
+                let counts = totals.values().sum();
+                let took = self.started.elapsed();
+                trace::flush("buffer", 0, counts, took, totals.len(), Some(&error));
                 for (key, total) in totals {
                     pending.put_back(key, total);
                 }

@@ -33,6 +33,8 @@ impl<M: AtomicField<Col>, Col: Column + 'static> Field<M, Col> {
     /// bounds (`OutOfRange`). With [`LockMode::NoWait`], a row held by another transaction
     /// gives `Locked` at once. On an async connection, a future dropped before it finishes
     /// leaves its transaction to the pool to discard (see the crate docs on cancellation).
+    ///
+    #[doc = include_str!("../../doc/ops/update_locked.md")]
     pub fn update_locked<'c, C, F>(
         &self,
         conn: &'c mut C,
@@ -46,7 +48,7 @@ impl<M: AtomicField<Col>, Col: Column + 'static> Field<M, Col> {
     {
         let range = Range::of::<M, Col>();
         let this = *self;
-        C::Mode::drive(async move {
+        C::Mode::drive(Self::span::<C>("update_locked").wrap(async move {
             retrying!(conn.raw(), this.retry, this.lock, |c| {
                 write_transaction!(c, |c| {
                     let current = this.lock_row(c, &key).await?.ok_or(AtomicError::NotFound)?;
@@ -58,7 +60,7 @@ impl<M: AtomicField<Col>, Col: Column + 'static> Field<M, Col> {
                     Ok(new)
                 })
             })
-        })
+        }))
     }
 
     /// Like [`update_locked`](Self::update_locked) on the first of `keys` whose row no other
@@ -69,6 +71,8 @@ impl<M: AtomicField<Col>, Col: Column + 'static> Field<M, Col> {
     /// was held, `NotFound` when none of the keys exists, `Unsupported` on SQLite (which locks
     /// the whole database, so there is nothing to skip), plus `op`'s and the bounds' errors.
     /// Always uses `SKIP LOCKED`, whatever the handle's lock mode.
+    ///
+    #[doc = include_str!("../../doc/ops/update_first_unlocked.md")]
     #[allow(clippy::type_complexity)]
     pub fn update_first_unlocked<'c, 'k, C, F>(
         &self,
@@ -87,7 +91,7 @@ impl<M: AtomicField<Col>, Col: Column + 'static> Field<M, Col> {
     {
         let skipping = self.lock(LockMode::SkipLocked);
         let range = Range::of::<M, Col>();
-        C::Mode::drive(async move {
+        C::Mode::drive(Self::span::<C>("update_first_unlocked").wrap(async move {
             <BackendOf<C> as Dialect>::lock_sql(LockMode::SkipLocked)?;
             retrying!(conn.raw(), skipping.retry, LockMode::SkipLocked, |c| {
                 write_transaction!(c, |c| {
@@ -109,6 +113,6 @@ impl<M: AtomicField<Col>, Col: Column + 'static> Field<M, Col> {
                     Err(AtomicError::NotFound)
                 })
             })
-        })
+        }))
     }
 }

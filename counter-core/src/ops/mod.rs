@@ -24,6 +24,7 @@ use crate::field::{AtomicField, AtomicFieldOn};
 use crate::lock::LockMode;
 use crate::retry::{retrying, RetryPolicy};
 use crate::sql::{read, read_locked, ForUpdate, NoWait, SkipLocked};
+use crate::trace::OpSpan;
 
 pub(crate) use single::RECHECKS;
 
@@ -108,6 +109,8 @@ impl<M: AtomicField<Col>, Col: Column + 'static> Field<M, Col> {
     /// SQLite database is waited for like every other operation does.
     ///
     /// Errors: `NotFound`.
+    ///
+    #[doc = include_str!("../../doc/ops/current.md")]
     pub fn current<'c, C>(
         &self,
         conn: &'c mut C,
@@ -118,11 +121,11 @@ impl<M: AtomicField<Col>, Col: Column + 'static> Field<M, Col> {
         M: AtomicFieldOn<Col, BackendOf<C>>,
     {
         let this = *self;
-        C::Mode::drive(async move {
+        C::Mode::drive(Self::span::<C>("current").wrap(async move {
             retrying!(conn.raw(), this.retry, LockMode::Wait, |c| {
                 this.existing(c, &key).await
             })
-        })
+        }))
     }
 }
 
@@ -178,5 +181,10 @@ impl<M: AtomicField<Col>, Col: Column + 'static> Field<M, Col> {
     /// The handle's retry policy.
     pub(crate) fn policy(&self) -> RetryPolicy {
         self.retry
+    }
+
+    /// The tracing span of operation `op` on this field, over connection `C`.
+    pub(crate) fn span<C: AtomicConnection>(op: &'static str) -> OpSpan {
+        OpSpan::new::<M>(op, M::NAME, <BackendOf<C> as Dialect>::NAME)
     }
 }

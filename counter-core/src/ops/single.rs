@@ -44,7 +44,7 @@ macro_rules! guarded_operations {
             C: AtomicConnection,
             M: AtomicFieldOn<Col, BackendOf<C>>,
         {
-            C::Mode::drive(self.guarded(conn, key, Op::$op, $amount))
+            C::Mode::drive(Self::span::<C>(stringify!($name)).wrap(self.guarded(conn, key, Op::$op, $amount)))
         }
     )+};
 }
@@ -55,12 +55,16 @@ impl<M: AtomicField<Col>, Col: Column + 'static> Field<M, Col> {
         ///
         /// Returns the new value. Errors: `NegativeAmount`, `NotFound`, `OutOfRange` (row
         /// unchanged).
+        ///
+        #[doc = include_str!("../../doc/ops/increment.md")]
         increment(by) => Increment;
 
         /// `c = c - by` in one statement, unless the result would pass the lower bound.
         ///
         /// Returns the new value. Errors: `NegativeAmount`, `NotFound`, `OutOfRange` (row
         /// unchanged).
+        ///
+        #[doc = include_str!("../../doc/ops/decrement.md")]
         decrement(by) => Decrement;
 
         /// `c = c - n` only if `c >= n` (`WHERE c >= n`): the sale that cannot oversell.
@@ -68,6 +72,8 @@ impl<M: AtomicField<Col>, Col: Column + 'static> Field<M, Col> {
         /// Returns the new value. Errors: `Insufficient { available, requested }` when `c < n`,
         /// `OutOfRange` when `c - n` would pass a declared minimum above zero,
         /// `NegativeAmount`, `NotFound`. The row is unchanged on every error.
+        ///
+        #[doc = include_str!("../../doc/ops/decrement_if_at_least.md")]
         decrement_if_at_least(n) => AtLeast;
     }
 
@@ -75,6 +81,8 @@ impl<M: AtomicField<Col>, Col: Column + 'static> Field<M, Col> {
     /// left". Returns `t`, which is 0 when nothing is left.
     ///
     /// Errors: `NegativeAmount`, `NotFound`.
+    ///
+    #[doc = include_str!("../../doc/ops/take_up_to.md")]
     pub fn take_up_to<'c, C>(
         &self,
         conn: &'c mut C,
@@ -86,7 +94,7 @@ impl<M: AtomicField<Col>, Col: Column + 'static> Field<M, Col> {
         M: AtomicFieldOn<Col, BackendOf<C>>,
     {
         let this = *self;
-        C::Mode::drive(async move {
+        C::Mode::drive(Self::span::<C>("take_up_to").wrap(async move {
             non_negative(n)?;
             let take = Take::new(Range::floor::<M, Col>(), n).filter(|t| t.n != M::Value::ZERO);
             retrying!(conn.raw(), this.retry, LockMode::Wait, |c| {
@@ -98,7 +106,7 @@ impl<M: AtomicField<Col>, Col: Column + 'static> Field<M, Col> {
                     None => this.existing(c, &key).await.map(|_| M::Value::ZERO),
                 }
             })
-        })
+        }))
     }
 
     /// The future of a guarded single-statement operation: `op` by `amount`.

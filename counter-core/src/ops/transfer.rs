@@ -27,6 +27,8 @@ impl<M: AtomicField<Col>, Col: Column + 'static> Field<M, Col> {
     /// *as the database compares them* (`"abc"` and `"ABC"` under a case-insensitive
     /// collation are one row; two equal keys are `SameRow` even when no row has them),
     /// `NegativeAmount`, `NotFound`. Nothing is written on any error.
+    ///
+    #[doc = include_str!("../../doc/ops/transfer.md")]
     #[allow(clippy::type_complexity)]
     pub fn transfer<'c, C>(
         &self,
@@ -42,7 +44,7 @@ impl<M: AtomicField<Col>, Col: Column + 'static> Field<M, Col> {
     {
         let range = Range::of::<M, Col>();
         let this = *self;
-        C::Mode::drive(async move {
+        C::Mode::drive(Self::span::<C>("transfer").wrap(async move {
             let amount_i = non_negative(amount)?;
             // Equal keys are one row whatever the collation; unequal ones the database decides.
             if from == to {
@@ -75,7 +77,7 @@ impl<M: AtomicField<Col>, Col: Column + 'static> Field<M, Col> {
                     Ok((new_source, new_target))
                 })
             })
-        })
+        }))
     }
 
     /// Reads and locks the two rows of a transfer per this handle's lock mode, in the order

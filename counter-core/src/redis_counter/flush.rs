@@ -15,6 +15,7 @@ use crate::field::{AtomicField, AtomicFieldOn};
 use crate::lock::LockMode;
 use crate::retry::retrying;
 use crate::sql::LedgerDialect;
+use crate::trace;
 use crate::value::AtomicValue;
 
 impl<M, Col> RedisCounter<M, Col>
@@ -116,6 +117,23 @@ where
 
     /// [`flush`](RedisCounter::flush): recover, take, settle the new batch, prune.
     pub(super) async fn run(&mut self) -> Result<FlushReport<M::Key>, AtomicError> {
+        let started = Instant::now();
+        let result = self.run_steps().await;
+        let took = started.elapsed();
+        match &result {
+            Ok(report) => {
+                let (keys, kept) = (report.written.len(), report.kept.len());
+                if keys + kept > 0 {
+                    trace::flush("redis", keys, report.total_written(), took, kept, None);
+                }
+            }
+            Err(error) => trace::flush("redis", 0, 0, took, 0, Some(error)),
+        }
+        result
+    }
+
+    /// The steps of [`run`](Self::run).
+    async fn run_steps(&mut self) -> Result<FlushReport<M::Key>, AtomicError> {
         // `recover` refuses a caller's transaction before anything is taken.
         let mut report = self.recover().await?;
         if let Some(batch) = self.counter.take_on(self.redis).await? {

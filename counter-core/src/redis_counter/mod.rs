@@ -15,12 +15,13 @@ use std::time::{Duration, Instant};
 use diesel::Column;
 use redis::Script;
 
-use crate::backend::{AtomicConnection, BackendOf, CallMode, Out};
+use crate::backend::{AtomicConnection, BackendOf, CallMode, Dialect, Out};
 use crate::error::{AtomicError, Limit};
 use crate::field::{AtomicField, AtomicFieldOn};
 use crate::ops::Field;
 use crate::plan::non_negative;
 use crate::retry::RetryPolicy;
+use crate::trace::OpSpan;
 use crate::value::AtomicValue;
 
 pub use key::RedisKey;
@@ -323,6 +324,8 @@ where
     /// inside the caller's transaction (the flush must commit before it deletes the batch).
     /// After an error, every count is in Redis or in the database, never both and never lost:
     /// the next flush continues.
+    ///
+    #[doc = include_str!("../../doc/ops/redis_flush.md")]
     pub fn flush<'s, 'c, 'r, C, R>(
         &'s self,
         conn: &'c mut C,
@@ -336,7 +339,8 @@ where
         R: RedisConnection<Mode = C::Mode> + ?Sized,
         M: AtomicFieldOn<Col, BackendOf<C>>,
     {
-        C::Mode::drive(async move { Flush::new(self, conn.raw(), redis).run().await })
+        let span = OpSpan::new::<M>("redis_flush", M::NAME, <BackendOf<C> as Dialect>::NAME);
+        C::Mode::drive(span.wrap(async move { Flush::new(self, conn.raw(), redis).run().await }))
     }
 
     /// Settles every batch in Redis: applies the ones the ledger does not have, finishes all.
