@@ -184,17 +184,22 @@ pub(crate) struct MultiCapturedShape;
 pub(crate) struct MultiSelectShape<L>(L);
 pub(crate) struct MultiWriteShape;
 
-/// `QueryId` (static, per model, changes and shape), `Query` (the columns' values) and
-/// `RunQueryDsl` of a shape.
+/// `QueryId` (per model, changes and shape), `Query` (the columns' values) and `RunQueryDsl` of
+/// a shape. `static_id` says whether the type alone fixes the SQL: Diesel then caches the
+/// prepared statement by type. It does not for [`MultiUpdate`]: one tuple type of changes is
+/// `+`/`<=` or `-`/`>=` per column as the call says (`stock.increment(n)` and
+/// `stock.decrement_if_at_least(n)` are both a `Change<stock, i32>`), so a static id let one
+/// connection run the first direction's statement for the other (a sale that added stock). Its
+/// statements are cached by their SQL text instead.
 macro_rules! multi_statement {
-    ($statement:ty, $shape:ty, [$($param:ident),*]) => {
+    ($statement:ty, $shape:ty, [$($param:ident),*], static_id = $static_id:literal) => {
         impl<M: 'static, Cs, DB, $($param: 'static),*> QueryId for $statement
         where
             Cs: Changes<M, DB> + 'static,
             DB: Backend,
         {
             type QueryId = StatementId<M, Cs, $shape>;
-            const HAS_STATIC_QUERY_ID: bool = true;
+            const HAS_STATIC_QUERY_ID: bool = $static_id;
         }
 
         impl<M, Cs: Changes<M, DB>, DB: Backend, $($param),*> Query for $statement {
@@ -205,7 +210,22 @@ macro_rules! multi_statement {
     };
 }
 
-multi_statement!(MultiUpdate<'_, M, Cs, DB, A>, MultiUpdateShape<A>, [A]);
-multi_statement!(MultiSelect<'_, M, Cs, DB, L>, MultiSelectShape<L>, [L]);
-multi_statement!(MultiCaptured<M, Cs, DB>, MultiCapturedShape, []);
-multi_statement!(MultiWrite<'_, M, Cs, DB>, MultiWriteShape, []);
+multi_statement!(
+    MultiUpdate<'_, M, Cs, DB, A>,
+    MultiUpdateShape<A>,
+    [A],
+    static_id = false
+);
+multi_statement!(
+    MultiSelect<'_, M, Cs, DB, L>,
+    MultiSelectShape<L>,
+    [L],
+    static_id = true
+);
+multi_statement!(MultiCaptured<M, Cs, DB>, MultiCapturedShape, [], static_id = true);
+multi_statement!(
+    MultiWrite<'_, M, Cs, DB>,
+    MultiWriteShape,
+    [],
+    static_id = true
+);

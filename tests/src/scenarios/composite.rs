@@ -32,6 +32,7 @@ macro_rules! composite_tests {
             composite_key_every_operation,
             composite_key_first_unlocked,
             several_columns_in_one_statement,
+            several_columns_other_directions_on_one_connection,
             concurrent_sales_of_two_columns,
         );
     };
@@ -289,6 +290,54 @@ where
         other => panic!("expected InColumn, got {other:?}"),
     }
     assert_eq!(db.edge(edge), (7, -9, 0, 5));
+}
+
+/// `(stock.increment(n), sold.increment(m))` and `(stock.decrement_if_at_least(n),
+/// sold.increment(m))` are one Rust type but two statements (`+`/`<=` against `-`/`>=`). On one
+/// connection, with its prepared-statement cache, the second must run its own SQL: run with
+/// the first's, a sale adds to the stock and passes a guard it should fail (the defect this
+/// pins: one static statement id for both).
+pub async fn several_columns_other_directions_on_one_connection<C: Client>(client: &C)
+where
+    Sale: Changes<Product, DbOf<C::Db>, Key = i64, Values = (i32, i64)>,
+{
+    let db = client.db();
+    let id = db.new_product(0, 0);
+    let c = &mut client.conn().await;
+    let restock = |n: i32| {
+        (
+            ct_products::stock.increment(n),
+            ct_products::sold.increment(0),
+        )
+    };
+    let sale = |n: i32| {
+        (
+            ct_products::stock.decrement_if_at_least(n),
+            ct_products::sold.increment(i64::from(n)),
+        )
+    };
+    for round in 1..=3i64 {
+        assert_eq!(
+            C::done(Product::update_atomic(c, id, restock(1)))
+                .await
+                .unwrap(),
+            (1, round - 1)
+        );
+        assert_eq!(
+            C::done(Product::update_atomic(c, id, sale(1)))
+                .await
+                .unwrap(),
+            (0, round)
+        );
+        match C::done(Product::update_atomic(c, id, sale(1))).await {
+            Err(AtomicError::InColumn {
+                column: "stock",
+                error,
+            }) => assert_eq!(insufficient::<()>(Err(*error)), (0, 1)),
+            other => panic!("expected InColumn {{ stock, Insufficient }}, got {other:?}"),
+        }
+        assert_eq!(db.product(id), (0, round));
+    }
 }
 
 /// 16 threads sell 1 to 3 units at a time as one two-column statement until the stock is
