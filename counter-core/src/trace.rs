@@ -26,6 +26,7 @@ pub(crate) struct OpSpan {
 impl OpSpan {
     /// The span of operation `op` on column `Col` (named `field`) of model `M`, on `backend`.
     #[allow(unused_variables)]
+    #[cfg_attr(not(feature = "tracing"), allow(clippy::extra_unused_type_parameters))]
     pub(crate) fn new<M: ?Sized>(
         op: &'static str,
         field: &'static str,
