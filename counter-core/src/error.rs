@@ -112,6 +112,18 @@ pub enum AtomicError {
         error: Box<AtomicError>,
     },
 
+    /// One row of a set operation (`increment_*_many`, the checkout
+    /// `decrement_*_if_at_least_many`) refused (`NotFound`, `Insufficient` or `OutOfRange`, in
+    /// `error`); no row of the set was changed. `key` is the row's key as `{:?}` prints it
+    /// (`"7"`, `"(1, 2)"`).
+    #[error("row {key}: {error}")]
+    InRow {
+        /// The key of the first row (in key order) that refused, as `{:?}` prints it.
+        key: String,
+        /// Why it refused.
+        error: Box<AtomicError>,
+    },
+
     /// Redis refused or was unreachable (feature `redis`, [`RedisCounter`](crate::RedisCounter)).
     /// An `add` that fails this way added nothing; a flush that fails this way left every
     /// count it had taken in Redis, where the next flush finds it (see the counter's docs).
@@ -143,7 +155,7 @@ impl AtomicError {
     ///     match (error.kind(), error) {
     ///         (ErrorKind::Refused, AtomicError::NotFound) => 404,
     ///         (ErrorKind::Refused, AtomicError::NegativeAmount { .. } | AtomicError::SameRow) => 422,
-    ///         (ErrorKind::Refused, _) => 409,     // Insufficient, OutOfRange, InColumn
+    ///         (ErrorKind::Refused, _) => 409,     // Insufficient, OutOfRange, InColumn, InRow
     ///         (ErrorKind::Transient, _) => 503,   // Conflict, Locked: send Retry-After
     ///         (ErrorKind::Internal, _) => 500,    // Database, Redis, Unsupported, Custom
     ///     }
@@ -169,7 +181,7 @@ impl AtomicError {
             | AtomicError::OutOfRange { .. }
             | AtomicError::NegativeAmount { .. }
             | AtomicError::SameRow => ErrorKind::Refused,
-            AtomicError::InColumn { error, .. } => error.kind(),
+            AtomicError::InColumn { error, .. } | AtomicError::InRow { error, .. } => error.kind(),
             AtomicError::Locked | AtomicError::Conflict { .. } => ErrorKind::Transient,
             AtomicError::Unsupported { .. } | AtomicError::Custom(_) | AtomicError::Database(_) => {
                 ErrorKind::Internal
@@ -211,7 +223,8 @@ impl AtomicError {
 ///
 /// The source of `Conflict`, `Database`, `Redis` and `Custom` is in `message` only; an
 /// `Internal` error's message may name tables and constraints: a service may log it and send
-/// only `code` and `kind`. `InColumn` nests the column's refusal as `error`.
+/// only `code` and `kind`. `InColumn` nests the column's refusal as `error`, `InRow` the row's
+/// (beside its `key`).
 #[cfg(feature = "serde")]
 impl serde::Serialize for AtomicError {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
@@ -226,6 +239,7 @@ impl serde::Serialize for AtomicError {
             Conflict(u32),
             Unsupported(&'static str, &'static str),
             InColumn(&'static str, &'a AtomicError),
+            InRow(&'a str, &'a AtomicError),
         }
         let (code, fields) = match self {
             AtomicError::NotFound => ("not_found", Fields::None),
@@ -251,6 +265,7 @@ impl serde::Serialize for AtomicError {
             AtomicError::InColumn { column, error } => {
                 ("in_column", Fields::InColumn(column, error))
             }
+            AtomicError::InRow { key, error } => ("in_row", Fields::InRow(key, error)),
             #[cfg(feature = "redis")]
             AtomicError::Redis(_) => ("redis", Fields::None),
             AtomicError::Custom(_) => ("custom", Fields::None),
@@ -259,7 +274,10 @@ impl serde::Serialize for AtomicError {
         let len = 3 + match fields {
             Fields::None => 0,
             Fields::Amount(_) | Fields::Conflict(_) => 1,
-            Fields::Insufficient(..) | Fields::Unsupported(..) | Fields::InColumn(..) => 2,
+            Fields::Insufficient(..)
+            | Fields::Unsupported(..)
+            | Fields::InColumn(..)
+            | Fields::InRow(..) => 2,
             Fields::OutOfRange(..) => 3,
         };
         let mut s = serializer.serialize_struct("AtomicError", len)?;
@@ -285,6 +303,10 @@ impl serde::Serialize for AtomicError {
             }
             Fields::InColumn(column, error) => {
                 s.serialize_field("column", column)?;
+                s.serialize_field("error", error)?;
+            }
+            Fields::InRow(key, error) => {
+                s.serialize_field("key", key)?;
                 s.serialize_field("error", error)?;
             }
         }

@@ -58,11 +58,13 @@ mod error;
 mod field;
 mod key;
 mod lock;
+mod many;
 mod ops;
 mod plan;
 #[cfg(feature = "redis")]
 mod redis_counter;
 mod retry;
+mod set_plan;
 mod slotted;
 mod sql;
 mod strategy;

@@ -153,23 +153,12 @@ impl<V: AtomicValue> Plan<V> {
         if self.admits(current) {
             return None;
         }
-        let (range, current, amount) = (self.range, current.to_i128(), self.amount.to_i128());
-        Some(match self.op {
-            Op::Increment => AtomicError::OutOfRange {
-                current,
-                attempted: current + amount,
-                limit: Limit::Max(range.hi),
-            },
-            Op::AtLeast if current < amount => AtomicError::Insufficient {
-                available: current,
-                requested: amount,
-            },
-            Op::Decrement | Op::AtLeast => AtomicError::OutOfRange {
-                current,
-                attempted: current - amount,
-                limit: Limit::Min(range.lo),
-            },
-        })
+        Some(refusal(
+            self.op,
+            self.range,
+            current.to_i128(),
+            self.amount.to_i128(),
+        ))
     }
 
     /// Applied under a row lock: the value a row holding `current` ends at, or the refusal.
@@ -183,6 +172,28 @@ impl<V: AtomicValue> Plan<V> {
             Direction::Down => c - a,
         };
         Ok(V::from_i128(new).expect("the guard keeps the result in range"))
+    }
+}
+
+/// Why `op` by `amount` refuses a row holding `current` within `range` (the guard said no):
+/// `Insufficient` for a take of more than the row holds, else `OutOfRange` naming the bound.
+/// `amount` may exceed the column's type (a set operation's summed amounts).
+pub(crate) fn refusal(op: Op, range: Range, current: i128, amount: i128) -> AtomicError {
+    match op {
+        Op::Increment => AtomicError::OutOfRange {
+            current,
+            attempted: current + amount,
+            limit: Limit::Max(range.hi),
+        },
+        Op::AtLeast if current < amount => AtomicError::Insufficient {
+            available: current,
+            requested: amount,
+        },
+        Op::Decrement | Op::AtLeast => AtomicError::OutOfRange {
+            current,
+            attempted: current - amount,
+            limit: Limit::Min(range.lo),
+        },
     }
 }
 

@@ -15,6 +15,7 @@ use crate::error::AtomicError;
 use crate::field::{AtomicField, AtomicFieldOn};
 use crate::key::IdIntoKey;
 use crate::lock::LockMode;
+use crate::many::each::InsertMissing;
 use crate::ops::{Field, RECHECKS};
 use crate::plan::{non_negative, Op, Plan, Range};
 use crate::retry::retrying;
@@ -221,17 +222,22 @@ impl<M: AtomicField<Col>, Col: Column + 'static> Field<M, Col> {
                 attempted: total,
                 limit: crate::error::Limit::Max(Range::of::<M, Col>().hi),
             })?;
-            let row = new_row(&key, total);
-            batch.push((key, total, row));
+            batch.push((key, total));
         }
+        let mut on_missing = InsertMissing(|key: &M::Key, total| new_row(key, total));
         retrying!(raw, self.policy(), LockMode::Wait, |c| {
             write_transaction!(c, |c| {
-                let mut done = Vec::with_capacity(batch.len());
-                for (key, total, row) in &batch {
-                    let insert = row.insert();
-                    done.push((key.clone(), self.upsert(c, key, &insert, *total).await?));
+                let each = self.add_each_in(c, &batch, &mut on_missing).await?;
+                // All or nothing: the first refusal rolls the batch back.
+                if let Some((_, _, refused)) = each.refused.into_iter().next() {
+                    return Err(refused);
                 }
-                Ok(done)
+                debug_assert!(each.missing.is_empty(), "every missing key is inserted");
+                Ok(each
+                    .written
+                    .into_iter()
+                    .map(|(key, _, new)| (key, new))
+                    .collect())
             })
         })
     }
@@ -240,7 +246,7 @@ impl<M: AtomicField<Col>, Col: Column + 'static> Field<M, Col> {
     /// operations: when the existing row refused, look at it once to report why, or to find
     /// that it moved (or went away) in between and try again; past `RECHECKS`, decide under
     /// the row lock.
-    async fn upsert<R, I>(
+    pub(crate) async fn upsert<R, I>(
         &self,
         c: &mut R,
         key: &M::Key,

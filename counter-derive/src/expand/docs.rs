@@ -221,6 +221,22 @@ impl FieldDocs {
         )
     }
 
+    /// A set operation: `what` each amount, every row or none; `single` names the one-row
+    /// operation it is the set form of.
+    pub fn many(&self, what: &str, single: &str) -> String {
+        let FieldDocs { subject, .. } = self;
+        format!(
+            " The set form of `{single}`: {what} {subject} of each `(key, amount)` pair, every \
+             row or none, in one statement where SQL can say it (see counter-core's \
+             `Field::{single}_many` for the statement per backend). Amounts of one key are \
+             summed; rows are locked in key order, so two calls over overlapping keys do not \
+             deadlock. Returns `(key, new value)` in key order.\n\n # Errors\n \
+             `AtomicError::InRow {{ key, error }}` naming the first key (in key order) that \
+             refused: `NotFound`, `Insufficient`, `OutOfRange` or `NegativeAmount`; no row \
+             was changed."
+        )
+    }
+
     pub fn atomic(&self, method: &Ident) -> String {
         let FieldDocs {
             subject,

@@ -12,7 +12,8 @@ use syn::ext::IdentExt;
 
 /// `impl AtomicField<table::column> for Model`, then `increment_f`, `decrement_f`,
 /// `decrement_f_if_at_least`, `take_f_up_to`, `update_f_locked`, `transfer_f`,
-/// `increment_f_or_insert(_all)`, `current_f` and `atomic_f` on the model.
+/// `increment_f_or_insert(_all)`, the set operations `increment_f_many`, `decrement_f_many`
+/// and `decrement_f_if_at_least_many`, `current_f` and `atomic_f` on the model.
 pub fn expand(model: &Model, field: &AtomicFieldModel) -> TokenStream {
     let private = private();
     let ident = model.ident;
@@ -42,6 +43,9 @@ pub fn expand(model: &Model, field: &AtomicFieldModel) -> TokenStream {
     let current = format_ident!("current_{}", field.ident, span = span);
     let or_insert = format_ident!("increment_{}_or_insert", field.ident, span = span);
     let or_insert_all = format_ident!("increment_{}_or_insert_all", field.ident, span = span);
+    let increment_many = format_ident!("increment_{}_many", field.ident, span = span);
+    let decrement_many = format_ident!("decrement_{}_many", field.ident, span = span);
+    let at_least_many = format_ident!("decrement_{}_if_at_least_many", field.ident, span = span);
 
     let docs = FieldDocs::new(model, field, &key);
     let doc_update_locked = docs.update_locked(retries(model, field));
@@ -99,6 +103,40 @@ pub fn expand(model: &Model, field: &AtomicFieldModel) -> TokenStream {
         one_row.method(&doc, name, op, Some((amount, &value_ty)), &call_value)
     });
     let current = one_row.method(&docs.current(), &current, "current", None, &call_value);
+    let call_many = call(quote!(::std::vec::Vec<(#key_ty, #value_ty)>), quote!(, I));
+    // The set operations: every row of the set or none.
+    let many = [
+        (
+            docs.many("adds each amount to", "increment"),
+            &increment_many,
+            "increment_many",
+        ),
+        (
+            docs.many("subtracts each amount from", "decrement"),
+            &decrement_many,
+            "decrement_many",
+        ),
+        (
+            docs.many(
+                "takes each amount, only where the row holds that much, from",
+                "decrement_if_at_least",
+            ),
+            &at_least_many,
+            "decrement_if_at_least_many",
+        ),
+    ]
+    .map(|(doc, name, op)| {
+        let op = syn::Ident::new(op, proc_macro2::Span::call_site());
+        quote! {
+            #[doc = #doc]
+            pub fn #name<'c, C, I>(conn: &'c mut C, pairs: I) -> #call_many
+            #where_clause
+                I: ::core::iter::IntoIterator<Item = (#key_ty, #value_ty)>,
+            {
+                #handle.#op(conn, pairs)
+            }
+        }
+    });
 
     quote! {
         impl #private::AtomicField<#column_path> for #ident {
@@ -156,6 +194,8 @@ pub fn expand(model: &Model, field: &AtomicFieldModel) -> TokenStream {
             {
                 #handle.increment_or_insert_all(conn, amounts, new_row)
             }
+
+            #(#many)*
 
             #current
 
