@@ -70,6 +70,7 @@ mod sql;
 mod strategy;
 mod trace;
 mod transaction;
+mod unknown_keys;
 mod update;
 mod upsert;
 mod value;
@@ -104,6 +105,7 @@ pub use slotted::SlottedField;
 pub use transaction::transaction;
 #[cfg(feature = "async")]
 pub use transaction::{transaction_async, transaction_async_local};
+pub use unknown_keys::UnknownKeys;
 pub use update::{update, update_with};
 pub use upsert::{NewRow, UpsertRow};
 pub use value::AtomicValue;
