@@ -12,12 +12,16 @@
 //! `<table as Table>::PrimaryKey` as declared in `table!`; for hand-written impls the same
 //! equality is a bound of [`AtomicFieldOn`](crate::AtomicFieldOn).
 
+use std::fmt::Debug;
+
 use diesel::backend::Backend;
 use diesel::query_builder::AstPass;
 use diesel::result::QueryResult;
 use diesel::serialize::ToSql;
-use diesel::sql_types::HasSqlType;
+use diesel::sql_types::{HasSqlType, SingleValue};
 use diesel::{Column, Expression};
+
+use crate::backend::Dialect;
 
 /// The primary key columns of a table as a tuple: `(products::id,)` for one column,
 /// `(lines::cart_id, lines::product_id)` for a composite key (up to four columns).
@@ -44,6 +48,15 @@ pub trait KeyValue<Cols, DB: Backend> {
     /// Writes `?, ?` with this key's values bound, in column order.
     #[doc(hidden)]
     fn walk_values<'b>(&'b self, out: &mut AstPass<'_, 'b, DB>) -> QueryResult<()>;
+    /// The keys of a set, one `Vec` per key column, to bind as array parameters.
+    #[doc(hidden)]
+    type Arrays: Default;
+    /// Appends this key to `arrays`.
+    #[doc(hidden)]
+    fn push_to(&self, arrays: &mut Self::Arrays);
+    /// Writes `$1, $2`: each key column's array bound, in column order.
+    #[doc(hidden)]
+    fn walk_arrays<'b>(arrays: &'b Self::Arrays, out: &mut AstPass<'_, 'b, DB>) -> QueryResult<()>;
 }
 
 impl<A: Column + 'static> KeyColumns for (A,) {
@@ -55,9 +68,20 @@ impl<A: Column + 'static> KeyColumns for (A,) {
 impl<A, K, DB> KeyValue<(A,), DB> for K
 where
     A: Column,
-    DB: Backend + HasSqlType<<A as Expression>::SqlType>,
-    K: ToSql<<A as Expression>::SqlType, DB>,
+    A::SqlType: SingleValue + 'static,
+    DB: Dialect + HasSqlType<<A as Expression>::SqlType>,
+    K: ToSql<<A as Expression>::SqlType, DB> + Clone + Debug,
 {
+    type Arrays = Vec<K>;
+
+    fn push_to(&self, arrays: &mut Vec<K>) {
+        arrays.push(self.clone());
+    }
+
+    fn walk_arrays<'b>(arrays: &'b Vec<K>, out: &mut AstPass<'_, 'b, DB>) -> QueryResult<()> {
+        DB::bind_array::<A::SqlType, K>(arrays, out)
+    }
+
     fn walk_eq<'b>(&'b self, out: &mut AstPass<'_, 'b, DB>) -> QueryResult<()> {
         out.push_identifier(A::NAME)?;
         out.push_sql(" = ");
@@ -83,13 +107,36 @@ macro_rules! composite_key {
         impl<$first, $first_key $(, $col, $key)+, DB> KeyValue<($first $(, $col)+), DB>
             for ($first_key $(, $key)+)
         where
-            DB: Backend
+            DB: Dialect
                 + HasSqlType<<$first as Expression>::SqlType>
                 $(+ HasSqlType<<$col as Expression>::SqlType>)+,
             $first: Column,
-            $first_key: ToSql<<$first as Expression>::SqlType, DB>,
-            $($col: Column, $key: ToSql<<$col as Expression>::SqlType, DB>,)+
+            $first::SqlType: SingleValue + 'static,
+            $first_key: ToSql<<$first as Expression>::SqlType, DB> + Clone + Debug,
+            $($col: Column, $col::SqlType: SingleValue + 'static,
+              $key: ToSql<<$col as Expression>::SqlType, DB> + Clone + Debug,)+
         {
+            type Arrays = (Vec<$first_key> $(, Vec<$key>)+);
+
+            #[allow(non_snake_case)]
+            fn push_to(&self, arrays: &mut Self::Arrays) {
+                let ($first_key $(, $key)+) = self;
+                let ($first $(, $col)+) = arrays;
+                $first.push($first_key.clone());
+                $($col.push($key.clone());)+
+            }
+
+            #[allow(non_snake_case)]
+            fn walk_arrays<'b>(arrays: &'b Self::Arrays, out: &mut AstPass<'_, 'b, DB>) -> QueryResult<()> {
+                let ($first_key $(, $key)+) = arrays;
+                DB::bind_array::<$first::SqlType, _>($first_key, out)?;
+                $(
+                    out.push_sql(", ");
+                    DB::bind_array::<$col::SqlType, _>($key, out)?;
+                )+
+                Ok(())
+            }
+
             #[allow(non_snake_case)]
             fn walk_eq<'b>(&'b self, out: &mut AstPass<'_, 'b, DB>) -> QueryResult<()> {
                 let ($first_key $(, $key)+) = self;

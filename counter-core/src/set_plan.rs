@@ -17,7 +17,8 @@ use crate::value::AtomicValue;
 
 /// One row's change: its key, the summed amount, and the plan of it.
 #[derive(Debug, Clone)]
-pub(crate) struct RowPlan<K, V> {
+#[doc(hidden)]
+pub struct RowPlan<K, V> {
     pub key: K,
     /// The amounts of the key, summed.
     pub total: i128,

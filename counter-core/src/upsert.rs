@@ -70,13 +70,13 @@ where
     }
 }
 
-/// A row [`Field::increment_or_insert_all`] creates for a missing key: any type whose
-/// reference Diesel can insert into the table (`#[derive(Insertable)]`).
+/// A row [`Field::increment_or_insert_all`] and the flushes create for a missing key: any
+/// type whose reference Diesel can insert into the table (`#[derive(Insertable)]`).
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot be inserted as a row of `{M}`",
     note = "`new_row` must return a value of a type that derives Insertable for the same table"
 )]
-pub trait NewRow<M: AtomicField<Col>, Col: Column, DB: Backend> {
+pub trait NewRow<M: AtomicField<Col>, Col: Column, DB: Backend>: Sized {
     /// Diesel's insert of this row.
     #[doc(hidden)]
     type Insert<'r>: QueryFragment<DB> + QueryId
@@ -85,16 +85,66 @@ pub trait NewRow<M: AtomicField<Col>, Col: Column, DB: Backend> {
     /// `INSERT INTO t (…) VALUES (…)` of this row.
     #[doc(hidden)]
     fn insert(&self) -> Self::Insert<'_>;
+    /// Diesel's insert of several rows in one statement.
+    #[doc(hidden)]
+    type InsertMany<'r>: QueryFragment<DB> + QueryId
+    where
+        Self: 'r;
+    /// `INSERT INTO t (…) VALUES (…), (…)` of `rows`; `None` where the backend inserts them one
+    /// by one (SQLite: Diesel builds its multi-row insert only inside its own `execute`, and
+    /// a statement there costs no round trip).
+    #[doc(hidden)]
+    fn insert_many(rows: &[Self]) -> Option<Self::InsertMany<'_>>;
 }
 
-impl<R, M, Col, DB> NewRow<M, Col, DB> for R
+/// `NewRow` on a backend with multi-row inserts (PostgreSQL, MySQL).
+#[cfg(any(feature = "postgres", feature = "mysql"))]
+macro_rules! new_row_in_one_statement {
+    ($backend:ty) => {
+        impl<R, M, Col> NewRow<M, Col, $backend> for R
+        where
+            M: AtomicField<Col>,
+            Col: Column,
+            Col::Table: Default,
+            for<'r> &'r R: Insertable<Col::Table>,
+            for<'r> &'r [R]: Insertable<Col::Table>,
+            for<'r> InsertOf<Col, &'r R>: QueryFragment<$backend> + QueryId,
+            for<'r> InsertOf<Col, &'r [R]>: QueryFragment<$backend> + QueryId,
+        {
+            type Insert<'r>
+                = InsertOf<Col, &'r R>
+            where
+                R: 'r;
+
+            fn insert(&self) -> Self::Insert<'_> {
+                diesel::insert_into(Col::Table::default()).values(self)
+            }
+
+            type InsertMany<'r>
+                = InsertOf<Col, &'r [R]>
+            where
+                R: 'r;
+
+            fn insert_many(rows: &[Self]) -> Option<Self::InsertMany<'_>> {
+                Some(diesel::insert_into(Col::Table::default()).values(rows))
+            }
+        }
+    };
+}
+
+#[cfg(feature = "postgres")]
+new_row_in_one_statement!(diesel::pg::Pg);
+#[cfg(feature = "mysql")]
+new_row_in_one_statement!(diesel::mysql::Mysql);
+
+#[cfg(feature = "sqlite")]
+impl<R, M, Col> NewRow<M, Col, diesel::sqlite::Sqlite> for R
 where
     M: AtomicField<Col>,
     Col: Column,
     Col::Table: Default,
-    DB: Backend,
     for<'r> &'r R: Insertable<Col::Table>,
-    for<'r> InsertOf<Col, &'r R>: QueryFragment<DB> + QueryId,
+    for<'r> InsertOf<Col, &'r R>: QueryFragment<diesel::sqlite::Sqlite> + QueryId,
 {
     type Insert<'r>
         = InsertOf<Col, &'r R>
@@ -103,6 +153,15 @@ where
 
     fn insert(&self) -> Self::Insert<'_> {
         diesel::insert_into(Col::Table::default()).values(self)
+    }
+
+    type InsertMany<'r>
+        = InsertOf<Col, &'r R>
+    where
+        R: 'r;
+
+    fn insert_many(_: &[Self]) -> Option<Self::InsertMany<'_>> {
+        None
     }
 }
 

@@ -2,6 +2,10 @@
 //! what an operation sends on each backend is in [`crate::strategy`].
 
 use diesel::backend::Backend;
+use diesel::query_builder::AstPass;
+use diesel::result::QueryResult;
+use diesel::serialize::ToSql;
+use diesel::sql_types::{HasSqlType, SingleValue, SqlType};
 
 use crate::error::AtomicError;
 use crate::lock::LockMode;
@@ -32,6 +36,28 @@ pub enum UpsertClause {
     OnDuplicateKey,
 }
 
+/// How a statement spells a derived table of rows it binds (`(…) AS v`).
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DerivedRows {
+    /// `(SELECT column1 AS a, column2 AS b FROM (VALUES (?, ?), (?, ?)))` (SQLite, which caps a
+    /// compound `SELECT` at 500 terms but not a `VALUES` list).
+    Values,
+    /// `(SELECT ? AS a, ? AS b UNION ALL SELECT ?, ?)` (MySQL and MariaDB, whose `VALUES`
+    /// table constructors are spelled differently from each other).
+    UnionAll,
+}
+
+/// How an `UPDATE` joins another table.
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpdateJoin {
+    /// `UPDATE t SET c = v.c FROM v WHERE …` (PostgreSQL, SQLite 3.33+).
+    From,
+    /// `UPDATE t JOIN v ON … SET t.c = v.c` (MySQL, MariaDB).
+    Join,
+}
+
 /// The facts of one backend, implemented for Diesel's `Pg`, `Mysql` and `Sqlite`: its name,
 /// how it spells what differs, its row-lock clauses and how its errors sort. Like Diesel's
 /// `SqlDialect` and sqlx's `Database`, it says what a backend is, never what an operation does.
@@ -58,6 +84,36 @@ pub trait Dialect: Backend + Sized + 'static {
     /// snapshot: it reads only rows it locks (`FOR UPDATE` returns their latest version), and
     /// it leaves the sum every reader sees unchanged, at one commit.
     const BEGIN_COMPACT: &'static str = Self::BEGIN_WRITE;
+
+    /// How a derived table of bound rows is spelled.
+    const DERIVED_ROWS: DerivedRows = DerivedRows::Values;
+
+    /// How an `UPDATE` joins a derived table.
+    const UPDATE_JOIN: UpdateJoin = UpdateJoin::From;
+
+    /// How many rows one batched statement of a set carries: within the backend's limit on
+    /// bound parameters (65,535 on PostgreSQL and MySQL, 32,766 on SQLite) for a key of up to
+    /// four columns and a value, and small enough that a chunk's statement text stays far
+    /// below MySQL's `max_allowed_packet`.
+    const SET_CHUNK: usize = 2_000;
+
+    /// How many rows one multi-row `INSERT` of new rows carries: 500 rows stay within every
+    /// backend's parameter limit for a row type of up to 65 columns.
+    const INSERT_CHUNK: usize = 500;
+
+    /// Binds `values` as one array parameter of element type `ST` (PostgreSQL); the backends
+    /// without array parameters never call it and refuse.
+    fn bind_array<'b, ST, T>(values: &'b [T], out: &mut AstPass<'_, 'b, Self>) -> QueryResult<()>
+    where
+        ST: SqlType + SingleValue + 'static,
+        Self: HasSqlType<ST>,
+        T: ToSql<ST, Self> + std::fmt::Debug,
+    {
+        let _ = (values, out);
+        Err(diesel::result::Error::QueryBuilderError(
+            format!("{} has no array parameters", Self::NAME).into(),
+        ))
+    }
 
     /// The clause appended to `SELECT c FROM t WHERE pk = ?` to lock the row; `Unsupported`
     /// where the backend cannot lock that way.

@@ -41,7 +41,7 @@ use crate::strategy::Strategy;
 
 #[cfg(feature = "mysql")]
 pub(crate) use dialect::message;
-pub use dialect::{Dialect, ErrorClass, UpsertClause};
+pub use dialect::{DerivedRows, Dialect, ErrorClass, UpdateJoin, UpsertClause};
 pub use mode::{Awaited, Blocking, CallMode};
 pub(crate) use transaction::{catch_unwind, guarded, InFlight, Open};
 

@@ -5,7 +5,7 @@
 use diesel::mysql::Mysql;
 use diesel::result::{DatabaseErrorKind, Error};
 
-use super::dialect::{message, Dialect, ErrorClass, UpsertClause};
+use super::dialect::{message, DerivedRows, Dialect, ErrorClass, UpdateJoin, UpsertClause};
 use crate::error::AtomicError;
 use crate::lock::LockMode;
 
@@ -13,6 +13,8 @@ impl Dialect for Mysql {
     const NAME: &'static str = "MySQL";
     const BIGINT: &'static str = "SIGNED";
     const UPSERT: UpsertClause = UpsertClause::OnDuplicateKey;
+    const DERIVED_ROWS: DerivedRows = DerivedRows::UnionAll;
+    const UPDATE_JOIN: UpdateJoin = UpdateJoin::Join;
 
     fn lock_sql(mode: LockMode) -> Result<&'static str, AtomicError> {
         Ok(match mode {

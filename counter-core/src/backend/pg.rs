@@ -2,7 +2,11 @@
 //! rows that reference the locked row), compactions `READ COMMITTED`, SQLSTATEs by class.
 
 use diesel::pg::Pg;
+use diesel::query_builder::AstPass;
+use diesel::result::QueryResult;
 use diesel::result::{DatabaseErrorKind, Error};
+use diesel::serialize::ToSql;
+use diesel::sql_types::{Array, HasSqlType, SingleValue, SqlType};
 
 use super::dialect::{message, Dialect, ErrorClass};
 use crate::error::AtomicError;
@@ -11,6 +15,18 @@ use crate::lock::LockMode;
 impl Dialect for Pg {
     const NAME: &'static str = "PostgreSQL";
     const BEGIN_COMPACT: &'static str = "BEGIN ISOLATION LEVEL READ COMMITTED";
+    /// Keys, amounts and guards travel as three arrays, whatever the chunk's size: the
+    /// statement is prepared once.
+    const SET_CHUNK: usize = 10_000;
+
+    fn bind_array<'b, ST, T>(values: &'b [T], out: &mut AstPass<'_, 'b, Self>) -> QueryResult<()>
+    where
+        ST: SqlType + SingleValue + 'static,
+        Self: HasSqlType<ST>,
+        T: ToSql<ST, Self> + std::fmt::Debug,
+    {
+        out.push_bind_param::<Array<ST>, [T]>(values)
+    }
 
     fn lock_sql(mode: LockMode) -> Result<&'static str, AtomicError> {
         Ok(match mode {

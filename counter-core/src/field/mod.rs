@@ -13,7 +13,7 @@ use diesel::expression::QueryMetadata;
 use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
 use diesel::result::QueryResult;
 use diesel::serialize::ToSql;
-use diesel::sql_types::{BigInt, HasSqlType};
+use diesel::sql_types::{BigInt, Bool, HasSqlType, Nullable};
 use diesel::{Column, Queryable, Table};
 
 use crate::backend::{Dialect, RawConnection};
@@ -96,6 +96,33 @@ pub trait AtomicFieldOn<Col: Column, DB: Backend>: AtomicField<Col> {
     where
         R: RawConnection<Db = DB>,
         Q: Query<SqlType = BigInt> + QueryFragment<DB> + QueryId;
+    /// The keys of a set, one array per key column (see [`KeyValue::Arrays`]).
+    #[doc(hidden)]
+    type KeyArrays: Default;
+    #[doc(hidden)]
+    fn push_key(key: &Self::Key, arrays: &mut Self::KeyArrays);
+    #[doc(hidden)]
+    fn walk_key_arrays<'b>(
+        arrays: &'b Self::KeyArrays,
+        out: &mut AstPass<'_, 'b, DB>,
+    ) -> QueryResult<()>;
+    #[doc(hidden)]
+    fn walk_key_values<'b>(key: &'b Self::Key, out: &mut AstPass<'_, 'b, DB>) -> QueryResult<()>;
+    #[doc(hidden)]
+    fn bind_values<'b>(values: &'b [Self::Value], out: &mut AstPass<'_, 'b, DB>)
+        -> QueryResult<()>;
+    /// Runs a set's statement: per row of the set, in order, whether it changed and its value
+    /// (the new one, or the current one of a row that refused; `None` for a missing row).
+    #[doc(hidden)]
+    fn load_outcomes<R, Q>(
+        conn: &mut R,
+        query: Q,
+    ) -> impl Future<Output = QueryResult<Vec<(bool, Option<Self::Value>)>>>
+    where
+        R: RawConnection<Db = DB>,
+        Q: Query<SqlType = (Bool, Nullable<<Self::Value as AtomicValue>::SqlType>)>
+            + QueryFragment<DB>
+            + QueryId;
 }
 
 impl<M, Col, DB> AtomicFieldOn<Col, DB> for M
@@ -115,7 +142,47 @@ where
         + Queryable<<M::Value as AtomicValue>::SqlType, DB>
         + FromSqlRow<<M::Value as AtomicValue>::SqlType, DB>,
     i64: FromSqlRow<BigInt, DB>,
+    DB: HasSqlType<Bool> + QueryMetadata<(Bool, Nullable<<M::Value as AtomicValue>::SqlType>)>,
+    (bool, Option<M::Value>):
+        FromSqlRow<(Bool, Nullable<<M::Value as AtomicValue>::SqlType>), DB> + 'static,
 {
+    type KeyArrays = <M::Key as KeyValue<M::KeyColumns, DB>>::Arrays;
+
+    fn push_key(key: &Self::Key, arrays: &mut Self::KeyArrays) {
+        key.push_to(arrays)
+    }
+
+    fn walk_key_arrays<'b>(
+        arrays: &'b Self::KeyArrays,
+        out: &mut AstPass<'_, 'b, DB>,
+    ) -> QueryResult<()> {
+        <M::Key as KeyValue<M::KeyColumns, DB>>::walk_arrays(arrays, out)
+    }
+
+    fn walk_key_values<'b>(key: &'b Self::Key, out: &mut AstPass<'_, 'b, DB>) -> QueryResult<()> {
+        key.walk_values(out)
+    }
+
+    fn bind_values<'b>(
+        values: &'b [Self::Value],
+        out: &mut AstPass<'_, 'b, DB>,
+    ) -> QueryResult<()> {
+        DB::bind_array::<<M::Value as AtomicValue>::SqlType, M::Value>(values, out)
+    }
+
+    async fn load_outcomes<R, Q>(
+        conn: &mut R,
+        query: Q,
+    ) -> QueryResult<Vec<(bool, Option<Self::Value>)>>
+    where
+        R: RawConnection<Db = DB>,
+        Q: Query<SqlType = (Bool, Nullable<<Self::Value as AtomicValue>::SqlType>)>
+            + QueryFragment<DB>
+            + QueryId,
+    {
+        conn.query_rows(query).await
+    }
+
     fn table() -> Col::Table {
         Default::default()
     }

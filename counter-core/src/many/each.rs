@@ -17,8 +17,11 @@ use crate::lock::LockMode;
 use crate::ops::Field;
 use crate::plan::{Op, Plan};
 use crate::retry::retrying;
-use crate::sql::{read_locked, write, ForUpdate};
+use crate::set_plan::RowPlan;
+use crate::sql::{read, read_locked, write, EachRow, ForUpdate, ReadKeys};
+use crate::strategy::Strategy;
 use crate::upsert::NewRow;
+use crate::value::AtomicValue;
 
 /// What applying a batch did with each key, every list in key order.
 #[derive(Debug)]
@@ -55,7 +58,8 @@ pub(crate) trait OnMissing<M: AtomicField<Col>, Col: Column, DB: diesel::backend
     ) -> impl Future<Output = Result<(), AtomicError>>
     where
         R: RawConnection<Db = DB>,
-        M: AtomicFieldOn<Col, DB>;
+        M: AtomicFieldOn<Col, DB>,
+        M::Key: Clone;
 }
 
 /// Update existing rows only: keys without a row are reported in [`Each::missing`].
@@ -74,6 +78,7 @@ impl<M: AtomicField<Col>, Col: Column, DB: diesel::backend::Backend> OnMissing<M
     where
         R: RawConnection<Db = DB>,
         M: AtomicFieldOn<Col, DB>,
+        M::Key: Clone,
     {
         each.missing.extend(missing);
         Ok(())
@@ -89,8 +94,12 @@ where
     Col: Column + 'static,
     F: FnMut(&M::Key, M::Value) -> Row,
     Row: NewRow<M, Col, DB>,
-    DB: diesel::backend::Backend,
+    DB: Dialect,
 {
+    /// One multi-row `INSERT` per chunk of [`Dialect::INSERT_CHUNK`] rows (one per row on
+    /// SQLite), in a savepoint, then one read of the chunk's new values. A chunk that meets a
+    /// row another writer inserted meanwhile (a unique violation) rolls back to its savepoint
+    /// and goes row by row through the single-row increment-or-insert, which adds to that row.
     async fn insert<R>(
         &mut self,
         c: &mut R,
@@ -101,15 +110,49 @@ where
     where
         R: RawConnection<Db = DB>,
         M: AtomicFieldOn<Col, DB>,
+        M::Key: Clone,
     {
-        for (key, amount) in missing {
-            let row = (self.0)(&key, amount);
-            let insert = row.insert();
-            match field.upsert(c, &key, &insert, amount).await {
-                Ok(new) => each.written.push((key, amount, new)),
-                // A row inserted meanwhile by another writer, too full to take the amount.
-                Err(error @ AtomicError::OutOfRange { .. }) => {
-                    each.refused.push((key, amount, error))
+        for chunk in missing.chunks(DB::INSERT_CHUNK) {
+            let rows: Vec<Row> = chunk.iter().map(|(key, n)| (self.0)(key, *n)).collect();
+            let inserted = write_transaction!(&mut *c, |c| {
+                match Row::insert_many(&rows) {
+                    Some(statement) => {
+                        c.query_count(statement).await?;
+                    }
+                    None => {
+                        for row in &rows {
+                            c.query_count(row.insert()).await?;
+                        }
+                    }
+                }
+                let keys: Vec<&M::Key> = chunk.iter().map(|(key, _)| key).collect();
+                let read = ReadKeys::<M, Col, ForUpdate>::new(M::table(), &keys);
+                Ok(M::load_outcomes(c, read).await?)
+            });
+            match inserted {
+                Ok(values) => {
+                    for ((key, n), (_, value)) in chunk.iter().zip(values) {
+                        let new = value.ok_or_else(|| {
+                            AtomicError::custom("an inserted row is not there (a trigger?)")
+                        })?;
+                        each.written.push((key.clone(), *n, new));
+                    }
+                }
+                Err(AtomicError::Database(DieselError::DatabaseError(
+                    DatabaseErrorKind::UniqueViolation,
+                    _,
+                ))) => {
+                    for ((key, n), row) in chunk.iter().zip(&rows) {
+                        let insert = row.insert();
+                        match field.upsert(c, key, &insert, *n).await {
+                            Ok(new) => each.written.push((key.clone(), *n, new)),
+                            // A row inserted meanwhile, too full to take the amount.
+                            Err(error @ AtomicError::OutOfRange { .. }) => {
+                                each.refused.push((key.clone(), *n, error))
+                            }
+                            Err(other) => return Err(other),
+                        }
+                    }
                 }
                 Err(other) => return Err(other),
             }
@@ -154,8 +197,85 @@ impl<M: AtomicField<Col>, Col: Column + 'static> Field<M, Col> {
     {
         let mut each = Each::default();
         let mut missing = Vec::new();
+        let mut rows = Vec::with_capacity(batch.len());
         for (key, amount) in batch {
             let plan = Plan::of::<M, Col>(Op::Increment, *amount)?;
+            if plan.delta().is_none() {
+                // No value can take this amount: only the report needs the row.
+                match read::<M, Col, _>(c, key).await? {
+                    None => missing.push((key.clone(), *amount)),
+                    Some(v) => each.refused.push((key.clone(), *amount, refused(&plan, v))),
+                }
+                continue;
+            }
+            rows.push(RowPlan {
+                key: key.clone(),
+                total: amount.to_i128(),
+                plan: Some(plan),
+            });
+        }
+        for chunk in rows.chunks(<R::Db as Dialect>::SET_CHUNK) {
+            // In a savepoint: a row's own error (a CHECK) rolls back only this chunk, which
+            // then goes row by row.
+            let answers = write_transaction!(&mut *c, |c| {
+                <R::Db as Strategy>::change_chunk::<_, M, Col, EachRow>(c, chunk).await
+            });
+            // A row that admits its change but did not change: two keys named one row (equal
+            // under the collation), and nothing of the chunk changed.
+            let collided = |answers: &[(bool, Option<M::Value>)]| {
+                chunk.iter().zip(answers).any(|(row, (changed, value))| {
+                    !changed && value.is_some_and(|v| row.plan.is_some_and(|p| p.admits(v)))
+                })
+            };
+            match answers {
+                Ok(answers) if collided(&answers) => {
+                    self.rows_alone(c, chunk, &mut each, &mut missing).await?
+                }
+                Ok(answers) => {
+                    for (row, (changed, value)) in chunk.iter().zip(answers) {
+                        let (key, amount) = (row.key.clone(), row_amount(row));
+                        match (changed, value) {
+                            (true, Some(new)) => each.written.push((key, amount, new)),
+                            (_, None) => missing.push((key, amount)),
+                            (false, Some(v)) => {
+                                let plan = row.plan.expect("a chunk's rows have plans");
+                                each.refused.push((key, amount, refused(&plan, v)));
+                            }
+                        }
+                    }
+                }
+                Err(error) if row_level::<R::Db>(&error) => {
+                    self.rows_alone(c, chunk, &mut each, &mut missing).await?
+                }
+                Err(other) => return Err(other),
+            }
+        }
+        if !missing.is_empty() {
+            missing.sort_by(|a, b| a.0.cmp(&b.0));
+            on_missing.insert(c, self, missing, &mut each).await?;
+        }
+        each.written.sort_by(|a, b| a.0.cmp(&b.0));
+        each.refused.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(each)
+    }
+
+    /// A chunk whose statement failed on one row's own error, row by row, each in a
+    /// savepoint: the rows that fail are reported with their error, the others written.
+    async fn rows_alone<R>(
+        &self,
+        c: &mut R,
+        chunk: &[RowPlan<M::Key, M::Value>],
+        each: &mut Each<M::Key, M::Value>,
+        missing: &mut Vec<(M::Key, M::Value)>,
+    ) -> Result<(), AtomicError>
+    where
+        R: RawConnection,
+        M: AtomicFieldOn<Col, R::Db>,
+        M::Key: Ord + Clone,
+    {
+        for row in chunk {
+            let (key, amount) = (&row.key, row_amount(row));
+            let plan = row.plan.expect("a chunk's rows have plans");
             let outcome = write_transaction!(&mut *c, |c| {
                 let Some(current) = read_locked::<M, Col, ForUpdate, _>(c, key).await? else {
                     return Ok(None);
@@ -169,22 +289,29 @@ impl<M: AtomicField<Col>, Col: Column + 'static> Field<M, Col> {
                 }))
             });
             match outcome {
-                Ok(None) => missing.push((key.clone(), *amount)),
-                Ok(Some(Ok(new))) => each.written.push((key.clone(), *amount, new)),
-                Ok(Some(Err(refused))) => each.refused.push((key.clone(), *amount, refused)),
+                Ok(None) => missing.push((key.clone(), amount)),
+                Ok(Some(Ok(new))) => each.written.push((key.clone(), amount, new)),
+                Ok(Some(Err(refused))) => each.refused.push((key.clone(), amount, refused)),
                 Err(error) if row_level::<R::Db>(&error) => {
-                    each.refused.push((key.clone(), *amount, error))
+                    each.refused.push((key.clone(), amount, error))
                 }
                 Err(other) => return Err(other),
             }
         }
-        if !missing.is_empty() {
-            on_missing.insert(c, self, missing, &mut each).await?;
-            each.written.sort_by(|a, b| a.0.cmp(&b.0));
-            each.refused.sort_by(|a, b| a.0.cmp(&b.0));
-        }
-        Ok(each)
+        Ok(())
     }
+}
+
+/// The amount of a flush's row (it fits the column's type: flush batches are clamped to it).
+fn row_amount<K, V: AtomicValue>(row: &RowPlan<K, V>) -> V {
+    V::from_i128(row.total).expect("a flush's amounts fit the column's type")
+}
+
+/// Why `plan` refused a row at `v` (the statement and the plan agree; a disagreement would be
+/// a row changed under its lock, reported rather than guessed).
+fn refused<V: AtomicValue>(plan: &Plan<V>, v: V) -> AtomicError {
+    plan.refusal(v)
+        .unwrap_or_else(|| AtomicError::custom("the row changed under its lock; try again"))
 }
 
 /// Is `error` one row's own failure (a `CHECK`, a trigger, a foreign key), which another row

@@ -14,7 +14,7 @@ use std::future::Future;
 use diesel::Column;
 
 use crate::backend::{
-    write_transaction, AtomicConnection, BackendOf, CallMode, Out, RawConnection,
+    write_transaction, AtomicConnection, BackendOf, CallMode, Dialect, Out, RawConnection,
 };
 use crate::error::AtomicError;
 use crate::field::{AtomicField, AtomicFieldOn};
@@ -22,9 +22,11 @@ use crate::lock::LockMode;
 use crate::ops::Field;
 use crate::plan::Op;
 use crate::retry::retrying;
-use crate::set_plan::{in_row, SetPlan};
-use crate::sql::{read_locked, write, ForUpdate};
+use crate::set_plan::{in_row, RowPlan, SetPlan};
+use crate::sql::{read_locked, write, AllRows, ForUpdate};
+use crate::strategy::Strategy;
 use crate::upsert::KeyValues;
+use crate::value::AtomicValue;
 
 /// The set operations: one public method each, with one signature.
 macro_rules! set_operations {
@@ -75,7 +77,9 @@ impl<M: AtomicField<Col>, Col: Column + 'static> Field<M, Col> {
     }
 
     /// Applies `set`, every row or none, in a write transaction of its own (a savepoint in
-    /// the caller's), re-run whole after a transient conflict.
+    /// the caller's), re-run whole after a transient conflict: one batched statement per chunk
+    /// of keys ([`Strategy::change_chunk`]); a chunk that refuses rolls back the chunks before
+    /// it.
     pub(crate) async fn change_set<R>(
         &self,
         raw: &mut R,
@@ -89,23 +93,81 @@ impl<M: AtomicField<Col>, Col: Column + 'static> Field<M, Col> {
         if set.rows.is_empty() {
             return Ok(Vec::new());
         }
+        // A row no value can admit (an amount past the range): decided under the locks, row
+        // by row, which reads what the refusal reports.
+        let hopeless = set
+            .rows
+            .iter()
+            .any(|row| row.plan.and_then(|p| p.delta()).is_none());
         retrying!(raw, self.policy(), LockMode::Wait, |c| {
             write_transaction!(c, |c| {
+                if hopeless {
+                    return self.change_set_locked(c, set).await;
+                }
                 let mut done = Vec::with_capacity(set.rows.len());
-                for row in &set.rows {
-                    let current = read_locked::<M, Col, ForUpdate, _>(c, &row.key)
-                        .await?
-                        .ok_or_else(|| in_row(&row.key, AtomicError::NotFound))?;
-                    let new = set
-                        .apply_to(row, current)
-                        .map_err(|error| in_row(&row.key, error))?;
-                    if new != current {
-                        write::<M, Col, _>(c, &row.key, new).await?;
+                for chunk in set.rows.chunks(<R::Db as Dialect>::SET_CHUNK) {
+                    let answers =
+                        <R::Db as Strategy>::change_chunk::<_, M, Col, AllRows>(c, chunk).await?;
+                    if !answers.iter().all(|(changed, _)| *changed) {
+                        match first_refusal(set, chunk, &answers) {
+                            Some(refusal) => return Err(refusal),
+                            // Keys equal under the collation: row by row, under the locks.
+                            None => return self.change_set_locked(c, set).await,
+                        }
                     }
-                    done.push((row.key.clone(), new));
+                    for (row, (_, value)) in chunk.iter().zip(answers) {
+                        let value = value.expect("a changed row has its value");
+                        done.push((row.key.clone(), value));
+                    }
                 }
                 Ok(done)
             })
         })
     }
+
+    /// [`change_set`](Self::change_set) row by row, each read under its lock, in key order.
+    async fn change_set_locked<R>(
+        &self,
+        c: &mut R,
+        set: &SetPlan<M::Key, M::Value>,
+    ) -> Result<KeyValues<M, Col>, AtomicError>
+    where
+        R: RawConnection,
+        M: AtomicFieldOn<Col, R::Db>,
+        M::Key: Ord + Clone + Debug,
+    {
+        let mut done = Vec::with_capacity(set.rows.len());
+        for row in &set.rows {
+            let current = read_locked::<M, Col, ForUpdate, _>(c, &row.key)
+                .await?
+                .ok_or_else(|| in_row(&row.key, AtomicError::NotFound))?;
+            let new = set
+                .apply_to(row, current)
+                .map_err(|error| in_row(&row.key, error))?;
+            if new != current {
+                write::<M, Col, _>(c, &row.key, new).await?;
+            }
+            done.push((row.key.clone(), new));
+        }
+        Ok(done)
+    }
+}
+
+/// The refusal of the first row of `chunk` (in key order) that did not admit its change;
+/// `None` when every row admits it (two keys named one row).
+fn first_refusal<K: Ord + Clone + Debug, V: AtomicValue>(
+    set: &SetPlan<K, V>,
+    chunk: &[RowPlan<K, V>],
+    answers: &[(bool, Option<V>)],
+) -> Option<AtomicError> {
+    for (row, (_, value)) in chunk.iter().zip(answers) {
+        let refusal = match value {
+            None => Some(AtomicError::NotFound),
+            Some(v) => set.refusal(row, *v),
+        };
+        if let Some(error) = refusal {
+            return Some(in_row(&row.key, error));
+        }
+    }
+    None
 }

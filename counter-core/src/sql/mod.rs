@@ -12,6 +12,7 @@ mod lock;
 mod multi;
 mod pair;
 mod read_write;
+mod set;
 mod slots;
 #[cfg(any(feature = "postgres", feature = "mysql"))]
 mod take;
@@ -29,6 +30,7 @@ pub(crate) use pair::{pair_order, First};
 #[cfg(feature = "mysql")]
 pub(crate) use read_write::LastInsertId;
 pub(crate) use read_write::{read, read_locked, write};
+pub(crate) use set::{AllRows, EachRow, LockKeys, ReadKeys, RowsRule, SetChange, WriteKeys};
 pub(crate) use slots::{SlotAdd, SlotDelete, SlotSum, SlotsLocked};
 #[cfg(feature = "mysql")]
 pub(crate) use take::TakeCaptured;

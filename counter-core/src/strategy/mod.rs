@@ -24,10 +24,12 @@ use crate::backend::{write_transaction, Dialect, RawConnection};
 use crate::change::Changes;
 use crate::error::AtomicError;
 use crate::field::AtomicFieldOn;
+use crate::lock::LockMode;
 use crate::plan::{Delta, Direction, Plan, Take};
+use crate::set_plan::RowPlan;
 use crate::sql::{
-    read_locked, write, DeltaUpdate, Down, ForUpdate, Guarded, LedgerDialect, MultiUpdate,
-    OnConflict, Returning, Unguarded, Up, Upsert,
+    read_locked, write, DeltaUpdate, Down, ForUpdate, Guarded, LedgerDialect, LockKeys,
+    MultiUpdate, OnConflict, ReadKeys, Returning, RowsRule, Unguarded, Up, Upsert, WriteKeys,
 };
 use crate::value::AtomicValue;
 
@@ -114,6 +116,70 @@ pub trait Strategy: Dialect + LedgerDialect {
         async move {
             let update = MultiUpdate::<M, Cs, Self, Returning>::new(key, parts);
             Cs::load(conn, update).await
+        }
+    }
+
+    /// Runs one chunk of a set (keys in order, each row's plan with a guard, one direction):
+    /// per row, in order, whether it changed and its value (new, or current for a row that
+    /// refused; `None` for a key without a row). With [`AllRows`] no row changes unless every
+    /// row can. When two keys of the chunk name one row (equal under the column's collation)
+    /// no row changes: a row that admits its change but did not change tells the caller to go
+    /// row by row.
+    ///
+    /// Unless the backend overrides it: lock the rows in key order ([`LockKeys`], where the
+    /// backend has row locks), read them ([`ReadKeys`]), decide in Rust, and write the rows
+    /// that change with one joined `UPDATE` ([`WriteKeys`]); three statements whatever the
+    /// chunk's size, inside the caller's write transaction.
+    fn change_chunk<R, M, Col, A>(
+        conn: &mut R,
+        rows: &[RowPlan<M::Key, M::Value>],
+    ) -> impl Future<Output = Result<Vec<(bool, Option<M::Value>)>, AtomicError>>
+    where
+        R: RawConnection<Db = Self>,
+        Col: Column + 'static,
+        M: AtomicFieldOn<Col, Self>,
+        A: RowsRule,
+    {
+        async move {
+            let keys: Vec<&M::Key> = rows.iter().map(|row| &row.key).collect();
+            // One row per existing row, locked in key order (on SQLite, whose transaction holds
+            // the database, only counted).
+            let lock = LockKeys::<M, Col, ForUpdate>::new(M::table(), &keys);
+            let locked = M::load_roles(conn, lock).await?.len();
+            let read = ReadKeys::<M, Col, ForUpdate>::new(M::table(), &keys);
+            let current = M::load_outcomes(conn, read).await?;
+            debug_assert_eq!(current.len(), rows.len(), "one answer per key");
+            if current.iter().filter(|(_, v)| v.is_some()).count() != locked {
+                // Two keys name one row (equal under the column's collation): change nothing,
+                // and the caller goes row by row.
+                return Ok(current);
+            }
+            let plan =
+                |row: &RowPlan<M::Key, M::Value>| row.plan.expect("a chunk's rows have plans");
+            let every = !A::ALL
+                || rows
+                    .iter()
+                    .zip(&current)
+                    .all(|(row, (_, value))| value.is_some_and(|v| plan(row).admits(v)));
+            let mut answers = Vec::with_capacity(rows.len());
+            let mut writes = Vec::new();
+            for (row, (_, value)) in rows.iter().zip(current) {
+                answers.push(match value {
+                    Some(v) if every && plan(row).admits(v) => {
+                        let new = plan(row).apply_to(v)?;
+                        if new != v {
+                            writes.push((&row.key, new));
+                        }
+                        (true, Some(new))
+                    }
+                    other => (false, other),
+                });
+            }
+            if !writes.is_empty() {
+                conn.query_count(WriteKeys::<M, Col>::new(M::table(), &writes))
+                    .await?;
+            }
+            Ok(answers)
         }
     }
 
