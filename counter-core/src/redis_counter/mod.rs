@@ -2,6 +2,7 @@
 //! (Everything a user needs is on the public type: this module is private.)
 
 mod flush;
+mod flusher;
 mod key;
 mod link;
 mod report;
@@ -26,6 +27,9 @@ use crate::trace::OpSpan;
 use crate::unknown_keys::UnknownKeys;
 use crate::value::AtomicValue;
 
+pub use flusher::FlushResult;
+#[cfg(feature = "r2d2")]
+pub use flusher::RedisFlusher;
 pub use key::RedisKey;
 pub use link::{RedisConnection, RedisOut};
 pub use report::{FlushReport, Kept};
