@@ -413,14 +413,16 @@ fn connection_id(conn: &mut MysqlConnection) -> i64 {
         .id
 }
 
-/// Waits until session `victim` runs an `UPDATE` (the flushes under test update only after
-/// their transaction began, and the held row makes one of them wait), then kills the session.
+/// Waits until session `victim`'s transaction waits for a row lock (InnoDB's `LOCK WAIT`,
+/// whatever statement waits: an `UPDATE`, a `SELECT … FOR UPDATE`, a multi-row upsert; the
+/// flushes under test take row locks only after their transaction began, and the held row
+/// makes one of them wait), then kills the session.
 fn kill_when_waiting_for_a_lock(db: &Mysql, victim: i64) {
     let mut watcher = db.conn();
     loop {
         let waiting: Vec<Id> = diesel::sql_query(format!(
-            "SELECT CAST(id AS SIGNED) AS id FROM information_schema.processlist \
-             WHERE id = {victim} AND info LIKE 'UPDATE%'"
+            "SELECT CAST(trx_mysql_thread_id AS SIGNED) AS id FROM information_schema.innodb_trx \
+             WHERE trx_mysql_thread_id = {victim} AND trx_state = 'LOCK WAIT'"
         ))
         .load(&mut *watcher)
         .unwrap();
