@@ -383,6 +383,21 @@ fn redis_flush_killed_mid_transaction() {
     );
 }
 
+/// See `scenarios::redis_flush_keeps_a_key_its_row_refuses`; the refusal is a `CHECK`
+/// constraint for this test's page only, dropped after.
+#[test]
+fn redis_flush_keeps_a_key_a_check_refuses_and_writes_the_others() {
+    counter_tests::scenarios::redis_flush_keeps_a_key_its_row_refuses::<Mysql>(|page| {
+        (
+            format!(
+                "ALTER TABLE ct_daily_views ADD CONSTRAINT ct_closed_{page}
+                 CHECK (page_id <> {page} OR day <> 2 OR views = 0)"
+            ),
+            format!("ALTER TABLE ct_daily_views DROP CONSTRAINT ct_closed_{page}"),
+        )
+    });
+}
+
 /// See `scenarios::redis_flush_keeps_a_key_its_row_refuses`; the refusal is a trigger that
 /// signals an error.
 #[test]

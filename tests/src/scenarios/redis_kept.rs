@@ -289,7 +289,8 @@ where
 }
 
 /// A key whose increment fails with a database error of its own (`refusal(page)` gives the
-/// SQL that makes the update of `(page, 2)` fail, and the SQL that undoes it) is kept and
+/// SQL that makes the update of `(page, 2)` fail with a message that says "closed": a trigger,
+/// a `CHECK`; and the SQL that undoes it) is kept and
 /// reported with that error while the batch's other keys are written. When it is the only key
 /// of a batch, the flush still finishes (it is kept again), so the counter is never stuck:
 /// adds to other keys meanwhile are written by the next flush.
