@@ -187,8 +187,10 @@ where
             return Ok(Applied::Gone);
         }
         let (batch, unusable) = parse_batch::<M, Col>(fields);
-        let counts: Vec<(M::Key, M::Value)> =
-            batch.iter().map(|(key, (_, n))| (key.clone(), *n)).collect();
+        let counts: Vec<(M::Key, M::Value)> = batch
+            .iter()
+            .map(|(key, (_, n))| (key.clone(), *n))
+            .collect();
         let keep_unknown = counter.unknown.keeps_unknown();
         let now = unix_now();
         let begin = <Raw::Db as Dialect>::BEGIN_COMPACT;
@@ -207,9 +209,13 @@ where
                         }
                         other => other?,
                     }
-                    let each = counter.unknown.add_each_in(&counter.field, c, &counts).await?;
+                    let each = counter
+                        .unknown
+                        .add_each_in(&counter.field, c, &counts)
+                        .await?;
                     let unknown = each.missing.iter().filter(|_| keep_unknown);
-                    let mut kept_keys: Vec<&M::Key> = each.refused.iter().map(|(k, ..)| k).collect();
+                    let mut kept_keys: Vec<&M::Key> =
+                        each.refused.iter().map(|(k, ..)| k).collect();
                     kept_keys.extend(unknown.map(|(k, _)| k));
                     let kept_fields = kept_keys
                         .into_iter()
@@ -241,8 +247,16 @@ where
         Ok(Applied::Now(FlushReport {
             applied: 1,
             recovered: 0,
-            written: each.written.into_iter().map(|(key, n, _)| (key, count(n))).collect(),
-            unknown: each.missing.into_iter().map(|(key, n)| (key, count(n))).collect(),
+            written: each
+                .written
+                .into_iter()
+                .map(|(key, n, _)| (key, count(n)))
+                .collect(),
+            unknown: each
+                .missing
+                .into_iter()
+                .map(|(key, n)| (key, count(n)))
+                .collect(),
             kept,
         }))
     }

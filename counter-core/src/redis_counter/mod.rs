@@ -397,7 +397,8 @@ where
         redis: &'r mut R,
     ) -> Out<
         C,
-        impl Future<Output = Result<FlushReport<M::Key>, AtomicError>> + use<'s, 'c, 'r, M, Col, U, C, R>,
+        impl Future<Output = Result<FlushReport<M::Key>, AtomicError>>
+            + use<'s, 'c, 'r, M, Col, U, C, R>,
     >
     where
         C: AtomicConnection,
@@ -418,7 +419,8 @@ where
         redis: &'r mut R,
     ) -> Out<
         C,
-        impl Future<Output = Result<FlushReport<M::Key>, AtomicError>> + use<'s, 'c, 'r, M, Col, U, C, R>,
+        impl Future<Output = Result<FlushReport<M::Key>, AtomicError>>
+            + use<'s, 'c, 'r, M, Col, U, C, R>,
     >
     where
         C: AtomicConnection,

@@ -309,7 +309,8 @@ where
         .add_all(&mut redis, [((page, 1), 4), ((page, 2), 5), ((page, 3), 6)])
         .unwrap();
     let report = views.flush(&mut db.conn(), &mut redis);
-    let closed = |e: &AtomicError| matches!(e, AtomicError::Database(e) if e.to_string().contains("closed"));
+    let closed =
+        |e: &AtomicError| matches!(e, AtomicError::Database(e) if e.to_string().contains("closed"));
     let report = report.unwrap();
     assert_eq!(report.written, vec![((page, 1), 4), ((page, 3), 6)]);
     assert_eq!(report.kept.len(), 1);
@@ -375,7 +376,11 @@ where
         assert_eq!(pending.unwrap(), 0);
     }
     let again = C::done(views.flush(&mut conn, &mut redis)).await.unwrap();
-    assert_eq!((again.applied, again.unknown.len()), (0, 0), "reported once");
+    assert_eq!(
+        (again.applied, again.unknown.len()),
+        (0, 0),
+        "reported once"
+    );
     assert_eq!(
         open_batches(&mut redis_connection(), &prefix),
         Vec::<String>::new()
@@ -397,7 +402,10 @@ where
     assert_eq!(rows(db, page), BTreeMap::from([(1, 13)]), "no phantom row");
     daily_rows(db, page, [4], 100);
     let report = C::done(views.flush(&mut conn, &mut redis)).await.unwrap();
-    assert_eq!((report.written, report.unknown), (vec![((page, 4), 5)], vec![]));
+    assert_eq!(
+        (report.written, report.unknown),
+        (vec![((page, 4), 5)], vec![])
+    );
     assert_eq!(rows(db, page), BTreeMap::from([(1, 13), (4, 105)]));
 
     // Inserting: the row is created with the count.
@@ -416,7 +424,10 @@ where
         report.written,
         vec![((page, 1), 1), ((page, 5), 8), ((page, 6), 7)]
     );
-    assert!(report.unknown.is_empty() && report.kept.is_empty(), "{report:?}");
+    assert!(
+        report.unknown.is_empty() && report.kept.is_empty(),
+        "{report:?}"
+    );
     assert_eq!(
         rows(db, page),
         BTreeMap::from([(1, 14), (4, 105), (5, 8), (6, 7)])
