@@ -106,10 +106,12 @@ where
     let last = flusher.shutdown().expect("the last flush");
     assert_eq!(rows(db, page), added);
     let total: i64 = added.values().sum();
-    let seen = seen.lock().unwrap();
-    assert_eq!(seen.errors, Vec::<String>::new());
-    assert_eq!(seen.written, i128::from(total), "each add written once");
-    assert!(seen.flushes >= 2, "{} flushes", seen.flushes);
+    {
+        let seen = seen.lock().unwrap();
+        assert_eq!(seen.errors, Vec::<String>::new());
+        assert_eq!(seen.written, i128::from(total), "each add written once");
+        assert!(seen.flushes >= 2, "{} flushes", seen.flushes);
+    }
     assert!(last.kept.is_empty() && last.unknown.is_empty(), "{last:?}");
     for day in 0..DAYS {
         let pending = C::done(views.pending(&mut redis, &(page, day))).await;
