@@ -383,6 +383,21 @@ fn redis_flush_killed_mid_transaction() {
     );
 }
 
+/// See `scenarios::redis_flush_keeps_a_key_its_row_refuses`; the refusal is a `CHECK`
+/// constraint for this test's page only, dropped after.
+#[test]
+fn redis_flush_keeps_a_key_a_check_refuses_and_writes_the_others() {
+    counter_tests::scenarios::redis_flush_keeps_a_key_its_row_refuses::<Mysql>(|page| {
+        (
+            format!(
+                "ALTER TABLE ct_daily_views ADD CONSTRAINT ct_closed_{page}
+                 CHECK (page_id <> {page} OR day <> 2 OR views = 0)"
+            ),
+            format!("ALTER TABLE ct_daily_views DROP CONSTRAINT ct_closed_{page}"),
+        )
+    });
+}
+
 /// See `scenarios::redis_flush_keeps_a_key_its_row_refuses`; the refusal is a trigger that
 /// signals an error.
 #[test]
@@ -413,14 +428,16 @@ fn connection_id(conn: &mut MysqlConnection) -> i64 {
         .id
 }
 
-/// Waits until session `victim` runs an `UPDATE` (the flushes under test update only after
-/// their transaction began, and the held row makes one of them wait), then kills the session.
+/// Waits until session `victim`'s transaction waits for a row lock (InnoDB's `LOCK WAIT`,
+/// whatever statement waits: an `UPDATE`, a `SELECT … FOR UPDATE`, a multi-row upsert; the
+/// flushes under test take row locks only after their transaction began, and the held row
+/// makes one of them wait), then kills the session.
 fn kill_when_waiting_for_a_lock(db: &Mysql, victim: i64) {
     let mut watcher = db.conn();
     loop {
         let waiting: Vec<Id> = diesel::sql_query(format!(
-            "SELECT CAST(id AS SIGNED) AS id FROM information_schema.processlist \
-             WHERE id = {victim} AND info LIKE 'UPDATE%'"
+            "SELECT CAST(trx_mysql_thread_id AS SIGNED) AS id FROM information_schema.innodb_trx \
+             WHERE trx_mysql_thread_id = {victim} AND trx_state = 'LOCK WAIT'"
         ))
         .load(&mut *watcher)
         .unwrap();

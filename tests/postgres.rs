@@ -146,7 +146,8 @@ fn redis_flush_terminated_mid_transaction() {
 }
 
 /// See `scenarios::redis_flush_keeps_a_key_its_row_refuses`; the refusal is a trigger that
-/// raises, which also aborts PostgreSQL's transaction (the flush runs it again without the key).
+/// raises, which also aborts PostgreSQL's transaction (the flush engine's savepoint keeps the
+/// other rows).
 #[test]
 fn redis_flush_keeps_a_key_its_row_refuses_and_writes_the_others() {
     counter_tests::scenarios::redis_flush_keeps_a_key_its_row_refuses::<Postgres>(|page| {
@@ -160,6 +161,21 @@ fn redis_flush_keeps_a_key_its_row_refuses_and_writes_the_others() {
             format!(
                 "DROP TRIGGER ct_refuse_{page} ON ct_daily_views; DROP FUNCTION ct_refuse_{page}();"
             ),
+        )
+    });
+}
+
+/// See `scenarios::redis_flush_keeps_a_key_its_row_refuses`; the refusal is a `CHECK`
+/// constraint (added `NOT VALID` for this test's page only, then dropped).
+#[test]
+fn redis_flush_keeps_a_key_a_check_refuses_and_writes_the_others() {
+    counter_tests::scenarios::redis_flush_keeps_a_key_its_row_refuses::<Postgres>(|page| {
+        (
+            format!(
+                "ALTER TABLE ct_daily_views ADD CONSTRAINT ct_closed_{page}
+                 CHECK (page_id <> {page} OR day <> 2 OR views = 0) NOT VALID"
+            ),
+            format!("ALTER TABLE ct_daily_views DROP CONSTRAINT ct_closed_{page}"),
         )
     });
 }

@@ -93,8 +93,13 @@ pub use field::{Slotted, SlottedDecrement, SlottedOn};
 pub use key::{IdIntoKey, KeyColumns, KeyValue};
 pub use lock::LockMode;
 pub use ops::Field;
+#[cfg(all(feature = "redis", feature = "r2d2"))]
+pub use redis_counter::RedisFlusher;
 #[cfg(feature = "redis")]
-pub use redis_counter::{FlushReport, Kept, RedisConnection, RedisCounter, RedisKey, RedisOut};
+pub use redis_counter::{
+    FlushReport, FlushResult, Kept, RedisConnection, RedisCounter, RedisKey, RedisOut,
+    UnknownKeyPolicy,
+};
 pub use retry::RetryPolicy;
 /// `ScopedFutureExt::scope_boxed`, for the closure of [`transaction_async`]
 /// (`scope_boxed_local` for [`transaction_async_local`]; the crate

@@ -35,6 +35,9 @@ use diesel_async::{AsyncMysqlConnection, AsyncPgConnection, TransactionManager};
 use crate::db::{mysql_url, pg_url, redis_connection, redis_url, DbOf, TestDb};
 use crate::{Mysql, Postgres, Sqlite};
 
+mod redis_flusher;
+pub use redis_flusher::{FlusherClient, RunningFlusher};
+
 /// One kind of connection to one database, as the scenarios see it.
 pub trait Client: Sync + Sized {
     /// The blocking harness that makes and reads rows.

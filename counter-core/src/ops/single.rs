@@ -128,23 +128,6 @@ impl<M: AtomicField<Col>, Col: Column + 'static> Field<M, Col> {
         }
     }
 
-    /// [`increment`](Self::increment) on the connection underneath, inside a transaction of
-    /// the crate's own.
-    #[cfg(feature = "redis")]
-    pub(crate) async fn increment_raw<R>(
-        &self,
-        raw: &mut R,
-        key: &M::Key,
-        by: M::Value,
-    ) -> Result<M::Value, AtomicError>
-    where
-        R: RawConnection,
-        M: AtomicFieldOn<Col, R::Db>,
-    {
-        let plan = Plan::of::<M, Col>(Op::Increment, by)?;
-        self.change(raw, key, plan).await
-    }
-
     /// One guarded single-statement change, with the miss handling described in the module doc.
     async fn change<R>(
         &self,

@@ -8,8 +8,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use diesel::Column;
 
-use super::{key, FlushReport, Kept, RedisConnection, RedisCounter, RedisKey};
-use crate::backend::{write_transaction, Dialect, RawConnection};
+use super::{key, FlushReport, Kept, RedisConnection, RedisCounter, RedisKey, UnknownKeyPolicy};
+use crate::backend::{guarded, Dialect, RawConnection};
 use crate::error::{AtomicError, Limit};
 use crate::field::{AtomicField, AtomicFieldOn};
 use crate::lock::LockMode;
@@ -18,7 +18,7 @@ use crate::sql::LedgerDialect;
 use crate::trace;
 use crate::value::AtomicValue;
 
-impl<M, Col> RedisCounter<M, Col>
+impl<M, Col, U> RedisCounter<M, Col, U>
 where
     Col: Column + 'static,
     M: AtomicField<Col>,
@@ -88,23 +88,24 @@ where
 
 /// One flush's counter and its two connections: the protocol's steps that use both, their
 /// bounds said once.
-pub(super) struct Flush<'f, M, Col, Raw, R: ?Sized> {
-    counter: &'f RedisCounter<M, Col>,
+pub(super) struct Flush<'f, M, Col, U, Raw, R: ?Sized> {
+    counter: &'f RedisCounter<M, Col, U>,
     raw: &'f mut Raw,
     redis: &'f mut R,
 }
 
-impl<'f, M, Col, Raw, R> Flush<'f, M, Col, Raw, R>
+impl<'f, M, Col, U, Raw, R> Flush<'f, M, Col, U, Raw, R>
 where
     Col: Column + 'static,
     Raw: RawConnection,
     R: RedisConnection + ?Sized,
     M: AtomicFieldOn<Col, Raw::Db>,
     M::Key: RedisKey + Ord + Clone,
+    U: UnknownKeyPolicy<M, Col, Raw::Db>,
 {
     /// `counter`'s protocol on the connection underneath `raw`, and `redis`.
     pub(super) fn new(
-        counter: &'f RedisCounter<M, Col>,
+        counter: &'f RedisCounter<M, Col, U>,
         raw: &'f mut Raw,
         redis: &'f mut R,
     ) -> Self {
@@ -160,6 +161,22 @@ where
     }
 
     /// [`apply`](RedisCounter::apply): what applying batch `id` found.
+    ///
+    /// One transaction records the batch in the ledger, adds each key's count to its row
+    /// (`add_each_in`: keys in order, so flushers lock rows in one order; a row that refuses
+    /// its count, past its bound or with a database error of its own such as a `CHECK` or a
+    /// trigger, is reported without failing the others) and lists in the ledger row the
+    /// fields whose counts go back to Redis. Even when every key is refused the batch is
+    /// committed (all of it kept) and finished: a batch that failed instead would stay in
+    /// Redis, and every later flush would stop on it in `recover`, before taking anything new.
+    ///
+    /// The transaction opens with [`Dialect::BEGIN_COMPACT`]: `READ COMMITTED` on PostgreSQL
+    /// whatever the session's default. That is exact here. Applying a batch twice is ruled
+    /// out by the ledger's primary key, which a second insert of the id waits on and fails at
+    /// under any isolation; and every row is changed by a statement that locks it and checks
+    /// its guard against the row's latest committed version, never against a snapshot. Under
+    /// `SERIALIZABLE` a flusher whose keys other transactions keep writing would instead fail
+    /// "could not serialize access" try after try, and its batch would wait in Redis.
     pub(super) async fn apply(&mut self, id: &str) -> Result<Applied<M::Key>, AtomicError> {
         let counter = self.counter;
         refuse_inside_a_transaction(self.raw)?;
@@ -170,99 +187,78 @@ where
             return Ok(Applied::Gone);
         }
         let (batch, unusable) = parse_batch::<M, Col>(fields);
+        let counts: Vec<(M::Key, M::Value)> = batch
+            .iter()
+            .map(|(key, (_, n))| (key.clone(), *n))
+            .collect();
+        let keep_unknown = counter.unknown.keeps_unknown();
         let now = unix_now();
-        // Keys whose increment failed with a database error of their own (a CHECK, a
-        // trigger): the transaction is run again without them, so one bad row does not
-        // hold back the others; they are kept like keys without a row. Even when every key
-        // is refused the batch is committed (all of it kept) and finished: a batch that
-        // failed instead would stay in Redis, and every later flush would stop on it in
-        // `recover`, before taking anything new.
-        let mut refused: Vec<Option<DieselError>> = (0..batch.len()).map(|_| None).collect();
-        loop {
-            let outcome = async {
-                retrying!(
-                    &mut *self.raw,
-                    counter.field.policy(),
-                    LockMode::Wait,
-                    |c| {
-                        write_transaction!(c, |c| {
-                            // Only this statement's unique violation means "another flusher committed
-                            // the batch": one from a trigger or a constraint of the counted table must
-                            // not pass for it (the batch would be deleted as if it were applied).
-                            match LedgerDialect::ledger_record(c, counter.ledger, id, now).await {
-                                Err(DieselError::DatabaseError(
-                                    DatabaseErrorKind::UniqueViolation,
-                                    _,
-                                )) => {
-                                    return Err(AtomicError::custom(AlreadyApplied));
-                                }
-                                other => other?,
-                            }
-                            let mut written = Vec::with_capacity(batch.len());
-                            let mut kept = Vec::new();
-                            let mut kept_fields: Vec<&String> = Vec::new();
-                            for (index, (key, (field, n))) in batch.iter().enumerate() {
-                                if refused[index].is_some() {
-                                    kept_fields.push(field);
-                                    continue;
-                                }
-                                match counter.field.increment_raw(c, key, *n).await {
-                                    Ok(_) => written.push((key.clone(), n.to_i128() as i64)),
-                                    Err(
-                                        error @ (AtomicError::NotFound
-                                        | AtomicError::OutOfRange { .. }),
-                                    ) => {
-                                        kept_fields.push(field);
-                                        kept.push(Kept::of(key, field, *n, error));
-                                    }
-                                    Err(AtomicError::Database(
-                                        error @ DieselError::DatabaseError(kind, _),
-                                    )) if kind != DatabaseErrorKind::ClosedConnection => {
-                                        return Err(AtomicError::custom(KeyRefused {
-                                            index,
-                                            error,
-                                        }));
-                                    }
-                                    Err(other) => return Err(other),
-                                }
-                            }
-                            kept_fields.extend(unusable.iter().map(|k| &k.field));
-                            if !kept_fields.is_empty() {
-                                let kept_fields = encode_fields(kept_fields.into_iter());
-                                LedgerDialect::ledger_keep(c, counter.ledger, id, &kept_fields)
-                                    .await?;
-                            }
-                            Ok((written, kept))
-                        })
-                    }
-                )
-            }
-            .await;
-            return match outcome {
-                Ok((written, mut kept)) => {
-                    for ((key, (field, n)), error) in batch.iter().zip(refused) {
-                        if let Some(error) = error {
-                            kept.push(Kept::of(key, field, *n, AtomicError::Database(error)));
+        let begin = <Raw::Db as Dialect>::BEGIN_COMPACT;
+        let outcome = retrying!(
+            &mut *self.raw,
+            counter.field.policy(),
+            LockMode::Wait,
+            |c| {
+                guarded!(c, begin, |c| {
+                    // Only this statement's unique violation means "another flusher committed
+                    // the batch": one from a trigger or a constraint of the counted table must
+                    // not pass for it (the batch would be deleted as if it were applied).
+                    match LedgerDialect::ledger_record(c, counter.ledger, id, now).await {
+                        Err(DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _)) => {
+                            return Err(AtomicError::custom(AlreadyApplied));
                         }
+                        other => other?,
                     }
-                    kept.sort_by(|a, b| a.key.cmp(&b.key));
-                    kept.extend(unusable);
-                    Ok(Applied::Now(FlushReport {
-                        applied: 1,
-                        recovered: 0,
-                        written,
-                        kept,
-                    }))
-                }
-                Err(AtomicError::Custom(e)) if e.is::<AlreadyApplied>() => Ok(Applied::Already),
-                Err(AtomicError::Custom(e)) if e.is::<KeyRefused>() => {
-                    let refusal = e.downcast::<KeyRefused>().expect("checked above");
-                    refused[refusal.index] = Some(refusal.error);
-                    continue;
-                }
-                Err(other) => Err(other),
-            };
-        }
+                    let each = counter
+                        .unknown
+                        .add_each_in(&counter.field, c, &counts)
+                        .await?;
+                    let unknown = each.missing.iter().filter(|_| keep_unknown);
+                    let mut kept_keys: Vec<&M::Key> =
+                        each.refused.iter().map(|(k, ..)| k).collect();
+                    kept_keys.extend(unknown.map(|(k, _)| k));
+                    let kept_fields = kept_keys
+                        .into_iter()
+                        .map(|key| &batch[key].0)
+                        .chain(unusable.iter().map(|k| &k.field));
+                    let kept_fields = encode_fields(kept_fields);
+                    if !kept_fields.is_empty() {
+                        LedgerDialect::ledger_keep(c, counter.ledger, id, &kept_fields).await?;
+                    }
+                    Ok(each)
+                })
+            }
+        );
+        let each = match outcome {
+            Ok(each) => each,
+            Err(AtomicError::Custom(e)) if e.is::<AlreadyApplied>() => return Ok(Applied::Already),
+            Err(other) => return Err(other),
+        };
+        let count = |n: M::Value| i64::try_from(n.to_i128()).expect("a batch's counts are i64");
+        let mut kept: Vec<Kept<M::Key>> = each
+            .refused
+            .into_iter()
+            .map(|(key, n, error)| {
+                let field = &batch[&key].0;
+                Kept::of(&key, field, n, error)
+            })
+            .collect();
+        kept.extend(unusable);
+        Ok(Applied::Now(FlushReport {
+            applied: 1,
+            recovered: 0,
+            written: each
+                .written
+                .into_iter()
+                .map(|(key, n, _)| (key, count(n)))
+                .collect(),
+            unknown: each
+                .missing
+                .into_iter()
+                .map(|(key, n)| (key, count(n)))
+                .collect(),
+            kept,
+        }))
     }
 
     /// [`settle`](RedisCounter::settle).
@@ -304,15 +300,6 @@ pub(super) enum Applied<K> {
     Already,
     /// The batch is not in Redis (finished by another flusher).
     Gone,
-}
-
-/// The increment of the batch's key number `index` failed with this database error: returned
-/// from inside the transaction to roll it back and run it again without that key.
-#[derive(Debug, thiserror::Error)]
-#[error("key {index} of the batch: {error}")]
-struct KeyRefused {
-    index: usize,
-    error: DieselError,
 }
 
 /// The ledger already has the batch: returned from inside the transaction to roll it back.

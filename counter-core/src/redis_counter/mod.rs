@@ -2,10 +2,12 @@
 //! (Everything a user needs is on the public type: this module is private.)
 
 mod flush;
+mod flusher;
 mod key;
 mod link;
 mod report;
 mod scripts;
+mod unknown;
 
 use std::future::Future;
 use std::marker::PhantomData;
@@ -22,11 +24,16 @@ use crate::ops::Field;
 use crate::plan::non_negative;
 use crate::retry::RetryPolicy;
 use crate::trace::OpSpan;
+use crate::unknown_keys::UnknownKeys;
 use crate::value::AtomicValue;
 
+pub use flusher::FlushResult;
+#[cfg(feature = "r2d2")]
+pub use flusher::RedisFlusher;
 pub use key::RedisKey;
 pub use link::{RedisConnection, RedisOut};
 pub use report::{FlushReport, Kept};
+pub use unknown::UnknownKeyPolicy;
 
 use flush::{Applied, Flush};
 
@@ -48,10 +55,10 @@ const MIN_PRUNE_AGE: Duration = Duration::from_secs(3600);
 ///    (a random 128-bit id) and adds the id to the set `{prefix}:batches`. New adds start a
 ///    fresh pending hash.
 /// 2. **apply**: one database transaction inserts `<id>` into the *ledger* table, adds each
-///    key's count to its row ([`Field::increment`], keys in order, so flushers lock rows in one
-///    order), and records in the ledger row the keys it could not apply (no row, past the
-///    column's bound, or a database error of the row's own, after which the transaction runs
-///    again without that key). Committed or not at all: the ledger row says which.
+///    key's count to its row (keys in order, so flushers lock rows in one order; a row that
+///    cannot take its count, past the column's bound or refused by a `CHECK` or a trigger,
+///    does not hold back the others), and records in the ledger row the keys whose counts go
+///    back to Redis. Committed or not at all: the ledger row says which.
 /// 3. **finish**: a Lua script puts the counts of the kept keys back into pending, deletes the
 ///    batch and removes its id from the set.
 ///
@@ -59,6 +66,12 @@ const MIN_PRUNE_AGE: Duration = Duration::from_secs(3600);
 /// so only step 3 runs; any other is applied now. Two flushers applying the same batch at once
 /// (one recovering what the other is writing) meet on the ledger's primary key: the second
 /// insert waits for the first transaction and fails if it committed, before any count.
+///
+/// **A key without a row** is the counter's choice: by default ([`UnknownKeys::Drop`]) a
+/// flush updates existing rows only, reports the key and its count once in
+/// [`FlushReport::unknown`] and drops the count (a view of an article that does not exist
+/// creates no article); [`unknown_keys(UnknownKeys::Keep)`](Self::unknown_keys) keeps it
+/// pending until a row exists; [`inserting(new_row)`](Self::inserting) inserts the row.
 ///
 /// **What can go wrong:** what Redis forgets. `SHUTDOWN NOSAVE`, a crash without persistence,
 /// or an eviction (`maxmemory-policy` other than `noeviction`) loses the pending counts. A
@@ -117,12 +130,15 @@ const MIN_PRUNE_AGE: Duration = Duration::from_secs(3600);
 ///
 /// // Elsewhere, every second or so, on any number of app servers:
 /// let report = views.flush(&mut db, &mut redis)?;
+/// for (page, views) in &report.unknown {
+///     eprintln!("no article {page}: {views} views dropped");
+/// }
 /// for kept in &report.kept {
 ///     eprintln!("{}: {} kept in Redis: {}", kept.field, kept.count.unwrap_or(0), kept.error);
 /// }
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-pub struct RedisCounter<M, Col> {
+pub struct RedisCounter<M, Col, U = UnknownKeys> {
     pending: String,
     batches: String,
     invalid: String,
@@ -133,6 +149,7 @@ pub struct RedisCounter<M, Col> {
     field: Field<M, Col>,
     take: Script,
     finish: Script,
+    unknown: U,
     marker: PhantomData<fn() -> (M, Col)>,
 }
 
@@ -165,6 +182,51 @@ where
             field: Field::new(),
             take: Script::new(scripts::TAKE),
             finish: Script::new(scripts::FINISH),
+            unknown: UnknownKeys::Drop,
+            marker: PhantomData,
+        }
+    }
+
+    /// The same counter, updating existing rows only, with `choice` for the count of a key
+    /// that has no row: reported once in [`FlushReport::unknown`], then dropped
+    /// ([`UnknownKeys::Drop`], the default) or kept pending for the next flush
+    /// ([`UnknownKeys::Keep`], reported by each flush until a row exists).
+    pub fn unknown_keys(self, choice: UnknownKeys) -> Self {
+        self.with_unknown(choice)
+    }
+
+    /// The same counter, inserting a row for a key that has none: `new_row(&key, count)`
+    /// builds it (any type that derives `Insertable` for the table, its column starting at
+    /// `count`). Such a key is then written like any other; a key whose insert fails is kept,
+    /// as a row that refuses its count is.
+    pub fn inserting<F, Row>(self, new_row: F) -> RedisCounter<M, Col, F>
+    where
+        F: Fn(&M::Key, M::Value) -> Row,
+    {
+        self.with_unknown(new_row)
+    }
+}
+
+impl<M, Col, U> RedisCounter<M, Col, U>
+where
+    Col: Column + 'static,
+    M: AtomicField<Col>,
+    M::Key: RedisKey + Ord + Clone,
+{
+    /// This counter with `unknown` as what a flush does with a key without a row.
+    fn with_unknown<V>(self, unknown: V) -> RedisCounter<M, Col, V> {
+        RedisCounter {
+            pending: self.pending,
+            batches: self.batches,
+            invalid: self.invalid,
+            batch_prefix: self.batch_prefix,
+            ledger: self.ledger,
+            prune_after: self.prune_after,
+            last_prune: self.last_prune,
+            field: self.field,
+            take: self.take,
+            finish: self.finish,
+            unknown,
             marker: PhantomData,
         }
     }
@@ -197,7 +259,8 @@ where
 
     /// Adds `n` to `key`'s pending count: one `HINCRBY`. Returns the pending count after it
     /// (not the row's value: see [`current`](Self::current)). The key's row need not exist
-    /// yet; a flush keeps its counts until it does.
+    /// yet: what a flush does then is the counter's choice (see
+    /// [`unknown_keys`](Self::unknown_keys)).
     ///
     /// Errors: `NegativeAmount`, `OutOfRange` for an amount past `i64`, `Redis`.
     pub fn add<'r, R>(
@@ -205,7 +268,7 @@ where
         redis: &'r mut R,
         key: &M::Key,
         n: M::Value,
-    ) -> RedisOut<R, impl Future<Output = Result<i64, AtomicError>> + use<'r, M, Col, R>>
+    ) -> RedisOut<R, impl Future<Output = Result<i64, AtomicError>> + use<'r, M, Col, U, R>>
     where
         R: RedisConnection + ?Sized,
     {
@@ -225,7 +288,7 @@ where
         &self,
         redis: &'r mut R,
         amounts: I,
-    ) -> RedisOut<R, impl Future<Output = Result<(), AtomicError>> + use<'r, M, Col, R, I>>
+    ) -> RedisOut<R, impl Future<Output = Result<(), AtomicError>> + use<'r, M, Col, U, R, I>>
     where
         R: RedisConnection + ?Sized,
         I: IntoIterator<Item = (M::Key, M::Value)>,
@@ -252,7 +315,7 @@ where
         &self,
         redis: &'r mut R,
         key: &M::Key,
-    ) -> RedisOut<R, impl Future<Output = Result<i64, AtomicError>> + use<'r, M, Col, R>>
+    ) -> RedisOut<R, impl Future<Output = Result<i64, AtomicError>> + use<'r, M, Col, U, R>>
     where
         R: RedisConnection + ?Sized,
     {
@@ -261,13 +324,14 @@ where
     }
 
     /// Drops `key`'s pending count and returns it (0 when none): for the counts of a row that
-    /// is gone for good, which every flush would otherwise keep and report. One `MULTI` of
+    /// is gone for good, which every flush would otherwise keep and report (a row that refuses
+    /// them, or no row under [`UnknownKeys::Keep`]). One `MULTI` of
     /// `HGET` and `HDEL`. A batch a flush is moving at this moment is not touched.
     pub fn discard<'r, R>(
         &self,
         redis: &'r mut R,
         key: &M::Key,
-    ) -> RedisOut<R, impl Future<Output = Result<i64, AtomicError>> + use<'r, M, Col, R>>
+    ) -> RedisOut<R, impl Future<Output = Result<i64, AtomicError>> + use<'r, M, Col, U, R>>
     where
         R: RedisConnection + ?Sized,
     {
@@ -297,7 +361,7 @@ where
         conn: &'c mut C,
         redis: &'r mut R,
         key: &M::Key,
-    ) -> Out<C, impl Future<Output = Result<i128, AtomicError>> + use<'c, 'r, M, Col, C, R>>
+    ) -> Out<C, impl Future<Output = Result<i128, AtomicError>> + use<'c, 'r, M, Col, U, C, R>>
     where
         C: AtomicConnection,
         R: RedisConnection<Mode = C::Mode> + ?Sized,
@@ -314,11 +378,12 @@ where
     /// (see [`recover`](Self::recover)), then takes, applies and finishes a new one. Safe to
     /// run from any number of processes at once, and to crash at any point.
     ///
-    /// Keys the database cannot take (no row, the row would pass its bound, or its update
-    /// fails with an error of its own) do not block the others: they are reported in
+    /// Keys the database cannot take (the row would pass its bound, or its update fails with
+    /// an error of its own) do not block the others: they are reported in
     /// [`FlushReport::kept`] and stay pending, even when that is every key (a revoked
-    /// privilege, a broken trigger): look at `kept`, not only at the `Result`. Each key whose
-    /// update fails costs the flush one more run of its transaction.
+    /// privilege, a broken trigger): look at `kept`, not only at the `Result`. Keys without a
+    /// row are inserted, or reported in [`FlushReport::unknown`] and dropped or kept, as the
+    /// counter says (see [`unknown_keys`](Self::unknown_keys)).
     ///
     /// Errors: `Redis`, the database's errors (after the retry policy), and `Unsupported`
     /// inside the caller's transaction (the flush must commit before it deletes the batch).
@@ -332,12 +397,14 @@ where
         redis: &'r mut R,
     ) -> Out<
         C,
-        impl Future<Output = Result<FlushReport<M::Key>, AtomicError>> + use<'s, 'c, 'r, M, Col, C, R>,
+        impl Future<Output = Result<FlushReport<M::Key>, AtomicError>>
+            + use<'s, 'c, 'r, M, Col, U, C, R>,
     >
     where
         C: AtomicConnection,
         R: RedisConnection<Mode = C::Mode> + ?Sized,
         M: AtomicFieldOn<Col, BackendOf<C>>,
+        U: UnknownKeyPolicy<M, Col, BackendOf<C>>,
     {
         let span = OpSpan::new::<M>("redis_flush", M::NAME, <BackendOf<C> as Dialect>::NAME);
         C::Mode::drive(span.wrap(async move { Flush::new(self, conn.raw(), redis).run().await }))
@@ -352,12 +419,14 @@ where
         redis: &'r mut R,
     ) -> Out<
         C,
-        impl Future<Output = Result<FlushReport<M::Key>, AtomicError>> + use<'s, 'c, 'r, M, Col, C, R>,
+        impl Future<Output = Result<FlushReport<M::Key>, AtomicError>>
+            + use<'s, 'c, 'r, M, Col, U, C, R>,
     >
     where
         C: AtomicConnection,
         R: RedisConnection<Mode = C::Mode> + ?Sized,
         M: AtomicFieldOn<Col, BackendOf<C>>,
+        U: UnknownKeyPolicy<M, Col, BackendOf<C>>,
     {
         C::Mode::drive(async move { Flush::new(self, conn.raw(), redis).recover().await })
     }
@@ -369,7 +438,7 @@ where
         redis: &'r mut R,
     ) -> RedisOut<
         R,
-        impl Future<Output = Result<Option<String>, AtomicError>> + use<'s, 'r, M, Col, R>,
+        impl Future<Output = Result<Option<String>, AtomicError>> + use<'s, 'r, M, Col, U, R>,
     >
     where
         R: RedisConnection + ?Sized,
@@ -389,12 +458,13 @@ where
     ) -> Out<
         C,
         impl Future<Output = Result<FlushReport<M::Key>, AtomicError>>
-            + use<'s, 'c, 'r, 'i, M, Col, C, R>,
+            + use<'s, 'c, 'r, 'i, M, Col, U, C, R>,
     >
     where
         C: AtomicConnection,
         R: RedisConnection<Mode = C::Mode> + ?Sized,
         M: AtomicFieldOn<Col, BackendOf<C>>,
+        U: UnknownKeyPolicy<M, Col, BackendOf<C>>,
     {
         C::Mode::drive(async move {
             Ok(match Flush::new(self, conn.raw(), redis).apply(id).await? {
@@ -414,12 +484,13 @@ where
     ) -> Out<
         C,
         impl Future<Output = Result<FlushReport<M::Key>, AtomicError>>
-            + use<'s, 'c, 'r, 'i, M, Col, C, R>,
+            + use<'s, 'c, 'r, 'i, M, Col, U, C, R>,
     >
     where
         C: AtomicConnection,
         R: RedisConnection<Mode = C::Mode> + ?Sized,
         M: AtomicFieldOn<Col, BackendOf<C>>,
+        U: UnknownKeyPolicy<M, Col, BackendOf<C>>,
     {
         C::Mode::drive(async move { Flush::new(self, conn.raw(), redis).settle(id).await })
     }

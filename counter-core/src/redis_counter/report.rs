@@ -13,6 +13,10 @@ pub struct FlushReport<K> {
     pub recovered: usize,
     /// Every key written, with the count added to its row.
     pub written: Vec<(K, i64)>,
+    /// Keys without a row, with their counts, when the counter updates existing rows only
+    /// (see [`UnknownKeys`](crate::UnknownKeys)): dropped after this report, or kept pending
+    /// and reported again by the next flush. Empty when the counter inserts missing rows.
+    pub unknown: Vec<(K, i64)>,
     /// Counts the database did not take, back in Redis as pending; reported by every flush
     /// until they can be applied.
     pub kept: Vec<Kept<K>>,
@@ -24,6 +28,7 @@ impl<K> Default for FlushReport<K> {
             applied: 0,
             recovered: 0,
             written: Vec::new(),
+            unknown: Vec::new(),
             kept: Vec::new(),
         }
     }
@@ -40,6 +45,7 @@ impl<K> FlushReport<K> {
         self.applied += other.applied;
         self.recovered += other.recovered;
         self.written.extend(other.written);
+        self.unknown.extend(other.unknown);
         self.kept.extend(other.kept);
     }
 }
@@ -53,9 +59,10 @@ pub struct Kept<K> {
     pub key: Option<K>,
     /// The pending count, `None` when the value is not an integer.
     pub count: Option<i64>,
-    /// `NotFound` (no row with that key), `OutOfRange` (the row cannot take it), `Database`
-    /// (the row's update failed on its own: a `CHECK`, a trigger; the flush ran its transaction
-    /// again without it), or `Custom` for a field or value this library never writes.
+    /// `OutOfRange` (the row cannot take it), `Database` (the row's update or insert failed
+    /// on its own: a `CHECK`, a trigger; the other rows were written), or `Custom` for a field
+    /// or value this library never writes. (A key without a row is in
+    /// [`FlushReport::unknown`], not here.)
     pub error: AtomicError,
 }
 

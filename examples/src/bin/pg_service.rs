@@ -5,7 +5,8 @@
 //! `AsyncPgConnection`s, a Redis `ConnectionManager`, and a `RedisCounter` of page views.
 //! A purchase is an async transaction (`transaction_async`): the stock goes down only if there
 //! is enough, and the sale is counted, both or neither. A page view is one `HINCRBY` in Redis,
-//! moved into the rows by a flusher task in the background.
+//! moved into the rows by the counter's flusher task (`RedisCounter::flusher`), whose shutdown
+//! runs a last flush.
 //!
 //! The run fires concurrent requests as tokio tasks and checks the totals exactly: every unit
 //! of stock sold once and no more, every view counted once. It exits non-zero otherwise.
@@ -15,9 +16,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use counter_core::scoped_futures::ScopedFutureExt;
-use counter_core::{
-    transaction_async, AtomicError, AtomicField, FlushReport, RedisCounter, RetryPolicy,
-};
+use counter_core::{transaction_async, AtomicError, AtomicField, RedisCounter, RetryPolicy};
 use diesel::prelude::*;
 use diesel_async::pooled_connection::deadpool::Pool;
 use diesel_async::pooled_connection::AsyncDieselConnectionManager;
@@ -86,13 +85,6 @@ impl App {
     async fn view(&self, id: i64) -> Result<i64, AtomicError> {
         self.views.add(&mut self.redis.clone(), &id, 1).await
     }
-
-    /// Moves the pending views into the rows, each count exactly once; run it every second
-    /// or so, from any number of servers.
-    async fn flush(&self) -> Result<FlushReport<i64>, AtomicError> {
-        let mut conn = self.db.get().await.map_err(AtomicError::custom)?;
-        self.views.flush(&mut conn, &mut self.redis.clone()).await
-    }
 }
 
 /// Concurrent clients; each sends its requests one after the other.
@@ -150,18 +142,26 @@ async fn run() -> Result<(), Box<dyn Error + Send + Sync>> {
         .await?;
     }
 
-    // The flusher, as a service runs it: in the background, every 50 ms here.
-    let flusher = {
-        let app = app.clone();
-        tokio::spawn(async move {
-            loop {
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                if let Err(e) = app.flush().await {
-                    eprintln!("flush failed, retried at the next tick: {e}");
+    // The flusher, as a service runs it: in the background, every 50 ms here (a second or so
+    // in production), on any number of servers; each count lands once. It stops, after a
+    // last flush, when `stop` fires.
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let flusher = tokio::spawn(app.views.flusher(
+        app.db.clone(),
+        app.redis.clone(),
+        Duration::from_millis(50),
+        async {
+            let _ = stopped.await;
+        },
+        |flushed| match flushed {
+            Ok(report) => {
+                for (page, views) in &report.unknown {
+                    eprintln!("no page {page}: {views} views dropped");
                 }
             }
-        })
-    };
+            Err(e) => eprintln!("flush failed, retried at the next tick: {e}"),
+        },
+    ));
 
     let started = Instant::now();
     let clients: Vec<_> = (0..CLIENTS)
@@ -194,10 +194,10 @@ async fn run() -> Result<(), Box<dyn Error + Send + Sync>> {
         started.elapsed()
     );
 
-    // Shutting down: stop the flusher, then one last flush moves what is still pending.
-    flusher.abort();
-    let _ = flusher.await;
-    app.flush().await?;
+    // Shutting down: the flusher's last flush moves what is still pending.
+    let _ = stop.send(());
+    let last = flusher.await??;
+    println!("last flush: {} views written", last.total_written());
 
     let mut conn = app.db.get().await?;
     let product: Product = pg_service_products::table.find(id).first(&mut conn).await?;

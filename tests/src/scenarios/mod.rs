@@ -26,7 +26,8 @@
 //! - [`composite`]: composite keys and several columns in one statement.
 //! - [`upsert`]: increment-or-insert and the add-to-cart.
 //! - [`slotted`], [`buffer`], [`redis`]: slotted counters, the write-behind `Buffer`,
-//!   `RedisCounter`; [`redis_kept`]: what a Redis flush cannot write, kept.
+//!   `RedisCounter`; [`redis_kept`]: what a Redis flush cannot write, kept or reported;
+//!   [`redis_flusher`]: its background flusher.
 //!
 //! [`assert`](mod@assert) holds the assertions on results, [`harness`] the threads, panic catching and
 //! shared types.
@@ -42,6 +43,7 @@ pub mod integer_types;
 pub mod locked;
 pub mod model_options;
 pub mod redis;
+pub mod redis_flusher;
 pub mod redis_kept;
 pub mod refusals;
 pub mod single_row;
@@ -59,6 +61,7 @@ pub use integer_types::*;
 pub use locked::*;
 pub use model_options::*;
 pub use redis::*;
+pub use redis_flusher::*;
 pub use redis_kept::*;
 pub use refusals::*;
 pub use single_row::*;

@@ -1,9 +1,10 @@
-//! What a `RedisCounter` flush cannot write: refused input, keys without rows, rows that refuse
-//! their count. Each is reported and kept in Redis, while the batch's other keys are written.
+//! What a `RedisCounter` flush cannot write: refused input, rows that refuse their count (each
+//! reported and kept in Redis while the batch's other keys are written), and keys without rows
+//! (reported, then dropped, kept or inserted, as the counter says).
 
 use std::collections::BTreeMap;
 
-use counter_core::{AtomicError, AtomicFieldOn, FlushReport, RedisKey};
+use counter_core::{AtomicError, AtomicFieldOn, FlushReport, NewRow, RedisKey, UnknownKeys};
 
 use super::redis::{daily_rows, fresh_views, harness_sql, open_batches, rows};
 use crate::client::Client;
@@ -18,14 +19,16 @@ macro_rules! redis_kept_tests {
         $crate::scenario_tests!($client;
             redis_refuses_bad_input_and_keeps_what_it_cannot_write,
             redis_keeps_thousands_of_keys_without_rows,
+            redis_unknown_keys_dropped_kept_or_inserted,
         );
     };
 }
 
-/// Bad input: negative amounts are refused (by `add_all` before anything is sent); keys with
-/// no row, a row that cannot take its count, and a field nobody should have written are
-/// reported by the flush and kept, while the other keys are written; `current` is the row plus
-/// what is pending; a flush inside the caller's transaction is refused.
+/// Bad input: negative amounts are refused (by `add_all` before anything is sent); a row that
+/// cannot take its count and a field nobody should have written are reported by the flush and
+/// kept, a key with no row is reported as unknown and kept (`UnknownKeys::Keep`), while the
+/// other keys are written; `current` is the row plus what is pending; a flush inside the
+/// caller's transaction is refused.
 pub async fn redis_refuses_bad_input_and_keeps_what_it_cannot_write<C: Client>(client: &C)
 where
     DailyView: AtomicFieldOn<ct_daily_views::views, DbOf<C::Db>>,
@@ -35,6 +38,7 @@ where
     daily_rows(db, page, 1..=2, 0);
     daily_rows(db, page, [4], i64::MAX - 5);
     let (views, prefix) = fresh_views();
+    let views = views.unknown_keys(UnknownKeys::Keep);
     let mut redis = client.redis().await;
     let mut conn = client.conn().await;
 
@@ -86,6 +90,7 @@ where
     let report = C::done(views.flush(&mut conn, &mut redis)).await.unwrap();
     let written: BTreeMap<(i64, i32), i64> = report.written.iter().copied().collect();
     assert_eq!(written, BTreeMap::from([((page, 1), 4), ((page, 2), 6)]));
+    assert_eq!(report.unknown, vec![((page, 3), 9)]);
     let mut kept: Vec<String> = report
         .kept
         .iter()
@@ -118,6 +123,7 @@ where
     daily_rows(db, page, [3], 100);
     let report = C::done(views.flush(&mut conn, &mut redis)).await.unwrap();
     assert_eq!(report.written, vec![((page, 3), 9)]);
+    assert_eq!(report.unknown, vec![]);
     let still: Vec<&str> = report.kept.iter().map(|k| k.field.as_str()).collect();
     assert_eq!(
         still,
@@ -176,7 +182,7 @@ where
     let applied = C::done(views.apply(&mut conn, &mut redis, &batch))
         .await
         .unwrap();
-    assert!(applied.kept.iter().any(|k| k.key == Some((page, 9))));
+    assert_eq!(applied.unknown, vec![((page, 9), 5)]);
     hset(&mut redis_connection(), "pending", &(page, 9).field(), "x");
     C::done(views.settle(&mut conn, &mut redis, &batch))
         .await
@@ -203,7 +209,6 @@ fn other_spelling(page: i64) -> String {
 fn expected_kept(page: i64) -> Vec<String> {
     let p = page.to_string();
     let mut kept = vec![
-        format!("{}:{p}1:3 Some(9) \"NotFound\"", p.len()),
         format!("{}:{p}1:4 Some(10) \"OutOfRange\"", p.len()),
         "not-a-key Some(3) \"Custom\"".to_owned(),
         format!("{} Some(2) \"Custom\"", other_spelling(page)),
@@ -222,8 +227,9 @@ fn short(error: &AtomicError) -> &'static str {
     }
 }
 
-/// 8,000 keys without rows in one batch: all kept (the ledger's list of them is over 100 KB,
-/// past MySQL's `TEXT`), all still pending after the flush, and `discard` drops one.
+/// 8,000 keys without rows in one batch under `UnknownKeys::Keep`: all reported and kept (the
+/// ledger's list of them is over 100 KB, past MySQL's `TEXT`), all still pending after the
+/// flush, and `discard` drops one.
 pub async fn redis_keeps_thousands_of_keys_without_rows<C: Client>(client: &C)
 where
     DailyView: AtomicFieldOn<ct_daily_views::views, DbOf<C::Db>>,
@@ -232,6 +238,7 @@ where
     let db = client.db();
     let page = next_id();
     let (views, prefix) = fresh_views();
+    let views = views.unknown_keys(UnknownKeys::Keep);
     let mut redis = client.redis().await;
     C::done(views.add_all(
         &mut redis,
@@ -243,11 +250,11 @@ where
         .await
         .unwrap();
     assert_eq!((report.applied, report.written.len()), (1, 0));
-    assert_eq!(report.kept.len(), KEYS as usize);
-    assert!(report
-        .kept
-        .iter()
-        .all(|k| matches!(k.error, AtomicError::NotFound)));
+    assert_eq!(report.kept.len(), 0);
+    let unknown: Vec<((i64, i32), i64)> = (0..KEYS)
+        .map(|day| ((page, day), i64::from(day % 7) + 1))
+        .collect();
+    assert_eq!(report.unknown, unknown);
     for day in [0, 1, 4_321, KEYS - 1] {
         assert_eq!(
             C::done(views.pending(&mut redis, &(page, day)))
@@ -282,7 +289,8 @@ where
 }
 
 /// A key whose increment fails with a database error of its own (`refusal(page)` gives the
-/// SQL that makes the update of `(page, 2)` fail, and the SQL that undoes it) is kept and
+/// SQL that makes the update of `(page, 2)` fail with a message that says "closed": a trigger,
+/// a `CHECK`; and the SQL that undoes it) is kept and
 /// reported with that error while the batch's other keys are written. When it is the only key
 /// of a batch, the flush still finishes (it is kept again), so the counter is never stuck:
 /// adds to other keys meanwhile are written by the next flush.
@@ -301,7 +309,8 @@ where
         .add_all(&mut redis, [((page, 1), 4), ((page, 2), 5), ((page, 3), 6)])
         .unwrap();
     let report = views.flush(&mut db.conn(), &mut redis);
-    let closed = |e: &AtomicError| matches!(e, AtomicError::Database(e) if e.to_string().contains("day 2 is closed"));
+    let closed =
+        |e: &AtomicError| matches!(e, AtomicError::Database(e) if e.to_string().contains("closed"));
     let report = report.unwrap();
     assert_eq!(report.written, vec![((page, 1), 4), ((page, 3), 6)]);
     assert_eq!(report.kept.len(), 1);
@@ -332,4 +341,95 @@ where
         (vec![((page, 2), 5)], 0)
     );
     assert_eq!(rows(&db, page), BTreeMap::from([(1, 4), (2, 5), (3, 7)]));
+}
+
+/// Keys without a row, each way a counter can treat them, beside a key with a row:
+///
+/// - `UnknownKeys::Drop` (the default): reported once with its count, no row created, the
+///   count gone from Redis; the next flush reports nothing.
+/// - `UnknownKeys::Keep`: reported by each flush, the count pending, until the row exists;
+///   then written.
+/// - `inserting(new_row)`: the row inserted with the count; reported as written.
+pub async fn redis_unknown_keys_dropped_kept_or_inserted<C: Client>(client: &C)
+where
+    DailyView: AtomicFieldOn<ct_daily_views::views, DbOf<C::Db>>
+        + NewRow<DailyView, ct_daily_views::views, DbOf<C::Db>>,
+{
+    let db = client.db();
+    let page = next_id();
+    daily_rows(db, page, [1], 10);
+    let mut redis = client.redis().await;
+    let mut conn = client.conn().await;
+
+    // Drop: reported once, then forgotten.
+    let (views, prefix) = fresh_views();
+    C::done(views.add_all(&mut redis, [((page, 1), 2), ((page, 2), 3), ((page, 3), 4)]))
+        .await
+        .unwrap();
+    let report = C::done(views.flush(&mut conn, &mut redis)).await.unwrap();
+    assert_eq!(report.written, vec![((page, 1), 2)]);
+    assert_eq!(report.unknown, vec![((page, 2), 3), ((page, 3), 4)]);
+    assert!(report.kept.is_empty(), "{:?}", report.kept);
+    assert_eq!(rows(db, page), BTreeMap::from([(1, 12)]), "no phantom row");
+    for day in [2, 3] {
+        let pending = C::done(views.pending(&mut redis, &(page, day))).await;
+        assert_eq!(pending.unwrap(), 0);
+    }
+    let again = C::done(views.flush(&mut conn, &mut redis)).await.unwrap();
+    assert_eq!(
+        (again.applied, again.unknown.len()),
+        (0, 0),
+        "reported once"
+    );
+    assert_eq!(
+        open_batches(&mut redis_connection(), &prefix),
+        Vec::<String>::new()
+    );
+
+    // Keep: reported by every flush while pending; written once the row exists.
+    let (views, _) = fresh_views();
+    let views = views.unknown_keys(UnknownKeys::Keep);
+    C::done(views.add_all(&mut redis, [((page, 1), 1), ((page, 4), 5)]))
+        .await
+        .unwrap();
+    for _ in 0..2 {
+        let report = C::done(views.flush(&mut conn, &mut redis)).await.unwrap();
+        assert_eq!(report.unknown, vec![((page, 4), 5)]);
+        assert!(report.kept.is_empty(), "{:?}", report.kept);
+        let pending = C::done(views.pending(&mut redis, &(page, 4))).await;
+        assert_eq!(pending.unwrap(), 5);
+    }
+    assert_eq!(rows(db, page), BTreeMap::from([(1, 13)]), "no phantom row");
+    daily_rows(db, page, [4], 100);
+    let report = C::done(views.flush(&mut conn, &mut redis)).await.unwrap();
+    assert_eq!(
+        (report.written, report.unknown),
+        (vec![((page, 4), 5)], vec![])
+    );
+    assert_eq!(rows(db, page), BTreeMap::from([(1, 13), (4, 105)]));
+
+    // Inserting: the row is created with the count.
+    let (views, _) = fresh_views();
+    let views = views.inserting(|&(page_id, day): &(i64, i32), views| DailyView {
+        page_id,
+        day,
+        views,
+    });
+    C::done(views.add_all(&mut redis, [((page, 1), 1), ((page, 5), 6), ((page, 6), 7)]))
+        .await
+        .unwrap();
+    C::done(views.add(&mut redis, &(page, 5), 2)).await.unwrap();
+    let report = C::done(views.flush(&mut conn, &mut redis)).await.unwrap();
+    assert_eq!(
+        report.written,
+        vec![((page, 1), 1), ((page, 5), 8), ((page, 6), 7)]
+    );
+    assert!(
+        report.unknown.is_empty() && report.kept.is_empty(),
+        "{report:?}"
+    );
+    assert_eq!(
+        rows(db, page),
+        BTreeMap::from([(1, 14), (4, 105), (5, 8), (6, 7)])
+    );
 }
