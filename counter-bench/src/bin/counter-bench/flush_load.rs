@@ -164,11 +164,13 @@ fn once<B: Backend>(
         Workload::Flush => {
             let buffer = B::flush_buffer(pool.clone());
             HEAP.start();
-            for &(id, n) in &batch {
-                buffer.add(id, n).map_err(|e| format!("buffer.add: {e}"))?;
-            }
+            let added = batch.iter().try_for_each(|&(id, n)| buffer.add(id, n));
             // Whatever `flush` returns (a count of keys today), only its error matters here.
-            let run = measured(|| buffer.flush().map(drop).map_err(|e| format!("flush: {e}")));
+            let run = added
+                .map_err(|e| format!("buffer.add: {e}"))
+                .and_then(|()| {
+                    measured(|| buffer.flush().map(drop).map_err(|e| format!("flush: {e}")))
+                });
             HEAP.stop();
             // Nothing is left, so dropping the buffer writes nothing.
             drop(buffer);
