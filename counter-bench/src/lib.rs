@@ -10,6 +10,9 @@
 //!   tables.rs      the result rows, the printed tables, the JSON and the chart
 //!   backend.rs     the schema and each backend's operations (mysql_dsl.rs: its DSL)
 //!   redis_load.rs  the `redis` and `redis_benchmark` workloads
+//!   checkout.rs    the `checkout` workloads' carts
+//!   flush_load.rs  the `flush` workloads: a run per batch size, best of N, memory
+//!   flush_sql.rs   their table and the hand-written multi-row upserts per backend
 //! src/bin/async_bench/     library-async vs hand-written diesel-async vs blocking
 //!   main.rs        the run: servers, warm-up, rounds, outputs, verdict
 //!   cli.rs         flags, workloads, row layouts
@@ -25,11 +28,13 @@
 //!   chart.rs       the SVG chart: ops/s against clients, a panel per backend
 //!   cli.rs         repeated flags made unique, defaults, --seconds
 //!   db.rs          server URLs, version, the rows a run starts from
+//!   heap.rs        memory of a piece of work: a counting allocator, the peak resident set
 //! ```
 
 pub mod chart;
 pub mod cli;
 pub mod db;
+pub mod heap;
 pub mod measure;
 pub mod report;
 pub mod stats;

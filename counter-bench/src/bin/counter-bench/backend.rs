@@ -1,6 +1,6 @@
 //! The table, the model, the workloads, and what differs between the three backends.
 
-use counter_core::{AtomicError, AtomicField, ChangeColumn};
+use counter_core::{AtomicError, AtomicField, ChangeColumn, RetryPolicy};
 use diesel::connection::SimpleConnection;
 use diesel::mysql::MysqlConnection;
 use diesel::pg::PgConnection;
@@ -10,6 +10,7 @@ use diesel::sqlite::SqliteConnection;
 
 use counter_bench::db::{insert_sql, select_text};
 
+use crate::flush_sql::FlushSql;
 use crate::redis_load::RedisLoad;
 use crate::workload::Workload;
 
@@ -54,8 +55,9 @@ pub const STOCK: i64 = 1_000_000_000_000;
 /// A pooled connection of backend `B`.
 pub type Pooled<B> = PooledConnection<ConnectionManager<B>>;
 
-/// One backend: its connection type, the schema, the hand-written statement.
-pub trait Backend: R2D2Connection + Send + Sized + 'static {
+/// One backend: its connection type, the schema, the hand-written statement (and the flush
+/// workloads' table and statements, [`FlushSql`]).
+pub trait Backend: R2D2Connection + FlushSql + Send + Sized + 'static {
     /// The name used on the command line and in the JSON.
     const NAME: &'static str;
     /// The name used in the chart and the table.
@@ -78,6 +80,14 @@ pub trait Backend: R2D2Connection + Send + Sized + 'static {
     /// Runs one operation of `workload` on row `id`; the amount it moved its column by
     /// (`value` up, or `stock` down).
     fn op(conn: &mut Pooled<Self>, workload: Workload, id: i64) -> Result<i64, String>;
+
+    /// Takes `cart` (`(product id, units)`, products distinct) out of `stock` as `workload`
+    /// does; the units taken.
+    fn checkout(
+        conn: &mut Pooled<Self>,
+        workload: Workload,
+        cart: &[(i64, i64)],
+    ) -> Result<i64, String>;
 
     /// Flushes the `redis` workload's counter into `counters`; the counts moved, how long.
     fn redis_flush(
@@ -236,10 +246,43 @@ macro_rules! common {
                 Workload::Spread => Counter::increment_value(conn, id, 1)
                     .map(|_| 1)
                     .map_err(atomic_err),
-                // Run by the client loop on the shared buffer or Redis, never here.
-                Workload::Buffered | Workload::Redis | Workload::RedisBenchmark => {
-                    Err(format!("{workload:?} does not run on a connection"))
+                // Run by the client loop on the shared buffer or Redis, or with a cart, or by
+                // `flush_load`: never here.
+                Workload::Buffered
+                | Workload::Redis
+                | Workload::RedisBenchmark
+                | Workload::Checkout
+                | Workload::CheckoutFiveCalls
+                | Workload::Flush
+                | Workload::FlushHandwritten
+                | Workload::FlushHandwrittenUnnest => {
+                    Err(format!("{workload:?} does not run on a row id"))
                 }
+            }
+        }
+
+        fn checkout(
+            conn: &mut Pooled<Self>,
+            workload: Workload,
+            cart: &[(i64, i64)],
+        ) -> Result<i64, String> {
+            let units: i64 = cart.iter().map(|&(_, q)| q).sum();
+            match workload {
+                Workload::Checkout => {
+                    Counter::decrement_stock_if_at_least_many(conn, cart.iter().copied())
+                        .map(|_| units)
+                        .map_err(atomic_err)
+                }
+                Workload::CheckoutFiveCalls => {
+                    counter_core::transaction(conn, RetryPolicy::DEFAULT, |c| {
+                        for &(id, q) in cart {
+                            Counter::decrement_stock_if_at_least(c, id, q)?;
+                        }
+                        Ok(units)
+                    })
+                    .map_err(atomic_err)
+                }
+                _ => Err(format!("{workload:?} does not take a cart")),
             }
         }
 

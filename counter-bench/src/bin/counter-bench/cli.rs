@@ -61,6 +61,19 @@ pub struct Cli {
     /// then one flush into the table after the slice (its rate is reported as well).
     /// redis_benchmark: redis-benchmark -c <clients> INCRBY on the same Redis, the reference
     /// for redis (needs redis-benchmark on the PATH).
+    /// checkout: Counter::decrement_stock_if_at_least_many(conn, cart), a random 5-line cart
+    /// over 20 products (1 to 3 units a line) in one call, every line or none.
+    /// checkout_five_calls: the same cart as 5 decrement_stock_if_at_least calls inside
+    /// counter_core::transaction.
+    /// flush: Buffer::flush() of --keys distinct keys, half of them rows that exist, half
+    /// new rows; not a client loop but one run per size and round (best of --rounds), from
+    /// the same table state each time (emptied, then the existing half inserted).
+    /// flush_handwritten: the same batch as Diesel multi-row upserts (INSERT … VALUES
+    /// (…), (…) ON CONFLICT (id) DO UPDATE SET n = n + excluded.n on PostgreSQL and SQLite,
+    /// ON DUPLICATE KEY UPDATE n = n + VALUES(n) on MariaDB), chunked by the parameter limit,
+    /// in one transaction.
+    /// flush_handwritten_unnest: PostgreSQL only, the batch as one INSERT … SELECT * FROM
+    /// unnest($1::bigint[], $2::bigint[]) ON CONFLICT (id) DO UPDATE ….
     #[arg(long = "workload", value_enum, verbatim_doc_comment)]
     pub workloads: Vec<Workload>,
 
@@ -83,6 +96,11 @@ pub struct Cli {
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(i64).range(1..=1_000_000))]
     pub rows: i64,
 
+    /// Batch sizes of the flush workloads, comma-separated [default: 1000,20000,200000; with
+    /// --quick: 1000,20000].
+    #[arg(long, value_delimiter = ',', value_parser = clap::value_parser!(u32).range(2..=10_000_000))]
+    pub keys: Vec<u32>,
+
     /// Write the result rows as a JSON array to this file: objects with backend, workload,
     /// clients, ops_per_sec, p50_us, p99_us, lost, errors (and rows).
     #[arg(long, value_name = "PATH")]
@@ -93,8 +111,8 @@ pub struct Cli {
     #[arg(long, value_name = "PATH")]
     pub svg: Option<PathBuf>,
 
-    /// CI smoke run: 1 and 4 clients, 1 s per configuration, one round, all workloads, unless
-    /// given explicitly. Under a minute per backend.
+    /// CI smoke run: 1 and 4 clients, 1 s per configuration, one round, flushes of 1,000 and
+    /// 20,000 keys, all workloads, unless given explicitly.
     #[arg(long)]
     pub quick: bool,
 
@@ -118,6 +136,8 @@ pub struct Settings {
     pub seconds: f64,
     pub rounds: u32,
     pub rows: i64,
+    /// Batch sizes of the flush workloads.
+    pub keys: Vec<usize>,
     pub seed: u64,
     pub quick: bool,
 }
@@ -148,6 +168,14 @@ impl Settings {
             seconds,
             rounds,
             rows: cli.rows,
+            keys: sorted_or(
+                &cli.keys.iter().map(|&k| k as usize).collect::<Vec<_>>(),
+                if cli.quick {
+                    &[1_000, 20_000]
+                } else {
+                    &[1_000, 20_000, 200_000]
+                },
+            ),
             seed: cli.seed,
             quick: cli.quick,
         })
@@ -174,9 +202,13 @@ mod tests {
             (s.clients.as_slice(), s.seconds, s.rounds),
             (&[1, 4][..], 1.0, 1)
         );
+        assert_eq!(s.keys, [1_000, 20_000]);
         let cli = Cli::parse_from(["counter-bench", "--seconds", "12"]);
         let s = Settings::new(&cli).expect("valid");
         assert_eq!((s.clients.as_slice(), s.rounds), (&[1, 4, 16][..], 3));
+        assert_eq!(s.keys, [1_000, 20_000, 200_000]);
+        let cli = Cli::parse_from(["counter-bench", "--keys", "500,20,500"]);
+        assert_eq!(Settings::new(&cli).expect("valid").keys, [20, 500]);
         let cli = Cli::parse_from(["counter-bench", "--seconds", "0"]);
         assert!(Settings::new(&cli).is_err());
     }

@@ -7,7 +7,10 @@
 //! machine (other processes, autovacuum, checkpoints, thermal) hits all of them alike.
 
 mod backend;
+mod checkout;
 mod cli;
+mod flush_load;
+mod flush_sql;
 mod mysql_dsl;
 mod redis_load;
 mod run;
@@ -27,6 +30,10 @@ use cli::{BackendName, Cli, Settings};
 use run::run_backend;
 use tables::{Panel, Row};
 use workload::Workload;
+
+/// Counts the Rust heap while the flush workloads measure their memory; off otherwise.
+#[global_allocator]
+static HEAP: counter_bench::heap::Counting = counter_bench::heap::Counting::new();
 
 fn main() -> ExitCode {
     let cli = Cli::parse();

@@ -14,7 +14,9 @@ use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 
 use crate::backend::{Backend, SLOTS};
+use crate::checkout;
 use crate::cli::Settings;
+use crate::flush_load;
 use crate::redis_load;
 use crate::tables::Row;
 use crate::workload::Workload;
@@ -84,15 +86,19 @@ pub fn run_backend<B: Backend>(
         s.rows
     );
 
+    // The client loops; the flush workloads run afterwards, a run per batch size.
+    let (flushes, loops): (Vec<Workload>, Vec<Workload>) =
+        s.workloads.iter().partition(|w| w.is_flush());
+
     // Warm-up, not counted: every connection prepares every statement once.
     let warmup = Duration::from_millis(if s.quick { 100 } else { 300 });
-    for &w in &s.workloads {
+    for &w in &loops {
         let mut rng = SmallRng::seed_from_u64(s.seed);
         run_slice::<B>(&pool, w, max_clients, s.rows, warmup, &mut rng)?;
     }
 
     let mut configs: Vec<(Workload, usize)> = Vec::new();
-    for &w in &s.workloads {
+    for &w in &loops {
         for &c in &s.clients {
             configs.push((w, c));
         }
@@ -100,7 +106,7 @@ pub fn run_backend<B: Backend>(
     let slice = Duration::from_secs_f64(s.seconds / f64::from(s.rounds));
     let mut rng = SmallRng::seed_from_u64(s.seed);
     let mut tallies: BTreeMap<(Workload, usize), Tally> = BTreeMap::new();
-    for round in 0..s.rounds {
+    for round in (0..s.rounds).filter(|_| !configs.is_empty()) {
         let mut order = configs.clone();
         let shift = round as usize % order.len();
         order.rotate_left(shift);
@@ -129,7 +135,7 @@ pub fn run_backend<B: Backend>(
         }
     }
 
-    let rows = tallies
+    let mut rows: Vec<Row> = tallies
         .into_iter()
         .map(|((w, c), mut t)| {
             let lost = i64::try_from(t.lost).unwrap_or(i64::MAX);
@@ -145,9 +151,13 @@ pub fn run_backend<B: Backend>(
                 rows: s.rows,
                 flush_per_sec: (w == Workload::Redis && !t.flush_time.is_zero())
                     .then(|| (t.flushed as f64 / t.flush_time.as_secs_f64()).round()),
+                memory: None,
             }
         })
         .collect();
+    if !flushes.is_empty() {
+        rows.extend(flush_load::run::<B>(&pool, s, &flushes)?);
+    }
     Ok((title, rows))
 }
 
@@ -292,6 +302,9 @@ fn client<B: Backend>(
                 .add(c, &id, 1)
                 .map(|_| 1)
                 .map_err(|e| e.to_string()),
+            (None, None) if workload.is_checkout() => {
+                B::checkout(&mut conn, workload, &checkout::cart(&mut rng))
+            }
             (None, None) => B::op(&mut conn, workload, id),
         };
         if let Some(amount) = log.record(result, Instant::now()) {

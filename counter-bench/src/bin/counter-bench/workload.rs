@@ -55,10 +55,28 @@ pub enum Workload {
     /// in the same run. Not the library; its numbers are redis-benchmark's own.
     #[value(name = "redis_benchmark", alias = "redis-benchmark")]
     RedisBenchmark,
+    /// `decrement_stock_if_at_least_many(conn, cart)`: a random 5-line cart over 20 products
+    /// taken in one call, every line or none.
+    Checkout,
+    /// The same cart as five `decrement_stock_if_at_least` calls inside
+    /// `counter_core::transaction`.
+    #[value(name = "checkout_five_calls", alias = "checkout-five-calls")]
+    CheckoutFiveCalls,
+    /// `Buffer::flush()` of a batch of distinct keys, half of them without a row; one run per
+    /// `--keys` size, not a client loop.
+    Flush,
+    /// The same batch as multi-row `INSERT … VALUES … ON CONFLICT / ON DUPLICATE KEY UPDATE`
+    /// statements written with Diesel, chunked by the parameter limit, in one transaction.
+    #[value(name = "flush_handwritten", alias = "flush-handwritten")]
+    FlushHandwritten,
+    /// PostgreSQL only: the same batch as one `INSERT … SELECT * FROM unnest($1::bigint[],
+    /// $2::bigint[]) ON CONFLICT …`.
+    #[value(name = "flush_handwritten_unnest", alias = "flush-handwritten-unnest")]
+    FlushHandwrittenUnnest,
 }
 
 impl Workload {
-    pub const ALL: [Workload; 15] = [
+    pub const ALL: [Workload; 20] = [
         Workload::Naive,
         Workload::Handwritten,
         Workload::Increment,
@@ -74,6 +92,11 @@ impl Workload {
         Workload::Spread,
         Workload::Redis,
         Workload::RedisBenchmark,
+        Workload::Checkout,
+        Workload::CheckoutFiveCalls,
+        Workload::Flush,
+        Workload::FlushHandwritten,
+        Workload::FlushHandwrittenUnnest,
     ];
 
     pub fn name(self) -> &'static str {
@@ -93,12 +116,36 @@ impl Workload {
             Workload::Spread => "spread",
             Workload::Redis => "redis",
             Workload::RedisBenchmark => "redis_benchmark",
+            Workload::Checkout => "checkout",
+            Workload::CheckoutFiveCalls => "checkout_five_calls",
+            Workload::Flush => "flush",
+            Workload::FlushHandwritten => "flush_handwritten",
+            Workload::FlushHandwrittenUnnest => "flush_handwritten_unnest",
         }
     }
 
     /// Does it move `stock` down (else `value` up)?
     pub fn on_stock(self) -> bool {
-        matches!(self, Workload::DecrementIfAtLeast | Workload::TakeUpTo)
+        matches!(
+            self,
+            Workload::DecrementIfAtLeast
+                | Workload::TakeUpTo
+                | Workload::Checkout
+                | Workload::CheckoutFiveCalls
+        )
+    }
+
+    /// Does a client take a cart per operation (else a row id)?
+    pub fn is_checkout(self) -> bool {
+        matches!(self, Workload::Checkout | Workload::CheckoutFiveCalls)
+    }
+
+    /// Is it a run per batch size (`flush_load`) rather than clients in a loop?
+    pub fn is_flush(self) -> bool {
+        matches!(
+            self,
+            Workload::Flush | Workload::FlushHandwritten | Workload::FlushHandwrittenUnnest
+        )
     }
 }
 
@@ -121,6 +168,10 @@ impl Series for Workload {
             Workload::Slotted => "#e377c2",
             Workload::Spread => "#393b79",
             Workload::Redis | Workload::RedisBenchmark => "#a50026",
+            Workload::Checkout | Workload::CheckoutFiveCalls => "#2ca02c",
+            Workload::Flush | Workload::FlushHandwritten | Workload::FlushHandwrittenUnnest => {
+                "#bcbd22"
+            }
         }
     }
 
@@ -133,6 +184,9 @@ impl Series for Workload {
                 | Workload::UpsertHandwritten
                 | Workload::Spread
                 | Workload::RedisBenchmark
+                | Workload::CheckoutFiveCalls
+                | Workload::FlushHandwritten
+                | Workload::FlushHandwrittenUnnest
         )
     }
 }
