@@ -58,6 +58,7 @@ pub(crate) trait OnMissing<M: AtomicField<Col>, Col: Column, DB: diesel::backend
     ) -> impl Future<Output = Result<(), AtomicError>>
     where
         R: RawConnection<Db = DB>,
+        DB: Dialect,
         M: AtomicFieldOn<Col, DB>,
         M::Key: Clone;
 }
@@ -77,6 +78,7 @@ impl<M: AtomicField<Col>, Col: Column, DB: diesel::backend::Backend> OnMissing<M
     ) -> Result<(), AtomicError>
     where
         R: RawConnection<Db = DB>,
+        DB: Dialect,
         M: AtomicFieldOn<Col, DB>,
         M::Key: Clone,
     {
@@ -94,7 +96,7 @@ where
     Col: Column + 'static,
     F: FnMut(&M::Key, M::Value) -> Row,
     Row: NewRow<M, Col, DB>,
-    DB: Dialect,
+    DB: diesel::backend::Backend,
 {
     /// One multi-row `INSERT` per chunk of [`Dialect::INSERT_CHUNK`] rows (one per row on
     /// SQLite), in a savepoint, then one read of the chunk's new values. A chunk that meets a
@@ -109,6 +111,7 @@ where
     ) -> Result<(), AtomicError>
     where
         R: RawConnection<Db = DB>,
+        DB: Dialect,
         M: AtomicFieldOn<Col, DB>,
         M::Key: Clone,
     {

@@ -24,7 +24,6 @@ use crate::backend::{write_transaction, Dialect, RawConnection};
 use crate::change::Changes;
 use crate::error::AtomicError;
 use crate::field::AtomicFieldOn;
-use crate::lock::LockMode;
 use crate::plan::{Delta, Direction, Plan, Take};
 use crate::set_plan::RowPlan;
 use crate::sql::{
