@@ -21,6 +21,7 @@ pub mod cells;
 pub mod driver;
 pub mod history;
 pub mod hot;
+pub mod many;
 pub mod op;
 pub mod sale;
 pub mod subject;
