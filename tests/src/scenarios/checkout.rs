@@ -37,9 +37,9 @@ const MOST: i32 = 3;
 type Checkout = (Vec<(i64, i32)>, Result<Vec<(i64, i32)>, AtomicError>);
 
 /// 16 workers check out 20 random 5-line carts each (lines in random order, quantities 1 to
-/// 3) from 20 products of stock 80 (about half of the carts fit). Even workers record the sale in the same library
-/// transaction (`increment_sold_many` after the checkout), odd ones run the checkout alone and
-/// the test counts their sales. Then, per product:
+/// 3) from 20 products of stock 80 (about half of the carts fit). Even workers record the sale
+/// in the same library transaction (`increment_sold_many` after the checkout), odd ones run
+/// the checkout alone and the test counts their sales. Then, per product:
 /// - stock + sold (in the row, and counted) is the initial stock, and no stock is below 0;
 /// - the successful checkouts' values form one chain from the initial stock down to the
 ///   final one (no value handed out twice, no take lost);
