@@ -242,6 +242,103 @@ fn results_do_not_depend_on_sql_mode() {
     }
 }
 
+/// The set operations do not depend on `sql_mode` either: in the default strict mode, with
+/// `SIMULTANEOUS_ASSIGNMENT` and in non-strict mode (where a write past a column's type is
+/// clamped instead of refused), the same sets give the same values, negative values and type
+/// extremes included (signed and unsigned), and a set with a row past a bound changes no row.
+#[test]
+fn set_operations_do_not_depend_on_sql_mode() {
+    use counter_tests::models::{Edge, Product};
+    use counter_tests::scenarios::in_row;
+    let limit = |error: &AtomicError| match error {
+        AtomicError::OutOfRange { limit, .. } => Some(*limit),
+        _ => None,
+    };
+    let db = Mysql::open();
+    for mode in [
+        "@@sql_mode",
+        "CONCAT(@@sql_mode, ',SIMULTANEOUS_ASSIGNMENT')",
+        "''",
+    ] {
+        // A connection of its own: the pool's connections keep their mode.
+        let mut conn = MysqlConnection::establish(counter_tests::db::mysql_url()).unwrap();
+        diesel::connection::SimpleConnection::batch_execute(
+            &mut conn,
+            &format!("SET SESSION sql_mode = {mode}"),
+        )
+        .unwrap();
+        let (e1, e2) = (
+            db.new_edge(-5, -7, i64::MIN + 3, 20),
+            db.new_edge(i16::MAX - 1, 0, i64::MAX - 1, 5),
+        );
+        let medium = Edge::decrement_medium_many(&mut conn, [(e2, 1), (e1, 10)]).unwrap();
+        assert_eq!(medium, [(e1, -17), (e2, -1)], "{mode}");
+        let big = Edge::decrement_big_many(&mut conn, [(e1, 3), (e2, i64::MAX)]).unwrap();
+        assert_eq!(big, [(e1, i64::MIN), (e2, -1)], "{mode}");
+        let (key, error) = in_row(Edge::increment_small_many(&mut conn, [(e1, 1), (e2, 2)]));
+        assert_eq!(key, format!("{e2:?}"), "{mode}");
+        assert_eq!(limit(&error), Some(Limit::Max(i16::MAX.into())), "{mode}");
+        let (key, error) = in_row(Edge::decrement_big_many(&mut conn, [(e2, 1), (e1, 1)]));
+        assert_eq!(key, format!("{e1:?}"), "{mode}");
+        assert_eq!(limit(&error), Some(Limit::Min(i64::MIN.into())), "{mode}");
+        assert_eq!(db.edge(e1), (-5, -17, i64::MIN, 20), "{mode}");
+        assert_eq!(db.edge(e2), (i16::MAX - 1, -1, -1, 5), "{mode}");
+
+        let (a, b) = (db.new_product(3, 0), db.new_product(10, 0));
+        let (key, error) = in_row(Product::decrement_stock_many(&mut conn, [(b, 1), (a, 4)]));
+        assert_eq!(key, format!("{a:?}"), "{mode}");
+        assert!(
+            matches!(
+                error,
+                AtomicError::OutOfRange {
+                    current: 3,
+                    attempted: -1,
+                    limit: Limit::Min(0)
+                }
+            ),
+            "{mode}: {error:?}"
+        );
+        let cart = [(b, 10), (a, 3)];
+        let taken = Product::decrement_stock_if_at_least_many(&mut conn, cart).unwrap();
+        assert_eq!(taken, [(a, 0), (b, 0)], "{mode}");
+        assert_eq!((db.product(a), db.product(b)), ((0, 0), (0, 0)), "{mode}");
+
+        let (u, v) = (
+            new_unsigned(&db, u32::MAX - 1, u64::MAX - 1),
+            new_unsigned(&db, 1, 1),
+        );
+        let up = UnsignedCounter::increment_u64v_many(&mut conn, [(v, 2), (u, 1)]).unwrap();
+        assert_eq!(up, [(u, u64::MAX), (v, 3)], "{mode}");
+        let (key, error) = in_row(UnsignedCounter::increment_u32v_many(
+            &mut conn,
+            [(u, 2), (v, 1)],
+        ));
+        assert_eq!(key, format!("{u:?}"), "{mode}");
+        assert_eq!(limit(&error), Some(Limit::Max(u32::MAX.into())), "{mode}");
+        let (key, error) = in_row(UnsignedCounter::decrement_u32v_many(
+            &mut conn,
+            [(u, 1), (v, 2)],
+        ));
+        assert_eq!(key, format!("{v:?}"), "{mode}");
+        assert!(
+            matches!(
+                error,
+                AtomicError::OutOfRange {
+                    current: 1,
+                    attempted: -1,
+                    limit: Limit::Min(0)
+                }
+            ),
+            "{mode}: {error:?}"
+        );
+        assert_eq!(
+            (unsigned(&db, u), unsigned(&db, v)),
+            ((u32::MAX - 1, u64::MAX), (1, 3)),
+            "{mode}"
+        );
+    }
+}
+
 /// The flusher's connection is killed by the server in the middle of a flush (`KILL` while
 /// the flush waits for a row lock another transaction holds): that flush fails and keeps its
 /// counts, and the next one, on a connection the pool replaced (r2d2 tests connections on

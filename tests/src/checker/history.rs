@@ -21,12 +21,15 @@
 //!    update, a read of a value the row never held) breaks the balance or the connection.
 //!    `take_up_to` returns only the amount taken, not where the row was, so a row it changed
 //!    skips this check (its total is still checked).
+//!
+//! The set operations have their model in [`many`](super::many): every row or none.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Debug;
 
 use counter_core::{AtomicError, Limit};
 
+use super::many::interpret_many;
 use super::op::{refusal, Closure, Key, Op, Outcome, Record};
 
 /// The bounds the counters declare.
@@ -38,18 +41,18 @@ pub struct Bounds {
 
 /// What one call did to the rows, as far as its result tells.
 #[derive(Debug, Default)]
-struct Effect {
+pub(super) struct Effect {
     /// `(row, amount added)` for every row the call changed.
-    deltas: Vec<(usize, i128)>,
+    pub deltas: Vec<(usize, i128)>,
     /// `(row, before, after)` for every value transition the call's result proves; a value it
     /// only saw is `(row, v, v)`.
-    edges: Vec<(usize, i128, i128)>,
+    pub edges: Vec<(usize, i128, i128)>,
     /// Rows that `take_up_to` changed (no edge: the result does not say where the row was).
-    taken: Vec<usize>,
+    pub taken: Vec<usize>,
 }
 
 impl Effect {
-    fn none() -> Self {
+    pub(super) fn none() -> Self {
         Effect::default()
     }
 
@@ -69,7 +72,7 @@ impl Effect {
         effect
     }
 
-    fn saw(row: usize, value: i128) -> Self {
+    pub(super) fn saw(row: usize, value: i128) -> Self {
         Effect {
             edges: vec![(row, value, value)],
             ..Effect::default()
@@ -90,7 +93,7 @@ pub struct Verdict {
 
 /// Checks `records` (every call of one history) against the rows' `initial` and `last`
 /// values.
-pub fn check<K: Debug + PartialEq + Clone>(
+pub fn check<K: Debug + Ord + Clone>(
     bounds: Bounds,
     initial: &[i32],
     last: &[i32],
@@ -164,7 +167,7 @@ pub fn check<K: Debug + PartialEq + Clone>(
 /// A short name of an outcome, for the statistics.
 fn outcome_name(outcome: &Outcome) -> String {
     match outcome {
-        Outcome::Value(_) | Outcome::Pair(..) => "Ok".into(),
+        Outcome::Value(_) | Outcome::Pair(..) | Outcome::Values(_) => "Ok".into(),
         Outcome::Panicked => "panicked".into(),
         Outcome::Failed(e) => {
             let text = format!("{e:?}");
@@ -173,16 +176,19 @@ fn outcome_name(outcome: &Outcome) -> String {
     }
 }
 
-fn inside(bounds: Bounds, v: i128) -> bool {
+pub(super) fn inside(bounds: Bounds, v: i128) -> bool {
     (i128::from(bounds.lo)..=i128::from(bounds.hi)).contains(&v)
 }
 
 /// The effect of one call if the model allows its outcome; why not otherwise.
-fn interpret<K: Debug + PartialEq>(
+fn interpret<K: Debug + Ord>(
     bounds: Bounds,
     op: &Op<K>,
     outcome: &Outcome,
 ) -> Result<Effect, String> {
+    if let Op::Many(set_op, pairs) = op {
+        return interpret_many(bounds, *set_op, pairs, outcome);
+    }
     let (lo, hi) = (i128::from(bounds.lo), i128::from(bounds.hi));
     // Refusals that depend only on the arguments, in the order the library checks them: no
     // database is asked, so not even a conflict can come first.
@@ -195,6 +201,7 @@ fn interpret<K: Debug + PartialEq>(
         | Op::Transaction(_, _, n) => Some(i128::from(*n)),
         Op::UpdateLocked(..) | Op::Current(_) => None,
         Op::IncrementOrInsert(..) | Op::Sale(..) => unreachable!("checked as `classic()`"),
+        Op::Many(..) => unreachable!("checked above"),
     };
     if let Some(n) = amount.filter(|&n| n < 0) {
         return match outcome {
@@ -443,7 +450,7 @@ fn after(bounds: Bounds, row: usize, delta: i128, value: Option<i128>) -> Result
     Ok(Effect::change(row, delta, v))
 }
 
-fn check_inside(bounds: Bounds, values: &[i128]) -> Result<(), String> {
+pub(super) fn check_inside(bounds: Bounds, values: &[i128]) -> Result<(), String> {
     match values.iter().find(|&&v| !inside(bounds, v)) {
         Some(v) => Err(format!("value {v} is outside {bounds:?}")),
         None => Ok(()),

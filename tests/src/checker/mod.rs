@@ -3,10 +3,11 @@
 //! One *history*: a few counter rows with random initial values, `THREADS` threads on one
 //! pool each running a seeded random sequence of every public operation (random amounts
 //! including zero, negatives and amounts at and past the bounds; keys of missing rows; other
-//! spellings of the same key; closures that refuse or panic), every call recorded with its
-//! result. Then [`history::check`] holds the records against the model. A *cell* is one
-//! database configuration (journal mode, isolation level, `sql_mode`, ...; see
-//! `tests/checker.rs`), on which several histories run, on both [`subject`]s.
+//! spellings of the same key; closures that refuse or panic; set operations over several
+//! keys, [`many`]), every call recorded with its result. Then [`history::check`] holds the
+//! records against the model. A *cell* is one database configuration (journal mode, isolation
+//! level, `sql_mode`, ...; see `tests/checker.rs`), on which several histories run, on both
+//! [`subject`]s.
 //!
 //! Sizes come from the environment, so CI runs a short check of every cell and a soak run is
 //! one command:
@@ -21,6 +22,7 @@ pub mod cells;
 pub mod driver;
 pub mod history;
 pub mod hot;
+pub mod many;
 pub mod op;
 pub mod sale;
 pub mod subject;

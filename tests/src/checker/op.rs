@@ -77,6 +77,20 @@ pub enum Op<K> {
     /// `update_atomic(k, (v.decrement_if_at_least(n), w.increment(n)))`: the two-column sale,
     /// checked as a `DecrementIfAtLeast` of `v` (its refusal unwrapped from `InColumn`).
     Sale(Key<K>, i32),
+    /// A set operation on the pairs as given (repeated keys, other spellings of one row and
+    /// keys of no row included): every row or none.
+    Many(SetOp, Vec<(Key<K>, i32)>),
+}
+
+/// Which set operation an [`Op::Many`] is.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum SetOp {
+    /// `increment_many`.
+    Increment,
+    /// `decrement_many`.
+    Decrement,
+    /// `decrement_if_at_least_many`: the checkout.
+    AtLeast,
 }
 
 impl<K: Clone> Op<K> {
@@ -105,6 +119,9 @@ impl<K> Op<K> {
             Op::Transaction(..) => "transaction",
             Op::IncrementOrInsert(..) => "increment_or_insert",
             Op::Sale(..) => "update_atomic",
+            Op::Many(SetOp::Increment, _) => "increment_many",
+            Op::Many(SetOp::Decrement, _) => "decrement_many",
+            Op::Many(SetOp::AtLeast, _) => "decrement_if_at_least_many",
         }
     }
 }
@@ -116,6 +133,8 @@ pub enum Outcome {
     Value(i32),
     /// `Ok((from, to))` of a transfer.
     Pair(i32, i32),
+    /// `Ok` of a set operation: each key (as `{:?}` prints it) with its new value.
+    Values(Vec<(String, i32)>),
     /// `Err`.
     Failed(AtomicError),
     /// The call panicked (caught by the checker).
@@ -144,7 +163,12 @@ pub struct Keys<K> {
 impl<K: Clone> Keys<K> {
     /// A random key: 1 in 20 names no row, the others a random spelling of a random row.
     fn pick(&self, rng: &mut StdRng) -> Key<K> {
-        if rng.random_ratio(1, 20) {
+        self.pick_missing_one_in(rng, 20)
+    }
+
+    /// A random key: 1 in `n` names no row, the others a random spelling of a random row.
+    fn pick_missing_one_in(&self, rng: &mut StdRng, n: u32) -> Key<K> {
+        if rng.random_ratio(1, n) {
             let key = self.missing.choose(rng).expect("a missing key").clone();
             return Key { key, row: None };
         }
@@ -169,13 +193,32 @@ fn amount(rng: &mut StdRng, hi: i32) -> i32 {
     }
 }
 
+/// A random set: 0 to 4 pairs (so now and then an empty one), 1 key in 12 of no row, and
+/// amounts mostly small, so that many sets go through whole while others refuse.
+fn random_set<K: Clone>(rng: &mut StdRng, keys: &Keys<K>, hi: i32) -> Vec<(Key<K>, i32)> {
+    let len = rng.random_range(0..=4);
+    (0..len)
+        .map(|_| {
+            let key = keys.pick_missing_one_in(rng, 12);
+            let n = match rng.random_range(0..100) {
+                0..6 => 0,
+                6..9 => -rng.random_range(1..=5),
+                9..12 => *[hi + 1, i32::MAX].choose(rng).expect("non-empty"),
+                12..85 => rng.random_range(1..=10),
+                _ => rng.random_range(11..=40),
+            };
+            (key, n)
+        })
+        .collect()
+}
+
 /// A random operation on `keys`; `hi` is the upper bound of the counters. Without `takes`, no
 /// `take_up_to`: its result does not say where the row was, so a history without it can be
 /// checked for one order of all its values (see `history`).
 pub fn random_op<K: Clone>(rng: &mut StdRng, keys: &Keys<K>, hi: i32, takes: bool) -> Op<K> {
     let key = keys.pick(rng);
     let kind = loop {
-        let kind = rng.random_range(0..100);
+        let kind = rng.random_range(0..112);
         if takes || !(45..55).contains(&kind) {
             break kind;
         }
@@ -197,6 +240,9 @@ pub fn random_op<K: Clone>(rng: &mut StdRng, keys: &Keys<K>, hi: i32, takes: boo
         80..86 => Op::Transaction(key, keys.pick(rng), amount(rng, hi)),
         86..91 if key.row.is_some() => Op::IncrementOrInsert(key, amount(rng, hi)),
         91..96 => Op::Sale(key, amount(rng, hi)),
+        100..104 => Op::Many(SetOp::Increment, random_set(rng, keys, hi)),
+        104..108 => Op::Many(SetOp::Decrement, random_set(rng, keys, hi)),
+        108.. => Op::Many(SetOp::AtLeast, random_set(rng, keys, hi)),
         _ => Op::Current(key),
     }
 }
@@ -210,7 +256,7 @@ where
     C: AtomicConnection,
     C::Mode: TransactionMode,
     M: Subject + AtomicFieldOn<M::Col, BackendOf<C>>,
-    KeyOf<M>: Clone + PartialEq + Send + Sync,
+    KeyOf<M>: KeyDebug,
     for<'r> &'r M: UpsertRow<M, M::Col, BackendOf<C>>,
     SaleOf<M>: Changes<M, BackendOf<C>, Key = KeyOf<M>, Values = (i32, i64)>,
 {
@@ -260,6 +306,20 @@ where
                     Err(other) => Err(other),
                 }
             }
+            Op::Many(set_op, pairs) => {
+                let pairs: Vec<_> = pairs.iter().map(|(k, n)| (k.key.clone(), *n)).collect();
+                let values = match set_op {
+                    SetOp::Increment => wait::<C, _>(field.increment_many(conn, pairs)).await,
+                    SetOp::Decrement => wait::<C, _>(field.decrement_many(conn, pairs)).await,
+                    SetOp::AtLeast => {
+                        wait::<C, _>(field.decrement_if_at_least_many(conn, pairs)).await
+                    }
+                };
+                values.map(|values| {
+                    let named = values.into_iter().map(|(k, v)| (format!("{k:?}"), v));
+                    Outcome::Values(named.collect())
+                })
+            }
         }
     })
     .await;
@@ -302,6 +362,6 @@ pub fn quiet_injected_panics() {
     });
 }
 
-/// Keys are printed in anomaly reports.
-pub trait KeyDebug: Debug + Clone + PartialEq + Send + Sync + 'static {}
-impl<K: Debug + Clone + PartialEq + Send + Sync + 'static> KeyDebug for K {}
+/// Keys are printed in anomaly reports, and ordered as a set operation orders them.
+pub trait KeyDebug: Debug + Clone + Ord + Send + Sync + 'static {}
+impl<K: Debug + Clone + Ord + Send + Sync + 'static> KeyDebug for K {}

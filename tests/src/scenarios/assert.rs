@@ -53,6 +53,16 @@ pub fn negative<T: Debug>(result: Result<T, AtomicError>) -> i128 {
     }
 }
 
+/// The key and the row's refusal of an `InRow` error (a set operation's); panics on anything
+/// else.
+#[track_caller]
+pub fn in_row<T: Debug>(result: Result<T, AtomicError>) -> (String, AtomicError) {
+    match result {
+        Err(AtomicError::InRow { key, error }) => (key, *error),
+        other => panic!("expected Err(InRow {{ .. }}), got {other:?}"),
+    }
+}
+
 /// Errors counted by their message, for a failure report that says what went wrong.
 pub fn error_summary<'a>(
     errors: impl IntoIterator<Item = &'a AtomicError>,

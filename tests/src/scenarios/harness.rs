@@ -70,3 +70,36 @@ pub type HarnessTransaction<C> =
 
 /// The load for the keyed scenarios: 16 workers.
 pub const KEYED_THREADS: usize = 16;
+
+/// CPU-bound threads to run beside a concurrency scenario ([`beside_busy_threads`]).
+pub const BUSY_THREADS: usize = 2;
+
+/// Runs `work` while `threads` CPU-bound threads spin beside it, so the workers are preempted
+/// anywhere in a call (between taking a lock and committing), as on a loaded machine, not only
+/// where they wait on the database. The spinners stop when `work` returns or panics.
+pub fn beside_busy_threads<T>(threads: usize, work: impl FnOnce() -> T) -> T {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    /// Stops the spinners however `work` ends (a panic would otherwise leave the scope
+    /// waiting for them forever).
+    struct Stop<'a>(&'a AtomicBool);
+    impl Drop for Stop<'_> {
+        fn drop(&mut self) {
+            self.0.store(true, Ordering::Relaxed);
+        }
+    }
+    let stop = AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        for _ in 0..threads {
+            scope.spawn(|| {
+                let mut x = 1_u64;
+                while !stop.load(Ordering::Relaxed) {
+                    for i in 0..10_000 {
+                        x = std::hint::black_box(x.wrapping_mul(6_364_136_223_846_793_005) ^ i);
+                    }
+                }
+            });
+        }
+        let _stop = Stop(&stop);
+        work()
+    })
+}

@@ -25,6 +25,8 @@
 //! - [`transaction`]: the library's retrying `transaction`.
 //! - [`composite`]: composite keys and several columns in one statement.
 //! - [`upsert`]: increment-or-insert and the add-to-cart.
+//! - [`sets`]: the set operations on one connection, every row or none; [`checkout`]: the
+//!   checkout (`decrement_*_if_at_least_many`) under contention.
 //! - [`slotted`], [`buffer`], [`redis`]: slotted counters, the write-behind `Buffer`,
 //!   `RedisCounter`; [`redis_kept`]: what a Redis flush cannot write, kept or reported;
 //!   [`redis_flusher`]: its background flusher.
@@ -37,6 +39,7 @@
 pub mod assert;
 pub mod buffer;
 pub mod callers_transaction;
+pub mod checkout;
 pub mod composite;
 pub mod harness;
 pub mod integer_types;
@@ -46,6 +49,7 @@ pub mod redis;
 pub mod redis_flusher;
 pub mod redis_kept;
 pub mod refusals;
+pub mod sets;
 pub mod single_row;
 pub mod slotted;
 pub mod storms;
@@ -55,6 +59,7 @@ pub mod upsert;
 pub use assert::*;
 pub use buffer::*;
 pub use callers_transaction::*;
+pub use checkout::*;
 pub use composite::*;
 pub use harness::*;
 pub use integer_types::*;
@@ -64,6 +69,7 @@ pub use redis::*;
 pub use redis_flusher::*;
 pub use redis_kept::*;
 pub use refusals::*;
+pub use sets::*;
 pub use single_row::*;
 pub use slotted::*;
 pub use storms::*;
@@ -86,6 +92,8 @@ macro_rules! backend_tests {
         $crate::transaction_tests!($client);
         $crate::composite_tests!($client);
         $crate::upsert_tests!($client);
+        $crate::set_tests!($client);
+        $crate::checkout_tests!($client);
         $crate::slotted_tests!($client);
         $crate::buffer_tests!($client);
         $crate::redis_tests!($client);
