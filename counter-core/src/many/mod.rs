@@ -101,7 +101,7 @@ impl<M: AtomicField<Col>, Col: Column + 'static> Field<M, Col> {
             .any(|row| row.plan.and_then(|p| p.delta()).is_none());
         retrying!(raw, self.policy(), LockMode::Wait, |c| {
             write_transaction!(c, |c| {
-                if hopeless {
+                if hopeless || !<R::Db as Dialect>::BATCHED_SETS {
                     return self.change_set_locked(c, set).await;
                 }
                 let mut done = Vec::with_capacity(set.rows.len());
@@ -111,8 +111,14 @@ impl<M: AtomicField<Col>, Col: Column + 'static> Field<M, Col> {
                     if !answers.iter().all(|(changed, _)| *changed) {
                         match first_refusal(set, chunk, &answers) {
                             Some(refusal) => return Err(refusal),
-                            // Keys equal under the collation: row by row, under the locks.
-                            None => return self.change_set_locked(c, set).await,
+                            // Keys equal under the collation (the statement changed
+                            // nothing): row by row, under the locks.
+                            None if !answers.iter().any(|(changed, _)| *changed) => {
+                                return self.change_set_locked(c, set).await
+                            }
+                            None => return Err(AtomicError::custom(
+                                "a set changed some rows of a chunk and not others (a bug: please report it)",
+                            )),
                         }
                     }
                     for (row, (_, value)) in chunk.iter().zip(answers) {

@@ -225,8 +225,10 @@ where
         }
         out.push_sql(" WHERE ");
         walk_key_join::<M, Col, DB>(&mut out, t, "__v")?;
-        out.push_sql(" AND ");
-        walk_column::<M, Col, DB>(&mut out, t)?;
+        // The guard reads the locked row's latest value: `t` is scanned in the statement's
+        // snapshot, and a row whose older version failed the guard would be passed over
+        // before PostgreSQL rechecks it against its latest version.
+        out.push_sql(" AND \"__l\".\"__c\"");
         out.push_sql(S::GUARD);
         out.push_sql("\"__v\".\"__g\"");
         // None when two keys name one row (equal under the column's collation): each must
@@ -344,7 +346,9 @@ where
                 row(i, out)?;
                 out.push_sql(")");
             }
-            out.push_sql(")");
+            // PostgreSQL requires the alias.
+            out.push_sql(") AS ");
+            out.push_identifier("__r")?;
         }
         DerivedRows::UnionAll => {
             for (j, name) in names.iter().enumerate() {

@@ -32,6 +32,10 @@ use crate::sql::{
 };
 use crate::value::AtomicValue;
 
+/// A set chunk's answer per row, in order: changed, and the new or current value (`None`: no
+/// row).
+pub(crate) type Answers<V> = Vec<(bool, Option<V>)>;
+
 /// The per-backend way to run each single-statement operation; every method is generic over
 /// the connection that sends it. `RawConnection::Db` is bound by it, which is how any
 /// `C: AtomicConnection` reaches its backend's strategy.
@@ -132,7 +136,7 @@ pub trait Strategy: Dialect + LedgerDialect {
     fn change_chunk<R, M, Col, A>(
         conn: &mut R,
         rows: &[RowPlan<M::Key, M::Value>],
-    ) -> impl Future<Output = Result<Vec<(bool, Option<M::Value>)>, AtomicError>>
+    ) -> impl Future<Output = Result<Answers<M::Value>, AtomicError>>
     where
         R: RawConnection<Db = Self>,
         Col: Column + 'static,

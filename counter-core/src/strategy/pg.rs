@@ -4,7 +4,7 @@
 use diesel::pg::Pg;
 use diesel::Column;
 
-use super::Strategy;
+use super::{Answers, Strategy};
 use crate::backend::RawConnection;
 use crate::error::AtomicError;
 use crate::field::AtomicFieldOn;
@@ -17,7 +17,7 @@ impl Strategy for Pg {
     async fn change_chunk<R, M, Col, A>(
         conn: &mut R,
         rows: &[RowPlan<M::Key, M::Value>],
-    ) -> Result<Vec<(bool, Option<M::Value>)>, AtomicError>
+    ) -> Result<Answers<M::Value>, AtomicError>
     where
         R: RawConnection<Db = Self>,
         Col: Column + 'static,
