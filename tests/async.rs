@@ -198,7 +198,7 @@ macro_rules! async_scenarios {
                             seen_written || rows == BTreeMap::from([(0, 0)]),
                             "after {pendings} waits: {rows:?}"
                         );
-                        assert_eq!(views.flush().await.unwrap(), 2);
+                        assert_eq!(views.flush().await.unwrap().written, 2);
                         let rows = views_of(&db, page);
                         if rows == BTreeMap::from([(0, 8), (1, 10)]) {
                             written_when_dropped.push(pendings);

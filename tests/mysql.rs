@@ -263,7 +263,7 @@ fn buffer_survives_a_flusher_connection_killed_mid_flush() {
     let page = next_id();
     let buffer = daily_views_buffer(pool.clone(), FlushPolicy::MANUAL);
     buffer.add((page, 1), 5).unwrap();
-    assert_eq!(buffer.flush().unwrap(), 1);
+    assert_eq!(buffer.flush().unwrap().written, 1);
     // The pool's one connection is the flusher's.
     let victim = connection_id(&mut pool.get().unwrap());
 
@@ -286,7 +286,7 @@ fn buffer_survives_a_flusher_connection_killed_mid_flush() {
         .unwrap();
     let error = failed.unwrap_err();
     assert_eq!(buffer.pending(), 5, "kept after {error}");
-    assert_eq!(buffer.flush().unwrap(), 2);
+    assert_eq!(buffer.flush().unwrap().written, 2);
     assert_eq!(db.daily_views(&[page]), vec![(page, 1, 7), (page, 2, 3)]);
 }
 

@@ -140,7 +140,7 @@ where
 /// A server backend: a process-wide pool (the tables are created when it is), shared by every
 /// test of the process, each test on rows of its own.
 macro_rules! server_db {
-    ($(#[$doc:meta])* $name:ident, $pool_fn:ident, $conn:ty, $label:literal, $env:expr, $url:expr, $ddl:expr) => {
+    ($(#[$doc:meta])* $name:ident, $pool_fn:ident, $conn:ty, $label:literal, $env:expr, $url:expr, $ddl:expr, $port:expr) => {
         $(#[$doc])*
         #[derive(Clone)]
         pub struct $name {
@@ -171,6 +171,10 @@ macro_rules! server_db {
                 format!("SELECT stock FROM ct_products WHERE id = {id} FOR UPDATE")
             }
 
+            fn gate(&self) -> crate::gate::Gate {
+                crate::gate::Gate::proxy(&$url, $port)
+            }
+
             row_helpers!();
         }
     };
@@ -178,9 +182,9 @@ macro_rules! server_db {
 
 server_db!(
     /// PostgreSQL: the process-wide pool on [`pg_url`].
-    Postgres, pg_pool, PgConnection, "PostgreSQL", PG_ENV, pg_url(), PG_DDL
+    Postgres, pg_pool, PgConnection, "PostgreSQL", PG_ENV, pg_url(), PG_DDL, 5432
 );
 server_db!(
     /// MySQL/MariaDB: the process-wide pool on [`mysql_url`].
-    Mysql, mysql_pool, MysqlConnection, "MySQL", MYSQL_ENV, mysql_url(), MYSQL_DDL
+    Mysql, mysql_pool, MysqlConnection, "MySQL", MYSQL_ENV, mysql_url(), MYSQL_DDL, 3306
 );

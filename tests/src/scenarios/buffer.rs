@@ -111,6 +111,7 @@ where
         FlushPolicy {
             interval: Some(Duration::from_millis(20)),
             max_pending_adds: Some(50_000),
+            ..FlushPolicy::MANUAL
         },
     );
     let per_worker = 100_000;
@@ -175,7 +176,7 @@ where
     // Room is made by another writer; the kept counts go in with the next flush.
     CartLine::decrement_quantity(&mut db.conn(), (cart, full), 20).unwrap();
     buffer.add((cart, other), 1).unwrap();
-    assert_eq!(buffer.flush().await.unwrap(), 2);
+    assert_eq!(buffer.flush().await.unwrap().written, 2);
     assert_eq!(buffer.last_error(), None);
     let quantities: Vec<(i64, i32)> = db
         .cart_lines(&[cart])
@@ -185,7 +186,7 @@ where
     let mut expected = vec![(full, 25), (other, 4)];
     expected.sort_unstable();
     assert_eq!(quantities, expected);
-    assert_eq!(buffer.flush().await.unwrap(), 0);
+    assert_eq!(buffer.flush().await.unwrap().written, 0);
 }
 
 /// Two buffers (two app servers) add to the same 20 keys, one in ascending and one in
@@ -283,7 +284,7 @@ where
     assert_eq!(buffer.pending(), 5);
     assert_eq!(db.daily_views(&[page]), vec![]);
     panics.store(false, Ordering::Relaxed);
-    assert_eq!(buffer.flush().await.unwrap(), 2);
+    assert_eq!(buffer.flush().await.unwrap().written, 2);
     assert_eq!(db.daily_views(&[page]), vec![(page, 1, 4), (page, 2, 1)]);
     buffer.shutdown().await.unwrap();
 }
