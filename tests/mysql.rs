@@ -10,6 +10,9 @@ use diesel::prelude::*;
 
 counter_tests::backend_tests!(counter_tests::BlockingClient(counter_tests::Mysql::open()));
 counter_tests::blocking_tests!(counter_tests::Mysql);
+counter_tests::buffer_server_fault_tests!(counter_tests::BlockingClient(
+    counter_tests::Mysql::open()
+));
 
 fn new_unsigned(db: &Mysql, u32v: u32, u64v: u64) -> i64 {
     let id = next_id();

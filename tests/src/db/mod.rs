@@ -120,6 +120,9 @@ pub trait TestDb: Sized + Send + Sync + 'static {
     /// A [`Gate`](crate::gate::Gate) into this database, closed by the test to take the
     /// database down.
     fn gate(&self) -> crate::gate::Gate;
+    /// How many sessions wait for a lock that `conn`'s open transaction holds (servers only:
+    /// SQLite has one writer, no row locks, and panics here).
+    fn lock_waiters(conn: &mut Self::Conn) -> i64;
     /// A new daily-views row.
     fn new_daily_view(&self, page_id: i64, day: i32, views: i64);
     /// A new capped hit counter; returns its id.

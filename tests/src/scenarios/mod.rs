@@ -27,6 +27,9 @@
 //! - [`upsert`]: increment-or-insert and the add-to-cart.
 //! - [`slotted`], [`buffer`], [`redis`]: slotted counters, the write-behind `Buffer`,
 //!   `RedisCounter`; [`redis_kept`]: what a Redis flush cannot write, kept.
+//! - [`buffer_rows`]: a buffer's flush key by key (refused rows, unknown keys, 200,000 keys);
+//!   [`buffer_faults`]: a buffer while the database is down or its connection is cut
+//!   (`buffer_server_fault_tests!`, servers only).
 //!
 //! [`assert`](mod@assert) holds the assertions on results, [`harness`] the threads, panic catching and
 //! shared types.
@@ -35,6 +38,8 @@
 
 pub mod assert;
 pub mod buffer;
+pub mod buffer_faults;
+pub mod buffer_rows;
 pub mod callers_transaction;
 pub mod composite;
 pub mod harness;
@@ -52,6 +57,8 @@ pub mod upsert;
 
 pub use assert::*;
 pub use buffer::*;
+pub use buffer_faults::*;
+pub use buffer_rows::*;
 pub use callers_transaction::*;
 pub use composite::*;
 pub use harness::*;
@@ -85,6 +92,8 @@ macro_rules! backend_tests {
         $crate::upsert_tests!($client);
         $crate::slotted_tests!($client);
         $crate::buffer_tests!($client);
+        $crate::buffer_row_tests!($client);
+        $crate::buffer_fault_tests!($client);
         $crate::redis_tests!($client);
         $crate::redis_kept_tests!($client);
     };
