@@ -471,12 +471,6 @@ mod postgres_buffer_faults {
         counter_tests::Postgres::open()
     ));
 }
-mod mysql_buffer_faults {
-    use counter_tests::TestDb;
-    counter_tests::buffer_server_fault_tests!(counter_tests::AsyncMysql::on(
-        counter_tests::Mysql::open()
-    ));
-}
 // SQLite's default rollback journal, where a reader blocks a writer's commit (WAL hides that).
 async_scenarios!(
     sqlite_rollback_journal,

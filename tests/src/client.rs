@@ -23,16 +23,17 @@ use std::sync::Barrier;
 use counter_core::scoped_futures::ScopedFutureExt;
 use counter_core::{
     transaction, transaction_async_local, AsyncBuffer, AtomicConnection, AtomicError, AtomicField,
-    AtomicFieldOn, AtomicValue, Awaited, Blocking, Buffer, BufferReport, CallMode, ConnectionPool, Field,
-    FlushPolicy, MissingRows, NewRow, RawConnection, RedisConnection, RetryPolicy, UnknownKeys,
+    AtomicFieldOn, AtomicValue, Awaited, Blocking, Buffer, BufferReport, CallMode, ConnectionPool,
+    Field, FlushPolicy, MissingRows, NewRow, RawConnection, RedisConnection, RetryPolicy,
+    UnknownKeys,
 };
 use diesel::r2d2::{ConnectionManager, Pool, R2D2Connection};
-use std::time::Duration;
 use diesel::Column;
 use diesel::{Connection, SqliteConnection};
 use diesel_async::pooled_connection::AsyncDieselConnectionManager;
 use diesel_async::sync_connection_wrapper::SyncConnectionWrapper;
 use diesel_async::{AsyncMysqlConnection, AsyncPgConnection, TransactionManager};
+use std::time::Duration;
 
 use crate::db::{mysql_url, pg_url, redis_connection, redis_url, DbOf, TestDb};
 use crate::{Mysql, Postgres, Sqlite};
@@ -529,7 +530,12 @@ impl<B: TestDb, P: AsyncPool<B>> Client for AsyncClient<B, P> {
         M: AtomicFieldOn<Col, DbOf<B>> + Send + Sync + 'static,
         M::Key: Ord + Hash + Clone + Send + Sync + 'static,
     {
-        self.flushed(AsyncBuffer::updating(self.pool.clone(), field, unknown, policy))
+        self.flushed(AsyncBuffer::updating(
+            self.pool.clone(),
+            field,
+            unknown,
+            policy,
+        ))
     }
 
     async fn own_transaction<T>(

@@ -79,7 +79,8 @@ impl Gate {
                 proxy.cut();
             }
             Kind::Sqlite(holder) => {
-                let mut conn = SqliteConnection::establish(&self.url).expect("the gate's connection");
+                let mut conn =
+                    SqliteConnection::establish(&self.url).expect("the gate's connection");
                 conn.batch_execute("BEGIN EXCLUSIVE")
                     .expect("the gate's exclusive lock");
                 *holder.lock().unwrap() = Some(conn);
@@ -93,7 +94,8 @@ impl Gate {
             Kind::Proxy(proxy) => proxy.open.store(true, Ordering::SeqCst),
             Kind::Sqlite(holder) => {
                 if let Some(mut conn) = holder.lock().unwrap().take() {
-                    conn.batch_execute("ROLLBACK").expect("the gate's lock released");
+                    conn.batch_execute("ROLLBACK")
+                        .expect("the gate's lock released");
                 }
             }
         }

@@ -298,3 +298,76 @@ impl<K: Ord + Hash + Clone, V: AtomicValue> Drop for Taken<'_, K, V> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bounded(keys: usize, adds: u64) -> Pending<u32, i64> {
+        let policy = FlushPolicy {
+            max_keys: Some(keys),
+            max_adds: Some(adds),
+            ..FlushPolicy::MANUAL
+        };
+        Pending::new(policy, UnknownKeys::Drop)
+    }
+
+    /// 8 threads race 1,000 new keys each into a bound of 1,000 keys: exactly 1,000 are
+    /// taken, every other add is `BufferFull`, and the counts held are exactly those taken.
+    #[test]
+    fn the_key_bound_is_exact_under_contention() {
+        let pending = bounded(1_000, u64::MAX);
+        let taken: usize = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..8u32)
+                .map(|t| {
+                    let pending = &pending;
+                    scope.spawn(move || {
+                        (0..1_000u32)
+                            .filter(|i| match pending.add(t * 1_000 + i, 1) {
+                                Ok(_) => true,
+                                Err(AtomicError::BufferFull { .. }) => false,
+                                Err(other) => panic!("{other:?}"),
+                            })
+                            .count()
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).sum()
+        });
+        assert_eq!(taken, 1_000);
+        assert_eq!(pending.total(), 1_000);
+        assert_eq!(pending.keys.load(Ordering::Relaxed), 1_000);
+    }
+
+    /// The adds bound counts calls, and frees them only when a flush wrote their key; a key
+    /// written in part (past the type) or put back keeps its adds held.
+    #[test]
+    fn adds_are_held_until_written() {
+        let pending = bounded(10, 3);
+        pending.add(1, 5).unwrap();
+        pending.add(2, 5).unwrap();
+        let (taken, batch) = pending.take();
+        assert_eq!(batch, vec![(1, 5), (2, 5)]);
+        // Added during the flush: a second entry of key 1.
+        pending.add(1, 1).unwrap();
+        assert!(matches!(
+            pending.add(3, 1),
+            Err(AtomicError::BufferFull { keys: 3, adds: 3 })
+        ));
+        let mut each = Each::default();
+        each.written.push((2, 5, 5));
+        each.missing.push((1, 5));
+        let report = taken.settle(Ok(each)).unwrap();
+        assert_eq!((report.written, report.counted), (1, 5));
+        assert_eq!(report.unknown, vec![(1, 5)]);
+        // Key 2 written, key 1's flushed entry dropped (unknown): one key, one add held.
+        assert_eq!(pending.keys.load(Ordering::Relaxed), 1);
+        assert_eq!(pending.adds.load(Ordering::Relaxed), 1);
+        assert_eq!(pending.total(), 1);
+        // A failed flush puts back and merges: still one key.
+        let (taken, _) = pending.take();
+        assert!(taken.settle(Err(AtomicError::NotFound)).is_err());
+        assert_eq!(pending.keys.load(Ordering::Relaxed), 1);
+        assert_eq!(pending.total(), 1);
+    }
+}

@@ -89,7 +89,10 @@ where
         M: AtomicFieldOn<Col, DB>,
         M::Key: Ord + Clone,
     {
-        field.add_each(raw, batch, &mut ReportMissing).await.map(Written)
+        field
+            .add_each(raw, batch, &mut ReportMissing)
+            .await
+            .map(Written)
     }
 
     fn unknown(&self) -> UnknownKeys {

@@ -95,14 +95,28 @@ where
     assert_eq!(buffer.pending(), 40, "nothing of a refused add was taken");
 
     let error = buffer.flush().await.unwrap_err();
-    assert_eq!(buffer.pending(), 40, "{}: kept after {error}", client.name());
+    assert_eq!(
+        buffer.pending(),
+        40,
+        "{}: kept after {error}",
+        client.name()
+    );
     assert!(buffer.last_error().is_some());
     assert!(full(buffer.add((page, 3), 1), 10, 25), "still held");
 
     gate.up();
-    assert_eq!(db.daily_views(&[page]), vec![], "nothing written while down");
+    assert_eq!(
+        db.daily_views(&[page]),
+        vec![],
+        "nothing written while down"
+    );
     let report = buffer.flush().await.unwrap();
-    assert_eq!((report.written, report.counted), (10, 40), "{}", client.name());
+    assert_eq!(
+        (report.written, report.counted),
+        (10, 40),
+        "{}",
+        client.name()
+    );
     assert!(report.is_clean(), "{report:?}");
     assert_eq!((buffer.pending(), buffer.last_error()), (0, None));
     let rows: BTreeMap<(i64, i32), i64> = db
@@ -155,7 +169,17 @@ where
         let flush = scope.spawn(|| client.block_on(buffer.flush()));
         let deadline = Instant::now() + Duration::from_secs(30);
         while <C::Db as TestDb>::lock_waiters(&mut holder) == 0 {
-            assert!(Instant::now() < deadline, "the flush never waited for the lock");
+            if flush.is_finished() {
+                let finished = flush.join().expect("the flush's thread");
+                panic!(
+                    "{}: the flush ended without waiting: {finished:?}",
+                    client.name()
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the flush never waited for the lock"
+            );
             std::thread::sleep(Duration::from_millis(5));
         }
         gate.cut();
@@ -166,10 +190,19 @@ where
     let error = failed.expect_err("the cut flush fails");
     assert_eq!(buffer.pending(), 7, "{}: kept after {error}", client.name());
     assert!(buffer.last_error().is_some());
-    assert_eq!(db.daily_views(&[page]), vec![(page, 1, 5)], "nothing of the batch");
+    assert_eq!(
+        db.daily_views(&[page]),
+        vec![(page, 1, 5)],
+        "nothing of the batch"
+    );
 
     let report = buffer.flush().await.unwrap();
-    assert_eq!((report.written, report.counted), (3, 7), "{}", client.name());
+    assert_eq!(
+        (report.written, report.counted),
+        (3, 7),
+        "{}",
+        client.name()
+    );
     assert!(report.is_clean(), "{report:?}");
     assert_eq!(
         db.daily_views(&[page]),

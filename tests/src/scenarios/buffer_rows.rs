@@ -70,8 +70,16 @@ where
     buffer.add((cart, full), 4).unwrap();
     buffer.add((cart, full), 6).unwrap();
     buffer.add((cart, other), 3).unwrap();
-    let report = buffer.flush().await.expect("a flush with a refused row succeeds");
-    assert_eq!((report.written, report.counted), (1, 3), "{}", client.name());
+    let report = buffer
+        .flush()
+        .await
+        .expect("a flush with a refused row succeeds");
+    assert_eq!(
+        (report.written, report.counted),
+        (1, 3),
+        "{}",
+        client.name()
+    );
     assert_eq!(refused(&report), vec![((cart, full), 10)]);
     match &report.refused[0].2 {
         AtomicError::OutOfRange {
@@ -95,7 +103,10 @@ where
 
     // Reported again by every flush while it cannot be written.
     let again = buffer.flush().await.unwrap();
-    assert_eq!((again.written, refused(&again)), (0, vec![((cart, full), 10)]));
+    assert_eq!(
+        (again.written, refused(&again)),
+        (0, vec![((cart, full), 10)])
+    );
     // Room is made by another writer; the kept count goes in with the next flush.
     CartLine::decrement_quantity(&mut db.conn(), (cart, full), 20).unwrap();
     buffer.add((cart, other), 1).unwrap();
@@ -121,8 +132,8 @@ where
 /// can take them.
 pub async fn refused_rows_do_not_hold_back_the_batch<C: Client>(client: &C)
 where
-    Capped: AtomicFieldOn<ct_capped::hits, DbOf<C::Db>>
-        + NewRow<Capped, ct_capped::hits, DbOf<C::Db>>,
+    Capped:
+        AtomicFieldOn<ct_capped::hits, DbOf<C::Db>> + NewRow<Capped, ct_capped::hits, DbOf<C::Db>>,
     DailyView: AtomicFieldOn<ct_daily_views::views, DbOf<C::Db>>
         + NewRow<DailyView, ct_daily_views::views, DbOf<C::Db>>,
 {
@@ -144,8 +155,16 @@ where
     for (key, n) in [(a, 10), (b, 10), (c, 1), (d, 7)] {
         capped.add(key, n).unwrap();
     }
-    let report = capped.flush().await.expect("a flush with a refused row succeeds");
-    assert_eq!((report.written, report.counted), (3, 18), "{}", client.name());
+    let report = capped
+        .flush()
+        .await
+        .expect("a flush with a refused row succeeds");
+    assert_eq!(
+        (report.written, report.counted),
+        (3, 18),
+        "{}",
+        client.name()
+    );
     assert_eq!(refused(&report), vec![(b, 10)], "{}", client.name());
     let error = &report.refused[0].2;
     assert!(
@@ -179,7 +198,12 @@ where
         views.add((page, day), n).unwrap();
     }
     let report = views.flush().await.unwrap();
-    assert_eq!((report.written, report.counted), (2, 5), "{}", client.name());
+    assert_eq!(
+        (report.written, report.counted),
+        (2, 5),
+        "{}",
+        client.name()
+    );
     assert_eq!(refused(&report), vec![((page, 0), 1)]);
     match &report.refused[0].2 {
         AtomicError::OutOfRange {
@@ -210,19 +234,35 @@ where
     let db = client.db();
     let page = next_id();
     db.new_daily_view(page, 0, 0);
-    let buffer =
-        client.updating_buffer(DailyView::atomic_views(), UnknownKeys::Drop, FlushPolicy::MANUAL);
+    let buffer = client.updating_buffer(
+        DailyView::atomic_views(),
+        UnknownKeys::Drop,
+        FlushPolicy::MANUAL,
+    );
     buffer.add((page, 0), 2).unwrap();
     buffer.add((page, 1), 3).unwrap();
     buffer.add((page, 1), 1).unwrap();
     let report = buffer.flush().await.unwrap();
-    assert_eq!((report.written, report.counted), (1, 2), "{}", client.name());
+    assert_eq!(
+        (report.written, report.counted),
+        (1, 2),
+        "{}",
+        client.name()
+    );
     assert_eq!(report.unknown, vec![((page, 1), 4)]);
     assert!(report.refused.is_empty());
     assert_eq!(buffer.pending(), 0, "dropped after the report");
-    assert_eq!(db.daily_views(&[page]), vec![(page, 0, 2)], "no row created");
+    assert_eq!(
+        db.daily_views(&[page]),
+        vec![(page, 0, 2)],
+        "no row created"
+    );
     let report = buffer.flush().await.unwrap();
-    assert_eq!((report.written, report.unknown.len()), (0, 0), "reported once");
+    assert_eq!(
+        (report.written, report.unknown.len()),
+        (0, 0),
+        "reported once"
+    );
     assert_eq!(db.daily_views(&[page]), vec![(page, 0, 2)]);
     buffer.shutdown().await.unwrap();
 }
@@ -237,8 +277,11 @@ where
     let db = client.db();
     let page = next_id();
     db.new_daily_view(page, 0, 0);
-    let buffer =
-        client.updating_buffer(DailyView::atomic_views(), UnknownKeys::Keep, FlushPolicy::MANUAL);
+    let buffer = client.updating_buffer(
+        DailyView::atomic_views(),
+        UnknownKeys::Keep,
+        FlushPolicy::MANUAL,
+    );
     buffer.add((page, 0), 1).unwrap();
     buffer.add((page, 1), 4).unwrap();
     for flush in 0..2 {
@@ -290,7 +333,12 @@ where
     let added: i128 = expected.values().map(|&v| v as i128).sum::<i128>() - 100_000;
     assert_eq!(buffer.pending(), added);
     let report = buffer.flush().await.unwrap();
-    assert_eq!((report.written, report.counted), (200_000, added), "{}", client.name());
+    assert_eq!(
+        (report.written, report.counted),
+        (200_000, added),
+        "{}",
+        client.name()
+    );
     assert!(report.is_clean(), "{}", client.name());
     assert_eq!(buffer.pending(), 0);
     let rows: BTreeMap<(i64, i32), i64> = pages
