@@ -198,7 +198,7 @@ macro_rules! async_scenarios {
                             seen_written || rows == BTreeMap::from([(0, 0)]),
                             "after {pendings} waits: {rows:?}"
                         );
-                        assert_eq!(views.flush().await.unwrap(), 2);
+                        assert_eq!(views.flush().await.unwrap().written, 2);
                         let rows = views_of(&db, page);
                         if rows == BTreeMap::from([(0, 8), (1, 10)]) {
                             written_when_dropped.push(pendings);
@@ -463,6 +463,20 @@ macro_rules! async_scenarios {
 async_scenarios!(postgres, Postgres::open(), pg_pool, AsyncPostgres);
 async_scenarios!(mysql, Mysql::open(), mysql_pool, AsyncMysql);
 async_scenarios!(sqlite, Sqlite::open(), sqlite_pool, AsyncSqlite);
+
+/// The buffer scenarios that cut a server connection, on the async clients of the servers.
+mod postgres_buffer_faults {
+    use counter_tests::TestDb;
+    counter_tests::buffer_server_fault_tests!(counter_tests::AsyncPostgres::on(
+        counter_tests::Postgres::open()
+    ));
+}
+mod mysql_buffer_faults {
+    use counter_tests::TestDb;
+    counter_tests::buffer_server_fault_tests!(counter_tests::AsyncMysql::on(
+        counter_tests::Mysql::open()
+    ));
+}
 // SQLite's default rollback journal, where a reader blocks a writer's commit (WAL hides that).
 async_scenarios!(
     sqlite_rollback_journal,

@@ -10,6 +10,9 @@ use diesel::prelude::*;
 
 counter_tests::backend_tests!(counter_tests::BlockingClient(counter_tests::Mysql::open()));
 counter_tests::blocking_tests!(counter_tests::Mysql);
+counter_tests::buffer_server_fault_tests!(counter_tests::BlockingClient(
+    counter_tests::Mysql::open()
+));
 
 fn new_unsigned(db: &Mysql, u32v: u32, u64v: u64) -> i64 {
     let id = next_id();
@@ -360,7 +363,7 @@ fn buffer_survives_a_flusher_connection_killed_mid_flush() {
     let page = next_id();
     let buffer = daily_views_buffer(pool.clone(), FlushPolicy::MANUAL);
     buffer.add((page, 1), 5).unwrap();
-    assert_eq!(buffer.flush().unwrap(), 1);
+    assert_eq!(buffer.flush().unwrap().written, 1);
     // The pool's one connection is the flusher's.
     let victim = connection_id(&mut pool.get().unwrap());
 
@@ -376,14 +379,19 @@ fn buffer_survives_a_flusher_connection_killed_mid_flush() {
     buffer.add((page, 2), 3).unwrap();
     let failed = std::thread::scope(|scope| {
         let flush = scope.spawn(|| buffer.flush());
-        kill_when_waiting_for_a_lock(&db, victim);
+        if !kill_when_waiting_for_a_lock(&db, victim, || flush.is_finished()) {
+            panic!(
+                "the flush never waited for the held row: it returned {:?}",
+                flush.join().unwrap()
+            );
+        }
         flush.join().unwrap()
     });
     <MysqlConnection as Connection>::TransactionManager::rollback_transaction(&mut *blocker)
         .unwrap();
     let error = failed.unwrap_err();
     assert_eq!(buffer.pending(), 5, "kept after {error}");
-    assert_eq!(buffer.flush().unwrap(), 2);
+    assert_eq!(buffer.flush().unwrap().written, 2);
     assert_eq!(db.daily_views(&[page]), vec![(page, 1, 7), (page, 2, 3)]);
 }
 
@@ -476,7 +484,7 @@ fn redis_flush_killed_mid_transaction() {
         |page, day| {
             format!("SELECT views FROM ct_daily_views WHERE page_id = {page} AND day = {day} FOR UPDATE")
         },
-        move |db: &Mysql| kill_when_waiting_for_a_lock(db, victim),
+        move |db: &Mysql| assert!(kill_when_waiting_for_a_lock(db, victim, || false)),
     );
 }
 
@@ -528,10 +536,14 @@ fn connection_id(conn: &mut MysqlConnection) -> i64 {
 /// Waits until session `victim`'s transaction waits for a row lock (InnoDB's `LOCK WAIT`,
 /// whatever statement waits: an `UPDATE`, a `SELECT … FOR UPDATE`, a multi-row upsert; the
 /// flushes under test take row locks only after their transaction began, and the held row
-/// makes one of them wait), then kills the session.
-fn kill_when_waiting_for_a_lock(db: &Mysql, victim: i64) {
+/// makes one of them wait), then kills the session and returns `true`; `false` when `gone()`
+/// (the caller's statement ended without waiting) before that.
+fn kill_when_waiting_for_a_lock(db: &Mysql, victim: i64, gone: impl Fn() -> bool) -> bool {
     let mut watcher = db.conn();
     loop {
+        if gone() {
+            return false;
+        }
         let waiting: Vec<Id> = diesel::sql_query(format!(
             "SELECT CAST(trx_mysql_thread_id AS SIGNED) AS id FROM information_schema.innodb_trx \
              WHERE trx_mysql_thread_id = {victim} AND trx_state = 'LOCK WAIT'"
@@ -541,9 +553,12 @@ fn kill_when_waiting_for_a_lock(db: &Mysql, victim: i64) {
         if !waiting.is_empty() {
             break;
         }
-        std::thread::sleep(std::time::Duration::from_millis(5));
+        // InnoDB refreshes `innodb_trx` only when it was not read for 100 ms: polled faster,
+        // it never shows the wait.
+        std::thread::sleep(std::time::Duration::from_millis(150));
     }
     diesel::sql_query(format!("KILL {victim}"))
         .execute(&mut *watcher)
         .unwrap();
+    true
 }

@@ -12,6 +12,9 @@ counter_tests::backend_tests!(counter_tests::BlockingClient(
     counter_tests::Postgres::open()
 ));
 counter_tests::blocking_tests!(counter_tests::Postgres);
+counter_tests::buffer_server_fault_tests!(counter_tests::BlockingClient(
+    counter_tests::Postgres::open()
+));
 
 #[derive(QueryableByName)]
 struct Isolation {
@@ -79,7 +82,7 @@ fn buffer_survives_a_terminated_flusher_connection() {
     let page = counter_tests::db::next_id();
     let buffer = daily_views_buffer(pool, FlushPolicy::MANUAL);
     buffer.add((page, 1), 5).unwrap();
-    assert_eq!(buffer.flush().unwrap(), 1);
+    assert_eq!(buffer.flush().unwrap().written, 1);
 
     let killed: Vec<bool> = diesel::sql_query(format!(
         "SELECT pg_terminate_backend(pid) AS t FROM pg_stat_activity WHERE application_name = '{app}'"
@@ -95,7 +98,7 @@ fn buffer_survives_a_terminated_flusher_connection() {
     buffer.add((page, 2), 3).unwrap();
     let error = buffer.flush().unwrap_err();
     assert_eq!(buffer.pending(), 5, "kept after {error}");
-    assert_eq!(buffer.flush().unwrap(), 2);
+    assert_eq!(buffer.flush().unwrap().written, 2);
     assert_eq!(db.daily_views(&[page]), vec![(page, 1, 7), (page, 2, 3)]);
 }
 

@@ -124,6 +124,19 @@ pub enum AtomicError {
         error: Box<AtomicError>,
     },
 
+    /// A [`Buffer`](crate::Buffer)'s or [`AsyncBuffer`](crate::AsyncBuffer)'s `add` found the
+    /// buffer at its bound ([`FlushPolicy::max_keys`](crate::FlushPolicy::max_keys) or
+    /// [`max_adds`](crate::FlushPolicy::max_adds)), which happens when flushes fail or fall
+    /// behind (the database is down or slow). **The count was not taken**: nothing of this add
+    /// is in the buffer. Transient: once a flush writes what is held, adds are taken again.
+    #[error("buffer full ({keys} keys, {adds} adds held): the count was not taken")]
+    BufferFull {
+        /// Distinct keys held when the add was refused (pending, and in a flush under way).
+        keys: usize,
+        /// `add` calls held when the add was refused.
+        adds: u64,
+    },
+
     /// Redis refused or was unreachable (feature `redis`, [`RedisCounter`](crate::RedisCounter)).
     /// An `add` that fails this way added nothing; a flush that fails this way left every
     /// count it had taken in Redis, where the next flush finds it (see the counter's docs).
@@ -156,7 +169,7 @@ impl AtomicError {
     ///         (ErrorKind::Refused, AtomicError::NotFound) => 404,
     ///         (ErrorKind::Refused, AtomicError::NegativeAmount { .. } | AtomicError::SameRow) => 422,
     ///         (ErrorKind::Refused, _) => 409,     // Insufficient, OutOfRange, InColumn, InRow
-    ///         (ErrorKind::Transient, _) => 503,   // Conflict, Locked: send Retry-After
+    ///         (ErrorKind::Transient, _) => 503,   // Conflict, Locked, BufferFull: send Retry-After
     ///         (ErrorKind::Internal, _) => 500,    // Database, Redis, Unsupported, Custom
     ///     }
     /// }
@@ -182,7 +195,9 @@ impl AtomicError {
             | AtomicError::NegativeAmount { .. }
             | AtomicError::SameRow => ErrorKind::Refused,
             AtomicError::InColumn { error, .. } | AtomicError::InRow { error, .. } => error.kind(),
-            AtomicError::Locked | AtomicError::Conflict { .. } => ErrorKind::Transient,
+            AtomicError::Locked | AtomicError::Conflict { .. } | AtomicError::BufferFull { .. } => {
+                ErrorKind::Transient
+            }
             AtomicError::Unsupported { .. } | AtomicError::Custom(_) | AtomicError::Database(_) => {
                 ErrorKind::Internal
             }
@@ -240,6 +255,7 @@ impl serde::Serialize for AtomicError {
             Unsupported(&'static str, &'static str),
             InColumn(&'static str, &'a AtomicError),
             InRow(&'a str, &'a AtomicError),
+            BufferFull(usize, u64),
         }
         let (code, fields) = match self {
             AtomicError::NotFound => ("not_found", Fields::None),
@@ -266,6 +282,9 @@ impl serde::Serialize for AtomicError {
                 ("in_column", Fields::InColumn(column, error))
             }
             AtomicError::InRow { key, error } => ("in_row", Fields::InRow(key, error)),
+            AtomicError::BufferFull { keys, adds } => {
+                ("buffer_full", Fields::BufferFull(*keys, *adds))
+            }
             #[cfg(feature = "redis")]
             AtomicError::Redis(_) => ("redis", Fields::None),
             AtomicError::Custom(_) => ("custom", Fields::None),
@@ -277,7 +296,8 @@ impl serde::Serialize for AtomicError {
             Fields::Insufficient(..)
             | Fields::Unsupported(..)
             | Fields::InColumn(..)
-            | Fields::InRow(..) => 2,
+            | Fields::InRow(..)
+            | Fields::BufferFull(..) => 2,
             Fields::OutOfRange(..) => 3,
         };
         let mut s = serializer.serialize_struct("AtomicError", len)?;
@@ -308,6 +328,10 @@ impl serde::Serialize for AtomicError {
             Fields::InRow(key, error) => {
                 s.serialize_field("key", key)?;
                 s.serialize_field("error", error)?;
+            }
+            Fields::BufferFull(keys, adds) => {
+                s.serialize_field("keys", &keys)?;
+                s.serialize_field("adds", &adds)?;
             }
         }
         s.end()

@@ -84,7 +84,7 @@ pub use buffer::awaited::{AsyncBuffer, AsyncBufferOf, ConnectionPool};
 #[cfg(feature = "r2d2")]
 pub use buffer::blocking::Buffer;
 #[cfg(any(feature = "r2d2", feature = "deadpool", feature = "bb8"))]
-pub use buffer::FlushPolicy;
+pub use buffer::{BufferReport, FlushPolicy, MissingRows};
 pub use change::{Change, ChangeColumn, ChangeOp, Changes, DistinctColumns};
 pub use counter_derive::AtomicField;
 pub use error::{AtomicError, ErrorKind, Limit};

@@ -169,8 +169,8 @@ fn a_flush_reports_its_keys_and_counts() {
     }
     let recorder = Recorder::default();
     tracing::subscriber::with_default(recorder.clone(), || {
-        assert_eq!(buffer.flush().unwrap(), 2);
-        assert_eq!(buffer.flush().unwrap(), 0);
+        assert_eq!(buffer.flush().unwrap().written, 2);
+        assert_eq!(buffer.flush().unwrap().written, 0);
     });
     let flushed: Vec<String> = recorder
         .lines()

@@ -23,14 +23,17 @@ use std::sync::Barrier;
 use counter_core::scoped_futures::ScopedFutureExt;
 use counter_core::{
     transaction, transaction_async_local, AsyncBuffer, AtomicConnection, AtomicError, AtomicField,
-    AtomicFieldOn, AtomicValue, Awaited, Blocking, Buffer, CallMode, ConnectionPool, Field,
-    FlushPolicy, NewRow, RawConnection, RedisConnection, RetryPolicy,
+    AtomicFieldOn, AtomicValue, Awaited, Blocking, Buffer, BufferReport, CallMode, ConnectionPool,
+    Field, FlushPolicy, MissingRows, NewRow, RawConnection, RedisConnection, RetryPolicy,
+    UnknownKeys,
 };
+use diesel::r2d2::{ConnectionManager, Pool, R2D2Connection};
 use diesel::Column;
 use diesel::{Connection, SqliteConnection};
 use diesel_async::pooled_connection::AsyncDieselConnectionManager;
 use diesel_async::sync_connection_wrapper::SyncConnectionWrapper;
 use diesel_async::{AsyncMysqlConnection, AsyncPgConnection, TransactionManager};
+use std::time::Duration;
 
 use crate::db::{mysql_url, pg_url, redis_connection, redis_url, DbOf, TestDb};
 use crate::{Mysql, Postgres, Sqlite};
@@ -91,7 +94,39 @@ pub trait Client: Sync + Sized {
         M: AtomicFieldOn<Col, DbOf<Self::Db>> + Send + Sync + 'static,
         M::Key: Ord + Hash + Clone + Send + Sync + 'static,
         R: NewRow<M, Col, DbOf<Self::Db>>,
+        F: Fn(&M::Key, M::Value) -> R + Send + Sync + 'static,
+    {
+        self.buffer_at(None, field, new_row, policy)
+    }
+
+    /// [`buffer`](Self::buffer) whose flushes connect to `url` (a [`Gate`](crate::gate::Gate)'s)
+    /// on a pool of their own, or, with `None`, to the harness's database as `buffer` does.
+    fn buffer_at<M, Col, R, F>(
+        &self,
+        url: Option<&str>,
+        field: Field<M, Col>,
+        new_row: F,
+        policy: FlushPolicy,
+    ) -> impl TestBuffer<M::Key, M::Value>
+    where
+        Col: Column + Send + Sync + 'static,
+        M: AtomicFieldOn<Col, DbOf<Self::Db>> + Send + Sync + 'static,
+        M::Key: Ord + Hash + Clone + Send + Sync + 'static,
+        R: NewRow<M, Col, DbOf<Self::Db>>,
         F: Fn(&M::Key, M::Value) -> R + Send + Sync + 'static;
+
+    /// An update-only buffer (`Buffer::updating` / `AsyncBuffer::updating`) of the client's
+    /// kind, on the harness's database.
+    fn updating_buffer<M, Col>(
+        &self,
+        field: Field<M, Col>,
+        unknown: UnknownKeys,
+        policy: FlushPolicy,
+    ) -> impl TestBuffer<M::Key, M::Value>
+    where
+        Col: Column + Send + Sync + 'static,
+        M: AtomicFieldOn<Col, DbOf<Self::Db>> + Send + Sync + 'static,
+        M::Key: Ord + Hash + Clone + Send + Sync + 'static;
 
     /// The library's retrying transaction: `transaction` on a blocking connection,
     /// `transaction_async_local` on an async one ([`TransactionMode`]).
@@ -238,8 +273,9 @@ impl<B: TestDb> Client for BlockingClient<B> {
         Blocking::drive(future)
     }
 
-    fn buffer<M, Col, R, F>(
+    fn buffer_at<M, Col, R, F>(
         &self,
+        url: Option<&str>,
         field: Field<M, Col>,
         new_row: F,
         policy: FlushPolicy,
@@ -251,7 +287,25 @@ impl<B: TestDb> Client for BlockingClient<B> {
         R: NewRow<M, Col, DbOf<B>>,
         F: Fn(&M::Key, M::Value) -> R + Send + Sync + 'static,
     {
-        Buffer::new(self.0.pool().clone(), field, new_row, policy)
+        let pool = match url {
+            Some(url) => pool_at::<B::Conn>(url),
+            None => self.0.pool().clone(),
+        };
+        Buffer::new(pool, field, new_row, policy)
+    }
+
+    fn updating_buffer<M, Col>(
+        &self,
+        field: Field<M, Col>,
+        unknown: UnknownKeys,
+        policy: FlushPolicy,
+    ) -> impl TestBuffer<M::Key, M::Value>
+    where
+        Col: Column + Send + Sync + 'static,
+        M: AtomicFieldOn<Col, DbOf<B>> + Send + Sync + 'static,
+        M::Key: Ord + Hash + Clone + Send + Sync + 'static,
+    {
+        Buffer::updating(self.0.pool().clone(), field, unknown, policy)
     }
 
     async fn own_transaction<T>(
@@ -260,6 +314,15 @@ impl<B: TestDb> Client for BlockingClient<B> {
     ) -> Result<T, AtomicError> {
         conn.transaction(|c| Blocking::drive(body(c)))
     }
+}
+
+/// An r2d2 pool of 2 on `url`, opened without connecting (the database may be down), whose
+/// `get` gives up after 2 s.
+fn pool_at<C: R2D2Connection + Send + 'static>(url: &str) -> Pool<ConnectionManager<C>> {
+    Pool::builder()
+        .max_size(2)
+        .connection_timeout(Duration::from_secs(2))
+        .build_unchecked(ConnectionManager::new(url))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -278,6 +341,8 @@ pub trait AsyncPool<B: TestDb>: ConnectionPool<Conn = Self::Raw> + Clone + Sized
     const KIND: &'static str;
     /// A pool of `max` connections on `db`'s database.
     fn open(db: &B, max: usize) -> impl Future<Output = Self>;
+    /// A pool of 2 on `url`, opened without connecting (the database may be down).
+    fn at(url: &str) -> Self;
     /// A connection.
     fn get(&self) -> impl Future<Output = Self::Pooled>;
 }
@@ -303,6 +368,14 @@ impl AsyncPool<Postgres> for PgPool {
             .expect("deadpool of AsyncPgConnection")
     }
 
+    fn at(url: &str) -> Self {
+        let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new(url);
+        PgPool::builder(manager)
+            .max_size(2)
+            .build()
+            .expect("deadpool of AsyncPgConnection")
+    }
+
     async fn get(&self) -> Self::Pooled {
         self.get().await.expect("a pooled AsyncPgConnection")
     }
@@ -321,6 +394,14 @@ impl AsyncPool<Mysql> for MysqlPool {
             .build(manager)
             .await
             .expect("bb8 pool of AsyncMysqlConnection")
+    }
+
+    fn at(url: &str) -> Self {
+        let manager = AsyncDieselConnectionManager::<AsyncMysqlConnection>::new(url);
+        MysqlPool::builder()
+            .max_size(2)
+            .connection_timeout(Duration::from_secs(2))
+            .build_unchecked(manager)
     }
 
     async fn get(&self) -> Self::Pooled {
@@ -344,6 +425,15 @@ impl AsyncPool<Sqlite> for SqlitePool {
             AsyncDieselConnectionManager::<SyncConnectionWrapper<SqliteConnection>>::new(url);
         SqlitePool::builder(manager)
             .max_size(max)
+            .build()
+            .expect("deadpool of SyncConnectionWrapper<SqliteConnection>")
+    }
+
+    fn at(url: &str) -> Self {
+        let manager =
+            AsyncDieselConnectionManager::<SyncConnectionWrapper<SqliteConnection>>::new(url);
+        SqlitePool::builder(manager)
+            .max_size(2)
             .build()
             .expect("deadpool of SyncConnectionWrapper<SqliteConnection>")
     }
@@ -408,8 +498,9 @@ impl<B: TestDb, P: AsyncPool<B>> Client for AsyncClient<B, P> {
         self.runtime.handle().block_on(future)
     }
 
-    fn buffer<M, Col, R, F>(
+    fn buffer_at<M, Col, R, F>(
         &self,
+        url: Option<&str>,
         field: Field<M, Col>,
         new_row: F,
         policy: FlushPolicy,
@@ -421,15 +512,33 @@ impl<B: TestDb, P: AsyncPool<B>> Client for AsyncClient<B, P> {
         R: NewRow<M, Col, DbOf<B>>,
         F: Fn(&M::Key, M::Value) -> R + Send + Sync + 'static,
     {
-        let buffer = AsyncBuffer::new(self.pool.clone(), field, new_row, policy);
-        let flusher = {
-            let (buffer, runtime) = (buffer.clone(), self.runtime.handle().clone());
-            std::thread::spawn(move || runtime.block_on(buffer.flusher()))
+        let pool = match url {
+            Some(url) => {
+                let _runtime = self.runtime.enter();
+                P::at(url)
+            }
+            None => self.pool.clone(),
         };
-        FlushedAsyncBuffer {
-            buffer,
-            flusher: Some(flusher),
-        }
+        self.flushed(AsyncBuffer::new(pool, field, new_row, policy))
+    }
+
+    fn updating_buffer<M, Col>(
+        &self,
+        field: Field<M, Col>,
+        unknown: UnknownKeys,
+        policy: FlushPolicy,
+    ) -> impl TestBuffer<M::Key, M::Value>
+    where
+        Col: Column + Send + Sync + 'static,
+        M: AtomicFieldOn<Col, DbOf<B>> + Send + Sync + 'static,
+        M::Key: Ord + Hash + Clone + Send + Sync + 'static,
+    {
+        self.flushed(AsyncBuffer::updating(
+            self.pool.clone(),
+            field,
+            unknown,
+            policy,
+        ))
     }
 
     async fn own_transaction<T>(
@@ -451,6 +560,30 @@ impl<B: TestDb, P: AsyncPool<B>> Client for AsyncClient<B, P> {
     }
 }
 
+impl<B: TestDb, P: AsyncPool<B>> AsyncClient<B, P> {
+    /// `buffer` with its flusher running on the runtime from a thread of its own, as a
+    /// service would spawn it.
+    fn flushed<M, Col, F>(
+        &self,
+        buffer: AsyncBuffer<P, M, Col, F>,
+    ) -> FlushedAsyncBuffer<P, M, Col, F>
+    where
+        Col: Column + Send + Sync + 'static,
+        M: AtomicFieldOn<Col, DbOf<B>> + Send + Sync + 'static,
+        M::Key: Ord + Hash + Clone + Send + Sync + 'static,
+        F: MissingRows<M, Col, DbOf<B>> + Send + Sync + 'static,
+    {
+        let flusher = {
+            let (buffer, runtime) = (buffer.clone(), self.runtime.handle().clone());
+            std::thread::spawn(move || runtime.block_on(buffer.flusher()))
+        };
+        FlushedAsyncBuffer {
+            buffer,
+            flusher: Some(flusher),
+        }
+    }
+}
+
 /// PostgreSQL, async.
 pub type AsyncPostgres = AsyncClient<Postgres, PgPool>;
 /// MySQL/MariaDB, async.
@@ -467,14 +600,16 @@ pub type AsyncSqlite = AsyncClient<Sqlite, SqlitePool>;
 pub trait TestBuffer<K, V>: Sync {
     /// `add`: memory only.
     fn add(&self, key: K, n: V) -> Result<(), AtomicError>;
-    /// `flush`: the keys written.
-    fn flush(&self) -> impl Future<Output = Result<usize, AtomicError>>;
+    /// `flush`: what it wrote, refused and found without a row.
+    fn flush(&self) -> impl Future<Output = Result<BufferReport<K>, AtomicError>>;
     /// The counts not yet written.
     fn pending(&self) -> i128;
     /// The error of the last flush, if it failed.
     fn last_error(&self) -> Option<String>;
+    /// What the background flusher reported since the last call.
+    fn background_report(&self) -> BufferReport<K>;
     /// Stops the flusher and flushes what is left.
-    fn shutdown(self) -> impl Future<Output = Result<usize, AtomicError>>;
+    fn shutdown(self) -> impl Future<Output = Result<BufferReport<K>, AtomicError>>;
 }
 
 impl<K, V> TestBuffer<K, V> for Buffer<K, V>
@@ -486,7 +621,7 @@ where
         Buffer::add(self, key, n)
     }
 
-    async fn flush(&self) -> Result<usize, AtomicError> {
+    async fn flush(&self) -> Result<BufferReport<K>, AtomicError> {
         Buffer::flush(self)
     }
 
@@ -498,7 +633,11 @@ where
         Buffer::last_error(self)
     }
 
-    async fn shutdown(self) -> Result<usize, AtomicError> {
+    fn background_report(&self) -> BufferReport<K> {
+        Buffer::background_report(self)
+    }
+
+    async fn shutdown(self) -> Result<BufferReport<K>, AtomicError> {
         Buffer::shutdown(self)
     }
 }
@@ -509,20 +648,19 @@ pub struct FlushedAsyncBuffer<P, M: AtomicField<Col>, Col: Column, F> {
     flusher: Option<std::thread::JoinHandle<()>>,
 }
 
-impl<P, M, Col, F, R> TestBuffer<M::Key, M::Value> for FlushedAsyncBuffer<P, M, Col, F>
+impl<P, M, Col, F> TestBuffer<M::Key, M::Value> for FlushedAsyncBuffer<P, M, Col, F>
 where
     P: ConnectionPool,
     Col: Column + Send + Sync + 'static,
     M: AtomicFieldOn<Col, <P::Conn as RawConnection>::Db> + Send + Sync + 'static,
     M::Key: Ord + Hash + Clone + Send + Sync + 'static,
-    F: Fn(&M::Key, M::Value) -> R + Send + Sync + 'static,
-    R: NewRow<M, Col, <P::Conn as RawConnection>::Db>,
+    F: MissingRows<M, Col, <P::Conn as RawConnection>::Db> + Send + Sync + 'static,
 {
     fn add(&self, key: M::Key, n: M::Value) -> Result<(), AtomicError> {
         self.buffer.add(key, n)
     }
 
-    fn flush(&self) -> impl Future<Output = Result<usize, AtomicError>> {
+    fn flush(&self) -> impl Future<Output = Result<BufferReport<M::Key>, AtomicError>> {
         self.buffer.flush()
     }
 
@@ -534,7 +672,11 @@ where
         self.buffer.last_error()
     }
 
-    async fn shutdown(mut self) -> Result<usize, AtomicError> {
+    fn background_report(&self) -> BufferReport<M::Key> {
+        self.buffer.background_report()
+    }
+
+    async fn shutdown(mut self) -> Result<BufferReport<M::Key>, AtomicError> {
         let flushed = self.buffer.shutdown().await;
         if let Some(flusher) = self.flusher.take() {
             flusher.join().expect("the buffer's flusher thread");

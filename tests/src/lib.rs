@@ -3,6 +3,7 @@
 //! - [`schema`] and [`models`]: the tables and the `#[derive(AtomicField)]` models under test.
 //! - [`db`]: how each backend gets a database (environment variable, else a testcontainers
 //!   container, else a panic that says what to do), the r2d2 pools, the DDL, unique row ids.
+//! - [`gate`]: a way into a test's database the test can close (a proxy, a lock on the file).
 //! - [`client`]: how a scenario reaches the database: blocking connections from the harness's
 //!   r2d2 pool, or diesel-async connections from a deadpool or bb8 pool.
 //! - [`scenarios`]: every scenario, written once as an `async fn` generic over
@@ -12,6 +13,7 @@
 pub mod checker;
 pub mod client;
 pub mod db;
+pub mod gate;
 pub mod models;
 pub mod pgbench;
 pub mod scenarios;

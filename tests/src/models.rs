@@ -140,6 +140,17 @@ pub struct DailyView {
     pub views: i64,
 }
 
+/// A hit counter whose cap only the database knows (`CHECK (hits <= cap)`); the model itself
+/// is the row a buffer inserts.
+#[derive(Debug, Clone, Queryable, Selectable, Identifiable, Insertable, AtomicField)]
+#[diesel(table_name = ct_capped)]
+pub struct Capped {
+    pub id: i64,
+    #[atomic]
+    pub hits: i64,
+    pub cap: i64,
+}
+
 /// Slotted counters: `views` over 16 slots, only up; `likes` over 4 slots, up and down.
 #[derive(Debug, Queryable, Selectable, Identifiable, AtomicField)]
 #[diesel(table_name = ct_articles)]

@@ -108,6 +108,16 @@ diesel::table! {
 }
 
 diesel::table! {
+    /// Hit counters each with its own cap, enforced by the database alone (`CHECK (hits <=
+    /// cap)`): a row whose write the database refuses, for the flush tests.
+    ct_capped (id) {
+        id -> BigInt,
+        hits -> BigInt,
+        cap -> BigInt,
+    }
+}
+
+diesel::table! {
     /// Articles whose `views` and `likes` are slotted counters (the columns here stay 0: the
     /// slots are the counters).
     ct_articles (id) {

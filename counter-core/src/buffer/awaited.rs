@@ -9,11 +9,14 @@ use std::sync::Arc;
 
 use diesel::Column;
 
-use super::{panicked, FlushPolicy, Pending};
+use super::pending::Pending;
+use super::{panicked, BufferReport, FlushPolicy, MissingRows};
 use crate::backend::{catch_unwind, RawConnection};
 use crate::error::AtomicError;
 use crate::field::{AtomicField, AtomicFieldOn};
+use crate::many::each::Each;
 use crate::ops::Field;
+use crate::unknown_keys::UnknownKeys;
 use crate::upsert::NewRow;
 
 /// A pool of diesel-async connections an [`AsyncBuffer`] takes its flushes' connections from:
@@ -61,8 +64,10 @@ pools!(
 /// written in batches through a pool of diesel-async connections.
 ///
 /// Everything [`Buffer`](crate::Buffer) says holds here (what can be lost, one transaction per
-/// flush in key order, no bounds through a buffer); the counts, the batches and what a failed
-/// flush puts back are the same code. What differs:
+/// flush in key order, each row on its own, the report, the bound on what waits in memory);
+/// the counts, the batches, the bound and what a flush puts back are the same code. `F` is
+/// the `new_row` closure of [`new`](Self::new), or [`UnknownKeys`] for an update-only buffer
+/// ([`updating`](Self::updating)). What differs:
 ///
 /// - **You spawn the flusher**: [`flusher`](Self::flusher) returns the background flush loop
 ///   as a future, so that `tokio::spawn` (or your runtime's spawn) sees your concrete types
@@ -109,7 +114,8 @@ pools!(
 /// for page in [1, 2, 1, 1] {
 ///     views.add(page, 1)?; // memory only, no await
 /// }
-/// views.flush().await?; // one transaction: page 1 += 3, page 2 += 1 (rows created)
+/// let report = views.flush().await?; // one transaction: page 1 += 3, page 2 += 1 (rows created)
+/// assert_eq!((report.written, report.counted), (2, 4));
 /// assert_eq!(PageViews::current_views(&mut pool.get().await?, 1).await?, 3);
 /// views.shutdown().await?; // a last flush; the flusher returns
 /// flusher.await?;
@@ -196,7 +202,8 @@ struct Inner<P, M: AtomicField<Col>, Col: Column, F> {
     stopping: AtomicBool,
     pool: P,
     field: Field<M, Col>,
-    new_row: F,
+    /// The `new_row` closure, or [`UnknownKeys`].
+    rows: F,
 }
 
 impl<P, M, Col, F> Clone for AsyncBuffer<P, M, Col, F>
@@ -225,15 +232,94 @@ where
     /// at `total`). Nothing flushes in the background until [`flusher`](Self::flusher) is
     /// spawned.
     pub fn new(pool: P, field: Field<M, Col>, new_row: F, policy: FlushPolicy) -> Self {
+        Self::with_rows(pool, field, new_row, policy)
+    }
+}
+
+impl<P, M, Col> AsyncBuffer<P, M, Col, UnknownKeys>
+where
+    P: ConnectionPool,
+    Col: Column + 'static,
+    M: AtomicFieldOn<Col, <P::Conn as RawConnection>::Db>,
+    M::Key: Ord + Hash + Clone,
+{
+    /// A buffer for `field` that updates existing rows only: a flush reports a key without a
+    /// row in [`BufferReport::unknown`] with its count, once, and then drops the count or
+    /// keeps it pending, as `unknown` says. No row is ever created. Its type names
+    /// [`UnknownKeys`] where [`new`](Self::new)'s names the closure:
+    /// `AsyncBuffer<Pool<Conn>, Article, articles::downloads, UnknownKeys>`.
+    ///
+    /// ```
+    /// # use counter_core::{AsyncBuffer, AtomicField, FlushPolicy, UnknownKeys};
+    /// # use diesel::prelude::*;
+    /// # use diesel_async::pooled_connection::{deadpool::Pool, AsyncDieselConnectionManager};
+    /// # use diesel_async::sync_connection_wrapper::SyncConnectionWrapper;
+    /// # use diesel_async::SimpleAsyncConnection;
+    /// diesel::table! { articles (id) { id -> BigInt, downloads -> BigInt, } }
+    ///
+    /// #[derive(Queryable, Selectable, Identifiable, AtomicField)]
+    /// #[diesel(table_name = articles)]
+    /// struct Article {
+    ///     id: i64,
+    ///     #[atomic]
+    ///     downloads: i64,
+    /// }
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let dir = tempfile::tempdir()?;
+    /// # let url = dir.path().join("doc.db").to_str().unwrap().to_owned();
+    /// type Conn = SyncConnectionWrapper<SqliteConnection>;
+    /// let pool = Pool::builder(AsyncDieselConnectionManager::<Conn>::new(url)).build()?;
+    /// # pool.get().await?.batch_execute("CREATE TABLE articles (id BIGINT PRIMARY KEY, downloads BIGINT NOT NULL); INSERT INTO articles VALUES (1, 0)").await?;
+    /// let downloads: AsyncBuffer<Pool<Conn>, Article, articles::downloads, UnknownKeys> =
+    ///     AsyncBuffer::updating(
+    ///         pool.clone(),
+    ///         Article::atomic_downloads(),
+    ///         UnknownKeys::Keep,
+    ///         FlushPolicy::MANUAL,
+    ///     );
+    /// downloads.add(1, 1)?;
+    /// downloads.add(2, 5)?; // article 2 is being created by another transaction
+    /// let report = downloads.flush().await?;
+    /// assert_eq!(report.unknown, vec![(2, 5)]); // reported, and kept
+    /// assert_eq!(downloads.pending(), 5);
+    /// # pool.get().await?.batch_execute("INSERT INTO articles VALUES (2, 0)").await?;
+    /// let report = downloads.flush().await?; // once the row exists, written
+    /// assert_eq!((report.written, report.counted), (1, 5));
+    /// assert_eq!(Article::current_downloads(&mut pool.get().await?, 2).await?, 5);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn updating(
+        pool: P,
+        field: Field<M, Col>,
+        unknown: UnknownKeys,
+        policy: FlushPolicy,
+    ) -> Self {
+        Self::with_rows(pool, field, unknown, policy)
+    }
+}
+
+impl<P, M, Col, F> AsyncBuffer<P, M, Col, F>
+where
+    P: ConnectionPool,
+    Col: Column + 'static,
+    M: AtomicFieldOn<Col, <P::Conn as RawConnection>::Db>,
+    M::Key: Ord + Hash + Clone,
+    F: MissingRows<M, Col, <P::Conn as RawConnection>::Db>,
+{
+    /// The buffer of [`new`](Self::new) and [`updating`](Self::updating).
+    fn with_rows(pool: P, field: Field<M, Col>, rows: F, policy: FlushPolicy) -> Self {
         AsyncBuffer {
             inner: Arc::new(Inner {
-                pending: Pending::new(policy),
+                pending: Pending::new(policy, rows.unknown()),
                 flushing: tokio::sync::Mutex::new(()),
                 wake: tokio::sync::Notify::new(),
                 stopping: AtomicBool::new(false),
                 pool,
                 field,
-                new_row,
+                rows,
             }),
         }
     }
@@ -251,7 +337,7 @@ where
         let inner = Arc::clone(&self.inner);
         async move {
             let policy = inner.pending.policy;
-            if policy == FlushPolicy::MANUAL {
+            if !policy.background() {
                 return;
             }
             loop {
@@ -270,13 +356,16 @@ where
                 if inner.stopping.load(Ordering::Acquire) {
                     return;
                 }
-                let _ = inner.flush().await;
+                if let Ok(report) = inner.flush().await {
+                    inner.pending.keep_background(report);
+                }
             }
         }
     }
 
     /// Adds `n` to `key`'s pending count: memory only, one shard lock, no await. Errors:
-    /// `NegativeAmount` (a buffer only counts up).
+    /// `NegativeAmount` (a buffer only counts up); `BufferFull` at the policy's bound
+    /// ([`FlushPolicy::max_keys`], [`FlushPolicy::max_adds`]): the count was **not** taken.
     pub fn add(&self, key: M::Key, n: M::Value) -> Result<(), AtomicError> {
         if self.inner.pending.add(key, n)? {
             self.inner.wake.notify_one();
@@ -284,12 +373,14 @@ where
         Ok(())
     }
 
-    /// Writes everything added so far; returns the number of keys written. On error every
-    /// count is kept for the next flush, and the error is also kept for
-    /// [`last_error`](Self::last_error).
+    /// Writes everything added so far, each row on its own: returns what it did
+    /// ([`BufferReport`]: keys written, keys refused and unknown keys, by key). A row that
+    /// refuses does not hold back the others; its count stays pending. On error (the database
+    /// is down, the connection was lost) nothing of the batch is written, every count is kept
+    /// for the next flush, and the error is also kept for [`last_error`](Self::last_error).
     ///
     #[doc = include_str!("../../doc/ops/buffer_flush.md")]
-    pub async fn flush(&self) -> Result<usize, AtomicError> {
+    pub async fn flush(&self) -> Result<BufferReport<M::Key>, AtomicError> {
         self.inner.flush().await
     }
 
@@ -299,40 +390,45 @@ where
     }
 
     /// The message of the last flush's error, or `None` when the last flush succeeded (or
-    /// none ran yet).
+    /// none ran yet). A flush in which some rows refused succeeded: see its report.
     pub fn last_error(&self) -> Option<String> {
         self.inner.pending.last_error()
+    }
+
+    /// What the flusher's flushes did since the last call: as
+    /// [`Buffer::background_report`](crate::Buffer::background_report).
+    pub fn background_report(&self) -> BufferReport<M::Key> {
+        self.inner.pending.take_background()
     }
 
     /// Stops the flusher (its future returns) and flushes what is left; the error of that last
     /// flush, whose counts are then still [`pending`](Self::pending). Adds after it are only
     /// written by [`flush`](Self::flush).
-    pub async fn shutdown(&self) -> Result<usize, AtomicError> {
+    pub async fn shutdown(&self) -> Result<BufferReport<M::Key>, AtomicError> {
         self.inner.stopping.store(true, Ordering::Release);
         self.inner.wake.notify_one();
         self.inner.flush().await
     }
 }
 
-impl<P, M, Col, F, R> Inner<P, M, Col, F>
+impl<P, M, Col, F> Inner<P, M, Col, F>
 where
     P: ConnectionPool,
     Col: Column + 'static,
     M: AtomicFieldOn<Col, <P::Conn as RawConnection>::Db>,
     M::Key: Ord + Hash + Clone,
-    F: Fn(&M::Key, M::Value) -> R,
-    R: NewRow<M, Col, <P::Conn as RawConnection>::Db>,
+    F: MissingRows<M, Col, <P::Conn as RawConnection>::Db>,
 {
     /// Takes every pending count, writes it as one batch, and settles: on error, and when
     /// this future is dropped before the write finished, every count goes back.
-    async fn flush(&self) -> Result<usize, AtomicError> {
+    async fn flush(&self) -> Result<BufferReport<M::Key>, AtomicError> {
         let _one_at_a_time = self.flushing.lock().await;
         let (taken, batch) = self.pending.take();
         let result = if batch.is_empty() {
-            Ok(())
+            Ok(Each::default())
         } else {
             // A panicking `new_row` fails the flush like a database error: the counts stay.
-            catch_unwind(self.write(batch))
+            catch_unwind(self.write(&batch))
                 .await
                 .unwrap_or_else(|_| Err(panicked()))
         };
@@ -340,11 +436,12 @@ where
     }
 
     /// One batch, in one transaction, on a connection from the pool.
-    async fn write(&self, batch: Vec<(M::Key, M::Value)>) -> Result<(), AtomicError> {
+    async fn write(
+        &self,
+        batch: &[(M::Key, M::Value)],
+    ) -> Result<Each<M::Key, M::Value>, AtomicError> {
         let mut conn = self.pool.connection().await?;
-        self.field
-            .upsert_all(&mut *conn, batch, &self.new_row)
-            .await
-            .map(drop)
+        let written = self.rows.write(&self.field, &mut *conn, batch).await?;
+        Ok(written.0)
     }
 }

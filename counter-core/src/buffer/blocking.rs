@@ -7,16 +7,21 @@ use std::thread::JoinHandle;
 use diesel::r2d2::{ConnectionManager, Pool, R2D2Connection};
 use diesel::Column;
 
-use super::{lock, panicked, FlushPolicy, Pending};
+use super::pending::Pending;
+use super::rows::{MissingRows, Written};
+use super::{lock, panicked, BufferReport, FlushPolicy};
 use crate::backend::{BackendOf, Blocking, BlockingConnection, CallMode, RawConnection};
 use crate::error::AtomicError;
 use crate::field::{AtomicField, AtomicFieldOn};
+use crate::many::each::Each;
 use crate::ops::Field;
+use crate::unknown_keys::UnknownKeys;
 use crate::upsert::NewRow;
 use crate::value::AtomicValue;
 
-/// Writes one batch; built by [`Buffer::new`] around the pool, the field and `new_row`.
-type FlushFn<K, V> = Box<dyn Fn(Vec<(K, V)>) -> Result<(), AtomicError> + Send + Sync>;
+/// Writes one batch; built by [`Buffer::new`] or [`Buffer::updating`] around the pool, the
+/// field and what to do with a key without a row.
+type FlushFn<K, V> = Box<dyn Fn(&[(K, V)]) -> Result<Written<K, V>, AtomicError> + Send + Sync>;
 
 /// The part shared with the background thread.
 struct Shared<K, V> {
@@ -35,14 +40,18 @@ struct Shared<K, V> {
 /// A hot counter row takes one commit per increment, and every increment of the row waits for
 /// the previous one's. [`Buffer::add`] only adds to an in-memory map (sharded by key, so threads
 /// adding to different keys never wait for one another); a flush takes what has accumulated,
-/// sums it per key, sorts the keys, and writes the batch with
-/// [`Field::increment_or_insert_all`] in one transaction on a connection of its own, so two
-/// buffers (two app servers) flushing overlapping keys take their row locks in one order.
+/// sums it per key, sorts the keys, and writes the batch in one transaction on a connection of
+/// its own, so two buffers (two app servers) flushing overlapping keys take their row locks in
+/// one order. Each row is written on its own: a row that refuses (past its maximum, a `CHECK`,
+/// a trigger) is named in the flush's [`BufferReport`] and keeps its count pending, and every
+/// other row is written. A key without a row is inserted (`new`, with your `new_row`) or
+/// reported and dropped or kept (`updating`, see [`UnknownKeys`]).
 ///
 /// **What can be lost:** only counts added since the last successful flush, and only if the
 /// process dies before the next one. A flush that fails (the database is down, the connection
 /// was killed, a bound refused) puts every count it took back into the buffer, and the next
-/// flush writes them. One window is shared with every database write: a flush whose `COMMIT`
+/// flush writes them. Counts are only dropped when you ask: an unknown key under
+/// [`UnknownKeys::Drop`], after the report names it. One window is shared with every database write: a flush whose `COMMIT`
 /// reached the database but whose answer was lost with the connection cannot know it
 /// succeeded, and its counts are written again.
 ///
@@ -51,8 +60,14 @@ struct Shared<K, V> {
 /// `test_on_check_out(false)` a MySQL connection that died stays in the pool and every flush
 /// fails (keeping its counts) until the pool drops it.
 ///
-/// **Bounds are not enforced through a buffer**: a buffer is for counters (views, downloads),
-/// never for stock. A flush that a bound refuses fails whole and keeps its counts.
+/// **What waits in memory is bounded** ([`FlushPolicy::max_keys`], [`FlushPolicy::max_adds`]):
+/// while the database is down, `add` past the bound returns
+/// [`AtomicError::BufferFull`] and does not take the count (see [`FlushPolicy`] for why it
+/// does not wait instead).
+///
+/// **Column bounds are not enforced through a buffer**: a buffer is for counters (views,
+/// downloads), never for stock. A row past its bound is refused, reported, and keeps its
+/// count.
 ///
 /// ```
 /// use counter_core::{AtomicField, Buffer, FlushPolicy};
@@ -85,7 +100,8 @@ struct Shared<K, V> {
 ///     views.add(page, 1)?; // memory only
 /// }
 /// assert_eq!(views.pending(), 4);
-/// views.flush()?; // one transaction: page 1 += 3, page 2 += 1 (rows created)
+/// let report = views.flush()?; // one transaction: page 1 += 3, page 2 += 1 (rows created)
+/// assert_eq!((report.written, report.counted), (2, 4));
 /// assert_eq!(PageViews::current_views(&mut pool.get()?, 1)?, 3);
 /// views.shutdown()?; // stops the background thread after a last flush
 /// # Ok::<(), Box<dyn std::error::Error>>(())
@@ -121,18 +137,90 @@ where
         R: NewRow<M, Col, BackendOf<C>>,
         F: Fn(&K, V) -> R + Send + Sync + 'static,
     {
+        Self::with_rows(pool, field, new_row, policy)
+    }
+
+    /// A buffer for `field` that updates existing rows only: a flush reports a key without a
+    /// row in [`BufferReport::unknown`] with its count, once, and then drops the count or keeps
+    /// it pending, as `unknown` says. No row is ever created.
+    ///
+    /// ```
+    /// use counter_core::{AtomicField, Buffer, FlushPolicy, UnknownKeys};
+    /// use diesel::prelude::*;
+    /// use diesel::r2d2::{ConnectionManager, Pool};
+    ///
+    /// diesel::table! { articles (id) { id -> BigInt, downloads -> BigInt, } }
+    ///
+    /// #[derive(Queryable, Selectable, Identifiable, AtomicField)]
+    /// #[diesel(table_name = articles)]
+    /// struct Article {
+    ///     id: i64,
+    ///     #[atomic]
+    ///     downloads: i64,
+    /// }
+    ///
+    /// # let dir = tempfile::tempdir()?;
+    /// # let url = dir.path().join("doc.db").to_str().unwrap().to_owned();
+    /// let pool = Pool::new(ConnectionManager::<SqliteConnection>::new(url))?;
+    /// diesel::sql_query("CREATE TABLE articles (id BIGINT PRIMARY KEY, downloads BIGINT NOT NULL)")
+    ///     .execute(&mut pool.get()?)?;
+    /// diesel::sql_query("INSERT INTO articles VALUES (1, 0)").execute(&mut pool.get()?)?;
+    ///
+    /// let downloads = Buffer::updating(
+    ///     pool.clone(),
+    ///     Article::atomic_downloads(),
+    ///     UnknownKeys::Drop,
+    ///     FlushPolicy::MANUAL,
+    /// );
+    /// downloads.add(1, 1)?;
+    /// downloads.add(999, 2)?; // no article 999
+    /// let report = downloads.flush()?;
+    /// assert_eq!((report.written, report.counted), (1, 1));
+    /// assert_eq!(report.unknown, vec![(999, 2)]); // reported once, then dropped
+    /// assert_eq!(downloads.pending(), 0);
+    /// assert_eq!(Article::current_downloads(&mut pool.get()?, 1)?, 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn updating<M, Col, C>(
+        pool: Pool<ConnectionManager<C>>,
+        field: Field<M, Col>,
+        unknown: UnknownKeys,
+        policy: FlushPolicy,
+    ) -> Self
+    where
+        C: BlockingConnection<Raw = C> + RawConnection + R2D2Connection + Send + 'static,
+        Col: Column + 'static,
+        M: AtomicFieldOn<Col, BackendOf<C>> + AtomicField<Col, Key = K, Value = V>,
+    {
+        Self::with_rows(pool, field, unknown, policy)
+    }
+
+    /// The buffer of [`new`](Self::new) and [`updating`](Self::updating).
+    fn with_rows<M, Col, C, Rows>(
+        pool: Pool<ConnectionManager<C>>,
+        field: Field<M, Col>,
+        rows: Rows,
+        policy: FlushPolicy,
+    ) -> Self
+    where
+        C: BlockingConnection<Raw = C> + RawConnection + R2D2Connection + Send + 'static,
+        Col: Column + 'static,
+        M: AtomicFieldOn<Col, BackendOf<C>> + AtomicField<Col, Key = K, Value = V>,
+        Rows: MissingRows<M, Col, BackendOf<C>> + Send + Sync + 'static,
+    {
+        let unknown = rows.unknown();
         let write: FlushFn<K, V> = Box::new(move |batch| {
             let mut conn = pool.get().map_err(AtomicError::custom)?;
-            Blocking::drive(field.upsert_all(&mut *conn, batch, &new_row)).map(drop)
+            Blocking::drive(rows.write(&field, &mut *conn, batch))
         });
         let shared = Arc::new(Shared {
-            pending: Pending::new(policy),
+            pending: Pending::new(policy, unknown),
             flushing: Mutex::new(()),
             write,
             stopping: Mutex::new(false),
             wake: Condvar::new(),
         });
-        let flusher = (policy != FlushPolicy::MANUAL).then(|| {
+        let flusher = policy.background().then(|| {
             let shared = Arc::clone(&shared);
             std::thread::Builder::new()
                 .name("counter-buffer-flush".into())
@@ -143,7 +231,8 @@ where
     }
 
     /// Adds `n` to `key`'s pending count: memory only, one shard lock. Errors:
-    /// `NegativeAmount` (a buffer only counts up).
+    /// `NegativeAmount` (a buffer only counts up); `BufferFull` at the policy's bound
+    /// ([`FlushPolicy::max_keys`], [`FlushPolicy::max_adds`]): the count was **not** taken.
     pub fn add(&self, key: K, n: V) -> Result<(), AtomicError> {
         if self.shared.pending.add(key, n)? {
             self.shared.wake.notify_one();
@@ -151,12 +240,15 @@ where
         Ok(())
     }
 
-    /// Writes everything added so far, on the calling thread; returns the number of keys
-    /// written. On error every count is kept for the next flush, and the error is also kept
-    /// for [`last_error`](Self::last_error).
+    /// Writes everything added so far, on the calling thread, each row on its own: returns
+    /// what it did ([`BufferReport`]: keys written, keys refused and unknown keys, by key). A
+    /// row that refuses does not hold back the others; its count stays pending. On error
+    /// (the database is down, the connection was lost) nothing of the batch is written,
+    /// every count is kept for the next flush, and the error is also kept for
+    /// [`last_error`](Self::last_error).
     ///
     #[doc = include_str!("../../doc/ops/buffer_flush.md")]
-    pub fn flush(&self) -> Result<usize, AtomicError> {
+    pub fn flush(&self) -> Result<BufferReport<K>, AtomicError> {
         self.shared.flush()
     }
 
@@ -166,18 +258,28 @@ where
     }
 
     /// The message of the last flush's error, or `None` when the last flush succeeded (or
-    /// none ran yet).
+    /// none ran yet). A flush in which some rows refused succeeded: see its report.
     pub fn last_error(&self) -> Option<String> {
         self.shared.pending.last_error()
     }
 
+    /// What the background flusher's flushes did since the last call (their reports are
+    /// nobody's return value): keys and counts written, summed; the refused keys of the
+    /// latest one (they are pending still); and the unknown keys each reported, once each
+    /// under [`UnknownKeys::Drop`] (appended until taken here: a service with many unknown
+    /// keys takes them regularly, to log them), the latest flush's under
+    /// [`UnknownKeys::Keep`].
+    pub fn background_report(&self) -> BufferReport<K> {
+        self.shared.pending.take_background()
+    }
+
     /// Stops the background flusher and flushes what is left; the error of that last flush,
     /// whose counts are then still [`pending`](Self::pending).
-    pub fn shutdown(mut self) -> Result<usize, AtomicError> {
+    pub fn shutdown(mut self) -> Result<BufferReport<K>, AtomicError> {
         self.stop()
     }
 
-    fn stop(&mut self) -> Result<usize, AtomicError> {
+    fn stop(&mut self) -> Result<BufferReport<K>, AtomicError> {
         *lock(&self.shared.stopping) = true;
         self.shared.wake.notify_all();
         if let Some(flusher) = self.flusher.take() {
@@ -208,15 +310,16 @@ where
 {
     /// Takes every pending count, writes it as one batch, and settles: on error every count
     /// goes back.
-    fn flush(&self) -> Result<usize, AtomicError> {
+    fn flush(&self) -> Result<BufferReport<K>, AtomicError> {
         let _one_at_a_time = lock(&self.flushing);
         let (taken, batch) = self.pending.take();
         let result = if batch.is_empty() {
-            Ok(())
+            Ok(Each::default())
         } else {
             // A panicking `new_row` fails the flush like a database error: the counts stay.
-            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| (self.write)(batch)))
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| (self.write)(&batch)))
                 .unwrap_or_else(|_| Err(panicked()))
+                .map(|written| written.0)
         };
         taken.settle(result)
     }
@@ -241,7 +344,9 @@ where
             }
             drop(stopping);
             // An error is kept in `last_error` and the counts stay for the next flush.
-            let _ = self.flush();
+            if let Ok(report) = self.flush() {
+                self.pending.keep_background(report);
+            }
         }
     }
 }

@@ -170,8 +170,6 @@ impl<M: AtomicField<Col>, Col: Column + 'static> Field<M, Col> {
     /// Adds each `(key, amount)` of `batch` (keys distinct, in order, amounts above zero) to
     /// its row, each row on its own, in one write transaction (a savepoint inside the
     /// caller's), re-run whole after a transient conflict.
-    // The buffers' flush writes with it once their update-only mode lands (branch h18-buffer).
-    #[allow(dead_code)]
     pub(crate) async fn add_each<R, O>(
         &self,
         raw: &mut R,

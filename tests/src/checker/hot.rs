@@ -82,6 +82,7 @@ struct Ctx {
 const HOT_FLUSH: FlushPolicy = FlushPolicy {
     interval: Some(Duration::from_millis(5)),
     max_pending_adds: Some(40),
+    ..FlushPolicy::MANUAL
 };
 
 /// A fresh history's keys, and the Redis counter's rows (a flush only increments).
@@ -122,7 +123,7 @@ impl HotBuffer for Buffer<(i64, i32), i64> {
     }
 
     async fn flush_all(&self) -> Result<usize, AtomicError> {
-        self.flush()
+        self.flush().map(|report| report.written)
     }
 }
 
@@ -138,7 +139,7 @@ where
     }
 
     async fn flush_all(&self) -> Result<usize, AtomicError> {
-        self.flush().await
+        self.flush().await.map(|report| report.written)
     }
 }
 

@@ -26,6 +26,8 @@ CREATE TABLE IF NOT EXISTS ct_cart_lines (cart_id BIGINT NOT NULL, product_id BI
     quantity INTEGER NOT NULL, PRIMARY KEY (cart_id, product_id));
 CREATE TABLE IF NOT EXISTS ct_daily_views (page_id BIGINT NOT NULL, day INTEGER NOT NULL,
     views BIGINT NOT NULL, PRIMARY KEY (page_id, day));
+CREATE TABLE IF NOT EXISTS ct_capped (id BIGINT PRIMARY KEY, hits BIGINT NOT NULL,
+    cap BIGINT NOT NULL, CONSTRAINT ct_capped_cap CHECK (hits <= cap));
 CREATE TABLE IF NOT EXISTS ct_articles (id BIGINT PRIMARY KEY, views BIGINT NOT NULL,
     likes BIGINT NOT NULL);
 CREATE TABLE IF NOT EXISTS ct_article_view_slots (id BIGINT NOT NULL, slot INTEGER NOT NULL,
@@ -63,6 +65,8 @@ CREATE TABLE IF NOT EXISTS ct_cart_lines (cart_id BIGINT NOT NULL, product_id BI
     quantity INT NOT NULL, PRIMARY KEY (cart_id, product_id)) ENGINE = InnoDB;
 CREATE TABLE IF NOT EXISTS ct_daily_views (page_id BIGINT NOT NULL, day INT NOT NULL,
     views BIGINT NOT NULL, PRIMARY KEY (page_id, day)) ENGINE = InnoDB;
+CREATE TABLE IF NOT EXISTS ct_capped (id BIGINT PRIMARY KEY, hits BIGINT NOT NULL,
+    cap BIGINT NOT NULL, CONSTRAINT ct_capped_cap CHECK (hits <= cap)) ENGINE = InnoDB;
 CREATE TABLE IF NOT EXISTS ct_articles (id BIGINT PRIMARY KEY, views BIGINT NOT NULL,
     likes BIGINT NOT NULL) ENGINE = InnoDB;
 CREATE TABLE IF NOT EXISTS ct_article_view_slots (id BIGINT NOT NULL, slot INT NOT NULL,
@@ -94,6 +98,8 @@ CREATE TABLE IF NOT EXISTS ct_cart_lines (cart_id BIGINT NOT NULL, product_id BI
     quantity INTEGER NOT NULL, PRIMARY KEY (cart_id, product_id));
 CREATE TABLE IF NOT EXISTS ct_daily_views (page_id BIGINT NOT NULL, day INTEGER NOT NULL,
     views BIGINT NOT NULL, PRIMARY KEY (page_id, day));
+CREATE TABLE IF NOT EXISTS ct_capped (id BIGINT PRIMARY KEY, hits BIGINT NOT NULL,
+    cap BIGINT NOT NULL, CONSTRAINT ct_capped_cap CHECK (hits <= cap));
 CREATE TABLE IF NOT EXISTS ct_articles (id BIGINT PRIMARY KEY, views BIGINT NOT NULL,
     likes BIGINT NOT NULL);
 CREATE TABLE IF NOT EXISTS ct_article_view_slots (id BIGINT NOT NULL, slot INTEGER NOT NULL,

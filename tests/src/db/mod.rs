@@ -117,6 +117,20 @@ pub trait TestDb: Sized + Send + Sync + 'static {
     fn daily_views(&self, page_ids: &[i64]) -> Vec<(i64, i32, i64)>;
     /// The `(slot, count)` rows of article `id`'s view counter, in slot order.
     fn view_slots(&self, id: i64) -> Vec<(i32, i64)>;
+    /// A [`Gate`](crate::gate::Gate) into this database, closed by the test to take the
+    /// database down.
+    fn gate(&self) -> crate::gate::Gate;
+    /// How many sessions wait for a lock that `conn`'s open transaction holds (servers only:
+    /// SQLite has one writer, no row locks, and panics here).
+    fn lock_waiters(conn: &mut Self::Conn) -> i64;
+    /// A new daily-views row.
+    fn new_daily_view(&self, page_id: i64, day: i32, views: i64);
+    /// A new capped hit counter; returns its id.
+    fn new_capped(&self, hits: i64, cap: i64) -> i64;
+    /// Sets the cap of a capped hit counter.
+    fn set_cap(&self, id: i64, cap: i64);
+    /// Every `(id, hits)` row of these capped counters, ordered by id.
+    fn capped(&self, ids: &[i64]) -> Vec<(i64, i64)>;
 }
 
 /// A fresh row id: a random per-process base plus a process-wide counter, so tests running in
@@ -323,6 +337,50 @@ macro_rules! row_helpers {
                     .filter(ct_article_view_slots::id.eq(id))
                     .order(ct_article_view_slots::slot)
                     .select((ct_article_view_slots::slot, ct_article_view_slots::count))
+                    .load(c)
+            })
+        }
+
+        fn new_daily_view(&self, page_id: i64, day: i32, views: i64) {
+            harness(self.pool(), "insert daily view", |c| {
+                diesel::insert_into(ct_daily_views::table)
+                    .values((
+                        ct_daily_views::page_id.eq(page_id),
+                        ct_daily_views::day.eq(day),
+                        ct_daily_views::views.eq(views),
+                    ))
+                    .execute(c)
+            });
+        }
+
+        fn new_capped(&self, hits: i64, cap: i64) -> i64 {
+            let id = next_id();
+            harness(self.pool(), "insert capped", |c| {
+                diesel::insert_into(ct_capped::table)
+                    .values((
+                        ct_capped::id.eq(id),
+                        ct_capped::hits.eq(hits),
+                        ct_capped::cap.eq(cap),
+                    ))
+                    .execute(c)
+            });
+            id
+        }
+
+        fn set_cap(&self, id: i64, cap: i64) {
+            harness(self.pool(), "set cap", |c| {
+                diesel::update(ct_capped::table.find(id))
+                    .set(ct_capped::cap.eq(cap))
+                    .execute(c)
+            });
+        }
+
+        fn capped(&self, ids: &[i64]) -> Vec<(i64, i64)> {
+            harness(self.pool(), "read capped", |c| {
+                ct_capped::table
+                    .filter(ct_capped::id.eq_any(ids))
+                    .order(ct_capped::id)
+                    .select((ct_capped::id, ct_capped::hits))
                     .load(c)
             })
         }

@@ -140,7 +140,7 @@ where
 /// A server backend: a process-wide pool (the tables are created when it is), shared by every
 /// test of the process, each test on rows of its own.
 macro_rules! server_db {
-    ($(#[$doc:meta])* $name:ident, $pool_fn:ident, $conn:ty, $label:literal, $env:expr, $url:expr, $ddl:expr) => {
+    ($(#[$doc:meta])* $name:ident, $pool_fn:ident, $conn:ty, $label:literal, $env:expr, $url:expr, $ddl:expr, $port:expr, $waiters:expr) => {
         $(#[$doc])*
         #[derive(Clone)]
         pub struct $name {
@@ -171,6 +171,22 @@ macro_rules! server_db {
                 format!("SELECT stock FROM ct_products WHERE id = {id} FOR UPDATE")
             }
 
+            fn gate(&self) -> crate::gate::Gate {
+                crate::gate::Gate::proxy(&$url, $port)
+            }
+
+            fn lock_waiters(conn: &mut $conn) -> i64 {
+                #[derive(QueryableByName)]
+                struct Waiters {
+                    #[diesel(sql_type = diesel::sql_types::BigInt)]
+                    n: i64,
+                }
+                diesel::sql_query($waiters)
+                    .get_result::<Waiters>(conn)
+                    .unwrap_or_else(|e| panic!("{}: lock waiters: {e}", $label))
+                    .n
+            }
+
             row_helpers!();
         }
     };
@@ -178,9 +194,13 @@ macro_rules! server_db {
 
 server_db!(
     /// PostgreSQL: the process-wide pool on [`pg_url`].
-    Postgres, pg_pool, PgConnection, "PostgreSQL", PG_ENV, pg_url(), PG_DDL
+    Postgres, pg_pool, PgConnection, "PostgreSQL", PG_ENV, pg_url(), PG_DDL, 5432,
+    "SELECT count(*)::bigint AS n FROM pg_stat_activity WHERE pg_backend_pid() = ANY(pg_blocking_pids(pid))"
 );
 server_db!(
     /// MySQL/MariaDB: the process-wide pool on [`mysql_url`].
-    Mysql, mysql_pool, MysqlConnection, "MySQL", MYSQL_ENV, mysql_url(), MYSQL_DDL
+    Mysql, mysql_pool, MysqlConnection, "MySQL", MYSQL_ENV, mysql_url(), MYSQL_DDL, 3306,
+    "SELECT CAST(COUNT(*) AS SIGNED) AS n FROM information_schema.innodb_lock_waits w \
+     JOIN information_schema.innodb_trx t ON t.trx_id = w.blocking_trx_id \
+     WHERE t.trx_mysql_thread_id = CONNECTION_ID()"
 );

@@ -127,6 +127,14 @@ impl TestDb for Sqlite {
         format!("UPDATE ct_products SET name = name WHERE id = {id}")
     }
 
+    fn lock_waiters(_: &mut SqliteConnection) -> i64 {
+        panic!("SQLite has no row locks to wait for")
+    }
+
+    fn gate(&self) -> crate::gate::Gate {
+        crate::gate::Gate::sqlite(self.path.to_str().expect("UTF-8 path"))
+    }
+
     row_helpers!();
 }
 

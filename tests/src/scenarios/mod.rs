@@ -30,6 +30,9 @@
 //! - [`slotted`], [`buffer`], [`redis`]: slotted counters, the write-behind `Buffer`,
 //!   `RedisCounter`; [`redis_kept`]: what a Redis flush cannot write, kept or reported;
 //!   [`redis_flusher`]: its background flusher.
+//! - [`buffer_rows`]: a buffer's flush (refused rows, unknown keys, 200,000 keys);
+//!   [`buffer_faults`]: a buffer while the database is down or its connection is cut
+//!   (`buffer_server_fault_tests!`, servers only, blocking and async).
 //!
 //! [`assert`](mod@assert) holds the assertions on results, [`harness`] the threads, panic catching and
 //! shared types.
@@ -38,6 +41,8 @@
 
 pub mod assert;
 pub mod buffer;
+pub mod buffer_faults;
+pub mod buffer_rows;
 pub mod callers_transaction;
 pub mod checkout;
 pub mod composite;
@@ -58,6 +63,8 @@ pub mod upsert;
 
 pub use assert::*;
 pub use buffer::*;
+pub use buffer_faults::*;
+pub use buffer_rows::*;
 pub use callers_transaction::*;
 pub use checkout::*;
 pub use composite::*;
@@ -96,6 +103,8 @@ macro_rules! backend_tests {
         $crate::checkout_tests!($client);
         $crate::slotted_tests!($client);
         $crate::buffer_tests!($client);
+        $crate::buffer_row_tests!($client);
+        $crate::buffer_fault_tests!($client);
         $crate::redis_tests!($client);
         $crate::redis_kept_tests!($client);
     };
