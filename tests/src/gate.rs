@@ -80,10 +80,7 @@ impl Gate {
     /// The database becomes unreachable (servers) or unwritable (SQLite).
     pub fn down(&self) {
         match &self.kind {
-            Kind::Proxy(proxy) => {
-                proxy.open.store(false, Ordering::SeqCst);
-                proxy.cut();
-            }
+            Kind::Proxy(proxy) => proxy.close(),
             Kind::Sqlite(holder) => {
                 let mut conn =
                     SqliteConnection::establish(&self.url).expect("the gate's connection");
@@ -149,24 +146,39 @@ impl Proxy {
             for client in listener.incoming() {
                 let Some(proxy) = weak.upgrade() else { return };
                 let Ok(client) = client else { continue };
-                if !proxy.open.load(Ordering::SeqCst) {
-                    let _ = client.shutdown(Shutdown::Both);
-                    continue;
-                }
                 let Ok(server) = TcpStream::connect(&target) else {
                     let _ = client.shutdown(Shutdown::Both);
                     continue;
                 };
+                // Checked under the lock `down` takes: a connection accepted while the gate
+                // closes is either cut by it or refused here, never left open.
+                let mut live = proxy.live.lock().unwrap();
+                if !proxy.open.load(Ordering::SeqCst) {
+                    let _ = client.shutdown(Shutdown::Both);
+                    let _ = server.shutdown(Shutdown::Both);
+                    continue;
+                }
                 let _ = (client.set_nodelay(true), server.set_nodelay(true));
                 *proxy.accepted.lock().unwrap() += 1;
-                let pair = (client.try_clone().unwrap(), server.try_clone().unwrap());
-                proxy.live.lock().unwrap().push(pair);
+                live.push((client.try_clone().unwrap(), server.try_clone().unwrap()));
+                drop(live);
                 let (c2, s2) = (client.try_clone().unwrap(), server.try_clone().unwrap());
                 std::thread::spawn(move || copy(client, server));
                 std::thread::spawn(move || copy(s2, c2));
             }
         });
         proxy
+    }
+
+    /// Refuses new connections and cuts the live ones, under the lock the accept loop
+    /// checks `open` with.
+    fn close(&self) {
+        let mut live = self.live.lock().unwrap();
+        self.open.store(false, Ordering::SeqCst);
+        for (client, server) in live.drain(..) {
+            let _ = client.shutdown(Shutdown::Both);
+            let _ = server.shutdown(Shutdown::Both);
+        }
     }
 
     fn cut(&self) {
