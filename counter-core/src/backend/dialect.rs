@@ -91,12 +91,6 @@ pub trait Dialect: Backend + Sized + 'static {
     /// How an `UPDATE` joins a derived table.
     const UPDATE_JOIN: UpdateJoin = UpdateJoin::From;
 
-    /// Whether sets of rows go through the batched statements of `Strategy::change_chunk`, or
-    /// row by row, each row read under its lock and written (MySQL, for now: the batched form
-    /// hung in the randomized checker's `ANSI_QUOTES` cells on MariaDB 10.11, a locking read
-    /// that never answered while the server was idle; until that is understood).
-    const BATCHED_SETS: bool = true;
-
     /// How many rows one batched statement of a set carries: within the backend's limit on
     /// bound parameters (65,535 on PostgreSQL and MySQL, 32,766 on SQLite) for a key of up to
     /// four columns and a value, and small enough that a chunk's statement text stays far

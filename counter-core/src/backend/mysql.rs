@@ -15,7 +15,6 @@ impl Dialect for Mysql {
     const UPSERT: UpsertClause = UpsertClause::OnDuplicateKey;
     const DERIVED_ROWS: DerivedRows = DerivedRows::UnionAll;
     const UPDATE_JOIN: UpdateJoin = UpdateJoin::Join;
-    const BATCHED_SETS: bool = false;
 
     fn lock_sql(mode: LockMode) -> Result<&'static str, AtomicError> {
         Ok(match mode {

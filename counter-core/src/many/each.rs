@@ -219,10 +219,6 @@ impl<M: AtomicField<Col>, Col: Column + 'static> Field<M, Col> {
                 plan: Some(plan),
             });
         }
-        if !<R::Db as Dialect>::BATCHED_SETS {
-            self.rows_alone(c, &rows, &mut each, &mut missing).await?;
-            rows.clear();
-        }
         for chunk in rows.chunks(<R::Db as Dialect>::SET_CHUNK) {
             // In a savepoint: a row's own error (a CHECK) rolls back only this chunk, which
             // then goes row by row.

@@ -101,7 +101,7 @@ impl<M: AtomicField<Col>, Col: Column + 'static> Field<M, Col> {
             .any(|row| row.plan.and_then(|p| p.delta()).is_none());
         retrying!(raw, self.policy(), LockMode::Wait, |c| {
             write_transaction!(c, |c| {
-                if hopeless || !<R::Db as Dialect>::BATCHED_SETS {
+                if hopeless {
                     return self.change_set_locked(c, set).await;
                 }
                 let mut done = Vec::with_capacity(set.rows.len());
