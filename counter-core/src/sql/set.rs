@@ -89,6 +89,29 @@ where
     Ok(())
 }
 
+/// Writes `"<left>"."__k0" = "<right>"."__k0" AND …` for `keys` key columns: a join of two
+/// derived tables (or CTEs) on the key aliases.
+fn walk_alias_join<DB: Backend>(
+    out: &mut AstPass<'_, '_, DB>,
+    keys: usize,
+    left: &str,
+    right: &str,
+) -> QueryResult<()> {
+    for i in 0..keys {
+        if i > 0 {
+            out.push_sql(" AND ");
+        }
+        out.push_identifier(left)?;
+        out.push_sql(".");
+        out.push_identifier(&key_alias(i))?;
+        out.push_sql(" = ");
+        out.push_identifier(right)?;
+        out.push_sql(".");
+        out.push_identifier(&key_alias(i))?;
+    }
+    Ok(())
+}
+
 /// Writes `<table>.<k0>, <table>.<k1>`.
 fn walk_key_list<'b, M, Col, DB>(
     out: &mut AstPass<'_, 'b, DB>,
@@ -214,15 +237,7 @@ where
         walk_column::<M, Col, DB>(&mut out, t)?;
         out.push_sql(S::OP);
         out.push_sql("\"__v\".\"__n\" FROM \"__v\" JOIN \"__l\" ON ");
-        for i in 0..names.len() {
-            if i > 0 {
-                out.push_sql(" AND ");
-            }
-            out.push_sql("\"__l\".");
-            out.push_identifier(&key_alias(i))?;
-            out.push_sql(" = \"__v\".");
-            out.push_identifier(&key_alias(i))?;
-        }
+        walk_alias_join(&mut out, names.len(), "__l", "__v")?;
         out.push_sql(" WHERE ");
         walk_key_join::<M, Col, DB>(&mut out, t, "__v")?;
         // The guard reads the locked row's latest value: `t` is scanned in the statement's
@@ -234,30 +249,14 @@ where
         // None when two keys name one row (equal under the column's collation): each must
         // see the other's change, so the caller goes row by row.
         out.push_sql(" AND (SELECT count(*) FROM \"__l\") = (SELECT count(*) FROM \"__v\" AS \"__x\" JOIN \"__l\" AS \"__y\" ON ");
-        for i in 0..names.len() {
-            if i > 0 {
-                out.push_sql(" AND ");
-            }
-            out.push_sql("\"__y\".");
-            out.push_identifier(&key_alias(i))?;
-            out.push_sql(" = \"__x\".");
-            out.push_identifier(&key_alias(i))?;
-        }
+        walk_alias_join(&mut out, names.len(), "__y", "__x")?;
         out.push_sql(")");
         if A::ALL {
             // None unless every key has a locked row that admits its change.
             out.push_sql(
                 " AND NOT EXISTS (SELECT 1 FROM \"__v\" AS \"__w\" LEFT JOIN \"__l\" AS \"__m\" ON ",
             );
-            for i in 0..names.len() {
-                if i > 0 {
-                    out.push_sql(" AND ");
-                }
-                out.push_sql("\"__m\".");
-                out.push_identifier(&key_alias(i))?;
-                out.push_sql(" = \"__w\".");
-                out.push_identifier(&key_alias(i))?;
-            }
+            walk_alias_join(&mut out, names.len(), "__m", "__w")?;
             out.push_sql(" WHERE \"__m\".\"__c\" IS NULL OR NOT (\"__m\".\"__c\"");
             out.push_sql(S::GUARD);
             out.push_sql("\"__w\".\"__g\"))");
@@ -270,15 +269,7 @@ where
             " SELECT \"__u\".\"__i\" IS NOT NULL, COALESCE(\"__u\".\"__c\", \"__l\".\"__c\") \
              FROM \"__v\" LEFT JOIN \"__l\" ON ",
         );
-        for i in 0..names.len() {
-            if i > 0 {
-                out.push_sql(" AND ");
-            }
-            out.push_sql("\"__l\".");
-            out.push_identifier(&key_alias(i))?;
-            out.push_sql(" = \"__v\".");
-            out.push_identifier(&key_alias(i))?;
-        }
+        walk_alias_join(&mut out, names.len(), "__l", "__v")?;
         out.push_sql(
             " LEFT JOIN \"__u\" ON \"__u\".\"__i\" = \"__v\".\"__i\" ORDER BY \"__v\".\"__i\"",
         );
