@@ -246,3 +246,47 @@ fn compaction_waits(conn: &mut PgConnection) -> bool {
     .unwrap()
     .t
 }
+
+#[derive(QueryableByName)]
+struct Jit {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    jit: String,
+}
+
+fn jit(conn: &mut PgConnection) -> String {
+    diesel::sql_query("SELECT current_setting('jit') AS jit")
+        .get_result::<Jit>(conn)
+        .unwrap()
+        .jit
+}
+
+/// A set operation plans its statement without JIT and puts the caller's setting back: inside
+/// the caller's transaction `jit` is what the caller set before and after the call, also after
+/// a set that refused.
+#[test]
+fn set_operations_leave_the_callers_jit_setting() {
+    use counter_tests::models::Product;
+    let db = Postgres::open();
+    let (a, b) = (db.new_product(10, 0), db.new_product(1, 0));
+    let mut conn = db.conn();
+    conn.transaction::<_, diesel::result::Error, _>(|conn| {
+        let set_jit = |conn: &mut PgConnection, setting: &str| {
+            diesel::sql_query(format!("SET LOCAL jit = {setting}"))
+                .execute(conn)
+                .unwrap();
+        };
+        set_jit(conn, "on");
+        let taken = Product::decrement_stock_if_at_least_many(conn, [(a, 1), (b, 1)]);
+        assert_eq!(taken.unwrap(), [(a, 9), (b, 0)]);
+        assert_eq!(jit(conn), "on");
+        set_jit(conn, "off");
+        let refused = Product::decrement_stock_if_at_least_many(conn, [(a, 1), (b, 1)]);
+        assert!(refused.is_err(), "{refused:?}");
+        assert_eq!(jit(conn), "off");
+        let added = Product::increment_stock_many(conn, [(a, 1)]);
+        assert_eq!(added.unwrap(), [(a, 10)]);
+        assert_eq!(jit(conn), "off");
+        Ok(())
+    })
+    .unwrap();
+}
