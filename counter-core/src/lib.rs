@@ -84,7 +84,7 @@ pub use buffer::awaited::{AsyncBuffer, AsyncBufferOf, ConnectionPool};
 #[cfg(feature = "r2d2")]
 pub use buffer::blocking::Buffer;
 #[cfg(any(feature = "r2d2", feature = "deadpool", feature = "bb8"))]
-pub use buffer::{BufferReport, FlushPolicy, MissingRows};
+pub use buffer::{BufferReport, FlushPolicy};
 pub use change::{Change, ChangeColumn, ChangeOp, Changes, DistinctColumns};
 pub use counter_derive::AtomicField;
 pub use error::{AtomicError, ErrorKind, Limit};
@@ -98,7 +98,6 @@ pub use redis_counter::RedisFlusher;
 #[cfg(feature = "redis")]
 pub use redis_counter::{
     FlushReport, FlushResult, Kept, RedisConnection, RedisCounter, RedisKey, RedisOut,
-    UnknownKeyPolicy,
 };
 pub use retry::RetryPolicy;
 /// `ScopedFutureExt::scope_boxed`, for the closure of [`transaction_async`]
@@ -110,7 +109,7 @@ pub use slotted::SlottedField;
 pub use transaction::transaction;
 #[cfg(feature = "async")]
 pub use transaction::{transaction_async, transaction_async_local};
-pub use unknown_keys::UnknownKeys;
+pub use unknown_keys::{UnknownKeyPolicy, UnknownKeys};
 pub use update::{update, update_with};
 pub use upsert::{NewRow, UpsertRow};
 pub use value::AtomicValue;

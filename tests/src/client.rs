@@ -24,7 +24,7 @@ use counter_core::scoped_futures::ScopedFutureExt;
 use counter_core::{
     transaction, transaction_async_local, AsyncBuffer, AtomicConnection, AtomicError, AtomicField,
     AtomicFieldOn, AtomicValue, Awaited, Blocking, Buffer, BufferReport, CallMode, ConnectionPool,
-    Field, FlushPolicy, MissingRows, NewRow, RawConnection, RedisConnection, RetryPolicy,
+    Field, FlushPolicy, NewRow, RawConnection, RedisConnection, RetryPolicy, UnknownKeyPolicy,
     UnknownKeys,
 };
 use diesel::r2d2::{ConnectionManager, Pool, R2D2Connection};
@@ -571,7 +571,7 @@ impl<B: TestDb, P: AsyncPool<B>> AsyncClient<B, P> {
         Col: Column + Send + Sync + 'static,
         M: AtomicFieldOn<Col, DbOf<B>> + Send + Sync + 'static,
         M::Key: Ord + Hash + Clone + Send + Sync + 'static,
-        F: MissingRows<M, Col, DbOf<B>> + Send + Sync + 'static,
+        F: UnknownKeyPolicy<M, Col, DbOf<B>> + Send + Sync + 'static,
     {
         let flusher = {
             let (buffer, runtime) = (buffer.clone(), self.runtime.handle().clone());
@@ -654,7 +654,7 @@ where
     Col: Column + Send + Sync + 'static,
     M: AtomicFieldOn<Col, <P::Conn as RawConnection>::Db> + Send + Sync + 'static,
     M::Key: Ord + Hash + Clone + Send + Sync + 'static,
-    F: MissingRows<M, Col, <P::Conn as RawConnection>::Db> + Send + Sync + 'static,
+    F: UnknownKeyPolicy<M, Col, <P::Conn as RawConnection>::Db> + Send + Sync + 'static,
 {
     fn add(&self, key: M::Key, n: M::Value) -> Result<(), AtomicError> {
         self.buffer.add(key, n)

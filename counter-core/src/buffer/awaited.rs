@@ -10,13 +10,13 @@ use std::sync::Arc;
 use diesel::Column;
 
 use super::pending::Pending;
-use super::{panicked, BufferReport, FlushPolicy, MissingRows};
+use super::{panicked, BufferReport, FlushPolicy};
 use crate::backend::{catch_unwind, RawConnection};
 use crate::error::AtomicError;
 use crate::field::{AtomicField, AtomicFieldOn};
 use crate::many::each::Each;
 use crate::ops::Field;
-use crate::unknown_keys::UnknownKeys;
+use crate::unknown_keys::{UnknownKeyPolicy, UnknownKeys};
 use crate::upsert::NewRow;
 
 /// A pool of diesel-async connections an [`AsyncBuffer`] takes its flushes' connections from:
@@ -307,7 +307,7 @@ where
     Col: Column + 'static,
     M: AtomicFieldOn<Col, <P::Conn as RawConnection>::Db>,
     M::Key: Ord + Hash + Clone,
-    F: MissingRows<M, Col, <P::Conn as RawConnection>::Db>,
+    F: UnknownKeyPolicy<M, Col, <P::Conn as RawConnection>::Db>,
 {
     /// The buffer of [`new`](Self::new) and [`updating`](Self::updating).
     fn with_rows(pool: P, field: Field<M, Col>, rows: F, policy: FlushPolicy) -> Self {
@@ -417,7 +417,7 @@ where
     Col: Column + 'static,
     M: AtomicFieldOn<Col, <P::Conn as RawConnection>::Db>,
     M::Key: Ord + Hash + Clone,
-    F: MissingRows<M, Col, <P::Conn as RawConnection>::Db>,
+    F: UnknownKeyPolicy<M, Col, <P::Conn as RawConnection>::Db>,
 {
     /// Takes every pending count, writes it as one batch, and settles: on error, and when
     /// this future is dropped before the write finished, every count goes back.
@@ -441,7 +441,6 @@ where
         batch: &[(M::Key, M::Value)],
     ) -> Result<Each<M::Key, M::Value>, AtomicError> {
         let mut conn = self.pool.connection().await?;
-        let written = self.rows.write(&self.field, &mut *conn, batch).await?;
-        Ok(written.0)
+        self.field.add_each(&mut *conn, batch, &self.rows).await
     }
 }

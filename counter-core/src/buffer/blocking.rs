@@ -8,20 +8,20 @@ use diesel::r2d2::{ConnectionManager, Pool, R2D2Connection};
 use diesel::Column;
 
 use super::pending::Pending;
-use super::rows::{MissingRows, Written};
 use super::{lock, panicked, BufferReport, FlushPolicy};
 use crate::backend::{BackendOf, Blocking, BlockingConnection, CallMode, RawConnection};
 use crate::error::AtomicError;
 use crate::field::{AtomicField, AtomicFieldOn};
 use crate::many::each::Each;
 use crate::ops::Field;
+use crate::unknown_keys::UnknownKeyPolicy;
 use crate::unknown_keys::UnknownKeys;
 use crate::upsert::NewRow;
 use crate::value::AtomicValue;
 
 /// Writes one batch; built by [`Buffer::new`] or [`Buffer::updating`] around the pool, the
 /// field and what to do with a key without a row.
-type FlushFn<K, V> = Box<dyn Fn(&[(K, V)]) -> Result<Written<K, V>, AtomicError> + Send + Sync>;
+type FlushFn<K, V> = Box<dyn Fn(&[(K, V)]) -> Result<Each<K, V>, AtomicError> + Send + Sync>;
 
 /// The part shared with the background thread.
 struct Shared<K, V> {
@@ -206,12 +206,12 @@ where
         C: BlockingConnection<Raw = C> + RawConnection + R2D2Connection + Send + 'static,
         Col: Column + 'static,
         M: AtomicFieldOn<Col, BackendOf<C>> + AtomicField<Col, Key = K, Value = V>,
-        Rows: MissingRows<M, Col, BackendOf<C>> + Send + Sync + 'static,
+        Rows: UnknownKeyPolicy<M, Col, BackendOf<C>> + Send + Sync + 'static,
     {
         let unknown = rows.unknown();
         let write: FlushFn<K, V> = Box::new(move |batch| {
             let mut conn = pool.get().map_err(AtomicError::custom)?;
-            Blocking::drive(rows.write(&field, &mut *conn, batch))
+            Blocking::drive(field.add_each(&mut *conn, batch, &rows))
         });
         let shared = Arc::new(Shared {
             pending: Pending::new(policy, unknown),
@@ -319,7 +319,6 @@ where
             // A panicking `new_row` fails the flush like a database error: the counts stay.
             std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| (self.write)(&batch)))
                 .unwrap_or_else(|_| Err(panicked()))
-                .map(|written| written.0)
         };
         taken.settle(result)
     }

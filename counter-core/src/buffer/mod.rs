@@ -9,7 +9,6 @@
 //! - [`policy`]: when a flush runs, and the bound on what waits in memory;
 //! - [`pending`]: the sharded counts, the bound's counters, what a flush takes and how its
 //!   outcome is settled key by key;
-//! - [`rows`]: what a flush does with a key without a row, and the write of a batch;
 //! - [`report`]: what a flush tells its caller.
 
 use std::sync::{Mutex, MutexGuard, PoisonError};
@@ -23,11 +22,9 @@ pub(crate) mod blocking;
 pub(crate) mod pending;
 pub(crate) mod policy;
 pub(crate) mod report;
-pub(crate) mod rows;
 
 pub use policy::FlushPolicy;
 pub use report::BufferReport;
-pub use rows::MissingRows;
 
 /// What a flush whose write panicked (in `new_row`?) returns: like a database error, the
 /// counts stay.

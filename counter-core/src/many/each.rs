@@ -20,6 +20,7 @@ use crate::retry::retrying;
 use crate::set_plan::RowPlan;
 use crate::sql::{read, read_locked, write, EachRow, ForUpdate, ReadKeys, Unlocked};
 use crate::strategy::Strategy;
+use crate::unknown_keys::UnknownKeyPolicy;
 use crate::upsert::NewRow;
 use crate::value::AtomicValue;
 
@@ -169,21 +170,22 @@ where
 impl<M: AtomicField<Col>, Col: Column + 'static> Field<M, Col> {
     /// Adds each `(key, amount)` of `batch` (keys distinct, in order, amounts above zero) to
     /// its row, each row on its own, in one write transaction (a savepoint inside the
-    /// caller's), re-run whole after a transient conflict.
-    pub(crate) async fn add_each<R, O>(
+    /// caller's), re-run whole after a transient conflict; keys without a row as `unknown`
+    /// says (the buffers' flush).
+    pub(crate) async fn add_each<R, U>(
         &self,
         raw: &mut R,
         batch: &[(M::Key, M::Value)],
-        on_missing: &mut O,
+        unknown: &U,
     ) -> Result<Each<M::Key, M::Value>, AtomicError>
     where
         R: RawConnection,
         M: AtomicFieldOn<Col, R::Db>,
         M::Key: Ord + Clone,
-        O: OnMissing<M, Col, R::Db>,
+        U: UnknownKeyPolicy<M, Col, R::Db>,
     {
         retrying!(raw, self.policy(), LockMode::Wait, |c| {
-            write_transaction!(c, |c| self.add_each_in(c, batch, &mut *on_missing).await)
+            write_transaction!(c, |c| unknown.add_each_in(self, c, batch).await)
         })
     }
 

@@ -16,6 +16,7 @@ use crate::lock::LockMode;
 use crate::retry::retrying;
 use crate::sql::LedgerDialect;
 use crate::trace;
+use crate::unknown_keys::UnknownKeys;
 use crate::value::AtomicValue;
 
 impl<M, Col, U> RedisCounter<M, Col, U>
@@ -191,7 +192,7 @@ where
             .iter()
             .map(|(key, (_, n))| (key.clone(), *n))
             .collect();
-        let keep_unknown = counter.unknown.keeps_unknown();
+        let keep_unknown = counter.unknown.unknown() == UnknownKeys::Keep;
         let now = unix_now();
         let begin = <Raw::Db as Dialect>::BEGIN_COMPACT;
         let outcome = retrying!(

@@ -7,7 +7,6 @@ mod key;
 mod link;
 mod report;
 mod scripts;
-mod unknown;
 
 use std::future::Future;
 use std::marker::PhantomData;
@@ -27,13 +26,13 @@ use crate::trace::OpSpan;
 use crate::unknown_keys::UnknownKeys;
 use crate::value::AtomicValue;
 
+pub use crate::unknown_keys::UnknownKeyPolicy;
 pub use flusher::FlushResult;
 #[cfg(feature = "r2d2")]
 pub use flusher::RedisFlusher;
 pub use key::RedisKey;
 pub use link::{RedisConnection, RedisOut};
 pub use report::{FlushReport, Kept};
-pub use unknown::UnknownKeyPolicy;
 
 use flush::{Applied, Flush};
 
