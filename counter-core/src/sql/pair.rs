@@ -47,11 +47,9 @@ where
     M: AtomicFieldOn<Col, DB>,
 {
     fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, DB>) -> QueryResult<()> {
-        // Never a cached prepared statement: it returns two rows, and under MySQL SERIALIZABLE
-        // (or inside a caller's transaction there) this plain read takes shared locks, so a
-        // deadlock can fail it after its first row was sent; MariaDB Connector/C then leaves
-        // the cached statement waiting forever for rows on its next run (see `SLOT_LOCK`).
-        out.unsafe_to_cache_prepared();
+        // Two rows, and under MySQL SERIALIZABLE (or inside a caller's transaction there)
+        // this plain read takes shared locks.
+        super::lock::uncached_multi_row_lock(&mut out);
         // `pk = $key` (`a = $a AND b = $b`), compared with the columns' collations.
         let names = |key: &'b M::Key, out: &mut AstPass<'_, 'b, DB>| -> QueryResult<()> {
             out.push_sql("(");

@@ -23,7 +23,7 @@ use diesel::sql_types::{BigInt, Bool, Nullable};
 use diesel::{Column, RunQueryDsl};
 
 use super::delta::Sign;
-use super::lock::LockClause;
+use super::lock::{uncached_multi_row_lock, LockClause};
 use super::StatementId;
 use crate::backend::{DerivedRows, Dialect, UpdateJoin};
 use crate::field::{AtomicField, AtomicFieldOn};
@@ -399,11 +399,8 @@ where
     L: LockClause,
 {
     fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, DB>) -> QueryResult<()> {
-        // Never a cached prepared statement: it locks several rows, so a deadlock met on a
-        // later row fails it after its result set began, and MariaDB Connector/C then waits
-        // forever for the rest of that result on the statement's next execution (seen in the
-        // randomized checker; see `SlotsLocked`). Its text depends on the chunk's size anyway.
-        out.unsafe_to_cache_prepared();
+        // Its text depends on the chunk's size anyway.
+        uncached_multi_row_lock(&mut out);
         let t = &self.table;
         out.push_sql("SELECT CAST(1 AS ");
         out.push_sql(DB::BIGINT);
@@ -464,8 +461,7 @@ where
 {
     fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, DB>) -> QueryResult<()> {
         if L::MODE.is_some() {
-            // As `LockKeys`: a locking read of several rows is never a cached statement.
-            out.unsafe_to_cache_prepared();
+            uncached_multi_row_lock(&mut out);
         }
         let t = &self.table;
         let names = derived_names::<M, Col>(Some("__i"), None);

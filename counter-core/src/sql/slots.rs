@@ -14,7 +14,7 @@ use diesel::result::QueryResult;
 use diesel::sql_types::{BigInt, Integer};
 use diesel::{Column, RunQueryDsl};
 
-use super::lock::{ForUpdate, LockClause};
+use super::lock::{uncached_multi_row_lock, ForUpdate, LockClause};
 use super::StatementId;
 use crate::backend::{Dialect, UpsertClause};
 use crate::field::{Slotted, SlottedOn};
@@ -137,12 +137,8 @@ where
 {
     fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, DB>) -> QueryResult<()> {
         let (_, slot, count) = names::<M, Col>();
-        // Never a cached prepared statement: this read locks several rows, so a lock wait or
-        // deadlock can fail it after its result set began, and MariaDB Connector/C leaves
-        // such a statement waiting forever for rows on its next execution (`tests/mysql.rs`,
-        // a compaction that timed out). A fresh statement per compaction costs one prepare;
-        // compactions are rare.
-        out.unsafe_to_cache_prepared();
+        // Compactions are rare: a fresh statement each costs little.
+        uncached_multi_row_lock(&mut out);
         out.push_sql("SELECT ");
         out.push_identifier(slot)?;
         out.push_sql(", ");

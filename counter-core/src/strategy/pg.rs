@@ -106,7 +106,9 @@ async fn without_jit<R: RawConnection<Db = Pg>>(conn: &mut R) -> QueryResult<Str
              SELECT \"__s\" FROM \"__o\" WHERE set_config('jit', 'off', true) IS NOT NULL)",
         )))
         .await?;
-    Ok(old.into_iter().next().unwrap_or_else(|| "on".to_owned()))
+    old.into_iter()
+        .next()
+        .ok_or(diesel::result::Error::NotFound)
 }
 
 /// Puts back the JIT setting [`without_jit`] returned, for the rest of the caller's

@@ -13,6 +13,7 @@ use counter_core::{
 
 use diesel::r2d2::{ConnectionManager, Pool, R2D2Connection};
 
+use super::harness::{beside_busy_threads, BUSY_THREADS};
 use crate::client::{on_n_workers, Client, TestBuffer};
 use crate::db::{next_id, DbOf, TestDb};
 use crate::models::DailyView;
@@ -139,9 +140,9 @@ where
 }
 
 /// Two buffers (two app servers) add to the same 20 keys, one in ascending and one in
-/// descending key order, and flush after every round, from two workers at once: both sort
-/// their batches, so no deadlock or other error surfaces (nor a refused row), and the totals
-/// are exact.
+/// descending key order, and flush after every round, from two workers at once beside
+/// CPU-bound threads: both sort their batches, so no deadlock or other error surfaces (nor a
+/// refused row), and the totals are exact.
 pub async fn two_buffers_flush_overlapping_keys<C: Client>(client: &C)
 where
     DailyView: AtomicFieldOn<ct_daily_views::views, DbOf<C::Db>>
@@ -158,25 +159,27 @@ where
         daily_buffer(client, FlushPolicy::MANUAL),
         daily_buffer(client, FlushPolicy::MANUAL),
     ];
-    let errors = on_n_workers(client, 2, async |worker, _| {
-        let buffer = &buffers[worker];
-        let mut errors = Vec::new();
-        for _ in 0..rounds {
-            let order: Vec<&(i64, i32)> = if worker == 0 {
-                keys.iter().collect()
-            } else {
-                keys.iter().rev().collect()
-            };
-            for key in order {
-                buffer.add(*key, 1).unwrap();
+    let errors = beside_busy_threads(BUSY_THREADS, || {
+        on_n_workers(client, 2, async |worker, _| {
+            let buffer = &buffers[worker];
+            let mut errors = Vec::new();
+            for _ in 0..rounds {
+                let order: Vec<&(i64, i32)> = if worker == 0 {
+                    keys.iter().collect()
+                } else {
+                    keys.iter().rev().collect()
+                };
+                for key in order {
+                    buffer.add(*key, 1).unwrap();
+                }
+                match buffer.flush().await {
+                    Err(e) => errors.push(e.to_string()),
+                    Ok(report) if !report.is_clean() => errors.push(format!("{report:?}")),
+                    Ok(_) => {}
+                }
             }
-            match buffer.flush().await {
-                Err(e) => errors.push(e.to_string()),
-                Ok(report) if !report.is_clean() => errors.push(format!("{report:?}")),
-                Ok(_) => {}
-            }
-        }
-        errors
+            errors
+        })
     });
     assert_eq!(errors, vec![Vec::<String>::new(), Vec::new()]);
     let expected: BTreeMap<(i64, i32), i64> = keys.iter().map(|&k| (k, 2 * rounds)).collect();
