@@ -76,13 +76,16 @@ pub trait Dialect: Backend + Sized + 'static {
     /// `BEGIN IMMEDIATE` on SQLite (inside the caller's transaction, a savepoint instead).
     const BEGIN_WRITE: &'static str = "BEGIN";
 
-    /// The statement that opens a slotted counter's compaction. [`Self::BEGIN_WRITE`] unless
+    /// The statement that opens a transaction that reads only rows it locks: a slotted
+    /// counter's compaction, a flush (buffers, `RedisCounter`). [`Self::BEGIN_WRITE`] unless
     /// the backend overrides it; PostgreSQL opens it `READ COMMITTED` whatever the session's
     /// default. Under `SERIALIZABLE` a compaction locks every slot of a key while increments
     /// keep landing on them, so one of its slots has nearly always changed since its snapshot
-    /// and it fails "could not serialize access" on each try: it starves. It needs no
-    /// snapshot: it reads only rows it locks (`FOR UPDATE` returns their latest version), and
-    /// it leaves the sum every reader sees unchanged, at one commit.
+    /// and it fails "could not serialize access" on each try: it starves. A flush of many keys
+    /// is a long serializable transaction, during which PostgreSQL keeps every concurrent
+    /// serializable transaction's read locks; the suite's concurrent transfers then failed 64
+    /// attempts in a row (2 of 3 CI runs). Neither needs a snapshot: they read only rows they
+    /// lock (`FOR UPDATE` returns their latest version).
     const BEGIN_COMPACT: &'static str = Self::BEGIN_WRITE;
 
     /// How a derived table of bound rows is spelled.

@@ -10,7 +10,7 @@ use std::future::Future;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use diesel::Column;
 
-use crate::backend::{write_transaction, Dialect, ErrorClass, RawConnection};
+use crate::backend::{guarded, write_transaction, Dialect, ErrorClass, RawConnection};
 use crate::error::AtomicError;
 use crate::field::{AtomicField, AtomicFieldOn};
 use crate::lock::LockMode;
@@ -170,8 +170,8 @@ where
 impl<M: AtomicField<Col>, Col: Column + 'static> Field<M, Col> {
     /// Adds each `(key, amount)` of `batch` (keys distinct, in order, amounts above zero) to
     /// its row, each row on its own, in one write transaction (a savepoint inside the
-    /// caller's), re-run whole after a transient conflict; keys without a row as `unknown`
-    /// says (the buffers' flush).
+    /// caller's) opened with [`Dialect::BEGIN_COMPACT`], re-run whole after a transient
+    /// conflict; keys without a row as `unknown` says (the buffers' flush).
     pub(crate) async fn add_each<R, U>(
         &self,
         raw: &mut R,
@@ -185,7 +185,8 @@ impl<M: AtomicField<Col>, Col: Column + 'static> Field<M, Col> {
         U: UnknownKeyPolicy<M, Col, R::Db>,
     {
         retrying!(raw, self.policy(), LockMode::Wait, |c| {
-            write_transaction!(c, |c| unknown.add_each_in(self, c, batch).await)
+            let begin = <R::Db as Dialect>::BEGIN_COMPACT;
+            guarded!(c, begin, |c| unknown.add_each_in(self, c, batch).await)
         })
     }
 
