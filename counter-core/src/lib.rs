@@ -14,6 +14,7 @@
 //! │ upsert.rs     increment_or_insert(_all), UpsertRow, NewRow                          │
 //! │ update.rs     update, update_with: several columns in one statement                 │
 //! │ slotted.rs    SlottedField                  transaction.rs  transaction(_async)      │
+//! │ counter_cache/ CounterCached: a child row and its parent's counter; recount.rs      │
 //! │ buffer/       Buffer, AsyncBuffer           redis_counter/  RedisCounter (redis)     │
 //! │ __private     the paths the derive's code names (below)                             │
 //! ├─ strategy/: what each backend sends for an operation ───────────────────────────────┤
@@ -25,10 +26,12 @@
 //! │ delta.rs (Up|Down × Returning|Captured)  take.rs (TakeFromLocked, TakeCaptured)     │
 //! │ upsert.rs (OnConflict|OnDuplicateKey × Guarded|Unguarded)  multi.rs  slots.rs       │
 //! │ read_write.rs  lock.rs (Unlocked, ForUpdate, NoWait, SkipLocked)  pair.rs ledger.rs │
+//! │ child.rs (InsertChild, InsertCounted, DeleteChild, Aggregate …: counter caches)     │
 //! ├─ descriptions and arithmetic ────────────────────────────────────────────────────────┤
 //! │ plan.rs       Plan: one guarded change (amount, bounds, guard, miss, zero rule)     │
 //! │ change.rs     Changes: a tuple of column changes                                    │
-//! │ field/        AtomicField, AtomicFieldOn; slotted.rs: Slotted, SlottedOn            │
+//! │ field/        AtomicField, AtomicFieldOn; slotted.rs: Slotted, SlottedOn;           │
+//! │               child.rs: ChildRow, CounterCache (a counter cache's description)      │
 //! │ retry.rs      RetryPolicy and the retry loop     key.rs, value.rs                   │
 //! ├─ backend/: what a backend is, and how statements reach it ──────────────────────────┤
 //! │ dialect.rs    Dialect: facts only (name, spellings, lock clauses, error classes),   │
@@ -54,6 +57,7 @@ mod backend;
 #[cfg(any(feature = "r2d2", feature = "deadpool", feature = "bb8"))]
 mod buffer;
 mod change;
+mod counter_cache;
 mod error;
 mod field;
 mod key;
@@ -86,9 +90,14 @@ pub use buffer::blocking::Buffer;
 #[cfg(any(feature = "r2d2", feature = "deadpool", feature = "bb8"))]
 pub use buffer::{BufferReport, FlushPolicy};
 pub use change::{Change, ChangeColumn, ChangeOp, Changes, DistinctColumns};
+pub use counter_cache::{Counted, CounterCached, Recounted};
 pub use counter_derive::AtomicField;
 pub use error::{AtomicError, ErrorKind, Limit};
 pub use field::{AtomicField, AtomicFieldOn};
+pub use field::{
+    CacheAmount, CacheChange, ChildRow, ChildRowOn, CountRows, CounterCache, CounterCacheOn,
+    ParentKey, ParentValue, SumOf,
+};
 pub use field::{Slotted, SlottedDecrement, SlottedOn};
 pub use key::{IdIntoKey, KeyColumns, KeyValue};
 pub use lock::LockMode;
@@ -119,7 +128,12 @@ pub use value::AtomicValue;
 pub mod __private {
     pub use crate::backend::{AtomicConnection, BackendOf, Out};
     pub use crate::change::{Changes, DistinctColumns};
+    pub use crate::counter_cache::CounterCached;
     pub use crate::error::AtomicError;
+    pub use crate::field::{
+        cache_amount, CacheChange, ChildRow, ChildRowOn, CountRows, CounterCache, CounterCacheOn,
+        SumOf,
+    };
     pub use crate::field::{refused, NotOnSlotted, Slotted, SlottedDecrement, SlottedOn};
     pub use crate::field::{AtomicField, AtomicFieldOn};
     pub use crate::key::primary_key_is;
@@ -128,4 +142,5 @@ pub mod __private {
     pub use crate::slotted::SlottedField;
     pub use crate::update::update_with;
     pub use crate::upsert::{NewRow, UpsertRow};
+    pub use crate::value::AtomicValue;
 }

@@ -8,7 +8,7 @@
 use diesel::Column;
 
 use crate::error::{AtomicError, Limit};
-use crate::field::AtomicField;
+use crate::field::{AtomicField, CacheChange};
 use crate::value::AtomicValue;
 
 /// The bounds in force for a column: declared ones, else the type's range.
@@ -197,6 +197,41 @@ pub(crate) fn refusal(op: Op, range: Range, current: i128, amount: i128) -> Atom
     }
 }
 
+/// A counter cache's change of its parent when a child row worth `amount` is inserted
+/// (`inserted`) or deleted: the cache's own direction, or its reverse. A signed sum's negative
+/// row moves the parent the other way, except for `DecrementIfAtLeast` (an order of -3 units
+/// is refused with `NegativeAmount`).
+pub(crate) fn cache_plan<M, Col>(
+    change: CacheChange,
+    amount: M::Value,
+    inserted: bool,
+) -> Result<Plan<M::Value>, AtomicError>
+where
+    M: AtomicField<Col>,
+    Col: Column,
+{
+    use CacheChange::{Decrement, DecrementIfAtLeast, Increment};
+    let op = match (change, inserted) {
+        (Increment, true) | (Decrement | DecrementIfAtLeast, false) => Op::Increment,
+        (Increment, false) | (Decrement, true) => Op::Decrement,
+        (DecrementIfAtLeast, true) => Op::AtLeast,
+    };
+    let a = amount.to_i128();
+    if a >= 0 || op == Op::AtLeast {
+        return Plan::of::<M, Col>(op, amount);
+    }
+    let flipped = match op {
+        Op::Increment => Op::Decrement,
+        Op::Decrement | Op::AtLeast => Op::Increment,
+    };
+    let magnitude = M::Value::from_i128(-a).ok_or(AtomicError::OutOfRange {
+        current: 0,
+        attempted: -a,
+        limit: Limit::Max(M::Value::MAX.to_i128()),
+    })?;
+    Plan::of::<M, Col>(flipped, magnitude)
+}
+
 /// Refuses negative amounts.
 pub(crate) fn non_negative<V: AtomicValue>(amount: V) -> Result<i128, AtomicError> {
     let a = amount.to_i128();
@@ -270,6 +305,51 @@ mod tests {
 
     fn plan<V: AtomicValue>(op: Op, range: Range, amount: V) -> Plan<V> {
         Plan::new(op, range, amount).unwrap()
+    }
+
+    diesel::table! { parents (id) { id -> BigInt, n -> Integer, } }
+
+    struct Parent;
+    impl AtomicField<parents::n> for Parent {
+        type Key = i64;
+        type KeyColumns = (parents::id,);
+        type Value = i32;
+        const MIN: Option<i32> = Some(0);
+        const MAX: Option<i32> = None;
+        const NAME: &'static str = "n";
+    }
+
+    fn cache(change: CacheChange, amount: i32, inserted: bool) -> Result<(Op, i32), AtomicError> {
+        cache_plan::<Parent, parents::n>(change, amount, inserted).map(|p| (p.op, p.amount))
+    }
+
+    #[test]
+    fn a_cache_moves_its_parent_one_way_on_insert_and_back_on_delete() {
+        use CacheChange::*;
+        assert_eq!(cache(Increment, 2, true).unwrap(), (Op::Increment, 2));
+        assert_eq!(cache(Increment, 2, false).unwrap(), (Op::Decrement, 2));
+        assert_eq!(cache(Decrement, 2, true).unwrap(), (Op::Decrement, 2));
+        assert_eq!(cache(Decrement, 2, false).unwrap(), (Op::Increment, 2));
+        assert_eq!(
+            cache(DecrementIfAtLeast, 2, true).unwrap(),
+            (Op::AtLeast, 2)
+        );
+        assert_eq!(
+            cache(DecrementIfAtLeast, 2, false).unwrap(),
+            (Op::Increment, 2)
+        );
+        // A signed sum's negative row moves the other way; a negative order is refused.
+        assert_eq!(cache(Increment, -3, true).unwrap(), (Op::Decrement, 3));
+        assert_eq!(cache(Increment, -3, false).unwrap(), (Op::Increment, 3));
+        assert_eq!(cache(Decrement, -3, true).unwrap(), (Op::Increment, 3));
+        assert!(matches!(
+            cache(DecrementIfAtLeast, -3, true),
+            Err(AtomicError::NegativeAmount { amount: -3 })
+        ));
+        assert!(matches!(
+            cache(Increment, i32::MIN, true),
+            Err(AtomicError::OutOfRange { .. })
+        ));
     }
 
     #[test]

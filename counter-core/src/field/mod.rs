@@ -1,8 +1,13 @@
 //! What the runtime needs to know about one atomic column of one model (here), and about a
 //! slotted counter column (`slotted`).
 
+mod child;
 mod slotted;
 
+pub use child::{
+    cache_amount, CacheAmount, CacheChange, ChildRow, ChildRowOn, CountRows, CounterCache,
+    CounterCacheOn, ParentKey, ParentValue, SumOf,
+};
 pub use slotted::{refused, NotOnSlotted, Slotted, SlottedDecrement, SlottedOn};
 
 use std::future::Future;

@@ -6,6 +6,7 @@
 //! is rendered by Diesel's own `table!` type (schema-qualified where declared), and every value
 //! is a bind parameter.
 
+mod child;
 mod delta;
 mod ledger;
 mod lock;
@@ -18,6 +19,11 @@ mod slots;
 mod take;
 mod upsert;
 
+#[cfg(feature = "postgres")]
+pub(crate) use child::InsertCounted;
+pub(crate) use child::{Aggregate, DeleteChild, InsertChild, ParentKeys, ReturnKey, PARENT_PAGE};
+#[cfg(feature = "mysql")]
+pub(crate) use child::{ChildKeyBack, LinkOf, NoAnswer};
 #[cfg(feature = "mysql")]
 pub(crate) use delta::Captured;
 pub(crate) use delta::{DeltaUpdate, Down, Returning, Up};

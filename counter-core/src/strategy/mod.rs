@@ -23,12 +23,13 @@ use diesel::Column;
 use crate::backend::{write_transaction, Dialect, RawConnection};
 use crate::change::Changes;
 use crate::error::AtomicError;
-use crate::field::AtomicFieldOn;
+use crate::field::{AtomicFieldOn, CounterCacheOn, ParentKey, ParentValue};
 use crate::plan::{Delta, Direction, Plan, Take};
 use crate::set_plan::RowPlan;
 use crate::sql::{
-    read_locked, write, DeltaUpdate, Down, ForUpdate, Guarded, LedgerDialect, LockKeys,
-    MultiUpdate, OnConflict, ReadKeys, Returning, RowsRule, Unguarded, Up, Upsert, WriteKeys,
+    read_locked, write, DeleteChild, DeltaUpdate, Down, ForUpdate, Guarded, InsertChild,
+    LedgerDialect, LockKeys, MultiUpdate, OnConflict, ReadKeys, ReturnKey, Returning, RowsRule,
+    Unguarded, Up, Upsert, WriteKeys,
 };
 use crate::value::AtomicValue;
 
@@ -183,6 +184,73 @@ pub trait Strategy: Dialect + LedgerDialect {
                     .await?;
             }
             Ok(answers)
+        }
+    }
+
+    /// Inserts `child` and applies `delta` to its parent `key`, both or neither: the child's
+    /// key and the parent's new value, or `None` when no parent row matched (missing, or its
+    /// guard refused), and then no child row was inserted.
+    ///
+    /// Unless the backend overrides it: one write transaction, the parent's guarded statement
+    /// first (its row lock orders everything after it), then the insert.
+    fn insert_counted<R, C, PCol>(
+        conn: &mut R,
+        child: &C,
+        key: &ParentKey<C, PCol>,
+        delta: Delta<ParentValue<C, PCol>>,
+    ) -> impl Future<Output = Result<Option<(C::Key, ParentValue<C, PCol>)>, AtomicError>>
+    where
+        R: RawConnection<Db = Self>,
+        PCol: Column + 'static,
+        C: CounterCacheOn<PCol, Self>,
+    {
+        async move {
+            write_transaction!(conn, |c| {
+                let Some(new) = Self::apply_delta::<_, C::On, PCol>(c, key, delta).await? else {
+                    return Ok(None);
+                };
+                let inserted = Self::insert_child::<_, C, PCol>(c, child).await?;
+                Ok(Some((inserted, new)))
+            })
+        }
+    }
+
+    /// Inserts `child` alone; its key. `INSERT … RETURNING key` unless the backend overrides
+    /// it.
+    fn insert_child<R, C, PCol>(
+        conn: &mut R,
+        child: &C,
+    ) -> impl Future<Output = Result<C::Key, AtomicError>>
+    where
+        R: RawConnection<Db = Self>,
+        PCol: Column + 'static,
+        C: CounterCacheOn<PCol, Self>,
+    {
+        async move {
+            let insert = InsertChild::<C, PCol, ReturnKey>::new(child);
+            C::load_child_key(conn, insert)
+                .await?
+                .ok_or(AtomicError::NotFound)
+        }
+    }
+
+    /// Deletes child row `key`; its parent's key and its amount, or `None` when no row was
+    /// deleted (there was none, or a concurrent delete took it first). `DELETE … RETURNING`
+    /// unless the backend overrides it.
+    fn delete_child<R, C, PCol>(
+        conn: &mut R,
+        key: &C::Key,
+    ) -> impl Future<Output = Result<Option<(ParentKey<C, PCol>, i64)>, AtomicError>>
+    where
+        R: RawConnection<Db = Self>,
+        PCol: Column + 'static,
+        C: CounterCacheOn<PCol, Self>,
+    {
+        async move {
+            let mut links =
+                C::load_links(conn, DeleteChild::<C, PCol, ReturnKey>::new(key)).await?;
+            debug_assert!(links.len() <= 1, "one row per key");
+            Ok(links.pop())
         }
     }
 

@@ -10,12 +10,37 @@ use diesel::Column;
 use super::{Answers, Strategy};
 use crate::backend::RawConnection;
 use crate::error::AtomicError;
-use crate::field::AtomicFieldOn;
-use crate::plan::{Direction, Take};
+use crate::field::{AtomicFieldOn, CounterCacheOn, ParentKey, ParentValue};
+use crate::plan::{Delta, Direction, Take};
 use crate::set_plan::RowPlan;
-use crate::sql::{Down, RowsRule, SetChange, TakeFromLocked, Up};
+use crate::sql::{Down, InsertCounted, RowsRule, SetChange, TakeFromLocked, Up};
 
 impl Strategy for Pg {
+    /// One statement, [`InsertCounted`]: the parent's guarded `UPDATE … RETURNING` feeding the
+    /// child's `INSERT … SELECT`; atomic without a transaction of its own.
+    async fn insert_counted<R, C, PCol>(
+        conn: &mut R,
+        child: &C,
+        key: &ParentKey<C, PCol>,
+        delta: Delta<ParentValue<C, PCol>>,
+    ) -> Result<Option<(C::Key, ParentValue<C, PCol>)>, AtomicError>
+    where
+        R: RawConnection<Db = Self>,
+        PCol: Column + 'static,
+        C: CounterCacheOn<PCol, Self>,
+    {
+        Ok(match delta.direction {
+            Direction::Up => {
+                let insert = InsertCounted::<C, PCol, Pg, Up>::new(child, key, delta);
+                C::load_counted(conn, insert).await?
+            }
+            Direction::Down => {
+                let insert = InsertCounted::<C, PCol, Pg, Down>::new(child, key, delta);
+                C::load_counted(conn, insert).await?
+            }
+        })
+    }
+
     /// One statement per chunk: [`SetChange`], the chunk's keys, amounts and guards as arrays,
     /// planned without JIT (see [`without_jit`]).
     async fn change_chunk<R, M, Col, A>(
