@@ -161,3 +161,154 @@ pub struct Article {
     #[atomic(slots = 4, table = ct_article_like_slots, allow_decrement)]
     pub likes: i64,
 }
+
+/// The parent of two counter caches: [`NewComment`] counts into `comments`, [`NewTip`] sums
+/// into `tips`.
+#[derive(Debug, Queryable, Selectable, Identifiable, AtomicField)]
+#[diesel(table_name = ct_posts)]
+pub struct Post {
+    pub id: i64,
+    #[atomic(min = 0)]
+    pub comments: i64,
+    #[atomic(min = 0)]
+    pub tips: i64,
+}
+
+/// A comment, counted on its post; its key is generated.
+pub struct NewComment {
+    pub post_id: i64,
+    pub body: Option<String>,
+}
+
+/// A tip, summed into its post's `tips` (a refund is a negative tip).
+pub struct NewTip {
+    pub post_id: i64,
+    pub cents: i32,
+}
+
+/// An order: its quantity leaves the product's stock, only if the stock holds it.
+pub struct NewOrder {
+    pub product_id: i64,
+    pub quantity: i32,
+    pub note: Option<String>,
+}
+
+mod caches {
+    //! The counter caches, declared by hand until the derive lands.
+    use counter_core::{
+        __private::cache_amount, AtomicError, CacheChange, ChildRow, ChildRowOn, CountRows,
+        CounterCache, SumOf,
+    };
+    use diesel::backend::Backend;
+    use diesel::query_builder::AstPass;
+    use diesel::serialize::ToSql;
+    use diesel::sql_types::{BigInt, HasSqlType, Integer, Nullable, Text};
+    use diesel::QueryResult;
+
+    use super::*;
+
+    impl ChildRow for NewComment {
+        type Table = ct_comments::table;
+        type KeyColumn = ct_comments::id;
+        type Key = i64;
+        const COLUMNS: &'static [&'static str] = &["post_id", "body"];
+        fn key(&self) -> Option<i64> {
+            None
+        }
+    }
+    impl<DB> ChildRowOn<DB> for NewComment
+    where
+        DB: Backend + HasSqlType<BigInt> + HasSqlType<Nullable<Text>>,
+        i64: ToSql<BigInt, DB>,
+        Option<String>: ToSql<Nullable<Text>, DB>,
+    {
+        fn walk_values<'b>(&'b self, out: &mut AstPass<'_, 'b, DB>) -> QueryResult<()> {
+            out.push_bind_param::<BigInt, _>(&self.post_id)?;
+            out.push_sql(", ");
+            out.push_bind_param::<Nullable<Text>, _>(&self.body)
+        }
+    }
+    impl CounterCache<ct_posts::comments> for NewComment {
+        type Parent = Post;
+        type ForeignKey = ct_comments::post_id;
+        type Amount = CountRows;
+        const CHANGE: CacheChange = CacheChange::Increment;
+        fn parent_key(&self) -> i64 {
+            self.post_id
+        }
+        fn amount(&self) -> Result<i64, AtomicError> {
+            Ok(1)
+        }
+    }
+
+    impl ChildRow for NewTip {
+        type Table = ct_tips::table;
+        type KeyColumn = ct_tips::id;
+        type Key = i64;
+        const COLUMNS: &'static [&'static str] = &["post_id", "cents"];
+        fn key(&self) -> Option<i64> {
+            None
+        }
+    }
+    impl<DB> ChildRowOn<DB> for NewTip
+    where
+        DB: Backend + HasSqlType<BigInt> + HasSqlType<Integer>,
+        i64: ToSql<BigInt, DB>,
+        i32: ToSql<Integer, DB>,
+    {
+        fn walk_values<'b>(&'b self, out: &mut AstPass<'_, 'b, DB>) -> QueryResult<()> {
+            out.push_bind_param::<BigInt, _>(&self.post_id)?;
+            out.push_sql(", ");
+            out.push_bind_param::<Integer, _>(&self.cents)
+        }
+    }
+    impl CounterCache<ct_posts::tips> for NewTip {
+        type Parent = Post;
+        type ForeignKey = ct_tips::post_id;
+        type Amount = SumOf<ct_tips::cents>;
+        const CHANGE: CacheChange = CacheChange::Increment;
+        fn parent_key(&self) -> i64 {
+            self.post_id
+        }
+        fn amount(&self) -> Result<i64, AtomicError> {
+            cache_amount(self.cents)
+        }
+    }
+
+    impl ChildRow for NewOrder {
+        type Table = ct_orders::table;
+        type KeyColumn = ct_orders::id;
+        type Key = i64;
+        const COLUMNS: &'static [&'static str] = &["product_id", "quantity", "note"];
+        fn key(&self) -> Option<i64> {
+            None
+        }
+    }
+    impl<DB> ChildRowOn<DB> for NewOrder
+    where
+        DB: Backend + HasSqlType<BigInt> + HasSqlType<Integer> + HasSqlType<Nullable<Text>>,
+        i64: ToSql<BigInt, DB>,
+        i32: ToSql<Integer, DB>,
+        Option<String>: ToSql<Nullable<Text>, DB>,
+    {
+        fn walk_values<'b>(&'b self, out: &mut AstPass<'_, 'b, DB>) -> QueryResult<()> {
+            out.push_bind_param::<BigInt, _>(&self.product_id)?;
+            out.push_sql(", ");
+            out.push_bind_param::<Integer, _>(&self.quantity)?;
+            out.push_sql(", ");
+            out.push_bind_param::<Nullable<Text>, _>(&self.note)
+        }
+    }
+    impl CounterCache<ct_products::stock> for NewOrder {
+        type Parent = Product;
+        type ForeignKey = ct_orders::product_id;
+        type Amount = SumOf<ct_orders::quantity>;
+        const CHANGE: CacheChange = CacheChange::DecrementIfAtLeast;
+        fn parent_key(&self) -> i64 {
+            self.product_id
+        }
+        fn amount(&self) -> Result<i32, AtomicError> {
+            cache_amount(self.quantity)
+        }
+    }
+}

@@ -144,3 +144,42 @@ diesel::table! {
         count -> BigInt,
     }
 }
+
+diesel::table! {
+    /// A parent of two counter caches: `comments` counts its comments, `tips` sums its tips.
+    ct_posts (id) {
+        id -> BigInt,
+        comments -> BigInt,
+        tips -> BigInt,
+    }
+}
+
+diesel::table! {
+    /// A post's comments (a count cache into `ct_posts.comments`); the key is generated.
+    ct_comments (id) {
+        id -> BigInt,
+        post_id -> BigInt,
+        body -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    /// A post's tips (a signed sum cache into `ct_posts.tips`: a refund is a negative tip).
+    ct_tips (id) {
+        id -> BigInt,
+        post_id -> BigInt,
+        cents -> Integer,
+    }
+}
+
+diesel::table! {
+    /// Orders of a product (a guarded cache: `quantity` leaves `ct_products.stock`).
+    ct_orders (id) {
+        id -> BigInt,
+        product_id -> BigInt,
+        quantity -> Integer,
+        note -> Nullable<Text>,
+    }
+}
+
+diesel::allow_tables_to_appear_in_same_query!(ct_posts, ct_comments, ct_tips);

@@ -24,7 +24,9 @@ use crate::field::{
 };
 use crate::lock::LockMode;
 use crate::retry::retrying;
-use crate::sql::{write, Aggregate, ForUpdate, LockKeys, ParentKeys, ReadKeys, PARENT_PAGE};
+use crate::sql::{
+    write, Aggregate, ForUpdate, LockKeys, ParentKeys, ReadKeys, Unlocked, PARENT_PAGE,
+};
 
 /// One parent value a recount corrected.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -144,7 +146,11 @@ impl<Child: CounterCache<PCol>, PCol: Column + 'static> CounterCached<Child, PCo
             guarded!(c, begin, |c| {
                 let lock = LockKeys::<Child::On, PCol, ForUpdate>::new(table(), &unique);
                 <Child::On as AtomicFieldOn<PCol, BackendOf<C>>>::load_roles(c, lock).await?;
-                let read = ReadKeys::<Child::On, PCol, ForUpdate>::new(table(), &unique);
+                // A plain read of rows this transaction holds: their latest values (READ
+                // COMMITTED on PostgreSQL, whose lock clauses cannot sit on the read's outer
+                // join; on MySQL the transaction's first plain read, so its snapshot is taken
+                // after the locks).
+                let read = ReadKeys::<Child::On, PCol, Unlocked>::new(table(), &unique);
                 let values =
                     <Child::On as AtomicFieldOn<PCol, BackendOf<C>>>::load_outcomes(c, read)
                         .await?;

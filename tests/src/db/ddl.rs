@@ -34,6 +34,17 @@ CREATE TABLE IF NOT EXISTS ct_article_view_slots (id BIGINT NOT NULL, slot INTEG
     count BIGINT NOT NULL, PRIMARY KEY (id, slot));
 CREATE TABLE IF NOT EXISTS ct_article_like_slots (id BIGINT NOT NULL, slot INTEGER NOT NULL,
     count BIGINT NOT NULL, PRIMARY KEY (id, slot));
+CREATE TABLE IF NOT EXISTS ct_posts (id BIGINT PRIMARY KEY, comments BIGINT NOT NULL,
+    tips BIGINT NOT NULL);
+CREATE TABLE IF NOT EXISTS ct_comments (id BIGSERIAL PRIMARY KEY,
+    post_id BIGINT NOT NULL REFERENCES ct_posts (id), body TEXT);
+CREATE INDEX IF NOT EXISTS ct_comments_post ON ct_comments (post_id);
+CREATE TABLE IF NOT EXISTS ct_tips (id BIGSERIAL PRIMARY KEY,
+    post_id BIGINT NOT NULL REFERENCES ct_posts (id), cents INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS ct_tips_post ON ct_tips (post_id);
+CREATE TABLE IF NOT EXISTS ct_orders (id BIGSERIAL PRIMARY KEY,
+    product_id BIGINT NOT NULL REFERENCES ct_products (id), quantity INTEGER NOT NULL, note TEXT);
+CREATE INDEX IF NOT EXISTS ct_orders_product ON ct_orders (product_id);
 ";
 
 /// MySQL/MariaDB's tables.
@@ -73,6 +84,17 @@ CREATE TABLE IF NOT EXISTS ct_article_view_slots (id BIGINT NOT NULL, slot INT N
     count BIGINT NOT NULL, PRIMARY KEY (id, slot)) ENGINE = InnoDB;
 CREATE TABLE IF NOT EXISTS ct_article_like_slots (id BIGINT NOT NULL, slot INT NOT NULL,
     count BIGINT NOT NULL, PRIMARY KEY (id, slot)) ENGINE = InnoDB;
+CREATE TABLE IF NOT EXISTS ct_posts (id BIGINT PRIMARY KEY, comments BIGINT NOT NULL,
+    tips BIGINT NOT NULL) ENGINE = InnoDB;
+CREATE TABLE IF NOT EXISTS ct_comments (id BIGINT AUTO_INCREMENT PRIMARY KEY,
+    post_id BIGINT NOT NULL, body TEXT, FOREIGN KEY (post_id) REFERENCES ct_posts (id))
+    ENGINE = InnoDB;
+CREATE TABLE IF NOT EXISTS ct_tips (id BIGINT AUTO_INCREMENT PRIMARY KEY,
+    post_id BIGINT NOT NULL, cents INT NOT NULL, FOREIGN KEY (post_id) REFERENCES ct_posts (id))
+    ENGINE = InnoDB;
+CREATE TABLE IF NOT EXISTS ct_orders (id BIGINT AUTO_INCREMENT PRIMARY KEY,
+    product_id BIGINT NOT NULL, quantity INT NOT NULL, note TEXT,
+    FOREIGN KEY (product_id) REFERENCES ct_products (id)) ENGINE = InnoDB;
 ";
 
 /// SQLite's tables.
@@ -106,4 +128,15 @@ CREATE TABLE IF NOT EXISTS ct_article_view_slots (id BIGINT NOT NULL, slot INTEG
     count BIGINT NOT NULL, PRIMARY KEY (id, slot));
 CREATE TABLE IF NOT EXISTS ct_article_like_slots (id BIGINT NOT NULL, slot INTEGER NOT NULL,
     count BIGINT NOT NULL, PRIMARY KEY (id, slot));
+CREATE TABLE IF NOT EXISTS ct_posts (id BIGINT PRIMARY KEY, comments BIGINT NOT NULL,
+    tips BIGINT NOT NULL);
+CREATE TABLE IF NOT EXISTS ct_comments (id INTEGER PRIMARY KEY AUTOINCREMENT,
+    post_id BIGINT NOT NULL REFERENCES ct_posts (id), body TEXT);
+CREATE INDEX IF NOT EXISTS ct_comments_post ON ct_comments (post_id);
+CREATE TABLE IF NOT EXISTS ct_tips (id INTEGER PRIMARY KEY AUTOINCREMENT,
+    post_id BIGINT NOT NULL REFERENCES ct_posts (id), cents INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS ct_tips_post ON ct_tips (post_id);
+CREATE TABLE IF NOT EXISTS ct_orders (id INTEGER PRIMARY KEY AUTOINCREMENT,
+    product_id BIGINT NOT NULL REFERENCES ct_products (id), quantity INTEGER NOT NULL, note TEXT);
+CREATE INDEX IF NOT EXISTS ct_orders_product ON ct_orders (product_id);
 ";

@@ -131,6 +131,19 @@ pub trait TestDb: Sized + Send + Sync + 'static {
     fn set_cap(&self, id: i64, cap: i64);
     /// Every `(id, hits)` row of these capped counters, ordered by id.
     fn capped(&self, ids: &[i64]) -> Vec<(i64, i64)>;
+    /// A new post with no comments and no tips; returns its id.
+    fn new_post(&self) -> i64;
+    /// `(comments, tips)` of a post row.
+    fn post(&self, id: i64) -> (i64, i64);
+    /// Writes a post's counters directly: a drift the caches did not make.
+    fn set_post(&self, id: i64, comments: i64, tips: i64);
+    /// What a post's counters should hold: `(COUNT(*)` of its comments, the sum of its tips'
+    /// cents`)`, read from the child tables.
+    fn post_children(&self, id: i64) -> (i64, i64);
+    /// A comment inserted without the cache (another program).
+    fn raw_comment(&self, post_id: i64);
+    /// The quantities of a product's orders, in no particular order.
+    fn order_quantities(&self, product_id: i64) -> Vec<i32>;
 }
 
 /// A fresh row id: a random per-process base plus a process-wide counter, so tests running in
@@ -185,6 +198,71 @@ macro_rules! row_helpers {
             self.pool()
                 .get()
                 .unwrap_or_else(|e| panic!("{}: no connection from the pool: {e}", Self::NAME))
+        }
+
+        fn new_post(&self) -> i64 {
+            let id = next_id();
+            harness(self.pool(), "insert post", |c| {
+                diesel::insert_into(ct_posts::table)
+                    .values((
+                        ct_posts::id.eq(id),
+                        ct_posts::comments.eq(0),
+                        ct_posts::tips.eq(0),
+                    ))
+                    .execute(c)
+            });
+            id
+        }
+
+        fn post(&self, id: i64) -> (i64, i64) {
+            harness(self.pool(), "read post", |c| {
+                ct_posts::table
+                    .find(id)
+                    .select((ct_posts::comments, ct_posts::tips))
+                    .first(c)
+            })
+        }
+
+        fn set_post(&self, id: i64, comments: i64, tips: i64) {
+            harness(self.pool(), "write post", |c| {
+                diesel::update(ct_posts::table.find(id))
+                    .set((ct_posts::comments.eq(comments), ct_posts::tips.eq(tips)))
+                    .execute(c)
+            });
+        }
+
+        fn post_children(&self, id: i64) -> (i64, i64) {
+            harness(self.pool(), "read a post's children", |c| {
+                let comments: i64 = ct_comments::table
+                    .filter(ct_comments::post_id.eq(id))
+                    .count()
+                    .get_result(c)?;
+                let tips: Vec<i32> = ct_tips::table
+                    .filter(ct_tips::post_id.eq(id))
+                    .select(ct_tips::cents)
+                    .load(c)?;
+                Ok((comments, tips.into_iter().map(i64::from).sum()))
+            })
+        }
+
+        fn raw_comment(&self, post_id: i64) {
+            harness(self.pool(), "insert a comment without the cache", |c| {
+                diesel::insert_into(ct_comments::table)
+                    .values((
+                        ct_comments::post_id.eq(post_id),
+                        ct_comments::body.eq("raw"),
+                    ))
+                    .execute(c)
+            });
+        }
+
+        fn order_quantities(&self, product_id: i64) -> Vec<i32> {
+            harness(self.pool(), "read a product's orders", |c| {
+                ct_orders::table
+                    .filter(ct_orders::product_id.eq(product_id))
+                    .select(ct_orders::quantity)
+                    .load(c)
+            })
         }
 
         fn new_product(&self, stock: i32, sold: i64) -> i64 {

@@ -27,6 +27,8 @@
 //! - [`upsert`]: increment-or-insert and the add-to-cart.
 //! - [`sets`]: the set operations on one connection, every row or none; [`checkout`]: the
 //!   checkout (`decrement_*_if_at_least_many`) under contention.
+//! - [`counter_cache`]: a child row and its parent's counter (inserts, deletes, recounts),
+//!   under storms.
 //! - [`slotted`], [`buffer`], [`redis`]: slotted counters, the write-behind `Buffer`,
 //!   `RedisCounter`; [`redis_kept`]: what a Redis flush cannot write, kept or reported;
 //!   [`redis_flusher`]: its background flusher.
@@ -46,6 +48,7 @@ pub mod buffer_rows;
 pub mod callers_transaction;
 pub mod checkout;
 pub mod composite;
+pub mod counter_cache;
 pub mod harness;
 pub mod integer_types;
 pub mod locked;
@@ -68,6 +71,7 @@ pub use buffer_rows::*;
 pub use callers_transaction::*;
 pub use checkout::*;
 pub use composite::*;
+pub use counter_cache::*;
 pub use harness::*;
 pub use integer_types::*;
 pub use locked::*;
@@ -101,6 +105,7 @@ macro_rules! backend_tests {
         $crate::upsert_tests!($client);
         $crate::set_tests!($client);
         $crate::checkout_tests!($client);
+        $crate::counter_cache_tests!($client);
         $crate::slotted_tests!($client);
         $crate::buffer_tests!($client);
         $crate::buffer_row_tests!($client);
