@@ -18,6 +18,7 @@
 //! - `COUNTER_CHECK_SEED`: the seed (default: random, printed). The same seed replays the same
 //!   operations (the interleaving is the machine's).
 
+pub mod cache;
 pub mod cells;
 pub mod driver;
 pub mod history;
@@ -101,6 +102,14 @@ pub trait CheckConn:
 {
     /// The `v` of the one row the query selects.
     fn value(&mut self, sql: &str) -> diesel::QueryResult<i32>;
+    /// The `v` of every row the query selects, a `BIGINT`.
+    fn bigints(&mut self, sql: &str) -> diesel::QueryResult<Vec<i64>>;
+}
+
+#[derive(QueryableByName)]
+struct BigValue {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    v: i64,
 }
 
 #[derive(QueryableByName)]
@@ -114,6 +123,9 @@ macro_rules! check_conn {
         impl CheckConn for $conn {
             fn value(&mut self, sql: &str) -> diesel::QueryResult<i32> {
                 Ok(diesel::sql_query(sql).get_result::<Value>(self)?.v)
+            }
+            fn bigints(&mut self, sql: &str) -> diesel::QueryResult<Vec<i64>> {
+                Ok(diesel::sql_query(sql).load::<BigValue>(self)?.into_iter().map(|r| r.v).collect())
             }
         }
     )*};

@@ -1,0 +1,433 @@
+//! The counter-cache subject, on every cell: comments counted on their post and tips summed
+//! into it, inserted, deleted and recounted at random from every thread.
+//!
+//! A history: three posts and a key no post has; each thread inserts comments (a tenth of
+//! them on the missing post) and tips (cents from -20 to 50: a refund past the post's total
+//! is refused), deletes keys any thread inserted (often one another thread deletes too), and
+//! recounts the posts. Then, through the harness's blocking pool:
+//! - every post's `comments` is `COUNT(*)` of its comments and `tips` the sum of its tips,
+//!   and both equal what the calls that returned `Ok` add up to;
+//! - every recount found nothing to correct (no call ever left a post wrong, even for a
+//!   moment a recount could see);
+//! - each inserted key was deleted at most once, and exactly the keys inserted and not
+//!   deleted are still there;
+//! - an insert on the missing post is `NotFound` and left no row; a refused refund is
+//!   `OutOfRange` from a total below its amount; a delete that found nothing is `NotFound`.
+//!
+//! One body of calls (`thread_calls`) serves blocking connections ([`run_cache`]) and
+//! diesel-async ones ([`run_cache_async`]).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Mutex;
+
+use counter_core::{
+    AsyncConnection, AtomicConnection, AtomicError, BackendOf, Blocking, CallMode, CounterCacheOn,
+    CounterCached, RawConnection,
+};
+use diesel::connection::SimpleConnection;
+use diesel::r2d2::{ConnectionManager, Pool};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+use super::watchdog::Watchdog;
+use super::{CheckConn, Plan, THREADS};
+use crate::db::settle;
+use crate::models::{NewComment, NewTip};
+use crate::next_id;
+use crate::schema::ct_posts;
+
+type Comments = CounterCached<NewComment, ct_posts::comments>;
+type Tips = CounterCached<NewTip, ct_posts::tips>;
+
+/// A child row a thread inserted: a comment or a tip, its key, its post and its amount.
+#[derive(Debug, Clone, Copy)]
+enum Child {
+    Comment { key: i64, post: i64 },
+    Tip { key: i64, post: i64, cents: i32 },
+}
+
+/// What one thread saw.
+#[derive(Default)]
+struct Seen {
+    inserted: Vec<Child>,
+    deleted: Vec<Child>,
+    recounts: usize,
+    conflicts: usize,
+    anomalies: Vec<String>,
+}
+
+/// One history's posts, its missing post, and the keys offered for deletion.
+struct Ctx {
+    seed: u64,
+    plan: Plan,
+    posts: [i64; 3],
+    missing: i64,
+    offered: Mutex<Vec<Child>>,
+}
+
+fn setup<C: CheckConn>(pool: &Pool<ConnectionManager<C>>, plan: Plan) -> Ctx {
+    let posts = [next_id(), next_id(), next_id()];
+    let mut conn = pool.get().expect("checker: a connection");
+    let rows: Vec<String> = posts.iter().map(|id| format!("({id}, 0, 0)")).collect();
+    let insert = format!(
+        "INSERT INTO ct_posts (id, comments, tips) VALUES {}",
+        rows.join(", ")
+    );
+    settle(|| conn.batch_execute(&insert)).expect("checker: the posts");
+    Ctx {
+        seed: plan.seed,
+        plan,
+        posts,
+        missing: next_id(),
+        offered: Mutex::new(Vec::new()),
+    }
+}
+
+async fn thread_calls<C>(ctx: &Ctx, thread: usize, watchdog: &Watchdog, conn: &mut C) -> Seen
+where
+    C: AtomicConnection,
+    NewComment: CounterCacheOn<ct_posts::comments, BackendOf<C>>,
+    NewTip: CounterCacheOn<ct_posts::tips, BackendOf<C>>,
+{
+    let mut rng = StdRng::seed_from_u64(ctx.seed ^ ((thread as u64 + 11) << 40));
+    let mut seen = Seen::default();
+    for _ in 0..ctx.plan.ops_per_thread {
+        let post = if rng.random_ratio(1, 10) {
+            ctx.missing
+        } else {
+            ctx.posts[rng.random_range(0..3)]
+        };
+        match rng.random_range(0..100) {
+            0..35 => {
+                let row = NewComment {
+                    post_id: post,
+                    body: None,
+                };
+                let call = format!("insert comment on {post}");
+                let result = watchdog
+                    .watch(
+                        thread,
+                        &call,
+                        C::Mode::into_future(Comments::new().insert(conn, &row)),
+                    )
+                    .await;
+                match result {
+                    Ok(counted) => seen.insert(
+                        ctx,
+                        Child::Comment {
+                            key: counted.key,
+                            post,
+                        },
+                    ),
+                    Err(AtomicError::NotFound) if post == ctx.missing => {}
+                    Err(AtomicError::Conflict { .. }) => seen.conflicts += 1,
+                    Err(e) => seen.anomalies.push(format!("{call}: {e}")),
+                }
+            }
+            35..65 => {
+                let cents = rng.random_range(-20..=50);
+                let row = NewTip {
+                    post_id: post,
+                    cents,
+                };
+                let call = format!("insert tip of {cents} on {post}");
+                let result = watchdog
+                    .watch(
+                        thread,
+                        &call,
+                        C::Mode::into_future(Tips::new().insert(conn, &row)),
+                    )
+                    .await;
+                match result {
+                    Ok(counted) => {
+                        if counted.parent < 0 {
+                            seen.anomalies
+                                .push(format!("{call}: tips went to {}", counted.parent));
+                        }
+                        seen.insert(
+                            ctx,
+                            Child::Tip {
+                                key: counted.key,
+                                post,
+                                cents,
+                            },
+                        )
+                    }
+                    Err(AtomicError::NotFound) if post == ctx.missing => {}
+                    Err(AtomicError::OutOfRange {
+                        current, attempted, ..
+                    }) if cents < 0
+                        && current + i128::from(cents) == attempted
+                        && attempted < 0 => {}
+                    Err(AtomicError::Conflict { .. }) => seen.conflicts += 1,
+                    Err(e) => seen.anomalies.push(format!("{call}: {e:?}")),
+                }
+            }
+            65..92 => {
+                let Some(child) = ctx.offered.lock().unwrap().pop() else {
+                    continue;
+                };
+                let call = format!("delete {child:?}");
+                let result = match child {
+                    Child::Comment { key, .. } => {
+                        let delete = C::Mode::into_future(Comments::new().delete(conn, key));
+                        watchdog.watch(thread, &call, delete).await
+                    }
+                    Child::Tip { key, .. } => {
+                        let delete = C::Mode::into_future(Tips::new().delete(conn, key));
+                        watchdog.watch(thread, &call, delete).await
+                    }
+                };
+                match result {
+                    Ok(Some(_)) => seen.deleted.push(child),
+                    Err(AtomicError::NotFound) => {}
+                    // Taking back a tip would put the post's tips below zero (refunds took
+                    // them): refused, the tip stays.
+                    Err(AtomicError::OutOfRange { .. }) if matches!(child, Child::Tip { .. }) => {}
+                    Err(AtomicError::Conflict { .. }) => seen.conflicts += 1,
+                    other => seen.anomalies.push(format!("{call}: {other:?}")),
+                }
+            }
+            _ => {
+                let call = "recount comments and tips";
+                let comments = watchdog
+                    .watch(
+                        thread,
+                        &call,
+                        C::Mode::into_future(Comments::new().recount(conn, &ctx.posts)),
+                    )
+                    .await;
+                let tips = watchdog
+                    .watch(
+                        thread,
+                        &call,
+                        C::Mode::into_future(Tips::new().recount(conn, &ctx.posts)),
+                    )
+                    .await;
+                for (what, result) in [
+                    ("comments", comments.map(|r| format!("{r:?}"))),
+                    ("tips", tips.map(|r| format!("{r:?}"))),
+                ] {
+                    match result {
+                        Ok(report) if report == "[]" => seen.recounts += 1,
+                        Ok(report) => seen
+                            .anomalies
+                            .push(format!("a recount of {what} corrected {report}")),
+                        Err(AtomicError::Conflict { .. }) => seen.conflicts += 1,
+                        Err(e) => seen.anomalies.push(format!("recount of {what}: {e}")),
+                    }
+                }
+            }
+        }
+    }
+    seen
+}
+
+impl Seen {
+    /// An `Ok` insert: logged, and offered for deletion (a third of the time twice, so two
+    /// threads race to delete it).
+    fn insert(&mut self, ctx: &Ctx, child: Child) {
+        self.inserted.push(child);
+        let mut offered = ctx.offered.lock().unwrap();
+        offered.push(child);
+        if self.inserted.len() % 3 == 0 {
+            offered.push(child);
+        }
+    }
+}
+
+/// The subject on blocking connections from the cell's pool.
+pub fn run_cache<C: CheckConn>(cell: &str, pool: &Pool<ConnectionManager<C>>, plan: Plan)
+where
+    NewComment: CounterCacheOn<ct_posts::comments, BackendOf<C>>,
+    NewTip: CounterCacheOn<ct_posts::tips, BackendOf<C>>,
+{
+    let ctx = setup(pool, plan);
+    let watchdog = Watchdog::start(
+        format!("cell {cell}, counter caches, seed {}", ctx.seed),
+        THREADS,
+    );
+    let seen: Vec<Seen> = std::thread::scope(|scope| {
+        let threads: Vec<_> = (0..THREADS)
+            .map(|thread| {
+                let (ctx, watchdog) = (&ctx, &watchdog);
+                scope.spawn(move || {
+                    let mut conn = pool.get().expect("checker: a connection");
+                    Blocking::drive(thread_calls(ctx, thread, watchdog, &mut *conn))
+                })
+            })
+            .collect();
+        threads
+            .into_iter()
+            .map(|t| t.join().expect("a checker thread panicked"))
+            .collect()
+    });
+    verify(cell, pool, &ctx, seen, "blocking");
+}
+
+/// The subject on diesel-async connections of type `A` to `url` (each set up with
+/// `setup_sql`), on one multi-threaded runtime; the harness reads through `pool`.
+pub fn run_cache_async<C, A>(
+    cell: &str,
+    pool: &Pool<ConnectionManager<C>>,
+    plan: Plan,
+    url: &str,
+    setup_sql: &str,
+) where
+    C: CheckConn,
+    A: diesel_async::AsyncConnection + AsyncConnection + RawConnection + 'static,
+    NewComment: CounterCacheOn<ct_posts::comments, BackendOf<A>>,
+    NewTip: CounterCacheOn<ct_posts::tips, BackendOf<A>>,
+{
+    let ctx = setup(pool, plan);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("checker: a tokio runtime");
+    let watchdog = Watchdog::start(
+        format!("cell {cell}, async counter caches, seed {}", ctx.seed),
+        THREADS,
+    );
+    let seen: Vec<Seen> = std::thread::scope(|scope| {
+        let threads: Vec<_> = (0..THREADS)
+            .map(|thread| {
+                let (ctx, watchdog, runtime) = (&ctx, &watchdog, &runtime);
+                scope.spawn(move || {
+                    runtime.block_on(async {
+                        let mut conn = A::establish(url).await.unwrap_or_else(|e| {
+                            panic!("checker: an async connection to {url}: {e}")
+                        });
+                        if !setup_sql.is_empty() {
+                            diesel_async::SimpleAsyncConnection::batch_execute(
+                                &mut conn, setup_sql,
+                            )
+                            .await
+                            .unwrap_or_else(|e| panic!("checker: {setup_sql}: {e}"));
+                        }
+                        thread_calls(ctx, thread, watchdog, &mut conn).await
+                    })
+                })
+            })
+            .collect();
+        threads
+            .into_iter()
+            .map(|t| t.join().expect("a checker thread panicked"))
+            .collect()
+    });
+    verify(cell, pool, &ctx, seen, "async");
+}
+
+/// The promises of the module documentation, through the harness's blocking `pool`.
+fn verify<C: CheckConn>(
+    cell: &str,
+    pool: &Pool<ConnectionManager<C>>,
+    ctx: &Ctx,
+    seen: Vec<Seen>,
+    kind: &str,
+) {
+    let what = format!("cell {cell}, {kind} counter caches, seed {}", ctx.seed);
+    let mut anomalies: Vec<String> = seen.iter().flat_map(|s| s.anomalies.clone()).collect();
+    let mut comments: BTreeMap<i64, i64> = ctx.posts.iter().map(|&p| (p, 0)).collect();
+    let mut tips = comments.clone();
+    let (mut comment_keys, mut tip_keys) = (BTreeSet::new(), BTreeSet::new());
+    for child in seen.iter().flat_map(|s| &s.inserted) {
+        match *child {
+            Child::Comment { key, post } => {
+                *comments.entry(post).or_default() += 1;
+                if !comment_keys.insert(key) {
+                    anomalies.push(format!("comment key {key} inserted twice"));
+                }
+            }
+            Child::Tip { key, post, cents } => {
+                *tips.entry(post).or_default() += i64::from(cents);
+                if !tip_keys.insert(key) {
+                    anomalies.push(format!("tip key {key} inserted twice"));
+                }
+            }
+        }
+    }
+    for child in seen.iter().flat_map(|s| &s.deleted) {
+        match *child {
+            Child::Comment { key, post } => {
+                *comments.entry(post).or_default() -= 1;
+                if !comment_keys.remove(&key) {
+                    anomalies.push(format!("comment {key} deleted twice"));
+                }
+            }
+            Child::Tip { key, post, cents } => {
+                *tips.entry(post).or_default() -= i64::from(cents);
+                if !tip_keys.remove(&key) {
+                    anomalies.push(format!("tip {key} deleted twice"));
+                }
+            }
+        }
+    }
+    let mut conn = pool.get().expect("checker: a connection");
+    let mut read = |sql: String| {
+        settle(|| conn.bigints(&sql)).unwrap_or_else(|e| panic!("checker: {sql}: {e}"))
+    };
+    for &post in &ctx.posts {
+        let count = read(format!(
+            "SELECT comments AS v FROM ct_posts WHERE id = {post}"
+        ))[0];
+        let sum = read(format!("SELECT tips AS v FROM ct_posts WHERE id = {post}"))[0];
+        let rows = read(format!(
+            "SELECT id AS v FROM ct_comments WHERE post_id = {post}"
+        ));
+        let tip_rows = read(format!(
+            "SELECT id AS v FROM ct_tips WHERE post_id = {post}"
+        ));
+        // `id - id + cents`: the cents as a BIGINT on every backend, without a CAST per dialect.
+        let cents = read(format!(
+            "SELECT id - id + cents AS v FROM ct_tips WHERE post_id = {post}"
+        ));
+        let tip_sum: i64 = cents.iter().sum();
+        if (count, rows.len() as i64) != (comments[&post], comments[&post]) {
+            anomalies.push(format!(
+                "post {post}: comments {count}, {} rows, the calls say {}",
+                rows.len(),
+                comments[&post]
+            ));
+        }
+        if (sum, tip_sum) != (tips[&post], tips[&post]) {
+            anomalies.push(format!(
+                "post {post}: tips {sum}, rows sum {tip_sum}, the calls say {}",
+                tips[&post]
+            ));
+        }
+        for key in rows {
+            if !comment_keys.contains(&key) {
+                anomalies.push(format!("comment {key} exists but no call left it"));
+            }
+        }
+        for key in tip_rows {
+            if !tip_keys.contains(&key) {
+                anomalies.push(format!("tip {key} exists but no call left it"));
+            }
+        }
+    }
+    let orphans = read(format!(
+        "SELECT id AS v FROM ct_comments WHERE post_id = {}",
+        ctx.missing
+    ));
+    if !orphans.is_empty() {
+        anomalies.push(format!(
+            "{} comments on a post that does not exist",
+            orphans.len()
+        ));
+    }
+    let recounts: usize = seen.iter().map(|s| s.recounts).sum();
+    let conflicts: usize = seen.iter().map(|s| s.conflicts).sum();
+    assert!(
+        anomalies.is_empty(),
+        "{what}: {} anomalies:\n{}",
+        anomalies.len(),
+        anomalies.join("\n")
+    );
+    println!(
+        "{what}: {} inserts, {} deletes, {recounts} clean recounts, {conflicts} conflicts",
+        seen.iter().map(|s| s.inserted.len()).sum::<usize>(),
+        seen.iter().map(|s| s.deleted.len()).sum::<usize>(),
+    );
+}
