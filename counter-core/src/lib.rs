@@ -92,6 +92,7 @@ pub use buffer::{BufferReport, FlushPolicy};
 pub use change::{Change, ChangeColumn, ChangeOp, Changes, DistinctColumns};
 pub use counter_cache::{Counted, CounterCached, Recounted};
 pub use counter_derive::AtomicField;
+pub use counter_derive::CounterCache;
 pub use error::{AtomicError, ErrorKind, Limit};
 pub use field::{AtomicField, AtomicFieldOn};
 pub use field::{
@@ -128,7 +129,7 @@ pub use value::AtomicValue;
 pub mod __private {
     pub use crate::backend::{AtomicConnection, BackendOf, Out};
     pub use crate::change::{Changes, DistinctColumns};
-    pub use crate::counter_cache::CounterCached;
+    pub use crate::counter_cache::{Counted, CounterCached, Recounted};
     pub use crate::error::AtomicError;
     pub use crate::field::{
         cache_amount, CacheChange, ChildRow, ChildRowOn, CountRows, CounterCache, CounterCacheOn,
@@ -143,4 +144,7 @@ pub mod __private {
     pub use crate::update::update_with;
     pub use crate::upsert::{NewRow, UpsertRow};
     pub use crate::value::AtomicValue;
+    /// Diesel as counter-core sees it: `#[derive(CounterCache)]` binds values through its
+    /// traits, which must be the ones counter-core's bounds name.
+    pub use diesel;
 }
