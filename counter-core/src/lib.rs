@@ -144,7 +144,14 @@ pub mod __private {
     pub use crate::update::update_with;
     pub use crate::upsert::{NewRow, UpsertRow};
     pub use crate::value::AtomicValue;
-    /// Diesel as counter-core sees it: `#[derive(CounterCache)]` binds values through its
-    /// traits, which must be the ones counter-core's bounds name.
-    pub use diesel;
+    // The Diesel items `#[derive(CounterCache)]` binds values with: counter-core's Diesel,
+    // whose traits its bounds name. Items, not the crate: with `diesel` itself re-exported
+    // from this hidden module, rustc stops listing Diesel's types among a trait's
+    // implementors in errors (see tests/ui/not_a_connection.stderr).
+    pub use diesel::backend::Backend;
+    pub use diesel::query_builder::AstPass;
+    pub use diesel::result::QueryResult;
+    pub use diesel::serialize::ToSql;
+    pub use diesel::sql_types::HasSqlType;
+    pub use diesel::{Column, Expression};
 }

@@ -1,6 +1,9 @@
 //! `#[derive(CounterCache)]`: the three impls counter-core's `CounterCached` needs
 //! (`ChildRow`, `ChildRowOn<DB>` for every backend, `CounterCache<column>`), and the methods on
 //! the child struct that call that handle.
+//!
+//! Diesel's items are named through `__private` too: counter-core's Diesel is the one whose
+//! traits its bounds name, whatever the user calls theirs.
 
 use super::cache_docs::CacheDocs;
 use super::key::respan;
@@ -26,13 +29,6 @@ pub fn expand(model: &CacheModel) -> TokenStream {
     }
 }
 
-/// Diesel, as the generated code names it: counter-core's, so it is the one whose traits
-/// counter-core's bounds name, whatever the user calls theirs.
-fn diesel() -> TokenStream {
-    let private = private();
-    quote!(#private::diesel)
-}
-
 /// A compile error at `primary_key(..)` (or the struct's name, for the default `id`) unless
 /// the key column is the primary key the child's `table!` declares: a delete names one row.
 fn primary_key_check(model: &CacheModel) -> TokenStream {
@@ -49,14 +45,13 @@ fn primary_key_check(model: &CacheModel) -> TokenStream {
 /// to SQL, which honours its `#[sql_name]`).
 fn child_row(model: &CacheModel) -> TokenStream {
     let private = private();
-    let diesel = diesel();
     let ident = model.ident;
     let table = &model.table;
     let key_column = &model.key.column;
     let key_ty = &model.key.ty;
     let names = model.inserted.iter().map(|field| {
         let column = &field.column;
-        quote!(<#table::#column as #diesel::Column>::NAME)
+        quote!(<#table::#column as #private::Column>::NAME)
     });
     let key = match model.key.field {
         Some(field) => quote! {
@@ -82,7 +77,6 @@ fn child_row(model: &CacheModel) -> TokenStream {
 /// nullable column's impl.
 fn child_row_on(model: &CacheModel) -> TokenStream {
     let private = private();
-    let diesel = diesel();
     let ident = model.ident;
     let table = &model.table;
     let sql_types: Vec<TokenStream> = model
@@ -90,7 +84,7 @@ fn child_row_on(model: &CacheModel) -> TokenStream {
         .iter()
         .map(|field| {
             let column = &field.column;
-            quote!(<#table::#column as #diesel::Expression>::SqlType)
+            quote!(<#table::#column as #private::Expression>::SqlType)
         })
         .collect();
     let tys = model.inserted.iter().map(|field| field.ty);
@@ -109,14 +103,14 @@ fn child_row_on(model: &CacheModel) -> TokenStream {
     quote! {
         impl<__DB> #private::ChildRowOn<__DB> for #ident
         where
-            __DB: #diesel::backend::Backend
-                #(+ #diesel::sql_types::HasSqlType<#sql_types>)*,
-            #(#tys: #diesel::serialize::ToSql<#sql_types, __DB>,)*
+            __DB: #private::Backend
+                #(+ #private::HasSqlType<#sql_types>)*,
+            #(#tys: #private::ToSql<#sql_types, __DB>,)*
         {
             fn walk_values<'b>(
                 &'b self,
-                out: &mut #diesel::query_builder::AstPass<'_, 'b, __DB>,
-            ) -> #diesel::result::QueryResult<()> {
+                out: &mut #private::AstPass<'_, 'b, __DB>,
+            ) -> #private::QueryResult<()> {
                 #(#binds)*
                 ::core::result::Result::Ok(())
             }
@@ -147,7 +141,7 @@ fn counter_cache(model: &CacheModel) -> TokenStream {
     // mismatch there.
     let written = &model.foreign_key.written;
     let field = model.foreign_key.field;
-    let key = quote_spanned!(written.span()=> ::core::clone::Clone::clone(&self.#field));
+    let key = quote_spanned!(written.span()=> key);
     let (amount_ty, amount) = match &model.amount {
         Amount::Count => (
             quote!(#private::CountRows),
@@ -165,6 +159,9 @@ fn counter_cache(model: &CacheModel) -> TokenStream {
             type Amount = #amount_ty;
             const CHANGE: #private::CacheChange = #private::CacheChange::#change;
             fn parent_key(&self) -> #parent_key {
+                // Typed by the field, then returned: a field that is not of the parent's key
+                // type is a mismatch at `foreign_key = ..`.
+                let key = ::core::clone::Clone::clone(&self.#field);
                 #key
             }
             fn amount(

@@ -227,12 +227,12 @@ mod tests {
                 "primary_key_is::<views::table,views::id>",
                 "ChildRowforNewView",
                 "typeKeyColumn=views::id;typeKey=i64;",
-                "&[<views::article_idas::counter_core::__private::diesel::Column>::NAME,",
-                "<views::visitoras::counter_core::__private::diesel::Column>::NAME];",
+                "&[<views::article_idas::counter_core::__private::Column>::NAME,",
+                "<views::visitoras::counter_core::__private::Column>::NAME];",
                 "::core::option::Option::None",
                 "ChildRowOn<__DB>forNewView",
-                "::std::string::String:::counter_core::__private::diesel::serialize::ToSql<",
-                "ToSql<<views::visitoras::counter_core::__private::diesel::Expression>::SqlType,__DB>",
+                "::std::string::String:::counter_core::__private::ToSql<",
+                "ToSql<<views::visitoras::counter_core::__private::Expression>::SqlType,__DB>",
                 "out.push_sql(\",\");",
                 "CounterCache<articles::view_count>forNewView",
                 "typeParent=Article;typeForeignKey=views::article_id;",
@@ -271,7 +271,7 @@ mod tests {
                 "CacheChange::DecrementIfAtLeast;",
                 "::Value,i32>(self.quantity)",
                 "::core::clone::Clone::clone(&self.product)",
-                "Option<String>:::counter_core::__private::diesel::serialize::ToSql",
+                "Option<String>:::counter_core::__private::ToSql",
                 "fndelete_counted<'c,C>(conn:&'cmutC,key:i32)",
                 "fncounter_cache_stock()",
             ],
@@ -308,6 +308,34 @@ mod tests {
             "has no field `parent`",
             "`sum = note` needs an integer field",
             "unknown `change = up`",
+        ];
+        assert_eq!(messages.len(), expected.len(), "{messages:#?}");
+        for (message, expected) in messages.iter().zip(expected) {
+            assert!(message.contains(expected), "{message:?} lacks {expected:?}");
+        }
+    }
+
+    #[test]
+    fn cache_key_and_skipped_field_errors() {
+        let input: DeriveInput = parse_quote! {
+            #[counter_cache(parent = P, column = ps::n, foreign_key = p_id, sum = n, key_type = i32)]
+            struct Child {
+                id: i64,
+                #[diesel(skip_insertion)]
+                p_id: i64,
+                #[diesel(serialize_as = Wrapped, skip_insertion)]
+                n: i32,
+            }
+        };
+        let err = derive_cache(&input).unwrap_err();
+        let messages: Vec<String> = err.into_iter().map(|e| e.to_string()).collect();
+        let expected = [
+            "not supported by CounterCache: `serialize_as`",
+            "`key_type` is for a child struct without a key field; this one has `id`",
+            "`foreign_key = p_id` names a field with #[diesel(skip_insertion)]",
+            "`p_id` is left out of the insert here",
+            "`sum = n` names a field with #[diesel(skip_insertion)]",
+            "`n` is left out of the insert here",
         ];
         assert_eq!(messages.len(), expected.len(), "{messages:#?}");
         for (message, expected) in messages.iter().zip(expected) {
