@@ -92,6 +92,7 @@ pub use buffer::{BufferReport, FlushPolicy};
 pub use change::{Change, ChangeColumn, ChangeOp, Changes, DistinctColumns};
 pub use counter_cache::{Counted, CounterCached, Recounted};
 pub use counter_derive::AtomicField;
+pub use counter_derive::CounterCache;
 pub use error::{AtomicError, ErrorKind, Limit};
 pub use field::{AtomicField, AtomicFieldOn};
 pub use field::{
@@ -128,7 +129,7 @@ pub use value::AtomicValue;
 pub mod __private {
     pub use crate::backend::{AtomicConnection, BackendOf, Out};
     pub use crate::change::{Changes, DistinctColumns};
-    pub use crate::counter_cache::CounterCached;
+    pub use crate::counter_cache::{Counted, CounterCached, Recounted};
     pub use crate::error::AtomicError;
     pub use crate::field::{
         cache_amount, CacheChange, ChildRow, ChildRowOn, CountRows, CounterCache, CounterCacheOn,
@@ -143,4 +144,14 @@ pub mod __private {
     pub use crate::update::update_with;
     pub use crate::upsert::{NewRow, UpsertRow};
     pub use crate::value::AtomicValue;
+    // The Diesel items `#[derive(CounterCache)]` binds values with: counter-core's Diesel,
+    // whose traits its bounds name. Items, not the crate: with `diesel` itself re-exported
+    // from this hidden module, rustc stops listing Diesel's types among a trait's
+    // implementors in errors (see tests/ui/not_a_connection.stderr).
+    pub use diesel::backend::Backend;
+    pub use diesel::query_builder::AstPass;
+    pub use diesel::result::QueryResult;
+    pub use diesel::serialize::ToSql;
+    pub use diesel::sql_types::HasSqlType;
+    pub use diesel::{Column, Expression};
 }

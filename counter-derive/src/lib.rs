@@ -1,4 +1,4 @@
-//! `#[derive(AtomicField)]` for `counter-core`.
+//! `#[derive(AtomicField)]` and `#[derive(CounterCache)]` for `counter-core`.
 //!
 //! ```text
 //! #[derive(Queryable, Selectable, Identifiable, AtomicField)]
@@ -19,13 +19,24 @@
 //! `increment_*`, `decrement_*`, `decrement_*_if_at_least`, `take_*_up_to`,
 //! `update_*_locked`, `transfer_*` and `atomic_*` to the struct.
 //!
-//! Stages, one module each: `attr` (syntax of `#[atomic]` and `#[diesel]`) -> `model` (typed
-//! model) -> `valid` (checks, collected in a `ctxt::Ctxt`) -> `expand` (tokens: one file per
-//! thing it expands, a plain field, a slotted one, several columns at once).
+//! `#[derive(CounterCache)]` on a child struct (a row inserted into a child table) with
+//! `#[counter_cache(parent = Article, column = articles::view_count, foreign_key =
+//! article_id)]` implements counter-core's `ChildRow`, `ChildRowOn<DB>` and
+//! `CounterCache<column>`, and adds `insert_counted`, `delete_counted`, `recount_*`,
+//! `recount_all_*` and `counter_cache_*` to the struct.
+//!
+//! Stages, one module each: `attr` (syntax of `#[atomic]`, `#[counter_cache]` and `#[diesel]`)
+//! -> `model` (typed model) -> `valid` (checks, collected in a `ctxt::Ctxt`) -> `expand`
+//! (tokens: one file per thing it expands, a plain field, a slotted one, several columns at
+//! once). `#[derive(CounterCache)]` has its own model and checks, `cache_model` and
+//! `cache_valid`, and shares the attribute readers, the checks of the input's shape and the
+//! expansion's pieces.
 
 extern crate proc_macro;
 
 mod attr;
+mod cache_model;
+mod cache_valid;
 mod ctxt;
 mod expand;
 mod model;
@@ -39,6 +50,15 @@ use syn::{parse_macro_input, DeriveInput};
 pub fn derive_atomic_field(input: TokenStream) -> TokenStream {
     let input = parse_macro_input!(input as DeriveInput);
     expand::derive(&input)
+        .unwrap_or_else(syn::Error::into_compile_error)
+        .into()
+}
+
+#[doc = include_str!("../doc/counter_cache.md")]
+#[proc_macro_derive(CounterCache, attributes(counter_cache, diesel))]
+pub fn derive_counter_cache(input: TokenStream) -> TokenStream {
+    let input = parse_macro_input!(input as DeriveInput);
+    expand::derive_cache(&input)
         .unwrap_or_else(syn::Error::into_compile_error)
         .into()
 }

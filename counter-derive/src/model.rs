@@ -141,14 +141,14 @@ impl<'a> Model<'a> {
     /// Builds the model, running every check and reporting into `cx`.
     /// Returns `None` only after reporting at least one error.
     pub fn from_syn(cx: &Ctxt, input: &'a DeriveInput) -> Option<Self> {
-        let named = match valid::named_fields(input) {
+        let named = match valid::named_fields(input, "AtomicField") {
             Ok(named) => named,
             Err(err) => {
                 cx.syn_error(err);
                 return None;
             }
         };
-        if let Err(err) = valid::no_generics(&input.generics) {
+        if let Err(err) = valid::no_generics(&input.generics, "AtomicField") {
             cx.syn_error(err);
         }
 
@@ -265,7 +265,7 @@ impl<'a> Model<'a> {
 }
 
 /// Compares identifiers the way Rust does: `r#type` is `type`.
-fn same(a: &Ident, b: &Ident) -> bool {
+pub fn same(a: &Ident, b: &Ident) -> bool {
     a.unraw() == b.unraw()
 }
 

@@ -12,41 +12,44 @@ use syn::{
     Attribute, Data, DeriveInput, Error, Fields, FieldsNamed, Generics, Ident, Result, Type,
 };
 
-/// The derive needs a struct with named fields.
-pub fn named_fields(input: &DeriveInput) -> Result<&FieldsNamed> {
+/// The derive named `derive` (`AtomicField`, `CounterCache`) needs a struct with named fields.
+pub fn named_fields<'a>(input: &'a DeriveInput, derive: &str) -> Result<&'a FieldsNamed> {
     let ident = &input.ident;
     match &input.data {
         Data::Struct(data) => match &data.fields {
             Fields::Named(named) => Ok(named),
             Fields::Unnamed(fields) => Err(Error::new_spanned(
                 fields,
-                "#[derive(AtomicField)] does not support tuple structs; use a struct with named \
-                 fields, one per column",
+                format!(
+                    "#[derive({derive})] does not support tuple structs; use a struct with named \
+                     fields, one per column"
+                ),
             )),
             Fields::Unit => Err(Error::new_spanned(
                 ident,
-                "#[derive(AtomicField)] needs a struct with named fields, one per column",
+                format!("#[derive({derive})] needs a struct with named fields, one per column"),
             )),
         },
-        Data::Enum(data) => Err(not_a_struct(data.enum_token, ident, "an enum")),
-        Data::Union(data) => Err(not_a_struct(data.union_token, ident, "a union")),
+        Data::Enum(data) => Err(not_a_struct(data.enum_token, ident, "an enum", derive)),
+        Data::Union(data) => Err(not_a_struct(data.union_token, ident, "a union", derive)),
     }
 }
 
 /// Spanned over `enum Name` / `union Name`, the part of the item that says what it is.
-fn not_a_struct(keyword: impl ToTokens, ident: &Ident, what: &str) -> Error {
+fn not_a_struct(keyword: impl ToTokens, ident: &Ident, what: &str, derive: &str) -> Error {
     Error::new_spanned(
         quote!(#keyword #ident),
         format!(
-            "#[derive(AtomicField)] only works on a struct (a Diesel model with named fields), \
-             not on {what}"
+            "#[derive({derive})] only works on a struct (a Diesel model with named fields), not \
+             on {what}"
         ),
     )
 }
 
-pub fn no_generics(generics: &Generics) -> Result<()> {
-    let msg = "generic models are not supported by #[derive(AtomicField)]; remove the generic \
-               parameters";
+pub fn no_generics(generics: &Generics, derive: &str) -> Result<()> {
+    let msg = format!(
+        "generic models are not supported by #[derive({derive})]; remove the generic parameters"
+    );
     if !generics.params.is_empty() {
         Err(Error::new_spanned(generics, msg))
     } else if let Some(where_clause) = &generics.where_clause {

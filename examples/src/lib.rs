@@ -75,6 +75,12 @@ pub struct ReadmeDoctests;
 #[doc = include_str!("../../counter-derive/doc/derive.md")]
 pub struct DeriveDoctests;
 
+/// The documentation of `#[derive(CounterCache)]` (`counter-derive/doc/counter_cache.md`),
+/// whose example runs here.
+#[cfg(doctest)]
+#[doc = include_str!("../../counter-derive/doc/counter_cache.md")]
+pub struct DeriveCacheDoctests;
+
 /// The guide chapters of `counter-core/doc/` (reference the README links to), whose Rust
 /// snippets run here as they do in the README.
 #[cfg(doctest)]

@@ -104,6 +104,7 @@ impl<Child: CounterCache<PCol>, PCol: Column + 'static> CounterCached<Child, PCo
     /// holds too little), `OutOfRange` (past the parent's declared bound), `NegativeAmount`
     /// (a negative amount for a `decrement_if_at_least` cache), and the database's own errors
     /// for the child row (a unique or check constraint) as `Database`.
+    #[allow(clippy::type_complexity)]
     pub fn insert<'c, C>(
         &self,
         conn: &'c mut C,

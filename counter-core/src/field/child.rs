@@ -194,6 +194,7 @@ pub trait CounterCacheOn<PCol: Column, DB: Backend>: CounterCache<PCol> + ChildR
         R: RawConnection<Db = DB>,
         Q: Query<SqlType = <Self::KeyColumn as Expression>::SqlType> + QueryFragment<DB> + QueryId;
     /// Runs a statement answering an inserted child's key and its parent's new value.
+    #[allow(clippy::type_complexity)]
     #[doc(hidden)]
     fn load_counted<R, Q>(
         conn: &mut R,

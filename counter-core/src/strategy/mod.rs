@@ -193,6 +193,7 @@ pub trait Strategy: Dialect + LedgerDialect {
     ///
     /// Unless the backend overrides it: one write transaction, the parent's guarded statement
     /// first (its row lock orders everything after it), then the insert.
+    #[allow(clippy::type_complexity)]
     fn insert_counted<R, C, PCol>(
         conn: &mut R,
         child: &C,
@@ -237,6 +238,7 @@ pub trait Strategy: Dialect + LedgerDialect {
     /// Deletes child row `key`; its parent's key and its amount, or `None` when no row was
     /// deleted (there was none, or a concurrent delete took it first). `DELETE … RETURNING`
     /// unless the backend overrides it.
+    #[allow(clippy::type_complexity)]
     fn delete_child<R, C, PCol>(
         conn: &mut R,
         key: &C::Key,

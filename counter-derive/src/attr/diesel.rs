@@ -1,6 +1,8 @@
 //! The struct's and the fields' `#[diesel(...)]`, read the way Diesel's own derives read
 //! them, so that users say each thing once: `table_name`, `primary_key(..)` and
-//! `column_name`. Every other key is Diesel's to check and is stepped over.
+//! `column_name`, and for `#[derive(CounterCache)]`, which inserts the struct's fields, the
+//! field keys that change what is inserted (`skip_insertion`, `embed`, `serialize_as`,
+//! `deserialize_as`). Every other key is Diesel's to check and is stepped over.
 
 use super::skip_value;
 use crate::ctxt::Ctxt;
@@ -28,6 +30,11 @@ pub struct PrimaryKey {
 #[derive(Default)]
 pub struct DieselField {
     pub column_name: Option<Ident>,
+    /// `skip_insertion`: Diesel's `Insertable` leaves the column out.
+    pub skip_insertion: Option<Ident>,
+    /// `embed`, `serialize_as` and `deserialize_as`, which change how a field maps to
+    /// columns: each key as written, for the derives that cannot follow them.
+    pub remapped: Vec<Ident>,
 }
 
 /// Reads the struct's `#[diesel(...)]` attributes, ignoring every key
@@ -58,12 +65,19 @@ pub fn diesel_struct(cx: &Ctxt, attrs: &[Attribute]) -> DieselStruct {
     out
 }
 
-/// Reads a field's `#[diesel(...)]` attributes; only `column_name` matters.
+/// Reads a field's `#[diesel(...)]` attributes: `column_name`, and the keys that change what
+/// an insert of the field writes.
 pub fn diesel_field(cx: &Ctxt, attrs: &[Attribute]) -> DieselField {
     let mut out = DieselField::default();
     each_diesel_key(cx, attrs, |meta| {
+        let key = meta.path.get_ident();
         if meta.path.is_ident("column_name") {
             out.column_name = Some(column_name(meta.value()?)?);
+        } else if let Some(key) = key.filter(|key| *key == "skip_insertion") {
+            out.skip_insertion = Some(key.clone());
+        } else if let Some(key) = key.filter(|key| REMAPPING.iter().any(|name| *key == name)) {
+            out.remapped.push(key.clone());
+            skip_value(meta.input)?;
         } else {
             skip_value(meta.input)?;
         }
@@ -71,6 +85,9 @@ pub fn diesel_field(cx: &Ctxt, attrs: &[Attribute]) -> DieselField {
     });
     out
 }
+
+/// The field keys with which a field is not one value of its own type in one column.
+const REMAPPING: &[&str] = &["embed", "serialize_as", "deserialize_as"];
 
 /// Calls `read` on every key of every `#[diesel(...)]` list; other shapes are left to diesel.
 /// A syntax error ends that attribute (syn cannot resynchronise inside it) and is reported,
@@ -159,7 +176,22 @@ mod tests {
         let quoted: Vec<Attribute> = vec![parse_quote!(#[diesel(column_name = "units_sold")])];
         let from_str = diesel_field(&cx, &quoted);
         cx.check().unwrap();
+        let remapped: Vec<String> = field.remapped.iter().map(ToString::to_string).collect();
+        assert_eq!(remapped, ["serialize_as", "embed"]);
+        assert!(field.skip_insertion.is_none());
         assert_eq!(field.column_name.unwrap(), "units_sold");
         assert_eq!(from_str.column_name.unwrap(), "units_sold");
+    }
+
+    #[test]
+    fn diesel_field_skip_insertion() {
+        let cx = Ctxt::new();
+        let attrs: Vec<Attribute> =
+            vec![parse_quote!(#[diesel(skip_insertion, deserialize_as = Wrapper<i64>)])];
+        let field = diesel_field(&cx, &attrs);
+        cx.check().unwrap();
+        assert_eq!(field.skip_insertion.unwrap(), "skip_insertion");
+        assert_eq!(field.remapped.len(), 1);
+        assert_eq!(field.remapped[0], "deserialize_as");
     }
 }

@@ -1,18 +1,21 @@
-//! Stage 1: read `#[atomic(...)]` and `#[diesel(...)]` into plain structs.
+//! Stage 1: read `#[atomic(...)]`, `#[counter_cache(...)]` and `#[diesel(...)]` into plain
+//! structs.
 //!
 //! Only syntax is checked here (unknown or duplicate keys, values that are
 //! not integer literals). Whether a value makes sense for its field is
 //! `valid.rs`'s business. Every value keeps its tokens for error spans.
 //!
-//! The two attributes follow different rules, one file each: `#[atomic]` is ours, so every
-//! key is known and anything else is an error (`atomic.rs`); `#[diesel]` belongs to Diesel's
-//! derives, so we read the three keys we share with them and step over the rest unchecked
-//! (`diesel.rs`).
+//! The attributes follow different rules, one file each: `#[atomic]` (`atomic.rs`) and
+//! `#[counter_cache]` (`counter_cache.rs`) are ours, so every key is known and anything else
+//! is an error; `#[diesel]` belongs to Diesel's derives, so we read the keys we share with
+//! them and step over the rest unchecked (`diesel.rs`).
 
 mod atomic;
+mod counter_cache;
 mod diesel;
 
 pub use atomic::{atomic, Atomic, Int, Level};
+pub use counter_cache::{counter_caches, CounterCacheAttr, Keyed, CACHE_KEYS};
 pub use diesel::{diesel_field, diesel_struct, PrimaryKey};
 
 use proc_macro2::TokenTree;

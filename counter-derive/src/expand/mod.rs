@@ -10,7 +10,12 @@
 //! - `docs`: the text of every generated doc comment;
 //! - `method`, `tokens`: the shapes and pieces the others share (one-row methods, the
 //!   `__private` path, return types, literals, retry policies).
+//!
+//! `#[derive(CounterCache)]` expands from its own model ([`derive_cache`]): `cache` (its
+//! impls and methods), `cache_docs` (their doc comments).
 
+mod cache;
+mod cache_docs;
 mod changes;
 mod docs;
 mod field;
@@ -19,6 +24,7 @@ mod method;
 mod slotted;
 mod tokens;
 
+use crate::cache_model::CacheModel;
 use crate::ctxt::Ctxt;
 use crate::model::Model;
 use proc_macro2::TokenStream;
@@ -36,6 +42,23 @@ pub fn derive(input: &DeriveInput) -> Result<TokenStream> {
     };
     cx.check()?;
     Ok(expand(&model))
+}
+
+/// `#[derive(CounterCache)]`: parses, validates and expands, as [`derive`] does.
+pub fn derive_cache(input: &DeriveInput) -> Result<TokenStream> {
+    let cx = Ctxt::new();
+    let Some(model) = CacheModel::from_syn(&cx, input) else {
+        return Err(cx
+            .check()
+            .expect_err("CacheModel::from_syn returned None without an error"));
+    };
+    cx.check()?;
+    let cache = cache::expand(&model);
+    Ok(quote! {
+        const _: () = {
+            #cache
+        };
+    })
 }
 
 /// Everything in one `const _: () = { .. };` (serde's pattern): the impls and inherent methods
@@ -187,5 +210,136 @@ mod tests {
         let err = derive(&input).unwrap_err();
         let messages: Vec<String> = err.into_iter().map(|e| e.to_string()).collect();
         assert_eq!(messages.len(), 7, "{messages:#?}");
+    }
+
+    #[test]
+    fn a_counted_child_expands() {
+        let input = crate::cache_model::new_view();
+        let tokens = derive_cache(&input).unwrap();
+        // `cargo test -p counter-derive -- --nocapture a_counted_child | rustfmt` shows it.
+        println!("{tokens}");
+        let file: syn::File = syn::parse2(tokens.clone()).unwrap();
+        assert_eq!(file.items.len(), 1);
+        let compact: String = tokens.to_string().split_whitespace().collect();
+        assert_has(
+            &compact,
+            &[
+                "primary_key_is::<views::table,views::id>",
+                "ChildRowforNewView",
+                "typeKeyColumn=views::id;typeKey=i64;",
+                "&[<views::article_idas::counter_core::__private::Column>::NAME,",
+                "<views::visitoras::counter_core::__private::Column>::NAME];",
+                "::core::option::Option::None",
+                "ChildRowOn<__DB>forNewView",
+                "::std::string::String:::counter_core::__private::ToSql<",
+                "ToSql<<views::visitoras::counter_core::__private::Expression>::SqlType,__DB>",
+                "out.push_sql(\",\");",
+                "CounterCache<articles::view_count>forNewView",
+                "typeParent=Article;typeForeignKey=views::article_id;",
+                "typeAmount=::counter_core::__private::CountRows;",
+                "CacheChange::Increment;",
+                "AtomicField<articles::view_count>>::Value,i64>(1)",
+                "fninsert_counted<'c,C>(&'cself,conn:&'cmutC)",
+                "fndelete_counted<'c,C>(conn:&'cmutC,key:i64)",
+                "fnrecount_view_count<'c,C>(conn:&'cmutC,keys:&'c[<Articleas",
+                "fnrecount_all_view_count<'c,C>(conn:&'cmutC)",
+                "fncounter_cache_view_count()",
+            ],
+        );
+    }
+
+    #[test]
+    fn a_guarded_sum_expands_without_recounts() {
+        let input = crate::cache_model::new_order();
+        let compact = {
+            let tokens = derive_cache(&input).unwrap();
+            syn::parse2::<syn::File>(tokens.clone()).unwrap();
+            tokens
+                .to_string()
+                .chars()
+                .filter(|c| !c.is_whitespace())
+                .collect::<String>()
+        };
+        assert_has(
+            &compact,
+            &[
+                "primary_key_is::<crate::schema::orders::table,crate::schema::orders::order_no>",
+                "typeKey=i32;",
+                "Some(::core::clone::Clone::clone(&self.number))",
+                "typeForeignKey=crate::schema::orders::product_id;",
+                "SumOf<crate::schema::orders::quantity>",
+                "CacheChange::DecrementIfAtLeast;",
+                "::Value,i32>(self.quantity)",
+                "::core::clone::Clone::clone(&self.product)",
+                "Option<String>:::counter_core::__private::ToSql",
+                "fndelete_counted<'c,C>(conn:&'cmutC,key:i32)",
+                "fncounter_cache_stock()",
+            ],
+        );
+        assert!(!compact.contains("placed_at"), "skip_insertion is left out");
+        assert!(
+            !compact.contains("fnrecount"),
+            "no recount of a decrementing cache"
+        );
+    }
+
+    #[test]
+    fn cache_errors_are_all_reported() {
+        let input: DeriveInput = parse_quote! {
+            #[diesel(primary_key(a, b))]
+            #[counter_cache(column = parents::n, foreign_key = parent, sum = note, change = up)]
+            #[counter_cache(parent = P, column = parents::m, foreign_key = a)]
+            struct Child<T> {
+                a: i64,
+                b: i64,
+                #[diesel(embed)]
+                inner: T,
+                note: String,
+            }
+        };
+        let err = derive_cache(&input).unwrap_err();
+        let messages: Vec<String> = err.into_iter().map(|e| e.to_string()).collect();
+        let expected = [
+            "generic models",
+            "one counter cache per child struct",
+            "one-column primary key",
+            "not supported by CounterCache: `embed`",
+            "is missing `parent = Parent`",
+            "has no field `parent`",
+            "`sum = note` needs an integer field",
+            "unknown `change = up`",
+        ];
+        assert_eq!(messages.len(), expected.len(), "{messages:#?}");
+        for (message, expected) in messages.iter().zip(expected) {
+            assert!(message.contains(expected), "{message:?} lacks {expected:?}");
+        }
+    }
+
+    #[test]
+    fn cache_key_and_skipped_field_errors() {
+        let input: DeriveInput = parse_quote! {
+            #[counter_cache(parent = P, column = ps::n, foreign_key = p_id, sum = n, key_type = i32)]
+            struct Child {
+                id: i64,
+                #[diesel(skip_insertion)]
+                p_id: i64,
+                #[diesel(serialize_as = Wrapped, skip_insertion)]
+                n: i32,
+            }
+        };
+        let err = derive_cache(&input).unwrap_err();
+        let messages: Vec<String> = err.into_iter().map(|e| e.to_string()).collect();
+        let expected = [
+            "not supported by CounterCache: `serialize_as`",
+            "`key_type` is for a child struct without a key field; this one has `id`",
+            "`foreign_key = p_id` names a field with #[diesel(skip_insertion)]",
+            "`p_id` is left out of the insert here",
+            "`sum = n` names a field with #[diesel(skip_insertion)]",
+            "`n` is left out of the insert here",
+        ];
+        assert_eq!(messages.len(), expected.len(), "{messages:#?}");
+        for (message, expected) in messages.iter().zip(expected) {
+            assert!(message.contains(expected), "{message:?} lacks {expected:?}");
+        }
     }
 }

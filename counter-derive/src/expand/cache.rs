@@ -1,0 +1,264 @@
+//! `#[derive(CounterCache)]`: the three impls counter-core's `CounterCached` needs
+//! (`ChildRow`, `ChildRowOn<DB>` for every backend, `CounterCache<column>`), and the methods on
+//! the child struct that call that handle.
+//!
+//! Diesel's items are named through `__private` too: counter-core's Diesel is the one whose
+//! traits its bounds name, whatever the user calls theirs.
+
+use super::cache_docs::CacheDocs;
+use super::key::respan;
+use super::tokens::{call, private};
+use crate::cache_model::{Amount, CacheModel, Change};
+use proc_macro2::{Ident, TokenStream};
+use quote::{format_ident, quote, quote_spanned};
+use syn::ext::IdentExt;
+
+/// Everything, in the order the doc of `counter_core::CounterCached` writes it by hand.
+pub fn expand(model: &CacheModel) -> TokenStream {
+    let primary_key = primary_key_check(model);
+    let child_row = child_row(model);
+    let child_row_on = child_row_on(model);
+    let counter_cache = counter_cache(model);
+    let methods = methods(model);
+    quote! {
+        #primary_key
+        #child_row
+        #child_row_on
+        #counter_cache
+        #methods
+    }
+}
+
+/// A compile error at `primary_key(..)` (or the struct's name, for the default `id`) unless
+/// the key column is the primary key the child's `table!` declares: a delete names one row.
+fn primary_key_check(model: &CacheModel) -> TokenStream {
+    let private = private();
+    let table = &model.table;
+    let column = &model.key.column;
+    let check = quote! {
+        const _: () = #private::primary_key_is::<#table::table, #table::#column>();
+    };
+    respan(check, model.key.span)
+}
+
+/// `ChildRow`: the table, the key, and the columns an insert sets (named as `table!` gives them
+/// to SQL, which honours its `#[sql_name]`).
+fn child_row(model: &CacheModel) -> TokenStream {
+    let private = private();
+    let ident = model.ident;
+    let table = &model.table;
+    let key_column = &model.key.column;
+    let key_ty = &model.key.ty;
+    let names = model.inserted.iter().map(|field| {
+        let column = &field.column;
+        quote!(<#table::#column as #private::Column>::NAME)
+    });
+    let key = match model.key.field {
+        Some(field) => quote! {
+            ::core::option::Option::Some(::core::clone::Clone::clone(&self.#field))
+        },
+        None => quote!(::core::option::Option::None),
+    };
+    quote! {
+        impl #private::ChildRow for #ident {
+            type Table = #table::table;
+            type KeyColumn = #table::#key_column;
+            type Key = #key_ty;
+            const COLUMNS: &'static [&'static str] = &[#(#names),*];
+            fn key(&self) -> ::core::option::Option<Self::Key> {
+                #key
+            }
+        }
+    }
+}
+
+/// `ChildRowOn<DB>` for every backend that has the columns' SQL types and can bind each field,
+/// its type as written, as its column's type; an `Option` field binds `NULL` through the
+/// nullable column's impl.
+fn child_row_on(model: &CacheModel) -> TokenStream {
+    let private = private();
+    let ident = model.ident;
+    let table = &model.table;
+    let sql_types: Vec<TokenStream> = model
+        .inserted
+        .iter()
+        .map(|field| {
+            let column = &field.column;
+            quote!(<#table::#column as #private::Expression>::SqlType)
+        })
+        .collect();
+    let tys = model.inserted.iter().map(|field| field.ty);
+    let fields = model.inserted.iter().map(|field| field.ident);
+    let binds = sql_types
+        .iter()
+        .zip(fields)
+        .enumerate()
+        .map(|(i, (sql, field))| {
+            let comma = (i > 0).then(|| quote!(out.push_sql(", ");));
+            quote! {
+                #comma
+                out.push_bind_param::<#sql, _>(&self.#field)?;
+            }
+        });
+    quote! {
+        impl<__DB> #private::ChildRowOn<__DB> for #ident
+        where
+            __DB: #private::Backend
+                #(+ #private::HasSqlType<#sql_types>)*,
+            #(#tys: #private::ToSql<#sql_types, __DB>,)*
+        {
+            fn walk_values<'b>(
+                &'b self,
+                out: &mut #private::AstPass<'_, 'b, __DB>,
+            ) -> #private::QueryResult<()> {
+                #(#binds)*
+                ::core::result::Result::Ok(())
+            }
+        }
+    }
+}
+
+/// `<Parent as AtomicField<column>>::Key` and `::Value`.
+fn parent_types(model: &CacheModel) -> (TokenStream, TokenStream) {
+    let private = private();
+    let parent = &model.parent;
+    let column = &model.column;
+    let field = quote!(<#parent as #private::AtomicField<#column>>);
+    (quote!(#field::Key), quote!(#field::Value))
+}
+
+/// `CounterCache<column>`: the parent, the foreign key, the amount and the change.
+fn counter_cache(model: &CacheModel) -> TokenStream {
+    let private = private();
+    let ident = model.ident;
+    let table = &model.table;
+    let parent = &model.parent;
+    let column = &model.column;
+    let (parent_key, parent_value) = parent_types(model);
+    let foreign_key = &model.foreign_key.column;
+    let change = model.change.variant();
+    // Spanned at `foreign_key = ..`: a field whose type is not the parent's key type is a
+    // mismatch there.
+    let written = &model.foreign_key.written;
+    let field = model.foreign_key.field;
+    let key = quote_spanned!(written.span()=> key);
+    let (amount_ty, amount) = match &model.amount {
+        Amount::Count => (
+            quote!(#private::CountRows),
+            quote!(#private::cache_amount::<#parent_value, i64>(1)),
+        ),
+        Amount::Sum { field, ty, column } => (
+            quote!(#private::SumOf<#table::#column>),
+            quote!(#private::cache_amount::<#parent_value, #ty>(self.#field)),
+        ),
+    };
+    quote! {
+        impl #private::CounterCache<#column> for #ident {
+            type Parent = #parent;
+            type ForeignKey = #table::#foreign_key;
+            type Amount = #amount_ty;
+            const CHANGE: #private::CacheChange = #private::CacheChange::#change;
+            fn parent_key(&self) -> #parent_key {
+                // Typed by the field, then returned: a field that is not of the parent's key
+                // type is a mismatch at `foreign_key = ..`.
+                let key = ::core::clone::Clone::clone(&self.#field);
+                #key
+            }
+            fn amount(
+                &self,
+            ) -> ::core::result::Result<#parent_value, #private::AtomicError> {
+                #amount
+            }
+        }
+    }
+}
+
+/// `insert_counted`, `delete_counted`, `recount_<column>` and `recount_all_<column>` (for a
+/// cache that increments its parent: a decremented parent holds a base its children do not
+/// know, and counter-core refuses to recount it), and `counter_cache_<column>()`.
+fn methods(model: &CacheModel) -> TokenStream {
+    let private = private();
+    let ident = model.ident;
+    let column = &model.column;
+    let key_ty = &model.key.ty;
+    let (parent_key, parent_value) = parent_types(model);
+    let handle = quote!(#private::CounterCached::<#ident, #column>::new());
+    let where_clause = quote! {
+        where
+            C: #private::AtomicConnection,
+            #ident: #private::CounterCacheOn<#column, #private::BackendOf<C>>,
+    };
+
+    // Named after the parent column, with its span: "no method named .." points at `column`.
+    let last = &column.segments.last().expect("a path has a segment").ident;
+    let name = |prefix: &str| -> Ident {
+        format_ident!("{}{}", prefix, last.unraw().to_string(), span = last.span())
+    };
+    let recount = name("recount_");
+    let recount_all = name("recount_all_");
+    let accessor = name("counter_cache_");
+
+    let docs = CacheDocs::new(model);
+    let doc_insert = docs.insert();
+    let doc_delete = docs.delete();
+    let doc_handle = docs.handle(&accessor);
+
+    let call_insert = call(
+        quote!(#private::Counted<#key_ty, #parent_value>),
+        TokenStream::new(),
+    );
+    let call_delete = call(
+        quote!(::core::option::Option<#parent_value>),
+        TokenStream::new(),
+    );
+    let recounts = (model.change == Change::Increment).then(|| {
+        let doc_recount = docs.recount();
+        let doc_recount_all = docs.recount_all(&recount);
+        let call_recount = call(
+            quote!(::std::vec::Vec<#private::Recounted<#parent_key, #parent_value>>),
+            TokenStream::new(),
+        );
+        quote! {
+            #[doc = #doc_recount]
+            pub fn #recount<'c, C>(conn: &'c mut C, keys: &'c [#parent_key]) -> #call_recount
+            #where_clause
+                #parent_key: ::core::clone::Clone + ::core::cmp::PartialEq,
+            {
+                #handle.recount(conn, keys)
+            }
+
+            #[doc = #doc_recount_all]
+            pub fn #recount_all<'c, C>(conn: &'c mut C) -> #call_recount
+            #where_clause
+                #parent_key: ::core::clone::Clone + ::core::cmp::PartialEq,
+            {
+                #handle.recount_all(conn)
+            }
+        }
+    });
+
+    quote! {
+        impl #ident {
+            #[doc = #doc_insert]
+            pub fn insert_counted<'c, C>(&'c self, conn: &'c mut C) -> #call_insert
+            #where_clause
+            {
+                #handle.insert(conn, self)
+            }
+
+            #[doc = #doc_delete]
+            pub fn delete_counted<'c, C>(conn: &'c mut C, key: #key_ty) -> #call_delete
+            #where_clause
+            {
+                #handle.delete(conn, key)
+            }
+
+            #recounts
+
+            #[doc = #doc_handle]
+            pub fn #accessor() -> #private::CounterCached<#ident, #column> {
+                #private::CounterCached::new()
+            }
+        }
+    }
+}

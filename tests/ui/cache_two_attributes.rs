@@ -1,0 +1,11 @@
+use counter_core::CounterCache;
+
+#[derive(CounterCache)]
+#[counter_cache(parent = Article, column = articles::view_count, foreign_key = article_id)]
+#[counter_cache(parent = Author, column = authors::view_count, foreign_key = author_id)]
+pub struct NewView {
+    pub article_id: i64,
+    pub author_id: i64,
+}
+
+fn main() {}
