@@ -42,6 +42,15 @@ fn blog_views_counts_exactly() {
 }
 
 #[test]
+fn article_views_counter_caches_are_exact() {
+    let out = run(env!("CARGO_BIN_EXE_article_views"));
+    assert!(out.contains("counter caches exact: true"), "{out}");
+    assert!(out.contains("views: 1600 counted, 160 deleted (160 second deletes found nothing): 1440 left, 1440 rows"), "{out}");
+    assert!(out.contains("= 500 (started at 500)"), "{out}");
+    assert!(out.contains("corrected 0 counters"), "{out}");
+}
+
+#[test]
 fn add_to_cart_is_all_or_nothing() {
     let out = run(env!("CARGO_BIN_EXE_add_to_cart"));
     assert!(out.contains("add-to-cart exact: true"), "{out}");

@@ -63,14 +63,14 @@ where
     let post = db.new_post();
     let mut conn = client.conn().await;
     let cache = Comments::new();
-    let first = C::done(cache.insert(&mut conn, &comment(post)))
+    let first = C::done(comment(post).insert_counted(&mut conn))
         .await
         .unwrap();
     let with_body = NewComment {
         post_id: post,
         body: Some("second".into()),
     };
-    let second = C::done(cache.insert(&mut conn, &with_body)).await.unwrap();
+    let second = C::done(with_body.insert_counted(&mut conn)).await.unwrap();
     assert_eq!((first.parent, second.parent), (1, 2));
     assert_ne!(
         first.key, second.key,
@@ -80,11 +80,13 @@ where
     assert_eq!(db.post_children(post), (2, 0));
 
     assert_eq!(
-        C::done(cache.delete(&mut conn, first.key)).await.unwrap(),
+        C::done(NewComment::delete_counted(&mut conn, first.key))
+            .await
+            .unwrap(),
         Some(1)
     );
     assert!(matches!(
-        C::done(cache.delete(&mut conn, first.key)).await,
+        C::done(NewComment::delete_counted(&mut conn, first.key)).await,
         Err(AtomicError::NotFound)
     ));
     assert_eq!(db.post(post), (1, 0));
@@ -101,9 +103,12 @@ where
     // A comment written behind the cache's back, and a counter written wrong: a recount
     // reports and repairs both, and a second one finds nothing.
     db.raw_comment(post);
-    let report = C::done(cache.recount(&mut conn, &[post, post, nowhere]))
-        .await
-        .unwrap();
+    let report = C::done(NewComment::recount_comments(
+        &mut conn,
+        &[post, post, nowhere],
+    ))
+    .await
+    .unwrap();
     assert_eq!(
         report,
         vec![Recounted {
@@ -114,7 +119,7 @@ where
     );
     db.set_post(post, 40, 0);
     let other = db.new_post();
-    C::done(cache.insert(&mut conn, &comment(other)))
+    C::done(NewComment::counter_cache_comments().insert(&mut conn, &comment(other)))
         .await
         .unwrap();
     let report = C::done(cache.recount(&mut conn, &[other, post]))
@@ -213,7 +218,7 @@ where
         quantity,
         note: Some(format!("{quantity} units")),
     };
-    match C::done(orders.insert(&mut conn, &order(6))).await {
+    match C::done(order(6).insert_counted(&mut conn)).await {
         Err(AtomicError::Insufficient {
             available: 5,
             requested: 6,
@@ -221,7 +226,7 @@ where
         other => panic!("{}: an order past the stock: {other:?}", client.name()),
     }
     assert!(db.order_quantities(product).is_empty());
-    let placed = C::done(orders.insert(&mut conn, &order(5))).await.unwrap();
+    let placed = C::done(order(5).insert_counted(&mut conn)).await.unwrap();
     assert_eq!(placed.parent, 0);
     assert_eq!(db.order_quantities(product), vec![5]);
     assert!(matches!(
@@ -234,7 +239,9 @@ where
     ));
     // A cancelled order puts its units back.
     assert_eq!(
-        C::done(orders.delete(&mut conn, placed.key)).await.unwrap(),
+        C::done(NewOrder::delete_counted(&mut conn, placed.key))
+            .await
+            .unwrap(),
         Some(5)
     );
     assert_eq!(db.product(product), (5, 0));
