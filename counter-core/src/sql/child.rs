@@ -20,7 +20,7 @@ use diesel::sql_types::BigInt;
 use diesel::{Column, Expression, RunQueryDsl};
 
 use super::delta::{DeltaUpdate, Returning, Sign};
-use super::lock::LockClause;
+use super::lock::{uncached_multi_row_lock, LockClause};
 use super::StatementId;
 use crate::backend::Dialect;
 use crate::field::{
@@ -438,6 +438,11 @@ where
     C: CounterCacheOn<PCol, DB>,
 {
     fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, DB>) -> QueryResult<()> {
+        // Under MySQL's SERIALIZABLE this plain read takes shared locks on every child row it
+        // counts, and can meet a deadlock after the result's metadata went out: a cached
+        // statement would then hang its connection's next run (seen in the checker, see
+        // `uncached_multi_row_lock`).
+        uncached_multi_row_lock(&mut out);
         out.push_sql("SELECT CAST(");
         match <C::Amount as CacheAmount>::COLUMN {
             Some(column) => {

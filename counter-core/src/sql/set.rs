@@ -460,9 +460,10 @@ where
     L: LockClause,
 {
     fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, DB>) -> QueryResult<()> {
-        if L::MODE.is_some() {
-            uncached_multi_row_lock(&mut out);
-        }
+        // Without a lock clause too: under MySQL's SERIALIZABLE a plain read takes shared row
+        // locks, so it can fail on a later row as a locking read can (seen: a recount's read
+        // met a deadlock, and the connection's next run of the cached statement hung).
+        uncached_multi_row_lock(&mut out);
         let t = &self.table;
         let names = derived_names::<M, Col>(Some("__i"), None);
         out.push_sql("SELECT 1 = 0, ");

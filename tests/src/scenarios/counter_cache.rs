@@ -25,6 +25,7 @@ macro_rules! counter_cache_tests {
             counted_insert_and_delete_keep_the_count,
             a_summed_cache_moves_by_the_column,
             a_refused_order_inserts_nothing,
+            counted_calls_in_the_callers_transaction_roll_back_with_it,
             counter_cache_storm_is_exact,
             concurrent_orders_never_oversell,
             concurrent_double_deletes_change_the_parent_once,
@@ -246,6 +247,81 @@ where
     );
     assert_eq!(db.product(product), (5, 0));
     assert!(db.order_quantities(product).is_empty());
+}
+
+/// Inside the caller's own transaction: a counted insert and a counted delete followed by an
+/// error roll back with it (no comment, the count unchanged, the deleted comment back); the
+/// same work committed stays; a refused order inside it leaves the transaction usable; a panic
+/// in the body rolls everything back too.
+pub async fn counted_calls_in_the_callers_transaction_roll_back_with_it<C: Client>(client: &C)
+where
+    NewComment: CounterCacheOn<ct_posts::comments, DbOf<C::Db>>,
+    NewOrder: CounterCacheOn<ct_products::stock, DbOf<C::Db>>,
+{
+    let db = client.db();
+    let post = db.new_post();
+    let product = db.new_product(2, 0);
+    let mut conn = client.conn().await;
+    let kept = C::done(comment(post).insert_counted(&mut conn))
+        .await
+        .unwrap();
+    let rolled_back = C::own_transaction(&mut conn, async |c| {
+        assert_eq!(C::done(comment(post).insert_counted(c)).await?.parent, 2);
+        assert_eq!(
+            C::done(NewComment::delete_counted(c, kept.key)).await?,
+            Some(1)
+        );
+        let too_many = NewOrder {
+            product_id: product,
+            quantity: 3,
+            note: None,
+        };
+        // Refused inside the transaction: an error value, and the transaction goes on.
+        assert!(matches!(
+            C::done(too_many.insert_counted(c)).await,
+            Err(AtomicError::Insufficient {
+                available: 2,
+                requested: 3
+            })
+        ));
+        let fits = NewOrder {
+            product_id: product,
+            quantity: 2,
+            note: None,
+        };
+        assert_eq!(C::done(fits.insert_counted(c)).await?.parent, 0);
+        Err::<(), _>(AtomicError::Custom("the caller changes its mind".into()))
+    })
+    .await;
+    assert!(matches!(rolled_back, Err(AtomicError::Custom(_))));
+    assert_eq!(db.post(post), (1, 0));
+    assert_eq!(db.post_children(post), (1, 0));
+    assert_eq!(db.product(product), (2, 0));
+    assert!(db.order_quantities(product).is_empty());
+
+    let panicked = super::harness::catch_panic(C::own_transaction(
+        &mut conn,
+        async |c| -> Result<(), AtomicError> {
+            C::done(comment(post).insert_counted(c)).await?;
+            panic!("the caller's code panics after a counted insert");
+        },
+    ))
+    .await;
+    assert!(panicked.is_err());
+    drop(conn);
+    assert_eq!(db.post(post), (1, 0));
+    assert_eq!(db.post_children(post), (1, 0));
+
+    let mut conn = client.conn().await;
+    let committed = C::own_transaction(&mut conn, async |c| {
+        C::done(comment(post).insert_counted(c)).await?;
+        C::done(NewComment::delete_counted(c, kept.key)).await
+    })
+    .await
+    .unwrap();
+    assert_eq!(committed, Some(1));
+    assert_eq!(db.post(post), (1, 0));
+    assert_eq!(db.post_children(post), (1, 0));
 }
 
 /// What one worker of the storm did: comments it inserted (post, key) and deleted (post).
