@@ -1,6 +1,6 @@
 //! The table, the model, the workloads, and what differs between the three backends.
 
-use counter_core::{AtomicError, AtomicField, ChangeColumn, RetryPolicy};
+use counter_core::{AtomicError, AtomicField, ChangeColumn, CounterCache, RetryPolicy};
 use diesel::connection::SimpleConnection;
 use diesel::mysql::MysqlConnection;
 use diesel::pg::PgConnection;
@@ -32,6 +32,16 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    /// The child rows of the counter cache workloads: a view of a `counters` row, counted on
+    /// its `value` (`id` generated: `SERIAL`, `AUTO_INCREMENT`, SQLite's `AUTOINCREMENT`).
+    bench_views (id) {
+        id -> Integer,
+        counter_id -> BigInt,
+        client -> Integer,
+    }
+}
+
 /// How many slots `hits` has, and how many rows the `spread` baseline spreads over.
 pub const SLOTS: i64 = 64;
 
@@ -47,6 +57,18 @@ pub struct Counter {
     /// A slotted counter over `SLOTS` rows of `counter_hit_slots`.
     #[atomic(slots = 64, table = counter_hit_slots)]
     pub hits: i64,
+}
+
+/// A view of a `counters` row by a client: while the row exists, the counter's `value` counts
+/// it (`insert_counted`). `Insertable` as well, for the hand-written baseline
+/// (`insert_counted_handwritten`), which inserts it with plain Diesel.
+#[derive(Debug, Insertable, CounterCache)]
+#[diesel(table_name = bench_views)]
+#[counter_cache(parent = Counter, column = counters::value, foreign_key = counter_id,
+                key_type = i32)]
+pub struct NewView {
+    pub counter_id: i64,
+    pub client: i32,
 }
 
 /// What every row's stock is reset to before each run: far more than any run can take.
@@ -89,6 +111,28 @@ pub trait Backend: R2D2Connection + FlushSql + Send + Sized + 'static {
         cart: &[(i64, i64)],
     ) -> Result<i64, String>;
 
+    /// Inserts a view of row `id` by client `client` and counts it on the row's `value`, as
+    /// `workload` does (`insert_counted` or `insert_counted_handwritten`); 1, the amount
+    /// `value` moved by.
+    fn view(
+        conn: &mut Pooled<Self>,
+        workload: Workload,
+        id: i64,
+        client: i32,
+    ) -> Result<i64, String>;
+
+    /// One attempt of the hand-written counted insert, plain Diesel: a transaction of
+    /// `UPDATE counters SET value = value + 1 WHERE id = ?` and `INSERT INTO bench_views`.
+    fn view_transaction(conn: &mut Self, view: &NewView) -> QueryResult<()>;
+
+    /// Empties `bench_views` and sets every row's `value` to 0: before each slice of the
+    /// counter cache workloads, so that after it every row's `value` must equal its views.
+    fn reset_views(conn: &mut Self) -> QueryResult<()>;
+
+    /// The rows whose `value` is not the number of their `bench_views` rows, as `(id, value,
+    /// views)`; views of no row count against a `value` of 0.
+    fn view_mismatches(conn: &mut Self) -> QueryResult<Vec<(i64, i64, i64)>>;
+
     /// Flushes the `redis` workload's counter into `counters`; the counts moved, how long.
     fn redis_flush(
         conn: &mut Pooled<Self>,
@@ -120,6 +164,21 @@ fn new_row(id: i64) -> Counter {
         value: 1,
         stock: STOCK,
         hits: 0,
+    }
+}
+
+/// What a user's retry loop re-runs a transaction on: a serialization failure, a deadlock
+/// (MariaDB reports it as a plain database error), a busy SQLite file.
+fn transient(e: &diesel::result::Error) -> bool {
+    match e {
+        diesel::result::Error::DatabaseError(kind, info) => {
+            matches!(
+                kind,
+                diesel::result::DatabaseErrorKind::SerializationFailure
+            ) || info.message().contains("Deadlock")
+                || info.message().contains("database is locked")
+        }
+        _ => false,
     }
 }
 
@@ -170,18 +229,41 @@ fn insert_rows_sql(rows: i64) -> String {
 }
 
 /// Drops and recreates the tables, in one dialect's spelling: the type of `counters.id`, of
-/// `counter_hit_slots.slot` and of `counter_flushes.kept`, and the clause after each table.
-fn schema_sql(id: &str, slot: &str, kept: &str, engine: &str) -> String {
+/// `counter_hit_slots.slot` and of `counter_flushes.kept`, the generated key of
+/// `bench_views.id`, and the clause after each table. `bench_views` references `counters`, so
+/// it is dropped first and created last.
+fn schema_sql(id: &str, slot: &str, kept: &str, view_id: &str, engine: &str) -> String {
     format!(
-        "DROP TABLE IF EXISTS counters; DROP TABLE IF EXISTS counter_hit_slots; \
+        "DROP TABLE IF EXISTS bench_views; \
+         DROP TABLE IF EXISTS counters; DROP TABLE IF EXISTS counter_hit_slots; \
          DROP TABLE IF EXISTS counter_flushes; \
          CREATE TABLE counter_flushes (flush_id VARCHAR(64) PRIMARY KEY, kept {kept} NOT NULL, \
          flushed_at BIGINT NOT NULL){engine}; \
          CREATE TABLE counters (id {id} PRIMARY KEY, value BIGINT NOT NULL, \
          stock BIGINT NOT NULL, hits BIGINT NOT NULL){engine}; \
          CREATE TABLE counter_hit_slots (id BIGINT NOT NULL, slot {slot} NOT NULL, \
-         count BIGINT NOT NULL, PRIMARY KEY (id, slot)){engine};"
+         count BIGINT NOT NULL, PRIMARY KEY (id, slot)){engine}; \
+         CREATE TABLE bench_views (id {view_id}, \
+         counter_id BIGINT NOT NULL REFERENCES counters (id), \
+         client INTEGER NOT NULL){engine};"
     )
+}
+
+/// The hand-written counted insert's two statements, inside the caller's transaction: the
+/// parent's `UPDATE counters SET value = value + 1 WHERE id = ?` first (its row lock orders the
+/// writers, as the library's does), then `INSERT INTO bench_views (counter_id, client)`.
+/// Plain Diesel, no counter-core.
+macro_rules! view_statements {
+    ($conn:expr, $view:expr) => {{
+        let (c, view) = ($conn, $view);
+        diesel::update(counters::table.find(view.counter_id))
+            .set(counters::value.eq(counters::value + 1))
+            .execute(c)?;
+        diesel::insert_into(bench_views::table)
+            .values(view)
+            .execute(c)?;
+        Ok(())
+    }};
 }
 
 /// The parts that are written the same way for every connection type. A macro rather than
@@ -253,6 +335,8 @@ macro_rules! common {
                 | Workload::RedisBenchmark
                 | Workload::Checkout
                 | Workload::CheckoutFiveCalls
+                | Workload::InsertCounted
+                | Workload::InsertCountedHandwritten
                 | Workload::Flush
                 | Workload::FlushHandwritten
                 | Workload::FlushHandwrittenUnnest => {
@@ -284,6 +368,62 @@ macro_rules! common {
                 }
                 _ => Err(format!("{workload:?} does not take a cart")),
             }
+        }
+
+        fn view(
+            conn: &mut Pooled<Self>,
+            workload: Workload,
+            id: i64,
+            client: i32,
+        ) -> Result<i64, String> {
+            match workload {
+                // One call: the view row and its count, both or neither (retried inside).
+                Workload::InsertCounted => NewView {
+                    counter_id: id,
+                    client,
+                }
+                .insert_counted(conn)
+                .map(|_| 1)
+                .map_err(atomic_err),
+                // The same by hand: a transaction of the UPDATE and the INSERT, re-run
+                // whole on a transient error, as a user writes it.
+                Workload::InsertCountedHandwritten => {
+                    let raw: &mut Self = conn;
+                    let view = NewView {
+                        counter_id: id,
+                        client,
+                    };
+                    loop {
+                        match Self::view_transaction(raw, &view) {
+                            Err(e) if transient(&e) => continue,
+                            other => break other.map(|()| 1).map_err(db_err),
+                        }
+                    }
+                }
+                _ => Err(format!("{workload:?} does not insert a view")),
+            }
+        }
+
+        fn view_mismatches(conn: &mut Self) -> QueryResult<Vec<(i64, i64, i64)>> {
+            let views: std::collections::BTreeMap<i64, i64> = bench_views::table
+                .group_by(bench_views::counter_id)
+                .select((bench_views::counter_id, diesel::dsl::count_star()))
+                .load::<(i64, i64)>(conn)?
+                .into_iter()
+                .collect();
+            let mut values: std::collections::BTreeMap<i64, i64> = counters::table
+                .select((counters::id, counters::value))
+                .load::<(i64, i64)>(conn)?
+                .into_iter()
+                .collect();
+            for &id in views.keys() {
+                values.entry(id).or_insert(0);
+            }
+            Ok(values
+                .into_iter()
+                .map(|(id, value)| (id, value, views.get(&id).copied().unwrap_or(0)))
+                .filter(|&(_, value, views)| value != views)
+                .collect())
         }
 
         fn redis_flush(
@@ -390,12 +530,28 @@ impl Backend for PgConnection {
     const TITLE: &'static str = "PostgreSQL";
 
     fn create_schema(conn: &mut Self, rows: i64) -> QueryResult<()> {
-        conn.batch_execute(&schema_sql("BIGINT", "INTEGER", "TEXT", ""))?;
+        conn.batch_execute(&schema_sql(
+            "BIGINT",
+            "INTEGER",
+            "TEXT",
+            "SERIAL PRIMARY KEY",
+            "",
+        ))?;
         conn.batch_execute(&insert_rows_sql(rows))
     }
 
     fn version(conn: &mut Self) -> QueryResult<String> {
         select_text(conn, "version()")
+    }
+
+    fn view_transaction(conn: &mut Self, view: &NewView) -> QueryResult<()> {
+        conn.transaction(|c| view_statements!(c, view))
+    }
+
+    fn reset_views(conn: &mut Self) -> QueryResult<()> {
+        conn.batch_execute(
+            "TRUNCATE bench_views RESTART IDENTITY; UPDATE counters SET value = 0 WHERE value <> 0;",
+        )
     }
 
     returning_statements!();
@@ -408,12 +564,34 @@ impl Backend for SqliteConnection {
 
     fn create_schema(conn: &mut Self, rows: i64) -> QueryResult<()> {
         conn.batch_execute("PRAGMA journal_mode = WAL;")?;
-        conn.batch_execute(&schema_sql("INTEGER", "INTEGER", "TEXT", ""))?;
+        conn.batch_execute(&schema_sql(
+            "INTEGER",
+            "INTEGER",
+            "TEXT",
+            "INTEGER PRIMARY KEY AUTOINCREMENT",
+            "",
+        ))?;
         conn.batch_execute(&insert_rows_sql(rows))
     }
 
     fn version(conn: &mut Self) -> QueryResult<String> {
         select_text(conn, "sqlite_version()")
+    }
+
+    /// `BEGIN IMMEDIATE`, as a user must here: a deferred `BEGIN` starts as a reader, and its
+    /// `UPDATE` must then upgrade to the write lock; when another connection committed since
+    /// the read began, SQLite refuses the upgrade at once with "database is locked" (the busy
+    /// timeout does not wait for it: the snapshot is stale), so 16 writers would mostly spin in
+    /// the retry loop. `IMMEDIATE` takes the write lock at `BEGIN`, waiting up to the busy
+    /// timeout for it.
+    fn view_transaction(conn: &mut Self, view: &NewView) -> QueryResult<()> {
+        conn.immediate_transaction(|c| view_statements!(c, view))
+    }
+
+    fn reset_views(conn: &mut Self) -> QueryResult<()> {
+        conn.batch_execute(
+            "DELETE FROM bench_views; UPDATE counters SET value = 0 WHERE value <> 0;",
+        )
     }
 
     returning_statements!();
@@ -425,12 +603,28 @@ impl Backend for MysqlConnection {
     const TITLE: &'static str = "MariaDB";
 
     fn create_schema(conn: &mut Self, rows: i64) -> QueryResult<()> {
-        conn.batch_execute(&schema_sql("BIGINT", "INT", "LONGTEXT", " ENGINE = InnoDB"))?;
+        conn.batch_execute(&schema_sql(
+            "BIGINT",
+            "INT",
+            "LONGTEXT",
+            "INT AUTO_INCREMENT PRIMARY KEY",
+            " ENGINE = InnoDB",
+        ))?;
         conn.batch_execute(&insert_rows_sql(rows))
     }
 
     fn version(conn: &mut Self) -> QueryResult<String> {
         select_text(conn, "version()")
+    }
+
+    fn view_transaction(conn: &mut Self, view: &NewView) -> QueryResult<()> {
+        conn.transaction(|c| view_statements!(c, view))
+    }
+
+    fn reset_views(conn: &mut Self) -> QueryResult<()> {
+        conn.batch_execute(
+            "TRUNCATE TABLE bench_views; UPDATE counters SET value = 0 WHERE value <> 0;",
+        )
     }
 
     /// `UPDATE counters SET value = value + ? + CAST(LAST_INSERT_ID((value + ?) ^ 2^63) & 0 AS
@@ -480,6 +674,52 @@ impl CustomizeConnection<SqliteConnection, diesel::r2d2::Error> for SqlitePragma
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn counted_views_match_their_rows_on_sqlite() {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let url = dir.path().join("views.db").to_string_lossy().into_owned();
+        let pool = diesel::r2d2::Pool::builder()
+            .max_size(1)
+            .connection_customizer(Box::new(SqlitePragmas))
+            .build(ConnectionManager::<SqliteConnection>::new(url))
+            .expect("a pool");
+        let mut conn = pool.get().expect("a connection");
+        SqliteConnection::create_schema(&mut conn, 2).expect("the schema");
+        SqliteConnection::reset_views(&mut conn).expect("reset");
+        for (client, workload) in [
+            Workload::InsertCounted,
+            Workload::InsertCountedHandwritten,
+            Workload::InsertCounted,
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let moved = SqliteConnection::view(&mut conn, workload, 1, client as i32);
+            assert_eq!(moved, Ok(1), "{workload:?}");
+        }
+        SqliteConnection::view(&mut conn, Workload::InsertCountedHandwritten, 2, 7)
+            .expect("a view of row 2");
+        assert_eq!(SqliteConnection::view_mismatches(&mut conn), Ok(vec![]));
+        // A count that moved without its row, and a row without its count, are both found.
+        diesel::update(counters::table.find(1))
+            .set(counters::value.eq(counters::value + 1))
+            .execute(&mut *conn)
+            .expect("an uncounted change");
+        diesel::insert_into(bench_views::table)
+            .values(&NewView {
+                counter_id: 2,
+                client: 9,
+            })
+            .execute(&mut *conn)
+            .expect("an uncounted view");
+        assert_eq!(
+            SqliteConnection::view_mismatches(&mut conn),
+            Ok(vec![(1, 4, 3), (2, 1, 2)])
+        );
+        SqliteConnection::reset_views(&mut conn).expect("reset");
+        assert_eq!(SqliteConnection::view_mismatches(&mut conn), Ok(vec![]));
+    }
 
     #[test]
     fn handwritten_statements_are_the_librarys() {

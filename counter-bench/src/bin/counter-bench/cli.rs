@@ -17,8 +17,8 @@ use crate::workload::Workload;
 ///
 /// Environment: COUNTER_PG_URL (default postgres://postgres@127.0.0.1/test),
 /// COUNTER_MYSQL_URL (default mysql://root@127.0.0.1/test) and COUNTER_REDIS_URL (default
-/// redis://127.0.0.1:6379/). The table `counters` in those
-/// databases is dropped and recreated. SQLite runs on a temporary file in WAL mode with
+/// redis://127.0.0.1:6379/). The tables `counters` and `bench_views` (among others) in
+/// those databases are dropped and recreated. SQLite runs on a temporary file in WAL mode with
 /// synchronous=NORMAL and busy_timeout=5000 ms on every connection.
 #[derive(Debug, Parser)]
 #[command(
@@ -65,6 +65,14 @@ pub struct Cli {
     /// over 20 products (1 to 3 units a line) in one call, every line or none.
     /// checkout_five_calls: the same cart as 5 decrement_stock_if_at_least calls inside
     /// counter_core::transaction.
+    /// insert_counted: NewView { counter_id: id, client }.insert_counted(conn), a
+    /// #[derive(CounterCache)] child row of bench_views counted on its row's value, both or
+    /// neither (PostgreSQL: one statement; MariaDB, SQLite: one transaction).
+    /// insert_counted_handwritten: the same with plain Diesel, a transaction (BEGIN
+    /// IMMEDIATE on SQLite) of UPDATE counters SET value = value + 1 and INSERT INTO
+    /// bench_views, re-run on a serialization failure, a deadlock or a busy SQLite. Every
+    /// slice of these two starts with bench_views empty and every value 0, and must end with
+    /// every row's value equal to its views.
     /// flush: Buffer::flush() of --keys distinct keys, half of them rows that exist, half
     /// new rows; not a client loop but one run per size and round (best of --rounds), from
     /// the same table state each time (emptied, then the existing half inserted).

@@ -173,6 +173,9 @@ fn run_slice<B: Backend>(
     let (before_value, before_stock, before_slots) = {
         let mut conn = pool.get().map_err(|e| e.to_string())?;
         B::refill(&mut conn).map_err(|e| format!("refilling stock: {e}"))?;
+        if workload.is_counter_cache() {
+            B::reset_views(&mut conn).map_err(|e| format!("emptying bench_views: {e}"))?;
+        }
         B::totals(&mut conn).map_err(|e| format!("reading totals: {e}"))?
     };
     if workload == Workload::RedisBenchmark {
@@ -202,11 +205,16 @@ fn run_slice<B: Backend>(
     let results: Vec<Result<(ClientLog, i128), String>> = std::thread::scope(|scope| {
         let handles: Vec<_> = seeds
             .iter()
-            .map(|&seed| {
+            .enumerate()
+            .map(|(index, &seed)| {
                 let barrier = &barrier;
+                let me = Me {
+                    index: index as i32,
+                    seed,
+                };
                 scope.spawn(move || {
                     let shared = Shared { buffer, redis };
-                    client::<B>(pool, workload, shared, rows, duration, seed, barrier)
+                    client::<B>(pool, workload, shared, rows, duration, me, barrier)
                 })
             })
             .collect();
@@ -229,10 +237,28 @@ fn run_slice<B: Backend>(
         let mut conn = pool.get().map_err(|e| e.to_string())?;
         flushed = B::redis_flush(&mut conn, redis)?;
     }
-    let (after_value, after_stock, after_slots) = {
+    let (after_value, after_stock, after_slots, mismatched) = {
         let mut conn = pool.get().map_err(|e| e.to_string())?;
-        B::totals(&mut conn).map_err(|e| format!("reading totals: {e}"))?
+        let (value, stock, slots) =
+            B::totals(&mut conn).map_err(|e| format!("reading totals: {e}"))?;
+        // The counter caches: every row's `value` (0 at the start) must now be its views.
+        let mismatched = if workload.is_counter_cache() {
+            B::view_mismatches(&mut conn).map_err(|e| format!("counting bench_views: {e}"))?
+        } else {
+            Vec::new()
+        };
+        (value, stock, slots, mismatched)
     };
+    let mut off = 0i128;
+    for &(id, value, views) in &mismatched {
+        eprintln!(
+            "[{}] error: {} with {clients} clients: row {id} counts value {value} but has \
+             {views} bench_views rows",
+            B::NAME,
+            workload.name()
+        );
+        off += (i128::from(value) - i128::from(views)).abs();
+    }
 
     let mut logs = Vec::with_capacity(results.len());
     let mut applied: i128 = 0;
@@ -251,7 +277,9 @@ fn run_slice<B: Backend>(
     };
     Ok(Tally {
         totals: Totals::of_clients(logs),
-        lost: applied - seen,
+        // A counter that differs from its child rows is counted as lost too (and reported
+        // above): the run fails either way.
+        lost: applied - seen + off,
         flushed: flushed.0,
         flush_time: flushed.1,
         reference: None,
@@ -266,6 +294,14 @@ struct Shared<'a> {
     redis: Option<&'a redis_load::RedisLoad>,
 }
 
+/// Who a client is: its number in the slice (the `client` of the views it inserts) and the
+/// seed of its random choices.
+#[derive(Clone, Copy)]
+struct Me {
+    index: i32,
+    seed: u64,
+}
+
 /// One client: its own pooled connection, operations back to back until the deadline. What
 /// it measured, and the amount its successes moved the column by.
 fn client<B: Backend>(
@@ -274,7 +310,7 @@ fn client<B: Backend>(
     Shared { buffer, redis }: Shared<'_>,
     rows: i64,
     duration: Duration,
-    seed: u64,
+    Me { index, seed }: Me,
     barrier: &Barrier,
 ) -> Result<(ClientLog, i128), String> {
     let conn = pool.get();
@@ -305,6 +341,7 @@ fn client<B: Backend>(
             (None, None) if workload.is_checkout() => {
                 B::checkout(&mut conn, workload, &checkout::cart(&mut rng))
             }
+            (None, None) if workload.is_counter_cache() => B::view(&mut conn, workload, id, index),
             (None, None) => B::op(&mut conn, workload, id),
         };
         if let Some(amount) = log.record(result, Instant::now()) {

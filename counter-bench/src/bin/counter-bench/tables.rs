@@ -113,6 +113,7 @@ pub fn ratios(rows: &[Row]) -> String {
         (Workload::Upsert, Workload::UpsertHandwritten),
         (Workload::Redis, Workload::RedisBenchmark),
         (Workload::Checkout, Workload::CheckoutFiveCalls),
+        (Workload::InsertCounted, Workload::InsertCountedHandwritten),
     ];
     let mut out = String::new();
     for (ours, theirs) in pairs {

@@ -62,6 +62,19 @@ pub enum Workload {
     /// `counter_core::transaction`.
     #[value(name = "checkout_five_calls", alias = "checkout-five-calls")]
     CheckoutFiveCalls,
+    /// `NewView { counter_id: id, client }.insert_counted(conn)`: a child row of
+    /// `bench_views` inserted and counted on its row's `value`, both or neither
+    /// (`#[derive(CounterCache)]`).
+    #[value(name = "insert_counted", alias = "insert-counted")]
+    InsertCounted,
+    /// The same counted insert as a user writes it with plain Diesel: a transaction (`BEGIN
+    /// IMMEDIATE` on SQLite) of the `UPDATE … SET value = value + 1` and the `INSERT`, with a
+    /// hand-written retry loop.
+    #[value(
+        name = "insert_counted_handwritten",
+        alias = "insert-counted-handwritten"
+    )]
+    InsertCountedHandwritten,
     /// `Buffer::flush()` of a batch of distinct keys, half of them without a row; one run per
     /// `--keys` size, not a client loop.
     Flush,
@@ -76,7 +89,7 @@ pub enum Workload {
 }
 
 impl Workload {
-    pub const ALL: [Workload; 20] = [
+    pub const ALL: [Workload; 22] = [
         Workload::Naive,
         Workload::Handwritten,
         Workload::Increment,
@@ -94,6 +107,8 @@ impl Workload {
         Workload::RedisBenchmark,
         Workload::Checkout,
         Workload::CheckoutFiveCalls,
+        Workload::InsertCounted,
+        Workload::InsertCountedHandwritten,
         Workload::Flush,
         Workload::FlushHandwritten,
         Workload::FlushHandwrittenUnnest,
@@ -118,6 +133,8 @@ impl Workload {
             Workload::RedisBenchmark => "redis_benchmark",
             Workload::Checkout => "checkout",
             Workload::CheckoutFiveCalls => "checkout_five_calls",
+            Workload::InsertCounted => "insert_counted",
+            Workload::InsertCountedHandwritten => "insert_counted_handwritten",
             Workload::Flush => "flush",
             Workload::FlushHandwritten => "flush_handwritten",
             Workload::FlushHandwrittenUnnest => "flush_handwritten_unnest",
@@ -138,6 +155,15 @@ impl Workload {
     /// Does a client take a cart per operation (else a row id)?
     pub fn is_checkout(self) -> bool {
         matches!(self, Workload::Checkout | Workload::CheckoutFiveCalls)
+    }
+
+    /// Does a client insert `bench_views` rows counted on `value` (and the slice check every
+    /// row's `value` against its views)?
+    pub fn is_counter_cache(self) -> bool {
+        matches!(
+            self,
+            Workload::InsertCounted | Workload::InsertCountedHandwritten
+        )
     }
 
     /// Is it a run per batch size (`flush_load`) rather than clients in a loop?
@@ -169,6 +195,7 @@ impl Series for Workload {
             Workload::Spread => "#393b79",
             Workload::Redis | Workload::RedisBenchmark => "#a50026",
             Workload::Checkout | Workload::CheckoutFiveCalls => "#2ca02c",
+            Workload::InsertCounted | Workload::InsertCountedHandwritten => "#ff7f0e",
             Workload::Flush | Workload::FlushHandwritten | Workload::FlushHandwrittenUnnest => {
                 "#bcbd22"
             }
@@ -185,6 +212,7 @@ impl Series for Workload {
                 | Workload::Spread
                 | Workload::RedisBenchmark
                 | Workload::CheckoutFiveCalls
+                | Workload::InsertCountedHandwritten
                 | Workload::FlushHandwritten
                 | Workload::FlushHandwrittenUnnest
         )
