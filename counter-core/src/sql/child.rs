@@ -412,6 +412,99 @@ impl<C: ChildRow, PCol, Conn> RunQueryDsl<Conn> for ChildKeyBack<C, PCol> {}
 
 // ---------------------------------------------------------------------------------------------
 
+/// The statement-id marker of a [`CountedBack`].
+pub(crate) struct CountedBackShape;
+
+/// `SELECT (SELECT key FROM child WHERE key = LAST_INSERT_ID()), (SELECT c FROM parent WHERE
+/// pk = ?)` (MySQL): after a counted insert, in its transaction, the key the insert generated
+/// and the parent's new value (the transaction's own write, under the row lock it holds), in
+/// one round trip.
+pub(crate) struct CountedBack<'a, C, PCol, DB>
+where
+    C: CounterCacheOn<PCol, DB>,
+    PCol: Column,
+    DB: Dialect,
+{
+    child: C::Table,
+    parent: PCol::Table,
+    key: &'a ParentKey<C, PCol>,
+    backend: PhantomData<DB>,
+}
+
+impl<'a, C, PCol, DB> CountedBack<'a, C, PCol, DB>
+where
+    C: CounterCacheOn<PCol, DB>,
+    PCol: Column,
+    DB: Dialect,
+{
+    #[cfg_attr(not(feature = "mysql"), allow(dead_code))]
+    pub fn new(key: &'a ParentKey<C, PCol>) -> Self {
+        CountedBack {
+            child: C::Table::default(),
+            parent: <C::On as AtomicFieldOn<PCol, DB>>::table(),
+            key,
+            backend: PhantomData,
+        }
+    }
+}
+
+impl<C, PCol, DB> QueryFragment<DB> for CountedBack<'_, C, PCol, DB>
+where
+    C: CounterCacheOn<PCol, DB>,
+    PCol: Column,
+    DB: Dialect,
+{
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, DB>) -> QueryResult<()> {
+        let key = C::KeyColumn::NAME;
+        out.push_sql("SELECT (SELECT ");
+        out.push_identifier(key)?;
+        out.push_sql(" FROM ");
+        C::walk_child_table(&self.child, out.reborrow())?;
+        out.push_sql(" WHERE ");
+        out.push_identifier(key)?;
+        out.push_sql(" = LAST_INSERT_ID()), (SELECT ");
+        out.push_identifier(PCol::NAME)?;
+        out.push_sql(" FROM ");
+        <C::On as AtomicFieldOn<PCol, DB>>::walk_table(&self.parent, out.reborrow())?;
+        out.push_sql(" WHERE ");
+        <C::On as AtomicFieldOn<PCol, DB>>::walk_key_eq(self.key, &mut out)?;
+        out.push_sql(")");
+        Ok(())
+    }
+}
+
+impl<C, PCol, DB> QueryId for CountedBack<'_, C, PCol, DB>
+where
+    C: CounterCacheOn<PCol, DB>,
+    PCol: Column + 'static,
+    DB: Dialect,
+{
+    type QueryId = CacheId<C, PCol, CountedBackShape>;
+    const HAS_STATIC_QUERY_ID: bool = true;
+}
+
+impl<C, PCol, DB> Query for CountedBack<'_, C, PCol, DB>
+where
+    C: CounterCacheOn<PCol, DB>,
+    PCol: Column,
+    DB: Dialect,
+{
+    type SqlType = (
+        <C::KeyColumn as Expression>::SqlType,
+        <ParentValue<C, PCol> as AtomicValue>::SqlType,
+    );
+}
+
+impl<C, PCol, DB, Conn> RunQueryDsl<Conn> for CountedBack<'_, C, PCol, DB>
+where
+    C: CounterCacheOn<PCol, DB>,
+    PCol: Column,
+    DB: Dialect,
+{
+}
+
+// ---------------------------------------------------------------------------------------------
+
 /// The statement-id marker of an [`Aggregate`].
 pub(crate) struct AggregateShape;
 

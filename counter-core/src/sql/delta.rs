@@ -64,6 +64,27 @@ pub(crate) struct Returning;
 #[cfg_attr(not(feature = "mysql"), allow(dead_code))]
 pub(crate) struct Captured;
 
+/// No answer: the caller counts the rows the statement matched (MySQL, inside a transaction
+/// that reads the new value later, under the row lock it holds).
+#[cfg_attr(not(feature = "mysql"), allow(dead_code))]
+pub(crate) struct Unanswered;
+
+impl Answer for Unanswered {
+    fn walk_set<'b, M, Col, S, DB>(_: &'b M::Value, _: &mut AstPass<'_, 'b, DB>) -> QueryResult<()>
+    where
+        DB: Backend,
+        Col: Column,
+        M: AtomicFieldOn<Col, DB>,
+        S: Sign,
+    {
+        Ok(())
+    }
+
+    fn walk_end<Col: Column, DB: Backend>(_: &mut AstPass<'_, '_, DB>) -> QueryResult<()> {
+        Ok(())
+    }
+}
+
 impl Answer for Returning {
     fn walk_set<'b, M, Col, S, DB>(_: &'b M::Value, _: &mut AstPass<'_, 'b, DB>) -> QueryResult<()>
     where

@@ -23,9 +23,9 @@ mod upsert;
 pub(crate) use child::InsertCounted;
 pub(crate) use child::{Aggregate, DeleteChild, InsertChild, ParentKeys, ReturnKey, PARENT_PAGE};
 #[cfg(feature = "mysql")]
-pub(crate) use child::{ChildKeyBack, LinkOf, NoAnswer};
+pub(crate) use child::{ChildKeyBack, CountedBack, LinkOf, NoAnswer};
 #[cfg(feature = "mysql")]
-pub(crate) use delta::Captured;
+pub(crate) use delta::{Captured, Unanswered};
 pub(crate) use delta::{DeltaUpdate, Down, Returning, Up};
 pub use ledger::LedgerDialect;
 pub(crate) use lock::{ForUpdate, NoWait, SkipLocked, Unlocked};

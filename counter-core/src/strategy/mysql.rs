@@ -23,12 +23,12 @@ use super::Strategy;
 use crate::backend::{message, write_transaction, RawConnection};
 use crate::change::Changes;
 use crate::error::AtomicError;
-use crate::field::{AtomicFieldOn, CounterCacheOn, ParentKey};
+use crate::field::{AtomicFieldOn, CounterCacheOn, ParentKey, ParentValue};
 use crate::plan::{Delta, Direction, Plan, Take};
 use crate::sql::{
-    decode_capture, read, Captured, ChildKeyBack, DeleteChild, DeltaUpdate, Down, ForUpdate,
-    Guarded, InsertChild, LastInsertId, LinkOf, MultiCaptured, MultiUpdate, NoAnswer,
-    OnDuplicateKey, TakeCaptured, Unguarded, Up, Upsert,
+    decode_capture, read, Captured, ChildKeyBack, CountedBack, DeleteChild, DeltaUpdate, Down,
+    ForUpdate, Guarded, InsertChild, LastInsertId, LinkOf, MultiCaptured, MultiUpdate, NoAnswer,
+    OnDuplicateKey, TakeCaptured, Unanswered, Unguarded, Up, Upsert,
 };
 use crate::value::AtomicValue;
 
@@ -51,6 +51,50 @@ where
 }
 
 impl Strategy for Mysql {
+    /// One transaction, the parent first: its guarded `UPDATE` without the value's capture
+    /// (the rows it matched say whether it passed), the `INSERT`, then one read of both the
+    /// generated key and the parent's new value ([`CountedBack`]; the parent's value alone
+    /// when the struct carries the key). Four statements, three of them while the parent's
+    /// row lock is held, as many as the hand-written UPDATE, INSERT and COMMIT.
+    async fn insert_counted<R, C, PCol>(
+        conn: &mut R,
+        child: &C,
+        key: &ParentKey<C, PCol>,
+        delta: Delta<ParentValue<C, PCol>>,
+    ) -> Result<Option<(C::Key, ParentValue<C, PCol>)>, AtomicError>
+    where
+        R: RawConnection<Db = Self>,
+        PCol: Column + 'static,
+        C: CounterCacheOn<PCol, Self>,
+    {
+        let table = <C::On as AtomicFieldOn<PCol, Self>>::table;
+        write_transaction!(conn, |c| {
+            let matched = match delta.direction {
+                Direction::Up => {
+                    let up = DeltaUpdate::<C::On, PCol, Up, Unanswered>::new(table(), key, delta);
+                    c.query_count(up).await?
+                }
+                Direction::Down => {
+                    let down =
+                        DeltaUpdate::<C::On, PCol, Down, Unanswered>::new(table(), key, delta);
+                    c.query_count(down).await?
+                }
+            };
+            if matched == 0 {
+                return Ok(None);
+            }
+            c.query_count(InsertChild::<C, PCol, NoAnswer>::new(child))
+                .await?;
+            let counted = match child.key() {
+                Some(inserted) => read::<C::On, PCol, _>(c, key)
+                    .await?
+                    .map(|value| (inserted, value)),
+                None => C::load_counted(c, CountedBack::<C, PCol, Self>::new(key)).await?,
+            };
+            counted.map(Some).ok_or(AtomicError::NotFound)
+        })
+    }
+
     /// No `RETURNING`: the insert, then the key the struct carries or, when the database
     /// generated it, [`ChildKeyBack`] (`WHERE key = LAST_INSERT_ID()`, read as the key
     /// column's type).
