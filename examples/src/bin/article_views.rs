@@ -112,17 +112,20 @@ fn main() -> Result<(), Box<dyn Error>> {
 
     println!("{WORKERS} workers, finished in {:.1?}\n", started.elapsed());
     let mut exact = true;
-    for id in 1..=ARTICLES {
-        let counter: i64 = articles::table
-            .find(id)
-            .select(articles::view_count)
-            .first(&mut conn)?;
+    let articles: Vec<Article> = articles::table
+        .order(articles::id)
+        .select(Article::as_select())
+        .load(&mut conn)?;
+    for article in &articles {
         let rows: i64 = article_views::table
-            .filter(article_views::article_id.eq(id))
+            .filter(article_views::article_id.eq(article.id))
             .count()
             .get_result(&mut conn)?;
-        exact &= counter == rows;
-        println!("article {id}: view_count {counter}, view rows {rows}");
+        exact &= article.view_count == rows;
+        println!(
+            "{}: view_count {}, view rows {rows}",
+            article.title, article.view_count
+        );
     }
     let views = done.views.load(Relaxed) - done.unviewed.load(Relaxed);
     let all_rows: i64 = article_views::table.count().get_result(&mut conn)?;
@@ -134,16 +137,18 @@ fn main() -> Result<(), Box<dyn Error>> {
         done.missed.load(Relaxed)
     );
 
-    let stock: i32 = products::table
+    let product: Product = products::table
         .find(1)
-        .select(products::stock)
+        .select(Product::as_select())
         .first(&mut conn)?;
+    let stock = product.stock;
     let ordered: Vec<i32> = orders::table.select(orders::quantity).load(&mut conn)?;
     let sold: i32 = ordered.iter().sum();
     exact &= stock + sold == STOCK && stock >= 0;
     exact &= ordered.len() == done.orders.load(Relaxed);
     println!(
-        "orders: {} placed, {} refused; stock {stock} + ordered {sold} = {} (started at {STOCK})",
+        "orders of the {}: {} placed, {} refused; stock {stock} + ordered {sold} = {} (started at {STOCK})",
+        product.name,
         ordered.len(),
         done.refused.load(Relaxed),
         stock + sold
