@@ -86,6 +86,16 @@ mod tests {
     use crate::model::product;
     use syn::parse_quote;
 
+    /// `derive_cache` fails on `input` with one error per `expected` fragment, in order.
+    fn assert_cache_errors(input: &DeriveInput, expected: &[&str]) {
+        let err = derive_cache(input).unwrap_err();
+        let messages: Vec<String> = err.into_iter().map(|e| e.to_string()).collect();
+        assert_eq!(messages.len(), expected.len(), "{messages:#?}");
+        for (message, expected) in messages.iter().zip(expected) {
+            assert!(message.contains(expected), "{message:?} lacks {expected:?}");
+        }
+    }
+
     /// The expansion of `input`, checked to parse, without whitespace.
     fn compact_expansion(input: &DeriveInput) -> String {
         let tokens = derive(input).unwrap();
@@ -297,22 +307,19 @@ mod tests {
                 note: String,
             }
         };
-        let err = derive_cache(&input).unwrap_err();
-        let messages: Vec<String> = err.into_iter().map(|e| e.to_string()).collect();
-        let expected = [
-            "generic models",
-            "one counter cache per child struct",
-            "one-column primary key",
-            "not supported by CounterCache: `embed`",
-            "is missing `parent = Parent`",
-            "has no field `parent`",
-            "`sum = note` needs an integer field",
-            "unknown `change = up`",
-        ];
-        assert_eq!(messages.len(), expected.len(), "{messages:#?}");
-        for (message, expected) in messages.iter().zip(expected) {
-            assert!(message.contains(expected), "{message:?} lacks {expected:?}");
-        }
+        assert_cache_errors(
+            &input,
+            &[
+                "generic models",
+                "one counter cache per child struct",
+                "one-column primary key",
+                "not supported by CounterCache: `embed`",
+                "is missing `parent = Parent`",
+                "has no field `parent`",
+                "`sum = note` needs an integer field",
+                "unknown `change = up`",
+            ],
+        );
     }
 
     #[test]
@@ -327,19 +334,16 @@ mod tests {
                 n: i32,
             }
         };
-        let err = derive_cache(&input).unwrap_err();
-        let messages: Vec<String> = err.into_iter().map(|e| e.to_string()).collect();
-        let expected = [
-            "not supported by CounterCache: `serialize_as`",
-            "`key_type` is for a child struct without a key field; this one has `id`",
-            "`foreign_key = p_id` names a field with #[diesel(skip_insertion)]",
-            "`p_id` is left out of the insert here",
-            "`sum = n` names a field with #[diesel(skip_insertion)]",
-            "`n` is left out of the insert here",
-        ];
-        assert_eq!(messages.len(), expected.len(), "{messages:#?}");
-        for (message, expected) in messages.iter().zip(expected) {
-            assert!(message.contains(expected), "{message:?} lacks {expected:?}");
-        }
+        assert_cache_errors(
+            &input,
+            &[
+                "not supported by CounterCache: `serialize_as`",
+                "`key_type` is for a child struct without a key field; this one has `id`",
+                "`foreign_key = p_id` names a field with #[diesel(skip_insertion)]",
+                "`p_id` is left out of the insert here",
+                "`sum = n` names a field with #[diesel(skip_insertion)]",
+                "`n` is left out of the insert here",
+            ],
+        );
     }
 }
