@@ -94,7 +94,7 @@ fn daily_rows<B: TestDb>(db: &B, page: i64, days: std::ops::Range<i32>) {
 async fn async_redis(url: &str) -> redis::aio::MultiplexedConnection {
     redis::Client::open(url)
         .expect("Redis URL")
-        .get_multiplexed_async_connection()
+        .get_multiplexed_async_connection_with_config(&counter_tests::db::redis_async_config())
         .await
         .unwrap_or_else(|e| panic!("Redis at {url}: {e}"))
 }

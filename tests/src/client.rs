@@ -489,7 +489,7 @@ impl<B: TestDb, P: AsyncPool<B>> Client for AsyncClient<B, P> {
         let url = redis_url();
         redis::Client::open(url)
             .expect("Redis URL")
-            .get_multiplexed_async_connection()
+            .get_multiplexed_async_connection_with_config(&crate::db::redis_async_config())
             .await
             .unwrap_or_else(|e| panic!("Redis at {url}: {e}"))
     }

@@ -364,7 +364,9 @@ pub fn run_hot_async<C, A, P>(
                         }
                         let mut redis = redis::Client::open(crate::db::redis_url())
                             .expect("checker: the Redis URL")
-                            .get_multiplexed_async_connection()
+                            .get_multiplexed_async_connection_with_config(
+                                &crate::db::redis_async_config(),
+                            )
                             .await
                             .expect("checker: an async Redis connection");
                         thread_calls(ctx, thread, watchdog, &mut conn, &mut redis, buffer).await

@@ -91,6 +91,16 @@ pub fn mysql_url() -> &'static str {
 }
 
 /// The Redis URL the tests use (see the module documentation). Panics when there is none.
+/// The tests' async Redis connection settings: redis-rs's defaults (a 500 ms response
+/// timeout, 1 s to connect) fail calls of a busy 2-core machine running the whole suite (seen:
+/// `Redis(timed out)` in adds that Redis answered late); a user under such load would raise
+/// them too. The library's own behaviour when Redis is slow or down is tested apart.
+pub fn redis_async_config() -> redis::AsyncConnectionConfig {
+    redis::AsyncConnectionConfig::new()
+        .set_response_timeout(Some(Duration::from_secs(30)))
+        .set_connection_timeout(Some(Duration::from_secs(10)))
+}
+
 pub fn redis_url() -> &'static str {
     static URL: OnceLock<Result<String, String>> = OnceLock::new();
     resolved(&URL, || {

@@ -68,6 +68,15 @@ where
             std::hint::black_box(x);
             return added;
         }
+        // Counts this adder out however it ends: an adder that panics must not leave the
+        // CPU-bound workers spinning forever (the test would hang instead of failing).
+        struct Finished<'a>(&'a AtomicUsize);
+        impl Drop for Finished<'_> {
+            fn drop(&mut self) {
+                self.0.fetch_sub(1, Ordering::AcqRel);
+            }
+        }
+        let _finished = Finished(&adders_left);
         let mut redis = client.redis().await;
         let mut rng = rand::rngs::StdRng::seed_from_u64(worker as u64);
         for _ in 0..ADDS {
@@ -78,7 +87,6 @@ where
                 .expect("an add");
             *added.entry(day).or_default() += n;
         }
-        adders_left.fetch_sub(1, Ordering::AcqRel);
         added
     });
     let mut added: BTreeMap<i32, i64> = BTreeMap::new();
