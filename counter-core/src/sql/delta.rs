@@ -41,7 +41,7 @@ impl Sign for Down {
 
 /// How a guarded `UPDATE` gives back the value it wrote.
 pub(crate) trait Answer: 'static {
-    /// Appended to the assignment `c = c ± ?`.
+    /// Appended to the assignment `c = c ± ?`; nothing unless the answer says otherwise.
     fn walk_set<'b, M, Col, S, DB>(
         amount: &'b M::Value,
         out: &mut AstPass<'_, 'b, DB>,
@@ -50,9 +50,16 @@ pub(crate) trait Answer: 'static {
         DB: Backend,
         Col: Column,
         M: AtomicFieldOn<Col, DB>,
-        S: Sign;
-    /// Appended after the `WHERE` clause.
-    fn walk_end<Col: Column, DB: Backend>(out: &mut AstPass<'_, '_, DB>) -> QueryResult<()>;
+        S: Sign,
+    {
+        let _ = (amount, out);
+        Ok(())
+    }
+    /// Appended after the `WHERE` clause; nothing unless the answer says otherwise.
+    fn walk_end<Col: Column, DB: Backend>(out: &mut AstPass<'_, '_, DB>) -> QueryResult<()> {
+        let _ = out;
+        Ok(())
+    }
 }
 
 /// `… RETURNING c` (PostgreSQL, SQLite).
@@ -69,33 +76,9 @@ pub(crate) struct Captured;
 #[cfg_attr(not(feature = "mysql"), allow(dead_code))]
 pub(crate) struct Unanswered;
 
-impl Answer for Unanswered {
-    fn walk_set<'b, M, Col, S, DB>(_: &'b M::Value, _: &mut AstPass<'_, 'b, DB>) -> QueryResult<()>
-    where
-        DB: Backend,
-        Col: Column,
-        M: AtomicFieldOn<Col, DB>,
-        S: Sign,
-    {
-        Ok(())
-    }
-
-    fn walk_end<Col: Column, DB: Backend>(_: &mut AstPass<'_, '_, DB>) -> QueryResult<()> {
-        Ok(())
-    }
-}
+impl Answer for Unanswered {}
 
 impl Answer for Returning {
-    fn walk_set<'b, M, Col, S, DB>(_: &'b M::Value, _: &mut AstPass<'_, 'b, DB>) -> QueryResult<()>
-    where
-        DB: Backend,
-        Col: Column,
-        M: AtomicFieldOn<Col, DB>,
-        S: Sign,
-    {
-        Ok(())
-    }
-
     fn walk_end<Col: Column, DB: Backend>(out: &mut AstPass<'_, '_, DB>) -> QueryResult<()> {
         out.push_sql(" RETURNING ");
         out.push_identifier(Col::NAME)
@@ -120,10 +103,6 @@ impl Answer for Captured {
         out.push_sql(") ^ ");
         out.push_sql(super::CAPTURE_MASK);
         out.push_sql(") & 0 AS SIGNED)");
-        Ok(())
-    }
-
-    fn walk_end<Col: Column, DB: Backend>(_: &mut AstPass<'_, '_, DB>) -> QueryResult<()> {
         Ok(())
     }
 }
