@@ -28,7 +28,18 @@ pub struct CacheModel<'a> {
     pub column: Path,
     pub foreign_key: ForeignKey<'a>,
     pub amount: Amount<'a>,
+    /// `when = field`: the boolean field a row counts by; `None`: every row counts.
+    pub when: Option<When<'a>>,
     pub change: Change,
+}
+
+/// `when = field`.
+pub struct When<'a> {
+    /// As written in the attribute: `counts()` returns the field with its span, so a field
+    /// that is not a `bool` is a mismatch there.
+    pub written: Ident,
+    pub field: &'a Ident,
+    pub column: Ident,
 }
 
 /// The child's primary key.
@@ -191,6 +202,7 @@ impl<'a> CacheModel<'a> {
             column: cache.column,
             foreign_key: cache.foreign_key,
             amount: cache.amount,
+            when: cache.when,
             change: cache.change,
         })
     }
@@ -234,6 +246,7 @@ struct Cache<'a> {
     column: Path,
     foreign_key: ForeignKey<'a>,
     amount: Amount<'a>,
+    when: Option<When<'a>>,
     change: Change,
 }
 
@@ -293,6 +306,17 @@ impl<'a> Cache<'a> {
                 })
             }
         };
+        // `Some(None)`: no `when`; `None`: a `when` naming no insertable field (reported).
+        let when = match &attr.when {
+            None => Some(None),
+            Some(keyed) => field_named(keyed).map(|field| {
+                Some(When {
+                    written: keyed.value.clone(),
+                    field: field.ident,
+                    column: field.column.clone(),
+                })
+            }),
+        };
         let change = match &attr.change {
             None => Some(Change::Increment),
             Some(keyed) => match valid::change(keyed) {
@@ -309,6 +333,7 @@ impl<'a> Cache<'a> {
             column: column?,
             foreign_key: foreign_key?,
             amount: amount?,
+            when: when?,
             change: change?,
         })
     }

@@ -203,3 +203,23 @@ pub struct NewOrder {
     pub quantity: i32,
     pub note: Option<String>,
 }
+
+/// The parent of [`NewReview`]'s cache: `stars` sums the stars of its published reviews.
+#[derive(Debug, Queryable, Selectable, Identifiable, AtomicField)]
+#[diesel(table_name = ct_topics)]
+pub struct Topic {
+    pub id: i64,
+    #[atomic(min = 0)]
+    pub stars: i64,
+}
+
+/// A review: its stars count into its topic only while it is published (a conditional sum).
+#[derive(Debug, Clone, CounterCache)]
+#[diesel(table_name = ct_reviews)]
+#[counter_cache(parent = Topic, column = ct_topics::stars, foreign_key = topic_id, sum = stars,
+                when = published)]
+pub struct NewReview {
+    pub topic_id: i64,
+    pub stars: i32,
+    pub published: bool,
+}

@@ -182,4 +182,22 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    /// A parent of a conditional sum cache: `stars` sums the stars of its published reviews.
+    ct_topics (id) {
+        id -> BigInt,
+        stars -> BigInt,
+    }
+}
+
+diesel::table! {
+    /// A topic's reviews: `stars` counts into `ct_topics.stars` only while `published`.
+    ct_reviews (id) {
+        id -> BigInt,
+        topic_id -> BigInt,
+        stars -> Integer,
+        published -> Bool,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(ct_posts, ct_comments, ct_tips);

@@ -3,29 +3,39 @@
 //!
 //! - here: the handle, `insert` (the child row and its parent's change) and `delete` (the row,
 //!   and its change reversed only when the delete removed it);
+//! - `update`: a row set to new values, its amount moved from the parent it leaves to the one it
+//!   joins, or changed by the difference;
 //! - `recount`: a parent's column rebuilt from its children, safe beside counted inserts and
 //!   deletes.
 //!
 //! Lock order, the same on every backend: an insert locks the parent (its guarded `UPDATE`)
 //! before its new child row exists; a delete locks the child row (its `DELETE`) and then the
-//! parent; a recount locks parents in key order and reads children without locking them. No
-//! two of them wait on each other in a cycle.
+//! parent; an update locks the child row (a locking read) and then the parents it changes, in
+//! key order; a recount locks parents in key order and reads children without locking them. No
+//! two of them wait on each other in a cycle: two opposite moves between two parents lock them
+//! in the same order.
 
 mod recount;
+mod update;
 
 pub use recount::Recounted;
+pub use update::Updated;
 
 use std::future::Future;
 use std::marker::PhantomData;
 
 use diesel::Column;
 
-use crate::backend::{write_transaction, AtomicConnection, BackendOf, CallMode, Dialect, Out};
+use crate::backend::{
+    write_transaction, AtomicConnection, BackendOf, CallMode, Dialect, Out, RawConnection,
+};
 use crate::error::AtomicError;
-use crate::field::{cache_amount, AtomicField, CounterCache, CounterCacheOn, ParentValue};
+use crate::field::{
+    cache_amount, AtomicField, CounterCache, CounterCacheOn, ParentKey, ParentValue,
+};
 use crate::lock::LockMode;
 use crate::ops::RECHECKS;
-use crate::plan::cache_plan;
+use crate::plan::{cache_plan, Plan};
 use crate::retry::{retrying, RetryPolicy};
 use crate::sql::{read, read_locked, write, ForUpdate};
 use crate::strategy::Strategy;
@@ -98,6 +108,9 @@ impl<Child: CounterCache<PCol>, PCol: Column + 'static> CounterCached<Child, PCo
     /// - MySQL, SQLite: one transaction, the parent's guarded `UPDATE` first (its row lock
     ///   orders everything after it), then the `INSERT`.
     ///
+    /// A row that does not count (its `WHEN` column is false, or its summed value zero) is
+    /// inserted in a transaction beside a plain read of its parent, which must exist.
+    ///
     /// Returns the child's key and the parent's new value. Errors, with no child row inserted
     /// and the parent unchanged: `NotFound` (no parent row has the child's foreign key),
     /// `Insufficient { available, requested }` (a `decrement_if_at_least` cache whose parent
@@ -120,9 +133,25 @@ impl<Child: CounterCache<PCol>, PCol: Column + 'static> CounterCached<Child, PCo
     {
         let this = *self;
         C::Mode::drive(Self::span::<C>("insert_counted").wrap(async move {
-            let plan = cache_plan::<Child::On, PCol>(Child::CHANGE, child.amount()?, true)?;
+            let plan = cache_plan::<Child::On, PCol>(Child::CHANGE, child.counted_amount()?, true)?;
             let key = child.parent_key();
             retrying!(conn.raw(), this.retry, LockMode::Wait, |c| {
+                if plan.moves_nothing() {
+                    // A row outside the count (its `WHEN` column false, a zero sum): inserted
+                    // beside a plain read of its parent, which must exist.
+                    return write_transaction!(c, |c| {
+                        let parent = read::<Child::On, PCol, _>(c, &key)
+                            .await?
+                            .ok_or(AtomicError::NotFound)?;
+                        let inserted =
+                            <BackendOf<C> as Strategy>::insert_child::<_, Child, PCol>(c, child)
+                                .await?;
+                        Ok(Counted {
+                            key: inserted,
+                            parent,
+                        })
+                    });
+                }
                 for _ in 0..RECHECKS {
                     if let Some(delta) = plan.delta() {
                         let insert = <BackendOf<C> as Strategy>::insert_counted::<_, Child, PCol>(
@@ -195,22 +224,7 @@ impl<Child: CounterCache<PCol>, PCol: Column + 'static> CounterCached<Child, PCo
                     };
                     let amount = cache_amount::<ParentValue<Child, PCol>, i64>(amount)?;
                     let plan = cache_plan::<Child::On, PCol>(Child::CHANGE, amount, false)?;
-                    if let Some(delta) = plan.delta() {
-                        let reverse = <BackendOf<C> as Strategy>::apply_delta::<_, Child::On, PCol>(
-                            c, &parent, delta,
-                        );
-                        if let Some(new) = reverse.await? {
-                            return Ok(Some(new));
-                        }
-                    }
-                    // Missed: the parent is gone, or its guard refused; decide under its lock.
-                    let locked = read_locked::<Child::On, PCol, ForUpdate, _>(c, &parent).await?;
-                    let Some(current) = locked else {
-                        return Ok(None);
-                    };
-                    let new = plan.apply_to(current)?;
-                    write::<Child::On, PCol, _>(c, &parent, new).await?;
-                    Ok(Some(new))
+                    change_parent::<_, Child, PCol>(c, &parent, plan).await
                 })
             })
         }))
@@ -224,4 +238,37 @@ impl<Child: CounterCache<PCol>, PCol: Column + 'static> CounterCached<Child, PCo
             <BackendOf<C> as Dialect>::NAME,
         )
     }
+}
+
+/// Changes parent `key` by `plan`, in the caller's transaction: the guarded statement, and when
+/// it matches nothing, the decision under the parent's row lock (the refusal, or the value
+/// computed and written). A plan that moves nothing only reads the value. `Ok(None)`: no
+/// parent row has `key`.
+async fn change_parent<R, Child, PCol>(
+    c: &mut R,
+    key: &ParentKey<Child, PCol>,
+    plan: Plan<ParentValue<Child, PCol>>,
+) -> Result<Option<ParentValue<Child, PCol>>, AtomicError>
+where
+    R: RawConnection,
+    R::Db: Strategy,
+    PCol: Column + 'static,
+    Child: CounterCacheOn<PCol, R::Db>,
+{
+    if plan.moves_nothing() {
+        return Ok(read::<Child::On, PCol, _>(c, key).await?);
+    }
+    if let Some(delta) = plan.delta() {
+        let changed = <R::Db as Strategy>::apply_delta::<_, Child::On, PCol>(c, key, delta);
+        if let Some(new) = changed.await? {
+            return Ok(Some(new));
+        }
+    }
+    // Missed: the parent is gone, or its guard refused; decide under its lock.
+    let Some(current) = read_locked::<Child::On, PCol, ForUpdate, _>(c, key).await? else {
+        return Ok(None);
+    };
+    let new = plan.apply_to(current)?;
+    write::<Child::On, PCol, _>(c, key, new).await?;
+    Ok(Some(new))
 }

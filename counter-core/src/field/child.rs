@@ -43,7 +43,7 @@ pub trait ChildRow: Sized + 'static {
     type KeyColumn: Column<Table = Self::Table>;
     /// The Rust type of that key.
     type Key;
-    /// The columns this struct sets, in the order [`ChildRowOn::walk_values`] binds them.
+    /// The columns this struct sets; [`ChildRowOn::walk_value`] binds each by its index here.
     const COLUMNS: &'static [&'static str];
     /// The key, when the struct carries it; `None` when the database generates it (a serial
     /// or `AUTO_INCREMENT` column), and the insert reads it back.
@@ -52,9 +52,10 @@ pub trait ChildRow: Sized + 'static {
 
 /// [`ChildRow`] on backend `DB`: binds the row's values.
 pub trait ChildRowOn<DB: Backend>: ChildRow {
-    /// Writes `?, ?, …`: the value of each of [`ChildRow::COLUMNS`], bound as its column's
-    /// SQL type, in order.
-    fn walk_values<'b>(&'b self, out: &mut AstPass<'_, 'b, DB>) -> QueryResult<()>;
+    /// Writes `?`: the value of column `ChildRow::COLUMNS[column]`, bound as that column's SQL
+    /// type. One value at a time, so that an insert writes them as `VALUES (?, …)` and an
+    /// update as `SET a = ?, …` from the same binds.
+    fn walk_value<'b>(&'b self, column: usize, out: &mut AstPass<'_, 'b, DB>) -> QueryResult<()>;
 }
 
 /// How a child row changes its parent's counter while it exists.
@@ -142,6 +143,24 @@ pub trait CounterCache<PCol: Column>: ChildRow {
     /// What this row is worth, in the parent column's type: one, or its summed column
     /// (`OutOfRange` when it does not fit).
     fn amount(&self) -> Result<ParentValue<Self, PCol>, AtomicError>;
+    /// The child's boolean column that decides whether a row counts at all (only published
+    /// comments, only paid orders); `None`: every row counts. SQL reads it as the predicate
+    /// `"col"`, so `NULL` does not count.
+    const WHEN: Option<&'static str> = None;
+    /// Whether this row counts: the value of the [`WHEN`](Self::WHEN) column, which it must
+    /// agree with.
+    fn counts(&self) -> bool {
+        true
+    }
+    /// What this row adds to its parent while it exists: its [`amount`](Self::amount) when it
+    /// [`counts`](Self::counts), else zero.
+    fn counted_amount(&self) -> Result<ParentValue<Self, PCol>, AtomicError> {
+        if self.counts() {
+            self.amount()
+        } else {
+            Ok(<ParentValue<Self, PCol> as AtomicValue>::ZERO)
+        }
+    }
 }
 
 /// A child's summed value in the parent column's type `V`: what the derive's

@@ -7,6 +7,8 @@
 //! - [`DeleteChild`]: `DELETE FROM child WHERE key = ? RETURNING fk, amount`, and for MySQL,
 //!   which has no `RETURNING`, [`LinkOf`] (the same two values, read under the row lock)
 //!   before it.
+//! - [`UpdateChild`]: `UPDATE child SET "a" = ?, … WHERE key = ?`, after [`LinkOf`] locked
+//!   the row and read its old link.
 //! - [`ChildKeyBack`] (MySQL): the key the insert generated, `SELECT key FROM child WHERE
 //!   key = LAST_INSERT_ID()`.
 //! - [`Aggregate`]: `SELECT COUNT(*)` or `SUM(col)` of one parent's children, for a recount.
@@ -24,8 +26,8 @@ use super::lock::{uncached_multi_row_lock, LockClause};
 use super::StatementId;
 use crate::backend::Dialect;
 use crate::field::{
-    AtomicField, AtomicFieldOn, CacheAmount, ChildRow, CounterCache, CounterCacheOn, ParentKey,
-    ParentValue,
+    AtomicField, AtomicFieldOn, CacheAmount, ChildRow, ChildRowOn, CounterCache, CounterCacheOn,
+    ParentKey, ParentValue,
 };
 use crate::key::KeyColumns;
 use crate::plan::Delta;
@@ -46,7 +48,51 @@ fn walk_columns<C: ChildRow, DB: Dialect>(out: &mut AstPass<'_, '_, DB>) -> Quer
     Ok(())
 }
 
-/// Writes `CAST(<amount> AS BIGINT)`: the child's summed column, or `1` for a count.
+/// Writes `?, ?, …`: the child's value of each of its columns.
+fn walk_values<'b, C, DB>(child: &'b C, out: &mut AstPass<'_, 'b, DB>) -> QueryResult<()>
+where
+    DB: Dialect,
+    C: ChildRowOn<DB>,
+{
+    for i in 0..C::COLUMNS.len() {
+        if i > 0 {
+            out.push_sql(", ");
+        }
+        child.walk_value(i, out)?;
+    }
+    Ok(())
+}
+
+/// Writes `"a" = ?, "b" = ?, …`: the child's columns set to its values, all but the key
+/// column (the row keeps the key it is found by).
+fn walk_assignments<'b, C, DB>(child: &'b C, out: &mut AstPass<'_, 'b, DB>) -> QueryResult<()>
+where
+    DB: Dialect,
+    C: ChildRowOn<DB>,
+{
+    let mut first = true;
+    for (i, name) in C::COLUMNS.iter().enumerate() {
+        if *name == C::KeyColumn::NAME {
+            continue;
+        }
+        if !first {
+            out.push_sql(", ");
+        }
+        first = false;
+        out.push_identifier(name)?;
+        out.push_sql(" = ");
+        child.walk_value(i, out)?;
+    }
+    if first {
+        return Err(diesel::result::Error::QueryBuilderError(
+            "a counted update needs a column besides the key".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Writes `CAST(<amount> AS BIGINT)`: the child's summed column, or `1` for a count; with a
+/// `WHEN` column, `CASE WHEN "when" THEN <amount> ELSE 0 END` (a `NULL` does not count).
 fn walk_amount<C, PCol, DB>(out: &mut AstPass<'_, '_, DB>) -> QueryResult<()>
 where
     DB: Dialect,
@@ -54,9 +100,17 @@ where
     C: CounterCache<PCol>,
 {
     out.push_sql("CAST(");
+    if let Some(when) = C::WHEN {
+        out.push_sql("CASE WHEN ");
+        out.push_identifier(when)?;
+        out.push_sql(" THEN ");
+    }
     match <C::Amount as CacheAmount>::COLUMN {
         Some(column) => out.push_identifier(column)?,
         None => out.push_sql("1"),
+    }
+    if C::WHEN.is_some() {
+        out.push_sql(" ELSE 0 END");
     }
     out.push_sql(" AS ");
     out.push_sql(DB::BIGINT);
@@ -119,7 +173,7 @@ where
         out.push_sql(" (");
         walk_columns::<C, DB>(&mut out)?;
         out.push_sql(") VALUES (");
-        self.child.walk_values(&mut out)?;
+        walk_values(self.child, &mut out)?;
         out.push_sql(")");
         if A::RETURNING {
             out.push_sql(" RETURNING ");
@@ -204,7 +258,7 @@ where
         out.push_sql(" (");
         walk_columns::<C, DB>(&mut out)?;
         out.push_sql(") SELECT ");
-        self.child.walk_values(&mut out)?;
+        walk_values(self.child, &mut out)?;
         out.push_sql(" FROM \"__p\" RETURNING ");
         out.push_identifier(key)?;
         out.push_sql(") SELECT \"__i\".");
@@ -310,7 +364,8 @@ impl<C: ChildRow, PCol, A, Conn> RunQueryDsl<Conn> for DeleteChild<'_, C, PCol, 
 pub(crate) struct LinkShape<L>(L);
 
 /// `SELECT fk, CAST(amount AS BIGINT) FROM child WHERE key = ?` with lock clause `L`: a child
-/// row's link to its parent (MySQL reads it under the row lock before deleting the row).
+/// row's link to its parent, read under the row lock before a counted update (and before a
+/// delete on MySQL, which has no `RETURNING`).
 pub(crate) struct LinkOf<'a, C: ChildRow, PCol, L> {
     table: C::Table,
     key: &'a C::Key,
@@ -318,7 +373,6 @@ pub(crate) struct LinkOf<'a, C: ChildRow, PCol, L> {
 }
 
 impl<'a, C: ChildRow, PCol, L> LinkOf<'a, C, PCol, L> {
-    #[cfg_attr(not(feature = "mysql"), allow(dead_code))]
     pub fn new(key: &'a C::Key) -> Self {
         LinkOf {
             table: C::Table::default(),
@@ -358,6 +412,54 @@ impl<C: CounterCache<PCol>, PCol: Column, L> Query for LinkOf<'_, C, PCol, L> {
 }
 
 impl<C: ChildRow, PCol, L, Conn> RunQueryDsl<Conn> for LinkOf<'_, C, PCol, L> {}
+
+// ---------------------------------------------------------------------------------------------
+
+/// The statement-id marker of an [`UpdateChild`].
+pub(crate) struct UpdateShape;
+
+/// `UPDATE child SET "a" = ?, … WHERE key = ?`: a child row set to a struct's values (its
+/// key column left as it is), after [`LinkOf`] read and locked its old link.
+pub(crate) struct UpdateChild<'a, C: ChildRow, PCol> {
+    table: C::Table,
+    key: &'a C::Key,
+    child: &'a C,
+    shape: PhantomData<fn() -> PCol>,
+}
+
+impl<'a, C: ChildRow, PCol> UpdateChild<'a, C, PCol> {
+    pub fn new(key: &'a C::Key, child: &'a C) -> Self {
+        UpdateChild {
+            table: C::Table::default(),
+            key,
+            child,
+            shape: PhantomData,
+        }
+    }
+}
+
+impl<C, PCol, DB> QueryFragment<DB> for UpdateChild<'_, C, PCol>
+where
+    DB: Dialect,
+    PCol: Column,
+    C: CounterCacheOn<PCol, DB>,
+{
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, DB>) -> QueryResult<()> {
+        out.push_sql("UPDATE ");
+        C::walk_child_table(&self.table, out.reborrow())?;
+        out.push_sql(" SET ");
+        walk_assignments(self.child, &mut out)?;
+        out.push_sql(" WHERE ");
+        C::walk_child_key_eq(self.key, &mut out)
+    }
+}
+
+impl<C: ChildRow, PCol: 'static> QueryId for UpdateChild<'_, C, PCol> {
+    type QueryId = CacheId<C, PCol, UpdateShape>;
+    const HAS_STATIC_QUERY_ID: bool = true;
+}
+
+impl<C: ChildRow, PCol, Conn> RunQueryDsl<Conn> for UpdateChild<'_, C, PCol> {}
 
 // ---------------------------------------------------------------------------------------------
 
@@ -552,7 +654,12 @@ where
         out.push_sql(" WHERE ");
         out.push_identifier(C::ForeignKey::NAME)?;
         out.push_sql(" = ");
-        C::bind_parent_key(self.key, &mut out)
+        C::bind_parent_key(self.key, &mut out)?;
+        if let Some(when) = C::WHEN {
+            out.push_sql(" AND ");
+            out.push_identifier(when)?;
+        }
+        Ok(())
     }
 }
 

@@ -21,9 +21,11 @@ mod upsert;
 
 #[cfg(feature = "postgres")]
 pub(crate) use child::InsertCounted;
-pub(crate) use child::{Aggregate, DeleteChild, InsertChild, ParentKeys, ReturnKey, PARENT_PAGE};
+pub(crate) use child::{
+    Aggregate, DeleteChild, InsertChild, LinkOf, ParentKeys, ReturnKey, UpdateChild, PARENT_PAGE,
+};
 #[cfg(feature = "mysql")]
-pub(crate) use child::{ChildKeyBack, CountedBack, LinkOf, NoAnswer};
+pub(crate) use child::{ChildKeyBack, CountedBack, NoAnswer};
 #[cfg(feature = "mysql")]
 pub(crate) use delta::{Captured, Unanswered};
 pub(crate) use delta::{DeltaUpdate, Down, Returning, Up};

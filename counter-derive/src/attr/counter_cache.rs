@@ -1,4 +1,4 @@
-//! `#[counter_cache(parent = .., column = .., foreign_key = .., sum = .., change = ..,
+//! `#[counter_cache(parent = .., column = .., foreign_key = .., sum = .., when = .., change = ..,
 //! key_type = ..)]` on the struct of `#[derive(CounterCache)]`: every key is known, so an
 //! unknown or repeated one is reported, and each value keeps its tokens for error spans.
 //!
@@ -13,7 +13,7 @@ use syn::{Attribute, Ident, Meta, Path, Result, Type};
 
 /// The keys `#[counter_cache(...)]` accepts.
 pub const CACHE_KEYS: &str =
-    "`parent`, `column`, `foreign_key`, and optionally `sum`, `change`, `key_type`";
+    "`parent`, `column`, `foreign_key`, and optionally `sum`, `when`, `change`, `key_type`";
 
 /// One `#[counter_cache(...)]` attribute, read.
 pub struct CounterCacheAttr<'a> {
@@ -26,6 +26,7 @@ pub struct CounterCacheAttr<'a> {
     pub column: Option<Keyed<Path>>,
     pub foreign_key: Option<Keyed<Ident>>,
     pub sum: Option<Keyed<Ident>>,
+    pub when: Option<Keyed<Ident>>,
     pub change: Option<Keyed<Ident>>,
     pub key_type: Option<Keyed<Type>>,
 }
@@ -53,6 +54,7 @@ fn read<'a>(cx: &Ctxt, attr: &'a Attribute) -> CounterCacheAttr<'a> {
         column: None,
         foreign_key: None,
         sum: None,
+        when: None,
         change: None,
         key_type: None,
     };
@@ -82,6 +84,7 @@ fn key(cx: &Ctxt, out: &mut CounterCacheAttr, meta: ParseNestedMeta) -> Result<(
         "column" => set(&mut out.column, &key, meta.value()?.parse()?),
         "foreign_key" => set(&mut out.foreign_key, &key, meta.value()?.parse()?),
         "sum" => set(&mut out.sum, &key, meta.value()?.parse()?),
+        "when" => set(&mut out.when, &key, meta.value()?.parse()?),
         "change" => set(&mut out.change, &key, meta.value()?.parse()?),
         "key_type" => set(&mut out.key_type, &key, meta.value()?.parse()?),
         _ => return unknown(cx, meta),
@@ -137,6 +140,7 @@ mod tests {
                 column = crate::schema::products::stock,
                 foreign_key = product_id,
                 sum = quantity,
+                when = paid,
                 change = decrement_if_at_least,
                 key_type = ::core::primitive::i32,
             )]),
@@ -158,6 +162,7 @@ mod tests {
         );
         assert_eq!(cache.foreign_key.as_ref().unwrap().value, "product_id");
         assert_eq!(cache.sum.as_ref().unwrap().value, "quantity");
+        assert_eq!(cache.when.as_ref().unwrap().value, "paid");
         assert_eq!(
             cache.change.as_ref().unwrap().value,
             "decrement_if_at_least"

@@ -89,15 +89,13 @@ fn child_row_on(model: &CacheModel) -> TokenStream {
         .collect();
     let tys = model.inserted.iter().map(|field| field.ty);
     let fields = model.inserted.iter().map(|field| field.ident);
-    let binds = sql_types
+    let arms = sql_types
         .iter()
         .zip(fields)
         .enumerate()
         .map(|(i, (sql, field))| {
-            let comma = (i > 0).then(|| quote!(out.push_sql(", ");));
             quote! {
-                #comma
-                out.push_bind_param::<#sql, _>(&self.#field)?;
+                #i => out.push_bind_param::<#sql, _>(&self.#field),
             }
         });
     quote! {
@@ -107,12 +105,17 @@ fn child_row_on(model: &CacheModel) -> TokenStream {
                 #(+ #private::HasSqlType<#sql_types>)*,
             #(#tys: #private::ToSql<#sql_types, __DB>,)*
         {
-            fn walk_values<'b>(
+            fn walk_value<'b>(
                 &'b self,
+                column: usize,
                 out: &mut #private::AstPass<'_, 'b, __DB>,
             ) -> #private::QueryResult<()> {
-                #(#binds)*
-                ::core::result::Result::Ok(())
+                match column {
+                    #(#arms)*
+                    _ => ::core::result::Result::Err(#private::QueryBuilderError(
+                        "a child row has no column at this index".into(),
+                    )),
+                }
             }
         }
     }
@@ -152,6 +155,20 @@ fn counter_cache(model: &CacheModel) -> TokenStream {
             quote!(#private::cache_amount::<#parent_value, #ty>(self.#field)),
         ),
     };
+    let when = model.when.as_ref().map(|when| {
+        let table = &model.table;
+        let column = &when.column;
+        let field = when.field;
+        // Spanned at `when = ..`: a field that is not a `bool` is a mismatch there.
+        let value = quote_spanned!(when.written.span()=> self.#field);
+        quote! {
+            const WHEN: ::core::option::Option<&'static str> =
+                ::core::option::Option::Some(<#table::#column as #private::Column>::NAME);
+            fn counts(&self) -> bool {
+                #value
+            }
+        }
+    });
     quote! {
         impl #private::CounterCache<#column> for #ident {
             type Parent = #parent;
@@ -169,11 +186,12 @@ fn counter_cache(model: &CacheModel) -> TokenStream {
             ) -> ::core::result::Result<#parent_value, #private::AtomicError> {
                 #amount
             }
+            #when
         }
     }
 }
 
-/// `insert_counted`, `delete_counted`, `recount_<column>` and `recount_all_<column>` (for a
+/// `insert_counted`, `update_counted`, `delete_counted`, `recount_<column>` and `recount_all_<column>` (for a
 /// cache that increments its parent: a decremented parent holds a base its children do not
 /// know, and counter-core refuses to recount it), and `counter_cache_<column>()`.
 fn methods(model: &CacheModel) -> TokenStream {
@@ -201,10 +219,15 @@ fn methods(model: &CacheModel) -> TokenStream {
     let docs = CacheDocs::new(model);
     let doc_insert = docs.insert();
     let doc_delete = docs.delete();
+    let doc_update = docs.update();
     let doc_handle = docs.handle(&accessor);
 
     let call_insert = call(
         quote!(#private::Counted<#key_ty, #parent_value>),
+        TokenStream::new(),
+    );
+    let call_update = call(
+        quote!(#private::Updated<#parent_key, #parent_value>),
         TokenStream::new(),
     );
     let call_delete = call(
@@ -244,6 +267,14 @@ fn methods(model: &CacheModel) -> TokenStream {
             #where_clause
             {
                 #handle.insert(conn, self)
+            }
+
+            #[doc = #doc_update]
+            pub fn update_counted<'c, C>(&'c self, conn: &'c mut C, key: #key_ty) -> #call_update
+            #where_clause
+                #parent_key: ::core::clone::Clone + ::core::cmp::PartialOrd,
+            {
+                #handle.update(conn, key, self)
             }
 
             #[doc = #doc_delete]

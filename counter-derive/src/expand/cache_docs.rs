@@ -27,6 +27,8 @@ pub struct CacheDocs {
     aggregate: String,
     /// The guard's refusal, for the insert's errors.
     refusal: &'static str,
+    /// ", only while its `published` is true" (a `when = ..` cache), else empty.
+    when: String,
 }
 
 /// `articles.view_count` for `crate::schema::articles::view_count`: the column as SQL names it.
@@ -75,11 +77,20 @@ impl CacheDocs {
             column: column_name(&model.column),
             foreign_key: model.foreign_key.field.unraw().to_string(),
             change,
-            aggregate: match &model.amount {
-                Amount::Count => "COUNT(*)".to_owned(),
-                Amount::Sum { column, .. } => format!("SUM({})", column.unraw()),
+            aggregate: match (&model.amount, &model.when) {
+                (Amount::Count, None) => "COUNT(*)".to_owned(),
+                (Amount::Sum { column, .. }, None) => format!("SUM({})", column.unraw()),
+                (Amount::Count, Some(when)) => {
+                    format!("COUNT(*) … WHERE {}", when.column.unraw())
+                }
+                (Amount::Sum { column, .. }, Some(when)) => {
+                    format!("SUM({}) … WHERE {}", column.unraw(), when.column.unraw())
+                }
             },
             refusal,
+            when: model.when.as_ref().map_or_else(String::new, |when| {
+                format!(", only while its `{}` is true", when.field.unraw())
+            }),
         }
     }
 
@@ -92,16 +103,38 @@ impl CacheDocs {
             foreign_key,
             change,
             refusal,
+            when,
             ..
         } = self;
         format!(
             " Inserts this `{child}` into `{table}` and {change} `{column}` of the `{parent}` \
-             whose key is `{foreign_key}`: both, or neither. Returns the new row's key and the \
+             whose key is `{foreign_key}`{when}: both, or neither. Returns the new row's key and the \
              parent's new value.\n\n PostgreSQL: one statement, the parent's guarded `UPDATE … \
              RETURNING` feeding the `INSERT`; MySQL, SQLite: one transaction, the parent's \
              guarded `UPDATE` first, then the `INSERT`.\n\n # Errors\n \
              `AtomicError::NotFound` when no `{parent}` has that key, {refusal}, and the \
              database's own errors for the row (`Database`); nothing is written on any error."
+        )
+    }
+
+    pub fn update(&self) -> String {
+        let CacheDocs {
+            table,
+            key_column,
+            column,
+            foreign_key,
+            refusal,
+            ..
+        } = self;
+        format!(
+            " Sets the `{table}` row whose `{key_column}` is `key` to this struct's values (all \
+             but the key) and keeps `{column}` exact, in one transaction: a new `{foreign_key}` \
+             moves the row's amount from the old parent to the new one (both changed in key \
+             order, so opposite moves cannot deadlock); otherwise the parent changes by the \
+             difference of the new and the old amount. Returns both parents' values after the \
+             change.\n\n # Errors\n `AtomicError::NotFound` when no row has that key or no \
+             parent has the new `{foreign_key}`, {refusal} (on the parent that gains), \
+             `OutOfRange` on the parent that loses; nothing is written on any error."
         )
     }
 

@@ -45,6 +45,11 @@ CREATE INDEX IF NOT EXISTS ct_tips_post ON ct_tips (post_id);
 CREATE TABLE IF NOT EXISTS ct_orders (id BIGSERIAL PRIMARY KEY,
     product_id BIGINT NOT NULL REFERENCES ct_products (id), quantity INTEGER NOT NULL, note TEXT);
 CREATE INDEX IF NOT EXISTS ct_orders_product ON ct_orders (product_id);
+CREATE TABLE IF NOT EXISTS ct_topics (id BIGINT PRIMARY KEY, stars BIGINT NOT NULL);
+CREATE TABLE IF NOT EXISTS ct_reviews (id BIGSERIAL PRIMARY KEY,
+    topic_id BIGINT NOT NULL REFERENCES ct_topics (id), stars INTEGER NOT NULL,
+    published BOOLEAN NOT NULL);
+CREATE INDEX IF NOT EXISTS ct_reviews_topic ON ct_reviews (topic_id);
 ";
 
 /// MySQL/MariaDB's tables.
@@ -95,6 +100,11 @@ CREATE TABLE IF NOT EXISTS ct_tips (id BIGINT AUTO_INCREMENT PRIMARY KEY,
 CREATE TABLE IF NOT EXISTS ct_orders (id BIGINT AUTO_INCREMENT PRIMARY KEY,
     product_id BIGINT NOT NULL, quantity INT NOT NULL, note TEXT,
     FOREIGN KEY (product_id) REFERENCES ct_products (id)) ENGINE = InnoDB;
+CREATE TABLE IF NOT EXISTS ct_topics (id BIGINT PRIMARY KEY, stars BIGINT NOT NULL)
+    ENGINE = InnoDB;
+CREATE TABLE IF NOT EXISTS ct_reviews (id BIGINT AUTO_INCREMENT PRIMARY KEY,
+    topic_id BIGINT NOT NULL, stars INT NOT NULL, published BOOLEAN NOT NULL,
+    FOREIGN KEY (topic_id) REFERENCES ct_topics (id)) ENGINE = InnoDB;
 ";
 
 /// SQLite's tables.
@@ -139,4 +149,9 @@ CREATE INDEX IF NOT EXISTS ct_tips_post ON ct_tips (post_id);
 CREATE TABLE IF NOT EXISTS ct_orders (id INTEGER PRIMARY KEY AUTOINCREMENT,
     product_id BIGINT NOT NULL REFERENCES ct_products (id), quantity INTEGER NOT NULL, note TEXT);
 CREATE INDEX IF NOT EXISTS ct_orders_product ON ct_orders (product_id);
+CREATE TABLE IF NOT EXISTS ct_topics (id BIGINT PRIMARY KEY, stars BIGINT NOT NULL);
+CREATE TABLE IF NOT EXISTS ct_reviews (id INTEGER PRIMARY KEY AUTOINCREMENT,
+    topic_id BIGINT NOT NULL REFERENCES ct_topics (id), stars INTEGER NOT NULL,
+    published BOOLEAN NOT NULL);
+CREATE INDEX IF NOT EXISTS ct_reviews_topic ON ct_reviews (topic_id);
 ";

@@ -144,6 +144,14 @@ pub trait TestDb: Sized + Send + Sync + 'static {
     fn raw_comment(&self, post_id: i64);
     /// The quantities of a product's orders, in no particular order.
     fn order_quantities(&self, product_id: i64) -> Vec<i32>;
+    /// A new topic with no stars; returns its id.
+    fn new_topic(&self) -> i64;
+    /// A topic's `stars` column.
+    fn topic(&self, id: i64) -> i64;
+    /// What a topic's `stars` should hold: the sum of its published reviews' stars.
+    fn topic_children(&self, id: i64) -> i64;
+    /// A review's `(topic_id, stars, published)`, `None` when no row has `id`.
+    fn review(&self, id: i64) -> Option<(i64, i32, bool)>;
 }
 
 /// A fresh row id: a random per-process base plus a process-wide counter, so tests running in
@@ -254,6 +262,47 @@ macro_rules! row_helpers {
                     ))
                     .execute(c)
             });
+        }
+
+        fn new_topic(&self) -> i64 {
+            let id = next_id();
+            harness(self.pool(), "insert topic", |c| {
+                diesel::insert_into(ct_topics::table)
+                    .values((ct_topics::id.eq(id), ct_topics::stars.eq(0)))
+                    .execute(c)
+            });
+            id
+        }
+
+        fn topic(&self, id: i64) -> i64 {
+            harness(self.pool(), "read topic", |c| {
+                ct_topics::table.find(id).select(ct_topics::stars).first(c)
+            })
+        }
+
+        fn topic_children(&self, id: i64) -> i64 {
+            harness(self.pool(), "read a topic's reviews", |c| {
+                let stars: Vec<i32> = ct_reviews::table
+                    .filter(ct_reviews::topic_id.eq(id))
+                    .filter(ct_reviews::published.eq(true))
+                    .select(ct_reviews::stars)
+                    .load(c)?;
+                Ok(stars.into_iter().map(i64::from).sum())
+            })
+        }
+
+        fn review(&self, id: i64) -> Option<(i64, i32, bool)> {
+            harness(self.pool(), "read a review", |c| {
+                ct_reviews::table
+                    .find(id)
+                    .select((
+                        ct_reviews::topic_id,
+                        ct_reviews::stars,
+                        ct_reviews::published,
+                    ))
+                    .first(c)
+                    .optional()
+            })
         }
 
         fn order_quantities(&self, product_id: i64) -> Vec<i32> {

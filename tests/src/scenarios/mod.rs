@@ -28,7 +28,8 @@
 //! - [`sets`]: the set operations on one connection, every row or none; [`checkout`]: the
 //!   checkout (`decrement_*_if_at_least_many`) under contention.
 //! - [`counter_cache`]: a child row and its parent's counter (inserts, deletes, recounts),
-//!   under storms.
+//!   under storms; [`counter_cache_update`]: counted updates (moves, re-ratings, flips of a
+//!   conditional count).
 //! - [`slotted`], [`buffer`], [`redis`]: slotted counters, the write-behind `Buffer`,
 //!   `RedisCounter`; [`redis_kept`]: what a Redis flush cannot write, kept or reported;
 //!   [`redis_flusher`]: its background flusher.
@@ -49,6 +50,7 @@ pub mod callers_transaction;
 pub mod checkout;
 pub mod composite;
 pub mod counter_cache;
+pub mod counter_cache_update;
 pub mod harness;
 pub mod integer_types;
 pub mod locked;
@@ -72,6 +74,7 @@ pub use callers_transaction::*;
 pub use checkout::*;
 pub use composite::*;
 pub use counter_cache::*;
+pub use counter_cache_update::*;
 pub use harness::*;
 pub use integer_types::*;
 pub use locked::*;
@@ -106,6 +109,7 @@ macro_rules! backend_tests {
         $crate::set_tests!($client);
         $crate::checkout_tests!($client);
         $crate::counter_cache_tests!($client);
+        $crate::counter_cache_update_tests!($client);
         $crate::slotted_tests!($client);
         $crate::buffer_tests!($client);
         $crate::buffer_row_tests!($client);
