@@ -3,16 +3,19 @@
 //!
 //! A history: three posts and a key no post has; each thread inserts comments (a tenth of
 //! them on the missing post) and tips (cents from -20 to 50: a refund past the post's total
-//! is refused), deletes keys any thread inserted (often one another thread deletes too), and
-//! recounts the posts. Then, through the harness's blocking pool:
+//! is refused), moves its own rows to another post (a tenth of the moves to the missing post)
+//! and re-rates its tips, deletes keys any thread inserted (often one another thread deletes
+//! too), and recounts the posts. Then, through the harness's blocking pool:
 //! - every post's `comments` is `COUNT(*)` of its comments and `tips` the sum of its tips,
-//!   and both equal what the calls that returned `Ok` add up to;
+//!   and both equal what the calls that returned `Ok` add up to: each row still there as its
+//!   inserting thread (the only one that updates it) last set it;
 //! - every recount found nothing to correct (no call ever left a post wrong, even for a
 //!   moment a recount could see);
 //! - each inserted key was deleted at most once, and exactly the keys inserted and not
 //!   deleted are still there;
-//! - an insert on the missing post is `NotFound` and left no row; a refused refund is
-//!   `OutOfRange` from a total below its amount; a delete that found nothing is `NotFound`.
+//! - an insert on (or a move to) the missing post is `NotFound` and left no row there; a
+//!   refused refund is `OutOfRange` from a total below its amount; a delete that found nothing
+//!   is `NotFound`.
 //!
 //! One body of calls (`thread_calls`) serves blocking connections ([`run_cache`]) and
 //! diesel-async ones ([`run_cache_async`]).
@@ -46,11 +49,24 @@ enum Child {
     Tip { key: i64, post: i64, cents: i32 },
 }
 
+impl Child {
+    /// The table it is in (`false`: comments, `true`: tips) and its key.
+    fn id(&self) -> (bool, i64) {
+        match *self {
+            Child::Comment { key, .. } => (false, key),
+            Child::Tip { key, .. } => (true, key),
+        }
+    }
+}
+
 /// What one thread saw.
 #[derive(Default)]
 struct Seen {
     inserted: Vec<Child>,
+    /// The rows this thread inserted, as it last set them (only it updates them).
+    owned: BTreeMap<(bool, i64), Child>,
     deleted: Vec<Child>,
+    moves: usize,
     recounts: usize,
     conflicts: usize,
     anomalies: Vec<String>,
@@ -98,7 +114,7 @@ where
             ctx.posts[rng.random_range(0..3)]
         };
         match rng.random_range(0..100) {
-            0..35 => {
+            0..30 => {
                 let row = NewComment {
                     post_id: post,
                     body: None,
@@ -124,7 +140,7 @@ where
                     Err(e) => seen.anomalies.push(format!("{call}: {e}")),
                 }
             }
-            35..65 => {
+            30..55 => {
                 let cents = rng.random_range(-20..=50);
                 let row = NewTip {
                     post_id: post,
@@ -159,6 +175,60 @@ where
                     }) if cents < 0
                         && current + i128::from(cents) == attempted
                         && attempted < 0 => {}
+                    Err(AtomicError::Conflict { .. }) => seen.conflicts += 1,
+                    Err(e) => seen.anomalies.push(format!("{call}: {e:?}")),
+                }
+            }
+            55..65 => {
+                let owned: Vec<Child> = seen.owned.values().copied().collect();
+                if owned.is_empty() {
+                    continue;
+                }
+                let child = owned[rng.random_range(0..owned.len())];
+                let call = format!("move {child:?} to {post}");
+                let result = match child {
+                    Child::Comment { key, .. } => {
+                        let row = NewComment {
+                            post_id: post,
+                            body: None,
+                        };
+                        let update = Comments::new().update(conn, key, &row);
+                        let result = watchdog
+                            .watch(thread, &call, C::Mode::into_future(update))
+                            .await;
+                        result.map(|updated| (Child::Comment { key, post }, updated))
+                    }
+                    Child::Tip { key, .. } => {
+                        let cents = rng.random_range(-20..=50);
+                        let row = NewTip {
+                            post_id: post,
+                            cents,
+                        };
+                        let update = Tips::new().update(conn, key, &row);
+                        let result = watchdog
+                            .watch(thread, &call, C::Mode::into_future(update))
+                            .await;
+                        result.map(|updated| (Child::Tip { key, post, cents }, updated))
+                    }
+                };
+                match result {
+                    Ok((now, updated)) => {
+                        let (old_post, new_post) = match (child, now) {
+                            (Child::Comment { post: a, .. }, Child::Comment { post: b, .. })
+                            | (Child::Tip { post: a, .. }, Child::Tip { post: b, .. }) => (a, b),
+                            _ => unreachable!("a row stays in its table"),
+                        };
+                        if updated.from.0 != old_post || updated.to.0 != new_post {
+                            seen.anomalies.push(format!("{call}: answered {updated:?}"));
+                        }
+                        seen.owned.insert(now.id(), now);
+                        seen.moves += 1;
+                    }
+                    // The missing post, or the row was deleted by another thread first.
+                    Err(AtomicError::NotFound) => {}
+                    // A tip taken back from a post whose refunds took its tips, or a refund
+                    // given to a post with too little: refused, nothing moved.
+                    Err(AtomicError::OutOfRange { .. }) if matches!(child, Child::Tip { .. }) => {}
                     Err(AtomicError::Conflict { .. }) => seen.conflicts += 1,
                     Err(e) => seen.anomalies.push(format!("{call}: {e:?}")),
                 }
@@ -228,6 +298,7 @@ impl Seen {
     /// threads race to delete it).
     fn insert(&mut self, ctx: &Ctx, child: Child) {
         self.inserted.push(child);
+        self.owned.insert(child.id(), child);
         let mut offered = ctx.offered.lock().unwrap();
         offered.push(child);
         if self.inserted.len() % 3 == 0 {
@@ -330,36 +401,32 @@ fn verify<C: CheckConn>(
     let mut anomalies: Vec<String> = seen.iter().flat_map(|s| s.anomalies.clone()).collect();
     let mut comments: BTreeMap<i64, i64> = ctx.posts.iter().map(|&p| (p, 0)).collect();
     let mut tips = comments.clone();
-    let (mut comment_keys, mut tip_keys) = (BTreeSet::new(), BTreeSet::new());
+    let mut inserted = BTreeSet::new();
     for child in seen.iter().flat_map(|s| &s.inserted) {
+        if !inserted.insert(child.id()) {
+            anomalies.push(format!("{child:?}: key inserted twice"));
+        }
+    }
+    let mut deleted = BTreeSet::new();
+    for child in seen.iter().flat_map(|s| &s.deleted) {
+        if !deleted.insert(child.id()) {
+            anomalies.push(format!("{child:?}: deleted twice"));
+        }
+    }
+    // What is left: every row inserted and not deleted, as its owner last set it.
+    let (mut comment_keys, mut tip_keys) = (BTreeSet::new(), BTreeSet::new());
+    for child in seen.iter().flat_map(|s| s.owned.values()) {
+        if deleted.contains(&child.id()) {
+            continue;
+        }
         match *child {
             Child::Comment { key, post } => {
                 *comments.entry(post).or_default() += 1;
-                if !comment_keys.insert(key) {
-                    anomalies.push(format!("comment key {key} inserted twice"));
-                }
+                comment_keys.insert(key);
             }
             Child::Tip { key, post, cents } => {
                 *tips.entry(post).or_default() += i64::from(cents);
-                if !tip_keys.insert(key) {
-                    anomalies.push(format!("tip key {key} inserted twice"));
-                }
-            }
-        }
-    }
-    for child in seen.iter().flat_map(|s| &s.deleted) {
-        match *child {
-            Child::Comment { key, post } => {
-                *comments.entry(post).or_default() -= 1;
-                if !comment_keys.remove(&key) {
-                    anomalies.push(format!("comment {key} deleted twice"));
-                }
-            }
-            Child::Tip { key, post, cents } => {
-                *tips.entry(post).or_default() -= i64::from(cents);
-                if !tip_keys.remove(&key) {
-                    anomalies.push(format!("tip {key} deleted twice"));
-                }
+                tip_keys.insert(key);
             }
         }
     }
@@ -426,8 +493,10 @@ fn verify<C: CheckConn>(
         anomalies.join("\n")
     );
     println!(
-        "{what}: {} inserts, {} deletes, {recounts} clean recounts, {conflicts} conflicts",
+        "{what}: {} inserts, {} moves, {} deletes, {recounts} clean recounts, {conflicts} \
+         conflicts",
         seen.iter().map(|s| s.inserted.len()).sum::<usize>(),
+        seen.iter().map(|s| s.moves).sum::<usize>(),
         seen.iter().map(|s| s.deleted.len()).sum::<usize>(),
     );
 }
