@@ -49,6 +49,8 @@ pub fn no_such_field(keyed: &Keyed<Ident>, ident: &Ident) -> Error {
     let Keyed { key, value } = keyed;
     let what = if key == "sum" {
         "the field whose value each row adds"
+    } else if key == "when" {
+        "the `bool` field that says whether a row counts"
     } else {
         "the field that holds the parent's key"
     };
@@ -58,7 +60,7 @@ pub fn no_such_field(keyed: &Keyed<Ident>, ident: &Ident) -> Error {
     )
 }
 
-/// `foreign_key` or `sum` naming a field the insert leaves out.
+/// `foreign_key`, `sum` or `when` naming a field the insert leaves out.
 pub fn skipped(keyed: &Keyed<Ident>, skip_insertion: &Ident) -> Error {
     let Keyed { key, value } = keyed;
     let mut err = Error::new_spanned(

@@ -158,9 +158,10 @@ fn counter_cache(model: &CacheModel) -> TokenStream {
     let when = model.when.as_ref().map(|when| {
         let table = &model.table;
         let column = &when.column;
-        let field = when.field;
-        // Spanned at `when = ..`: a field that is not a `bool` is a mismatch there.
-        let value = quote_spanned!(when.written.span()=> self.#field);
+        // The field named as written, spanned at `when = ..`: a field that is not a `bool`
+        // is a mismatch there.
+        let written = &when.written;
+        let value = quote_spanned!(written.span()=> self.#written);
         quote! {
             const WHEN: ::core::option::Option<&'static str> =
                 ::core::option::Option::Some(<#table::#column as #private::Column>::NAME);
