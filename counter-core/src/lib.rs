@@ -90,7 +90,7 @@ pub use buffer::blocking::Buffer;
 #[cfg(any(feature = "r2d2", feature = "deadpool", feature = "bb8"))]
 pub use buffer::{BufferReport, FlushPolicy};
 pub use change::{Change, ChangeColumn, ChangeOp, Changes, DistinctColumns};
-pub use counter_cache::{Counted, CounterCached, Recounted, Updated};
+pub use counter_cache::{Counted, CounterCached, CounterCaches, Recounted, Updated};
 pub use counter_derive::AtomicField;
 pub use counter_derive::CounterCache;
 pub use error::{AtomicError, ErrorKind, Limit};
@@ -129,7 +129,7 @@ pub use value::AtomicValue;
 pub mod __private {
     pub use crate::backend::{AtomicConnection, BackendOf, Out};
     pub use crate::change::{Changes, DistinctColumns};
-    pub use crate::counter_cache::{Counted, CounterCached, Recounted, Updated};
+    pub use crate::counter_cache::{Counted, CounterCached, CounterCaches, Recounted, Updated};
     pub use crate::error::AtomicError;
     pub use crate::field::{
         cache_amount, CacheChange, ChildRow, ChildRowOn, CountRows, CounterCache, CounterCacheOn,

@@ -15,8 +15,12 @@
 //! two of them wait on each other in a cycle: two opposite moves between two parents lock them
 //! in the same order.
 
+mod many;
 mod recount;
+mod steps;
 mod update;
+
+pub use many::CounterCaches;
 
 pub use recount::Recounted;
 pub use update::Updated;
@@ -26,16 +30,14 @@ use std::marker::PhantomData;
 
 use diesel::Column;
 
-use crate::backend::{
-    write_transaction, AtomicConnection, BackendOf, CallMode, Dialect, Out, RawConnection,
-};
+use steps::take_back;
+
+use crate::backend::{write_transaction, AtomicConnection, BackendOf, CallMode, Dialect, Out};
 use crate::error::AtomicError;
-use crate::field::{
-    cache_amount, AtomicField, CounterCache, CounterCacheOn, ParentKey, ParentValue,
-};
+use crate::field::{cache_amount, AtomicField, CounterCache, CounterCacheOn, ParentValue};
 use crate::lock::LockMode;
 use crate::ops::RECHECKS;
-use crate::plan::{cache_plan, Plan};
+use crate::plan::cache_plan;
 use crate::retry::{retrying, RetryPolicy};
 use crate::sql::{read, read_locked, write, ForUpdate};
 use crate::strategy::Strategy;
@@ -223,8 +225,7 @@ impl<Child: CounterCache<PCol>, PCol: Column + 'static> CounterCached<Child, PCo
                         return Err(AtomicError::NotFound);
                     };
                     let amount = cache_amount::<ParentValue<Child, PCol>, i64>(amount)?;
-                    let plan = cache_plan::<Child::On, PCol>(Child::CHANGE, amount, false)?;
-                    change_parent::<_, Child, PCol>(c, &parent, plan).await
+                    take_back::<_, Child, PCol>(c, &parent, amount).await
                 })
             })
         }))
@@ -238,37 +239,4 @@ impl<Child: CounterCache<PCol>, PCol: Column + 'static> CounterCached<Child, PCo
             <BackendOf<C> as Dialect>::NAME,
         )
     }
-}
-
-/// Changes parent `key` by `plan`, in the caller's transaction: the guarded statement, and when
-/// it matches nothing, the decision under the parent's row lock (the refusal, or the value
-/// computed and written). A plan that moves nothing only reads the value. `Ok(None)`: no
-/// parent row has `key`.
-async fn change_parent<R, Child, PCol>(
-    c: &mut R,
-    key: &ParentKey<Child, PCol>,
-    plan: Plan<ParentValue<Child, PCol>>,
-) -> Result<Option<ParentValue<Child, PCol>>, AtomicError>
-where
-    R: RawConnection,
-    R::Db: Strategy,
-    PCol: Column + 'static,
-    Child: CounterCacheOn<PCol, R::Db>,
-{
-    if plan.moves_nothing() {
-        return Ok(read::<Child::On, PCol, _>(c, key).await?);
-    }
-    if let Some(delta) = plan.delta() {
-        let changed = <R::Db as Strategy>::apply_delta::<_, Child::On, PCol>(c, key, delta);
-        if let Some(new) = changed.await? {
-            return Ok(Some(new));
-        }
-    }
-    // Missed: the parent is gone, or its guard refused; decide under its lock.
-    let Some(current) = read_locked::<Child::On, PCol, ForUpdate, _>(c, key).await? else {
-        return Ok(None);
-    };
-    let new = plan.apply_to(current)?;
-    write::<Child::On, PCol, _>(c, key, new).await?;
-    Ok(Some(new))
 }

@@ -128,8 +128,8 @@ pub(crate) trait KeyAnswer: 'static {
 /// `… RETURNING key` (PostgreSQL, SQLite).
 pub(crate) struct ReturnKey;
 
-/// No answer (MySQL: [`ChildKeyBack`] reads it, or the struct carries it).
-#[cfg_attr(not(feature = "mysql"), allow(dead_code))]
+/// No answer (MySQL: [`ChildKeyBack`] reads it, or the struct carries it; a delete whose
+/// links were read first).
 pub(crate) struct NoAnswer;
 
 impl KeyAnswer for ReturnKey {

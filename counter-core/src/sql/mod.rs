@@ -22,10 +22,11 @@ mod upsert;
 #[cfg(feature = "postgres")]
 pub(crate) use child::InsertCounted;
 pub(crate) use child::{
-    Aggregate, DeleteChild, InsertChild, LinkOf, ParentKeys, ReturnKey, UpdateChild, PARENT_PAGE,
+    Aggregate, DeleteChild, InsertChild, LinkOf, NoAnswer, ParentKeys, ReturnKey, UpdateChild,
+    PARENT_PAGE,
 };
 #[cfg(feature = "mysql")]
-pub(crate) use child::{ChildKeyBack, CountedBack, NoAnswer};
+pub(crate) use child::{ChildKeyBack, CountedBack};
 #[cfg(feature = "mysql")]
 pub(crate) use delta::{Captured, Unanswered};
 pub(crate) use delta::{DeltaUpdate, Down, Returning, Up};
