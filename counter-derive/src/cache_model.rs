@@ -22,6 +22,16 @@ pub struct CacheModel<'a> {
     pub key: ChildKey<'a>,
     /// The columns an insert sets, in field order.
     pub inserted: Vec<Inserted<'a>>,
+    /// One per `#[counter_cache]`, in order (at most [`MAX_CACHES`]).
+    pub caches: Vec<Cache<'a>>,
+}
+
+/// How many `#[counter_cache]` attributes one struct may carry: counter-core's
+/// `CounterCaches` takes tuples of up to three parent columns.
+pub const MAX_CACHES: usize = 3;
+
+/// One `#[counter_cache]`, resolved against the fields.
+pub struct Cache<'a> {
     /// `parent = ..`: the model whose counter the child counts into.
     pub parent: Path,
     /// `column = ..`: the parent's counter column.
@@ -134,9 +144,9 @@ impl<'a> CacheModel<'a> {
             cx.syn_error(err);
         }
 
-        let caches = attr::counter_caches(cx, &input.attrs);
-        for extra in caches.iter().skip(1) {
-            cx.syn_error(valid::one_cache_only(extra.original));
+        let attrs = attr::counter_caches(cx, &input.attrs);
+        for extra in attrs.iter().skip(MAX_CACHES) {
+            cx.syn_error(valid::too_many_caches(extra.original, MAX_CACHES));
         }
         let diesel = attr::diesel_struct(cx, &input.attrs);
         let table = diesel.table_name.unwrap_or_else(|| {
@@ -174,13 +184,36 @@ impl<'a> CacheModel<'a> {
             })
             .collect();
 
-        let Some(cache) = caches.first() else {
+        let Some(first) = attrs.first() else {
             cx.syn_error(valid::no_cache(&input.ident));
             return None;
         };
+        // `key_type` describes the child, not a cache: read from the first attribute, an
+        // error on any other.
+        for later in attrs.iter().skip(1) {
+            if let Some(key_type) = &later.key_type {
+                cx.syn_error(valid::key_type_not_first(key_type));
+            }
+        }
         let key = key_column
-            .map(|column| ChildKey::new(cx, column, &fields, cache.key_type.as_ref(), key_span));
-        let cache = Cache::from_attr(cx, cache, &fields, &input.ident);
+            .map(|column| ChildKey::new(cx, column, &fields, first.key_type.as_ref(), key_span));
+        let caches: Vec<Option<Cache>> = attrs
+            .iter()
+            .take(MAX_CACHES)
+            .map(|attr| Cache::from_attr(cx, attr, &fields, &input.ident))
+            .collect();
+        let caches: Option<Vec<Cache>> = caches.into_iter().collect();
+        if let Some(caches) = &caches {
+            for (i, cache) in caches.iter().enumerate() {
+                let column = cache.column.to_token_stream().to_string();
+                let twice = caches[..i]
+                    .iter()
+                    .any(|earlier| earlier.column.to_token_stream().to_string() == column);
+                if twice {
+                    cx.syn_error(valid::column_twice(&cache.column));
+                }
+            }
+        }
 
         let inserted = fields
             .iter()
@@ -192,18 +225,13 @@ impl<'a> CacheModel<'a> {
             })
             .collect();
 
-        let (cache, key) = (cache?, key?);
+        let (caches, key) = (caches?, key?);
         Some(CacheModel {
             ident: &input.ident,
             table,
             key,
             inserted,
-            parent: cache.parent,
-            column: cache.column,
-            foreign_key: cache.foreign_key,
-            amount: cache.amount,
-            when: cache.when,
-            change: cache.change,
+            caches,
         })
     }
 }
@@ -238,16 +266,6 @@ impl<'a> ChildKey<'a> {
             span,
         }
     }
-}
-
-/// The `#[counter_cache]` attribute, resolved against the fields.
-struct Cache<'a> {
-    parent: Path,
-    column: Path,
-    foreign_key: ForeignKey<'a>,
-    amount: Amount<'a>,
-    when: Option<When<'a>>,
-    change: Change,
 }
 
 impl<'a> Cache<'a> {
@@ -404,9 +422,10 @@ mod tests {
             .map(|f| f.column.to_string())
             .collect();
         assert_eq!(columns, ["article_id", "visitor"]);
-        assert_eq!(model.foreign_key.column, "article_id");
-        assert!(matches!(model.amount, Amount::Count));
-        assert_eq!(model.change, Change::Increment);
+        let cache = &model.caches[0];
+        assert_eq!(cache.foreign_key.column, "article_id");
+        assert!(matches!(cache.amount, Amount::Count));
+        assert_eq!(cache.change, Change::Increment);
     }
 
     #[test]
@@ -422,9 +441,10 @@ mod tests {
             .map(|f| f.column.to_string())
             .collect();
         assert_eq!(columns, ["order_no", "product_id", "quantity", "note"]);
-        assert_eq!(model.foreign_key.field, "product");
-        assert_eq!(model.foreign_key.column, "product_id");
-        assert!(matches!(&model.amount, Amount::Sum { column, .. } if column == "quantity"));
-        assert_eq!(model.change, Change::DecrementIfAtLeast);
+        let cache = &model.caches[0];
+        assert_eq!(cache.foreign_key.field, "product");
+        assert_eq!(cache.foreign_key.column, "product_id");
+        assert!(matches!(&cache.amount, Amount::Sum { column, .. } if column == "quantity"));
+        assert_eq!(cache.change, Change::DecrementIfAtLeast);
     }
 }

@@ -4,7 +4,7 @@
 
 use crate::attr::{Keyed, PrimaryKey, CACHE_KEYS};
 use crate::cache_model::Change;
-use syn::{Attribute, DeriveInput, Error, Ident, Result, Type};
+use syn::{Attribute, DeriveInput, Error, Ident, Path, Result, Type};
 
 /// No `#[counter_cache]` on the struct.
 pub fn no_cache(ident: &Ident) -> Error {
@@ -16,12 +16,31 @@ pub fn no_cache(ident: &Ident) -> Error {
     )
 }
 
-/// A second `#[counter_cache]`.
-pub fn one_cache_only(attr: &Attribute) -> Error {
+/// A `#[counter_cache]` past the last a struct may carry.
+pub fn too_many_caches(attr: &Attribute, max: usize) -> Error {
     Error::new_spanned(
         attr,
-        "one counter cache per child struct for now (several parents per child is planned); \
-         keep one #[counter_cache(..)]",
+        format!(
+            "at most {max} #[counter_cache(..)] attributes per child struct (each insert, \
+             update and delete changes every one of them in one transaction)"
+        ),
+    )
+}
+
+/// `key_type` on a `#[counter_cache]` after the first.
+pub fn key_type_not_first(key_type: &Keyed<Type>) -> Error {
+    Error::new_spanned(
+        &key_type.key,
+        "`key_type` describes the child's key: give it on the first #[counter_cache] only",
+    )
+}
+
+/// A second `#[counter_cache]` naming a column an earlier one names.
+pub fn column_twice(column: &Path) -> Error {
+    Error::new_spanned(
+        column,
+        "another #[counter_cache] of this struct already counts into this column; each cache \
+         names its own parent column",
     )
 }
 

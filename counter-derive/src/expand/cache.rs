@@ -8,7 +8,7 @@
 use super::cache_docs::CacheDocs;
 use super::key::respan;
 use super::tokens::{call, private};
-use crate::cache_model::{Amount, CacheModel, Change};
+use crate::cache_model::{Amount, Cache, CacheModel, Change};
 use proc_macro2::{Ident, TokenStream};
 use quote::{format_ident, quote, quote_spanned};
 use syn::ext::IdentExt;
@@ -18,7 +18,11 @@ pub fn expand(model: &CacheModel) -> TokenStream {
     let primary_key = primary_key_check(model);
     let child_row = child_row(model);
     let child_row_on = child_row_on(model);
-    let counter_cache = counter_cache(model);
+    let counter_cache: TokenStream = model
+        .caches
+        .iter()
+        .map(|cache| counter_cache(model, cache))
+        .collect();
     let methods = methods(model);
     quote! {
         #primary_key
@@ -122,30 +126,30 @@ fn child_row_on(model: &CacheModel) -> TokenStream {
 }
 
 /// `<Parent as AtomicField<column>>::Key` and `::Value`.
-fn parent_types(model: &CacheModel) -> (TokenStream, TokenStream) {
+fn parent_types(cache: &Cache) -> (TokenStream, TokenStream) {
     let private = private();
-    let parent = &model.parent;
-    let column = &model.column;
+    let parent = &cache.parent;
+    let column = &cache.column;
     let field = quote!(<#parent as #private::AtomicField<#column>>);
     (quote!(#field::Key), quote!(#field::Value))
 }
 
 /// `CounterCache<column>`: the parent, the foreign key, the amount and the change.
-fn counter_cache(model: &CacheModel) -> TokenStream {
+fn counter_cache(model: &CacheModel, cache: &Cache) -> TokenStream {
     let private = private();
     let ident = model.ident;
     let table = &model.table;
-    let parent = &model.parent;
-    let column = &model.column;
-    let (parent_key, parent_value) = parent_types(model);
-    let foreign_key = &model.foreign_key.column;
-    let change = model.change.variant();
+    let parent = &cache.parent;
+    let column = &cache.column;
+    let (parent_key, parent_value) = parent_types(cache);
+    let foreign_key = &cache.foreign_key.column;
+    let change = cache.change.variant();
     // Spanned at `foreign_key = ..`: a field whose type is not the parent's key type is a
     // mismatch there.
-    let written = &model.foreign_key.written;
-    let field = model.foreign_key.field;
+    let written = &cache.foreign_key.written;
+    let field = cache.foreign_key.field;
     let key = quote_spanned!(written.span()=> key);
-    let (amount_ty, amount) = match &model.amount {
+    let (amount_ty, amount) = match &cache.amount {
         Amount::Count => (
             quote!(#private::CountRows),
             quote!(#private::cache_amount::<#parent_value, i64>(1)),
@@ -155,7 +159,7 @@ fn counter_cache(model: &CacheModel) -> TokenStream {
             quote!(#private::cache_amount::<#parent_value, #ty>(self.#field)),
         ),
     };
-    let when = model.when.as_ref().map(|when| {
+    let when = cache.when.as_ref().map(|when| {
         let table = &model.table;
         let column = &when.column;
         // The field named as written, spanned at `when = ..`: a field that is not a `bool`
@@ -192,37 +196,76 @@ fn counter_cache(model: &CacheModel) -> TokenStream {
     }
 }
 
-/// `insert_counted`, `update_counted`, `delete_counted`, `recount_<column>` and `recount_all_<column>` (for a
-/// cache that increments its parent: a decremented parent holds a base its children do not
-/// know, and counter-core refuses to recount it), and `counter_cache_<column>()`.
+/// `insert_counted`, `update_counted` and `delete_counted` (on every cache at once), and per
+/// cache `recount_<column>` and `recount_all_<column>` (for a cache that increments its parent:
+/// a decremented parent holds a base its children do not know, and counter-core refuses to
+/// recount it) and `counter_cache_<column>()`; with several caches, `counter_caches()`.
 fn methods(model: &CacheModel) -> TokenStream {
+    let ident = model.ident;
+    let shared = match model.caches.as_slice() {
+        [cache] => one_cache_methods(model, cache),
+        caches => several_caches_methods(model, caches),
+    };
+    let per_cache: TokenStream = model
+        .caches
+        .iter()
+        .map(|cache| cache_methods(model, cache))
+        .collect();
+    quote! {
+        impl #ident {
+            #shared
+            #per_cache
+        }
+    }
+}
+
+/// `C: AtomicConnection` and the child's `CounterCacheOn` of each cache on `C`'s backend.
+fn where_clause(model: &CacheModel) -> TokenStream {
     let private = private();
     let ident = model.ident;
-    let column = &model.column;
-    let key_ty = &model.key.ty;
-    let (parent_key, parent_value) = parent_types(model);
-    let handle = quote!(#private::CounterCached::<#ident, #column>::new());
-    let where_clause = quote! {
+    let columns = model.caches.iter().map(|cache| &cache.column);
+    quote! {
         where
             C: #private::AtomicConnection,
-            #ident: #private::CounterCacheOn<#column, #private::BackendOf<C>>,
+            #(#ident: #private::CounterCacheOn<#columns, #private::BackendOf<C>>,)*
+    }
+}
+
+/// A method named `prefix` + the column's name, with the span of its last segment: "no method
+/// named .." points at `column`. The name is the last segment (`view_count`), or `table_column`
+/// (`posts_comments`) when another cache of the struct counts into a column of the same name.
+fn column_method(model: &CacheModel, cache: &Cache, prefix: &str) -> Ident {
+    let name = |path: &syn::Path| -> String {
+        let last = &path.segments.last().expect("a path has a segment").ident;
+        last.unraw().to_string()
     };
-
-    // Named after the parent column, with its span: "no method named .." points at `column`.
-    let last = &column.segments.last().expect("a path has a segment").ident;
-    let name = |prefix: &str| -> Ident {
-        format_ident!("{}{}", prefix, last.unraw().to_string(), span = last.span())
+    let column = name(&cache.column);
+    let shared = model
+        .caches
+        .iter()
+        .filter(|other| name(&other.column) == column)
+        .count()
+        > 1;
+    let segments = &cache.column.segments;
+    let last = &segments.last().expect("a path has a segment").ident;
+    let suffix = match segments.len().checked_sub(2).filter(|_| shared) {
+        Some(table) => format!("{}_{column}", segments[table].ident.unraw()),
+        None => column,
     };
-    let recount = name("recount_");
-    let recount_all = name("recount_all_");
-    let accessor = name("counter_cache_");
+    format_ident!("{}{}", prefix, suffix, span = last.span())
+}
 
-    let docs = CacheDocs::new(model);
-    let doc_insert = docs.insert();
-    let doc_delete = docs.delete();
-    let doc_update = docs.update();
-    let doc_handle = docs.handle(&accessor);
-
+/// The shared methods of a struct with one cache: they call its `CounterCached` handle.
+fn one_cache_methods(model: &CacheModel, cache: &Cache) -> TokenStream {
+    let private = private();
+    let ident = model.ident;
+    let column = &cache.column;
+    let key_ty = &model.key.ty;
+    let (parent_key, parent_value) = parent_types(cache);
+    let handle = quote!(#private::CounterCached::<#ident, #column>::new());
+    let where_clause = where_clause(model);
+    let docs = CacheDocs::new(model, cache);
+    let (doc_insert, doc_update, doc_delete) = (docs.insert(), docs.update(), docs.delete());
     let call_insert = call(
         quote!(#private::Counted<#key_ty, #parent_value>),
         TokenStream::new(),
@@ -235,7 +278,110 @@ fn methods(model: &CacheModel) -> TokenStream {
         quote!(::core::option::Option<#parent_value>),
         TokenStream::new(),
     );
-    let recounts = (model.change == Change::Increment).then(|| {
+    quote! {
+        #[doc = #doc_insert]
+        pub fn insert_counted<'c, C>(&'c self, conn: &'c mut C) -> #call_insert
+        #where_clause
+        {
+            #handle.insert(conn, self)
+        }
+
+        #[doc = #doc_update]
+        pub fn update_counted<'c, C>(&'c self, conn: &'c mut C, key: #key_ty) -> #call_update
+        #where_clause
+            #parent_key: ::core::cmp::PartialOrd,
+        {
+            #handle.update(conn, key, self)
+        }
+
+        #[doc = #doc_delete]
+        pub fn delete_counted<'c, C>(conn: &'c mut C, key: #key_ty) -> #call_delete
+        #where_clause
+        {
+            #handle.delete(conn, key)
+        }
+    }
+}
+
+/// The shared methods of a struct with several caches: they call one `CounterCaches` handle
+/// on the tuple of the caches' columns, in attribute order.
+fn several_caches_methods(model: &CacheModel, caches: &[Cache]) -> TokenStream {
+    let private = private();
+    let ident = model.ident;
+    let key_ty = &model.key.ty;
+    let columns: Vec<&syn::Path> = caches.iter().map(|cache| &cache.column).collect();
+    let (parent_keys, parent_values): (Vec<TokenStream>, Vec<TokenStream>) =
+        caches.iter().map(parent_types).unzip();
+    let handle = quote!(#private::CounterCaches::<#ident, (#(#columns,)*)>::new());
+    let where_clause = where_clause(model);
+    let docs: Vec<CacheDocs> = caches
+        .iter()
+        .map(|cache| CacheDocs::new(model, cache))
+        .collect();
+    let doc_insert = CacheDocs::insert_all(&docs);
+    let doc_update = CacheDocs::update_all(&docs);
+    let doc_delete = CacheDocs::delete_all(&docs);
+    let doc_handle = CacheDocs::handle_all(&docs);
+    let call_insert = call(
+        quote!(#private::Counted<#key_ty, (#(#parent_values,)*)>),
+        TokenStream::new(),
+    );
+    let call_update = call(
+        quote!((#(#private::Updated<#parent_keys, #parent_values>,)*)),
+        TokenStream::new(),
+    );
+    let call_delete = call(
+        quote!((#(::core::option::Option<#parent_values>,)*)),
+        TokenStream::new(),
+    );
+    quote! {
+        #[doc = #doc_insert]
+        pub fn insert_counted<'c, C>(&'c self, conn: &'c mut C) -> #call_insert
+        #where_clause
+        {
+            #handle.insert(conn, self)
+        }
+
+        #[doc = #doc_update]
+        pub fn update_counted<'c, C>(&'c self, conn: &'c mut C, key: #key_ty) -> #call_update
+        #where_clause
+            #(#parent_keys: ::core::cmp::PartialOrd,)*
+        {
+            #handle.update(conn, key, self)
+        }
+
+        #[doc = #doc_delete]
+        pub fn delete_counted<'c, C>(conn: &'c mut C, key: #key_ty) -> #call_delete
+        #where_clause
+        {
+            #handle.delete(conn, key)
+        }
+
+        #[doc = #doc_handle]
+        pub fn counter_caches() -> #private::CounterCaches<#ident, (#(#columns,)*)> {
+            #private::CounterCaches::new()
+        }
+    }
+}
+
+/// One cache's own methods: its recounts (a cache that increments) and its handle.
+fn cache_methods(model: &CacheModel, cache: &Cache) -> TokenStream {
+    let private = private();
+    let ident = model.ident;
+    let column = &cache.column;
+    let (parent_key, parent_value) = parent_types(cache);
+    let handle = quote!(#private::CounterCached::<#ident, #column>::new());
+    let where_clause = quote! {
+        where
+            C: #private::AtomicConnection,
+            #ident: #private::CounterCacheOn<#column, #private::BackendOf<C>>,
+    };
+    let recount = column_method(model, cache, "recount_");
+    let recount_all = column_method(model, cache, "recount_all_");
+    let accessor = column_method(model, cache, "counter_cache_");
+    let docs = CacheDocs::new(model, cache);
+    let doc_handle = docs.handle(&accessor, model.caches.len() > 1);
+    let recounts = (cache.change == Change::Increment).then(|| {
         let doc_recount = docs.recount();
         let doc_recount_all = docs.recount_all(&recount);
         let call_recount = call(
@@ -260,37 +406,12 @@ fn methods(model: &CacheModel) -> TokenStream {
             }
         }
     });
-
     quote! {
-        impl #ident {
-            #[doc = #doc_insert]
-            pub fn insert_counted<'c, C>(&'c self, conn: &'c mut C) -> #call_insert
-            #where_clause
-            {
-                #handle.insert(conn, self)
-            }
+        #recounts
 
-            #[doc = #doc_update]
-            pub fn update_counted<'c, C>(&'c self, conn: &'c mut C, key: #key_ty) -> #call_update
-            #where_clause
-                #parent_key: ::core::clone::Clone + ::core::cmp::PartialOrd,
-            {
-                #handle.update(conn, key, self)
-            }
-
-            #[doc = #doc_delete]
-            pub fn delete_counted<'c, C>(conn: &'c mut C, key: #key_ty) -> #call_delete
-            #where_clause
-            {
-                #handle.delete(conn, key)
-            }
-
-            #recounts
-
-            #[doc = #doc_handle]
-            pub fn #accessor() -> #private::CounterCached<#ident, #column> {
-                #private::CounterCached::new()
-            }
+        #[doc = #doc_handle]
+        pub fn #accessor() -> #private::CounterCached<#ident, #column> {
+            #private::CounterCached::new()
         }
     }
 }

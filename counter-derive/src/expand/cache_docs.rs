@@ -2,7 +2,7 @@
 //! alone (as `docs.rs` does for `#[derive(AtomicField)]`), in line with the docs of
 //! `counter_core::CounterCached`.
 
-use crate::cache_model::{Amount, CacheModel, Change};
+use crate::cache_model::{Amount, Cache, CacheModel, Change};
 use quote::ToTokens;
 use syn::ext::IdentExt;
 use syn::Path;
@@ -45,19 +45,19 @@ fn column_name(path: &Path) -> String {
 }
 
 impl CacheDocs {
-    pub fn new(model: &CacheModel) -> Self {
-        let amount = match &model.amount {
+    pub fn new(model: &CacheModel, cache: &Cache) -> Self {
+        let amount = match &cache.amount {
             Amount::Count => "1".to_owned(),
             Amount::Sum { field, .. } => format!("its `{}`", field.unraw()),
         };
-        let change = match model.change {
+        let change = match cache.change {
             Change::Increment => format!("adds {amount} to"),
             Change::Decrement => format!("subtracts {amount} from"),
             Change::DecrementIfAtLeast => {
                 format!("subtracts {amount}, only if the parent holds that much, from")
             }
         };
-        let refusal = match model.change {
+        let refusal = match cache.change {
             Change::Increment => "`OutOfRange` when the parent would pass its maximum",
             Change::Decrement => "`OutOfRange` when the parent would pass its minimum",
             Change::DecrementIfAtLeast => {
@@ -73,11 +73,11 @@ impl CacheDocs {
                 .last()
                 .map_or_else(String::new, |seg| seg.ident.unraw().to_string()),
             key_column: model.key.column.unraw().to_string(),
-            parent: model.parent.to_token_stream().to_string().replace(' ', ""),
-            column: column_name(&model.column),
-            foreign_key: model.foreign_key.field.unraw().to_string(),
+            parent: cache.parent.to_token_stream().to_string().replace(' ', ""),
+            column: column_name(&cache.column),
+            foreign_key: cache.foreign_key.field.unraw().to_string(),
             change,
-            aggregate: match (&model.amount, &model.when) {
+            aggregate: match (&cache.amount, &cache.when) {
                 (Amount::Count, None) => "COUNT(*)".to_owned(),
                 (Amount::Sum { column, .. }, None) => format!("SUM({})", column.unraw()),
                 (Amount::Count, Some(when)) => {
@@ -88,7 +88,7 @@ impl CacheDocs {
                 }
             },
             refusal,
-            when: model.when.as_ref().map_or_else(String::new, |when| {
+            when: cache.when.as_ref().map_or_else(String::new, |when| {
                 format!(", only while its `{}` is true", when.field.unraw())
             }),
         }
@@ -180,12 +180,83 @@ impl CacheDocs {
         )
     }
 
-    pub fn handle(&self, method: &syn::Ident) -> String {
+    pub fn handle(&self, method: &syn::Ident, several: bool) -> String {
         let CacheDocs { child, column, .. } = self;
-        format!(
+        let mut doc = format!(
             " The handle on the counter cache of `{child}` into `{column}` \
              (`counter_core::CounterCached`), for per-call options, e.g. \
-             `{child}::{method}().retry(policy).insert(conn, &row)`."
+             `{child}::{method}().retry(policy).recount(conn, &keys)`."
+        );
+        if several {
+            doc.push_str(&format!(
+                " Its `insert`, `update` and `delete` change this cache alone: `{child}`'s \
+                 other caches would drift. Use `insert_counted`, `update_counted`, \
+                 `delete_counted` or `{child}::counter_caches()`."
+            ));
+        }
+        doc
+    }
+
+    /// `posts.comments`, `users.comments`: every cache's column, for the shared methods.
+    fn columns(all: &[CacheDocs]) -> String {
+        all.iter()
+            .map(|docs| format!("`{}`", docs.column))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    pub fn insert_all(all: &[CacheDocs]) -> String {
+        let CacheDocs { child, table, .. } = &all[0];
+        let columns = Self::columns(all);
+        format!(
+            " Inserts this `{child}` into `{table}` and changes each of its counters ({columns}) \
+             by the row's amount, all or nothing, in one transaction: the parents first, in \
+             this order, then the `INSERT`. Returns the new row's key and each parent's new \
+             value, in this order.\n\n # Errors\n `AtomicError::NotFound` when a parent does \
+             not exist, `Insufficient` / `OutOfRange` / `NegativeAmount` when a parent's guard \
+             refuses, and the database's own errors for the row (`Database`); nothing is \
+             written on any error."
+        )
+    }
+
+    pub fn update_all(all: &[CacheDocs]) -> String {
+        let CacheDocs {
+            table, key_column, ..
+        } = &all[0];
+        let columns = Self::columns(all);
+        format!(
+            " Sets the `{table}` row whose `{key_column}` is `key` to this struct's values (all \
+             but the key) and keeps each counter ({columns}) exact, in one transaction: a new \
+             foreign key moves the row's amount from the old parent to the new one (the two \
+             in key order), otherwise the parent changes by the difference. Returns each \
+             cache's parents after the change, in this order.\n\n # Errors\n \
+             `AtomicError::NotFound` when no row has that key or a new parent does not exist, \
+             a parent's guard refusal; nothing is written on any error."
+        )
+    }
+
+    pub fn delete_all(all: &[CacheDocs]) -> String {
+        let CacheDocs {
+            table, key_column, ..
+        } = &all[0];
+        let columns = Self::columns(all);
+        format!(
+            " Deletes the `{table}` row whose `{key_column}` is `key` and reverses its change of \
+             each counter ({columns}), in one transaction, only if the row was there (of two \
+             concurrent deletes, one changes the parents). Returns each parent's new value, \
+             `None` for a parent that does not exist.\n\n # Errors\n `AtomicError::NotFound` \
+             when no row has that key (nothing changed), `OutOfRange` when a reversal would \
+             pass a parent's bound (the row is kept)."
+        )
+    }
+
+    pub fn handle_all(all: &[CacheDocs]) -> String {
+        let CacheDocs { child, .. } = &all[0];
+        let columns = Self::columns(all);
+        format!(
+            " The handle on every counter cache of `{child}` ({columns}) \
+             (`counter_core::CounterCaches`), for per-call options, e.g. \
+             `{child}::counter_caches().retry(policy).insert(conn, &row)`."
         )
     }
 }

@@ -243,13 +243,16 @@ mod tests {
                 "ChildRowOn<__DB>forNewView",
                 "::std::string::String:::counter_core::__private::ToSql<",
                 "ToSql<<views::visitoras::counter_core::__private::Expression>::SqlType,__DB>",
-                "out.push_sql(\",\");",
+                "0usize=>out.push_bind_param::<<views::article_idas",
+                "1usize=>out.push_bind_param::<<views::visitoras",
                 "CounterCache<articles::view_count>forNewView",
                 "typeParent=Article;typeForeignKey=views::article_id;",
                 "typeAmount=::counter_core::__private::CountRows;",
                 "CacheChange::Increment;",
                 "AtomicField<articles::view_count>>::Value,i64>(1)",
                 "fninsert_counted<'c,C>(&'cself,conn:&'cmutC)",
+                "fnupdate_counted<'c,C>(&'cself,conn:&'cmutC,key:i64)",
+                "CounterCached::<NewView,articles::view_count>::new().update(conn,key,self)",
                 "fndelete_counted<'c,C>(conn:&'cmutC,key:i64)",
                 "fnrecount_view_count<'c,C>(conn:&'cmutC,keys:&'c[<Articleas",
                 "fnrecount_all_view_count<'c,C>(conn:&'cmutC)",
@@ -311,13 +314,79 @@ mod tests {
             &input,
             &[
                 "generic models",
-                "one counter cache per child struct",
                 "one-column primary key",
                 "not supported by CounterCache: `embed`",
                 "is missing `parent = Parent`",
                 "has no field `parent`",
                 "`sum = note` needs an integer field",
                 "unknown `change = up`",
+            ],
+        );
+    }
+
+    #[test]
+    fn several_caches_expand_onto_one_handle() {
+        let input: DeriveInput = parse_quote! {
+            #[diesel(table_name = comments)]
+            #[counter_cache(parent = Post, column = posts::comments, foreign_key = post_id)]
+            #[counter_cache(parent = User, column = users::comments, foreign_key = user_id,
+                            when = published)]
+            struct NewComment {
+                post_id: i64,
+                user_id: i64,
+                published: bool,
+            }
+        };
+        let tokens = derive_cache(&input).unwrap();
+        syn::parse2::<syn::File>(tokens.clone()).unwrap();
+        let compact: String = tokens
+            .to_string()
+            .chars()
+            .filter(|c| !c.is_whitespace())
+            .collect();
+        assert_has(
+            &compact,
+            &[
+                "CounterCache<posts::comments>forNewComment",
+                "CounterCache<users::comments>forNewComment",
+                "typeForeignKey=comments::user_id;",
+                "fncounts(&self)->bool{self.published}",
+                "CounterCaches::<NewComment,(posts::comments,users::comments,)>::new().insert(conn,self)",
+                "NewComment:::counter_core::__private::CounterCacheOn<posts::comments,",
+                "NewComment:::counter_core::__private::CounterCacheOn<users::comments,",
+                "fncounter_caches()",
+                // Two columns named `comments`: each cache's methods name its table too.
+                "fnrecount_posts_comments",
+                "fnrecount_all_users_comments",
+                "fncounter_cache_users_comments()",
+            ],
+        );
+        assert_eq!(
+            compact.matches("fncounts(").count(),
+            1,
+            "only the cache with `when` counts conditionally"
+        );
+    }
+
+    #[test]
+    fn several_caches_errors() {
+        let input: DeriveInput = parse_quote! {
+            #[counter_cache(parent = P, column = ps::n, foreign_key = p_id)]
+            #[counter_cache(parent = P, column = ps::n, foreign_key = p_id, key_type = i32)]
+            #[counter_cache(parent = Q, column = qs::n, foreign_key = q_id)]
+            #[counter_cache(parent = R, column = rs::n, foreign_key = r_id)]
+            struct Child {
+                p_id: i64,
+                q_id: i64,
+                r_id: i64,
+            }
+        };
+        assert_cache_errors(
+            &input,
+            &[
+                "at most 3 #[counter_cache(..)] attributes",
+                "`key_type` describes the child's key",
+                "already counts into this column",
             ],
         );
     }
