@@ -213,13 +213,25 @@ pub struct Topic {
     pub stars: i64,
 }
 
-/// A review: its stars count into its topic only while it is published (a conditional sum).
+/// The parent of [`NewReview`]'s second cache: `reviews` counts every review by the reviewer.
+#[derive(Debug, Queryable, Selectable, Identifiable, AtomicField)]
+#[diesel(table_name = ct_reviewers)]
+pub struct Reviewer {
+    pub id: i64,
+    #[atomic(min = 0)]
+    pub reviews: i64,
+}
+
+/// A review, with two caches changed together: its stars count into its topic only while it
+/// is published (a conditional sum), and it counts one into its reviewer, published or not.
 #[derive(Debug, Clone, CounterCache)]
 #[diesel(table_name = ct_reviews)]
 #[counter_cache(parent = Topic, column = ct_topics::stars, foreign_key = topic_id, sum = stars,
                 when = published)]
+#[counter_cache(parent = Reviewer, column = ct_reviewers::reviews, foreign_key = reviewer_id)]
 pub struct NewReview {
     pub topic_id: i64,
+    pub reviewer_id: i64,
     pub stars: i32,
     pub published: bool,
 }

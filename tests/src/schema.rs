@@ -191,10 +191,20 @@ diesel::table! {
 }
 
 diesel::table! {
-    /// A topic's reviews: `stars` counts into `ct_topics.stars` only while `published`.
+    /// A parent of an unconditional count cache: `reviews` counts its reviewer's reviews.
+    ct_reviewers (id) {
+        id -> BigInt,
+        reviews -> BigInt,
+    }
+}
+
+diesel::table! {
+    /// Reviews, with two caches: `stars` counts into `ct_topics.stars` only while `published`,
+    /// and each review counts one into `ct_reviewers.reviews`.
     ct_reviews (id) {
         id -> BigInt,
         topic_id -> BigInt,
+        reviewer_id -> BigInt,
         stars -> Integer,
         published -> Bool,
     }

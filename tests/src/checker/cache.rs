@@ -24,7 +24,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
 
 use counter_core::{
-    AsyncConnection, AtomicConnection, AtomicError, BackendOf, Blocking, CallMode, CounterCacheOn,
+    AsyncConnection, AtomicConnection, AtomicError, BackendOf, CallMode, CounterCacheOn,
     CounterCached, RawConnection,
 };
 use diesel::connection::SimpleConnection;
@@ -32,6 +32,7 @@ use diesel::r2d2::{ConnectionManager, Pool};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
+use super::driver::{on_async_threads, on_pooled_threads};
 use super::watchdog::Watchdog;
 use super::{CheckConn, Plan, THREADS};
 use crate::db::settle;
@@ -318,20 +319,8 @@ where
         format!("cell {cell}, counter caches, seed {}", ctx.seed),
         THREADS,
     );
-    let seen: Vec<Seen> = std::thread::scope(|scope| {
-        let threads: Vec<_> = (0..THREADS)
-            .map(|thread| {
-                let (ctx, watchdog) = (&ctx, &watchdog);
-                scope.spawn(move || {
-                    let mut conn = pool.get().expect("checker: a connection");
-                    Blocking::drive(thread_calls(ctx, thread, watchdog, &mut *conn))
-                })
-            })
-            .collect();
-        threads
-            .into_iter()
-            .map(|t| t.join().expect("a checker thread panicked"))
-            .collect()
+    let seen = on_pooled_threads(pool, THREADS, async |thread, conn: &mut C| {
+        thread_calls(&ctx, thread, &watchdog, conn).await
     });
     verify(cell, pool, &ctx, seen, "blocking");
 }
@@ -351,40 +340,12 @@ pub fn run_cache_async<C, A>(
     NewTip: CounterCacheOn<ct_posts::tips, BackendOf<A>>,
 {
     let ctx = setup(pool, plan);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("checker: a tokio runtime");
     let watchdog = Watchdog::start(
         format!("cell {cell}, async counter caches, seed {}", ctx.seed),
         THREADS,
     );
-    let seen: Vec<Seen> = std::thread::scope(|scope| {
-        let threads: Vec<_> = (0..THREADS)
-            .map(|thread| {
-                let (ctx, watchdog, runtime) = (&ctx, &watchdog, &runtime);
-                scope.spawn(move || {
-                    runtime.block_on(async {
-                        let mut conn = A::establish(url).await.unwrap_or_else(|e| {
-                            panic!("checker: an async connection to {url}: {e}")
-                        });
-                        if !setup_sql.is_empty() {
-                            diesel_async::SimpleAsyncConnection::batch_execute(
-                                &mut conn, setup_sql,
-                            )
-                            .await
-                            .unwrap_or_else(|e| panic!("checker: {setup_sql}: {e}"));
-                        }
-                        thread_calls(ctx, thread, watchdog, &mut conn).await
-                    })
-                })
-            })
-            .collect();
-        threads
-            .into_iter()
-            .map(|t| t.join().expect("a checker thread panicked"))
-            .collect()
+    let seen = on_async_threads(url, setup_sql, THREADS, async |thread, conn: &mut A| {
+        thread_calls(&ctx, thread, &watchdog, conn).await
     });
     verify(cell, pool, &ctx, seen, "async");
 }

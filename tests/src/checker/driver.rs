@@ -174,3 +174,68 @@ where
 fn left_in_transaction<R: RawConnection>(conn: &mut R) -> bool {
     !matches!(conn.transaction_status().transaction_depth(), Ok(None))
 }
+
+/// Runs `body(thread, conn)` on `threads` threads, each with its own blocking connection from
+/// `pool`, driven to completion in place; the results in thread order.
+pub fn on_pooled_threads<C, T>(
+    pool: &Pool<ConnectionManager<C>>,
+    threads: usize,
+    body: impl AsyncFn(usize, &mut C) -> T + Sync,
+) -> Vec<T>
+where
+    C: CheckConn,
+    T: Send,
+{
+    let body = &body;
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..threads)
+            .map(|thread| {
+                scope.spawn(move || {
+                    let mut conn = pool.get().expect("checker: a connection");
+                    Blocking::drive(body(thread, &mut *conn))
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|t| t.join().expect("a checker thread panicked"))
+            .collect()
+    })
+}
+
+/// Runs `body(thread, conn)` on `threads` threads, each with its own diesel-async connection
+/// of type `A` to `url` (set up with `setup`), all on one multi-threaded tokio runtime of two
+/// workers (timers and I/O shared, as a service runs them); the results in thread order.
+pub fn on_async_threads<A, T>(
+    url: &str,
+    setup: &str,
+    threads: usize,
+    body: impl AsyncFn(usize, &mut A) -> T + Sync,
+) -> Vec<T>
+where
+    A: DieselAsync + 'static,
+    T: Send,
+{
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("checker: a tokio runtime");
+    let (body, runtime) = (&body, &runtime);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..threads)
+            .map(|thread| {
+                scope.spawn(move || {
+                    runtime.block_on(async {
+                        let mut conn = connect::<A>(url, setup).await;
+                        body(thread, &mut conn).await
+                    })
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|t| t.join().expect("a checker thread panicked"))
+            .collect()
+    })
+}

@@ -46,10 +46,13 @@ CREATE TABLE IF NOT EXISTS ct_orders (id BIGSERIAL PRIMARY KEY,
     product_id BIGINT NOT NULL REFERENCES ct_products (id), quantity INTEGER NOT NULL, note TEXT);
 CREATE INDEX IF NOT EXISTS ct_orders_product ON ct_orders (product_id);
 CREATE TABLE IF NOT EXISTS ct_topics (id BIGINT PRIMARY KEY, stars BIGINT NOT NULL);
+CREATE TABLE IF NOT EXISTS ct_reviewers (id BIGINT PRIMARY KEY, reviews BIGINT NOT NULL);
 CREATE TABLE IF NOT EXISTS ct_reviews (id BIGSERIAL PRIMARY KEY,
-    topic_id BIGINT NOT NULL REFERENCES ct_topics (id), stars INTEGER NOT NULL,
+    topic_id BIGINT NOT NULL REFERENCES ct_topics (id),
+    reviewer_id BIGINT NOT NULL REFERENCES ct_reviewers (id), stars INTEGER NOT NULL,
     published BOOLEAN NOT NULL);
 CREATE INDEX IF NOT EXISTS ct_reviews_topic ON ct_reviews (topic_id);
+CREATE INDEX IF NOT EXISTS ct_reviews_reviewer ON ct_reviews (reviewer_id);
 ";
 
 /// MySQL/MariaDB's tables.
@@ -102,9 +105,12 @@ CREATE TABLE IF NOT EXISTS ct_orders (id BIGINT AUTO_INCREMENT PRIMARY KEY,
     FOREIGN KEY (product_id) REFERENCES ct_products (id)) ENGINE = InnoDB;
 CREATE TABLE IF NOT EXISTS ct_topics (id BIGINT PRIMARY KEY, stars BIGINT NOT NULL)
     ENGINE = InnoDB;
+CREATE TABLE IF NOT EXISTS ct_reviewers (id BIGINT PRIMARY KEY, reviews BIGINT NOT NULL)
+    ENGINE = InnoDB;
 CREATE TABLE IF NOT EXISTS ct_reviews (id BIGINT AUTO_INCREMENT PRIMARY KEY,
-    topic_id BIGINT NOT NULL, stars INT NOT NULL, published BOOLEAN NOT NULL,
-    FOREIGN KEY (topic_id) REFERENCES ct_topics (id)) ENGINE = InnoDB;
+    topic_id BIGINT NOT NULL, reviewer_id BIGINT NOT NULL, stars INT NOT NULL,
+    published BOOLEAN NOT NULL, FOREIGN KEY (topic_id) REFERENCES ct_topics (id),
+    FOREIGN KEY (reviewer_id) REFERENCES ct_reviewers (id)) ENGINE = InnoDB;
 ";
 
 /// SQLite's tables.
@@ -150,8 +156,11 @@ CREATE TABLE IF NOT EXISTS ct_orders (id INTEGER PRIMARY KEY AUTOINCREMENT,
     product_id BIGINT NOT NULL REFERENCES ct_products (id), quantity INTEGER NOT NULL, note TEXT);
 CREATE INDEX IF NOT EXISTS ct_orders_product ON ct_orders (product_id);
 CREATE TABLE IF NOT EXISTS ct_topics (id BIGINT PRIMARY KEY, stars BIGINT NOT NULL);
+CREATE TABLE IF NOT EXISTS ct_reviewers (id BIGINT PRIMARY KEY, reviews BIGINT NOT NULL);
 CREATE TABLE IF NOT EXISTS ct_reviews (id INTEGER PRIMARY KEY AUTOINCREMENT,
-    topic_id BIGINT NOT NULL REFERENCES ct_topics (id), stars INTEGER NOT NULL,
+    topic_id BIGINT NOT NULL REFERENCES ct_topics (id),
+    reviewer_id BIGINT NOT NULL REFERENCES ct_reviewers (id), stars INTEGER NOT NULL,
     published BOOLEAN NOT NULL);
 CREATE INDEX IF NOT EXISTS ct_reviews_topic ON ct_reviews (topic_id);
+CREATE INDEX IF NOT EXISTS ct_reviews_reviewer ON ct_reviews (reviewer_id);
 ";

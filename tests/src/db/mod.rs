@@ -150,8 +150,12 @@ pub trait TestDb: Sized + Send + Sync + 'static {
     fn topic(&self, id: i64) -> i64;
     /// What a topic's `stars` should hold: the sum of its published reviews' stars.
     fn topic_children(&self, id: i64) -> i64;
-    /// A review's `(topic_id, stars, published)`, `None` when no row has `id`.
-    fn review(&self, id: i64) -> Option<(i64, i32, bool)>;
+    /// A review's `(topic_id, reviewer_id, stars, published)`, `None` when no row has `id`.
+    fn review(&self, id: i64) -> Option<(i64, i64, i32, bool)>;
+    /// A new reviewer with no reviews; returns its id.
+    fn new_reviewer(&self) -> i64;
+    /// `(reviews column, COUNT(*) of the reviewer's reviews)`.
+    fn reviewer(&self, id: i64) -> (i64, i64);
 }
 
 /// A fresh row id: a random per-process base plus a process-wide counter, so tests running in
@@ -291,17 +295,42 @@ macro_rules! row_helpers {
             })
         }
 
-        fn review(&self, id: i64) -> Option<(i64, i32, bool)> {
+        fn review(&self, id: i64) -> Option<(i64, i64, i32, bool)> {
             harness(self.pool(), "read a review", |c| {
                 ct_reviews::table
                     .find(id)
                     .select((
                         ct_reviews::topic_id,
+                        ct_reviews::reviewer_id,
                         ct_reviews::stars,
                         ct_reviews::published,
                     ))
                     .first(c)
                     .optional()
+            })
+        }
+
+        fn new_reviewer(&self) -> i64 {
+            let id = next_id();
+            harness(self.pool(), "insert reviewer", |c| {
+                diesel::insert_into(ct_reviewers::table)
+                    .values((ct_reviewers::id.eq(id), ct_reviewers::reviews.eq(0)))
+                    .execute(c)
+            });
+            id
+        }
+
+        fn reviewer(&self, id: i64) -> (i64, i64) {
+            harness(self.pool(), "read a reviewer", |c| {
+                let reviews = ct_reviewers::table
+                    .find(id)
+                    .select(ct_reviewers::reviews)
+                    .first(c)?;
+                let rows: i64 = ct_reviews::table
+                    .filter(ct_reviews::reviewer_id.eq(id))
+                    .count()
+                    .get_result(c)?;
+                Ok((reviews, rows))
             })
         }
 

@@ -1,13 +1,16 @@
-//! Counted updates and conditional counts: reviews whose stars count into their topic only
-//! while published, moved between topics, re-rated and flipped in and out of the count; orders
-//! moved between products' stocks. Every parent is held against `SUM(col) … WHERE published` of
-//! its children, read with plain Diesel.
+//! Counted updates, conditional counts and several parents per child: reviews whose stars
+//! count into their topic only while published and which count one into their reviewer either
+//! way, moved between topics and reviewers, re-rated and flipped in and out of the count;
+//! orders moved between products' stocks. Every parent is held against `SUM(col) … WHERE
+//! published` / `COUNT(*)` of its children, read with plain Diesel.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::hash::{BuildHasher, RandomState};
 use std::time::Duration;
 
-use counter_core::{AtomicError, CounterCacheOn, CounterCached, RetryPolicy, Updated};
+use counter_core::{
+    AtomicError, CounterCacheOn, CounterCached, CounterCaches, RetryPolicy, Updated,
+};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
@@ -15,7 +18,7 @@ use super::harness::{beside_busy_threads, serializable_postgres, BUSY_THREADS, K
 use crate::client::{on_n_workers, Client};
 use crate::db::{DbOf, TestDb};
 use crate::models::{NewOrder, NewReview};
-use crate::schema::{ct_products, ct_topics};
+use crate::schema::{ct_products, ct_reviewers, ct_topics};
 
 /// This file's scenarios as `#[test]`s for [`backend_tests!`](crate::backend_tests).
 #[macro_export]
@@ -31,7 +34,8 @@ macro_rules! counter_cache_update_tests {
     };
 }
 
-type Reviews = CounterCached<NewReview, ct_topics::stars>;
+/// Both caches of a review: its topic's stars and its reviewer's count.
+type Reviews = CounterCaches<NewReview, (ct_topics::stars, ct_reviewers::reviews)>;
 type Orders = CounterCached<NewOrder, ct_products::stock>;
 
 /// The storms' retry policy (see `counter_cache.rs`): a busy SQLite file is waited for up to a
@@ -40,81 +44,105 @@ fn storm_policy() -> RetryPolicy {
     RetryPolicy::DEFAULT.with_busy_timeout(Duration::from_secs(60))
 }
 
-fn review(topic_id: i64, stars: i32, published: bool) -> NewReview {
+fn review(topic_id: i64, reviewer_id: i64, stars: i32, published: bool) -> NewReview {
     NewReview {
         topic_id,
+        reviewer_id,
         stars,
         published,
     }
 }
 
-/// An unpublished review is inserted without touching its topic (but still needs one); a
-/// flip to published adds its stars, a re-rating while published adds the difference, a flip
-/// back takes them out, and deleting an unpublished review changes nothing.
+/// An unpublished review is inserted without touching its topic (but still needs one, and
+/// counts on its reviewer); a flip to published adds its stars, a re-rating while published
+/// adds the difference, a flip back takes them out, and deleting an unpublished review changes
+/// only its reviewer. A review by a reviewer who does not exist inserts nothing anywhere.
 pub async fn a_review_counts_only_while_published<C: Client>(client: &C)
 where
-    NewReview: CounterCacheOn<ct_topics::stars, DbOf<C::Db>>,
+    NewReview: CounterCacheOn<ct_topics::stars, DbOf<C::Db>>
+        + CounterCacheOn<ct_reviewers::reviews, DbOf<C::Db>>,
 {
     let db = client.db();
-    let topic = db.new_topic();
+    let (topic, ann) = (db.new_topic(), db.new_reviewer());
     let mut conn = client.conn().await;
-    let shown = C::done(review(topic, 4, true).insert_counted(&mut conn))
+    let shown = C::done(review(topic, ann, 4, true).insert_counted(&mut conn))
         .await
         .unwrap();
-    assert_eq!(shown.parent, 4);
-    let draft = C::done(review(topic, 5, false).insert_counted(&mut conn))
+    assert_eq!(shown.parent, (4, 1));
+    let draft = C::done(review(topic, ann, 5, false).insert_counted(&mut conn))
         .await
         .unwrap();
-    assert_eq!(draft.parent, 4, "a draft does not count");
+    assert_eq!(draft.parent, (4, 2), "a draft counts on its reviewer only");
     assert_eq!((db.topic(topic), db.topic_children(topic)), (4, 4));
+    assert_eq!(db.reviewer(ann), (2, 2));
 
-    // A draft of a topic that does not exist: `NotFound`, no row.
-    let orphan = C::done(review(topic + 1_000_000, 5, false).insert_counted(&mut conn)).await;
-    assert!(matches!(orphan, Err(AtomicError::NotFound)), "{orphan:?}");
+    // A draft of a topic that does not exist, a review by nobody: `NotFound`, no row, and
+    // neither parent changed (the topic is changed first, then refused on the reviewer).
+    let no_topic = review(topic + 1_000_000, ann, 5, false);
+    let no_topic = C::done(no_topic.insert_counted(&mut conn)).await;
+    assert!(
+        matches!(no_topic, Err(AtomicError::NotFound)),
+        "{no_topic:?}"
+    );
+    let nobody = review(topic, ann + 1_000_000, 5, true);
+    let nobody = C::done(nobody.insert_counted(&mut conn)).await;
+    assert!(matches!(nobody, Err(AtomicError::NotFound)), "{nobody:?}");
+    assert_eq!((db.topic(topic), db.topic_children(topic)), (4, 4));
+    assert_eq!(db.reviewer(ann), (2, 2));
 
-    let published = C::done(review(topic, 5, true).update_counted(&mut conn, draft.key))
-        .await
-        .unwrap();
-    assert_eq!(published, moved(topic, 9, topic, 9));
-    let rerated = C::done(review(topic, 2, true).update_counted(&mut conn, draft.key))
-        .await
-        .unwrap();
-    assert_eq!(rerated, moved(topic, 6, topic, 6));
-    let hidden = C::done(review(topic, 2, false).update_counted(&mut conn, draft.key))
-        .await
-        .unwrap();
-    assert_eq!(hidden, moved(topic, 4, topic, 4));
+    let update = async |conn: &mut C::Conn, stars, published| {
+        let row = review(topic, ann, stars, published);
+        C::done(row.update_counted(conn, draft.key)).await.unwrap()
+    };
+    assert_eq!(
+        update(&mut conn, 5, true).await,
+        (moved(topic, 9, topic, 9), moved(ann, 2, ann, 2))
+    );
+    assert_eq!(
+        update(&mut conn, 2, true).await.0,
+        moved(topic, 6, topic, 6)
+    );
+    assert_eq!(
+        update(&mut conn, 2, false).await.0,
+        moved(topic, 4, topic, 4)
+    );
     // A change of neither the topic nor the counted amount leaves the topic as it is.
-    let unchanged = C::done(review(topic, 3, false).update_counted(&mut conn, draft.key))
-        .await
-        .unwrap();
-    assert_eq!(unchanged, moved(topic, 4, topic, 4));
-    assert_eq!(db.review(draft.key), Some((topic, 3, false)));
+    assert_eq!(
+        update(&mut conn, 3, false).await.0,
+        moved(topic, 4, topic, 4)
+    );
+    assert_eq!(db.review(draft.key), Some((topic, ann, 3, false)));
     assert_eq!((db.topic(topic), db.topic_children(topic)), (4, 4));
+    assert_eq!(db.reviewer(ann), (2, 2));
 
     assert_eq!(
         C::done(NewReview::delete_counted(&mut conn, draft.key))
             .await
             .unwrap(),
-        Some(4),
-        "a hidden review's delete changes nothing"
+        (Some(4), Some(1)),
+        "a hidden review's delete changes its reviewer only"
     );
     assert_eq!(
         C::done(NewReview::delete_counted(&mut conn, shown.key))
             .await
             .unwrap(),
-        Some(0)
+        (Some(0), Some(0))
     );
     assert_eq!((db.topic(topic), db.topic_children(topic)), (0, 0));
+    assert_eq!(db.reviewer(ann), (0, 0));
 
-    // A recount adds only what is published.
-    C::done(review(topic, 5, false).insert_counted(&mut conn))
+    // A recount adds only what is published; each cache recounts on its own.
+    C::done(review(topic, ann, 5, false).insert_counted(&mut conn))
         .await
         .unwrap();
-    C::done(review(topic, 1, true).insert_counted(&mut conn))
+    C::done(review(topic, ann, 1, true).insert_counted(&mut conn))
         .await
         .unwrap();
     assert!(C::done(NewReview::recount_stars(&mut conn, &[topic]))
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(C::done(NewReview::recount_reviews(&mut conn, &[ann]))
         .await
         .unwrap()
         .is_empty());
@@ -128,53 +156,63 @@ fn moved<V>(from: i64, was: V, to: i64, now: V) -> Updated<i64, V> {
     }
 }
 
-/// A review moved to another topic leaves the first and joins the second, both ways; a move to
-/// a topic that does not exist and an update of a review that does not exist are `NotFound`
-/// with nothing changed; inside the caller's transaction a move rolls back with it.
+/// A review moved to another topic and another reviewer leaves the first of each and joins
+/// the second, both ways; a move to a topic or reviewer that does not exist and an update of a
+/// review that does not exist are `NotFound` with nothing changed; inside the caller's
+/// transaction a move rolls back with it.
 pub async fn a_moved_review_leaves_one_topic_for_another<C: Client>(client: &C)
 where
-    NewReview: CounterCacheOn<ct_topics::stars, DbOf<C::Db>>,
+    NewReview: CounterCacheOn<ct_topics::stars, DbOf<C::Db>>
+        + CounterCacheOn<ct_reviewers::reviews, DbOf<C::Db>>,
 {
     let db = client.db();
     let (a, b) = (db.new_topic(), db.new_topic());
+    let (ann, bob) = (db.new_reviewer(), db.new_reviewer());
     let mut conn = client.conn().await;
-    let first = C::done(review(a, 4, true).insert_counted(&mut conn))
+    let first = C::done(review(a, ann, 4, true).insert_counted(&mut conn))
         .await
         .unwrap();
-    C::done(review(a, 1, true).insert_counted(&mut conn))
+    C::done(review(a, ann, 1, true).insert_counted(&mut conn))
         .await
         .unwrap();
-    // Moved and re-rated in one update: 4 leaves `a`, 3 joins `b`.
-    let there = C::done(review(b, 3, true).update_counted(&mut conn, first.key))
+    // Moved, re-rated and handed to another reviewer in one update: 4 leaves `a`, 3 joins
+    // `b`; one review leaves ann, one joins bob.
+    let there = C::done(review(b, bob, 3, true).update_counted(&mut conn, first.key))
         .await
         .unwrap();
-    assert_eq!(there, moved(a, 1, b, 3));
-    // Back, and unpublished on the way: `b` loses 3, `a` gains nothing.
-    let back = C::done(review(a, 3, false).update_counted(&mut conn, first.key))
+    assert_eq!(there, (moved(a, 1, b, 3), moved(ann, 1, bob, 1)));
+    // Back to `a`, unpublished on the way, same reviewer: `b` loses 3, `a` gains nothing.
+    let back = C::done(review(a, bob, 3, false).update_counted(&mut conn, first.key))
         .await
         .unwrap();
-    assert_eq!(back, moved(b, 0, a, 1));
+    assert_eq!(back, (moved(b, 0, a, 1), moved(bob, 1, bob, 1)));
 
     let missing_topic = a.max(b) + 1_000_000;
-    let nowhere =
-        C::done(review(missing_topic, 3, true).update_counted(&mut conn, first.key)).await;
+    let nowhere = review(missing_topic, bob, 3, true);
+    let nowhere = C::done(nowhere.update_counted(&mut conn, first.key)).await;
     assert!(matches!(nowhere, Err(AtomicError::NotFound)), "{nowhere:?}");
-    let no_row = C::done(review(a, 3, true).update_counted(&mut conn, first.key + 1_000_000)).await;
+    let nobody = review(b, ann.max(bob) + 1_000_000, 3, true);
+    let nobody = C::done(nobody.update_counted(&mut conn, first.key)).await;
+    assert!(matches!(nobody, Err(AtomicError::NotFound)), "{nobody:?}");
+    let no_row = review(a, bob, 3, true);
+    let no_row = C::done(no_row.update_counted(&mut conn, first.key + 1_000_000)).await;
     assert!(matches!(no_row, Err(AtomicError::NotFound)), "{no_row:?}");
-    assert_eq!(db.review(first.key), Some((a, 3, false)));
+    assert_eq!(db.review(first.key), Some((a, bob, 3, false)));
     assert_eq!((db.topic(a), db.topic_children(a)), (1, 1));
     assert_eq!((db.topic(b), db.topic_children(b)), (0, 0));
+    assert_eq!((db.reviewer(ann), db.reviewer(bob)), ((1, 1), (1, 1)));
 
     let rolled_back = C::own_transaction(&mut conn, async |c| {
-        let there = C::done(review(b, 5, true).update_counted(c, first.key)).await?;
-        assert_eq!(there, moved(a, 1, b, 5));
+        let there = C::done(review(b, ann, 5, true).update_counted(c, first.key)).await?;
+        assert_eq!(there, (moved(a, 1, b, 5), moved(bob, 0, ann, 2)));
         Err::<(), _>(AtomicError::Custom("the caller changes its mind".into()))
     })
     .await;
     assert!(matches!(rolled_back, Err(AtomicError::Custom(_))));
-    assert_eq!(db.review(first.key), Some((a, 3, false)));
+    assert_eq!(db.review(first.key), Some((a, bob, 3, false)));
     assert_eq!((db.topic(a), db.topic_children(a)), (1, 1));
     assert_eq!((db.topic(b), db.topic_children(b)), (0, 0));
+    assert_eq!((db.reviewer(ann), db.reviewer(bob)), ((1, 1), (1, 1)));
 }
 
 /// An order moved to a product whose stock cannot hold it is refused with `Insufficient` and
@@ -239,23 +277,25 @@ where
     assert_eq!(db.order_quantities(q), [1]);
 }
 
-/// Eight workers move their own review between two topics, half starting on each, 30 times
-/// each, with no retries (a deadlock would surface as `Conflict`), beside CPU-bound threads:
-/// the two topics are locked in key order by every move, so none waits in a cycle. Both
-/// topics end exact.
+/// Eight workers move their own review between two topics and two reviewers, half starting on
+/// each, 30 times each, with no retries (a deadlock would surface as `Conflict`), beside
+/// CPU-bound threads: every move locks the two topics in key order, then the two reviewers in
+/// key order, so none waits in a cycle. Every parent ends exact.
 pub async fn opposite_moves_never_deadlock<C: Client>(client: &C)
 where
-    NewReview: CounterCacheOn<ct_topics::stars, DbOf<C::Db>>,
+    NewReview: CounterCacheOn<ct_topics::stars, DbOf<C::Db>>
+        + CounterCacheOn<ct_reviewers::reviews, DbOf<C::Db>>,
 {
     const WORKERS: usize = 8;
     const MOVES: usize = 30;
     let db = client.db();
     let topics = [db.new_topic(), db.new_topic()];
+    let reviewers = [db.new_reviewer(), db.new_reviewer()];
     let mut conn = client.conn().await;
     let mut keys = Vec::new();
     for worker in 0..WORKERS {
         let stars = worker as i32 + 1;
-        let start = review(topics[worker % 2], stars, true);
+        let start = review(topics[worker % 2], reviewers[worker % 2], stars, true);
         keys.push(C::done(start.insert_counted(&mut conn)).await.unwrap().key);
     }
     drop(conn);
@@ -267,11 +307,14 @@ where
             let (mut at, mut moves, mut conflicts) = (worker % 2, 0, 0);
             for _ in 0..MOVES {
                 let to = 1 - at;
-                let row = review(topics[to], stars, true);
+                let row = review(topics[to], reviewers[to], stars, true);
                 match C::done(reviews.update(conn, keys[worker], &row)).await {
-                    Ok(updated) => {
-                        assert_eq!(updated.from.0, topics[at]);
-                        assert_eq!(updated.to.0, topics[to]);
+                    Ok((topic, reviewer)) => {
+                        assert_eq!((topic.from.0, topic.to.0), (topics[at], topics[to]));
+                        assert_eq!(
+                            (reviewer.from.0, reviewer.to.0),
+                            (reviewers[at], reviewers[to])
+                        );
                         at = to;
                         moves += 1;
                     }
@@ -293,6 +336,13 @@ where
         (a, b),
         (db.topic_children(topics[0]), db.topic_children(topics[1])),
         "{}: a topic and its published reviews disagree",
+        client.name()
+    );
+    let (x, y) = (db.reviewer(reviewers[0]), db.reviewer(reviewers[1]));
+    assert_eq!(x.0 + y.0, WORKERS as i64);
+    assert!(
+        x.0 == x.1 && y.0 == y.1,
+        "{}: reviewers {x:?} {y:?}",
         client.name()
     );
 }
@@ -332,11 +382,13 @@ async fn move_worker<C: Client>(
     worker: usize,
     conn: &mut C::Conn,
     topics: &[i64],
+    reviewers: &[i64],
     seed: u64,
     offered: &std::sync::Mutex<Vec<i64>>,
 ) -> MoveLog
 where
-    NewReview: CounterCacheOn<ct_topics::stars, DbOf<C::Db>>,
+    NewReview: CounterCacheOn<ct_topics::stars, DbOf<C::Db>>
+        + CounterCacheOn<ct_reviewers::reviews, DbOf<C::Db>>,
 {
     let reviews = Reviews::new().retry(storm_policy());
     let mut rng = StdRng::seed_from_u64(seed ^ worker as u64);
@@ -347,6 +399,7 @@ where
         if roll < 3 || log.owned.is_empty() {
             let row = review(
                 pick(&mut rng, topics),
+                reviewers[rng.random_range(0..reviewers.len())],
                 rng.random_range(1..=5),
                 rng.random_bool(0.7),
             );
@@ -369,8 +422,8 @@ where
                 continue;
             };
             match C::done(reviews.delete(conn, key)).await {
-                Ok(Some(_)) => log.deleted.push(key),
-                Ok(None) => panic!("{}: a review's topic is gone", name()),
+                Ok((Some(_), Some(_))) => log.deleted.push(key),
+                Ok(parents) => panic!("{}: a review's parent is gone: {parents:?}", name()),
                 Err(AtomicError::NotFound) => log.missed += 1,
                 Err(AtomicError::Conflict { .. }) => {
                     log.conflicts += 1;
@@ -383,16 +436,20 @@ where
             let key = keys[rng.random_range(0..keys.len())];
             let before = log.owned[&key].clone();
             let mut row = before.clone();
-            match rng.random_range(0..3) {
+            match rng.random_range(0..4) {
                 0 => row.topic_id = pick(&mut rng, topics),
                 1 => row.published = !row.published,
+                2 => row.reviewer_id = reviewers[rng.random_range(0..reviewers.len())],
                 _ => row.stars = rng.random_range(1..=5),
             }
             match C::done(reviews.update(conn, key, &row)).await {
-                Ok(updated) => {
-                    assert_eq!(updated.from.0, before.topic_id, "{}: the old topic", name());
-                    assert_eq!(updated.to.0, row.topic_id, "{}: the new topic", name());
-                    assert!(updated.from.1.is_some_and(|v| v >= 0) && updated.to.1 >= 0);
+                Ok((topic, reviewer)) => {
+                    assert_eq!(topic.from.0, before.topic_id, "{}: the old topic", name());
+                    assert_eq!(topic.to.0, row.topic_id, "{}: the new topic", name());
+                    assert_eq!(reviewer.from.0, before.reviewer_id, "{}", name());
+                    assert_eq!(reviewer.to.0, row.reviewer_id, "{}", name());
+                    assert!(topic.from.1.is_some_and(|v| v >= 0) && topic.to.1 >= 0);
+                    assert!(reviewer.from.1.is_some_and(|v| v >= 0) && reviewer.to.1 > 0);
                     log.moves += usize::from(row.topic_id != before.topic_id);
                     log.flips += usize::from(row.published != before.published);
                     log.owned.insert(key, row);
@@ -409,20 +466,23 @@ where
     log
 }
 
-/// 16 workers insert, delete, move, re-rate and flip reviews over 4 topics (one hot) beside
-/// CPU-bound threads. Afterwards every topic's `stars` equals the sum of its published reviews,
-/// and both equal what the calls say: each surviving review as its owner last set it.
+/// 16 workers insert, delete, move (to another topic or reviewer), re-rate and flip reviews
+/// over 4 topics (one hot) and 3 reviewers beside CPU-bound threads. Afterwards every topic's
+/// `stars` equals the sum of its published reviews, every reviewer's `reviews` the count of its
+/// reviews, and both equal what the calls say: each surviving review as its owner last set it.
 pub async fn move_storm_is_exact<C: Client>(client: &C)
 where
-    NewReview: CounterCacheOn<ct_topics::stars, DbOf<C::Db>>,
+    NewReview: CounterCacheOn<ct_topics::stars, DbOf<C::Db>>
+        + CounterCacheOn<ct_reviewers::reviews, DbOf<C::Db>>,
 {
     let db = client.db();
     let topics: Vec<i64> = (0..4).map(|_| db.new_topic()).collect();
+    let reviewers: Vec<i64> = (0..3).map(|_| db.new_reviewer()).collect();
     let seed = RandomState::new().hash_one(std::time::SystemTime::now());
     let offered = std::sync::Mutex::new(Vec::new());
     let logs: Vec<MoveLog> = beside_busy_threads(BUSY_THREADS, || {
         on_n_workers(client, KEYED_THREADS, async |worker, conn| {
-            move_worker::<C>(worker, conn, &topics, seed, &offered).await
+            move_worker::<C>(worker, conn, &topics, &reviewers, seed, &offered).await
         })
     });
     let conflicts: usize = logs.iter().map(|l| l.conflicts).sum();
@@ -444,19 +504,32 @@ where
         "the storm moved ({moves}), flipped ({flips}) and deleted ({all_deletes})"
     );
     let mut expected: BTreeMap<i64, i64> = topics.iter().map(|&t| (t, 0)).collect();
+    let mut by_reviewer: BTreeMap<i64, i64> = reviewers.iter().map(|&r| (r, 0)).collect();
     for log in &logs {
         for (key, row) in &log.owned {
             let gone = deleted.contains(key);
             assert_eq!(
                 db.review(*key),
-                (!gone).then_some((row.topic_id, row.stars, row.published)),
+                (!gone).then_some((row.topic_id, row.reviewer_id, row.stars, row.published)),
                 "{}: review {key} is not as its owner last set it",
                 client.name()
             );
+            if !gone {
+                *by_reviewer.get_mut(&row.reviewer_id).unwrap() += 1;
+            }
             if !gone && row.published {
                 *expected.get_mut(&row.topic_id).unwrap() += i64::from(row.stars);
             }
         }
+    }
+    for &reviewer in &reviewers {
+        let n = by_reviewer[&reviewer];
+        assert_eq!(
+            db.reviewer(reviewer),
+            (n, n),
+            "{}: reviewer {reviewer}: counter, COUNT(*) of its reviews and the calls disagree",
+            client.name()
+        );
     }
     for &topic in &topics {
         assert_eq!(
