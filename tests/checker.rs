@@ -1,11 +1,12 @@
 //! The randomized checker (`tests/src/checker`) on every database configuration users run:
 //! one test per cell, each running the three subjects (an integer key, a string key the
-//! database compares case-insensitively, and a composite key of both), the hot counters and
-//! the counter caches. Sizes: see the checker's module documentation; CI
+//! database compares case-insensitively, and a composite key of both), the hot counters, the
+//! counter caches and the several-parent caches. Sizes: see the checker's module documentation; CI
 //! runs the defaults, a soak run is
 //! `COUNTER_CHECK_SECONDS=120 cargo test --release -p counter-tests --all-features --test checker -- --test-threads 1 --nocapture`.
 
 use counter_tests::checker::cache::{run_cache, run_cache_async};
+use counter_tests::checker::cache_reviews::{run_reviews, run_reviews_async};
 use counter_tests::checker::cells::{mysql, postgres, sqlite};
 use counter_tests::checker::driver::Async;
 use counter_tests::checker::hot::{run_hot, run_hot_async};
@@ -24,6 +25,7 @@ macro_rules! both {
         run::<CkPair, _>($cell, $pool, plan, $trailing_space);
         run_hot($cell, $pool, plan);
         run_cache($cell, $pool, plan);
+        run_reviews($cell, $pool, plan);
     }};
 }
 
@@ -125,6 +127,7 @@ macro_rules! async_subjects {
         let async_pool = async_pool!($conn, $url, $setup);
         run_hot_async::<_, $conn, _>($cell, $pool, plan, $url, $setup, async_pool);
         run_cache_async::<_, $conn>($cell, $pool, plan, $url, $setup);
+        run_reviews_async::<_, $conn>($cell, $pool, plan, $url, $setup);
     }};
 }
 

@@ -19,6 +19,7 @@
 //!   operations (the interleaving is the machine's).
 
 pub mod cache;
+pub mod cache_reviews;
 pub mod cells;
 pub mod driver;
 pub mod history;
