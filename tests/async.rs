@@ -20,20 +20,35 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use counter_core::scoped_futures::ScopedFutureExt;
+use counter_core::CounterCaches;
 use counter_core::{
     transaction_async, transaction_async_local, AsyncBuffer, AtomicError, FlushPolicy, LockMode,
     RetryPolicy,
 };
 use counter_tests::client::{AsyncPool, MysqlPool, PgPool, SqlitePool};
-use counter_tests::models::{Account, DailyView, Product};
+use counter_tests::models::{Account, DailyView, NewReview, Product, Reviewer, Topic};
 use counter_tests::pgbench;
 use counter_tests::scenarios::{fresh_views, open_batches};
+use counter_tests::schema::{ct_reviewers, ct_topics};
 use counter_tests::{
     AsyncMysql, AsyncPostgres, AsyncSqlite, Client, Mysql, Postgres, Sqlite, TestDb,
 };
 
 /// Tasks per concurrency scenario.
 const TASKS: usize = 16;
+
+/// Both caches of a review: its topic's stars and its reviewer's count.
+type Reviews = CounterCaches<NewReview, (ct_topics::stars, ct_reviewers::reviews)>;
+
+/// A published review of `stars` stars on `topic` by `reviewer`.
+fn review(topic_id: i64, reviewer_id: i64, stars: i32) -> NewReview {
+    NewReview {
+        topic_id,
+        reviewer_id,
+        stars,
+        published: true,
+    }
+}
 
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
@@ -454,6 +469,94 @@ macro_rules! async_scenarios {
                         pendings += 1;
                         assert!(pendings < 200, "the operations never completed");
                     }
+                });
+            }
+            /// A counted insert, move and delete of a review (two caches: its topic's stars and
+            /// its reviewer's count), each dropped at every await point where it waited: every
+            /// parent still equals its children (both caches and the row, or none of them), the
+            /// row is as before or as asked, nothing stays locked, and an operation that
+            /// finished changed the row.
+            #[test]
+            fn counted_caches_dropped_at_each_await_change_all_or_nothing() {
+                let db = $open;
+                runtime().block_on(async {
+                    let pool = $pool(&db, 2).await;
+                    let topics = [db.new_topic(), db.new_topic()];
+                    let reviewer = db.new_reviewer();
+                    let caches = Reviews::new();
+                    let mut finished = [false; 3];
+                    let mut pendings = 1;
+                    while !finished.iter().all(|&f| f) {
+                        for (op, done) in finished.iter_mut().enumerate() {
+                            let first = review(topics[0], reviewer, 3);
+                            let mut conn = pool.get().await.expect("pooled connection");
+                            let key = caches.insert(&mut conn, &first).await.unwrap().key;
+                            let reviews_before = db.reviewer(reviewer).0;
+                            let moved = review(topics[1], reviewer, 4);
+                            let complete = match op {
+                                0 => drop_after(caches.insert(&mut conn, &moved), pendings).await,
+                                1 => {
+                                    drop_after(caches.update(&mut conn, key, &moved), pendings)
+                                        .await
+                                }
+                                _ => drop_after(caches.delete(&mut conn, key), pendings).await,
+                            };
+                            *done |= complete;
+                            drop(conn);
+                            // Every parent can be locked at once by another connection.
+                            let mut other = pool.get().await.expect("pooled connection");
+                            let stars = Topic::atomic_stars().lock(LockMode::NoWait);
+                            let count = Reviewer::atomic_reviews().lock(LockMode::NoWait);
+                            let mut tries = 0;
+                            loop {
+                                tries += 1;
+                                let locked = (
+                                    stars.update_locked(&mut other, topics[0], Ok).await,
+                                    stars.update_locked(&mut other, topics[1], Ok).await,
+                                    count.update_locked(&mut other, reviewer, Ok).await,
+                                );
+                                match locked {
+                                    (Ok(_), Ok(_), Ok(_)) => break,
+                                    (Err(AtomicError::Locked), _, _)
+                                    | (_, Err(AtomicError::Locked), _)
+                                    | (_, _, Err(AtomicError::Locked))
+                                        if tries < 500 =>
+                                    {
+                                        tokio::time::sleep(std::time::Duration::from_millis(10))
+                                            .await
+                                    }
+                                    other => panic!("op {op} after {pendings} waits: {other:?}"),
+                                }
+                            }
+                            for topic in topics {
+                                assert_eq!(
+                                    db.topic(topic),
+                                    db.topic_children(topic),
+                                    "op {op} after {pendings} waits: topic {topic}"
+                                );
+                            }
+                            let (reviews, rows) = db.reviewer(reviewer);
+                            assert_eq!(reviews, rows, "op {op} after {pendings} waits");
+                            let row = db.review(key);
+                            let changed = match op {
+                                0 => reviews == reviews_before + 1,
+                                1 => row == Some((topics[1], reviewer, 4, true)),
+                                _ => row.is_none(),
+                            };
+                            assert!(
+                                changed || row == Some((topics[0], reviewer, 3, true)),
+                                "op {op} after {pendings} waits: {row:?}"
+                            );
+                            assert!(
+                                !complete || changed,
+                                "op {op} completed after {pendings} waits but changed nothing"
+                            );
+                        }
+                        pendings += 1;
+                        assert!(pendings < 200, "the operations never completed");
+                    }
+                    // Each operation waits at several awaits (a transaction's statements).
+                    assert!(pendings > 3, "the operations never waited: {pendings}");
                 });
             }
         }
