@@ -13,7 +13,7 @@ use std::marker::PhantomData;
 use diesel::Column;
 
 use super::steps::{join_parent, locked_link, move_row, take_back};
-use super::{Counted, Updated};
+use super::{cache_handle, Counted, Updated};
 use crate::backend::{
     write_transaction, AtomicConnection, BackendOf, CallMode, Dialect, Out, RawConnection,
 };
@@ -97,21 +97,7 @@ pub struct CounterCaches<Child, Cols> {
     marker: PhantomData<fn() -> (Child, Cols)>,
 }
 
-impl<Child, Cols> Clone for CounterCaches<Child, Cols> {
-    fn clone(&self) -> Self {
-        *self
-    }
-}
-
-impl<Child, Cols> Copy for CounterCaches<Child, Cols> {}
-
-impl<Child, Cols> std::fmt::Debug for CounterCaches<Child, Cols> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CounterCaches")
-            .field("retry", &self.retry)
-            .finish()
-    }
-}
+cache_handle!(CounterCaches);
 
 impl<Child, Cols> Default for CounterCaches<Child, Cols> {
     fn default() -> Self {
@@ -125,14 +111,6 @@ impl<Child, Cols> CounterCaches<Child, Cols> {
         CounterCaches {
             retry: RetryPolicy::DEFAULT,
             marker: PhantomData,
-        }
-    }
-
-    /// The same handle with another retry policy.
-    pub fn retry(self, policy: RetryPolicy) -> Self {
-        CounterCaches {
-            retry: policy,
-            ..self
         }
     }
 }

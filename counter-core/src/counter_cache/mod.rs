@@ -30,7 +30,7 @@ use std::marker::PhantomData;
 
 use diesel::Column;
 
-use steps::take_back;
+use steps::{join_parent, take_back};
 
 use crate::backend::{write_transaction, AtomicConnection, BackendOf, CallMode, Dialect, Out};
 use crate::error::AtomicError;
@@ -39,7 +39,7 @@ use crate::lock::LockMode;
 use crate::ops::RECHECKS;
 use crate::plan::cache_plan;
 use crate::retry::{retrying, RetryPolicy};
-use crate::sql::{read, read_locked, write, ForUpdate};
+use crate::sql::read;
 use crate::strategy::Strategy;
 use crate::trace::OpSpan;
 
@@ -64,21 +64,40 @@ pub struct CounterCached<Child, PCol> {
     marker: PhantomData<fn() -> (Child, PCol)>,
 }
 
-impl<Child, PCol> Clone for CounterCached<Child, PCol> {
-    fn clone(&self) -> Self {
-        *self
-    }
-}
+/// `Clone`, `Copy`, `Debug` and `retry(policy)` of a cache handle `$handle<Child, P>` (a retry
+/// policy and a marker): [`CounterCached`] and [`CounterCaches`] alike.
+macro_rules! cache_handle {
+    ($handle:ident) => {
+        impl<Child, P> Clone for $handle<Child, P> {
+            fn clone(&self) -> Self {
+                *self
+            }
+        }
 
-impl<Child, PCol> Copy for CounterCached<Child, PCol> {}
+        impl<Child, P> Copy for $handle<Child, P> {}
 
-impl<Child, PCol> std::fmt::Debug for CounterCached<Child, PCol> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CounterCached")
-            .field("retry", &self.retry)
-            .finish()
-    }
+        impl<Child, P> std::fmt::Debug for $handle<Child, P> {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.debug_struct(stringify!($handle))
+                    .field("retry", &self.retry)
+                    .finish()
+            }
+        }
+
+        impl<Child, P> $handle<Child, P> {
+            /// The same handle with another retry policy.
+            pub fn retry(self, policy: RetryPolicy) -> Self {
+                $handle {
+                    retry: policy,
+                    ..self
+                }
+            }
+        }
+    };
 }
+use cache_handle;
+
+cache_handle!(CounterCached);
 
 impl<Child: CounterCache<PCol>, PCol: Column + 'static> Default for CounterCached<Child, PCol> {
     fn default() -> Self {
@@ -92,14 +111,6 @@ impl<Child: CounterCache<PCol>, PCol: Column + 'static> CounterCached<Child, PCo
         CounterCached {
             retry: <Child::Parent as AtomicField<PCol>>::RETRY,
             marker: PhantomData,
-        }
-    }
-
-    /// The same handle with another retry policy.
-    pub fn retry(self, policy: RetryPolicy) -> Self {
-        CounterCached {
-            retry: policy,
-            ..self
         }
     }
 
@@ -138,33 +149,18 @@ impl<Child: CounterCache<PCol>, PCol: Column + 'static> CounterCached<Child, PCo
             let plan = cache_plan::<Child::On, PCol>(Child::CHANGE, child.counted_amount()?, true)?;
             let key = child.parent_key();
             retrying!(conn.raw(), this.retry, LockMode::Wait, |c| {
-                if plan.moves_nothing() {
-                    // A row outside the count (its `WHEN` column false, a zero sum): inserted
-                    // beside a plain read of its parent, which must exist.
-                    return write_transaction!(c, |c| {
-                        let parent = read::<Child::On, PCol, _>(c, &key)
-                            .await?
-                            .ok_or(AtomicError::NotFound)?;
-                        let inserted =
-                            <BackendOf<C> as Strategy>::insert_child::<_, Child, PCol>(c, child)
-                                .await?;
-                        Ok(Counted {
+                for _ in 0..RECHECKS {
+                    let Some(delta) = plan.delta().filter(|_| !plan.moves_nothing()) else {
+                        break;
+                    };
+                    let insert = <BackendOf<C> as Strategy>::insert_counted::<_, Child, PCol>(
+                        c, child, &key, delta,
+                    );
+                    if let Some((inserted, parent)) = insert.await? {
+                        return Ok(Counted {
                             key: inserted,
                             parent,
-                        })
-                    });
-                }
-                for _ in 0..RECHECKS {
-                    if let Some(delta) = plan.delta() {
-                        let insert = <BackendOf<C> as Strategy>::insert_counted::<_, Child, PCol>(
-                            c, child, &key, delta,
-                        );
-                        if let Some((inserted, parent)) = insert.await? {
-                            return Ok(Counted {
-                                key: inserted,
-                                parent,
-                            });
-                        }
+                        });
                     }
                     let current = read::<Child::On, PCol, _>(c, &key)
                         .await?
@@ -173,14 +169,12 @@ impl<Child: CounterCache<PCol>, PCol: Column + 'static> CounterCached<Child, PCo
                         return Err(refused);
                     }
                 }
-                // The parent keeps moving between our statement and our look: decide under
-                // its row lock.
+                // A row outside the count (its `WHEN` column false, a zero sum: the parent is
+                // only read, and must exist), a guard no value passes, or a parent that keeps
+                // moving between our statement and our look: decided in one transaction,
+                // under the parent's row lock when it changes.
                 write_transaction!(c, |c| {
-                    let current = read_locked::<Child::On, PCol, ForUpdate, _>(c, &key)
-                        .await?
-                        .ok_or(AtomicError::NotFound)?;
-                    let parent = plan.apply_to(current)?;
-                    write::<Child::On, PCol, _>(c, &key, parent).await?;
+                    let parent = join_parent::<_, Child, PCol>(c, child).await?;
                     let inserted =
                         <BackendOf<C> as Strategy>::insert_child::<_, Child, PCol>(c, child)
                             .await?;
