@@ -13,7 +13,7 @@ use counter_core::{
 use diesel::Column;
 
 use super::{AsyncClient, AsyncPool, BlockingClient, Client};
-use crate::db::{redis_url, DbOf, TestDb};
+use crate::db::{redis_manager_config, redis_url, DbOf, TestDb};
 
 /// A client that can run a `RedisCounter`'s flusher.
 pub trait FlusherClient: Client {
@@ -94,7 +94,7 @@ impl<B: TestDb, P: AsyncPool<B> + 'static> FlusherClient for AsyncClient<B, P> {
             runtime.block_on(async move {
                 let redis = redis::Client::open(redis_url())
                     .expect("Redis URL")
-                    .get_connection_manager()
+                    .get_connection_manager_with_config(redis_manager_config())
                     .await
                     .expect("a Redis connection manager");
                 let shutdown = async {

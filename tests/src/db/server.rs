@@ -90,7 +90,6 @@ pub fn mysql_url() -> &'static str {
     })
 }
 
-/// The Redis URL the tests use (see the module documentation). Panics when there is none.
 /// The tests' async Redis connection settings: redis-rs's defaults (a 500 ms response
 /// timeout, 1 s to connect) fail calls of a busy 2-core machine running the whole suite (seen:
 /// `Redis(timed out)` in adds that Redis answered late); a user under such load would raise
@@ -101,6 +100,16 @@ pub fn redis_async_config() -> redis::AsyncConnectionConfig {
         .set_connection_timeout(Some(Duration::from_secs(10)))
 }
 
+/// [`redis_async_config`]'s timeouts for a `ConnectionManager` (the async flusher's
+/// connection): its default 500 ms response timeout failed flushes on the busy 2-core machine
+/// running the whole suite ("redis: timed out" in `.ci/run`).
+pub fn redis_manager_config() -> redis::aio::ConnectionManagerConfig {
+    redis::aio::ConnectionManagerConfig::new()
+        .set_response_timeout(Some(Duration::from_secs(30)))
+        .set_connection_timeout(Some(Duration::from_secs(10)))
+}
+
+/// The Redis URL the tests use (see the module documentation). Panics when there is none.
 pub fn redis_url() -> &'static str {
     static URL: OnceLock<Result<String, String>> = OnceLock::new();
     resolved(&URL, || {
