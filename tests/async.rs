@@ -588,6 +588,63 @@ async_scenarios!(
     AsyncSqlite
 );
 
+/// Writers take turns on async connections too (a task waits for its turn without blocking its
+/// runtime thread).
+mod sqlite_rollback_journal_writers {
+    use super::*;
+    counter_tests::sqlite_writer_tests!(AsyncSqlite::on(Sqlite::open_rollback_journal()));
+
+    /// A call dropped while it waits in line (a request's timeout) leaves the line: the writer
+    /// after it gets its turn as soon as the one ahead ends, not after `busy_timeout`.
+    #[test]
+    fn a_call_dropped_in_line_leaves_no_hole() {
+        use std::time::Duration;
+        let db = Sqlite::open_rollback_journal();
+        runtime().block_on(async {
+            let pool = sqlite_pool(&db, 4).await;
+            let id = db.new_product(0, 0);
+            let (held, is_held) = tokio::sync::oneshot::channel();
+            let holder = {
+                let pool = pool.clone();
+                tokio::spawn(async move {
+                    let mut conn = pool.get().await.expect("pooled connection");
+                    let mut held = Some(held);
+                    Product::update_sold_locked(&mut conn, id, |v| {
+                        if let Some(held) = held.take() {
+                            held.send(()).unwrap();
+                        }
+                        std::thread::sleep(Duration::from_millis(300));
+                        Ok(v + 1)
+                    })
+                    .await
+                })
+            };
+            is_held.await.unwrap();
+            let mut conn = pool.get().await.expect("pooled connection");
+            let waited = tokio::time::timeout(
+                Duration::from_millis(50),
+                Product::increment_sold(&mut conn, id, 10),
+            )
+            .await;
+            assert!(waited.is_err(), "the call waited in line and was dropped");
+            // Marked broken (dropped half-way): the pool discards it.
+            drop(conn);
+            let mut conn = pool.get().await.expect("pooled connection");
+            let policy = RetryPolicy::DEFAULT.with_busy_timeout(Duration::from_secs(2));
+            assert_eq!(
+                Product::atomic_sold()
+                    .retry(policy)
+                    .increment(&mut conn, id, 100)
+                    .await
+                    .unwrap(),
+                101
+            );
+            assert_eq!(holder.await.unwrap().unwrap(), 1);
+            assert_eq!(db.product(id), (0, 101));
+        });
+    }
+}
+
 /// The async connections get the isolation level the URL asks for, the same as the blocking
 /// ones (`tests/postgres.rs` checks those against the URL): `.ci/run` runs the PostgreSQL
 /// scenarios here a second time under a SERIALIZABLE URL.

@@ -11,6 +11,13 @@ use diesel::prelude::*;
 counter_tests::backend_tests!(counter_tests::BlockingClient(counter_tests::Sqlite::open()));
 counter_tests::blocking_tests!(counter_tests::Sqlite);
 
+/// Writers take turns, in SQLite's default rollback journal (where readers refuse commits).
+mod rollback_journal {
+    counter_tests::sqlite_writer_tests!(counter_tests::BlockingClient(
+        counter_tests::Sqlite::open_rollback_journal()
+    ));
+}
+
 #[derive(QueryableByName)]
 struct Text {
     #[diesel(sql_type = diesel::sql_types::Text)]
@@ -154,4 +161,74 @@ fn redis_flush_keeps_a_key_its_row_refuses_and_writes_the_others() {
             format!("DROP TRIGGER ct_refuse_{page}"),
         )
     });
+}
+
+/// A writer in another process, outside this process's line of writers, is still waited for:
+/// the writer whose turn it is polls for the file while the others wait in line behind it.
+mod another_process {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Child, Command, Stdio};
+    use std::time::Duration;
+
+    use counter_core::{AtomicError, RetryPolicy};
+    use counter_tests::models::Product;
+    use counter_tests::scenarios::on_n_threads;
+    use counter_tests::{Sqlite, TestDb};
+
+    /// Starts `sqlite_hold` on `db`'s file, and returns once it holds the write lock (having
+    /// added 1,000 to product `id`'s `sold`, not yet committed).
+    fn hold(db: &Sqlite, id: i64, ms: u64) -> Child {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_sqlite_hold"))
+            .args([
+                db.path().to_str().unwrap(),
+                &id.to_string(),
+                &ms.to_string(),
+            ])
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("start sqlite_hold");
+        let mut line = String::new();
+        BufReader::new(child.stdout.as_mut().unwrap())
+            .read_line(&mut line)
+            .expect("sqlite_hold's answer");
+        assert_eq!(line.trim(), "held", "sqlite_hold did not take the lock");
+        child
+    }
+
+    /// Eight writers of this process arrive while another process holds the file for 1 s:
+    /// every call waits for it and goes through after its commit (each sees its 1,000).
+    #[test]
+    fn writers_in_line_wait_for_a_writer_in_another_process() {
+        let db = Sqlite::open_rollback_journal();
+        let id = db.new_product(0, 0);
+        let mut holder = hold(&db, id, 1_000);
+        let seen: Vec<Vec<i64>> = on_n_threads(&db, 8, |_, conn| {
+            (0..5)
+                .map(|_| Product::increment_sold(&mut **conn, id, 1).unwrap())
+                .collect()
+        });
+        assert!(holder.wait().unwrap().success());
+        let mut seen: Vec<i64> = seen.into_iter().flatten().collect();
+        seen.sort_unstable();
+        assert_eq!(seen, (1_001..=1_040).collect::<Vec<_>>());
+        assert_eq!(db.product(id), (0, 1_040));
+    }
+
+    /// A writer whose `busy_timeout` is shorter than the other process's hold gets `Conflict`
+    /// and writes nothing; the other process's write is untouched.
+    #[test]
+    fn a_short_busy_timeout_gives_up_on_another_process() {
+        let db = Sqlite::open_rollback_journal();
+        let id = db.new_product(0, 0);
+        let mut holder = hold(&db, id, 2_000);
+        let impatient = Product::atomic_sold()
+            .retry(RetryPolicy::DEFAULT.with_busy_timeout(Duration::from_millis(200)));
+        let outcome = impatient.increment(&mut *db.conn(), id, 1);
+        assert!(
+            matches!(outcome, Err(AtomicError::Conflict { attempts, .. }) if attempts > 1),
+            "{outcome:?}"
+        );
+        assert!(holder.wait().unwrap().success());
+        assert_eq!(db.product(id), (0, 1_000));
+    }
 }

@@ -3,7 +3,10 @@
 use std::hash::{BuildHasher, RandomState};
 use std::time::{Duration, Instant};
 
-use crate::backend::{in_transaction, Dialect, ErrorClass, RawConnection};
+use crate::backend::{
+    in_transaction, wait_in_line, Dialect, ErrorClass, Place, RawConnection, Turn, Waited,
+    WriterQueue,
+};
 use crate::error::AtomicError;
 use crate::lock::LockMode;
 use crate::trace;
@@ -22,10 +25,15 @@ use crate::trace;
 /// `busy_timeout` plus one server timeout, not `max_attempts` server timeouts (64 × MariaDB's
 /// default 50 s). `with_busy_timeout(Duration::ZERO)` turns these runs off too.
 ///
-/// A busy SQLite database is not a conflict but a lock someone holds for a moment: the
-/// operation polls for it every 50 µs to 2 ms (jittered) until `busy_timeout` has passed,
-/// however many polls that takes. Short polls matter: a writer that sleeps long keeps missing
-/// the instants the lock is free while seven others take it.
+/// A busy SQLite database is not a conflict but a lock someone holds for a moment. The
+/// library's writers of one SQLite file in one process do not race for it: they line up, and
+/// each writes in its turn, in the order they came (a writer waits asleep, without polling,
+/// as long as the line moves; after `busy_timeout` with no turn ended, `Conflict`). The one
+/// whose turn it is polls only for a lock held outside the line, by another process or by a
+/// write made without the library: every 50 µs to 2 ms (jittered) until `busy_timeout` has
+/// passed. Polls are not a queue: under load, sixteen writers polling for one lock let one
+/// of them miss every free instant until its timeout, which is why the line exists.
+///
 /// Inside a transaction the caller opened, nothing is retried: only the caller can re-run its
 /// transaction, so the conflict comes back as [`AtomicError::Conflict`](crate::AtomicError::Conflict)
 /// at once.
@@ -72,9 +80,9 @@ impl RetryPolicy {
     /// one statement, a busy SQLite database is still waited for up to `busy_timeout`. To fail
     /// at once on a busy SQLite as well, use
     /// `RetryPolicy::NEVER.with_busy_timeout(Duration::ZERO)`, which returns
-    /// `Conflict { attempts: 1 }` on the first "database is locked". (A busy SQLite `COMMIT`
-    /// is rolled back by SQLite's rules, so waiting for it runs an `update_*_locked` closure
-    /// again: with `NEVER` alone, it can run more than once.)
+    /// `Conflict { attempts: 1 }` on the first "database is locked". An `update_*_locked`
+    /// closure runs at most once under `NEVER`: on SQLite it runs after the exclusive lock is
+    /// taken, so nothing waited for afterwards can undo its transaction.
     pub const NEVER: RetryPolicy = RetryPolicy {
         max_attempts: 1,
         ..RetryPolicy::DEFAULT
@@ -134,28 +142,43 @@ impl RetryPolicy {
 /// Runs `$body` (an expression that may `.await`, `?` and `return`, with `$c` bound to the
 /// connection), re-running it whole after a transient conflict, per `$policy`: the one retry
 /// loop of the crate, shared by every operation and by [`transaction`](crate::transaction).
-/// Evaluates to the body's `Result<T, AtomicError>`; use it inside an `async` block.
+/// `$access` is `Write` or `Read`: a write first takes its turn among the library's writers
+/// of the same SQLite file in this process ([`Retry::line_up`]) and keeps it until the loop
+/// ends. Evaluates to the body's `Result<T, AtomicError>`; use it inside an `async` block.
 ///
 /// A macro rather than a function taking an async closure: a future that awaits an async
 /// closure's future which borrows its arguments cannot be proven `Send` by today's compiler
 /// ("implementation of `Send` is not general enough"), and tasks spawned on tokio must be.
 /// Each attempt runs in an `async` block, which borrows as plainly as any code. A loop whose
-/// future is dropped before it finishes marks the connection broken (see `InFlight`).
+/// future is dropped before it finishes marks the connection broken (see `InFlight`), and
+/// gives up its turn.
 macro_rules! retrying {
-    ($raw:expr, $policy:expr, $mode:expr, |$c:ident| $body:expr) => {{
+    ($access:ident, $raw:expr, $policy:expr, $mode:expr, |$c:ident| $body:expr) => {{
         let flight = $crate::backend::InFlight::new($raw);
         let raw = &mut *flight.conn;
         let result = match $crate::retry::Retry::start(&mut *raw, $policy, $mode) {
             Err(error) => Err(error),
-            Ok(mut retry) => loop {
-                let result = $crate::retry::attempt(async {
-                    let $c = &mut *raw;
-                    $body
-                })
-                .await;
-                match retry.after(&*raw, result) {
-                    $crate::retry::Step::Done(result) => break result,
-                    $crate::retry::Step::Pause(pause) => $crate::retry::pause(&*raw, pause).await,
+            Ok(mut retry) => match retry
+                .line_up(&mut *raw, $crate::retry::Access::$access)
+                .await
+            {
+                Err(error) => Err(error),
+                Ok(turn) => {
+                    let result = loop {
+                        let result = $crate::retry::attempt(async {
+                            let $c = &mut *raw;
+                            $body
+                        })
+                        .await;
+                        match retry.after(&*raw, result) {
+                            $crate::retry::Step::Done(result) => break result,
+                            $crate::retry::Step::Pause(pause) => {
+                                $crate::retry::pause(&*raw, pause).await
+                            }
+                        }
+                    };
+                    drop(turn);
+                    result
                 }
             },
         };
@@ -179,6 +202,15 @@ pub(crate) fn pause<R: RawConnection>(
     duration: std::time::Duration,
 ) -> impl std::future::Future<Output = ()> {
     R::pause(duration)
+}
+
+/// Whether an operation writes: writers of one SQLite file take turns, readers do not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Access {
+    /// It writes (or may: a `transaction`'s closure).
+    Write,
+    /// It only reads.
+    Read,
 }
 
 /// What the retry loop does after an attempt.
@@ -215,6 +247,58 @@ impl Retry {
             busy_since: None,
             timed_out_since: None,
         })
+    }
+
+    /// Takes this operation's turn among the library's writers of the same database file in
+    /// this process, when `raw` is on such a file (SQLite; see [`WriterQueue`]) and the
+    /// operation writes outside the caller's transaction: writers are then served in the
+    /// order they came instead of racing for SQLite's one write lock, and the loop polls only
+    /// for a lock held outside the line (another process, or a write made without the
+    /// library). Inside the caller's transaction no turn is taken: it already began, and it may
+    /// hold the lock a writer ahead in the line waits for.
+    ///
+    /// A writer waits as long as the line moves; after `busy_timeout` without a turn ending,
+    /// `Conflict { attempts: 1 }` with a "database is locked" source, as a poll that ran out
+    /// of `busy_timeout` gives. Under `LockMode::NoWait` (and `SkipLocked`) it does not wait:
+    /// `Locked` when another writer has the turn.
+    pub(crate) async fn line_up<R: RawConnection>(
+        &mut self,
+        raw: &mut R,
+        access: Access,
+    ) -> Result<Option<Turn>, AtomicError> {
+        if access == Access::Read || self.nested {
+            return Ok(None);
+        }
+        let Some(file) = raw.writers_file().await? else {
+            return Ok(None);
+        };
+        let turn = WriterQueue::of(&file).join();
+        if self.mode != LockMode::Wait {
+            // Not waiting for a lock includes not waiting for a turn.
+            return match turn.place().0 {
+                Place::Front => Ok(Some(turn)),
+                Place::Behind { .. } => Err(AtomicError::Locked),
+            };
+        }
+        match wait_in_line(turn, self.policy.busy_timeout, R::wait_notified).await {
+            Waited::Turn(turn) => Ok(Some(turn)),
+            Waited::Stuck => {
+                self.attempts = 1;
+                let error = diesel::result::Error::DatabaseError(
+                    diesel::result::DatabaseErrorKind::Unknown,
+                    Box::new(format!(
+                        "database is locked: no writer of {file} in this process ended its \
+                         turn within busy_timeout ({:?})",
+                        self.policy.busy_timeout
+                    )),
+                );
+                trace::conflict(1, &error);
+                Err(AtomicError::Conflict {
+                    attempts: 1,
+                    source: error,
+                })
+            }
+        }
     }
 
     /// Sorts the result of an attempt on `R`: a database error, or a `Conflict` an operation

@@ -146,7 +146,7 @@ impl<M: Slotted<Col>, Col: Column + 'static> SlottedField<M, Col> {
         C::Mode::drive(
             OpSpan::new::<M>("slotted_current", M::NAME, <BackendOf<C> as Dialect>::NAME).wrap(
                 async move {
-                    retrying!(conn.raw(), retry, LockMode::Wait, |c| {
+                    retrying!(Read, conn.raw(), retry, LockMode::Wait, |c| {
                         let sum = SlotSum::<M, Col> {
                             table: Default::default(),
                             key: &key,
@@ -180,7 +180,7 @@ impl<M: Slotted<Col>, Col: Column + 'static> SlottedField<M, Col> {
             OpSpan::new::<M>("slotted_compact", M::NAME, <BackendOf<C> as Dialect>::NAME).wrap(
                 async move {
                     let begin = <BackendOf<C> as Dialect>::BEGIN_COMPACT;
-                    retrying!(conn.raw(), this.retry, LockMode::Wait, |c| {
+                    retrying!(Write, conn.raw(), this.retry, LockMode::Wait, |c| {
                         guarded!(c, begin, |c| {
                             let lock = SlotsLocked::<M, Col> {
                                 table: Default::default(),
@@ -235,7 +235,7 @@ impl<M: Slotted<Col>, Col: Column + 'static> SlottedField<M, Col> {
         M: SlottedOn<Col, R::Db>,
     {
         let slot = rand::random_range(0..M::SLOTS.max(1));
-        retrying!(raw, self.retry, LockMode::Wait, |c| {
+        retrying!(Write, raw, self.retry, LockMode::Wait, |c| {
             self.add_to(c, key, slot, amount).await
         })
     }

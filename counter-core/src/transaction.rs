@@ -54,7 +54,7 @@ where
     F: FnMut(&mut C::Raw) -> Result<T, AtomicError>,
 {
     Blocking::drive(async {
-        retrying!(conn.raw(), policy, LockMode::Wait, |raw| {
+        retrying!(Write, conn.raw(), policy, LockMode::Wait, |raw| {
             write_transaction!(raw, |raw| f(raw))
         })
     })
@@ -109,7 +109,7 @@ where
         + 'a,
     T: Send + 'a,
 {
-    retrying!(conn.raw(), policy, LockMode::Wait, |raw| {
+    retrying!(Write, conn.raw(), policy, LockMode::Wait, |raw| {
         write_transaction!(raw, |raw| f(raw).await)
     })
 }
@@ -172,7 +172,7 @@ where
         + 'a,
     T: 'a,
 {
-    retrying!(conn.raw(), policy, LockMode::Wait, |raw| {
+    retrying!(Write, conn.raw(), policy, LockMode::Wait, |raw| {
         write_transaction!(raw, |raw| f(raw).await)
     })
 }

@@ -88,7 +88,7 @@ where
         )
         .wrap(async move {
             let parts = changes.plan()?;
-            retrying!(conn.raw(), policy, LockMode::Wait, |c| {
+            retrying!(Write, conn.raw(), policy, LockMode::Wait, |c| {
                 for _ in 0..RECHECKS {
                     if Cs::possible(&parts) {
                         let statement =

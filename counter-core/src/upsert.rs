@@ -207,7 +207,7 @@ impl<M: AtomicField<Col>, Col: Column + 'static> Field<M, Col> {
             non_negative(by)?;
             let key = row.key();
             let insert = row.insert();
-            retrying!(conn.raw(), this.policy(), LockMode::Wait, |c| {
+            retrying!(Write, conn.raw(), this.policy(), LockMode::Wait, |c| {
                 this.upsert(c, &key, &insert, by).await
             })
         }))
@@ -284,7 +284,7 @@ impl<M: AtomicField<Col>, Col: Column + 'static> Field<M, Col> {
             batch.push((key, total));
         }
         let mut on_missing = InsertMissing(|key: &M::Key, total| new_row(key, total));
-        retrying!(raw, self.policy(), LockMode::Wait, |c| {
+        retrying!(Write, raw, self.policy(), LockMode::Wait, |c| {
             write_transaction!(c, |c| {
                 let each = self.add_each_in(c, &batch, &mut on_missing).await?;
                 // All or nothing: the first refusal rolls the batch back.

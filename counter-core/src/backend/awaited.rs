@@ -36,7 +36,7 @@ where
 /// Implements both traits for a diesel-async connection; `$begin` opens a transaction with
 /// the given SQL (`BEGIN`, `BEGIN IMMEDIATE`) when none is open.
 macro_rules! async_connection {
-    ($conn:ty, $db:ty, |$c:ident, $sql:ident| $begin:expr) => {
+    ($conn:ty, $db:ty, |$c:ident, $sql:ident| $begin:expr $(, writers_file = $file:path)?) => {
         impl AtomicConnection for $conn {
             type Raw = $conn;
             type Mode = Awaited;
@@ -96,6 +96,16 @@ macro_rules! async_connection {
             async fn pause(duration: Duration) {
                 tokio::time::sleep(duration).await
             }
+
+            async fn wait_notified(listener: event_listener::EventListener, timeout: Duration) {
+                let _ = tokio::time::timeout(timeout, listener).await;
+            }
+
+            $(
+                async fn writers_file(&mut self) -> QueryResult<Option<String>> {
+                    $file(self).await
+                }
+            )?
         }
 
         #[cfg(feature = "deadpool")]
@@ -136,5 +146,6 @@ async_connection!(
     diesel::sqlite::Sqlite,
     |c, sql| c.spawn_blocking(move |inner| {
         diesel::connection::AnsiTransactionManager::begin_transaction_sql(inner, sql)
-    })
+    }),
+    writers_file = crate::backend::sqlite::main_file
 );

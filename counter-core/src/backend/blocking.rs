@@ -4,7 +4,7 @@
 /// Implements [`AtomicConnection`](super::AtomicConnection) and
 /// [`RawConnection`](super::RawConnection) for a blocking Diesel connection.
 macro_rules! blocking_connection {
-    ($conn:ty, $db:ty) => {
+    ($conn:ty, $db:ty $(, writers_file = $file:path)?) => {
         impl $crate::backend::AtomicConnection for $conn {
             type Raw = $conn;
             type Mode = $crate::backend::Blocking;
@@ -70,6 +70,22 @@ macro_rules! blocking_connection {
             async fn pause(duration: ::std::time::Duration) {
                 ::std::thread::sleep(duration)
             }
+
+            async fn wait_notified(
+                listener: ::event_listener::EventListener,
+                timeout: ::std::time::Duration,
+            ) {
+                use ::event_listener::Listener;
+                let _ = listener.wait_timeout(timeout);
+            }
+
+            $(
+                async fn writers_file(
+                    &mut self,
+                ) -> ::diesel::result::QueryResult<Option<String>> {
+                    $file(self).await
+                }
+            )?
         }
     };
 }
@@ -79,4 +95,8 @@ blocking_connection!(diesel::PgConnection, diesel::pg::Pg);
 #[cfg(feature = "mysql")]
 blocking_connection!(diesel::MysqlConnection, diesel::mysql::Mysql);
 #[cfg(feature = "sqlite")]
-blocking_connection!(diesel::SqliteConnection, diesel::sqlite::Sqlite);
+blocking_connection!(
+    diesel::SqliteConnection,
+    diesel::sqlite::Sqlite,
+    writers_file = crate::backend::sqlite::main_file
+);

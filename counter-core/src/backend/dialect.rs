@@ -76,6 +76,15 @@ pub trait Dialect: Backend + Sized + 'static {
     /// `BEGIN IMMEDIATE` on SQLite (inside the caller's transaction, a savepoint instead).
     const BEGIN_WRITE: &'static str = "BEGIN";
 
+    /// The statement that opens a row-locked read-modify-write (`update_locked`), whose
+    /// closure runs between the read and the write: [`Self::BEGIN_WRITE`] unless the backend
+    /// overrides it. SQLite opens it `BEGIN EXCLUSIVE`: in a rollback journal a reader of the
+    /// file refuses a `COMMIT` (busy), SQLite then rolls the transaction back and the closure
+    /// would run again; holding the exclusive lock from the start leaves no reader to refuse
+    /// it, so the closure runs once per run of the transaction. (In WAL mode `EXCLUSIVE` is
+    /// `IMMEDIATE`: readers never block a commit there.)
+    const BEGIN_LOCKED: &'static str = Self::BEGIN_WRITE;
+
     /// The statement that opens a transaction that reads only rows it locks: a slotted
     /// counter's compaction, a flush (buffers, `RedisCounter`). [`Self::BEGIN_WRITE`] unless
     /// the backend overrides it; PostgreSQL opens it `READ COMMITTED` whatever the session's

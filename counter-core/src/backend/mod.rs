@@ -7,6 +7,9 @@
 //! - [`RawConnection`], implemented for the three Diesel connections and, with the `async`
 //!   feature, for the three diesel-async ones, says *how* to send: load rows, count rows,
 //!   open and close a transaction, sleep. It is the only place blocking and async code differ.
+//! - [`WriterQueue`](writer_queue): the line a SQLite file's writers in this process wait
+//!   in, so the one write lock goes to them in turn instead of to whoever polls at the right
+//!   instant.
 //! - The modes ([`CallMode`]: [`Blocking`], [`Awaited`]) and the transaction guard.
 //!
 //! The operations are `async` code written once against both. On a blocking connection every
@@ -25,6 +28,7 @@ mod pg;
 #[cfg(feature = "sqlite")]
 mod sqlite;
 mod transaction;
+mod writer_queue;
 
 use std::future::Future;
 use std::time::Duration;
@@ -44,6 +48,7 @@ pub(crate) use dialect::message;
 pub use dialect::{DerivedRows, Dialect, ErrorClass, UpdateJoin, UpsertClause};
 pub use mode::{Awaited, Blocking, CallMode};
 pub(crate) use transaction::{catch_unwind, guarded, InFlight, Open};
+pub(crate) use writer_queue::{wait_in_line, Place, Turn, Waited, WriterQueue};
 
 /// A connection the atomic operations accept.
 ///
@@ -144,6 +149,20 @@ pub trait RawConnection: AtomicConnection<Raw = Self> + Sized + 'static {
 
     /// Waits `duration`: the thread sleeps on a blocking connection, the task on an async one.
     fn pause(duration: Duration) -> impl Future<Output = ()>;
+
+    /// Waits until `listener` is notified or `timeout` has passed: the thread parks on a
+    /// blocking connection, the task waits on an async one.
+    fn wait_notified(
+        listener: event_listener::EventListener,
+        timeout: Duration,
+    ) -> impl Future<Output = ()>;
+
+    /// The database file whose writers must take turns ([`WriterQueue`]): the file of a SQLite
+    /// connection's main database; `None` for a server, where the server queues writers
+    /// itself, and for a SQLite database in memory, which only its connection sees.
+    fn writers_file(&mut self) -> impl Future<Output = QueryResult<Option<String>>> {
+        std::future::ready(Ok(None))
+    }
 }
 
 /// Runs `$body` in a transaction opened with the backend's [`Dialect::BEGIN_WRITE`]:

@@ -152,7 +152,7 @@ macro_rules! counter_caches {
             {
                 let this = *self;
                 C::Mode::drive(span::<Child, $first, C>("insert_counted").wrap(async move {
-                    retrying!(conn.raw(), this.retry, LockMode::Wait, |c| {
+                    retrying!(Write, conn.raw(), this.retry, LockMode::Wait, |c| {
                         write_transaction!(c, |c| {
                             $(let $v = join_parent::<_, Child, $col>(c, child).await?;)+
                             let key =
@@ -196,7 +196,7 @@ macro_rules! counter_caches {
             {
                 let this = *self;
                 C::Mode::drive(span::<Child, $first, C>("update_counted").wrap(async move {
-                    retrying!(conn.raw(), this.retry, LockMode::Wait, |c| {
+                    retrying!(Write, conn.raw(), this.retry, LockMode::Wait, |c| {
                         write_transaction!(c, |c| {
                             $(
                                 let $v = locked_link::<_, Child, $col>(c, &key)
@@ -234,7 +234,7 @@ macro_rules! counter_caches {
             {
                 let this = *self;
                 C::Mode::drive(span::<Child, $first, C>("delete_counted").wrap(async move {
-                    retrying!(conn.raw(), this.retry, LockMode::Wait, |c| {
+                    retrying!(Write, conn.raw(), this.retry, LockMode::Wait, |c| {
                         write_transaction!(c, |c| {
                             $(
                                 let $v = locked_link::<_, Child, $col>(c, &key)

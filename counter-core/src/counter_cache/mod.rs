@@ -148,7 +148,7 @@ impl<Child: CounterCache<PCol>, PCol: Column + 'static> CounterCached<Child, PCo
         C::Mode::drive(Self::span::<C>("insert_counted").wrap(async move {
             let plan = cache_plan::<Child::On, PCol>(Child::CHANGE, child.counted_amount()?, true)?;
             let key = child.parent_key();
-            retrying!(conn.raw(), this.retry, LockMode::Wait, |c| {
+            retrying!(Write, conn.raw(), this.retry, LockMode::Wait, |c| {
                 for _ in 0..RECHECKS {
                     let Some(delta) = plan.delta().filter(|_| !plan.moves_nothing()) else {
                         break;
@@ -211,7 +211,7 @@ impl<Child: CounterCache<PCol>, PCol: Column + 'static> CounterCached<Child, PCo
     {
         let this = *self;
         C::Mode::drive(Self::span::<C>("delete_counted").wrap(async move {
-            retrying!(conn.raw(), this.retry, LockMode::Wait, |c| {
+            retrying!(Write, conn.raw(), this.retry, LockMode::Wait, |c| {
                 write_transaction!(c, |c| {
                     let deleted =
                         <BackendOf<C> as Strategy>::delete_child::<_, Child, PCol>(c, &key).await?;

@@ -97,7 +97,7 @@ impl<Child: CounterCache<PCol>, PCol: Column + 'static> CounterCached<Child, PCo
             let mut report = Vec::new();
             let mut after: Option<ParentKey<Child, PCol>> = None;
             loop {
-                let page = retrying!(conn.raw(), this.retry, LockMode::Wait, |c| {
+                let page = retrying!(Read, conn.raw(), this.retry, LockMode::Wait, |c| {
                     Ok(match &after {
                         None => {
                             let first = ParentKeys::<Child, PCol, false>::new(table(), None);
@@ -142,7 +142,7 @@ impl<Child: CounterCache<PCol>, PCol: Column + 'static> CounterCached<Child, PCo
         }
         let table = || <Child::On as AtomicFieldOn<PCol, BackendOf<C>>>::table();
         let begin = <BackendOf<C> as Dialect>::BEGIN_COMPACT;
-        retrying!(conn.raw(), self.retry, LockMode::Wait, |c| {
+        retrying!(Write, conn.raw(), self.retry, LockMode::Wait, |c| {
             guarded!(c, begin, |c| {
                 let lock = LockKeys::<Child::On, PCol, ForUpdate>::new(table(), &unique);
                 <Child::On as AtomicFieldOn<PCol, BackendOf<C>>>::load_roles(c, lock).await?;

@@ -67,7 +67,7 @@ impl<Child: CounterCache<PCol>, PCol: Column + 'static> CounterCached<Child, PCo
     {
         let this = *self;
         C::Mode::drive(Self::span::<C>("update_counted").wrap(async move {
-            retrying!(conn.raw(), this.retry, LockMode::Wait, |c| {
+            retrying!(Write, conn.raw(), this.retry, LockMode::Wait, |c| {
                 write_transaction!(c, |c| {
                     let old = locked_link::<_, Child, PCol>(c, &key)
                         .await?

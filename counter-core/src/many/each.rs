@@ -184,7 +184,7 @@ impl<M: AtomicField<Col>, Col: Column + 'static> Field<M, Col> {
         M::Key: Ord + Clone,
         U: UnknownKeyPolicy<M, Col, R::Db>,
     {
-        retrying!(raw, self.policy(), LockMode::Wait, |c| {
+        retrying!(Write, raw, self.policy(), LockMode::Wait, |c| {
             let begin = <R::Db as Dialect>::BEGIN_COMPACT;
             guarded!(c, begin, |c| unknown.add_each_in(self, c, batch).await)
         })

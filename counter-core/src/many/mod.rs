@@ -99,7 +99,7 @@ impl<M: AtomicField<Col>, Col: Column + 'static> Field<M, Col> {
             .rows
             .iter()
             .any(|row| row.plan.and_then(|p| p.delta()).is_none());
-        retrying!(raw, self.policy(), LockMode::Wait, |c| {
+        retrying!(Write, raw, self.policy(), LockMode::Wait, |c| {
             write_transaction!(c, |c| {
                 if hopeless {
                     return self.change_set_locked(c, set).await;

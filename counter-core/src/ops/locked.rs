@@ -8,7 +8,7 @@ use std::future::Future;
 use diesel::Column;
 
 use super::Field;
-use crate::backend::{write_transaction, AtomicConnection, BackendOf, CallMode, Dialect, Out};
+use crate::backend::{guarded, AtomicConnection, BackendOf, CallMode, Dialect, Out};
 use crate::error::AtomicError;
 use crate::field::{AtomicField, AtomicFieldOn};
 use crate::lock::LockMode;
@@ -22,12 +22,11 @@ impl<M: AtomicField<Col>, Col: Column + 'static> Field<M, Col> {
     /// value and returns the new one, which is written before the lock is released.
     ///
     /// The row is locked with `SELECT … FOR NO KEY UPDATE` (PostgreSQL), `FOR UPDATE` (MySQL)
-    /// or `BEGIN IMMEDIATE` (SQLite). `op` is `FnMut` because a transient conflict re-runs the
-    /// whole transaction, `op` included: keep it free of side effects outside the database.
-    /// On SQLite in a rollback journal mode that includes a `COMMIT` that found a reader
-    /// holding the file (SQLite rolls it back), which is waited for like any busy database,
-    /// even under [`RetryPolicy::NEVER`](crate::RetryPolicy::NEVER) unless its `busy_timeout` is zero. If `op` panics,
-    /// the transaction is rolled back and the panic resumed.
+    /// or `BEGIN EXCLUSIVE` (SQLite: the whole file, taken before `op` runs, so that no reader
+    /// can refuse the `COMMIT` after it). `op` is `FnMut` because a transient conflict
+    /// re-runs the whole transaction, `op` included: keep it free of side effects outside the
+    /// database. Under [`RetryPolicy::NEVER`](crate::RetryPolicy::NEVER) it runs at most once.
+    /// If `op` panics, the transaction is rolled back and the panic resumed.
     /// An `Err` from `op` writes nothing and is returned as it is; use
     /// [`AtomicError::custom`] for your own reasons. The new value is checked against the
     /// bounds (`OutOfRange`). With [`LockMode::NoWait`], a row held by another transaction
@@ -49,8 +48,9 @@ impl<M: AtomicField<Col>, Col: Column + 'static> Field<M, Col> {
         let range = Range::of::<M, Col>();
         let this = *self;
         C::Mode::drive(Self::span::<C>("update_locked").wrap(async move {
-            retrying!(conn.raw(), this.retry, this.lock, |c| {
-                write_transaction!(c, |c| {
+            let begin = <BackendOf<C> as Dialect>::BEGIN_LOCKED;
+            retrying!(Write, conn.raw(), this.retry, this.lock, |c| {
+                guarded!(c, begin, |c| {
                     let current = this.lock_row(c, &key).await?.ok_or(AtomicError::NotFound)?;
                     let new = op(current)?;
                     check_transition(range, current.to_i128(), new.to_i128())?;
@@ -93,26 +93,33 @@ impl<M: AtomicField<Col>, Col: Column + 'static> Field<M, Col> {
         let range = Range::of::<M, Col>();
         C::Mode::drive(Self::span::<C>("update_first_unlocked").wrap(async move {
             <BackendOf<C> as Dialect>::lock_sql(LockMode::SkipLocked)?;
-            retrying!(conn.raw(), skipping.retry, LockMode::SkipLocked, |c| {
-                write_transaction!(c, |c| {
-                    for key in keys {
-                        if let Some(current) = skipping.try_lock_row(c, key).await? {
-                            let new = op(current)?;
-                            check_transition(range, current.to_i128(), new.to_i128())?;
-                            if new != current {
-                                write::<M, Col, _>(c, key, new).await?;
+            let begin = <BackendOf<C> as Dialect>::BEGIN_LOCKED;
+            retrying!(
+                Write,
+                conn.raw(),
+                skipping.retry,
+                LockMode::SkipLocked,
+                |c| {
+                    guarded!(c, begin, |c| {
+                        for key in keys {
+                            if let Some(current) = skipping.try_lock_row(c, key).await? {
+                                let new = op(current)?;
+                                check_transition(range, current.to_i128(), new.to_i128())?;
+                                if new != current {
+                                    write::<M, Col, _>(c, key, new).await?;
+                                }
+                                return Ok((key.clone(), new));
                             }
-                            return Ok((key.clone(), new));
                         }
-                    }
-                    for key in keys {
-                        if read::<M, Col, _>(c, key).await?.is_some() {
-                            return Err(AtomicError::Locked);
+                        for key in keys {
+                            if read::<M, Col, _>(c, key).await?.is_some() {
+                                return Err(AtomicError::Locked);
+                            }
                         }
-                    }
-                    Err(AtomicError::NotFound)
-                })
-            })
+                        Err(AtomicError::NotFound)
+                    })
+                }
+            )
         }))
     }
 }

@@ -122,7 +122,7 @@ impl<M: AtomicField<Col>, Col: Column + 'static> Field<M, Col> {
     {
         let this = *self;
         C::Mode::drive(Self::span::<C>("current").wrap(async move {
-            retrying!(conn.raw(), this.retry, LockMode::Wait, |c| {
+            retrying!(Read, conn.raw(), this.retry, LockMode::Wait, |c| {
                 this.existing(c, &key).await
             })
         }))

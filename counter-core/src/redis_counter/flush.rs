@@ -61,7 +61,7 @@ where
         raw: &mut Raw,
         id: &str,
     ) -> Result<Option<String>, AtomicError> {
-        retrying!(raw, self.field.policy(), LockMode::Wait, |c| {
+        retrying!(Read, raw, self.field.policy(), LockMode::Wait, |c| {
             Ok(LedgerDialect::ledger_look_up(c, self.ledger, id).await?)
         })
     }
@@ -76,7 +76,7 @@ where
             *last = Some(Instant::now());
         }
         let before = unix_now() - i64::try_from(self.prune_after.as_secs()).unwrap_or(i64::MAX / 2);
-        retrying!(raw, self.field.policy(), LockMode::Wait, |c| {
+        retrying!(Write, raw, self.field.policy(), LockMode::Wait, |c| {
             Ok(LedgerDialect::ledger_prune(c, self.ledger, before).await?)
         })
         .map(drop)
@@ -196,6 +196,7 @@ where
         let now = unix_now();
         let begin = <Raw::Db as Dialect>::BEGIN_COMPACT;
         let outcome = retrying!(
+            Write,
             &mut *self.raw,
             counter.field.policy(),
             LockMode::Wait,

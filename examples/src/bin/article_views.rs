@@ -15,7 +15,7 @@ use std::error::Error;
 use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering::Relaxed};
 use std::time::Instant;
 
-use counter_core::{AtomicError, AtomicField, CounterCache, RetryPolicy};
+use counter_core::{AtomicError, AtomicField, CounterCache};
 use counter_examples::{SqlitePool, TempDb};
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
@@ -179,9 +179,7 @@ struct Done {
 /// first one is hot), deletes some of its views again, and orders until the stock runs out.
 fn work(pool: &SqlitePool, worker: usize, done: &Done) -> Result<(), AtomicError> {
     let mut conn = pool.get().expect("a pooled connection");
-    // Sixteen writers on one SQLite file: give a busy file longer than the default 5 s.
-    let views = NewView::counter_cache_view_count()
-        .retry(RetryPolicy::DEFAULT.with_busy_timeout(std::time::Duration::from_secs(60)));
+    let views = NewView::counter_cache_view_count();
     let mut mine = Vec::new();
     for visit in 0..VIEWS_PER_WORKER {
         let article_id = if visit % 2 == 0 {
@@ -214,8 +212,7 @@ fn work(pool: &SqlitePool, worker: usize, done: &Done) -> Result<(), AtomicError
             }
         }
     }
-    let orders = NewOrder::counter_cache_stock()
-        .retry(RetryPolicy::DEFAULT.with_busy_timeout(std::time::Duration::from_secs(60)));
+    let orders = NewOrder::counter_cache_stock();
     loop {
         let quantity = 1 + (worker % 3) as i32;
         match orders.insert(

@@ -5,9 +5,8 @@
 
 use std::collections::BTreeMap;
 use std::hash::{BuildHasher, RandomState};
-use std::time::Duration;
 
-use counter_core::{AtomicError, CounterCacheOn, CounterCached, Recounted, RetryPolicy};
+use counter_core::{AtomicError, CounterCacheOn, CounterCached, Recounted};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
@@ -36,13 +35,6 @@ macro_rules! counter_cache_tests {
 
 type Comments = CounterCached<NewComment, ct_posts::comments>;
 
-/// The storms' retry policy: a busy SQLite file is waited for up to a minute, not five
-/// seconds. Sixteen writers on one SQLite file beside CPU-bound threads (and the rest of the
-/// suite) can keep one writer from the lock for more than the default's five seconds: its
-/// polls are not a queue (issue 21). What the storms test is what the calls did, not that wait.
-fn storm_policy() -> RetryPolicy {
-    RetryPolicy::DEFAULT.with_busy_timeout(Duration::from_secs(60))
-}
 type Tips = CounterCached<NewTip, ct_posts::tips>;
 type Orders = CounterCached<NewOrder, ct_products::stock>;
 
@@ -359,7 +351,7 @@ async fn storm_worker<C: Client>(
 where
     NewComment: CounterCacheOn<ct_posts::comments, DbOf<C::Db>>,
 {
-    let cache = Comments::new().retry(storm_policy());
+    let cache = Comments::new();
     let mut rng = StdRng::seed_from_u64(seed ^ worker as u64);
     let mut log = StormLog::default();
     for _ in 0..STORM_OPS {
@@ -486,7 +478,7 @@ where
     type Outcome = (i32, Result<(i64, i32), AtomicError>);
     let logs: Vec<Vec<Outcome>> = beside_busy_threads(BUSY_THREADS, || {
         on_n_workers(client, KEYED_THREADS, async |worker, conn| {
-            let orders = Orders::new().retry(storm_policy());
+            let orders = Orders::new();
             let mut rng = StdRng::seed_from_u64(seed ^ worker as u64);
             let mut log = Vec::new();
             let mut refusals = 0;
@@ -573,7 +565,7 @@ where
             }
             let mut log = Vec::new();
             for key in order {
-                match C::done(Comments::new().retry(storm_policy()).delete(conn, key)).await {
+                match C::done(Comments::new().delete(conn, key)).await {
                     Ok(Some(_)) => log.push((key, true)),
                     Err(AtomicError::NotFound) => log.push((key, false)),
                     other => panic!("{}: delete {key}: {other:?}", client.name()),
@@ -621,7 +613,7 @@ where
             // The recounter: at least once, and until every storm worker is done.
             let mut rounds = 0;
             loop {
-                match C::done(Comments::new().retry(storm_policy()).recount(conn, &posts)).await {
+                match C::done(Comments::new().recount(conn, &posts)).await {
                     Ok(_) => rounds += 1,
                     Err(AtomicError::Conflict { .. }) if serializable_postgres(client) => {}
                     Err(e) => panic!("{}: recount: {e}", client.name()),

@@ -6,7 +6,6 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::hash::{BuildHasher, RandomState};
-use std::time::Duration;
 
 use counter_core::{
     AtomicError, CounterCacheOn, CounterCached, CounterCaches, RetryPolicy, Updated,
@@ -37,12 +36,6 @@ macro_rules! counter_cache_update_tests {
 /// Both caches of a review: its topic's stars and its reviewer's count.
 type Reviews = CounterCaches<NewReview, (ct_topics::stars, ct_reviewers::reviews)>;
 type Orders = CounterCached<NewOrder, ct_products::stock>;
-
-/// The storms' retry policy (see `counter_cache.rs`): a busy SQLite file is waited for up to a
-/// minute.
-fn storm_policy() -> RetryPolicy {
-    RetryPolicy::DEFAULT.with_busy_timeout(Duration::from_secs(60))
-}
 
 fn review(topic_id: i64, reviewer_id: i64, stars: i32, published: bool) -> NewReview {
     NewReview {
@@ -299,7 +292,7 @@ where
         keys.push(C::done(start.insert_counted(&mut conn)).await.unwrap().key);
     }
     drop(conn);
-    let no_retries = RetryPolicy::NEVER.with_busy_timeout(Duration::from_secs(60));
+    let no_retries = RetryPolicy::NEVER;
     let outcomes: Vec<(usize, usize)> = beside_busy_threads(BUSY_THREADS, || {
         on_n_workers(client, WORKERS, async |worker, conn| {
             let reviews = Reviews::new().retry(no_retries);
@@ -390,7 +383,7 @@ where
     NewReview: CounterCacheOn<ct_topics::stars, DbOf<C::Db>>
         + CounterCacheOn<ct_reviewers::reviews, DbOf<C::Db>>,
 {
-    let reviews = Reviews::new().retry(storm_policy());
+    let reviews = Reviews::new();
     let mut rng = StdRng::seed_from_u64(seed ^ worker as u64);
     let mut log = MoveLog::default();
     let name = || format!("worker {worker}");
