@@ -137,9 +137,15 @@ pub enum AtomicError {
         adds: u64,
     },
 
-    /// Redis refused or was unreachable (feature `redis`, [`RedisCounter`](crate::RedisCounter)).
-    /// An `add` that fails this way added nothing; a flush that fails this way left every
-    /// count it had taken in Redis, where the next flush finds it (see the counter's docs).
+    /// Redis refused, was unreachable, or gave no reply within the counter's
+    /// [`timeout`](crate::RedisCounter::timeout) (feature `redis`,
+    /// [`RedisCounter`](crate::RedisCounter)). An error that came before the command was
+    /// sent (no connection) changed nothing; one that came after (a timeout, a connection cut
+    /// before the reply) leaves the command's outcome unknown: such an `add` may have been
+    /// counted, and adding again may count it twice. Retry with
+    /// [`add_once`](crate::RedisCounter::add_once) and the same id to count it exactly once.
+    /// A flush that fails this way left every count either in Redis or in the database, where
+    /// the next flush finds it, never in both (see the counter's docs).
     #[cfg(feature = "redis")]
     #[error("redis: {0}")]
     Redis(#[from] redis::RedisError),

@@ -108,6 +108,7 @@ pub use redis_counter::RedisFlusher;
 #[cfg(feature = "redis")]
 pub use redis_counter::{
     FlushReport, FlushResult, Kept, RedisConnection, RedisCounter, RedisKey, RedisOut,
+    DEFAULT_ADD_MEMORY, DEFAULT_REDIS_TIMEOUT,
 };
 pub use retry::RetryPolicy;
 /// `ScopedFutureExt::scope_boxed`, for the closure of [`transaction_async`]

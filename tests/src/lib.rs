@@ -16,6 +16,7 @@ pub mod db;
 pub mod gate;
 pub mod models;
 pub mod pgbench;
+pub mod proxy;
 pub mod scenarios;
 pub mod schema;
 

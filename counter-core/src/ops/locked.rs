@@ -23,7 +23,8 @@ impl<M: AtomicField<Col>, Col: Column + 'static> Field<M, Col> {
     ///
     /// The row is locked with `SELECT … FOR NO KEY UPDATE` (PostgreSQL), `FOR UPDATE` (MySQL)
     /// or `BEGIN EXCLUSIVE` (SQLite: the whole file, taken before `op` runs, so that no reader
-    /// can refuse the `COMMIT` after it). `op` is `FnMut` because a transient conflict
+    /// can refuse the `COMMIT` after it; `BEGIN IMMEDIATE` under [`LockMode::NoWait`], where a
+    /// reader refusing the `COMMIT` gives `Locked`). `op` is `FnMut` because a transient conflict
     /// re-runs the whole transaction, `op` included: keep it free of side effects outside the
     /// database. Under [`RetryPolicy::NEVER`](crate::RetryPolicy::NEVER) it runs at most once.
     /// If `op` panics, the transaction is rolled back and the panic resumed.
@@ -48,7 +49,13 @@ impl<M: AtomicField<Col>, Col: Column + 'static> Field<M, Col> {
         let range = Range::of::<M, Col>();
         let this = *self;
         C::Mode::drive(Self::span::<C>("update_locked").wrap(async move {
-            let begin = <BackendOf<C> as Dialect>::BEGIN_LOCKED;
+            // Not waiting for a lock includes not waiting out SQLite's readers: NoWait opens
+            // with the plain write BEGIN, and a COMMIT a reader refuses is `Locked`, never a
+            // second run of `op`.
+            let begin = match this.lock {
+                LockMode::Wait => <BackendOf<C> as Dialect>::BEGIN_LOCKED,
+                _ => <BackendOf<C> as Dialect>::BEGIN_WRITE,
+            };
             retrying!(Write, conn.raw(), this.retry, this.lock, |c| {
                 guarded!(c, begin, |c| {
                     let current = this.lock_row(c, &key).await?.ok_or(AtomicError::NotFound)?;

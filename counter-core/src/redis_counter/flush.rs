@@ -36,7 +36,7 @@ where
             .key(&self.batches)
             .key(self.batch_key(&id))
             .arg(&id);
-        let made: i64 = redis.invoke(&take).await?;
+        let made: i64 = redis.invoke(&take, self.timeout).await?;
         Ok((made == 1).then_some(id))
     }
 
@@ -150,7 +150,7 @@ where
         refuse_inside_a_transaction(self.raw)?;
         let mut members = redis::cmd("SMEMBERS");
         members.arg(&self.counter.batches);
-        let mut ids: Vec<String> = self.redis.query(&members).await?;
+        let mut ids: Vec<String> = self.redis.query(&members, self.counter.timeout).await?;
         ids.sort();
         let mut report = FlushReport::default();
         for id in ids {
@@ -183,7 +183,7 @@ where
         refuse_inside_a_transaction(self.raw)?;
         let mut getall = redis::cmd("HGETALL");
         getall.arg(counter.batch_key(id));
-        let fields: Vec<(String, String)> = self.redis.query(&getall).await?;
+        let fields: Vec<(String, String)> = self.redis.query(&getall, counter.timeout).await?;
         if fields.is_empty() {
             return Ok(Applied::Gone);
         }
@@ -289,7 +289,7 @@ where
         for field in decode_fields(&kept)? {
             finish.arg(field);
         }
-        self.redis.invoke::<i64>(&finish).await?;
+        self.redis.invoke::<i64>(&finish, counter.timeout).await?;
         Ok(report)
     }
 }

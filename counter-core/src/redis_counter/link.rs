@@ -3,8 +3,9 @@
 //! (feature `async`) is awaited.
 
 use std::future::Future;
+use std::time::Duration;
 
-use redis::{Cmd, FromRedisValue, Pipeline, RedisResult, ScriptInvocation};
+use redis::{Cmd, ConnectionLike, FromRedisValue, Pipeline, RedisResult, ScriptInvocation};
 
 use crate::backend::{Blocking, CallMode};
 
@@ -14,23 +15,41 @@ use crate::backend::{Blocking, CallMode};
 /// `redis::aio::ConnectionManager`), whose calls return a future. A flush takes a database
 /// connection of the same kind. Another blocking connection (a pooled one, a cluster's) goes
 /// in as `&mut *conn as &mut dyn redis::ConnectionLike`.
+///
+/// **Every call waits at most the counter's [`timeout`](crate::RedisCounter::timeout)** for
+/// each command's reply, then fails with `AtomicError::Redis` ("timed out"):
+///
+/// | connection | how | after Redis comes back |
+/// |---|---|---|
+/// | `redis::aio::ConnectionManager` | the call's future gives up | reconnects on its own |
+/// | `redis::aio::MultiplexedConnection` | the call's future gives up | broken: make a new one |
+/// | `redis::Client` | a new connection per command, connected and read with the timeout | every call connects afresh |
+/// | `redis::Connection` | its read and write timeouts are set to it (they stay set) | broken: make a new one |
+/// | `dyn redis::ConnectionLike` | not applied: set your own | as your connection does |
 pub trait RedisConnection {
     /// [`Blocking`] or [`Awaited`](crate::Awaited).
     type Mode: CallMode;
-    /// Sends one command.
+    /// Sends one command, waiting at most `timeout` for its reply.
     #[doc(hidden)]
-    fn query<T: FromRedisValue>(&mut self, cmd: &Cmd) -> impl Future<Output = RedisResult<T>>;
-    /// Sends a pipeline (in `MULTI`/`EXEC` when it says so).
+    fn query<T: FromRedisValue>(
+        &mut self,
+        cmd: &Cmd,
+        timeout: Duration,
+    ) -> impl Future<Output = RedisResult<T>>;
+    /// Sends a pipeline (in `MULTI`/`EXEC` when it says so), waiting at most `timeout`.
     #[doc(hidden)]
     fn query_pipeline<T: FromRedisValue>(
         &mut self,
         pipeline: &Pipeline,
+        timeout: Duration,
     ) -> impl Future<Output = RedisResult<T>>;
-    /// Runs a script (`EVALSHA`, loading it first when Redis does not have it).
+    /// Runs a script (`EVALSHA`, loading it first when Redis does not have it), waiting at
+    /// most `timeout` for each reply.
     #[doc(hidden)]
     fn invoke<T: FromRedisValue>(
         &mut self,
         script: &ScriptInvocation<'_>,
+        timeout: Duration,
     ) -> impl Future<Output = RedisResult<T>>;
 }
 
@@ -38,28 +57,77 @@ pub trait RedisConnection {
 /// blocking connection, `F` itself on an async one.
 pub type RedisOut<R, F> = <<R as RedisConnection>::Mode as CallMode>::Out<F>;
 
+/// A blocking connection made ready for one call: `send` gets the connection to send on,
+/// with the call's timeout applied.
+trait WithTimeout {
+    fn with_timeout<T>(
+        &mut self,
+        timeout: Duration,
+        send: impl FnOnce(&mut dyn ConnectionLike) -> RedisResult<T>,
+    ) -> RedisResult<T>;
+}
+
+impl WithTimeout for redis::Connection {
+    fn with_timeout<T>(
+        &mut self,
+        timeout: Duration,
+        send: impl FnOnce(&mut dyn ConnectionLike) -> RedisResult<T>,
+    ) -> RedisResult<T> {
+        self.set_read_timeout(Some(timeout))?;
+        self.set_write_timeout(Some(timeout))?;
+        send(self)
+    }
+}
+
+impl WithTimeout for redis::Client {
+    fn with_timeout<T>(
+        &mut self,
+        timeout: Duration,
+        send: impl FnOnce(&mut dyn ConnectionLike) -> RedisResult<T>,
+    ) -> RedisResult<T> {
+        let mut conn = self.get_connection_with_timeout(timeout)?;
+        conn.with_timeout(timeout, send)
+    }
+}
+
+impl WithTimeout for dyn ConnectionLike + '_ {
+    fn with_timeout<T>(
+        &mut self,
+        _: Duration,
+        send: impl FnOnce(&mut dyn ConnectionLike) -> RedisResult<T>,
+    ) -> RedisResult<T> {
+        send(self)
+    }
+}
+
 /// Blocking connections: each call completes inside the poll.
 macro_rules! blocking {
     ($($conn:ty),* $(,)?) => {$(
         impl RedisConnection for $conn {
             type Mode = Blocking;
 
-            async fn query<T: FromRedisValue>(&mut self, cmd: &Cmd) -> RedisResult<T> {
-                cmd.query(self)
+            async fn query<T: FromRedisValue>(
+                &mut self,
+                cmd: &Cmd,
+                timeout: Duration,
+            ) -> RedisResult<T> {
+                self.with_timeout(timeout, |c| cmd.query(c))
             }
 
             async fn query_pipeline<T: FromRedisValue>(
                 &mut self,
                 pipeline: &Pipeline,
+                timeout: Duration,
             ) -> RedisResult<T> {
-                pipeline.query(self)
+                self.with_timeout(timeout, |c| pipeline.query(c))
             }
 
             async fn invoke<T: FromRedisValue>(
                 &mut self,
                 script: &ScriptInvocation<'_>,
+                timeout: Duration,
             ) -> RedisResult<T> {
-                script.invoke(self)
+                self.with_timeout(timeout, |c| script.invoke(c))
             }
         }
     )*};
@@ -70,29 +138,35 @@ blocking!(
     dyn redis::ConnectionLike + '_
 );
 
-/// Async connections, awaited.
+/// Async connections, awaited: the future gives up after the timeout.
 #[cfg(feature = "async")]
 macro_rules! awaited {
     ($($conn:ty),* $(,)?) => {$(
         impl RedisConnection for $conn {
             type Mode = crate::backend::Awaited;
 
-            async fn query<T: FromRedisValue>(&mut self, cmd: &Cmd) -> RedisResult<T> {
-                cmd.query_async(self).await
+            async fn query<T: FromRedisValue>(
+                &mut self,
+                cmd: &Cmd,
+                timeout: Duration,
+            ) -> RedisResult<T> {
+                within(timeout, cmd.query_async(self)).await
             }
 
             async fn query_pipeline<T: FromRedisValue>(
                 &mut self,
                 pipeline: &Pipeline,
+                timeout: Duration,
             ) -> RedisResult<T> {
-                pipeline.query_async(self).await
+                within(timeout, pipeline.query_async(self)).await
             }
 
             async fn invoke<T: FromRedisValue>(
                 &mut self,
                 script: &ScriptInvocation<'_>,
+                timeout: Duration,
             ) -> RedisResult<T> {
-                script.invoke_async(self).await
+                within(timeout, script.invoke_async(self)).await
             }
         }
     )*};
@@ -102,3 +176,25 @@ awaited!(
     redis::aio::MultiplexedConnection,
     redis::aio::ConnectionManager
 );
+
+/// `reply`, or a "timed out" error once `timeout` has passed without it.
+#[cfg(feature = "async")]
+async fn within<T>(
+    timeout: Duration,
+    reply: impl Future<Output = RedisResult<T>>,
+) -> RedisResult<T> {
+    match tokio::time::timeout(timeout, reply).await {
+        Ok(reply) => reply,
+        Err(_) => Err(timed_out(timeout)),
+    }
+}
+
+/// The error of a reply that did not come within `timeout`.
+#[cfg(feature = "async")]
+fn timed_out(timeout: Duration) -> redis::RedisError {
+    std::io::Error::new(
+        std::io::ErrorKind::TimedOut,
+        format!("timed out: no reply from Redis within {timeout:?}"),
+    )
+    .into()
+}

@@ -39,6 +39,14 @@ use flush::{Applied, Flush};
 /// The ledger table's default name.
 pub const LEDGER_TABLE: &str = "counter_flushes";
 
+/// How long a counter waits for each reply of Redis by default: see
+/// [`RedisCounter::timeout`].
+pub const DEFAULT_REDIS_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// How long Redis remembers an [`add_once`](RedisCounter::add_once) id by default: see
+/// [`RedisCounter::remember_adds_for`].
+pub const DEFAULT_ADD_MEMORY: Duration = Duration::from_secs(24 * 3600);
+
 /// The shortest [`RedisCounter::prune_after`]: a ledger row must outlive any batch a flush
 /// may still be settling.
 const MIN_PRUNE_AGE: Duration = Duration::from_secs(3600);
@@ -80,8 +88,14 @@ const MIN_PRUNE_AGE: Duration = Duration::from_secs(3600);
 /// without their batch id, and the next flush applies them again. Run Redis with
 /// `appendonly yes` and `appendfsync always` (and no failover to a lagging replica) for
 /// exactness; then nothing acknowledged is lost or repeated. The app's own
-/// crashes lose nothing: an `add` that returned `Ok` is in Redis. (An `add` that returned an
-/// error may still have been counted, if the reply was lost on the way, as with any write.)
+/// crashes lose nothing: an `add` that returned `Ok` is in Redis. An `add` that returned an
+/// error may still have been counted (a timeout, or a reply lost on the way, as with any
+/// write): [`add_once`](Self::add_once) with an id of the caller's makes a retry count it once.
+///
+/// **While Redis is down or hangs**, every call returns `AtomicError::Redis` within the
+/// counter's [`timeout`](Self::timeout) (2 s by default) instead of waiting for Redis to come
+/// back; a `redis::aio::ConnectionManager` or a `redis::Client` recovers on its own when it
+/// does (see [`RedisConnection`]).
 ///
 /// **On diesel-async** (feature `async`) the same methods take an async Redis connection
 /// (`redis::aio::MultiplexedConnection`, `redis::aio::ConnectionManager`) and an async database
@@ -142,9 +156,12 @@ pub struct RedisCounter<M, Col, U = UnknownKeys> {
     batches: String,
     invalid: String,
     batch_prefix: String,
+    add_prefix: String,
     ledger: &'static str,
     prune_after: Duration,
     last_prune: Mutex<Option<Instant>>,
+    timeout: Duration,
+    add_memory: Duration,
     field: Field<M, Col>,
     take: Script,
     finish: Script,
@@ -175,9 +192,12 @@ where
             batches: format!("{tag}:batches"),
             invalid: format!("{tag}:invalid"),
             batch_prefix: format!("{tag}:batch:"),
+            add_prefix: format!("{tag}:add:"),
             ledger: LEDGER_TABLE,
             prune_after: Duration::from_secs(24 * 3600),
             last_prune: Mutex::new(None),
+            timeout: DEFAULT_REDIS_TIMEOUT,
+            add_memory: DEFAULT_ADD_MEMORY,
             field: Field::new(),
             take: Script::new(scripts::TAKE),
             finish: Script::new(scripts::FINISH),
@@ -219,9 +239,12 @@ where
             batches: self.batches,
             invalid: self.invalid,
             batch_prefix: self.batch_prefix,
+            add_prefix: self.add_prefix,
             ledger: self.ledger,
             prune_after: self.prune_after,
             last_prune: self.last_prune,
+            timeout: self.timeout,
+            add_memory: self.add_memory,
             field: self.field,
             take: self.take,
             finish: self.finish,
@@ -244,6 +267,30 @@ where
     pub fn prune_after(self, age: Duration) -> Self {
         RedisCounter {
             prune_after: age.max(MIN_PRUNE_AGE),
+            ..self
+        }
+    }
+
+    /// The same counter waiting at most `timeout` for each reply of Redis (2 s by default,
+    /// [`DEFAULT_REDIS_TIMEOUT`]; at least 1 ms), so that while Redis is down or unreachable
+    /// `add`, `current`, `pending` and `flush` fail with `AtomicError::Redis` ("timed out")
+    /// instead of hanging until it is back. How each connection type applies it, and recovers
+    /// afterwards: [`RedisConnection`]. A call that timed out may still have been applied
+    /// (the command may have reached Redis, and only its reply was late): see
+    /// [`add_once`](Self::add_once) for adds that are safe to retry.
+    pub fn timeout(self, timeout: Duration) -> Self {
+        RedisCounter {
+            timeout: timeout.max(Duration::from_millis(1)),
+            ..self
+        }
+    }
+
+    /// The same counter with Redis remembering an [`add_once`](Self::add_once) id for `age`
+    /// (a day by default, [`DEFAULT_ADD_MEMORY`]; at least a second): a retry with the same
+    /// id within that time is not counted again.
+    pub fn remember_adds_for(self, age: Duration) -> Self {
+        RedisCounter {
+            add_memory: age.max(Duration::from_secs(1)),
             ..self
         }
     }
@@ -274,9 +321,54 @@ where
         let mut cmd = redis::cmd("HINCRBY");
         cmd.arg(&self.pending).arg(key.field());
         let n = redis_amount(n);
+        let timeout = self.timeout;
         R::Mode::drive(async move {
             cmd.arg(n?);
-            Ok(redis.query(&cmd).await?)
+            Ok(redis.query(&cmd, timeout).await?)
+        })
+    }
+
+    /// Adds `n` to `key`'s pending count once per `id`, however many times it is called with
+    /// that id within [`remember_adds_for`](Self::remember_adds_for) (a day by default).
+    /// Returns the pending count after the first call's add, on every call with the id.
+    ///
+    /// This makes an add safe to retry. A plain [`add`](Self::add) that fails with
+    /// `AtomicError::Redis` has an unknown outcome: a timeout, or a connection lost after
+    /// Redis ran the `HINCRBY`, leaves it counted though the caller saw an error, and adding
+    /// again would count it twice. Give each logical add an id (a request id, an event id; at
+    /// most 200 bytes) and retry with the same id until it returns `Ok`: it is then counted
+    /// exactly once. One Lua script, atomic in Redis: it records the id (with the count it
+    /// returned, expiring after the memory time) in the same step as the `HINCRBY`.
+    ///
+    /// What Redis forgets, it forgets for both: with `appendonly yes` and
+    /// `appendfsync always` an acknowledged add and its id survive a Redis crash together;
+    /// without persistence a restart loses pending counts and ids alike (a retry then counts
+    /// the add once, unless a flush had already moved it into the database).
+    ///
+    /// Errors: `NegativeAmount`, `OutOfRange` for an amount past `i64`, `Redis`, and
+    /// `Custom` for an empty id or one longer than 200 bytes (checked before anything is sent).
+    pub fn add_once<'r, R>(
+        &self,
+        redis: &'r mut R,
+        key: &M::Key,
+        n: M::Value,
+        id: &str,
+    ) -> RedisOut<R, impl Future<Output = Result<i64, AtomicError>> + use<'r, M, Col, U, R>>
+    where
+        R: RedisConnection + ?Sized,
+    {
+        let checked = add_id(id).and_then(|()| redis_amount(n));
+        let mut invocation = scripts::add_once().prepare_invoke();
+        invocation
+            .key(&self.pending)
+            .key(format!("{}{id}", self.add_prefix))
+            .arg(key.field())
+            .arg(checked.as_ref().copied().unwrap_or(0))
+            .arg(self.add_memory.as_secs());
+        let timeout = self.timeout;
+        R::Mode::drive(async move {
+            checked?;
+            Ok(redis.invoke(&invocation, timeout).await?)
         })
     }
 
@@ -302,9 +394,10 @@ where
                 .ignore();
             Ok(())
         });
+        let timeout = self.timeout;
         R::Mode::drive(async move {
             built?;
-            Ok(redis.query_pipeline::<()>(&pipe).await?)
+            Ok(redis.query_pipeline::<()>(&pipe, timeout).await?)
         })
     }
 
@@ -318,8 +411,8 @@ where
     where
         R: RedisConnection + ?Sized,
     {
-        let cmd = self.pending_cmd(key);
-        R::Mode::drive(async move { query_pending(redis, &cmd).await })
+        let (cmd, timeout) = (self.pending_cmd(key), self.timeout);
+        R::Mode::drive(async move { query_pending(redis, &cmd, timeout).await })
     }
 
     /// Drops `key`'s pending count and returns it (0 when none): for the counts of a row that
@@ -343,8 +436,9 @@ where
             .cmd("HDEL")
             .arg(&self.pending)
             .arg(&field);
+        let timeout = self.timeout;
         R::Mode::drive(async move {
-            let (n, _): (Option<i64>, i64) = redis.query_pipeline(&pipe).await?;
+            let (n, _): (Option<i64>, i64) = redis.query_pipeline(&pipe, timeout).await?;
             Ok(n.unwrap_or(0))
         })
     }
@@ -367,9 +461,10 @@ where
         M: AtomicFieldOn<Col, BackendOf<C>>,
     {
         let (field, key, cmd) = (self.field, key.clone(), self.pending_cmd(key));
+        let timeout = self.timeout;
         C::Mode::drive(async move {
             let stored = C::Mode::into_future(field.current(conn, key)).await?;
-            Ok(stored.to_i128() + i128::from(query_pending(redis, &cmd).await?))
+            Ok(stored.to_i128() + i128::from(query_pending(redis, &cmd, timeout).await?))
         })
     }
 
@@ -503,12 +598,30 @@ where
 }
 
 /// The pending count an `HGET` ([`RedisCounter::pending_cmd`]) reads: 0 when none.
-async fn query_pending<R>(redis: &mut R, cmd: &redis::Cmd) -> Result<i64, AtomicError>
+async fn query_pending<R>(
+    redis: &mut R,
+    cmd: &redis::Cmd,
+    timeout: Duration,
+) -> Result<i64, AtomicError>
 where
     R: RedisConnection + ?Sized,
 {
-    let n: Option<i64> = redis.query(cmd).await?;
+    let n: Option<i64> = redis.query(cmd, timeout).await?;
     Ok(n.unwrap_or(0))
+}
+
+/// The longest [`RedisCounter::add_once`] id, in bytes.
+const MAX_ADD_ID: usize = 200;
+
+/// An `add_once` id: not empty, at most [`MAX_ADD_ID`] bytes.
+fn add_id(id: &str) -> Result<(), AtomicError> {
+    if id.is_empty() || id.len() > MAX_ADD_ID {
+        return Err(AtomicError::custom(format!(
+            "add_once id of {} bytes: it must have 1 to {MAX_ADD_ID}",
+            id.len()
+        )));
+    }
+    Ok(())
 }
 
 /// An amount for `HINCRBY`: not negative, within `i64`.

@@ -45,3 +45,22 @@ end
 redis.call('SREM', KEYS[2], ARGV[1])
 return 1
 ";
+
+/// An add counted once per id: `KEYS` = pending hash, the id's key; `ARGV` = the field, the
+/// amount, how many seconds to remember the id. A known id returns the count its first run
+/// returned, adding nothing; a new one adds, remembers the count it returns, and returns it.
+pub(crate) const ADD_ONCE: &str = r"
+local seen = redis.call('GET', KEYS[2])
+if seen then
+  return tonumber(seen)
+end
+local n = redis.call('HINCRBY', KEYS[1], ARGV[1], ARGV[2])
+redis.call('SET', KEYS[2], n, 'EX', ARGV[3])
+return n
+";
+
+/// [`ADD_ONCE`], hashed once: a static, so that an `add_once` future borrows no counter.
+pub(crate) fn add_once() -> &'static redis::Script {
+    static SCRIPT: std::sync::OnceLock<redis::Script> = std::sync::OnceLock::new();
+    SCRIPT.get_or_init(|| redis::Script::new(ADD_ONCE))
+}
