@@ -12,7 +12,9 @@
 //! - buffer (`DailyView.views`): random adds to six keys from every thread while a background
 //!   flusher runs every few milliseconds and threads flush by hand now and then; after
 //!   `shutdown` every key holds exactly the sum of the adds that returned `Ok`.
-//! - Redis counter (`DailyView.views` of six existing rows): random `add`s, `add_all`s of two
+//! - Redis counter (`DailyView.views` of six existing rows): random `add`s, `add_once`s (new
+//!   ids, and replays of ids any thread already got an answer for: the replay must return
+//!   that answer and add nothing), `add_all`s of two
 //!   keys (negatives refused, all or nothing), `discard`s and flushes from every thread, on
 //!   the thread's own connections; after a last flush every row holds exactly the adds that
 //!   returned `Ok` less what the discards returned, no flush kept a count, and the flush
@@ -76,6 +78,9 @@ struct Ctx {
     /// The Redis counter's page (six existing rows).
     redis_page: i64,
     views: Views,
+    /// `add_once` ids that returned `Ok`, with their key, amount and answer: replayed by any
+    /// thread.
+    answered: std::sync::Mutex<Vec<(String, (i64, i32), i64, i64)>>,
 }
 
 /// How often the buffers of a hot history flush in the background.
@@ -106,6 +111,7 @@ fn setup<C: CheckConn>(pool: &Pool<ConnectionManager<C>>, plan: Plan) -> Ctx {
         page: next_id(),
         redis_page,
         views: fresh_views().0,
+        answered: Default::default(),
     }
 }
 
@@ -177,7 +183,8 @@ where
             62..70 => "compact_likes",
             70..84 => "buffer.add",
             84..86 => "buffer.flush",
-            86..92 => "redis.add",
+            86..89 => "redis.add",
+            89..92 => "redis.add_once",
             92..95 => "redis.add_all",
             95..96 => "redis.discard",
             _ => "redis.flush",
@@ -217,7 +224,45 @@ where
                         seen.anomalies.push(format!("flush: {e}"));
                     }
                 }
-                86..92 => {
+                89..92 => {
+                    let replay = {
+                        let answered = ctx.answered.lock().unwrap();
+                        (!answered.is_empty() && rng.random_bool(0.5))
+                            .then(|| answered[rng.random_range(0..answered.len())].clone())
+                    };
+                    match replay {
+                        // Already answered: the same answer, nothing added.
+                        Some((id, key, m, answer)) => {
+                            match C::Mode::into_future(ctx.views.add_once(redis, &key, m, &id))
+                                .await
+                            {
+                                Ok(again) if again == answer => {}
+                                other => seen.anomalies.push(format!(
+                                    "redis add_once replay {id} ({m}): {other:?}, first {answer}"
+                                )),
+                            }
+                        }
+                        None => {
+                            let key = (ctx.redis_page, rng.random_range(0..6));
+                            let id = format!("{}-{thread}-{}", ctx.seed, rng.random::<u64>());
+                            match C::Mode::into_future(ctx.views.add_once(redis, &key, n, &id))
+                                .await
+                            {
+                                Ok(pending) if pending >= n => {
+                                    *seen.redis_added.entry(key).or_default() += n;
+                                    ctx.answered.lock().unwrap().push((id, key, n, pending));
+                                }
+                                Err(AtomicError::NegativeAmount { amount }) if n < 0 => {
+                                    assert_eq!(amount, i128::from(n));
+                                }
+                                other => seen
+                                    .anomalies
+                                    .push(format!("redis add_once {id} ({n}): {other:?}")),
+                            }
+                        }
+                    }
+                }
+                86..89 => {
                     let key = (ctx.redis_page, rng.random_range(0..6));
                     match C::Mode::into_future(ctx.views.add(redis, &key, n)).await {
                         Ok(pending) if pending >= n => {
