@@ -4,8 +4,8 @@ use std::hash::{BuildHasher, RandomState};
 use std::time::{Duration, Instant};
 
 use crate::backend::{
-    in_transaction, wait_in_line, Dialect, ErrorClass, Place, RawConnection, Turn, Waited,
-    WriterQueue,
+    in_transaction, mark_writers_contended, take_turn, writers_contended, Dialect, ErrorClass,
+    RawConnection, Turn, Waited, WriterQueue,
 };
 use crate::error::AtomicError;
 use crate::lock::LockMode;
@@ -156,14 +156,12 @@ macro_rules! retrying {
     ($access:ident, $raw:expr, $policy:expr, $mode:expr, |$c:ident| $body:expr) => {{
         let flight = $crate::backend::InFlight::new($raw);
         let raw = &mut *flight.conn;
+        let access = $crate::retry::Access::$access;
         let result = match $crate::retry::Retry::start(&mut *raw, $policy, $mode) {
             Err(error) => Err(error),
-            Ok(mut retry) => match retry
-                .line_up(&mut *raw, $crate::retry::Access::$access)
-                .await
-            {
+            Ok(mut retry) => match retry.line_up(&mut *raw, access).await {
                 Err(error) => Err(error),
-                Ok(turn) => {
+                Ok(mut turn) => {
                     let result = loop {
                         let result = $crate::retry::attempt(async {
                             let $c = &mut *raw;
@@ -173,7 +171,14 @@ macro_rules! retrying {
                         match retry.after(&*raw, result) {
                             $crate::retry::Step::Done(result) => break result,
                             $crate::retry::Step::Pause(pause) => {
-                                $crate::retry::pause(&*raw, pause).await
+                                $crate::retry::pause(&*raw, pause).await;
+                                // A writer that found SQLite busy joins the line from now on.
+                                if turn.is_none() {
+                                    match retry.line_up(&mut *raw, access).await {
+                                        Ok(taken) => turn = taken,
+                                        Err(error) => break Err(error),
+                                    }
+                                }
                             }
                         }
                     };
@@ -250,8 +255,10 @@ impl Retry {
     }
 
     /// Takes this operation's turn among the library's writers of the same database file in
-    /// this process, when `raw` is on such a file (SQLite; see [`WriterQueue`]) and the
-    /// operation writes outside the caller's transaction: writers are then served in the
+    /// this process, when `raw` is on such a file (SQLite; see [`WriterQueue`]), the
+    /// operation writes outside the caller's transaction, and this process has found a SQLite
+    /// database busy before (until then nothing waits in line, and a writer pays nothing for
+    /// it; the retry loop calls this again after a busy attempt): writers are then served in the
     /// order they came instead of racing for SQLite's one write lock, and the loop polls only
     /// for a lock held outside the line (another process, or a write made without the
     /// library). Inside the caller's transaction no turn is taken: it already began, and it may
@@ -266,21 +273,18 @@ impl Retry {
         raw: &mut R,
         access: Access,
     ) -> Result<Option<Turn>, AtomicError> {
-        if access == Access::Read || self.nested {
+        if access == Access::Read || self.nested || !writers_contended() {
             return Ok(None);
         }
         let Some(file) = raw.writers_file().await? else {
             return Ok(None);
         };
-        let turn = WriterQueue::of(&file).join();
+        let queue = WriterQueue::of(&file);
         if self.mode != LockMode::Wait {
             // Not waiting for a lock includes not waiting for a turn.
-            return match turn.place().0 {
-                Place::Front => Ok(Some(turn)),
-                Place::Behind { .. } => Err(AtomicError::Locked),
-            };
+            return queue.try_take().map(Some).ok_or(AtomicError::Locked);
         }
-        match wait_in_line(turn, self.policy.busy_timeout, R::wait_notified).await {
+        match take_turn(&queue, self.policy.busy_timeout, R::wait_notified).await {
             Waited::Turn(turn) => Ok(Some(turn)),
             Waited::Stuck => {
                 self.attempts = 1;
@@ -341,6 +345,7 @@ impl Retry {
                     && self.busy_since.get_or_insert_with(Instant::now).elapsed()
                         < policy.busy_timeout =>
             {
+                mark_writers_contended();
                 policy.busy_poll()
             }
             ErrorClass::Transient | ErrorClass::Busy | ErrorClass::LockTimeout => {

@@ -48,7 +48,9 @@ pub(crate) use dialect::message;
 pub use dialect::{DerivedRows, Dialect, ErrorClass, UpdateJoin, UpsertClause};
 pub use mode::{Awaited, Blocking, CallMode};
 pub(crate) use transaction::{catch_unwind, guarded, InFlight, Open};
-pub(crate) use writer_queue::{wait_in_line, Place, Turn, Waited, WriterQueue};
+pub(crate) use writer_queue::{
+    mark_writers_contended, take_turn, writers_contended, Turn, Waited, WriterQueue,
+};
 
 /// A connection the atomic operations accept.
 ///
