@@ -191,6 +191,44 @@ fn fails_fast<T: std::fmt::Debug>(what: &str, call: impl FnOnce() -> Result<T, A
     assert!(took <= TIMEOUT + MARGIN, "{what} took {took:?}");
 }
 
+/// What the timeout tests start from: a private `redis-server` (files in `dir`, on `port`),
+/// a SQLite database with a row for `(page, 1)`, and a counter whose timeout is [`TIMEOUT`].
+struct Outage {
+    dir: tempfile::TempDir,
+    port: u16,
+    server: PrivateRedis,
+    db: Sqlite,
+    page: i64,
+    views: Views,
+}
+
+impl Outage {
+    fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let server = PrivateRedis::start(port, dir.path(), false);
+        let db = Sqlite::open();
+        let page = next_id();
+        daily_rows(&db, page, [1], 0);
+        let views = fresh_views().0.timeout(TIMEOUT);
+        Outage {
+            dir,
+            port,
+            server,
+            db,
+            page,
+            views,
+        }
+    }
+}
+
+/// An async connection to `db`.
+async fn async_db(db: &Sqlite) -> SyncConnectionWrapper<diesel::SqliteConnection> {
+    SyncConnectionWrapper::<diesel::SqliteConnection>::establish(db.path().to_str().unwrap())
+        .await
+        .unwrap()
+}
+
 impl PrivateRedis {
     /// Freezes the server (`SIGSTOP`): connections stay open, no reply comes, as when Redis
     /// hangs or the network drops packets. `resume` (`SIGCONT`) thaws it.
@@ -217,13 +255,14 @@ fn signal(child: &Child, signal: &str) {
 /// hung never reached it (a frozen server reads nothing).
 #[test]
 fn blocking_calls_fail_within_the_timeout_while_redis_hangs() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = PrivateRedis::start(free_port(), dir.path(), false);
-    let db = Sqlite::open();
-    let page = next_id();
-    daily_rows(&db, page, [1], 0);
-    let (views, _) = fresh_views();
-    let views = views.timeout(TIMEOUT);
+    let Outage {
+        dir: _dir,
+        server,
+        db,
+        page,
+        views,
+        ..
+    } = Outage::start();
     let mut conn = db.conn();
     let mut redis = server.connection();
     let mut client = redis::Client::open(server.url.as_str()).unwrap();
@@ -297,13 +336,14 @@ async fn async_calls_fail_fast<R>(
 /// outage); afterwards both work again without being made anew.
 #[test]
 fn async_calls_fail_within_the_timeout_while_redis_hangs() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = PrivateRedis::start(free_port(), dir.path(), false);
-    let db = Sqlite::open();
-    let page = next_id();
-    daily_rows(&db, page, [1], 0);
-    let (views, _) = fresh_views();
-    let views = views.timeout(TIMEOUT);
+    let Outage {
+        dir: _dir,
+        server,
+        db,
+        page,
+        views,
+        ..
+    } = Outage::start();
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
         // No response timeout of their own (redis-rs's defaults have one, 500 ms, which a
@@ -321,11 +361,7 @@ fn async_calls_fail_within_the_timeout_while_redis_hangs() {
             )
             .await
             .unwrap();
-        let mut conn = SyncConnectionWrapper::<diesel::SqliteConnection>::establish(
-            db.path().to_str().unwrap(),
-        )
-        .await
-        .unwrap();
+        let mut conn = async_db(&db).await;
         views.add(&mut manager, &(page, 1), 1).await.unwrap();
 
         server.freeze();
@@ -428,23 +464,19 @@ fn a_lost_reply_doubles_a_retried_add_and_not_an_add_once() {
 /// again on its own (it reconnects), the counts added after the restart all there.
 #[test]
 fn a_connection_manager_fails_fast_while_redis_is_down_and_recovers_on_its_own() {
-    let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let server = PrivateRedis::start(port, dir.path(), false);
-    let db = Sqlite::open();
-    let page = next_id();
-    daily_rows(&db, page, [1], 0);
-    let (views, _) = fresh_views();
-    let views = views.timeout(TIMEOUT);
+    let Outage {
+        dir,
+        port,
+        server,
+        db,
+        page,
+        views,
+    } = Outage::start();
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
         let client = redis::Client::open(server.url.as_str()).unwrap();
         let mut manager = redis::aio::ConnectionManager::new(client).await.unwrap();
-        let mut conn = SyncConnectionWrapper::<diesel::SqliteConnection>::establish(
-            db.path().to_str().unwrap(),
-        )
-        .await
-        .unwrap();
+        let mut conn = async_db(&db).await;
         views.add(&mut manager, &(page, 1), 1).await.unwrap();
         views.flush(&mut conn, &mut manager).await.unwrap();
 

@@ -172,8 +172,8 @@ mod another_process {
 
     use counter_core::{AtomicError, RetryPolicy};
     use counter_tests::models::Product;
-    use counter_tests::scenarios::on_n_threads;
     use counter_tests::{Sqlite, TestDb};
+    use diesel::{Connection, SqliteConnection};
 
     /// Starts `sqlite_hold` on `db`'s file, and returns once it holds the write lock (having
     /// added 1,000 to product `id`'s `sold`, not yet committed).
@@ -195,16 +195,40 @@ mod another_process {
         child
     }
 
+    /// `n` connections to `db`'s file, opened before another process takes it (a pool would
+    /// open them on demand, and its set-up statements would wait for that process).
+    fn connections(db: &Sqlite, n: usize) -> Vec<SqliteConnection> {
+        (0..n)
+            .map(|_| SqliteConnection::establish(db.path().to_str().unwrap()).unwrap())
+            .collect()
+    }
+
+    /// Runs `work` on each of `conns`, one thread each; the results in order.
+    fn on_each<T: Send>(
+        conns: Vec<SqliteConnection>,
+        work: impl Fn(&mut SqliteConnection) -> T + Sync,
+    ) -> Vec<T> {
+        std::thread::scope(|s| {
+            let work = &work;
+            let threads: Vec<_> = conns
+                .into_iter()
+                .map(|mut conn| s.spawn(move || work(&mut conn)))
+                .collect();
+            threads.into_iter().map(|t| t.join().unwrap()).collect()
+        })
+    }
+
     /// Eight writers of this process arrive while another process holds the file for 1 s:
     /// every call waits for it and goes through after its commit (each sees its 1,000).
     #[test]
     fn writers_in_line_wait_for_a_writer_in_another_process() {
         let db = Sqlite::open_rollback_journal();
         let id = db.new_product(0, 0);
+        let conns = connections(&db, 8);
         let mut holder = hold(&db, id, 1_000);
-        let seen: Vec<Vec<i64>> = on_n_threads(&db, 8, |_, conn| {
+        let seen: Vec<Vec<i64>> = on_each(conns, |conn| {
             (0..5)
-                .map(|_| Product::increment_sold(&mut **conn, id, 1).unwrap())
+                .map(|_| Product::increment_sold(conn, id, 1).unwrap())
                 .collect()
         });
         assert!(holder.wait().unwrap().success());
@@ -214,16 +238,53 @@ mod another_process {
         assert_eq!(db.product(id), (0, 1_040));
     }
 
+    /// Eight writers lined up behind another process's long hold fail about together, each
+    /// after about its `busy_timeout` (400 ms), not one `busy_timeout` after another (which
+    /// would take the last one 3.2 s: a writer that gives up on an outside lock does not count
+    /// as the line moving).
+    #[test]
+    fn writers_behind_an_outside_lock_fail_together_not_in_turn() {
+        let db = Sqlite::open_rollback_journal();
+        let id = db.new_product(0, 0);
+        let mut conns = connections(&db, 9);
+        let mut holder = hold(&db, id, 4_000);
+        let impatient = Product::atomic_sold()
+            .retry(RetryPolicy::DEFAULT.with_busy_timeout(Duration::from_millis(400)));
+        // One call meets the busy file first, so that writers take turns from the start (a
+        // process turns its line on at its first busy database), and the eight below wait in
+        // line without having met the lock themselves.
+        let first = impatient.increment(&mut conns.pop().unwrap(), id, 1);
+        assert!(matches!(first, Err(AtomicError::Conflict { .. })), "{first:?}");
+        let started = std::time::Instant::now();
+        let outcomes = on_each(conns, |conn| {
+            let outcome = impatient.increment(conn, id, 1);
+            (outcome, started.elapsed())
+        });
+        for (outcome, took) in &outcomes {
+            assert!(
+                matches!(outcome, Err(AtomicError::Conflict { .. })),
+                "{outcome:?}"
+            );
+            assert!(
+                *took < Duration::from_millis(1_600),
+                "failed after {took:?}"
+            );
+        }
+        assert!(holder.wait().unwrap().success());
+        assert_eq!(db.product(id), (0, 1_000));
+    }
+
     /// A writer whose `busy_timeout` is shorter than the other process's hold gets `Conflict`
     /// and writes nothing; the other process's write is untouched.
     #[test]
     fn a_short_busy_timeout_gives_up_on_another_process() {
         let db = Sqlite::open_rollback_journal();
         let id = db.new_product(0, 0);
+        let mut conn = connections(&db, 1).pop().unwrap();
         let mut holder = hold(&db, id, 2_000);
         let impatient = Product::atomic_sold()
             .retry(RetryPolicy::DEFAULT.with_busy_timeout(Duration::from_millis(200)));
-        let outcome = impatient.increment(&mut *db.conn(), id, 1);
+        let outcome = impatient.increment(&mut conn, id, 1);
         assert!(
             matches!(outcome, Err(AtomicError::Conflict { attempts, .. }) if attempts > 1),
             "{outcome:?}"

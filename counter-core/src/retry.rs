@@ -25,10 +25,11 @@ use crate::trace;
 /// `busy_timeout` plus one server timeout, not `max_attempts` server timeouts (64 × MariaDB's
 /// default 50 s). `with_busy_timeout(Duration::ZERO)` turns these runs off too.
 ///
-/// A busy SQLite database is not a conflict but a lock someone holds for a moment. The
-/// library's writers of one SQLite file in one process do not race for it: they line up, and
-/// each writes in its turn, in the order they came (a writer waits asleep, without polling,
-/// as long as the line moves; after `busy_timeout` with no turn ended, `Conflict`). The one
+/// A busy SQLite database is not a conflict but a lock someone holds for a moment. Once a
+/// process has met one, the library's writers of one SQLite file in that process do not race
+/// for it: they take turns (eventually fair: a free turn goes to whoever asks first, and at
+/// least every millisecond to the first in line); a writer waits asleep, without polling, as
+/// long as the line moves, and after `busy_timeout` with no turn ended, `Conflict`. The one
 /// whose turn it is polls only for a lock held outside the line, by another process or by a
 /// write made without the library: every 50 µs to 2 ms (jittered) until `busy_timeout` has
 /// passed. Polls are not a queue: under load, sixteen writers polling for one lock let one
@@ -182,6 +183,9 @@ macro_rules! retrying {
                             }
                         }
                     };
+                    if let Some(turn) = turn.as_mut().filter(|_| retry.gave_up_busy()) {
+                        turn.gave_up();
+                    }
                     drop(turn);
                     result
                 }
@@ -234,6 +238,8 @@ pub(crate) struct Retry {
     attempts: u32,
     busy_since: Option<Instant>,
     timed_out_since: Option<Instant>,
+    /// The last attempt gave up on a busy SQLite database after `busy_timeout`.
+    busy_exhausted: bool,
 }
 
 impl Retry {
@@ -251,6 +257,7 @@ impl Retry {
             attempts: 0,
             busy_since: None,
             timed_out_since: None,
+            busy_exhausted: false,
         })
     }
 
@@ -285,9 +292,15 @@ impl Retry {
             return queue.try_take().map(Some).ok_or(AtomicError::Locked);
         }
         match take_turn(&queue, self.policy.busy_timeout, R::wait_notified).await {
-            Waited::Turn(turn) => Ok(Some(turn)),
+            Waited::Turn(turn, moved) => {
+                // Busy time counts from when the line last moved: a writer handed the turn by
+                // one that gave up on an outside lock has been waiting for that lock since.
+                self.busy_since = Some(self.busy_since.map_or(moved, |b| b.min(moved)));
+                Ok(Some(turn))
+            }
             Waited::Stuck => {
-                self.attempts = 1;
+                self.attempts = self.attempts.max(1);
+                let attempts = self.attempts;
                 let error = diesel::result::Error::DatabaseError(
                     diesel::result::DatabaseErrorKind::Unknown,
                     Box::new(format!(
@@ -296,13 +309,19 @@ impl Retry {
                         self.policy.busy_timeout
                     )),
                 );
-                trace::conflict(1, &error);
+                trace::conflict(attempts, &error);
                 Err(AtomicError::Conflict {
-                    attempts: 1,
+                    attempts,
                     source: error,
                 })
             }
         }
+    }
+
+    /// Did the loop end giving up on a busy SQLite database (so ending its turn is not
+    /// progress for the writers behind it)?
+    pub(crate) fn gave_up_busy(&self) -> bool {
+        self.busy_exhausted
     }
 
     /// Sorts the result of an attempt on `R`: a database error, or a `Conflict` an operation
@@ -349,6 +368,7 @@ impl Retry {
                 policy.busy_poll()
             }
             ErrorClass::Transient | ErrorClass::Busy | ErrorClass::LockTimeout => {
+                self.busy_exhausted = class == ErrorClass::Busy;
                 trace::conflict(attempts, &error);
                 return Step::Done(Err(AtomicError::Conflict {
                     attempts,

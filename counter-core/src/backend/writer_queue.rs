@@ -73,7 +73,7 @@ struct Line {
     /// Who waits, in order.
     waiting: VecDeque<Waiter>,
     next_id: u64,
-    /// Turns ended so far: a waiter that sees it change knows the line moved.
+    /// Turns ended in progress so far: a waiter that sees it change knows the line moved.
     served: u64,
     /// When the next ending turn must go to the head of the line.
     next_fair: Option<Instant>,
@@ -138,6 +138,7 @@ impl WriterQueue {
         Turn {
             queue: self,
             waiting: Some((id, wake)),
+            progress: true,
         }
     }
 }
@@ -148,6 +149,9 @@ pub(crate) struct Turn {
     queue: Arc<WriterQueue>,
     /// `None` once it holds the turn; its waiter id while it waits.
     waiting: Option<(u64, Arc<Event>)>,
+    /// Whether ending this turn is progress: not when its writer gave up on a lock held
+    /// outside the line, which the writers behind it would meet next.
+    progress: bool,
 }
 
 impl Turn {
@@ -155,7 +159,16 @@ impl Turn {
         Turn {
             queue,
             waiting: None,
+            progress: true,
         }
+    }
+
+    /// Its writer gave up waiting for a lock held outside the line (its `busy_timeout` ran
+    /// out): ending the turn is not progress, so the writers behind it do not start their
+    /// patience afresh, and each fails about when it would have without the line, not one
+    /// `busy_timeout` after the other.
+    pub(crate) fn gave_up(&mut self) {
+        self.progress = false;
     }
 
     /// Does it hold the turn now? Otherwise: how many turns have ended so far, and a
@@ -204,7 +217,7 @@ impl Drop for Turn {
                 if waiting.is_some() {
                     line.handed_to = None;
                 }
-                end_turn(&mut line, self.queue.fair_every);
+                end_turn(&mut line, self.queue.fair_every, self.progress);
             }
         }
     }
@@ -212,8 +225,10 @@ impl Drop for Turn {
 
 /// Ends the turn: hands it to the head of the line when fairness is due, else frees it and
 /// wakes the head to ask for it alongside anyone arriving.
-fn end_turn(line: &mut Line, fair_every: Duration) {
-    line.served += 1;
+fn end_turn(line: &mut Line, fair_every: Duration, progress: bool) {
+    if progress {
+        line.served += 1;
+    }
     let now = Instant::now();
     let Some(head) = line.waiting.front() else {
         line.held = false;
@@ -236,8 +251,10 @@ fn end_turn(line: &mut Line, fair_every: Duration) {
 
 /// What a wait for a turn ended with.
 pub(crate) enum Waited {
-    /// This writer's turn.
-    Turn(Turn),
+    /// This writer's turn, and when the line last moved as this writer saw it (when it
+    /// joined, or when a turn ahead of it last ended in progress): a writer handed the turn
+    /// by one that gave up has been waiting for the same outside lock since then.
+    Turn(Turn, Instant),
     /// The line did not move for `patience`: the writer holding the turn held it that long.
     Stuck,
 }
@@ -260,7 +277,7 @@ where
     let mut since = Instant::now();
     loop {
         let (served, listener) = match turn.look() {
-            Ok(()) => return Waited::Turn(turn),
+            Ok(()) => return Waited::Turn(turn, since),
             Err(waiting) => waiting,
         };
         if last_served != Some(served) {
@@ -337,7 +354,7 @@ mod tests {
         ));
         assert!(started.elapsed() >= Duration::from_millis(50));
         drop(holder);
-        assert!(matches!(take(&queue, Duration::ZERO), Waited::Turn(_)));
+        assert!(matches!(take(&queue, Duration::ZERO), Waited::Turn(..)));
     }
 
     /// 8 threads x 50 turns, each held a moment: never two turns at once, every turn taken,
@@ -352,7 +369,7 @@ mod tests {
                 let (queue, inside, taken) = (queue.clone(), inside.clone(), taken.clone());
                 s.spawn(move || {
                     for _ in 0..50 {
-                        let Waited::Turn(turn) = take(&queue, Duration::from_secs(5)) else {
+                        let Waited::Turn(turn, _) = take(&queue, Duration::from_secs(5)) else {
                             panic!("a moving line timed out");
                         };
                         assert_eq!(

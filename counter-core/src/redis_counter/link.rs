@@ -16,16 +16,21 @@ use crate::backend::{Blocking, CallMode};
 /// connection of the same kind. Another blocking connection (a pooled one, a cluster's) goes
 /// in as `&mut *conn as &mut dyn redis::ConnectionLike`.
 ///
-/// **Every call waits at most the counter's [`timeout`](crate::RedisCounter::timeout)** for
-/// each command's reply, then fails with `AtomicError::Redis` ("timed out"):
+/// **Each reply is waited for at most the counter's [`timeout`](crate::RedisCounter::timeout)**,
+/// then the call fails with `AtomicError::Redis` ("timed out"):
 ///
-/// | connection | how | after Redis comes back |
+/// | connection | how | after a timeout |
 /// |---|---|---|
-/// | `redis::aio::ConnectionManager` | the call's future gives up | reconnects on its own |
-/// | `redis::aio::MultiplexedConnection` | the call's future gives up | broken: make a new one |
+/// | `redis::aio::ConnectionManager` | the call's future gives up | usable; reconnects on its own after a Redis restart |
+/// | `redis::aio::MultiplexedConnection` | the call's future gives up | usable while its socket is open; after a Redis restart, make a new one |
 /// | `redis::Client` | a new connection per command, connected and read with the timeout | every call connects afresh |
-/// | `redis::Connection` | its read and write timeouts are set to it (they stay set) | broken: make a new one |
-/// | `dyn redis::ConnectionLike` | not applied: set your own | as your connection does |
+/// | `redis::Connection` | its read and write timeouts are set to it (they stay set) | usable (late replies are skipped) while its socket is open; after a Redis restart, make a new one |
+/// | `dyn redis::ConnectionLike` | **not applied**: set your own | as your connection does |
+///
+/// On the blocking connections the timeout bounds each read, so a pipeline
+/// ([`add_all`](crate::RedisCounter::add_all), [`discard`](crate::RedisCounter::discard)) of
+/// `n` commands can take up to `n + 2` timeouts before it fails; on the async ones it bounds
+/// the whole call.
 pub trait RedisConnection {
     /// [`Blocking`] or [`Awaited`](crate::Awaited).
     type Mode: CallMode;

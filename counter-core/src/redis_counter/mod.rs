@@ -92,10 +92,10 @@ const MIN_PRUNE_AGE: Duration = Duration::from_secs(3600);
 /// error may still have been counted (a timeout, or a reply lost on the way, as with any
 /// write): [`add_once`](Self::add_once) with an id of the caller's makes a retry count it once.
 ///
-/// **While Redis is down or hangs**, every call returns `AtomicError::Redis` within the
-/// counter's [`timeout`](Self::timeout) (2 s by default) instead of waiting for Redis to come
-/// back; a `redis::aio::ConnectionManager` or a `redis::Client` recovers on its own when it
-/// does (see [`RedisConnection`]).
+/// **While Redis is down or hangs**, a call returns `AtomicError::Redis` once a reply has not
+/// come within the counter's [`timeout`](Self::timeout) (2 s by default) instead of waiting
+/// for Redis to come back; a `redis::aio::ConnectionManager` or a `redis::Client` recovers on
+/// its own when it does. Which connections apply the timeout, and how: [`RedisConnection`].
 ///
 /// **On diesel-async** (feature `async`) the same methods take an async Redis connection
 /// (`redis::aio::MultiplexedConnection`, `redis::aio::ConnectionManager`) and an async database
@@ -344,6 +344,9 @@ where
     /// `appendfsync always` an acknowledged add and its id survive a Redis crash together;
     /// without persistence a restart loses pending counts and ids alike (a retry then counts
     /// the add once, unless a flush had already moved it into the database).
+    ///
+    /// An id names one add of this counter, whatever its key and amount: a call with an id
+    /// already used adds nothing and returns the first call's count, even for another key.
     ///
     /// Errors: `NegativeAmount`, `OutOfRange` for an amount past `i64`, `Redis`, and
     /// `Custom` for an empty id or one longer than 200 bytes (checked before anything is sent).
