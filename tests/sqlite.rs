@@ -254,7 +254,10 @@ mod another_process {
         // process turns its line on at its first busy database), and the eight below wait in
         // line without having met the lock themselves.
         let first = impatient.increment(&mut conns.pop().unwrap(), id, 1);
-        assert!(matches!(first, Err(AtomicError::Conflict { .. })), "{first:?}");
+        assert!(
+            matches!(first, Err(AtomicError::Conflict { .. })),
+            "{first:?}"
+        );
         let started = std::time::Instant::now();
         let outcomes = on_each(conns, |conn| {
             let outcome = impatient.increment(conn, id, 1);

@@ -78,9 +78,17 @@ struct Ctx {
     /// The Redis counter's page (six existing rows).
     redis_page: i64,
     views: Views,
-    /// `add_once` ids that returned `Ok`, with their key, amount and answer: replayed by any
-    /// thread.
-    answered: std::sync::Mutex<Vec<(String, (i64, i32), i64, i64)>>,
+    /// `add_once` calls that returned `Ok`: replayed by any thread.
+    answered: std::sync::Mutex<Vec<Answered>>,
+}
+
+/// An `add_once` that returned `Ok`: its id, key, amount and answer.
+#[derive(Clone)]
+struct Answered {
+    id: String,
+    key: (i64, i32),
+    n: i64,
+    answer: i64,
 }
 
 /// How often the buffers of a hot history flush in the background.
@@ -232,7 +240,12 @@ where
                     };
                     match replay {
                         // Already answered: the same answer, nothing added.
-                        Some((id, key, m, answer)) => {
+                        Some(Answered {
+                            id,
+                            key,
+                            n: m,
+                            answer,
+                        }) => {
                             match C::Mode::into_future(ctx.views.add_once(redis, &key, m, &id))
                                 .await
                             {
@@ -250,7 +263,12 @@ where
                             {
                                 Ok(pending) if pending >= n => {
                                     *seen.redis_added.entry(key).or_default() += n;
-                                    ctx.answered.lock().unwrap().push((id, key, n, pending));
+                                    ctx.answered.lock().unwrap().push(Answered {
+                                        id,
+                                        key,
+                                        n,
+                                        answer: pending,
+                                    });
                                 }
                                 Err(AtomicError::NegativeAmount { amount }) if n < 0 => {
                                     assert_eq!(amount, i128::from(n));
