@@ -151,8 +151,9 @@ impl RetryPolicy {
 /// closure's future which borrows its arguments cannot be proven `Send` by today's compiler
 /// ("implementation of `Send` is not general enough"), and tasks spawned on tokio must be.
 /// Each attempt runs in an `async` block, which borrows as plainly as any code. A loop whose
-/// future is dropped before it finishes marks the connection broken (see `InFlight`), and
-/// gives up its turn.
+/// future is dropped before it finishes gives up its turn, and marks the connection broken
+/// (see `InFlight`) unless it was dropped between statements: in a pause between attempts or
+/// while waiting in line.
 macro_rules! retrying {
     ($access:ident, $raw:expr, $policy:expr, $mode:expr, |$c:ident| $body:expr) => {{
         let flight = $crate::backend::InFlight::new($raw);
@@ -160,7 +161,7 @@ macro_rules! retrying {
         let access = $crate::retry::Access::$access;
         let result = match $crate::retry::Retry::start(&mut *raw, $policy, $mode) {
             Err(error) => Err(error),
-            Ok(mut retry) => match retry.line_up(&mut *raw, access).await {
+            Ok(mut retry) => match retry.line_up(&mut *raw, access, &flight.idle).await {
                 Err(error) => Err(error),
                 Ok(mut turn) => {
                     let result = loop {
@@ -172,10 +173,18 @@ macro_rules! retrying {
                         match retry.after(&*raw, result) {
                             $crate::retry::Step::Done(result) => break result,
                             $crate::retry::Step::Pause(pause) => {
+                                // Between attempts no statement is under way: a future dropped
+                                // here leaves the connection fit for reuse.
+                                flight
+                                    .idle
+                                    .store(true, ::std::sync::atomic::Ordering::Relaxed);
                                 $crate::retry::pause(&*raw, pause).await;
+                                flight
+                                    .idle
+                                    .store(false, ::std::sync::atomic::Ordering::Relaxed);
                                 // A writer that found SQLite busy joins the line from now on.
                                 if turn.is_none() {
-                                    match retry.line_up(&mut *raw, access).await {
+                                    match retry.line_up(&mut *raw, access, &flight.idle).await {
                                         Ok(taken) => turn = taken,
                                         Err(error) => break Err(error),
                                     }
@@ -275,10 +284,14 @@ impl Retry {
     /// `Conflict { attempts: 1 }` with a "database is locked" source, as a poll that ran out
     /// of `busy_timeout` gives. Under `LockMode::NoWait` (and `SkipLocked`) it does not wait:
     /// `Locked` when another writer has the turn.
+    ///
+    /// `idle` is set while it waits in line, when no statement is under way: a future dropped
+    /// then leaves its connection fit for reuse.
     pub(crate) async fn line_up<R: RawConnection>(
         &mut self,
         raw: &mut R,
         access: Access,
+        idle: &std::sync::atomic::AtomicBool,
     ) -> Result<Option<Turn>, AtomicError> {
         if access == Access::Read || self.nested || !writers_contended() {
             return Ok(None);
@@ -291,7 +304,10 @@ impl Retry {
             // Not waiting for a lock includes not waiting for a turn.
             return queue.try_take().map(Some).ok_or(AtomicError::Locked);
         }
-        match take_turn(&queue, self.policy.busy_timeout, R::wait_notified).await {
+        idle.store(true, std::sync::atomic::Ordering::Relaxed);
+        let waited = take_turn(&queue, self.policy.busy_timeout, R::wait_notified).await;
+        idle.store(false, std::sync::atomic::Ordering::Relaxed);
+        match waited {
             Waited::Turn(turn, moved) => {
                 // Busy time counts from when the line last moved: a writer handed the turn by
                 // one that gave up on an outside lock has been waiting for that lock since.

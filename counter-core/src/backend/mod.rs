@@ -98,6 +98,8 @@ impl<C: AtomicConnection<Mode = Blocking>> BlockingConnection for C {}
 /// connection instead of handing it out again, and a connection you keep yourself refuses
 /// further work with `Database(BrokenTransactionManager)`. What the dropped operation did is
 /// all or nothing, but either may have happened: its `COMMIT` may have reached the server.
+/// Dropped between statements (in the pause before a retry, or waiting in line for its turn
+/// among a SQLite file's writers) an operation leaves the connection as it was, fit for reuse.
 pub trait AsyncConnection: AtomicConnection<Mode = Awaited> {}
 
 impl<C: AtomicConnection<Mode = Awaited>> AsyncConnection for C {}

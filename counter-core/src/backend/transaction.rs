@@ -146,6 +146,9 @@ fn ended_the_transaction<R: RawConnection>(error: &AtomicError) -> bool {
 pub(crate) struct InFlight<'c, R: RawConnection> {
     pub(crate) conn: &'c mut R,
     landed: bool,
+    /// Set while the operation waits with no statement under way (in the SQLite writers'
+    /// line): dropped then, it leaves the connection as it found it, fit for reuse.
+    pub(crate) idle: std::sync::atomic::AtomicBool,
 }
 
 impl<'c, R: RawConnection> InFlight<'c, R> {
@@ -154,6 +157,7 @@ impl<'c, R: RawConnection> InFlight<'c, R> {
         InFlight {
             conn,
             landed: false,
+            idle: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -165,7 +169,10 @@ impl<'c, R: RawConnection> InFlight<'c, R> {
 
 impl<R: RawConnection> Drop for InFlight<'_, R> {
     fn drop(&mut self) {
-        if !self.landed && !std::thread::panicking() {
+        if !self.landed
+            && !self.idle.load(std::sync::atomic::Ordering::Relaxed)
+            && !std::thread::panicking()
+        {
             self.conn.transaction_status().set_in_error();
         }
     }
