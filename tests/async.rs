@@ -588,6 +588,12 @@ async_scenarios!(
     AsyncSqlite
 );
 
+/// Writers take turns in WAL too.
+mod sqlite_wal_writers {
+    use super::*;
+    counter_tests::sqlite_writer_tests!(AsyncSqlite::on(Sqlite::open()));
+}
+
 /// Writers take turns on async connections too (a task waits for its turn without blocking its
 /// runtime thread).
 mod sqlite_rollback_journal_writers {

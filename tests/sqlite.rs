@@ -18,6 +18,13 @@ mod rollback_journal {
     ));
 }
 
+/// And in WAL, where readers never block a writer.
+mod wal_writers {
+    counter_tests::sqlite_writer_tests!(counter_tests::BlockingClient(
+        counter_tests::Sqlite::open_with("WAL", None)
+    ));
+}
+
 #[derive(QueryableByName)]
 struct Text {
     #[diesel(sql_type = diesel::sql_types::Text)]
@@ -218,11 +225,20 @@ mod another_process {
         })
     }
 
+    /// The journal modes each test runs in: SQLite's default rollback journal, and WAL.
+    const JOURNALS: [&str; 2] = ["DELETE", "WAL"];
+
     /// Eight writers of this process arrive while another process holds the file for 1 s:
     /// every call waits for it and goes through after its commit (each sees its 1,000).
     #[test]
     fn writers_in_line_wait_for_a_writer_in_another_process() {
-        let db = Sqlite::open_rollback_journal();
+        JOURNALS
+            .into_iter()
+            .for_each(writers_wait_for_another_process);
+    }
+
+    fn writers_wait_for_another_process(journal: &str) {
+        let db = Sqlite::open_with(journal, None);
         let id = db.new_product(0, 0);
         let conns = connections(&db, 8);
         let mut holder = hold(&db, id, 1_000);
@@ -244,7 +260,13 @@ mod another_process {
     /// as the line moving).
     #[test]
     fn writers_behind_an_outside_lock_fail_together_not_in_turn() {
-        let db = Sqlite::open_rollback_journal();
+        JOURNALS
+            .into_iter()
+            .for_each(writers_behind_an_outside_lock_fail_together);
+    }
+
+    fn writers_behind_an_outside_lock_fail_together(journal: &str) {
+        let db = Sqlite::open_with(journal, None);
         let id = db.new_product(0, 0);
         let mut conns = connections(&db, 9);
         let mut holder = hold(&db, id, 4_000);
@@ -281,7 +303,11 @@ mod another_process {
     /// and writes nothing; the other process's write is untouched.
     #[test]
     fn a_short_busy_timeout_gives_up_on_another_process() {
-        let db = Sqlite::open_rollback_journal();
+        JOURNALS.into_iter().for_each(a_short_busy_timeout_gives_up);
+    }
+
+    fn a_short_busy_timeout_gives_up(journal: &str) {
+        let db = Sqlite::open_with(journal, None);
         let id = db.new_product(0, 0);
         let mut conn = connections(&db, 1).pop().unwrap();
         let mut holder = hold(&db, id, 2_000);
@@ -294,5 +320,50 @@ mod another_process {
         );
         assert!(holder.wait().unwrap().success());
         assert_eq!(db.product(id), (0, 1_000));
+    }
+
+    /// A closure that panics while its writer has the turn gives the turn back as the panic
+    /// unwinds: the next writer goes through at once, where a kept turn would hold it in line
+    /// until its `busy_timeout` (2 s), then `Conflict`.
+    #[test]
+    fn a_panicking_closure_gives_its_turn_back() {
+        JOURNALS.into_iter().for_each(a_panic_gives_the_turn_back);
+    }
+
+    fn a_panic_gives_the_turn_back(journal: &str) {
+        let db = Sqlite::open_with(journal, None);
+        let id = db.new_product(0, 0);
+        let mut conns = connections(&db, 2);
+        // Writers take turns once the process has met a busy file: meet one.
+        let mut holder = hold(&db, id, 300);
+        let quick = Product::atomic_sold()
+            .retry(RetryPolicy::DEFAULT.with_busy_timeout(Duration::from_millis(100)));
+        let met = quick.increment(&mut conns[0], id, 1);
+        assert!(matches!(met, Err(AtomicError::Conflict { .. })), "{met:?}");
+        assert!(holder.wait().unwrap().success());
+
+        // The closure panics while a second writer waits in line behind it.
+        let (first, second) = conns.split_at_mut(1);
+        let (started, is_started) = std::sync::mpsc::channel();
+        let next = std::thread::scope(|s| {
+            let second = &mut second[0];
+            let waiter = s.spawn(move || {
+                is_started.recv().unwrap();
+                Product::atomic_sold()
+                    .retry(RetryPolicy::DEFAULT.with_busy_timeout(Duration::from_secs(2)))
+                    .increment(second, id, 1)
+            });
+            let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                Product::update_sold_locked(&mut first[0], id, |_| {
+                    started.send(()).unwrap();
+                    std::thread::sleep(Duration::from_millis(200));
+                    panic!("the closure panics")
+                })
+            }));
+            assert!(panicked.is_err());
+            waiter.join().unwrap()
+        });
+        assert_eq!(next.unwrap(), 1_001, "{journal}");
+        assert_eq!(db.product(id), (0, 1_001));
     }
 }

@@ -85,6 +85,17 @@ pub trait Dialect: Backend + Sized + 'static {
     /// `IMMEDIATE`: readers never block a commit there.)
     const BEGIN_LOCKED: &'static str = Self::BEGIN_WRITE;
 
+    /// The statement that opens a row-locked read-modify-write taken with lock `mode`:
+    /// [`Self::BEGIN_LOCKED`] when it waits for the lock; [`Self::BEGIN_WRITE`] when it must
+    /// not wait, since not waiting for a lock includes not waiting out SQLite's readers (a
+    /// `COMMIT` a reader refuses is then `Locked`, never a second run of the closure).
+    fn begin_locked(mode: LockMode) -> &'static str {
+        match mode {
+            LockMode::Wait => Self::BEGIN_LOCKED,
+            _ => Self::BEGIN_WRITE,
+        }
+    }
+
     /// The statement that opens a transaction that reads only rows it locks: a slotted
     /// counter's compaction, a flush (buffers, `RedisCounter`). [`Self::BEGIN_WRITE`] unless
     /// the backend overrides it; PostgreSQL opens it `READ COMMITTED` whatever the session's

@@ -49,13 +49,7 @@ impl<M: AtomicField<Col>, Col: Column + 'static> Field<M, Col> {
         let range = Range::of::<M, Col>();
         let this = *self;
         C::Mode::drive(Self::span::<C>("update_locked").wrap(async move {
-            // Not waiting for a lock includes not waiting out SQLite's readers: NoWait opens
-            // with the plain write BEGIN, and a COMMIT a reader refuses is `Locked`, never a
-            // second run of `op`.
-            let begin = match this.lock {
-                LockMode::Wait => <BackendOf<C> as Dialect>::BEGIN_LOCKED,
-                _ => <BackendOf<C> as Dialect>::BEGIN_WRITE,
-            };
+            let begin = <BackendOf<C> as Dialect>::begin_locked(this.lock);
             retrying!(Write, conn.raw(), this.retry, this.lock, |c| {
                 guarded!(c, begin, |c| {
                     let current = this.lock_row(c, &key).await?.ok_or(AtomicError::NotFound)?;
@@ -100,7 +94,7 @@ impl<M: AtomicField<Col>, Col: Column + 'static> Field<M, Col> {
         let range = Range::of::<M, Col>();
         C::Mode::drive(Self::span::<C>("update_first_unlocked").wrap(async move {
             <BackendOf<C> as Dialect>::lock_sql(LockMode::SkipLocked)?;
-            let begin = <BackendOf<C> as Dialect>::BEGIN_LOCKED;
+            let begin = <BackendOf<C> as Dialect>::begin_locked(LockMode::SkipLocked);
             retrying!(
                 Write,
                 conn.raw(),

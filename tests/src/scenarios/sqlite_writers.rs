@@ -1,5 +1,5 @@
-//! SQLite's writers take turns (issue 21): sixteen writers on one file in the default rollback
-//! journal, beside CPU-bound threads, every call goes through with the default policy, and an
+//! SQLite's writers take turns (issue 21): sixteen writers on one file (in the default rollback
+//! journal, and in WAL), beside CPU-bound threads, every call goes through with the default policy, and an
 //! `update_*_locked` closure runs once per call.
 //!
 //! Before the writers' line, polls for the one write lock were the only wait, and under load
@@ -35,8 +35,8 @@ struct Calls {
     errors: Vec<AtomicError>,
 }
 
-/// [`RUNS`] runs of [`WRITERS`] writers on one product of a file in SQLite's default rollback
-/// journal (where every reader of the file can refuse a writer's `COMMIT`): each writer mixes
+/// [`RUNS`] runs of [`WRITERS`] writers on one product of the client's file (in the rollback
+/// journal every reader of the file can refuse a writer's `COMMIT`): each writer mixes
 /// increments of `sold`, locked updates of it, and reads. Every call succeeds, `sold` is
 /// exactly the calls' sum, and each locked update ran its closure exactly once.
 pub async fn sixteen_writers_beside_busy_cores_all_go_through<C>(client: &C)
@@ -152,7 +152,7 @@ where
     assert_eq!(db.product(id), (0, (WRITERS * PER_WRITER) as i64));
 }
 
-/// The scenarios for `$client`, a [`Client`] on a SQLite file in a rollback journal.
+/// The scenarios for `$client`, a [`Client`] on a SQLite file (rollback journal or WAL).
 #[macro_export]
 macro_rules! sqlite_writer_tests {
     ($client:expr) => {
