@@ -124,6 +124,17 @@ pub enum AtomicError {
         error: Box<AtomicError>,
     },
 
+    /// An [`Idempotent`](crate::Idempotent) call repeated a key the ledger holds for another
+    /// request (both named one with [`Idempotent::request`](crate::Idempotent::request)):
+    /// nothing was run. A key names one call; a new call needs a new key.
+    #[error("idempotency key {key:?} was used for another request ({recorded:?})")]
+    KeyReused {
+        /// The key.
+        key: String,
+        /// The request recorded with it.
+        recorded: String,
+    },
+
     /// A [`Buffer`](crate::Buffer)'s or [`AsyncBuffer`](crate::AsyncBuffer)'s `add` found the
     /// buffer at its bound ([`FlushPolicy::max_keys`](crate::FlushPolicy::max_keys) or
     /// [`max_adds`](crate::FlushPolicy::max_adds)), which happens when flushes fail or fall
@@ -199,7 +210,8 @@ impl AtomicError {
             | AtomicError::Insufficient { .. }
             | AtomicError::OutOfRange { .. }
             | AtomicError::NegativeAmount { .. }
-            | AtomicError::SameRow => ErrorKind::Refused,
+            | AtomicError::SameRow
+            | AtomicError::KeyReused { .. } => ErrorKind::Refused,
             AtomicError::InColumn { error, .. } | AtomicError::InRow { error, .. } => error.kind(),
             AtomicError::Locked | AtomicError::Conflict { .. } | AtomicError::BufferFull { .. } => {
                 ErrorKind::Transient
@@ -262,6 +274,7 @@ impl serde::Serialize for AtomicError {
             InColumn(&'static str, &'a AtomicError),
             InRow(&'a str, &'a AtomicError),
             BufferFull(usize, u64),
+            KeyReused(&'a str, &'a str),
         }
         let (code, fields) = match self {
             AtomicError::NotFound => ("not_found", Fields::None),
@@ -291,6 +304,9 @@ impl serde::Serialize for AtomicError {
             AtomicError::BufferFull { keys, adds } => {
                 ("buffer_full", Fields::BufferFull(*keys, *adds))
             }
+            AtomicError::KeyReused { key, recorded } => {
+                ("key_reused", Fields::KeyReused(key, recorded))
+            }
             #[cfg(feature = "redis")]
             AtomicError::Redis(_) => ("redis", Fields::None),
             AtomicError::Custom(_) => ("custom", Fields::None),
@@ -303,7 +319,8 @@ impl serde::Serialize for AtomicError {
             | Fields::Unsupported(..)
             | Fields::InColumn(..)
             | Fields::InRow(..)
-            | Fields::BufferFull(..) => 2,
+            | Fields::BufferFull(..)
+            | Fields::KeyReused(..) => 2,
             Fields::OutOfRange(..) => 3,
         };
         let mut s = serializer.serialize_struct("AtomicError", len)?;
@@ -338,6 +355,10 @@ impl serde::Serialize for AtomicError {
             Fields::BufferFull(keys, adds) => {
                 s.serialize_field("keys", &keys)?;
                 s.serialize_field("adds", &adds)?;
+            }
+            Fields::KeyReused(key, recorded) => {
+                s.serialize_field("key", key)?;
+                s.serialize_field("recorded", recorded)?;
             }
         }
         s.end()
@@ -382,7 +403,8 @@ impl serde::Serialize for Amount {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ErrorKind {
     /// The data refused what the caller asked, and nothing was written: `NotFound`,
-    /// `Insufficient`, `OutOfRange`, `NegativeAmount`, `SameRow`, `InColumn`. The same call
+    /// `Insufficient`, `OutOfRange`, `NegativeAmount`, `SameRow`, `InColumn`, `InRow`,
+    /// `KeyReused`. The same call
     /// gets the same answer until the data changes: a 409 (404, 422) for a service, not
     /// something to retry.
     Refused,

@@ -14,6 +14,7 @@
 //! │ upsert.rs     increment_or_insert(_all), UpsertRow, NewRow                          │
 //! │ update.rs     update, update_with: several columns in one statement                 │
 //! │ slotted.rs    SlottedField                  transaction.rs  transaction(_async)      │
+//! │ idempotent/   Idempotent: a call applied once per key; outcome.rs: Outcome          │
 //! │ counter_cache/ CounterCached: a child row and its parent's counter; recount.rs      │
 //! │ buffer/       Buffer, AsyncBuffer           redis_counter/  RedisCounter (redis)     │
 //! │ __private     the paths the derive's code names (below)                             │
@@ -60,6 +61,7 @@ mod change;
 mod counter_cache;
 mod error;
 mod field;
+mod idempotent;
 mod key;
 mod lock;
 mod many;
@@ -100,6 +102,7 @@ pub use field::{
     ParentKey, ParentValue, SumOf,
 };
 pub use field::{Slotted, SlottedDecrement, SlottedOn};
+pub use idempotent::{Idempotent, Outcome, IDEMPOTENCY_TABLE, MAX_KEY_BYTES};
 pub use key::{IdIntoKey, KeyColumns, KeyValue};
 pub use lock::LockMode;
 pub use ops::Field;

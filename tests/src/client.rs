@@ -24,8 +24,8 @@ use counter_core::scoped_futures::ScopedFutureExt;
 use counter_core::{
     transaction, transaction_async_local, AsyncBuffer, AtomicConnection, AtomicError, AtomicField,
     AtomicFieldOn, AtomicValue, Awaited, Blocking, Buffer, BufferReport, CallMode, ConnectionPool,
-    Field, FlushPolicy, NewRow, RawConnection, RedisConnection, RetryPolicy, UnknownKeyPolicy,
-    UnknownKeys,
+    Field, FlushPolicy, Idempotent, NewRow, Outcome, RawConnection, RedisConnection, RetryPolicy,
+    UnknownKeyPolicy, UnknownKeys,
 };
 use diesel::r2d2::{ConnectionManager, Pool, R2D2Connection};
 use diesel::Column;
@@ -138,6 +138,16 @@ pub trait Client: Sync + Sized {
         Self::Mode::transaction(conn, policy, body)
     }
 
+    /// An idempotent call ([`Idempotent::run`](counter_core::Idempotent::run), or
+    /// `run_async_local` on an async connection), with one body for both kinds.
+    fn once<T: Outcome>(
+        conn: &mut Self::Conn,
+        once: Idempotent<'_>,
+        body: impl AsyncFn(&mut Self::Raw) -> Result<T, AtomicError>,
+    ) -> impl Future<Output = Result<T, AtomicError>> {
+        Self::Mode::once(conn, once, body)
+    }
+
     /// The caller's own transaction, around library calls: Diesel's `Connection::transaction`,
     /// or diesel-async's transaction manager (begin, then commit on `Ok` or roll back on
     /// `Err`).
@@ -159,6 +169,15 @@ pub trait TransactionMode: CallMode + Sized {
     ) -> impl Future<Output = Result<T, AtomicError>>
     where
         C: AtomicConnection<Mode = Self>;
+
+    /// Runs `body` as idempotent call `once` on `conn`.
+    fn once<C, T: Outcome>(
+        conn: &mut C,
+        once: Idempotent<'_>,
+        body: impl AsyncFn(&mut C::Raw) -> Result<T, AtomicError>,
+    ) -> impl Future<Output = Result<T, AtomicError>>
+    where
+        C: AtomicConnection<Mode = Self>;
 }
 
 impl TransactionMode for Blocking {
@@ -171,6 +190,17 @@ impl TransactionMode for Blocking {
         C: AtomicConnection<Mode = Self>,
     {
         transaction(conn, policy, |c| Blocking::drive(body(c)))
+    }
+
+    async fn once<C, T: Outcome>(
+        conn: &mut C,
+        once: Idempotent<'_>,
+        body: impl AsyncFn(&mut C::Raw) -> Result<T, AtomicError>,
+    ) -> Result<T, AtomicError>
+    where
+        C: AtomicConnection<Mode = Self>,
+    {
+        once.run(conn, |c| Blocking::drive(body(c)))
     }
 }
 
@@ -185,6 +215,19 @@ impl TransactionMode for Awaited {
     {
         let body = &body;
         transaction_async_local(conn, policy, |c| body(c).scope_boxed_local()).await
+    }
+
+    async fn once<C, T: Outcome>(
+        conn: &mut C,
+        once: Idempotent<'_>,
+        body: impl AsyncFn(&mut C::Raw) -> Result<T, AtomicError>,
+    ) -> Result<T, AtomicError>
+    where
+        C: AtomicConnection<Mode = Self>,
+    {
+        let body = &body;
+        once.run_async_local(conn, |c| body(c).scope_boxed_local())
+            .await
     }
 }
 

@@ -7,6 +7,17 @@
 //! - keep: `UPDATE l SET kept = ? WHERE flush_id = ?` (the keys the batch left in Redis);
 //! - look up: `SELECT kept FROM l WHERE flush_id = ?`;
 //! - prune: `DELETE FROM l WHERE flushed_at < ?`.
+//!
+//! And the statements on the ledger of idempotency keys ([`Idempotent`](crate::Idempotent)):
+//! one row per key, claimed by the transaction that runs the call and holding its outcome.
+//!
+//! - claim: `INSERT INTO k (op_key, request, outcome, done_at) VALUES (?, ?, ?, ?)`, with
+//!   `ON CONFLICT DO NOTHING` (PostgreSQL, SQLite) or `INSERT IGNORE` (MySQL): no row when the
+//!   key is there, after waiting for a transaction that holds it uncommitted;
+//! - settle: `UPDATE k SET outcome = ? WHERE op_key = ?`;
+//! - recall: `SELECT op_key, request, outcome FROM k WHERE op_key = ?` (locking on the
+//!   servers, so it reads the latest committed row whatever the snapshot);
+//! - prune: `DELETE FROM k WHERE done_at < ?`.
 
 use diesel::backend::Backend;
 use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
@@ -16,7 +27,11 @@ use diesel::sql_types::{BigInt, HasSqlType, Text};
 use diesel::RunQueryDsl;
 use std::future::Future;
 
-use crate::backend::RawConnection;
+use crate::backend::{Dialect, RawConnection, UpsertClause};
+use crate::lock::LockMode;
+
+/// The flush ledger's default name: one table for every buffer and Redis counter.
+pub const FLUSH_LEDGER: &str = "counter_flushes";
 
 /// `INSERT INTO l (flush_id, kept, flushed_at) VALUES (?, '', ?)`.
 pub(crate) struct LedgerRecord<'a> {
@@ -46,6 +61,46 @@ pub(crate) struct LedgerPrune {
     pub before: i64,
 }
 
+/// `INSERT INTO k (op_key, request, outcome, done_at) VALUES (?, ?, ?, ?)`, doing nothing
+/// when the key is there.
+#[doc(hidden)]
+pub struct KeyClaim<'a> {
+    /// The ledger table.
+    pub table: &'static str,
+    /// The idempotency key.
+    pub key: &'a str,
+    /// What the call asks for, or `""`.
+    pub request: &'a str,
+    /// The outcome's text, `""` while the call runs.
+    pub outcome: &'a str,
+    /// Unix seconds.
+    pub at: i64,
+}
+
+/// `UPDATE k SET outcome = ? WHERE op_key = ?`.
+#[doc(hidden)]
+pub struct KeySettle<'a> {
+    /// The ledger table.
+    pub table: &'static str,
+    /// The idempotency key.
+    pub key: &'a str,
+    /// The outcome's text.
+    pub outcome: &'a str,
+}
+
+/// `SELECT op_key, request, outcome FROM k WHERE op_key = ?`, locking on the servers.
+pub(crate) struct KeyRecall<'a> {
+    pub table: &'static str,
+    pub key: &'a str,
+}
+
+/// `DELETE FROM k WHERE done_at < ?`.
+pub(crate) struct KeyPrune {
+    pub table: &'static str,
+    /// Unix seconds.
+    pub before: i64,
+}
+
 /// The statements' one `QueryFragment` impl per shape, for every backend that binds text and
 /// 64-bit integers, and their ids: the table name is a runtime value, so they have no static
 /// id (Diesel caches them by their SQL text).
@@ -53,7 +108,7 @@ macro_rules! ledger_statement {
     ($statement:ty, |$s:ident, $out:ident| $walk:block) => {
         impl<DB> QueryFragment<DB> for $statement
         where
-            DB: Backend + HasSqlType<Text> + HasSqlType<BigInt>,
+            DB: Dialect + HasSqlType<Text> + HasSqlType<BigInt>,
             str: ToSql<Text, DB>,
             i64: ToSql<BigInt, DB>,
         {
@@ -106,9 +161,62 @@ ledger_statement!(LedgerPrune, |s, out| {
     out.push_bind_param::<BigInt, i64>(&s.before)?;
 });
 
+ledger_statement!(KeyClaim<'_>, |s, out| {
+    out.push_sql(match DB::UPSERT {
+        UpsertClause::OnConflict => "INSERT INTO ",
+        UpsertClause::OnDuplicateKey => "INSERT IGNORE INTO ",
+    });
+    out.push_identifier(s.table)?;
+    out.push_sql(" (op_key, request, outcome, done_at) VALUES (");
+    out.push_bind_param::<Text, str>(s.key)?;
+    out.push_sql(", ");
+    out.push_bind_param::<Text, str>(s.request)?;
+    out.push_sql(", ");
+    out.push_bind_param::<Text, str>(s.outcome)?;
+    out.push_sql(", ");
+    out.push_bind_param::<BigInt, i64>(&s.at)?;
+    out.push_sql(")");
+    if DB::UPSERT == UpsertClause::OnConflict {
+        out.push_sql(" ON CONFLICT DO NOTHING");
+    }
+});
+
+ledger_statement!(KeySettle<'_>, |s, out| {
+    out.push_sql("UPDATE ");
+    out.push_identifier(s.table)?;
+    out.push_sql(" SET outcome = ");
+    out.push_bind_param::<Text, str>(s.outcome)?;
+    out.push_sql(" WHERE op_key = ");
+    out.push_bind_param::<Text, str>(s.key)?;
+});
+
+ledger_statement!(KeyRecall<'_>, |s, out| {
+    out.push_sql("SELECT op_key, request, outcome FROM ");
+    out.push_identifier(s.table)?;
+    out.push_sql(" WHERE op_key = ");
+    out.push_bind_param::<Text, str>(s.key)?;
+    // Never refused: `Wait` locks on every backend (SQLite needs no clause).
+    out.push_sql(DB::lock_sql(LockMode::Wait).unwrap_or(""));
+});
+
+ledger_statement!(KeyPrune, |s, out| {
+    out.push_sql("DELETE FROM ");
+    out.push_identifier(s.table)?;
+    out.push_sql(" WHERE done_at < ");
+    out.push_bind_param::<BigInt, i64>(&s.before)?;
+});
+
 impl Query for LedgerLookUp<'_> {
     type SqlType = Text;
 }
+
+impl Query for KeyRecall<'_> {
+    type SqlType = (Text, Text, Text);
+}
+
+/// A key's row in the ledger of idempotency keys: the key as stored, the request and the
+/// outcome recorded.
+pub(crate) type KeyRow = (String, String, String);
 
 /// The ledger statements, per backend; a supertrait of every [`Strategy`](crate::strategy::Strategy),
 /// so the Redis counter needs no bound of its own. Written once for the three backends.
@@ -136,6 +244,29 @@ pub trait LedgerDialect: Backend + Sized {
     ) -> impl Future<Output = QueryResult<Option<String>>>;
     /// Deletes the rows of batches applied before `before`; how many.
     fn ledger_prune<R: RawConnection<Db = Self>>(
+        conn: &mut R,
+        table: &'static str,
+        before: i64,
+    ) -> impl Future<Output = QueryResult<usize>>;
+    /// Claims idempotency key `key` with `outcome` (`""` while the call runs): 1 row, or 0
+    /// when the key is there (after waiting for a transaction holding it to end).
+    fn key_claim<R: RawConnection<Db = Self>>(
+        conn: &mut R,
+        claim: KeyClaim<'_>,
+    ) -> impl Future<Output = QueryResult<usize>>;
+    /// Sets the outcome of claimed key `key`.
+    fn key_settle<R: RawConnection<Db = Self>>(
+        conn: &mut R,
+        settle: KeySettle<'_>,
+    ) -> impl Future<Output = QueryResult<()>>;
+    /// The row of key `key`, or `None`.
+    fn key_recall<R: RawConnection<Db = Self>>(
+        conn: &mut R,
+        table: &'static str,
+        key: &str,
+    ) -> impl Future<Output = QueryResult<Option<KeyRow>>>;
+    /// Deletes the keys settled before `before`; how many.
+    fn key_prune<R: RawConnection<Db = Self>>(
         conn: &mut R,
         table: &'static str,
         before: i64,
@@ -169,6 +300,27 @@ macro_rules! ledger_dialect {
             ) -> QueryResult<usize> {
                 let s = LedgerPrune { table, before };
                 conn.query_count(s).await
+            }
+            async fn key_claim<R: RawConnection<Db = Self>>(
+                conn: &mut R, claim: KeyClaim<'_>,
+            ) -> QueryResult<usize> {
+                conn.query_count(claim).await
+            }
+            async fn key_settle<R: RawConnection<Db = Self>>(
+                conn: &mut R, settle: KeySettle<'_>,
+            ) -> QueryResult<()> {
+                conn.query_count(settle).await.map(drop)
+            }
+            async fn key_recall<R: RawConnection<Db = Self>>(
+                conn: &mut R, table: &'static str, key: &str,
+            ) -> QueryResult<Option<KeyRow>> {
+                let s = KeyRecall { table, key };
+                Ok(conn.query_rows::<_, KeyRow>(s).await?.pop())
+            }
+            async fn key_prune<R: RawConnection<Db = Self>>(
+                conn: &mut R, table: &'static str, before: i64,
+            ) -> QueryResult<usize> {
+                conn.query_count(KeyPrune { table, before }).await
             }
         }
     )*};

@@ -30,7 +30,8 @@ pub(crate) use child::{ChildKeyBack, CountedBack};
 #[cfg(feature = "mysql")]
 pub(crate) use delta::{Captured, Unanswered};
 pub(crate) use delta::{DeltaUpdate, Down, Returning, Up};
-pub use ledger::LedgerDialect;
+pub(crate) use ledger::{KeyClaim, KeyRow, KeySettle};
+pub use ledger::{LedgerDialect, FLUSH_LEDGER};
 pub(crate) use lock::{ForUpdate, NoWait, SkipLocked, Unlocked};
 #[cfg(feature = "mysql")]
 pub(crate) use multi::MultiCaptured;

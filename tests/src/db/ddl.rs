@@ -3,6 +3,9 @@
 
 /// PostgreSQL's tables.
 pub const PG_DDL: &str = "
+CREATE TABLE IF NOT EXISTS counter_idempotency (op_key VARCHAR(200) PRIMARY KEY, request TEXT NOT NULL,
+    outcome TEXT NOT NULL, done_at BIGINT NOT NULL);
+CREATE INDEX IF NOT EXISTS counter_idempotency_at ON counter_idempotency (done_at);
 CREATE TABLE IF NOT EXISTS counter_flushes (flush_id VARCHAR(64) PRIMARY KEY, kept TEXT NOT NULL,
     flushed_at BIGINT NOT NULL);
 CREATE INDEX IF NOT EXISTS counter_flushes_at ON counter_flushes (flushed_at);
@@ -57,6 +60,9 @@ CREATE INDEX IF NOT EXISTS ct_reviews_reviewer ON ct_reviews (reviewer_id);
 
 /// MySQL/MariaDB's tables.
 pub const MYSQL_DDL: &str = "
+CREATE TABLE IF NOT EXISTS counter_idempotency (op_key VARCHAR(200) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin
+    PRIMARY KEY, request TEXT NOT NULL, outcome TEXT NOT NULL, done_at BIGINT NOT NULL,
+    INDEX counter_idempotency_at (done_at)) ENGINE = InnoDB;
 CREATE TABLE IF NOT EXISTS counter_flushes (flush_id VARCHAR(64) PRIMARY KEY, kept LONGTEXT NOT NULL,
     flushed_at BIGINT NOT NULL, INDEX counter_flushes_at (flushed_at)) ENGINE = InnoDB;
 ALTER TABLE counter_flushes MODIFY kept LONGTEXT NOT NULL;
@@ -115,6 +121,9 @@ CREATE TABLE IF NOT EXISTS ct_reviews (id BIGINT AUTO_INCREMENT PRIMARY KEY,
 
 /// SQLite's tables.
 pub const SQLITE_DDL: &str = "
+CREATE TABLE IF NOT EXISTS counter_idempotency (op_key VARCHAR(200) PRIMARY KEY, request TEXT NOT NULL,
+    outcome TEXT NOT NULL, done_at BIGINT NOT NULL);
+CREATE INDEX IF NOT EXISTS counter_idempotency_at ON counter_idempotency (done_at);
 CREATE TABLE IF NOT EXISTS counter_flushes (flush_id VARCHAR(64) PRIMARY KEY, kept TEXT NOT NULL,
     flushed_at BIGINT NOT NULL);
 CREATE INDEX IF NOT EXISTS counter_flushes_at ON counter_flushes (flushed_at);

@@ -22,7 +22,8 @@
 //! - [`model_options`]: renamed columns, inferred tables, the `atomic_*()` handle's options.
 //! - [`callers_transaction`]: operations inside the caller's own transaction.
 //! - [`storms`]: many workers on the same rows, every outcome counted.
-//! - [`transaction`]: the library's retrying `transaction`.
+//! - [`transaction`]: the library's retrying `transaction`; [`idempotent`]: calls applied once
+//!   per key (`Idempotent`), replayed, refused, raced and stormed.
 //! - [`composite`]: composite keys and several columns in one statement.
 //! - [`upsert`]: increment-or-insert and the add-to-cart.
 //! - [`sets`]: the set operations on one connection, every row or none; [`checkout`]: the
@@ -52,6 +53,7 @@ pub mod composite;
 pub mod counter_cache;
 pub mod counter_cache_update;
 pub mod harness;
+pub mod idempotent;
 pub mod integer_types;
 pub mod locked;
 pub mod model_options;
@@ -77,6 +79,7 @@ pub use composite::*;
 pub use counter_cache::*;
 pub use counter_cache_update::*;
 pub use harness::*;
+pub use idempotent::*;
 pub use integer_types::*;
 pub use locked::*;
 pub use model_options::*;
@@ -106,6 +109,7 @@ macro_rules! backend_tests {
         $crate::callers_transaction_tests!($client);
         $crate::storm_tests!($client);
         $crate::transaction_tests!($client);
+        $crate::idempotent_tests!($client);
         $crate::composite_tests!($client);
         $crate::upsert_tests!($client);
         $crate::set_tests!($client);
