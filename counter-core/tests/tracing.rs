@@ -83,7 +83,7 @@ fn database() -> (tempfile::TempDir, String) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("trace.db").to_str().unwrap().to_owned();
     let mut c = SqliteConnection::establish(&path).unwrap();
-    c.batch_execute("CREATE TABLE items (id BIGINT PRIMARY KEY, hits BIGINT NOT NULL); INSERT INTO items VALUES (1, 0);")
+    c.batch_execute("CREATE TABLE items (id BIGINT PRIMARY KEY, hits BIGINT NOT NULL); INSERT INTO items VALUES (1, 0); CREATE TABLE counter_flushes (flush_id VARCHAR(64) PRIMARY KEY, kept TEXT NOT NULL, flushed_at BIGINT NOT NULL);")
         .unwrap();
     (dir, path)
 }

@@ -33,27 +33,10 @@ impl Gate {
     /// A TCP proxy in front of the server of `url` (`scheme://[user@]host[:port]/db`, the
     /// port `default_port` when absent).
     pub fn proxy(url: &str, default_port: u16) -> Gate {
-        let (scheme, rest) = url.split_once("://").expect("a URL with a scheme");
-        let (user, rest) = match rest.split_once('@') {
-            Some((user, rest)) => (format!("{user}@"), rest),
-            None => (String::new(), rest),
-        };
-        let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
-        let target = if authority.contains(':') {
-            authority.to_owned()
-        } else {
-            format!("{authority}:{default_port}")
-        };
+        let (target, through) = through_proxy(url, default_port);
         let proxy = Proxy::start(target);
-        let mut url = format!("{scheme}://{user}127.0.0.1:{}{path}", proxy.port);
-        if scheme == "mysql" {
-            // mysql_async (diesel-async) otherwise moves a loopback TCP connection to the
-            // server's Unix socket, past the proxy; libmysqlclient ignores the parameter.
-            url.push(if path.contains('?') { '&' } else { '?' });
-            url.push_str("prefer_socket=false");
-        }
         Gate {
-            url,
+            url: through(proxy.port),
             kind: Kind::Proxy(proxy),
         }
     }
@@ -120,6 +103,34 @@ impl Gate {
             Kind::Sqlite(_) => 0,
         }
     }
+}
+
+/// The server address (`host:port`) of database URL `url` (`scheme://[user@]host[:port]/db`,
+/// the port `default_port` when absent), and the URL to it through a proxy on a loopback port.
+pub fn through_proxy(url: &str, default_port: u16) -> (String, impl Fn(u16) -> String) {
+    let (scheme, rest) = url.split_once("://").expect("a URL with a scheme");
+    let (user, rest) = match rest.split_once('@') {
+        Some((user, rest)) => (format!("{user}@"), rest),
+        None => (String::new(), rest),
+    };
+    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let target = if authority.contains(':') {
+        authority.to_owned()
+    } else {
+        format!("{authority}:{default_port}")
+    };
+    let (scheme, path) = (scheme.to_owned(), path.to_owned());
+    let through = move |port: u16| {
+        let mut url = format!("{scheme}://{user}127.0.0.1:{port}{path}");
+        if scheme == "mysql" {
+            // mysql_async (diesel-async) otherwise moves a loopback TCP connection to the
+            // server's Unix socket, past the proxy; libmysqlclient ignores the parameter.
+            url.push(if path.contains('?') { '&' } else { '?' });
+            url.push_str("prefer_socket=false");
+        }
+        url
+    };
+    (target, through)
 }
 
 /// A TCP proxy: a listener on a free port, two copying threads per connection.

@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use diesel::Column;
 
+use super::batch::{write_batch, Recorded};
 use super::pending::Pending;
 use super::{panicked, BufferReport, FlushPolicy};
 use crate::backend::{catch_unwind, RawConnection};
@@ -75,9 +76,9 @@ pools!(
 /// - **`flush` and `shutdown` are `async`**, and nothing flushes on drop (a drop cannot
 ///   await): call `shutdown().await` before the runtime stops, or the counts since the last
 ///   flush are lost with it.
-/// - **A flush whose future is dropped** before it finished puts every count back, as a failed
-///   flush does. If its `COMMIT` had already been sent, that batch may have been written and
-///   is then written again: the window every database write has when its answer is lost.
+/// - **A flush whose future is dropped** before it finished keeps its batch, as a failed
+///   flush does: the next flush writes it under the same id, once, whether or not its
+///   `COMMIT` had reached the database.
 /// - The handle is cheap to clone (an `Arc`): keep one in your web framework's state.
 ///
 /// ```
@@ -102,7 +103,7 @@ pools!(
 /// # let url = dir.path().join("doc.db").to_str().unwrap().to_owned();
 /// type Conn = SyncConnectionWrapper<SqliteConnection>;
 /// let pool = Pool::builder(AsyncDieselConnectionManager::<Conn>::new(url)).build()?;
-/// # pool.get().await?.batch_execute("CREATE TABLE page_views (page_id BIGINT PRIMARY KEY, views BIGINT NOT NULL)").await?;
+/// # pool.get().await?.batch_execute("CREATE TABLE page_views (page_id BIGINT PRIMARY KEY, views BIGINT NOT NULL); CREATE TABLE counter_flushes (flush_id VARCHAR(64) PRIMARY KEY, kept TEXT NOT NULL, flushed_at BIGINT NOT NULL)").await?;
 ///
 /// let views = AsyncBuffer::new(
 ///     pool.clone(),
@@ -167,7 +168,7 @@ where
 /// # let dir = tempfile::tempdir()?;
 /// # let url = dir.path().join("doc.db").to_str().unwrap().to_owned();
 /// let pool = Pool::builder(AsyncDieselConnectionManager::<Conn>::new(url)).build()?;
-/// # pool.get().await?.batch_execute("CREATE TABLE page_views (page_id BIGINT PRIMARY KEY, views BIGINT NOT NULL)").await?;
+/// # pool.get().await?.batch_execute("CREATE TABLE page_views (page_id BIGINT PRIMARY KEY, views BIGINT NOT NULL); CREATE TABLE counter_flushes (flush_id VARCHAR(64) PRIMARY KEY, kept TEXT NOT NULL, flushed_at BIGINT NOT NULL)").await?;
 /// let state = AppState {
 ///     views: AsyncBuffer::new(
 ///         pool.clone(),
@@ -271,7 +272,7 @@ where
     /// # let url = dir.path().join("doc.db").to_str().unwrap().to_owned();
     /// type Conn = SyncConnectionWrapper<SqliteConnection>;
     /// let pool = Pool::builder(AsyncDieselConnectionManager::<Conn>::new(url)).build()?;
-    /// # pool.get().await?.batch_execute("CREATE TABLE articles (id BIGINT PRIMARY KEY, downloads BIGINT NOT NULL); INSERT INTO articles VALUES (1, 0)").await?;
+    /// # pool.get().await?.batch_execute("CREATE TABLE articles (id BIGINT PRIMARY KEY, downloads BIGINT NOT NULL); INSERT INTO articles VALUES (1, 0); CREATE TABLE counter_flushes (flush_id VARCHAR(64) PRIMARY KEY, kept TEXT NOT NULL, flushed_at BIGINT NOT NULL)").await?;
     /// let downloads: AsyncBuffer<Pool<Conn>, Article, articles::downloads, UnknownKeys> =
     ///     AsyncBuffer::updating(
     ///         pool.clone(),
@@ -423,24 +424,37 @@ where
     /// this future is dropped before the write finished, every count goes back.
     async fn flush(&self) -> Result<BufferReport<M::Key>, AtomicError> {
         let _one_at_a_time = self.flushing.lock().await;
-        let (taken, batch) = self.pending.take();
-        let result = if batch.is_empty() {
-            Ok(Each::default())
-        } else {
-            // A panicking `new_row` fails the flush like a database error: the counts stay.
-            catch_unwind(self.write(&batch))
-                .await
-                .unwrap_or_else(|_| Err(panicked()))
-        };
-        taken.settle(result)
+        let mut report = BufferReport::default();
+        loop {
+            let (taken, batch) = self.pending.take();
+            let again = taken.again();
+            let result = if batch.is_empty() {
+                Ok(Each::default())
+            } else {
+                let ledger = self.pending.policy.ledger.map(|table| Recorded {
+                    table,
+                    id: taken.id(),
+                    prune: self.pending.prune_due(),
+                });
+                // A panicking `new_row` fails the flush like a database error: the counts stay.
+                catch_unwind(self.write(&batch, ledger))
+                    .await
+                    .unwrap_or_else(|_| Err(panicked()))
+            };
+            report.merge(taken.settle(result)?);
+            if !again {
+                return Ok(report);
+            }
+        }
     }
 
     /// One batch, in one transaction, on a connection from the pool.
     async fn write(
         &self,
         batch: &[(M::Key, M::Value)],
+        ledger: Option<Recorded<'_>>,
     ) -> Result<Each<M::Key, M::Value>, AtomicError> {
         let mut conn = self.pool.connection().await?;
-        self.field.add_each(&mut *conn, batch, &self.rows).await
+        write_batch(&self.field, &mut *conn, batch, &self.rows, ledger).await
     }
 }

@@ -7,6 +7,7 @@ use std::thread::JoinHandle;
 use diesel::r2d2::{ConnectionManager, Pool, R2D2Connection};
 use diesel::Column;
 
+use super::batch::{write_batch, Recorded};
 use super::pending::Pending;
 use super::{lock, panicked, BufferReport, FlushPolicy};
 use crate::backend::{BackendOf, Blocking, BlockingConnection, CallMode, RawConnection};
@@ -21,7 +22,8 @@ use crate::value::AtomicValue;
 
 /// Writes one batch; built by [`Buffer::new`] or [`Buffer::updating`] around the pool, the
 /// field and what to do with a key without a row.
-type FlushFn<K, V> = Box<dyn Fn(&[(K, V)]) -> Result<Each<K, V>, AtomicError> + Send + Sync>;
+type FlushFn<K, V> =
+    Box<dyn Fn(&[(K, V)], Option<Recorded<'_>>) -> Result<Each<K, V>, AtomicError> + Send + Sync>;
 
 /// The part shared with the background thread.
 struct Shared<K, V> {
@@ -51,9 +53,15 @@ struct Shared<K, V> {
 /// process dies before the next one. A flush that fails (the database is down, the connection
 /// was killed, a bound refused) puts every count it took back into the buffer, and the next
 /// flush writes them. Counts are only dropped when you ask: an unknown key under
-/// [`UnknownKeys::Drop`], after the report names it. One window is shared with every database write: a flush whose `COMMIT`
-/// reached the database but whose answer was lost with the connection cannot know it
-/// succeeded, and its counts are written again.
+/// [`UnknownKeys::Drop`], after the report names it.
+///
+/// **Nothing is written twice:** each batch has an id, recorded in the flush ledger
+/// ([`FlushPolicy::ledger`], the table `counter_flushes`) by the transaction that writes the
+/// batch. A flush whose `COMMIT` reached the database but whose answer was lost (the
+/// connection cut, the server restarted) keeps its batch whole, and the next flush writes it
+/// again under the same id: the ledger's primary key refuses it if it was committed, and the
+/// flush then reports what the first write did. New counts wait for the next batch meanwhile.
+/// The ledger keeps a day of batches, pruned by the flushes.
 ///
 /// A connection the server closed (a restart, a killed session) is replaced by the pool when
 /// it tests connections on check-out, which r2d2 does by default; with
@@ -89,6 +97,9 @@ struct Shared<K, V> {
 /// let pool = Pool::new(ConnectionManager::<SqliteConnection>::new(url))?;
 /// diesel::sql_query("CREATE TABLE page_views (page_id BIGINT PRIMARY KEY, views BIGINT NOT NULL)")
 ///     .execute(&mut pool.get()?)?;
+/// // The flush ledger: each batch's id, so none is written twice (DDL per backend: README).
+/// diesel::sql_query("CREATE TABLE counter_flushes (flush_id VARCHAR(64) PRIMARY KEY, \
+///     kept TEXT NOT NULL, flushed_at BIGINT NOT NULL)").execute(&mut pool.get()?)?;
 ///
 /// let views = Buffer::new(
 ///     pool.clone(),
@@ -165,6 +176,7 @@ where
     /// diesel::sql_query("CREATE TABLE articles (id BIGINT PRIMARY KEY, downloads BIGINT NOT NULL)")
     ///     .execute(&mut pool.get()?)?;
     /// diesel::sql_query("INSERT INTO articles VALUES (1, 0)").execute(&mut pool.get()?)?;
+    /// # diesel::sql_query("CREATE TABLE counter_flushes (flush_id VARCHAR(64) PRIMARY KEY, kept TEXT NOT NULL, flushed_at BIGINT NOT NULL)").execute(&mut pool.get()?)?;
     ///
     /// let downloads = Buffer::updating(
     ///     pool.clone(),
@@ -209,9 +221,9 @@ where
         Rows: UnknownKeyPolicy<M, Col, BackendOf<C>> + Send + Sync + 'static,
     {
         let unknown = rows.unknown();
-        let write: FlushFn<K, V> = Box::new(move |batch| {
+        let write: FlushFn<K, V> = Box::new(move |batch, ledger| {
             let mut conn = pool.get().map_err(AtomicError::custom)?;
-            Blocking::drive(field.add_each(&mut *conn, batch, &rows))
+            Blocking::drive(write_batch(&field, &mut *conn, batch, &rows, ledger))
         });
         let shared = Arc::new(Shared {
             pending: Pending::new(policy, unknown),
@@ -309,18 +321,32 @@ where
     V: AtomicValue,
 {
     /// Takes every pending count, writes it as one batch, and settles: on error every count
-    /// goes back.
+    /// stays. A batch kept from a failed flush is written first, then the new counts.
     fn flush(&self) -> Result<BufferReport<K>, AtomicError> {
         let _one_at_a_time = lock(&self.flushing);
-        let (taken, batch) = self.pending.take();
-        let result = if batch.is_empty() {
-            Ok(Each::default())
-        } else {
-            // A panicking `new_row` fails the flush like a database error: the counts stay.
-            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| (self.write)(&batch)))
+        let mut report = BufferReport::default();
+        loop {
+            let (taken, batch) = self.pending.take();
+            let again = taken.again();
+            let result = if batch.is_empty() {
+                Ok(Each::default())
+            } else {
+                let ledger = self.pending.policy.ledger.map(|table| Recorded {
+                    table,
+                    id: taken.id(),
+                    prune: self.pending.prune_due(),
+                });
+                // A panicking `new_row` fails the flush like a database error: the counts stay.
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    (self.write)(&batch, ledger)
+                }))
                 .unwrap_or_else(|_| Err(panicked()))
-        };
-        taken.settle(result)
+            };
+            report.merge(taken.settle(result)?);
+            if !again {
+                return Ok(report);
+            }
+        }
     }
 
     /// The background flusher: waits for the interval, enough pending adds, or shutdown.

@@ -9,6 +9,7 @@
 //! - [`policy`]: when a flush runs, and the bound on what waits in memory;
 //! - [`pending`]: the sharded counts, the bound's counters, what a flush takes and how its
 //!   outcome is settled key by key;
+//! - [`batch`]: one batch written exactly once, through the flush ledger;
 //! - [`report`]: what a flush tells its caller.
 
 use std::sync::{Mutex, MutexGuard, PoisonError};
@@ -17,6 +18,7 @@ use crate::error::AtomicError;
 
 #[cfg(any(feature = "deadpool", feature = "bb8"))]
 pub(crate) mod awaited;
+pub(crate) mod batch;
 #[cfg(feature = "r2d2")]
 pub(crate) mod blocking;
 pub(crate) mod pending;

@@ -44,6 +44,11 @@ pub(crate) struct Pending<K, V> {
     pub(crate) policy: FlushPolicy,
     /// What a flush does with a key an update-only flush found without a row.
     unknown: UnknownKeys,
+    /// A batch whose write failed with the flush ledger on: it may be in the database (its
+    /// answer was lost), so it is written again as it was, under its id, by the next flush.
+    retained: Mutex<Option<Retained<K>>>,
+    /// When the flush ledger was last pruned.
+    pruned: Mutex<Option<Instant>>,
     marker: std::marker::PhantomData<fn() -> V>,
 }
 
@@ -62,6 +67,8 @@ where
             background: Mutex::new(BufferReport::default()),
             policy,
             unknown,
+            retained: Mutex::new(None),
+            pruned: Mutex::new(None),
             marker: std::marker::PhantomData,
         }
     }
@@ -111,12 +118,28 @@ where
         self.policy.due(self.since_take.load(Ordering::Relaxed))
     }
 
-    /// The sum of the counts not yet written (in a flush under way: not counted).
+    /// The sum of the counts not yet written (in a flush under way: not counted; in a batch
+    /// kept for the next flush: counted).
     pub(crate) fn total(&self) -> i128 {
-        self.shards
-            .iter()
-            .map(|shard| lock(shard).values().map(|held| held.count).sum::<i128>())
-            .sum()
+        let retained = lock(&self.retained).as_ref().map_or(0, |r| {
+            r.totals.values().map(|held| held.count).sum::<i128>()
+        });
+        retained
+            + self
+                .shards
+                .iter()
+                .map(|shard| lock(shard).values().map(|held| held.count).sum::<i128>())
+                .sum::<i128>()
+    }
+
+    /// Is the flush ledger due for pruning (once an hour)? Marks it pruned when it is.
+    pub(crate) fn prune_due(&self) -> bool {
+        let mut pruned = lock(&self.pruned);
+        let due = pruned.is_none_or(|at| at.elapsed() >= std::time::Duration::from_secs(3600));
+        if due {
+            *pruned = Some(Instant::now());
+        }
+        due
     }
 
     /// The message of the last flush's error.
@@ -148,30 +171,50 @@ where
     /// zero, each at most the column type's maximum), and the [`Taken`] to settle once it is
     /// written. One flush at a time (the caller's lock), so batches are written in the order
     /// they were taken.
+    ///
+    /// A batch kept after a failed write (see [`Retained`]) is taken first, as it was, and
+    /// nothing else: [`Taken::again`] says so, and the caller takes again after it.
     pub(crate) fn take(&self) -> (Taken<'_, K, V>, Vec<(K, V)>) {
+        if let Some(retained) = lock(&self.retained).take() {
+            let batch = batch_of::<K, V>(&retained.totals);
+            let taken = Taken {
+                pending: self,
+                keys: batch.len(),
+                totals: Some(retained.totals),
+                id: retained.id,
+                again: true,
+                started: Instant::now(),
+            };
+            return (taken, batch);
+        }
         let mut totals: BTreeMap<K, Held> = BTreeMap::new();
         for shard in self.shards.iter() {
             // A key lives in one shard: no two entries of one key meet here.
             totals.extend(std::mem::take(&mut *lock(shard)));
         }
         self.since_take.store(0, Ordering::Relaxed);
-        // A total past the column type is written in part; the rest stays for the next flush.
-        let max = V::MAX.to_i128();
-        let batch: Vec<(K, V)> = totals
-            .iter()
-            .filter(|(_, held)| held.count > 0)
-            .map(|(key, held)| {
-                let now = held.count.min(max);
-                (key.clone(), V::from_i128(now).expect("clamped to the type"))
-            })
-            .collect();
+        let batch = batch_of::<K, V>(&totals);
         let taken = Taken {
             pending: self,
             totals: Some(totals),
             keys: batch.len(),
+            id: format!("{:032x}", rand::random::<u128>()),
+            again: false,
             started: Instant::now(),
         };
         (taken, batch)
+    }
+
+    /// Keeps the counts of a batch whose write failed: for the next flush to write again under
+    /// `id` with the flush ledger on, else back among the pending counts.
+    fn keep(&self, id: String, totals: BTreeMap<K, Held>) {
+        if self.policy.ledger.is_some() {
+            *lock(&self.retained) = Some(Retained { id, totals });
+        } else {
+            for (key, held) in totals {
+                self.put_back(key, held);
+            }
+        }
     }
 
     /// Puts `held` back for `key`, after a flush that did not write it.
@@ -204,6 +247,27 @@ where
     }
 }
 
+/// What to write for `totals`: `(key, total)` in key order, none zero, each at most the
+/// column type's maximum (a total past it is written in part; the rest stays for the next
+/// flush). The same totals give the same batch: a retained batch is written again as it was.
+fn batch_of<K: Ord + Clone, V: AtomicValue>(totals: &BTreeMap<K, Held>) -> Vec<(K, V)> {
+    let max = V::MAX.to_i128();
+    totals
+        .iter()
+        .filter(|(_, held)| held.count > 0)
+        .map(|(key, held)| {
+            let now = held.count.min(max);
+            (key.clone(), V::from_i128(now).expect("clamped to the type"))
+        })
+        .collect()
+}
+
+/// A batch whose write failed, kept whole with its id (see [`Pending::take`]).
+struct Retained<K> {
+    id: String,
+    totals: BTreeMap<K, Held>,
+}
+
 /// The counts one flush took. [`Taken::settle`] says how the write went; dropped unsettled
 /// (an async flush whose future was dropped mid-write), every count goes back, as after a
 /// failed write.
@@ -212,16 +276,31 @@ pub(crate) struct Taken<'p, K: Ord + Hash + Clone, V: AtomicValue> {
     totals: Option<BTreeMap<K, Held>>,
     /// How many keys the batch has.
     keys: usize,
+    /// The batch's id in the flush ledger.
+    id: String,
+    /// A batch kept from a failed flush, taken again.
+    again: bool,
     /// When the batch was taken, for the flush's trace event.
     started: Instant,
 }
 
 impl<K: Ord + Hash + Clone, V: AtomicValue> Taken<'_, K, V> {
+    /// The batch's id in the flush ledger.
+    pub(crate) fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// Is this a batch kept from a failed flush (so the caller takes again after it)?
+    pub(crate) fn again(&self) -> bool {
+        self.again
+    }
+
     /// After the write of the batch, each key by what happened to it: a written key keeps
     /// only what went past the column type; a refused key keeps its whole count; an unknown
     /// key is dropped or kept as the buffer's [`UnknownKeys`] says; all three are in the
-    /// report. On `Err` nothing of the batch was written (one transaction), so every count
-    /// goes back, and the error is kept for `last_error`.
+    /// report. On `Err` the batch may or may not have been written (one transaction, whose
+    /// answer may have been lost): it is kept whole for the next flush ([`Pending::keep`]),
+    /// and the error is kept for `last_error`.
     pub(crate) fn settle(
         mut self,
         result: Result<Each<K, V>, AtomicError>,
@@ -234,9 +313,7 @@ impl<K: Ord + Hash + Clone, V: AtomicValue> Taken<'_, K, V> {
                 let counts = totals.values().map(|held| held.count).sum();
                 let took = self.started.elapsed();
                 trace::flush("buffer", 0, counts, took, totals.len(), Some(&error));
-                for (key, held) in totals {
-                    pending.put_back(key, held);
-                }
+                pending.keep(std::mem::take(&mut self.id), totals);
                 *lock(&pending.last_error) = Some(error.to_string());
                 return Err(error);
             }
@@ -292,9 +369,7 @@ impl<K: Ord + Hash + Clone, V: AtomicValue> Taken<'_, K, V> {
 impl<K: Ord + Hash + Clone, V: AtomicValue> Drop for Taken<'_, K, V> {
     fn drop(&mut self) {
         if let Some(totals) = self.totals.take() {
-            for (key, held) in totals {
-                self.pending.put_back(key, held);
-            }
+            self.pending.keep(std::mem::take(&mut self.id), totals);
         }
     }
 }

@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use crate::sql::FLUSH_LEDGER;
+
 /// When the background flusher flushes, and the bound on what a buffer holds in memory.
 ///
 /// Both flush triggers may be set; with neither, only an explicit `flush`, `shutdown` (and,
@@ -43,6 +45,13 @@ pub struct FlushPolicy {
     /// The bound on `add` calls held (not yet written): an `add` past it is refused. `None`:
     /// no bound.
     pub max_adds: Option<u64>,
+    /// The flush ledger: the table in which each flush records its batch's id, in the
+    /// transaction that writes the batch, so a batch whose answer was lost is written exactly
+    /// once (see [`Buffer`](crate::Buffer)). `counter_flushes` by default, the table
+    /// [`RedisCounter`](crate::RedisCounter)'s flushes use; its DDL is in the README.
+    /// `None`: no ledger, and a batch whose `COMMIT` reached the database but whose answer
+    /// was lost is written again.
+    pub ledger: Option<&'static str>,
 }
 
 impl FlushPolicy {
@@ -53,13 +62,16 @@ impl FlushPolicy {
         max_pending_adds: Some(10_000),
         max_keys: Some(1_000_000),
         max_adds: Some(10_000_000),
+        ledger: Some(FLUSH_LEDGER),
     };
-    /// No background flusher: flush by calling `flush` (and at shutdown). No bound.
+    /// No background flusher: flush by calling `flush` (and at shutdown). No bound. The flush
+    /// ledger, as by default.
     pub const MANUAL: FlushPolicy = FlushPolicy {
         interval: None,
         max_pending_adds: None,
         max_keys: None,
         max_adds: None,
+        ledger: Some(FLUSH_LEDGER),
     };
 
     /// Does the policy flush in the background (an interval or a trigger)?

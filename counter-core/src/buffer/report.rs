@@ -37,6 +37,15 @@ impl<K> Default for BufferReport<K> {
 }
 
 impl<K> BufferReport<K> {
+    /// Adds what a later batch of the same flush did (a flush that first writes a batch kept
+    /// from a failed flush writes the new counts after it).
+    pub(crate) fn merge(&mut self, later: BufferReport<K>) {
+        self.written += later.written;
+        self.counted += later.counted;
+        self.unknown.extend(later.unknown);
+        self.refused.extend(later.refused);
+    }
+
     /// Did every key taken get written (no unknown key, no refusal)?
     pub fn is_clean(&self) -> bool {
         self.unknown.is_empty() && self.refused.is_empty()

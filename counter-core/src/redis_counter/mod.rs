@@ -37,7 +37,7 @@ pub use report::{FlushReport, Kept};
 use flush::{Applied, Flush};
 
 /// The ledger table's default name.
-pub const LEDGER_TABLE: &str = "counter_flushes";
+pub const LEDGER_TABLE: &str = crate::sql::FLUSH_LEDGER;
 
 /// How long a counter waits for each reply of Redis by default: see
 /// [`RedisCounter::timeout`].
