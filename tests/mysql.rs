@@ -562,3 +562,40 @@ fn kill_when_waiting_for_a_lock(db: &Mysql, victim: i64, gone: impl Fn() -> bool
         .unwrap();
     true
 }
+
+/// A ledger whose key column folds case and trailing spaces (`utf8mb4_general_ci`, not the
+/// documented binary collation): a second key that the column takes for the first is refused
+/// with an error naming both, and nothing of its call runs, instead of answering with the
+/// first key's outcome.
+#[test]
+fn a_ledger_that_folds_keys_refuses_the_second_spelling() {
+    use counter_core::Idempotent;
+    let db = Mysql::open();
+    diesel::sql_query(
+        "CREATE TABLE IF NOT EXISTS counter_idempotency_ci (op_key VARCHAR(200) CHARACTER SET \
+         utf8mb4 COLLATE utf8mb4_general_ci PRIMARY KEY, request TEXT NOT NULL, outcome TEXT \
+         NOT NULL, done_at BIGINT NOT NULL) ENGINE = InnoDB",
+    )
+    .execute(&mut *db.conn())
+    .unwrap();
+    let id = db.new_product(10, 0);
+    let key = format!("Order-{}", next_id());
+    let conn = &mut *db.conn();
+    let sell = |c: &mut MysqlConnection| {
+        counter_tests::models::Product::decrement_stock_if_at_least(c, id, 1)
+    };
+    fn once(key: &str) -> Idempotent<'_> {
+        Idempotent::key(key).ledger_table("counter_idempotency_ci")
+    }
+    assert_eq!(once(&key).run(conn, sell).unwrap(), 9);
+    for folded in [key.to_lowercase(), format!("{key} ")] {
+        match once(&folded).run(conn, sell) {
+            Err(AtomicError::Custom(error)) => {
+                let message = error.to_string();
+                assert!(message.contains(&format!("{key:?}")), "{message}");
+            }
+            other => panic!("{folded:?}: expected the ledger's refusal, got {other:?}"),
+        }
+    }
+    assert_eq!(db.product(id), (9, 0));
+}
