@@ -57,7 +57,7 @@ macro_rules! displayed {
     )*};
 }
 
-displayed!(i16, i32, i64, i128, u16, u32, u64, u128, usize, bool, String);
+displayed!(i8, i16, i32, i64, i128, isize, u8, u16, u32, u64, u128, usize, bool, String);
 
 impl Outcome for () {
     fn write(&self, _: &mut String) {}

@@ -200,7 +200,9 @@ fn interpret<K: Debug + Ord>(
         | Op::Transfer(_, _, n)
         | Op::Transaction(_, _, n) => Some(i128::from(*n)),
         Op::UpdateLocked(..) | Op::Current(_) => None,
-        Op::IncrementOrInsert(..) | Op::Sale(..) => unreachable!("checked as `classic()`"),
+        Op::IncrementOrInsert(..) | Op::Sale(..) | Op::Once(..) => {
+            unreachable!("checked as `classic()`")
+        }
         Op::Many(..) => unreachable!("checked above"),
     };
     if let Some(n) = amount.filter(|&n| n < 0) {

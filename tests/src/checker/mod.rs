@@ -45,7 +45,7 @@ use rand::{Rng, SeedableRng};
 
 use driver::{Calls, Driver, Pooled};
 use history::{Bounds, Verdict};
-use op::{quiet_injected_panics, random_op, KeyDebug, Record};
+use op::{maybe_once, quiet_injected_panics, random_op, Answered, KeyDebug, Record};
 use subject::{KeyOf, SaleOf, Subject};
 
 use crate::db::settle;
@@ -276,10 +276,11 @@ where
     settle(|| conn.batch_execute(&insert)).expect("checker: insert the rows");
     drop(conn);
 
+    let answered = Answered::default();
     let records: Vec<Record<KeyOf<S>>> = std::thread::scope(|scope| {
         let threads: Vec<_> = (0..THREADS)
             .map(|thread| {
-                let keys = &keys;
+                let (keys, answered) = (&keys, &answered);
                 scope.spawn(move || {
                     let mut rng = StdRng::seed_from_u64(seed ^ ((thread as u64 + 1) << 56));
                     let mut records = Vec::with_capacity(plan.ops_per_thread);
@@ -288,9 +289,18 @@ where
                         if call > 0 && call % CALLS_PER_CHECKOUT == 0 {
                             calls.renew();
                         }
+                        // Now and then an idempotent call sent again: checked against its
+                        // first answer, and kept out of the history (it changes nothing).
+                        if let Some((op, first)) = answered.pick(&mut rng) {
+                            let (outcome, _) = watchdog.call(thread, &op, || calls.call(&op));
+                            answered.check(&op, &first, &outcome);
+                            continue;
+                        }
                         let op = random_op(&mut rng, keys, BOUNDS.hi, takes);
+                        let op = maybe_once(&mut rng, op, (S::TABLE, seed, thread, call));
                         let (outcome, left_in_transaction) =
                             watchdog.call(thread, &op, || calls.call(&op));
+                        answered.keep(&op, &outcome);
                         records.push(Record {
                             thread,
                             op,
@@ -322,7 +332,15 @@ where
             settle(|| conn.value(&sql)).unwrap_or_else(|e| panic!("checker: {sql}: {e}"))
         })
         .collect();
-    let verdict = history::check(BOUNDS, &initial, &last, &records);
+    let mut verdict = history::check(BOUNDS, &initial, &last, &records);
+    verdict
+        .anomalies
+        .extend(answered.anomalies.into_inner().unwrap());
+    let replays = answered.replays.into_inner();
+    *verdict
+        .outcomes
+        .entry("idempotent: replayed".to_owned())
+        .or_default() += replays;
     summary.histories += 1;
     summary.calls += records.len();
     summary.rows_ordered += verdict.rows_ordered;

@@ -8,7 +8,7 @@ use std::task::Poll;
 
 use counter_core::{
     update, AtomicConnection, AtomicError, AtomicFieldOn, BackendOf, CallMode, Change, ChangeOp,
-    Changes, Field, Out, UpsertRow,
+    Changes, Field, Idempotent, Out, UpsertRow,
 };
 
 use super::sale::sale_in_transaction;
@@ -80,6 +80,10 @@ pub enum Op<K> {
     /// A set operation on the pairs as given (repeated keys, other spellings of one row and
     /// keys of no row included): every row or none.
     Many(SetOp, Vec<(Key<K>, i32)>),
+    /// The operation under an idempotency key (`Idempotent::key(k)`): the first call with the
+    /// key is checked as the operation; a call with a key already answered (a replay, which
+    /// [`Answered`] makes) must return that answer and is kept out of the history.
+    Once(String, Box<Op<K>>),
 }
 
 /// Which set operation an [`Op::Many`] is.
@@ -100,6 +104,7 @@ impl<K: Clone> Op<K> {
         match self {
             Op::IncrementOrInsert(k, n) => Op::Increment(k.clone(), *n),
             Op::Sale(k, n) => Op::DecrementIfAtLeast(k.clone(), *n),
+            Op::Once(_, op) => op.classic(),
             other => other.clone(),
         }
     }
@@ -122,6 +127,7 @@ impl<K> Op<K> {
             Op::Many(SetOp::Increment, _) => "increment_many",
             Op::Many(SetOp::Decrement, _) => "decrement_many",
             Op::Many(SetOp::AtLeast, _) => "decrement_if_at_least_many",
+            Op::Once(..) => "idempotent",
         }
     }
 }
@@ -247,6 +253,92 @@ pub fn random_op<K: Clone>(rng: &mut StdRng, keys: &Keys<K>, hi: i32, takes: boo
     }
 }
 
+/// `op` under a new idempotency key one time in eight, when it is an operation whose outcome
+/// an idempotent call records (a value, a pair or a refusal, never a closure that may panic).
+/// The key names the run, the subject's `table`, the history's seed, the thread and the call:
+/// unique within the ledger the cells share.
+pub fn maybe_once<K>(
+    rng: &mut StdRng,
+    op: Op<K>,
+    (table, seed, thread, call): (&str, u64, usize, usize),
+) -> Op<K> {
+    let recordable = matches!(
+        op,
+        Op::Increment(..)
+            | Op::Decrement(..)
+            | Op::DecrementIfAtLeast(..)
+            | Op::Transfer(..)
+            | Op::Sale(..)
+    );
+    if recordable && rng.random_ratio(1, 8) {
+        // The run's own nonce too: a seed replayed in a later run must not meet its keys.
+        static RUN: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+        let run = RUN.get_or_init(rand::random::<u64>);
+        let key = format!("check-{run:x}-{table}-{seed:x}-{thread}-{call}");
+        Op::Once(key, Box::new(op))
+    } else {
+        op
+    }
+}
+
+/// The idempotent calls of one history that have an answer the ledger recorded (a value or a
+/// refusal), for other threads to replay: a replay must return the same answer, and change
+/// nothing (which the history checks, since a replay is not in it).
+pub struct Answered<K> {
+    calls: std::sync::Mutex<Vec<(Op<K>, String)>>,
+    /// What replays answered otherwise.
+    pub anomalies: std::sync::Mutex<Vec<String>>,
+    /// How many replays ran.
+    pub replays: std::sync::atomic::AtomicUsize,
+}
+
+impl<K> Default for Answered<K> {
+    fn default() -> Self {
+        Answered {
+            calls: Default::default(),
+            anomalies: Default::default(),
+            replays: Default::default(),
+        }
+    }
+}
+
+impl<K: Clone + Debug> Answered<K> {
+    /// Keeps `op`'s outcome when it is an idempotent call whose outcome was recorded.
+    pub fn keep(&self, op: &Op<K>, outcome: &Outcome) {
+        let recorded = match outcome {
+            Outcome::Value(_) | Outcome::Pair(..) => true,
+            Outcome::Failed(error) => error.kind().is_refusal(),
+            _ => false,
+        };
+        if recorded && matches!(op, Op::Once(..)) {
+            let answer = format!("{outcome:?}");
+            self.calls.lock().unwrap().push((op.clone(), answer));
+        }
+    }
+
+    /// One answered call at random, to send again; `None` one time in four, or when none is.
+    pub fn pick(&self, rng: &mut StdRng) -> Option<(Op<K>, String)> {
+        let calls = self.calls.lock().unwrap();
+        if calls.is_empty() || rng.random_ratio(3, 4) {
+            return None;
+        }
+        calls.choose(rng).cloned()
+    }
+
+    /// Checks a replay's outcome against the first answer.
+    pub fn check(&self, op: &Op<K>, first: &str, outcome: &Outcome) {
+        self.replays
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let now = format!("{outcome:?}");
+        if now != first {
+            self.anomalies
+                .lock()
+                .unwrap()
+                .push(format!("replay of {op:?} answered {now}, first {first}"));
+        }
+    }
+}
+
 /// Runs `op` through the library's handle for column `Col` of model `M` (what every generated
 /// method delegates to), on a blocking or an async connection alike (written once: each call
 /// is awaited through `C::Mode::into_future`); a panic is caught and recorded as
@@ -260,6 +352,25 @@ where
     for<'r> &'r M: UpsertRow<M, M::Col, BackendOf<C>>,
     SaleOf<M>: Changes<M, BackendOf<C>, Key = KeyOf<M>, Values = (i32, i64)>,
 {
+    if let Op::Once(key, op) = op {
+        let once = Idempotent::key(key);
+        let recorded = C::Mode::once(conn, once, async |c| {
+            match Box::pin(execute::<M, C::Raw>(c, op)).await {
+                Outcome::Value(v) => Ok(Recorded::Value(v)),
+                Outcome::Pair(a, b) => Ok(Recorded::Pair(a, b)),
+                Outcome::Failed(error) => Err(error),
+                Outcome::Values(_) | Outcome::Panicked => {
+                    unreachable!("`maybe_once` wraps single-row calls")
+                }
+            }
+        })
+        .await;
+        return match recorded {
+            Ok(Recorded::Value(v)) => Outcome::Value(v),
+            Ok(Recorded::Pair(a, b)) => Outcome::Pair(a, b),
+            Err(error) => Outcome::Failed(error),
+        };
+    }
     let field = Field::<M, M::Col>::new();
     let value = |r: Result<i32, AtomicError>| r.map(Outcome::Value);
     let result = caught(async {
@@ -306,6 +417,7 @@ where
                     Err(other) => Err(other),
                 }
             }
+            Op::Once(..) => unreachable!("run above"),
             Op::Many(set_op, pairs) => {
                 let pairs: Vec<_> = pairs.iter().map(|(k, n)| (k.key.clone(), *n)).collect();
                 let values = match set_op {
@@ -327,6 +439,29 @@ where
         Some(Ok(outcome)) => outcome,
         Some(Err(error)) => Outcome::Failed(error),
         None => Outcome::Panicked,
+    }
+}
+
+/// What an idempotent call records: a value or a pair.
+#[derive(Debug, Clone, Copy)]
+enum Recorded {
+    Value(i32),
+    Pair(i32, i32),
+}
+
+impl counter_core::Outcome for Recorded {
+    fn write(&self, out: &mut String) {
+        match self {
+            Recorded::Value(v) => (0u8, *v, 0).write(out),
+            Recorded::Pair(a, b) => (1u8, *a, *b).write(out),
+        }
+    }
+    fn read(text: &str) -> Option<Self> {
+        match <(u8, i32, i32)>::read(text)? {
+            (0, v, _) => Some(Recorded::Value(v)),
+            (1, a, b) => Some(Recorded::Pair(a, b)),
+            _ => None,
+        }
     }
 }
 
