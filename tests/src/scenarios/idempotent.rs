@@ -264,6 +264,9 @@ where
     });
 }
 
+/// A storm call's key, amount, and first answer: the new `(stock, sold)` or the refusal.
+type Answer = (String, i32, Result<(i32, i64), String>);
+
 /// 16 workers beside CPU-bound threads: each call is a new key selling 1 to 3 (both columns,
 /// one statement) or the replay of a key another worker already has an answer for. Every
 /// replay returns that answer; stock and sold move by exactly the sales of the new keys that
@@ -278,7 +281,7 @@ where
     const STOCK: i32 = 300;
     let db = client.db();
     let id = db.new_product(STOCK, 0);
-    let answered: Mutex<Vec<(String, i32, Result<(i32, i64), String>)>> = Mutex::new(Vec::new());
+    let answered: Mutex<Vec<Answer>> = Mutex::new(Vec::new());
     let patient = RetryPolicy::DEFAULT.with_max_attempts(200);
     let replays = beside_busy_threads(BUSY_THREADS, || {
         on_n_workers(client, KEYED_THREADS, async |_, conn| {
