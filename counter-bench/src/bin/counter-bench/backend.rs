@@ -1,6 +1,6 @@
 //! The table, the model, the workloads, and what differs between the three backends.
 
-use counter_core::{AtomicError, AtomicField, ChangeColumn, CounterCache, RetryPolicy};
+use counter_core::{AtomicError, AtomicField, ChangeColumn, CounterCache, Idempotent, RetryPolicy};
 use diesel::connection::SimpleConnection;
 use diesel::mysql::MysqlConnection;
 use diesel::pg::PgConnection;
@@ -228,6 +228,15 @@ fn insert_rows_sql(rows: i64) -> String {
     )
 }
 
+/// A new idempotency key: the run's random prefix and a sequence number.
+fn once_key() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    static RUN: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    let run = RUN.get_or_init(rand::random::<u64>);
+    format!("bench-{run:x}-{}", NEXT.fetch_add(1, Ordering::Relaxed))
+}
+
 /// Drops and recreates the tables, in one dialect's spelling: the type of `counters.id`, of
 /// `counter_hit_slots.slot` and of `counter_flushes.kept`, the generated key of
 /// `bench_views.id`, and the clause after each table. `bench_views` references `counters`, so
@@ -236,7 +245,9 @@ fn schema_sql(id: &str, slot: &str, kept: &str, view_id: &str, engine: &str) -> 
     format!(
         "DROP TABLE IF EXISTS bench_views; \
          DROP TABLE IF EXISTS counters; DROP TABLE IF EXISTS counter_hit_slots; \
-         DROP TABLE IF EXISTS counter_flushes; \
+         DROP TABLE IF EXISTS counter_flushes; DROP TABLE IF EXISTS counter_idempotency; \
+         CREATE TABLE counter_idempotency (op_key VARCHAR(200) PRIMARY KEY, \
+         request TEXT NOT NULL, outcome TEXT NOT NULL, done_at BIGINT NOT NULL){engine}; \
          CREATE TABLE counter_flushes (flush_id VARCHAR(64) PRIMARY KEY, kept {kept} NOT NULL, \
          flushed_at BIGINT NOT NULL){engine}; \
          CREATE TABLE counters (id {id} PRIMARY KEY, value BIGINT NOT NULL, \
@@ -294,6 +305,13 @@ macro_rules! common {
                 Workload::Increment => Counter::increment_value(conn, id, 1)
                     .map(|_| 1)
                     .map_err(atomic_err),
+                Workload::IncrementOnce => {
+                    let key = once_key();
+                    Idempotent::key(&key)
+                        .run(conn, |c| Counter::increment_value(c, id, 1))
+                        .map(|_| 1)
+                        .map_err(atomic_err)
+                }
                 Workload::DecrementIfAtLeast => Counter::decrement_stock_if_at_least(conn, id, 1)
                     .map(|_| 1)
                     .map_err(atomic_err),

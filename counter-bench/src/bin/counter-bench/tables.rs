@@ -109,6 +109,7 @@ pub fn ratios(rows: &[Row]) -> String {
     use Align::{Left, Right};
     let pairs = [
         (Workload::Increment, Workload::Handwritten),
+        (Workload::IncrementOnce, Workload::Increment),
         (Workload::Sale, Workload::SaleTwoUpdates),
         (Workload::Upsert, Workload::UpsertHandwritten),
         (Workload::Redis, Workload::RedisBenchmark),

@@ -15,6 +15,11 @@ pub enum Workload {
     Handwritten,
     /// `increment_value(conn, id, 1)`.
     Increment,
+    /// `Idempotent::key(k).run(conn, |c| increment_value(c, id, 1))` with a new key per call:
+    /// the increment applied exactly once per key (a transaction that claims the key in the
+    /// `counter_idempotency` ledger, increments, records the value).
+    #[value(name = "increment_once", alias = "increment-once")]
+    IncrementOnce,
     /// `decrement_stock_if_at_least(conn, id, 1)`.
     #[value(name = "decrement_if_at_least", alias = "decrement-if-at-least")]
     DecrementIfAtLeast,
@@ -89,10 +94,11 @@ pub enum Workload {
 }
 
 impl Workload {
-    pub const ALL: [Workload; 22] = [
+    pub const ALL: [Workload; 23] = [
         Workload::Naive,
         Workload::Handwritten,
         Workload::Increment,
+        Workload::IncrementOnce,
         Workload::DecrementIfAtLeast,
         Workload::TakeUpTo,
         Workload::Locked,
@@ -119,6 +125,7 @@ impl Workload {
             Workload::Naive => "naive",
             Workload::Handwritten => "handwritten",
             Workload::Increment => "increment",
+            Workload::IncrementOnce => "increment_once",
             Workload::DecrementIfAtLeast => "decrement_if_at_least",
             Workload::TakeUpTo => "take_up_to",
             Workload::Locked => "locked",
@@ -185,6 +192,7 @@ impl Series for Workload {
             Workload::Naive => "#d62728",
             Workload::Handwritten => "#7f7f7f",
             Workload::Increment => "#1f77b4",
+            Workload::IncrementOnce => "#aec7e8",
             Workload::DecrementIfAtLeast => "#2ca02c",
             Workload::TakeUpTo => "#ff7f0e",
             Workload::Locked => "#9467bd",
