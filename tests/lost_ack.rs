@@ -164,17 +164,26 @@ macro_rules! lost_ack_tests {
                             sold.add(*id, 1).unwrap();
                         }
                     }
+                    // A key without a row: the first write reports it unknown and drops it;
+                    // the flush that finds the batch in must report it the same way.
+                    let missing = next_id();
+                    sold.add(missing, 4).unwrap();
                     assert_connection_lost(sold.flush());
                     assert_eq!(proxy.replies_lost(), 1);
                     let rows = |db: &$db| ids.map(|id| db.product(id).1);
                     assert_eq!(rows(&db), [1, 2, 3], "the COMMIT reached the server");
-                    assert_eq!(sold.pending(), 6, "a failed flush keeps its counts");
+                    assert_eq!(sold.pending(), 10, "a failed flush keeps its counts");
                     let report = sold.flush().unwrap();
                     if !ledger {
                         assert_eq!(rows(&db), [2, 4, 6], "without the ledger: written twice");
                         continue;
                     }
                     assert_eq!((report.written, report.counted), (3, 6));
+                    assert_eq!(
+                        report.unknown,
+                        vec![(missing, 4)],
+                        "as the first write found"
+                    );
                     assert_eq!(rows(&db), [1, 2, 3], "written once");
                     assert_eq!(sold.pending(), 0);
                     sold.add(ids[0], 5).unwrap();

@@ -598,4 +598,26 @@ fn a_ledger_that_folds_keys_refuses_the_second_spelling() {
         }
     }
     assert_eq!(db.product(id), (9, 0));
+
+    // A key column too short for the key: `INSERT IGNORE` stores it cut short with a warning.
+    // The call is rolled back with the ledger's error, not committed with an outcome no retry
+    // could find.
+    diesel::sql_query(
+        "CREATE TABLE IF NOT EXISTS counter_idempotency_short (op_key VARCHAR(24) CHARACTER SET \
+         utf8mb4 COLLATE utf8mb4_bin PRIMARY KEY, request TEXT NOT NULL, outcome TEXT NOT NULL, \
+         done_at BIGINT NOT NULL) ENGINE = InnoDB",
+    )
+    .execute(conn)
+    .unwrap();
+    let long = format!("a-key-longer-than-its-column-{}", next_id());
+    let short = Idempotent::key(&long).ledger_table("counter_idempotency_short");
+    for _ in 0..2 {
+        match short.run(conn, sell) {
+            Err(AtomicError::Custom(error)) => {
+                assert!(error.to_string().contains("did not keep key"), "{error}")
+            }
+            other => panic!("expected the ledger's refusal, got {other:?}"),
+        }
+    }
+    assert_eq!(db.product(id), (9, 0));
 }

@@ -108,6 +108,13 @@ pub trait Dialect: Backend + Sized + 'static {
     /// lock (`FOR UPDATE` returns their latest version).
     const BEGIN_COMPACT: &'static str = Self::BEGIN_WRITE;
 
+    /// The clause appended to a `SELECT` to read the latest committed version of its rows
+    /// under a shared lock (`FOR SHARE`, MySQL's `LOCK IN SHARE MODE`, which MariaDB also
+    /// takes); SQLite needs none. What an idempotency key's read-back takes after its claim
+    /// found the key: on MySQL the claim (`INSERT IGNORE`) already holds a shared lock on the
+    /// row, and asking for an exclusive one there would deadlock two calls with one key.
+    const SHARE_LOCK: &'static str = "";
+
     /// How a derived table of bound rows is spelled.
     const DERIVED_ROWS: DerivedRows = DerivedRows::Values;
 

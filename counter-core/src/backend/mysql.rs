@@ -15,6 +15,7 @@ impl Dialect for Mysql {
     const UPSERT: UpsertClause = UpsertClause::OnDuplicateKey;
     const DERIVED_ROWS: DerivedRows = DerivedRows::UnionAll;
     const UPDATE_JOIN: UpdateJoin = UpdateJoin::Join;
+    const SHARE_LOCK: &'static str = " LOCK IN SHARE MODE";
 
     fn lock_sql(mode: LockMode) -> Result<&'static str, AtomicError> {
         Ok(match mode {

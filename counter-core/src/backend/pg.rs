@@ -28,6 +28,8 @@ impl Dialect for Pg {
         out.push_bind_param::<Array<ST>, [T]>(values)
     }
 
+    const SHARE_LOCK: &'static str = " FOR SHARE";
+
     fn lock_sql(mode: LockMode) -> Result<&'static str, AtomicError> {
         Ok(match mode {
             LockMode::Wait => " FOR NO KEY UPDATE",

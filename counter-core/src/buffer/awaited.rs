@@ -78,7 +78,8 @@ pools!(
 ///   flush are lost with it.
 /// - **A flush whose future is dropped** before it finished keeps its batch, as a failed
 ///   flush does: the next flush writes it under the same id, once, whether or not its
-///   `COMMIT` had reached the database.
+///   `COMMIT` had reached the database (with the flush ledger, [`FlushPolicy::ledger`]; without
+///   it the counts go back and such a batch is written twice).
 /// - The handle is cheap to clone (an `Arc`): keep one in your web framework's state.
 ///
 /// ```
@@ -377,15 +378,15 @@ where
     /// Writes everything added so far, each row on its own: returns what it did
     /// ([`BufferReport`]: keys written, keys refused and unknown keys, by key). A row that
     /// refuses does not hold back the others; its count stays pending. On error (the database
-    /// is down, the connection was lost) nothing of the batch is written, every count is kept
-    /// for the next flush, and the error is also kept for [`last_error`](Self::last_error).
+    /// is down, the connection was lost) every count is kept, as [`Buffer::flush`](crate::Buffer::flush)
+    /// says, and the error also for [`last_error`](Self::last_error).
     ///
     #[doc = include_str!("../../doc/ops/buffer_flush.md")]
     pub async fn flush(&self) -> Result<BufferReport<M::Key>, AtomicError> {
         self.inner.flush().await
     }
 
-    /// The sum of the counts not yet written.
+    /// The sum of the counts held: not yet written, or in a batch kept after a failed flush.
     pub fn pending(&self) -> i128 {
         self.inner.pending.total()
     }
@@ -421,7 +422,8 @@ where
     F: UnknownKeyPolicy<M, Col, <P::Conn as RawConnection>::Db>,
 {
     /// Takes every pending count, writes it as one batch, and settles: on error, and when
-    /// this future is dropped before the write finished, every count goes back.
+    /// this future is dropped before the write finished, every count is kept. A batch kept
+    /// from a failed flush is written first, then the new counts.
     async fn flush(&self) -> Result<BufferReport<M::Key>, AtomicError> {
         let _one_at_a_time = self.flushing.lock().await;
         let mut report = BufferReport::default();
@@ -431,17 +433,23 @@ where
             let result = if batch.is_empty() {
                 Ok(Each::default())
             } else {
-                let ledger = self.pending.policy.ledger.map(|table| Recorded {
-                    table,
-                    id: taken.id(),
-                    prune: self.pending.prune_due(),
-                });
+                let ledger = taken.recorded();
                 // A panicking `new_row` fails the flush like a database error: the counts stay.
                 catch_unwind(self.write(&batch, ledger))
                     .await
                     .unwrap_or_else(|_| Err(panicked()))
             };
-            report.merge(taken.settle(result)?);
+            match taken.settle(result) {
+                Ok(done) => report.merge(done),
+                Err(error) => {
+                    // A kept batch went in before the new counts failed: its report (keys
+                    // written, dropped as unknown) must not be lost with this error.
+                    if report.written > 0 || !report.unknown.is_empty() {
+                        self.pending.keep_background(report);
+                    }
+                    return Err(error);
+                }
+            }
             if !again {
                 return Ok(report);
             }

@@ -255,16 +255,20 @@ where
     /// Writes everything added so far, on the calling thread, each row on its own: returns
     /// what it did ([`BufferReport`]: keys written, keys refused and unknown keys, by key). A
     /// row that refuses does not hold back the others; its count stays pending. On error
-    /// (the database is down, the connection was lost) nothing of the batch is written,
-    /// every count is kept for the next flush, and the error is also kept for
-    /// [`last_error`](Self::last_error).
+    /// (the database is down, the connection was lost) every count is kept, and the error
+    /// also for [`last_error`](Self::last_error): the batch was written whole or not at all,
+    /// and if its answer was lost the next flush finds out from the flush ledger and writes it
+    /// only if it is not in (see the type's docs). A flush that first wrote a batch kept from
+    /// an earlier failure and then failed on the new counts keeps the report of that batch
+    /// for [`background_report`](Self::background_report).
     ///
     #[doc = include_str!("../../doc/ops/buffer_flush.md")]
     pub fn flush(&self) -> Result<BufferReport<K>, AtomicError> {
         self.shared.flush()
     }
 
-    /// The sum of the counts not yet written.
+    /// The sum of the counts held: not yet written, or in a batch kept after a failed flush
+    /// (which its answer may have written; the next flush finds out).
     pub fn pending(&self) -> i128 {
         self.shared.pending.total()
     }
@@ -331,18 +335,24 @@ where
             let result = if batch.is_empty() {
                 Ok(Each::default())
             } else {
-                let ledger = self.pending.policy.ledger.map(|table| Recorded {
-                    table,
-                    id: taken.id(),
-                    prune: self.pending.prune_due(),
-                });
+                let ledger = taken.recorded();
                 // A panicking `new_row` fails the flush like a database error: the counts stay.
                 std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                     (self.write)(&batch, ledger)
                 }))
                 .unwrap_or_else(|_| Err(panicked()))
             };
-            report.merge(taken.settle(result)?);
+            match taken.settle(result) {
+                Ok(done) => report.merge(done),
+                Err(error) => {
+                    // A kept batch went in before the new counts failed: its report (keys
+                    // written, dropped as unknown) must not be lost with this error.
+                    if report.written > 0 || !report.unknown.is_empty() {
+                        self.pending.keep_background(report);
+                    }
+                    return Err(error);
+                }
+            }
             if !again {
                 return Ok(report);
             }

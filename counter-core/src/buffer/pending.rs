@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::Instant;
 
+use super::batch::Recorded;
 use super::report::BufferReport;
 use super::{lock, FlushPolicy};
 use crate::error::AtomicError;
@@ -285,9 +286,14 @@ pub(crate) struct Taken<'p, K: Ord + Hash + Clone, V: AtomicValue> {
 }
 
 impl<K: Ord + Hash + Clone, V: AtomicValue> Taken<'_, K, V> {
-    /// The batch's id in the flush ledger.
-    pub(crate) fn id(&self) -> &str {
-        &self.id
+    /// Where the batch is recorded: the flush ledger and the batch's id (pruning the ledger
+    /// now and then); `None` without a ledger.
+    pub(crate) fn recorded(&self) -> Option<Recorded<'_>> {
+        self.pending.policy.ledger.map(|table| Recorded {
+            table,
+            id: &self.id,
+            prune: self.pending.prune_due(),
+        })
     }
 
     /// Is this a batch kept from a failed flush (so the caller takes again after it)?

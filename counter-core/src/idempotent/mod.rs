@@ -71,16 +71,19 @@ pub const MAX_KEY_BYTES: usize = 200;
 /// cache's `insert_counted`, a set's `increment_*_many`) or several, all or nothing. Its value
 /// is recorded: any [`Outcome`] (integers, tuples, `Option`, `Vec`, `()`, or a type of yours).
 ///
-/// **What is recorded:** `Ok` values, and refusals ([`ErrorKind::Refused`](crate::ErrorKind):
-/// `Insufficient`, `OutOfRange`, `NotFound`, …), each rolled back before it is recorded, so
-/// a refusal changes nothing but the ledger. Transient and internal errors (`Conflict`,
+/// **What is recorded:** `Ok` values, and the operations' refusals
+/// ([`ErrorKind::Refused`](crate::ErrorKind): `Insufficient`, `OutOfRange`, `NotFound`,
+/// `NegativeAmount`, `SameRow`, `InColumn`, `InRow`; not `KeyReused`, which is about the key),
+/// each rolled back before it is recorded, so a refusal changes nothing but the ledger. Transient and internal errors (`Conflict`,
 /// `Locked`, a lost connection, your closure's `Custom` error) record nothing: the key stays
 /// free, and the next call with it runs.
 ///
 /// **Steps:** one transaction: claim the key (`INSERT … ON CONFLICT DO NOTHING`, `INSERT
 /// IGNORE` on MySQL, which waits for a transaction holding the key uncommitted), run the
-/// closure, record its value, `COMMIT`. A key already there is read back (a locking read on
-/// the servers, so it sees the latest commit whatever the isolation level) and nothing runs.
+/// closure, record its value, `COMMIT`. A key already there is read back (a share-locked read
+/// on the servers, which returns the latest committed row; under PostgreSQL's `REPEATABLE READ`
+/// and `SERIALIZABLE` a key committed after the transaction's snapshot fails the claim with a
+/// serialization failure instead, and the retry sees it) and nothing runs.
 /// A refusal rolls the transaction back and then claims the key with the refusal. Retries on
 /// conflicts run all of it again, under [`retry`](Self::retry)'s policy. Inside a transaction
 /// of yours the steps run in a savepoint, and the key is settled when you commit.
@@ -95,13 +98,19 @@ pub const MAX_KEY_BYTES: usize = 200;
 /// CREATE INDEX counter_idempotency_at ON counter_idempotency (done_at);
 /// -- MySQL / MariaDB: a binary collation, so "A1" and "a1" are two keys
 /// CREATE TABLE counter_idempotency (op_key VARCHAR(200) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin
-///     PRIMARY KEY, request TEXT NOT NULL, outcome TEXT NOT NULL, done_at BIGINT NOT NULL,
+///     PRIMARY KEY, request TEXT NOT NULL, outcome LONGTEXT NOT NULL, done_at BIGINT NOT NULL,
 ///     INDEX counter_idempotency_at (done_at)) ENGINE = InnoDB;
 /// ```
 ///
-/// A key column that would take two keys for one (a case-insensitive collation, trailing
-/// spaces under a `PAD SPACE` collation, a column shorter than the key) is caught on the
-/// second key: it is refused with a `Custom` error naming both spellings, and nothing runs.
+/// (`outcome` is `LONGTEXT` on MySQL, whose `TEXT` stops at 64 KB: a set operation's outcome
+/// lists every row, and a non-strict `sql_mode` would cut it short silently.)
+///
+/// A key column that would take two keys for one (a case-insensitive collation; trailing
+/// spaces under a `PAD SPACE` collation, which `utf8mb4_bin` is, so `"k"` and `"k "` cannot
+/// both be keys) is caught on the second key: it is refused with a `Custom` error naming both
+/// spellings, and nothing runs. A column that cuts a long key short (MySQL's `INSERT IGNORE`
+/// stores it with a warning) is caught at once: the call is rolled back with a `Custom` error.
+/// `op_key` must be the primary key.
 /// Keys stay until [`prune`](Self::prune) deletes them: keep each longer than any client
 /// retries (a day is common); a key pruned and sent again runs again.
 #[derive(Debug, Clone, Copy)]
@@ -288,12 +297,33 @@ impl<'k> Idempotent<'k> {
             key: self.key,
             outcome: &ok_text(value),
         };
-        Ok(LedgerDialect::key_settle(conn, settle).await?)
+        match LedgerDialect::key_settle(conn, settle).await? {
+            1 => Ok(()),
+            // The claim stored another key than ours (MySQL's `INSERT IGNORE` cuts a key too
+            // long for its column, with a warning): roll the call back rather than commit a
+            // change whose outcome no retry could find.
+            _ => Err(self.misfiled("no row")),
+        }
     }
 
-    /// The key's row, which a claim found there.
+    /// The error of a ledger whose key column does not hold this key as it is.
+    fn misfiled(&self, stored: &str) -> AtomicError {
+        AtomicError::custom(format!(
+            "the idempotency ledger {} did not keep key {:?} as it is (it holds {stored}): its \
+             op_key column needs a binary collation, room for {MAX_KEY_BYTES} bytes, and to be \
+             the primary key",
+            self.table, self.key
+        ))
+    }
+
+    /// The key's row, which a claim found there; an error when several rows have the key (a
+    /// ledger whose `op_key` is not its primary key).
     async fn recall<R: RawConnection>(&self, conn: &mut R) -> Result<Option<KeyRow>, AtomicError> {
-        Ok(LedgerDialect::key_recall(conn, self.table, self.key).await?)
+        let mut rows = LedgerDialect::key_recall(conn, self.table, self.key).await?;
+        if rows.len() > 1 {
+            return Err(self.misfiled(&format!("{} rows", rows.len())));
+        }
+        Ok(rows.pop())
     }
 
     /// The call's result from what its transaction found: the closure's value; the outcome
@@ -329,11 +359,7 @@ impl<'k> Idempotent<'k> {
             other => {
                 let stored =
                     other.map_or_else(|| "no row".to_owned(), |row| format!("{:?}", row.0));
-                return Err(AtomicError::custom(format!(
-                    "the idempotency ledger {} took key {:?} for another ({stored}): give its \
-                     op_key column a binary collation and room for {MAX_KEY_BYTES} bytes",
-                    self.table, self.key
-                )));
+                return Err(self.misfiled(&stored));
             }
         };
         if !self.request.is_empty() && !request.is_empty() && request != self.request {
@@ -395,3 +421,51 @@ macro_rules! idempotent {
     }};
 }
 use idempotent;
+
+#[cfg(all(test, feature = "sqlite"))]
+mod tests {
+    use diesel::prelude::*;
+
+    use super::*;
+
+    diesel::table! { items (id) { id -> BigInt, hits -> BigInt, } }
+
+    struct Item;
+    impl crate::field::AtomicField<items::hits> for Item {
+        type Key = i64;
+        type KeyColumns = (items::id,);
+        type Value = i64;
+        const MIN: Option<i64> = None;
+        const MAX: Option<i64> = None;
+        const NAME: &'static str = "hits";
+    }
+
+    #[test]
+    fn a_pruned_key_runs_again_and_a_kept_one_does_not() {
+        let c = &mut SqliteConnection::establish(":memory:").unwrap();
+        diesel::connection::SimpleConnection::batch_execute(
+            c,
+            "CREATE TABLE items (id BIGINT PRIMARY KEY, hits BIGINT NOT NULL);
+             INSERT INTO items VALUES (1, 0);
+             CREATE TABLE counter_idempotency (op_key VARCHAR(200) PRIMARY KEY,
+                 request TEXT NOT NULL, outcome TEXT NOT NULL, done_at BIGINT NOT NULL);",
+        )
+        .unwrap();
+        let hit = |c: &mut SqliteConnection| {
+            crate::ops::Field::<Item, items::hits>::new().increment(c, 1, 1)
+        };
+        let (old, new) = (Idempotent::key("old"), Idempotent::key("new"));
+        assert_eq!(old.run(c, hit).unwrap(), 1);
+        assert_eq!(new.run(c, hit).unwrap(), 2);
+        // "old" was settled two days ago.
+        diesel::sql_query(
+            "UPDATE counter_idempotency SET done_at = done_at - 172800 WHERE op_key = 'old'",
+        )
+        .execute(c)
+        .unwrap();
+        let day = Duration::from_secs(24 * 3600);
+        assert_eq!(Idempotent::prune(c, IDEMPOTENCY_TABLE, day).unwrap(), 1);
+        assert_eq!(new.run(c, hit).unwrap(), 2, "kept: answered, not run");
+        assert_eq!(old.run(c, hit).unwrap(), 3, "pruned: run again");
+    }
+}

@@ -15,8 +15,8 @@
 //!   `ON CONFLICT DO NOTHING` (PostgreSQL, SQLite) or `INSERT IGNORE` (MySQL): no row when the
 //!   key is there, after waiting for a transaction that holds it uncommitted;
 //! - settle: `UPDATE k SET outcome = ? WHERE op_key = ?`;
-//! - recall: `SELECT op_key, request, outcome FROM k WHERE op_key = ?` (locking on the
-//!   servers, so it reads the latest committed row whatever the snapshot);
+//! - recall: `SELECT op_key, request, outcome FROM k WHERE op_key = ?` with a shared lock on
+//!   the servers (a locking read returns the latest committed row);
 //! - prune: `DELETE FROM k WHERE done_at < ?`.
 
 use diesel::backend::Backend;
@@ -28,7 +28,6 @@ use diesel::RunQueryDsl;
 use std::future::Future;
 
 use crate::backend::{Dialect, RawConnection, UpsertClause};
-use crate::lock::LockMode;
 
 /// The flush ledger's default name: one table for every buffer and Redis counter.
 pub const FLUSH_LEDGER: &str = "counter_flushes";
@@ -88,7 +87,7 @@ pub struct KeySettle<'a> {
     pub outcome: &'a str,
 }
 
-/// `SELECT op_key, request, outcome FROM k WHERE op_key = ?`, locking on the servers.
+/// `SELECT op_key, request, outcome FROM k WHERE op_key = ?`, share-locked on the servers.
 pub(crate) struct KeyRecall<'a> {
     pub table: &'static str,
     pub key: &'a str,
@@ -195,8 +194,7 @@ ledger_statement!(KeyRecall<'_>, |s, out| {
     out.push_identifier(s.table)?;
     out.push_sql(" WHERE op_key = ");
     out.push_bind_param::<Text, str>(s.key)?;
-    // Never refused: `Wait` locks on every backend (SQLite needs no clause).
-    out.push_sql(DB::lock_sql(LockMode::Wait).unwrap_or(""));
+    out.push_sql(DB::SHARE_LOCK);
 });
 
 ledger_statement!(KeyPrune, |s, out| {
@@ -254,17 +252,18 @@ pub trait LedgerDialect: Backend + Sized {
         conn: &mut R,
         claim: KeyClaim<'_>,
     ) -> impl Future<Output = QueryResult<usize>>;
-    /// Sets the outcome of claimed key `key`.
+    /// Sets the outcome of claimed key `key`; how many rows took it (1, unless the column
+    /// altered the key as it stored it).
     fn key_settle<R: RawConnection<Db = Self>>(
         conn: &mut R,
         settle: KeySettle<'_>,
-    ) -> impl Future<Output = QueryResult<()>>;
-    /// The row of key `key`, or `None`.
+    ) -> impl Future<Output = QueryResult<usize>>;
+    /// The rows of key `key`: none or one, where `op_key` is the primary key.
     fn key_recall<R: RawConnection<Db = Self>>(
         conn: &mut R,
         table: &'static str,
         key: &str,
-    ) -> impl Future<Output = QueryResult<Option<KeyRow>>>;
+    ) -> impl Future<Output = QueryResult<Vec<KeyRow>>>;
     /// Deletes the keys settled before `before`; how many.
     fn key_prune<R: RawConnection<Db = Self>>(
         conn: &mut R,
@@ -308,14 +307,13 @@ macro_rules! ledger_dialect {
             }
             async fn key_settle<R: RawConnection<Db = Self>>(
                 conn: &mut R, settle: KeySettle<'_>,
-            ) -> QueryResult<()> {
-                conn.query_count(settle).await.map(drop)
+            ) -> QueryResult<usize> {
+                conn.query_count(settle).await
             }
             async fn key_recall<R: RawConnection<Db = Self>>(
                 conn: &mut R, table: &'static str, key: &str,
-            ) -> QueryResult<Option<KeyRow>> {
-                let s = KeyRecall { table, key };
-                Ok(conn.query_rows::<_, KeyRow>(s).await?.pop())
+            ) -> QueryResult<Vec<KeyRow>> {
+                conn.query_rows::<_, KeyRow>(KeyRecall { table, key }).await
             }
             async fn key_prune<R: RawConnection<Db = Self>>(
                 conn: &mut R, table: &'static str, before: i64,

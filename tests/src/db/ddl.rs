@@ -61,8 +61,10 @@ CREATE INDEX IF NOT EXISTS ct_reviews_reviewer ON ct_reviews (reviewer_id);
 /// MySQL/MariaDB's tables.
 pub const MYSQL_DDL: &str = "
 CREATE TABLE IF NOT EXISTS counter_idempotency (op_key VARCHAR(200) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin
-    PRIMARY KEY, request TEXT NOT NULL, outcome TEXT NOT NULL, done_at BIGINT NOT NULL,
+    PRIMARY KEY, request TEXT NOT NULL, outcome LONGTEXT NOT NULL, done_at BIGINT NOT NULL,
     INDEX counter_idempotency_at (done_at)) ENGINE = InnoDB;
+ALTER TABLE counter_idempotency MODIFY outcome LONGTEXT NOT NULL,
+    MODIFY op_key VARCHAR(200) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL;
 CREATE TABLE IF NOT EXISTS counter_flushes (flush_id VARCHAR(64) PRIMARY KEY, kept LONGTEXT NOT NULL,
     flushed_at BIGINT NOT NULL, INDEX counter_flushes_at (flushed_at)) ENGINE = InnoDB;
 ALTER TABLE counter_flushes MODIFY kept LONGTEXT NOT NULL;
