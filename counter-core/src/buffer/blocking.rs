@@ -61,7 +61,10 @@ struct Shared<K, V> {
 /// connection cut, the server restarted) keeps its batch whole, and the next flush writes it
 /// again under the same id: the ledger's primary key refuses it if it was committed, and the
 /// flush then reports what the first write did. New counts wait for the next batch meanwhile.
-/// The ledger keeps a day of batches, pruned by the flushes.
+/// The ledger keeps a day of batches, pruned by the flushes (and by a
+/// [`RedisCounter`](crate::RedisCounter) sharing the table, after its `prune_after`): a batch
+/// kept longer than the ledger remembers, through an outage of more than a day, is written
+/// again whether or not its first write was in.
 ///
 /// A connection the server closed (a restart, a killed session) is replaced by the pool when
 /// it tests connections on check-out, which r2d2 does by default; with
