@@ -52,6 +52,20 @@ pub struct Counted<K, V> {
     pub parent: V,
 }
 
+/// A counted insert under an idempotency key ([`Idempotent`](crate::Idempotent)) records the
+/// child's key and the parent's value, and a call sent again returns them.
+impl<K: crate::Outcome, V: crate::Outcome> crate::Outcome for Counted<K, V> {
+    fn write(&self, out: &mut String) {
+        // As the tuple `(key, parent)` writes itself, which `read` reads.
+        crate::idempotent::field(out, &self.key);
+        crate::idempotent::field(out, &self.parent);
+    }
+    fn read(text: &str) -> Option<Self> {
+        let (key, parent) = <(K, V)>::read(text)?;
+        Some(Counted { key, parent })
+    }
+}
+
 /// The operations of the counter cache of child `Child` into parent column `PCol`.
 ///
 /// `#[derive(CounterCache)]` generates shorthands on the child (`NewView::insert_counted`,

@@ -7,7 +7,7 @@ use std::future::Future;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 pub use outcome::Outcome;
-pub(crate) use outcome::{ok_text, read_outcome, refusal_text};
+pub(crate) use outcome::{field, ok_text, read_outcome, refusal_text};
 
 use crate::backend::{
     AtomicConnection, Blocking, BlockingConnection, CallMode, Out, RawConnection,

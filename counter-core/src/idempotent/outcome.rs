@@ -120,7 +120,7 @@ tuple!(A.0, B.1, C.2);
 tuple!(A.0, B.1, C.2, D.3);
 
 /// Appends `value` to `out` as one field.
-fn field<T: Outcome>(out: &mut String, value: &T) {
+pub(crate) fn field<T: Outcome>(out: &mut String, value: &T) {
     let mut text = String::new();
     value.write(&mut text);
     text_field(out, &text);

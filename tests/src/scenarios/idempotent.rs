@@ -4,7 +4,8 @@
 use std::sync::Mutex;
 
 use counter_core::{
-    AtomicError, AtomicFieldOn, ChangeColumn, Changes, Idempotent, RetryPolicy, UpsertRow,
+    AtomicError, AtomicFieldOn, ChangeColumn, Changes, CounterCacheOn, Idempotent, RetryPolicy,
+    UpsertRow,
 };
 use rand::Rng;
 
@@ -12,7 +13,7 @@ use super::harness::{beside_busy_threads, Sale, BUSY_THREADS, KEYED_THREADS};
 use crate::assert_err;
 use crate::client::{on_n_workers, Client, TransactionMode};
 use crate::db::{next_id, DbOf, TestDb};
-use crate::models::{CartLine, NewCartLine, Product};
+use crate::models::{CartLine, NewCartLine, NewOrder, Product};
 use crate::schema::{ct_cart_lines, ct_products};
 
 /// This file's scenarios as `#[test]`s for [`backend_tests!`](crate::backend_tests).
@@ -22,6 +23,7 @@ macro_rules! idempotent_tests {
         $crate::scenario_tests!($client;
             a_key_applies_once_and_replays_its_outcome,
             a_key_covers_any_operation,
+            a_key_covers_counted_inserts_and_sets,
             what_is_not_recorded_leaves_the_key_free,
             one_key_sent_by_every_worker_at_once_applies_once,
             idempotent_storm_applies_each_key_once,
@@ -180,6 +182,44 @@ where
         );
         assert_eq!(db.product(a), (5, 2));
     }
+}
+
+/// A counted insert (an order and its product's stock) and a set operation, each under a key:
+/// one order row and one decrement, one restock of both rows, however often they are sent.
+pub async fn a_key_covers_counted_inserts_and_sets<C: Client>(client: &C)
+where
+    NewOrder: CounterCacheOn<ct_products::stock, DbOf<C::Db>>,
+    Product: AtomicFieldOn<ct_products::stock, DbOf<C::Db>>,
+{
+    let db = client.db();
+    let (a, b) = (db.new_product(5, 0), db.new_product(5, 0));
+    let conn = &mut client.conn().await;
+    let order = fresh_key("order");
+    let mut first = None;
+    for _ in 0..3 {
+        let placed = C::once(conn, Idempotent::key(&order), async |c| {
+            let row = NewOrder {
+                product_id: a,
+                quantity: 2,
+                note: None,
+            };
+            C::done(row.insert_counted(c)).await
+        });
+        let placed = placed.await.unwrap();
+        assert_eq!(placed.parent, 3);
+        assert_eq!(*first.get_or_insert(placed.key), placed.key);
+    }
+    assert_eq!(db.order_quantities(a), vec![2]);
+    assert_eq!(db.product(a).0, 3);
+
+    let restock = fresh_key("restock");
+    for _ in 0..2 {
+        let values = C::once(conn, Idempotent::key(&restock), async |c| {
+            C::done(Product::increment_stock_many(c, [(a, 1), (b, 2)])).await
+        });
+        assert_eq!(values.await.unwrap(), [(a, 4), (b, 7)]);
+    }
+    assert_eq!((db.product(a).0, db.product(b).0), (4, 7));
 }
 
 /// What records nothing: an error that is not a refusal (the key stays free and the next
