@@ -429,7 +429,6 @@ where
         let mut report = BufferReport::default();
         loop {
             let (taken, batch) = self.pending.take();
-            let again = taken.again();
             let result = if batch.is_empty() {
                 Ok(Each::default())
             } else {
@@ -439,18 +438,7 @@ where
                     .await
                     .unwrap_or_else(|_| Err(panicked()))
             };
-            match taken.settle(result) {
-                Ok(done) => report.merge(done),
-                Err(error) => {
-                    // A kept batch went in before the new counts failed: its report (keys
-                    // written, dropped as unknown) must not be lost with this error.
-                    if report.written > 0 || !report.unknown.is_empty() {
-                        self.pending.keep_background(report);
-                    }
-                    return Err(error);
-                }
-            }
-            if !again {
+            if !taken.settle_into(result, &mut report)? {
                 return Ok(report);
             }
         }

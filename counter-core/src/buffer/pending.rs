@@ -296,9 +296,29 @@ impl<K: Ord + Hash + Clone, V: AtomicValue> Taken<'_, K, V> {
         })
     }
 
-    /// Is this a batch kept from a failed flush (so the caller takes again after it)?
-    pub(crate) fn again(&self) -> bool {
-        self.again
+    /// [`settle`](Self::settle) as one step of a flush that may write two batches (a batch
+    /// kept from a failed flush, then the new counts): adds the outcome to `report`, and says
+    /// whether to take again (this was a kept batch). On error, a kept batch already written
+    /// by this flush keeps its report (keys written, keys dropped as unknown) for
+    /// `background_report` rather than lose it with the error.
+    pub(crate) fn settle_into(
+        self,
+        result: Result<Each<K, V>, AtomicError>,
+        report: &mut BufferReport<K>,
+    ) -> Result<bool, AtomicError> {
+        let (pending, again) = (self.pending, self.again);
+        match self.settle(result) {
+            Ok(done) => {
+                report.merge(done);
+                Ok(again)
+            }
+            Err(error) => {
+                if report.written > 0 || !report.unknown.is_empty() {
+                    pending.keep_background(std::mem::take(report));
+                }
+                Err(error)
+            }
+        }
     }
 
     /// After the write of the batch, each key by what happened to it: a written key keeps
