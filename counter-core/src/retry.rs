@@ -35,6 +35,18 @@ use crate::trace;
 /// passed. Polls are not a queue: under load, sixteen writers polling for one lock let one
 /// of them miss every free instant until its timeout, which is why the line exists.
 ///
+/// Retries of one field's single-row operations take turns too. Under PostgreSQL's
+/// REPEATABLE READ and SERIALIZABLE, every writer waiting for a row lock fails when its holder
+/// commits, and runs again; many writers of one hot row retrying at once are a lottery that
+/// one of them can keep losing until `max_attempts` (seen in CI: a locked update gave up after
+/// 64 attempts under SERIALIZABLE). So after its first serialization failure or deadlock, a
+/// single-row operation (`increment`, the guarded ones, `update_*_locked`, transfers,
+/// increment-or-insert) runs its next attempts only when it holds its turn among this
+/// process's retriers of the same field, first come, first served: the one at the head
+/// competes only with calls that have not failed yet, the others sleep. A first attempt never
+/// waits. Like the SQLite line, a retrier waits as long as the line moves and gives
+/// `Conflict` after `busy_timeout` with no turn ended.
+///
 /// Inside a transaction the caller opened, nothing is retried: only the caller can re-run its
 /// transaction, so the conflict comes back as [`AtomicError::Conflict`](crate::AtomicError::Conflict)
 /// at once.
@@ -155,11 +167,14 @@ impl RetryPolicy {
 /// (see `InFlight`) unless it was dropped between statements: in a pause between attempts or
 /// while waiting in line.
 macro_rules! retrying {
-    ($access:ident, $raw:expr, $policy:expr, $mode:expr, |$c:ident| $body:expr) => {{
+    ($access:ident, $raw:expr, $policy:expr, $mode:expr, |$c:ident| $body:expr) => {
+        $crate::retry::retrying!($access on None, $raw, $policy, $mode, |$c| $body)
+    };
+    ($access:ident on $subject:expr, $raw:expr, $policy:expr, $mode:expr, |$c:ident| $body:expr) => {{
         let flight = $crate::backend::InFlight::new($raw);
         let raw = &mut *flight.conn;
         let access = $crate::retry::Access::$access;
-        let result = match $crate::retry::Retry::start(&mut *raw, $policy, $mode) {
+        let result = match $crate::retry::Retry::start(&mut *raw, $policy, $mode, $subject) {
             Err(error) => Err(error),
             Ok(mut retry) => match retry.line_up(&mut *raw, access, &flight.idle).await {
                 Err(error) => Err(error),
@@ -249,6 +264,30 @@ pub(crate) struct Retry {
     timed_out_since: Option<Instant>,
     /// The last attempt gave up on a busy SQLite database after `busy_timeout`.
     busy_exhausted: bool,
+    /// The field a single-row operation changes, whose retriers take turns (see
+    /// [`Subject`]); `None` for operations of several rows or tables.
+    subject: Option<Subject>,
+    /// An attempt met a serialization failure or a deadlock.
+    conflicted: bool,
+}
+
+/// The field of a single-row operation, named for the line its retriers wait in: after a
+/// serialization failure or a deadlock, the library's writers of one field in one process
+/// retry one at a time, in the order they came.
+///
+/// Why: under PostgreSQL's REPEATABLE READ and SERIALIZABLE, a transaction takes its snapshot
+/// at its first statement, before it waits for the row lock; when the holder commits, every
+/// waiter with an older snapshot fails (40001) and runs again. Sixteen writers of one row
+/// retrying at once are a lottery that one of them can keep losing: CI saw a locked update
+/// give up after 64 attempts beside fifteen writers that went through. In line, the retrier
+/// at its head competes only with calls that have not failed yet, and the others sleep.
+/// First attempts never wait, so a field without conflicts pays nothing.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Subject {
+    /// The model's type name.
+    pub model: &'static str,
+    /// The field's name.
+    pub field: &'static str,
 }
 
 impl Retry {
@@ -258,6 +297,7 @@ impl Retry {
         raw: &mut R,
         policy: RetryPolicy,
         mode: LockMode,
+        subject: Option<Subject>,
     ) -> Result<Retry, AtomicError> {
         Ok(Retry {
             policy,
@@ -267,6 +307,8 @@ impl Retry {
             busy_since: None,
             timed_out_since: None,
             busy_exhausted: false,
+            subject,
+            conflicted: false,
         })
     }
 
@@ -293,13 +335,26 @@ impl Retry {
         access: Access,
         idle: &std::sync::atomic::AtomicBool,
     ) -> Result<Option<Turn>, AtomicError> {
-        if access == Access::Read || self.nested || !writers_contended() {
+        if access == Access::Read || self.nested {
             return Ok(None);
         }
-        let Some(file) = raw.writers_file().await? else {
-            return Ok(None);
+        let file = match writers_contended() {
+            true => raw.writers_file().await?,
+            false => None,
         };
-        let queue = WriterQueue::of(&file);
+        let (queue, reason, whose) = match (file, self.subject) {
+            (Some(file), _) => (
+                WriterQueue::of(&file),
+                "database is locked",
+                format!("writer of {file}"),
+            ),
+            (None, Some(subject)) if self.conflicted => {
+                let whose = format!("retrier of {}.{}", subject.model, subject.field);
+                let line = format!("{} {whose}", <R::Db as Dialect>::NAME);
+                (WriterQueue::of(&line), "could not serialize access", whose)
+            }
+            (None, _) => return Ok(None),
+        };
         if self.mode != LockMode::Wait {
             // Not waiting for a lock includes not waiting for a turn.
             return queue.try_take().map(Some).ok_or(AtomicError::Locked);
@@ -320,8 +375,8 @@ impl Retry {
                 let error = diesel::result::Error::DatabaseError(
                     diesel::result::DatabaseErrorKind::Unknown,
                     Box::new(format!(
-                        "database is locked: no writer of {file} in this process ended its \
-                         turn within busy_timeout ({:?})",
+                        "{reason}: no {whose} in this process ended its turn within \
+                         busy_timeout ({:?})",
                         self.policy.busy_timeout
                     )),
                 );
@@ -362,6 +417,7 @@ impl Retry {
         let pause = match class {
             ErrorClass::Locked => return Step::Done(Err(AtomicError::Locked)),
             ErrorClass::Transient if !nested && attempts < policy.max_attempts => {
+                self.conflicted = true;
                 policy.backoff(attempts)
             }
             ErrorClass::LockTimeout

@@ -207,7 +207,7 @@ impl<M: AtomicField<Col>, Col: Column + 'static> Field<M, Col> {
             non_negative(by)?;
             let key = row.key();
             let insert = row.insert();
-            retrying!(Write, conn.raw(), this.policy(), LockMode::Wait, |c| {
+            retrying!(Write on Self::subject(), conn.raw(), this.policy(), LockMode::Wait, |c| {
                 this.upsert(c, &key, &insert, by).await
             })
         }))

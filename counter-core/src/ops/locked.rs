@@ -50,7 +50,7 @@ impl<M: AtomicField<Col>, Col: Column + 'static> Field<M, Col> {
         let this = *self;
         C::Mode::drive(Self::span::<C>("update_locked").wrap(async move {
             let begin = <BackendOf<C> as Dialect>::begin_locked(this.lock);
-            retrying!(Write, conn.raw(), this.retry, this.lock, |c| {
+            retrying!(Write on Self::subject(), conn.raw(), this.retry, this.lock, |c| {
                 guarded!(c, begin, |c| {
                     let current = this.lock_row(c, &key).await?.ok_or(AtomicError::NotFound)?;
                     let new = op(current)?;

@@ -22,7 +22,7 @@ use crate::backend::{AtomicConnection, BackendOf, CallMode, Dialect, Out, RawCon
 use crate::error::AtomicError;
 use crate::field::{AtomicField, AtomicFieldOn};
 use crate::lock::LockMode;
-use crate::retry::{retrying, RetryPolicy};
+use crate::retry::{retrying, RetryPolicy, Subject};
 use crate::sql::{read, read_locked, ForUpdate, NoWait, SkipLocked};
 use crate::trace::OpSpan;
 
@@ -181,6 +181,14 @@ impl<M: AtomicField<Col>, Col: Column + 'static> Field<M, Col> {
     /// The handle's retry policy.
     pub(crate) fn policy(&self) -> RetryPolicy {
         self.retry
+    }
+
+    /// The line this field's single-row operations retry in after a conflict.
+    pub(crate) fn subject() -> Option<Subject> {
+        Some(Subject {
+            model: std::any::type_name::<M>(),
+            field: M::NAME,
+        })
     }
 
     /// The tracing span of operation `op` on this field, over connection `C`.

@@ -97,7 +97,7 @@ impl<M: AtomicField<Col>, Col: Column + 'static> Field<M, Col> {
         C::Mode::drive(Self::span::<C>("take_up_to").wrap(async move {
             non_negative(n)?;
             let take = Take::new(Range::floor::<M, Col>(), n).filter(|t| t.n != M::Value::ZERO);
-            retrying!(Write, conn.raw(), this.retry, LockMode::Wait, |c| {
+            retrying!(Write on Self::subject(), conn.raw(), this.retry, LockMode::Wait, |c| {
                 let Some(take) = take else {
                     return this.existing(c, &key).await.map(|_| M::Value::ZERO);
                 };
@@ -139,7 +139,7 @@ impl<M: AtomicField<Col>, Col: Column + 'static> Field<M, Col> {
         R: RawConnection,
         M: AtomicFieldOn<Col, R::Db>,
     {
-        retrying!(Write, raw, self.retry, LockMode::Wait, |c| {
+        retrying!(Write on Self::subject(), raw, self.retry, LockMode::Wait, |c| {
             if plan.moves_nothing() {
                 return self.existing(c, key).await;
             }

@@ -50,7 +50,7 @@ impl<M: AtomicField<Col>, Col: Column + 'static> Field<M, Col> {
             if from == to {
                 return Err(AtomicError::SameRow);
             }
-            retrying!(Write, conn.raw(), this.retry, this.lock, |c| {
+            retrying!(Write on Self::subject(), conn.raw(), this.retry, this.lock, |c| {
                 // Before `BEGIN`: inside it, a plain SELECT is already a shared lock under
                 // MySQL's SERIALIZABLE (two transfers of one row would then deadlock every
                 // time), and it would fix a PostgreSQL REPEATABLE READ snapshot earlier than
