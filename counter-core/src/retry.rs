@@ -44,8 +44,9 @@ use crate::trace;
 /// increment-or-insert) runs its next attempts only when it holds its turn among this
 /// process's retriers of the same field, first come, first served: the one at the head
 /// competes only with calls that have not failed yet, the others sleep. A first attempt never
-/// waits. Like the SQLite line, a retrier waits as long as the line moves and gives
-/// `Conflict` after `busy_timeout` with no turn ended.
+/// waits, `NoWait` and `SkipLocked` never wait in line, and the line is never a reason to
+/// fail: a retrier whose line does not move for 250 ms (its head waits for a row lock held by
+/// a long transaction, say) leaves it and retries on its own, as it did before the line.
 ///
 /// Inside a transaction the caller opened, nothing is retried: only the caller can re-run its
 /// transaction, so the conflict comes back as [`AtomicError::Conflict`](crate::AtomicError::Conflict)
@@ -269,7 +270,14 @@ pub(crate) struct Retry {
     subject: Option<Subject>,
     /// An attempt met a serialization failure or a deadlock.
     conflicted: bool,
+    /// The retriers' line did not move for [`RETRIER_PATIENCE`]: this loop retries on its own.
+    left_line: bool,
 }
+
+/// How long a retrier waits in its field's line without a turn ending before it retries on
+/// its own: far longer than a turn of a hot row takes (a few milliseconds, including the
+/// backoff), far shorter than a lock held by a long transaction.
+pub(crate) const RETRIER_PATIENCE: Duration = Duration::from_millis(250);
 
 /// The field of a single-row operation, named for the line its retriers wait in: after a
 /// serialization failure or a deadlock, the library's writers of one field in one process
@@ -309,6 +317,7 @@ impl Retry {
             busy_exhausted: false,
             subject,
             conflicted: false,
+            left_line: false,
         })
     }
 
@@ -342,19 +351,10 @@ impl Retry {
             true => raw.writers_file().await?,
             false => None,
         };
-        let (queue, reason, whose) = match (file, self.subject) {
-            (Some(file), _) => (
-                WriterQueue::of(&file),
-                "database is locked",
-                format!("writer of {file}"),
-            ),
-            (None, Some(subject)) if self.conflicted => {
-                let whose = format!("retrier of {}.{}", subject.model, subject.field);
-                let line = format!("{} {whose}", <R::Db as Dialect>::NAME);
-                (WriterQueue::of(&line), "could not serialize access", whose)
-            }
-            (None, _) => return Ok(None),
+        let Some(file) = file else {
+            return Ok(self.line_up_retrier::<R>(idle).await);
         };
+        let queue = WriterQueue::of(&file);
         if self.mode != LockMode::Wait {
             // Not waiting for a lock includes not waiting for a turn.
             return queue.try_take().map(Some).ok_or(AtomicError::Locked);
@@ -375,8 +375,8 @@ impl Retry {
                 let error = diesel::result::Error::DatabaseError(
                     diesel::result::DatabaseErrorKind::Unknown,
                     Box::new(format!(
-                        "{reason}: no {whose} in this process ended its turn within \
-                         busy_timeout ({:?})",
+                        "database is locked: no writer of {file} in this process ended its \
+                         turn within busy_timeout ({:?})",
                         self.policy.busy_timeout
                     )),
                 );
@@ -385,6 +385,40 @@ impl Retry {
                     attempts,
                     source: error,
                 })
+            }
+        }
+    }
+
+    /// On a server, after a conflict: the turn among this process's retriers of the same
+    /// field ([`Subject`]), when the operation waits for locks. The line only orders retries;
+    /// it is never a reason to fail: when no turn ends for [`RETRIER_PATIENCE`] (the one
+    /// holding it waits for a row lock, say, held by a long transaction), the retrier leaves
+    /// the line for the rest of the call and retries on its own, as it would without the
+    /// line. `NoWait` and `SkipLocked` never wait in it.
+    async fn line_up_retrier<R: RawConnection>(
+        &mut self,
+        idle: &std::sync::atomic::AtomicBool,
+    ) -> Option<Turn> {
+        let subject = self.subject?;
+        if !self.conflicted || self.left_line || self.mode != LockMode::Wait {
+            return None;
+        }
+        let line = format!(
+            "{} retriers of {}.{}",
+            <R::Db as Dialect>::NAME,
+            subject.model,
+            subject.field
+        );
+        let queue = WriterQueue::of(&line);
+        let patience = RETRIER_PATIENCE.min(self.policy.busy_timeout);
+        idle.store(true, std::sync::atomic::Ordering::Relaxed);
+        let waited = take_turn(&queue, patience, R::wait_notified).await;
+        idle.store(false, std::sync::atomic::Ordering::Relaxed);
+        match waited {
+            Waited::Turn(turn, _) => Some(turn),
+            Waited::Stuck => {
+                self.left_line = true;
+                None
             }
         }
     }
