@@ -242,16 +242,21 @@ pub(crate) fn non_negative<V: AtomicValue>(amount: V) -> Result<i128, AtomicErro
     }
 }
 
-/// `take_up_to(n)`: take `min(n, col - floor)`, leaving at least `floor`.
+/// A clamped move: `take_up_to(n)` takes `min(n, col - floor)`, leaving at least the floor
+/// (`Down`); `increment_up_to(n)` adds `min(n, ceiling - col)`, ending at most at the ceiling
+/// (`Up`). Either reports how much it moved.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[doc(hidden)]
 pub struct Take<V> {
-    /// At most this much is taken; `n` clamped so that `floor + n` fits the type (the clamp
-    /// never changes the result: no value can hold more than that above the floor).
+    /// `Down` takes, `Up` fills.
+    pub direction: Direction,
+    /// At most this much moves; `n` clamped so that `limit ∓ n` fits the type (the clamp never
+    /// changes the result: no value can be further than that from the limit).
     pub n: V,
-    /// The value never goes below this.
-    pub floor: V,
-    /// `floor + n`: a row at or above it gives `n`, a row below it gives `col - floor`.
+    /// The value never passes this: the floor of a take, the ceiling of a fill.
+    pub limit: V,
+    /// `limit ± n`: a row at or beyond it (from the limit) moves by `n`, a row nearer moves to
+    /// the limit.
     pub threshold: V,
 }
 
@@ -260,17 +265,42 @@ impl<V: AtomicValue> Take<V> {
     pub fn new(floor: i128, n: V) -> Option<Self> {
         let n = n.to_i128().min(V::MAX.to_i128() - floor);
         Some(Take {
+            direction: Direction::Down,
             n: V::from_i128(n)?,
-            floor: V::from_i128(floor)?,
+            limit: V::from_i128(floor)?,
             threshold: V::from_i128(floor + n)?,
         })
     }
 
-    /// How much a row holding `v` gives.
+    /// Plans a fill; `None` when the ceiling is below the type's range (nothing can be added).
+    pub fn fill(ceiling: i128, n: V) -> Option<Self> {
+        let n = n.to_i128().min(ceiling - V::MIN.to_i128());
+        Some(Take {
+            direction: Direction::Up,
+            n: V::from_i128(n)?,
+            limit: V::from_i128(ceiling)?,
+            threshold: V::from_i128(ceiling - n)?,
+        })
+    }
+
+    /// How much a row holding `v` moves.
     pub fn taken_from(&self, v: V) -> V {
-        let (v, floor, n) = (v.to_i128(), self.floor.to_i128(), self.n.to_i128());
-        let t = if v <= floor { 0 } else { n.min(v - floor) };
-        V::from_i128(t).expect("0 <= taken <= n, which fits the type")
+        let (v, limit, n) = (v.to_i128(), self.limit.to_i128(), self.n.to_i128());
+        let room = match self.direction {
+            Direction::Down => v - limit,
+            Direction::Up => limit - v,
+        };
+        V::from_i128(room.clamp(0, n)).expect("0 <= moved <= n, which fits the type")
+    }
+
+    /// The value a row holding `v` ends at.
+    pub fn after(&self, v: V) -> V {
+        let moved = self.taken_from(v).to_i128();
+        let after = match self.direction {
+            Direction::Down => v.to_i128() - moved,
+            Direction::Up => v.to_i128() + moved,
+        };
+        V::from_i128(after).expect("between the value and the limit")
     }
 }
 
@@ -482,6 +512,29 @@ mod tests {
             (t.taken_from(3), t.taken_from(5), t.taken_from(9)),
             (3, 5, 5)
         );
+        assert_eq!((t.after(3), t.after(9), t.after(-2)), (0, 4, -2));
+    }
+
+    #[test]
+    fn fill_adds_up_to_the_ceiling_and_clamps_like_take() {
+        let f = Take::fill(40, 15i32).unwrap();
+        assert_eq!((f.direction, f.limit, f.threshold), (Direction::Up, 40, 25));
+        assert_eq!(
+            (
+                f.taken_from(30),
+                f.taken_from(25),
+                f.taken_from(40),
+                f.taken_from(45)
+            ),
+            (10, 15, 0, 0)
+        );
+        assert_eq!((f.after(30), f.after(0), f.after(45)), (40, 15, 45));
+        let f = Take::fill(i16::MAX as i128, i16::MAX).unwrap();
+        assert_eq!(f.taken_from(i16::MIN), i16::MAX);
+        let f = Take::fill(10, i16::MAX).unwrap();
+        assert_eq!((f.n, f.threshold), (i16::MAX, 10 - i16::MAX));
+        assert_eq!(f.after(i16::MIN), i16::MIN + i16::MAX);
+        assert_eq!(Take::fill(i16::MIN as i128 - 1, 1i16), None);
     }
 
     #[test]

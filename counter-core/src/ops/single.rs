@@ -1,5 +1,5 @@
-//! The single-statement operations: `increment`, `decrement`, `decrement_if_at_least` and
-//! `take_up_to`.
+//! The single-statement operations: `increment`, `decrement`, `decrement_if_at_least`,
+//! `take_up_to` and `increment_up_to`.
 //!
 //! Shape of every call: plan the change in Rust ([`Plan`]), run the backend's single guarded
 //! statement ([`Strategy`]), and only when it matched no row look once more to tell "no such
@@ -97,16 +97,57 @@ impl<M: AtomicField<Col>, Col: Column + 'static> Field<M, Col> {
         C::Mode::drive(Self::span::<C>("take_up_to").wrap(async move {
             non_negative(n)?;
             let take = Take::new(Range::floor::<M, Col>(), n).filter(|t| t.n != M::Value::ZERO);
-            retrying!(Write on Self::subject(), conn.raw(), this.retry, LockMode::Wait, |c| {
-                let Some(take) = take else {
-                    return this.existing(c, &key).await.map(|_| M::Value::ZERO);
-                };
-                match <BackendOf<C> as Strategy>::take::<_, M, Col>(c, &key, take).await? {
-                    Some(taken) => Ok(taken),
-                    None => this.existing(c, &key).await.map(|_| M::Value::ZERO),
-                }
-            })
+            this.clamped(conn.raw(), &key, take).await
         }))
+    }
+
+    /// Adds `a = min(n, ceiling - c)` where the ceiling is the declared maximum or the type's
+    /// largest value: "fill up to the maximum", the mirror of
+    /// [`take_up_to`](Self::take_up_to). Returns `a`, which is 0 when the row is full (or was
+    /// already written above the ceiling by someone else: it is left as it is).
+    ///
+    /// Errors: `NegativeAmount`, `NotFound`.
+    ///
+    #[doc = include_str!("../../doc/ops/increment_up_to.md")]
+    pub fn increment_up_to<'c, C>(
+        &self,
+        conn: &'c mut C,
+        key: M::Key,
+        n: M::Value,
+    ) -> Out<C, impl Future<Output = Result<M::Value, AtomicError>> + use<'c, M, Col, C>>
+    where
+        C: AtomicConnection,
+        M: AtomicFieldOn<Col, BackendOf<C>>,
+    {
+        let this = *self;
+        C::Mode::drive(Self::span::<C>("increment_up_to").wrap(async move {
+            non_negative(n)?;
+            let fill = Take::fill(Range::of::<M, Col>().hi, n).filter(|t| t.n != M::Value::ZERO);
+            this.clamped(conn.raw(), &key, fill).await
+        }))
+    }
+
+    /// A take or a fill ([`Take`]): one statement, and when it matched no row one look to
+    /// tell a missing row (`NotFound`) from one with no room (0). `None` moves nothing.
+    async fn clamped<R>(
+        &self,
+        raw: &mut R,
+        key: &M::Key,
+        take: Option<Take<M::Value>>,
+    ) -> Result<M::Value, AtomicError>
+    where
+        R: RawConnection,
+        M: AtomicFieldOn<Col, R::Db>,
+    {
+        retrying!(Write on Self::subject(), raw, self.retry, LockMode::Wait, |c| {
+            let Some(take) = take else {
+                return self.existing(c, key).await.map(|_| M::Value::ZERO);
+            };
+            match <R::Db as Strategy>::take::<_, M, Col>(c, key, take).await? {
+                Some(moved) => Ok(moved),
+                None => self.existing(c, key).await.map(|_| M::Value::ZERO),
+            }
+        })
     }
 
     /// The future of a guarded single-statement operation: `op` by `amount`.

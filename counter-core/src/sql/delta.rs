@@ -21,6 +21,10 @@ pub(crate) trait Sign: 'static {
     const OP: &'static str;
     /// The guard's comparison: ` <= ` (up: not past the top) or ` >= ` (down).
     const GUARD: &'static str;
+    /// A value with room left before a limit in this direction: ` < ` (up) or ` > ` (down).
+    const SHORT_OF: &'static str;
+    /// Does the value grow this way?
+    const UP: bool;
 }
 
 /// `c + amount WHERE c <= guard`.
@@ -32,11 +36,15 @@ pub(crate) struct Down;
 impl Sign for Up {
     const OP: &'static str = " + ";
     const GUARD: &'static str = " <= ";
+    const SHORT_OF: &'static str = " < ";
+    const UP: bool = true;
 }
 
 impl Sign for Down {
     const OP: &'static str = " - ";
     const GUARD: &'static str = " >= ";
+    const SHORT_OF: &'static str = " > ";
+    const UP: bool = false;
 }
 
 /// How a guarded `UPDATE` gives back the value it wrote.

@@ -1,5 +1,7 @@
-//! `take_up_to` in one statement: take `min(n, c - floor)` and report how much was taken. Two
-//! shapes, one per way a backend can give back what it took:
+//! `take_up_to` in one statement: take `min(n, c - floor)` and report how much was taken; and
+//! its mirror `increment_up_to`, add `min(n, ceiling - c)` (the same shapes moving [`Up`]
+//! instead of [`Down`]: `c <= ceiling - n`, `c + n`, `c < ceiling`, `__t.c - __old.c`). Two
+//! shapes, one per way a backend can give back what it moved:
 //!
 //! - [`TakeFromLocked`] (PostgreSQL): `UPDATE t AS __t SET c = CASE .. END FROM (SELECT pk, c
 //!   FROM t WHERE pk = $key FOR NO KEY UPDATE) AS __old WHERE __t.pk = __old.pk AND __t.c >
@@ -15,6 +17,9 @@ use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
 use diesel::result::QueryResult;
 use diesel::{Column, RunQueryDsl};
 
+use std::marker::PhantomData;
+
+use super::delta::Sign;
 use super::StatementId;
 use crate::field::{AtomicField, AtomicFieldOn};
 #[cfg(feature = "postgres")]
@@ -22,8 +27,9 @@ use crate::key::KeyColumns;
 use crate::plan::Take;
 use crate::value::AtomicValue;
 
-/// `CASE WHEN c >= $threshold THEN c - $n ELSE $floor END`, with `c` as `current` writes it.
-fn walk_case<'b, M, Col, DB>(
+/// `CASE WHEN c >= $threshold THEN c - $n ELSE $floor END` (down; up: `<=`, `+`, the
+/// ceiling), with `c` as `current` writes it.
+fn walk_case<'b, M, Col, S, DB>(
     take: &'b Take<M::Value>,
     out: &mut AstPass<'_, 'b, DB>,
     current: impl Fn(&mut AstPass<'_, 'b, DB>) -> QueryResult<()>,
@@ -32,17 +38,18 @@ where
     DB: Backend,
     Col: Column,
     M: AtomicFieldOn<Col, DB>,
+    S: Sign,
 {
     out.push_sql("CASE WHEN ");
     current(out)?;
-    out.push_sql(" >= ");
+    out.push_sql(S::GUARD);
     M::bind_value(&take.threshold, out)?;
     out.push_sql(" THEN ");
     current(out)?;
-    out.push_sql(" - ");
+    out.push_sql(S::OP);
     M::bind_value(&take.n, out)?;
     out.push_sql(" ELSE ");
-    M::bind_value(&take.floor, out)?;
+    M::bind_value(&take.limit, out)?;
     out.push_sql(" END");
     Ok(())
 }
@@ -59,28 +66,31 @@ fn qualified<DB: Backend>(
     out.push_identifier(name)
 }
 
-/// The PostgreSQL shape; see the module documentation.
+/// The PostgreSQL shape, moving way `S`; see the module documentation.
 #[cfg(feature = "postgres")]
-pub(crate) struct TakeFromLocked<'a, M: AtomicField<Col>, Col: Column> {
+pub(crate) struct TakeFromLocked<'a, M: AtomicField<Col>, Col: Column, S> {
     pub table: Col::Table,
     pub key: &'a M::Key,
     pub take: Take<M::Value>,
+    pub sign: PhantomData<S>,
 }
 
-/// The MySQL shape; see the module documentation.
+/// The MySQL shape, moving way `S`; see the module documentation.
 #[cfg(feature = "mysql")]
-pub(crate) struct TakeCaptured<'a, M: AtomicField<Col>, Col: Column> {
+pub(crate) struct TakeCaptured<'a, M: AtomicField<Col>, Col: Column, S> {
     pub table: Col::Table,
     pub key: &'a M::Key,
     pub take: Take<M::Value>,
+    pub sign: PhantomData<S>,
 }
 
 #[cfg(feature = "postgres")]
-impl<M, Col, DB> QueryFragment<DB> for TakeFromLocked<'_, M, Col>
+impl<M, Col, S, DB> QueryFragment<DB> for TakeFromLocked<'_, M, Col, S>
 where
     DB: Backend,
     Col: Column,
     M: AtomicFieldOn<Col, DB>,
+    S: Sign,
 {
     fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, DB>) -> QueryResult<()> {
         let col = Col::NAME;
@@ -94,7 +104,7 @@ where
         out.push_sql(" SET ");
         out.push_identifier(col)?;
         out.push_sql(" = ");
-        walk_case::<M, Col, DB>(&self.take, &mut out, current)?;
+        walk_case::<M, Col, S, DB>(&self.take, &mut out, current)?;
         out.push_sql(" FROM (SELECT ");
         for name in pk {
             out.push_identifier(name)?;
@@ -116,21 +126,24 @@ where
         }
         out.push_sql(" AND ");
         current(&mut out)?;
-        out.push_sql(" > ");
-        M::bind_value(&self.take.floor, &mut out)?;
+        out.push_sql(S::SHORT_OF);
+        M::bind_value(&self.take.limit, &mut out)?;
+        // What moved: the old value less the new one going down, the reverse going up.
+        let (from, to) = if S::UP { (t, old) } else { (old, t) };
         out.push_sql(" RETURNING ");
-        qualified(&mut out, old, col)?;
+        qualified(&mut out, from, col)?;
         out.push_sql(" - ");
-        qualified(&mut out, t, col)
+        qualified(&mut out, to, col)
     }
 }
 
 #[cfg(feature = "mysql")]
-impl<M, Col, DB> QueryFragment<DB> for TakeCaptured<'_, M, Col>
+impl<M, Col, S, DB> QueryFragment<DB> for TakeCaptured<'_, M, Col, S>
 where
     DB: Backend,
     Col: Column,
     M: AtomicFieldOn<Col, DB>,
+    S: Sign,
 {
     fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, DB>) -> QueryResult<()> {
         let col = Col::NAME;
@@ -140,7 +153,7 @@ where
         out.push_sql(" SET ");
         out.push_identifier(col)?;
         out.push_sql(" = ");
-        walk_case::<M, Col, DB>(&self.take, &mut out, current)?;
+        walk_case::<M, Col, S, DB>(&self.take, &mut out, current)?;
         // Captures the value before the change; see `DeltaUpdate`'s capture.
         out.push_sql(" + CAST(LAST_INSERT_ID(");
         out.push_identifier(col)?;
@@ -151,8 +164,8 @@ where
         M::walk_key_eq(self.key, &mut out)?;
         out.push_sql(" AND ");
         current(&mut out)?;
-        out.push_sql(" > ");
-        M::bind_value(&self.take.floor, &mut out)
+        out.push_sql(S::SHORT_OF);
+        M::bind_value(&self.take.limit, &mut out)
     }
 }
 
@@ -160,18 +173,24 @@ where
 macro_rules! take_statement {
     ($statement:ident, $shape:ident) => {
         /// The statement-id marker of the statement of the same name.
-        pub(crate) struct $shape;
 
-        impl<M: AtomicField<Col>, Col: Column + 'static> QueryId for $statement<'_, M, Col> {
-            type QueryId = StatementId<M, Col, $shape>;
+        pub(crate) struct $shape<S>(S);
+
+        impl<M: AtomicField<Col>, Col: Column + 'static, S: Sign> QueryId
+            for $statement<'_, M, Col, S>
+        {
+            type QueryId = StatementId<M, Col, $shape<S>>;
             const HAS_STATIC_QUERY_ID: bool = true;
         }
 
-        impl<M: AtomicField<Col>, Col: Column> Query for $statement<'_, M, Col> {
+        impl<M: AtomicField<Col>, Col: Column, S> Query for $statement<'_, M, Col, S> {
             type SqlType = <M::Value as AtomicValue>::SqlType;
         }
 
-        impl<M: AtomicField<Col>, Col: Column, Conn> RunQueryDsl<Conn> for $statement<'_, M, Col> {}
+        impl<M: AtomicField<Col>, Col: Column, Conn, S> RunQueryDsl<Conn>
+            for $statement<'_, M, Col, S>
+        {
+        }
     };
 }
 

@@ -69,8 +69,9 @@ pub trait Strategy: Dialect + LedgerDialect {
         }
     }
 
-    /// Takes `min(n, c - floor)`; the amount taken, or `None` when the statement matched no row
-    /// (missing, or already at or below the floor: the caller looks once more to tell which).
+    /// Takes `min(n, c - floor)`, or adds `min(n, ceiling - c)` (a [`Take`] going `Up`); the
+    /// amount moved, or `None` when the statement matched no row (missing, or already at or
+    /// past the limit: the caller looks once more to tell which).
     /// A backend that already knows the row exists returns `Some(0)` for an empty take.
     ///
     /// Unless the backend overrides it: the lock fallback, a read under the row lock and a
@@ -95,9 +96,7 @@ pub trait Strategy: Dialect + LedgerDialect {
                 let taken = take.taken_from(current);
                 // The row exists: an empty take is `Some(0)`, with no second look needed.
                 if taken != M::Value::ZERO {
-                    let after = M::Value::from_i128(current.to_i128() - taken.to_i128())
-                        .expect("floor <= after < current");
-                    write::<M, Col, _>(conn, key, after).await?;
+                    write::<M, Col, _>(conn, key, take.after(current)).await?;
                 }
                 Ok(Some(taken))
             })

@@ -14,6 +14,8 @@
 //! Diesel connects with `CLIENT_FOUND_ROWS`, so the affected-row count is rows *matched*,
 //! which is what tells a guard miss from a hit even when the value does not change.
 
+use std::marker::PhantomData;
+
 use diesel::mysql::Mysql;
 use diesel::query_builder::{QueryFragment, QueryId};
 use diesel::result::{Error, QueryResult};
@@ -173,12 +175,27 @@ impl Strategy for Mysql {
         Col: Column + 'static,
         M: AtomicFieldOn<Col, Self>,
     {
-        let statement = TakeCaptured::<M, Col> {
-            table: M::table(),
-            key,
-            take,
+        let matched = match take.direction {
+            Direction::Down => {
+                let statement = TakeCaptured::<M, Col, Down> {
+                    table: M::table(),
+                    key,
+                    take,
+                    sign: PhantomData,
+                };
+                conn.query_count(statement).await?
+            }
+            Direction::Up => {
+                let statement = TakeCaptured::<M, Col, Up> {
+                    table: M::table(),
+                    key,
+                    take,
+                    sign: PhantomData,
+                };
+                conn.query_count(statement).await?
+            }
         };
-        if conn.query_count(statement).await? == 0 {
+        if matched == 0 {
             return Ok(None);
         }
         let before: M::Value = captured(conn).await?;

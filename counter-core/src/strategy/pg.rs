@@ -1,6 +1,8 @@
 //! PostgreSQL: `UPDATE … RETURNING` for every single-statement operation (the defaults), and
 //! `take_up_to` in one statement that subtracts the new value from the locked old one.
 
+use std::marker::PhantomData;
+
 use diesel::dsl::sql;
 use diesel::pg::Pg;
 use diesel::result::QueryResult;
@@ -100,12 +102,26 @@ impl Strategy for Pg {
         Col: Column + 'static,
         M: AtomicFieldOn<Col, Self>,
     {
-        let statement = TakeFromLocked::<M, Col> {
-            table: M::table(),
-            key,
-            take,
-        };
-        Ok(M::load_value(conn, statement).await?)
+        Ok(match take.direction {
+            Direction::Down => {
+                let statement = TakeFromLocked::<M, Col, Down> {
+                    table: M::table(),
+                    key,
+                    take,
+                    sign: PhantomData,
+                };
+                M::load_value(conn, statement).await?
+            }
+            Direction::Up => {
+                let statement = TakeFromLocked::<M, Col, Up> {
+                    table: M::table(),
+                    key,
+                    take,
+                    sign: PhantomData,
+                };
+                M::load_value(conn, statement).await?
+            }
+        })
     }
 }
 
