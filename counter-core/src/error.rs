@@ -64,6 +64,18 @@ pub enum AtomicError {
         limit: Limit,
     },
 
+    /// `compare_and_set_*` found another value than the one the caller expected: someone
+    /// changed the row since the caller read it. Nothing was written; decide again from
+    /// `current`, and try again with it. (A success, in turn, only proves the row held
+    /// `expected` when it was written: it may have changed and changed back in between.)
+    #[error("the value changed: expected {expected}, found {current}")]
+    Mismatch {
+        /// The value the call expected.
+        expected: i128,
+        /// The value the row held when the call looked.
+        current: i128,
+    },
+
     /// An amount was negative; amounts say how much, the method says which way.
     #[error("amount must not be negative, got {amount}")]
     NegativeAmount {
@@ -209,6 +221,7 @@ impl AtomicError {
             AtomicError::NotFound
             | AtomicError::Insufficient { .. }
             | AtomicError::OutOfRange { .. }
+            | AtomicError::Mismatch { .. }
             | AtomicError::NegativeAmount { .. }
             | AtomicError::SameRow
             | AtomicError::KeyReused { .. } => ErrorKind::Refused,
@@ -275,6 +288,7 @@ impl serde::Serialize for AtomicError {
             InRow(&'a str, &'a AtomicError),
             BufferFull(usize, u64),
             KeyReused(&'a str, &'a str),
+            Mismatch(i128, i128),
         }
         let (code, fields) = match self {
             AtomicError::NotFound => ("not_found", Fields::None),
@@ -290,6 +304,9 @@ impl serde::Serialize for AtomicError {
                 "out_of_range",
                 Fields::OutOfRange(*current, *attempted, *limit),
             ),
+            AtomicError::Mismatch { expected, current } => {
+                ("mismatch", Fields::Mismatch(*expected, *current))
+            }
             AtomicError::NegativeAmount { amount } => ("negative_amount", Fields::Amount(*amount)),
             AtomicError::SameRow => ("same_row", Fields::None),
             AtomicError::Locked => ("locked", Fields::None),
@@ -320,7 +337,8 @@ impl serde::Serialize for AtomicError {
             | Fields::InColumn(..)
             | Fields::InRow(..)
             | Fields::BufferFull(..)
-            | Fields::KeyReused(..) => 2,
+            | Fields::KeyReused(..)
+            | Fields::Mismatch(..) => 2,
             Fields::OutOfRange(..) => 3,
         };
         let mut s = serializer.serialize_struct("AtomicError", len)?;
@@ -359,6 +377,10 @@ impl serde::Serialize for AtomicError {
             Fields::KeyReused(key, recorded) => {
                 s.serialize_field("key", key)?;
                 s.serialize_field("recorded", recorded)?;
+            }
+            Fields::Mismatch(expected, current) => {
+                s.serialize_field("expected", &Amount(expected))?;
+                s.serialize_field("current", &Amount(current))?;
             }
         }
         s.end()

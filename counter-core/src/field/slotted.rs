@@ -141,7 +141,7 @@ where
 /// implemented, so a call fails to compile with this message.
 #[doc(hidden)]
 #[diagnostic::on_unimplemented(
-    message = "a slotted counter has no guarded operations (`*_if_at_least`, `take_*_up_to`, `update_*_locked`, `transfer_*`)",
+    message = "a slotted counter has no guarded operations (`*_if_at_least`, `take_*_up_to`, `increment_*_up_to`, `set_*_max`, `set_*_min`, `compare_and_set_*`, `update_*_locked`, `transfer_*`)",
     label = "not available on a slotted counter",
     note = "they need the counter's value under a bound, and a slotted counter's value is the sum of every slot, which is only stable with all of them locked (the one-row bottleneck slots exist to avoid)",
     note = "use increment_*/current_*/compact_* (and decrement_* with allow_decrement) on a slotted field, or a plain #[atomic] field where bounds matter (stock, balances)"
@@ -159,4 +159,10 @@ pub mod refused {
     pub struct UpdateLocked;
     /// `transfer_*`.
     pub struct Transfer;
+    /// `increment_*_up_to`.
+    pub struct IncrementUpTo;
+    /// `set_*_max` and `set_*_min`.
+    pub struct SetMaxMin;
+    /// `compare_and_set_*`.
+    pub struct CompareAndSet;
 }

@@ -73,7 +73,8 @@ pub const MAX_KEY_BYTES: usize = 200;
 ///
 /// **What is recorded:** `Ok` values, and the operations' refusals
 /// ([`ErrorKind::Refused`](crate::ErrorKind): `Insufficient`, `OutOfRange`, `NotFound`,
-/// `NegativeAmount`, `SameRow`, `InColumn`, `InRow`; not `KeyReused`, which is about the key),
+/// `NegativeAmount`, `SameRow`, `Mismatch`, `InColumn`, `InRow`; not `KeyReused`, which is
+/// about the key),
 /// each rolled back before it is recorded, so a refusal changes nothing but the ledger. Transient and internal errors (`Conflict`,
 /// `Locked`, a lost connection, your closure's `Custom` error) record nothing: the key stays
 /// free, and the next call with it runs.

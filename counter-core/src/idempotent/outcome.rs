@@ -200,6 +200,9 @@ fn write_refusal(out: &mut String, error: &AtomicError) -> Option<()> {
                 &bound.to_string(),
             ])
         }
+        AtomicError::Mismatch { expected, current } => {
+            fields(&["mismatch", &expected.to_string(), &current.to_string()])
+        }
         AtomicError::NegativeAmount { amount } => fields(&["negative", &amount.to_string()]),
         AtomicError::SameRow => fields(&["same_row"]),
         AtomicError::InColumn { column, error } => {
@@ -244,6 +247,10 @@ fn read_refusal(text: &str) -> Option<AtomicError> {
                 ("max", v) => Limit::Max(v),
                 _ => return None,
             },
+        },
+        "mismatch" => AtomicError::Mismatch {
+            expected: number(f.next())?,
+            current: number(f.next())?,
         },
         "negative" => AtomicError::NegativeAmount {
             amount: number(f.next())?,
@@ -316,6 +323,10 @@ mod tests {
                 current: 998,
                 attempted: 1003,
                 limit: Limit::Max(1000),
+            },
+            AtomicError::Mismatch {
+                expected: 4,
+                current: -9,
             },
             AtomicError::InColumn {
                 column: "stock",

@@ -2,9 +2,10 @@
 //! backend, one family per file:
 //!
 //! - `single`: the single-statement operations (`increment`, `decrement`,
-//!   `decrement_if_at_least`, `take_up_to`) and their lock fallback;
+//!   `decrement_if_at_least`, `take_up_to`, `increment_up_to`) and their lock fallback;
 //! - `locked`: the row-locked read-modify-writes (`update_locked`, `update_first_unlocked`);
 //! - `transfer`: two rows in one transaction;
+//! - `value`: the changes that set a value (`set_max`, `set_min`, `compare_and_set`);
 //! - here: the handle, `current`, and the reads and locks the families share.
 //!
 //! Every call runs inside the retry loop, which re-runs it whole after a transient conflict.
@@ -12,6 +13,7 @@
 mod locked;
 mod single;
 mod transfer;
+mod value;
 
 use std::future::Future;
 use std::marker::PhantomData;

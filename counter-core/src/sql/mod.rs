@@ -6,6 +6,7 @@
 //! is rendered by Diesel's own `table!` type (schema-qualified where declared), and every value
 //! is a bind parameter.
 
+mod assign;
 mod child;
 mod delta;
 mod ledger;
@@ -19,6 +20,7 @@ mod slots;
 mod take;
 mod upsert;
 
+pub(crate) use assign::{Assign, Highest, Lowest, Rule, Swap};
 #[cfg(feature = "postgres")]
 pub(crate) use child::InsertCounted;
 pub(crate) use child::{
