@@ -17,7 +17,8 @@
 //! For every `#[atomic]` field this implements
 //! `counter_core::__private::AtomicField<table::column>` and adds
 //! `increment_*`, `decrement_*`, `decrement_*_if_at_least`, `take_*_up_to`,
-//! `update_*_locked`, `transfer_*` and `atomic_*` to the struct.
+//! `increment_*_up_to`, `set_*_max`, `set_*_min`, `compare_and_set_*`, `update_*_locked`,
+//! `transfer_*` and `atomic_*` to the struct.
 //!
 //! `#[derive(CounterCache)]` on a child struct (a row inserted into a child table) with
 //! `#[counter_cache(parent = Article, column = articles::view_count, foreign_key =

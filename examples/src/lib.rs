@@ -115,6 +115,14 @@ mod ops_doctests {
     pub struct DecrementIfAtLeast;
     #[doc = include_str!("../../counter-core/doc/ops/take_up_to.md")]
     pub struct TakeUpTo;
+    #[doc = include_str!("../../counter-core/doc/ops/increment_up_to.md")]
+    pub struct IncrementUpTo;
+    #[doc = include_str!("../../counter-core/doc/ops/set_max.md")]
+    pub struct SetMax;
+    #[doc = include_str!("../../counter-core/doc/ops/set_min.md")]
+    pub struct SetMin;
+    #[doc = include_str!("../../counter-core/doc/ops/compare_and_set.md")]
+    pub struct CompareAndSet;
     #[doc = include_str!("../../counter-core/doc/ops/update_locked.md")]
     pub struct UpdateLocked;
     #[doc = include_str!("../../counter-core/doc/ops/transfer.md")]

@@ -17,6 +17,7 @@ fn main() {
     // Bounds need the sum of every slot, locked: refused, with the reason.
     let _ = Article::take_views_up_to(conn, 1, 5);
     let _ = Article::transfer_views(conn, 1, 2, 5);
+    let _ = Article::set_views_max(conn, 1, 5);
     // Not declared `allow_decrement`: there is no decrement.
     let _ = Article::decrement_views(conn, 1, 1);
 }

@@ -150,6 +150,80 @@ impl FieldDocs {
         )
     }
 
+    pub fn increment_up_to(&self) -> String {
+        let FieldDocs {
+            subject,
+            column: c,
+            key_column,
+            key,
+            ..
+        } = self;
+        format!(
+            " Atomically adds `min(n, room)` to {subject}, where the room is what is left \
+             below the maximum (or the type's largest value): \"fill up to the maximum\", the \
+             mirror of `take_*_up_to`. Returns the amount added, 0 when `{c}` is full.\n\n \
+             Concurrent fillers of the row whose `{key_column}` is `{key}` never fill it past \
+             its maximum, and the amounts they are told add up to what went in.\n\n # \
+             Errors\n `AtomicError::NegativeAmount` if `n < 0`, `NotFound` if no row has that \
+             key."
+        )
+    }
+
+    /// `high`: `set_*_max` (else `set_*_min`).
+    pub fn water_mark(&self, high: bool) -> String {
+        let FieldDocs {
+            subject,
+            table,
+            column: c,
+            key_column,
+            range,
+            ..
+        } = self;
+        let (keeps, cmp, bound, what) = match high {
+            true => (
+                "higher",
+                "<",
+                "above",
+                "a high-water mark: the highest bid, the longest streak",
+            ),
+            false => (
+                "lower",
+                ">",
+                "below",
+                "a low-water mark: the lowest price, the earliest start",
+            ),
+        };
+        format!(
+            " Atomically sets {subject} to the {keeps} of its value and `v`: {what}. Returns \
+             the value afterwards.\n\n `UPDATE {table} SET {c} = ? WHERE {key_column} = ? AND \
+             {c} {cmp} ?`, written only where it moves the row, so no concurrent call's value \
+             is lost; when it matched nothing, one plain read of the value to return.\n\n # \
+             Errors\n `AtomicError::OutOfRange` when `v` is {bound} {range} and the row would \
+             move to it (the row is unchanged), `NotFound`."
+        )
+    }
+
+    pub fn compare_and_set(&self) -> String {
+        let FieldDocs {
+            subject,
+            table,
+            column: c,
+            key_column,
+            range,
+            ..
+        } = self;
+        format!(
+            " Atomically writes `new` to {subject} only if it still holds `expected`, the \
+             value you read: the optimistic-locking step. Returns `new`. A success proves the \
+             row held `expected` when it was written, not that nobody changed it and back \
+             since you read it.\n\n `UPDATE {table} SET {c} = ? WHERE {key_column} = ? AND \
+             {c} = ?`; when it matched nothing, one plain read for the error.\n\n # \
+             Errors\n `AtomicError::Mismatch {{ expected, current }}` when the row holds \
+             another value (nothing written: decide again from `current`), `OutOfRange` when \
+             going from `expected` to `new` would leave {range}, `NotFound`."
+        )
+    }
+
     pub fn update_locked(&self, retries: Option<&Int>) -> String {
         let FieldDocs {
             subject,

@@ -11,7 +11,8 @@ use quote::{format_ident, quote};
 use syn::ext::IdentExt;
 
 /// `impl AtomicField<table::column> for Model`, then `increment_f`, `decrement_f`,
-/// `decrement_f_if_at_least`, `take_f_up_to`, `update_f_locked`, `transfer_f`,
+/// `decrement_f_if_at_least`, `take_f_up_to`, `increment_f_up_to`, `set_f_max`, `set_f_min`,
+/// `compare_and_set_f`, `update_f_locked`, `transfer_f`,
 /// `increment_f_or_insert(_all)`, the set operations `increment_f_many`, `decrement_f_many`
 /// and `decrement_f_if_at_least_many`, `current_f` and `atomic_f` on the model.
 pub fn expand(model: &Model, field: &AtomicFieldModel) -> TokenStream {
@@ -37,6 +38,10 @@ pub fn expand(model: &Model, field: &AtomicFieldModel) -> TokenStream {
     let decrement = format_ident!("decrement_{}", field.ident, span = span);
     let decrement_if_at_least = format_ident!("decrement_{}_if_at_least", field.ident, span = span);
     let take_up_to = format_ident!("take_{}_up_to", field.ident, span = span);
+    let increment_up_to = format_ident!("increment_{}_up_to", field.ident, span = span);
+    let set_max = format_ident!("set_{}_max", field.ident, span = span);
+    let set_min = format_ident!("set_{}_min", field.ident, span = span);
+    let compare_and_set = format_ident!("compare_and_set_{}", field.ident, span = span);
     let update_locked = format_ident!("update_{}_locked", field.ident, span = span);
     let transfer = format_ident!("transfer_{}", field.ident, span = span);
     let atomic = format_ident!("atomic_{}", field.ident, span = span);
@@ -50,6 +55,7 @@ pub fn expand(model: &Model, field: &AtomicFieldModel) -> TokenStream {
     let docs = FieldDocs::new(model, field, &key);
     let doc_update_locked = docs.update_locked(retries(model, field));
     let doc_transfer = docs.transfer();
+    let doc_compare_and_set = docs.compare_and_set();
     let doc_atomic = docs.atomic(&atomic);
     let doc_or_insert = docs.or_insert();
     let doc_or_insert_all = docs.or_insert_all(&or_insert);
@@ -76,8 +82,7 @@ pub fn expand(model: &Model, field: &AtomicFieldModel) -> TokenStream {
         handle: &handle,
         where_clause: &where_clause,
     };
-    // The four operations that change the value by an amount, in the order they appear on
-    // the model.
+    // The operations of one row and one value, in the order they appear on the model.
     let by_amount = [
         (
             docs.increment("adds `by` to", "+"),
@@ -98,6 +103,14 @@ pub fn expand(model: &Model, field: &AtomicFieldModel) -> TokenStream {
             "n",
         ),
         (docs.take_up_to(), &take_up_to, "take_up_to", "n"),
+        (
+            docs.increment_up_to(),
+            &increment_up_to,
+            "increment_up_to",
+            "n",
+        ),
+        (docs.water_mark(true), &set_max, "set_max", "v"),
+        (docs.water_mark(false), &set_min, "set_min", "v"),
     ]
     .map(|(doc, name, op, amount)| {
         one_row.method(&doc, name, op, Some((amount, &value_ty)), &call_value)
@@ -158,6 +171,18 @@ pub fn expand(model: &Model, field: &AtomicFieldModel) -> TokenStream {
                 F: ::core::ops::FnMut(#value_ty) -> #result_value,
             {
                 #handle.update_locked(conn, #key, op)
+            }
+
+            #[doc = #doc_compare_and_set]
+            pub fn #compare_and_set<'c, C>(
+                conn: &'c mut C,
+                #key: #key_ty,
+                expected: #value_ty,
+                new: #value_ty,
+            ) -> #call_value
+            #where_clause
+            {
+                #handle.compare_and_set(conn, #key, expected, new)
             }
 
             #[doc = #doc_transfer]

@@ -10,7 +10,8 @@ use syn::ext::IdentExt;
 /// Names of the other parameters of the generated methods: a key field named like one of
 /// them would clash, so its parameter is called `key` instead.
 const OTHER_PARAMS: &[&str] = &[
-    "conn", "by", "n", "op", "from", "to", "amount", "row", "rows", "changes", "new_row", "amounts",
+    "conn", "by", "n", "op", "from", "to", "amount", "row", "rows", "changes", "new_row",
+    "amounts", "v", "expected", "new",
 ];
 
 /// The key parameter of the generated functions: named after a single key field unless that

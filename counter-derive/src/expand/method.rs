@@ -1,8 +1,8 @@
 //! The shape most generated methods share: one row, named by its key, and at most one amount,
 //! handed on to the same method of counter-core's handle.
 //!
-//! `increment_*`, `decrement_*`, `decrement_*_if_at_least`, `take_*_up_to` and `current_*` of a
-//! plain field, and the operations of a slotted one, differ only in their names, docs, return
+//! `increment_*`, `decrement_*`, `decrement_*_if_at_least`, `take_*_up_to`,
+//! `increment_*_up_to`, `set_*_max`, `set_*_min` and `current_*` of a plain field, and the operations of a slotted one, differ only in their names, docs, return
 //! type and bounds; writing that shape once keeps their signatures from drifting apart.
 
 use proc_macro2::{Ident, Span, TokenStream};

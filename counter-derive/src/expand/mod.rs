@@ -133,6 +133,10 @@ mod tests {
                 "with_max_attempts(5)",
                 "constNAME:&'staticstr=\"sold\";",
                 "fntake_stock_up_to",
+                "fnincrement_stock_up_to",
+                "fnset_stock_max",
+                "fnset_stock_min",
+                "fncompare_and_set_stock",
                 "fnincrement_sold",
                 "fnatomic_sold",
                 "fncurrent_stock",
@@ -169,6 +173,31 @@ mod tests {
             ],
         );
         assert!(!compact.contains("RETRY"));
+    }
+
+    /// A key field named like a parameter of the newer methods (`v`, `expected`, `new`) is
+    /// called `key` too.
+    #[test]
+    fn key_fields_named_like_value_parameters_become_key() {
+        for name in ["v", "expected", "new"] {
+            let field = syn::Ident::new(name, proc_macro2::Span::call_site());
+            let input: DeriveInput = parse_quote! {
+                #[diesel(table_name = marks, primary_key(#field))]
+                struct Mark {
+                    #field: i64,
+                    #[atomic]
+                    high: i64,
+                }
+            };
+            let compact = compact_expansion(&input);
+            assert_has(
+                &compact,
+                &[
+                    "fnset_high_max<'c,C>(conn:&'cmutC,key:i64,v:i64)",
+                    "key:i64,expected:i64,new:i64",
+                ],
+            );
+        }
     }
 
     #[test]

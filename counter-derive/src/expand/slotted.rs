@@ -143,9 +143,36 @@ fn refused(field: &AtomicFieldModel, key: &Ident, key_ty: &TokenStream) -> Token
         quote!(from: #key_ty, to: #key_ty, amount: i64),
         quote!((i64, i64)),
     );
+    let fill = refused(
+        format_ident!("increment_{}_up_to", f, span = span),
+        quote!(IncrementUpTo),
+        quote!(#key: #key_ty, n: i64),
+        quote!(i64),
+    );
+    let marks = [
+        format_ident!("set_{}_max", f, span = span),
+        format_ident!("set_{}_min", f, span = span),
+    ]
+    .map(|name| {
+        refused(
+            name,
+            quote!(SetMaxMin),
+            quote!(#key: #key_ty, v: i64),
+            quote!(i64),
+        )
+    });
+    let swap = refused(
+        format_ident!("compare_and_set_{}", f, span = span),
+        quote!(CompareAndSet),
+        quote!(#key: #key_ty, expected: i64, new: i64),
+        quote!(i64),
+    );
     quote! {
         #if_at_least
         #take
+        #fill
+        #(#marks)*
+        #swap
         #locked
         #transfer
     }
