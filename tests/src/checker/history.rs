@@ -20,7 +20,7 @@
 //!    value. A write reported as done that never happened (a value handed out twice, a lost
 //!    update, a read of a value the row never held) breaks the balance or the connection.
 //!    `take_up_to` returns only the amount taken, not where the row was, so a row it changed
-//!    skips this check (its total is still checked).
+//!    skips this check (its total is still checked); so does `increment_up_to`, its mirror.
 //!
 //! The set operations have their model in [`many`](super::many): every row or none.
 
@@ -197,9 +197,10 @@ fn interpret<K: Debug + Ord>(
         | Op::Decrement(_, n)
         | Op::DecrementIfAtLeast(_, n)
         | Op::TakeUpTo(_, n)
+        | Op::IncrementUpTo(_, n)
         | Op::Transfer(_, _, n)
         | Op::Transaction(_, _, n) => Some(i128::from(*n)),
-        Op::UpdateLocked(..) | Op::Current(_) => None,
+        Op::UpdateLocked(..) | Op::Current(_) | Op::CompareAndSet(..) => None,
         Op::IncrementOrInsert(..) | Op::Sale(..) | Op::Once(..) => {
             unreachable!("checked as `classic()`")
         }
@@ -308,6 +309,8 @@ fn interpret<K: Debug + Ord>(
     | Op::Decrement(key, _)
     | Op::DecrementIfAtLeast(key, _)
     | Op::TakeUpTo(key, _)
+    | Op::IncrementUpTo(key, _)
+    | Op::CompareAndSet(key, _)
     | Op::UpdateLocked(key, _)
     | Op::Current(key)) = op
     else {
@@ -399,6 +402,44 @@ fn interpret<K: Debug + Ord>(
                 },
             })
         }
+        (Op::IncrementUpTo(..), Outcome::Value(a)) => {
+            // The mirror of a take: adding less than asked fills the row to `hi`, so it was
+            // at `hi - a`; adding nothing means it was full; only a whole add leaves its
+            // starting point unknown.
+            let a = i128::from(*a);
+            if !(0..=n).contains(&a) {
+                return Err(format!("added {a}, not between 0 and {n}"));
+            }
+            Ok(match a {
+                _ if n == 0 => Effect::none(),
+                0 => Effect::saw(row, hi),
+                _ if a < n => Effect::change(row, a, hi),
+                _ => Effect {
+                    deltas: vec![(row, a)],
+                    taken: vec![row],
+                    edges: vec![],
+                },
+            })
+        }
+        // The swap wrote `seen + d` over `seen`, the value its read saw.
+        (Op::CompareAndSet(_, d), Outcome::Value(_)) => after(bounds, row, i128::from(*d), value),
+        (Op::CompareAndSet(..), Outcome::Failed(AtomicError::Mismatch { expected, current }))
+            if expected != current =>
+        {
+            check_inside(bounds, &[*expected, *current])?;
+            let mut effect = Effect::saw(row, *expected);
+            effect.edges.push((row, *current, *current));
+            Ok(effect)
+        }
+        // Refused before the swap's statement: moving from what the read saw crosses a bound.
+        (
+            Op::CompareAndSet(_, d),
+            Outcome::Failed(AtomicError::OutOfRange {
+                current,
+                attempted,
+                limit,
+            }),
+        ) if *attempted == current + i128::from(*d) => out_of_range(*current, *attempted, limit),
         (Op::UpdateLocked(_, Closure::Add(d)), Outcome::Value(_)) => {
             after(bounds, row, i128::from(*d), value)
         }

@@ -65,6 +65,11 @@ pub enum Op<K> {
     Decrement(Key<K>, i32),
     DecrementIfAtLeast(Key<K>, i32),
     TakeUpTo(Key<K>, i32),
+    /// `increment_up_to(k, n)`: the fill to the upper bound, the mirror of `TakeUpTo`.
+    IncrementUpTo(Key<K>, i32),
+    /// The optimistic step: `current(k)`, then `compare_and_set(k, seen, seen + d)`. Its
+    /// answer says both values: `Ok(seen + d)`, or `Mismatch { expected: seen, current }`.
+    CompareAndSet(Key<K>, i32),
     UpdateLocked(Key<K>, Closure),
     Transfer(Key<K>, Key<K>, i32),
     Current(Key<K>),
@@ -118,6 +123,8 @@ impl<K> Op<K> {
             Op::Decrement(..) => "decrement",
             Op::DecrementIfAtLeast(..) => "decrement_if_at_least",
             Op::TakeUpTo(..) => "take_up_to",
+            Op::IncrementUpTo(..) => "increment_up_to",
+            Op::CompareAndSet(..) => "compare_and_set",
             Op::UpdateLocked(..) => "update_locked",
             Op::Transfer(..) => "transfer",
             Op::Current(..) => "current",
@@ -219,13 +226,13 @@ fn random_set<K: Clone>(rng: &mut StdRng, keys: &Keys<K>, hi: i32) -> Vec<(Key<K
 }
 
 /// A random operation on `keys`; `hi` is the upper bound of the counters. Without `takes`, no
-/// `take_up_to`: its result does not say where the row was, so a history without it can be
+/// `take_up_to` or `increment_up_to`: their results do not say where the row was, so a history without it can be
 /// checked for one order of all its values (see `history`).
 pub fn random_op<K: Clone>(rng: &mut StdRng, keys: &Keys<K>, hi: i32, takes: bool) -> Op<K> {
     let key = keys.pick(rng);
     let kind = loop {
-        let kind = rng.random_range(0..112);
-        if takes || !(45..55).contains(&kind) {
+        let kind = rng.random_range(0..124);
+        if takes || !(45..55).contains(&kind) && !(112..118).contains(&kind) {
             break kind;
         }
     };
@@ -248,7 +255,9 @@ pub fn random_op<K: Clone>(rng: &mut StdRng, keys: &Keys<K>, hi: i32, takes: boo
         91..96 => Op::Sale(key, amount(rng, hi)),
         100..104 => Op::Many(SetOp::Increment, random_set(rng, keys, hi)),
         104..108 => Op::Many(SetOp::Decrement, random_set(rng, keys, hi)),
-        108.. => Op::Many(SetOp::AtLeast, random_set(rng, keys, hi)),
+        108..112 => Op::Many(SetOp::AtLeast, random_set(rng, keys, hi)),
+        112..118 => Op::IncrementUpTo(key, amount(rng, hi)),
+        118.. => Op::CompareAndSet(key, rng.random_range(-20..=20)),
         _ => Op::Current(key),
     }
 }
@@ -269,6 +278,8 @@ pub fn maybe_once<K>(
             | Op::DecrementIfAtLeast(..)
             | Op::Transfer(..)
             | Op::Sale(..)
+            | Op::IncrementUpTo(..)
+            | Op::CompareAndSet(..)
     );
     if recordable && rng.random_ratio(1, 8) {
         // The run's own nonce too: a seed replayed in a later run must not meet its keys.
@@ -386,6 +397,23 @@ where
             }
             Op::TakeUpTo(k, n) => {
                 value(wait::<C, _>(field.take_up_to(conn, k.key.clone(), *n)).await)
+            }
+            Op::IncrementUpTo(k, n) => {
+                value(wait::<C, _>(field.increment_up_to(conn, k.key.clone(), *n)).await)
+            }
+            Op::CompareAndSet(k, d) => {
+                match wait::<C, _>(field.current(conn, k.key.clone())).await {
+                    Ok(seen) => value(
+                        wait::<C, _>(field.compare_and_set(
+                            conn,
+                            k.key.clone(),
+                            seen,
+                            seen.saturating_add(*d),
+                        ))
+                        .await,
+                    ),
+                    Err(error) => Err(error),
+                }
             }
             Op::UpdateLocked(k, closure) => value(
                 wait::<C, _>(field.update_locked(conn, k.key.clone(), |v| closure.apply(v))).await,

@@ -68,6 +68,7 @@ pub mod sqlite_writers;
 pub mod storms;
 pub mod transaction;
 pub mod upsert;
+pub mod values;
 
 pub use assert::*;
 pub use buffer::*;
@@ -94,6 +95,7 @@ pub use sqlite_writers::*;
 pub use storms::*;
 pub use transaction::*;
 pub use upsert::*;
+pub use values::*;
 
 /// Expands to one `#[test]` per scenario for the [`Client`](crate::client::Client) that
 /// `$client` makes (a fresh one per test): `backend_tests!(BlockingClient(Postgres::open()))`,
@@ -108,6 +110,7 @@ macro_rules! backend_tests {
         $crate::model_option_tests!($client);
         $crate::callers_transaction_tests!($client);
         $crate::storm_tests!($client);
+        $crate::value_tests!($client);
         $crate::transaction_tests!($client);
         $crate::idempotent_tests!($client);
         $crate::composite_tests!($client);
