@@ -1,7 +1,7 @@
-//! The operations that set a value rather than add to it, each one statement: `set_max` and
-//! `set_min` (high- and low-water marks: the best bid, the longest streak, the last sequence
-//! seen) and `compare_and_set` (the optimistic-locking step: write over the value the caller
-//! read, or learn what it is now).
+//! The operations that set a value rather than add to it, each one conditional statement:
+//! `set_max` and `set_min` (high- and low-water marks: the best bid, the longest streak, the
+//! last sequence seen) and `compare_and_set` (the optimistic-locking step: write over the value
+//! the caller read, or learn what it is now).
 //!
 //! Bounds hold as for every change, in the direction the value moves: `set_max` may not raise
 //! a row past `max`, `set_min` may not lower it past `min`, and `compare_and_set` may not move
@@ -35,55 +35,50 @@ enum Mark {
     Low,
 }
 
-impl<M: AtomicField<Col>, Col: Column + 'static> Field<M, Col> {
-    /// `c = max(c, v)` in one statement: a high-water mark (the highest bid, the longest
-    /// streak). Returns the row's value afterwards: `v` when it raised the row, else the
-    /// higher value the row already held.
-    ///
-    /// Errors: `NotFound`; `OutOfRange` when `v` is above the declared maximum (or the type's)
-    /// and the row holds less (the row is unchanged; a row already at or above `v` answers
-    /// with its value).
-    ///
-    #[doc = include_str!("../../doc/ops/set_max.md")]
-    pub fn set_max<'c, C>(
-        &self,
-        conn: &'c mut C,
-        key: M::Key,
-        v: M::Value,
-    ) -> Out<C, impl Future<Output = Result<M::Value, AtomicError>> + use<'c, M, Col, C>>
-    where
-        C: AtomicConnection,
-        M: AtomicFieldOn<Col, BackendOf<C>>,
-    {
-        let this = *self;
-        C::Mode::drive(
-            Self::span::<C>("set_max")
-                .wrap(async move { this.mark(conn.raw(), &key, v, Mark::High).await }),
-        )
-    }
+/// The water marks: one public method each, with one signature, each the future of
+/// [`Field::mark`] with its [`Mark`], driven per connection kind.
+macro_rules! water_marks {
+    ($($(#[$doc:meta])* $name:ident => $mark:ident;)+) => {$(
+        $(#[$doc])*
+        pub fn $name<'c, C>(
+            &self,
+            conn: &'c mut C,
+            key: M::Key,
+            v: M::Value,
+        ) -> Out<C, impl Future<Output = Result<M::Value, AtomicError>> + use<'c, M, Col, C>>
+        where
+            C: AtomicConnection,
+            M: AtomicFieldOn<Col, BackendOf<C>>,
+        {
+            let this = *self;
+            C::Mode::drive(Self::span::<C>(stringify!($name)).wrap(async move {
+                this.mark(conn.raw(), &key, v, Mark::$mark).await
+            }))
+        }
+    )+};
+}
 
-    /// `c = min(c, v)` in one statement: a low-water mark (the lowest price seen, the
-    /// earliest start). Returns the row's value afterwards.
-    ///
-    /// Errors: `NotFound`; `OutOfRange` when `v` is below the declared minimum (or the type's)
-    /// and the row holds more (the row is unchanged).
-    ///
-    #[doc = include_str!("../../doc/ops/set_min.md")]
-    pub fn set_min<'c, C>(
-        &self,
-        conn: &'c mut C,
-        key: M::Key,
-        v: M::Value,
-    ) -> Out<C, impl Future<Output = Result<M::Value, AtomicError>> + use<'c, M, Col, C>>
-    where
-        C: AtomicConnection,
-        M: AtomicFieldOn<Col, BackendOf<C>>,
-    {
-        let this = *self;
-        C::Mode::drive(
-            Self::span::<C>("set_min")
-                .wrap(async move { this.mark(conn.raw(), &key, v, Mark::Low).await }),
-        )
+impl<M: AtomicField<Col>, Col: Column + 'static> Field<M, Col> {
+    water_marks! {
+        /// `c = max(c, v)`: a high-water mark (the highest bid, the longest streak), written
+        /// only where `v` raises the row. Returns the row's value afterwards: `v` when it
+        /// raised the row, else the higher value the row already held.
+        ///
+        /// Errors: `NotFound`; `OutOfRange` when `v` is above the declared maximum (or the
+        /// type's) and the row holds less (the row is unchanged; a row already at or above `v`
+        /// answers with its value).
+        ///
+        #[doc = include_str!("../../doc/ops/set_max.md")]
+        set_max => High;
+
+        /// `c = min(c, v)`: a low-water mark (the lowest price seen, the earliest start),
+        /// written only where `v` lowers the row. Returns the row's value afterwards.
+        ///
+        /// Errors: `NotFound`; `OutOfRange` when `v` is below the declared minimum (or the
+        /// type's) and the row holds more (the row is unchanged).
+        ///
+        #[doc = include_str!("../../doc/ops/set_min.md")]
+        set_min => Low;
     }
 
     /// Writes `new` only if the row still holds `expected` (`UPDATE … SET c = $new WHERE pk =

@@ -326,6 +326,18 @@ macro_rules! common {
                 Workload::Locked => Counter::update_value_locked(conn, id, |v| Ok(v + 1))
                     .map(|_| 1)
                     .map_err(atomic_err),
+                Workload::CompareAndSet => {
+                    let mut seen = Counter::current_value(conn, id).map_err(atomic_err)?;
+                    loop {
+                        match Counter::compare_and_set_value(conn, id, seen, seen + 1) {
+                            Ok(_) => break Ok(1),
+                            Err(AtomicError::Mismatch { current, .. }) => {
+                                seen = i64::try_from(current).map_err(|e| e.to_string())?;
+                            }
+                            Err(other) => break Err(atomic_err(other)),
+                        }
+                    }
+                }
                 Workload::Sale => Counter::update_atomic(
                     conn,
                     id,

@@ -28,6 +28,11 @@ pub enum Workload {
     TakeUpTo,
     /// `update_value_locked(conn, id, |v| Ok(v + 1))`.
     Locked,
+    /// The optimistic form of `locked`: `current_value`, then `compare_and_set_value(v, v +
+    /// 1)`, again from the reported value on `Mismatch`; no lock held between the read and
+    /// the write.
+    #[value(name = "compare_and_set", alias = "compare-and-set")]
+    CompareAndSet,
     /// `update_atomic(conn, id, (stock.decrement_if_at_least(1), value.increment(1)))`: the
     /// sale of two columns in one statement.
     Sale,
@@ -94,7 +99,7 @@ pub enum Workload {
 }
 
 impl Workload {
-    pub const ALL: [Workload; 23] = [
+    pub const ALL: [Workload; 24] = [
         Workload::Naive,
         Workload::Handwritten,
         Workload::Increment,
@@ -102,6 +107,7 @@ impl Workload {
         Workload::DecrementIfAtLeast,
         Workload::TakeUpTo,
         Workload::Locked,
+        Workload::CompareAndSet,
         Workload::Sale,
         Workload::SaleTwoUpdates,
         Workload::Upsert,
@@ -129,6 +135,7 @@ impl Workload {
             Workload::DecrementIfAtLeast => "decrement_if_at_least",
             Workload::TakeUpTo => "take_up_to",
             Workload::Locked => "locked",
+            Workload::CompareAndSet => "compare_and_set",
             Workload::Sale => "sale",
             Workload::SaleTwoUpdates => "sale_two_updates",
             Workload::Upsert => "upsert",
@@ -196,6 +203,7 @@ impl Series for Workload {
             Workload::DecrementIfAtLeast => "#2ca02c",
             Workload::TakeUpTo => "#ff7f0e",
             Workload::Locked => "#9467bd",
+            Workload::CompareAndSet => "#c5b0d5",
             Workload::Sale | Workload::SaleTwoUpdates => "#8c564b",
             Workload::Upsert | Workload::UpsertHandwritten => "#17becf",
             Workload::Buffered => "#bcbd22",
