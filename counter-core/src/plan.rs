@@ -283,6 +283,21 @@ impl<V: AtomicValue> Take<V> {
         })
     }
 
+    /// The move `direction` of at most `n` within the bounds of column `Col` of `M`: a take
+    /// down to the floor, a fill up to the ceiling; `None` when nothing can move (`n` is 0, or
+    /// the limit is outside the type).
+    pub(crate) fn of<M, Col>(direction: Direction, n: V) -> Option<Self>
+    where
+        M: AtomicField<Col, Value = V>,
+        Col: Column,
+    {
+        match direction {
+            Direction::Down => Take::new(Range::floor::<M, Col>(), n),
+            Direction::Up => Take::fill(Range::of::<M, Col>().hi, n),
+        }
+        .filter(|t| t.n != V::ZERO)
+    }
+
     /// How much a row holding `v` moves.
     pub fn taken_from(&self, v: V) -> V {
         let (v, limit, n) = (v.to_i128(), self.limit.to_i128(), self.n.to_i128());

@@ -18,7 +18,7 @@ use crate::backend::{
 use crate::error::AtomicError;
 use crate::field::{AtomicField, AtomicFieldOn};
 use crate::lock::LockMode;
-use crate::plan::{non_negative, Op, Plan, Range, Take};
+use crate::plan::{non_negative, Direction, Op, Plan, Take};
 use crate::retry::retrying;
 use crate::sql::write;
 use crate::strategy::Strategy;
@@ -45,6 +45,31 @@ macro_rules! guarded_operations {
             M: AtomicFieldOn<Col, BackendOf<C>>,
         {
             C::Mode::drive(Self::span::<C>(stringify!($name)).wrap(self.guarded(conn, key, Op::$op, $amount)))
+        }
+    )+};
+}
+
+/// The clamped moves, `take_up_to` and `increment_up_to`: one public method each, with one
+/// signature, each the future of [`Field::clamped`] with its [`Take`] going one way.
+macro_rules! clamped_operations {
+    ($($(#[$doc:meta])* $name:ident => $direction:ident;)+) => {$(
+        $(#[$doc])*
+        pub fn $name<'c, C>(
+            &self,
+            conn: &'c mut C,
+            key: M::Key,
+            n: M::Value,
+        ) -> Out<C, impl Future<Output = Result<M::Value, AtomicError>> + use<'c, M, Col, C>>
+        where
+            C: AtomicConnection,
+            M: AtomicFieldOn<Col, BackendOf<C>>,
+        {
+            let this = *self;
+            C::Mode::drive(Self::span::<C>(stringify!($name)).wrap(async move {
+                non_negative(n)?;
+                let take = Take::of::<M, Col>(Direction::$direction, n);
+                this.clamped(conn.raw(), &key, take).await
+            }))
         }
     )+};
 }
@@ -77,54 +102,24 @@ impl<M: AtomicField<Col>, Col: Column + 'static> Field<M, Col> {
         decrement_if_at_least(n) => AtLeast;
     }
 
-    /// Takes `t = min(n, c - floor)` where the floor is the declared minimum or 0: "sell what is
-    /// left". Returns `t`, which is 0 when nothing is left.
-    ///
-    /// Errors: `NegativeAmount`, `NotFound`.
-    ///
-    #[doc = include_str!("../../doc/ops/take_up_to.md")]
-    pub fn take_up_to<'c, C>(
-        &self,
-        conn: &'c mut C,
-        key: M::Key,
-        n: M::Value,
-    ) -> Out<C, impl Future<Output = Result<M::Value, AtomicError>> + use<'c, M, Col, C>>
-    where
-        C: AtomicConnection,
-        M: AtomicFieldOn<Col, BackendOf<C>>,
-    {
-        let this = *self;
-        C::Mode::drive(Self::span::<C>("take_up_to").wrap(async move {
-            non_negative(n)?;
-            let take = Take::new(Range::floor::<M, Col>(), n).filter(|t| t.n != M::Value::ZERO);
-            this.clamped(conn.raw(), &key, take).await
-        }))
-    }
+    clamped_operations! {
+        /// Takes `t = min(n, c - floor)` where the floor is the declared minimum or 0: "sell
+        /// what is left". Returns `t`, which is 0 when nothing is left.
+        ///
+        /// Errors: `NegativeAmount`, `NotFound`.
+        ///
+        #[doc = include_str!("../../doc/ops/take_up_to.md")]
+        take_up_to => Down;
 
-    /// Adds `a = min(n, ceiling - c)` where the ceiling is the declared maximum or the type's
-    /// largest value: "fill up to the maximum", the mirror of
-    /// [`take_up_to`](Self::take_up_to). Returns `a`, which is 0 when the row is full (or was
-    /// already written above the ceiling by someone else: it is left as it is).
-    ///
-    /// Errors: `NegativeAmount`, `NotFound`.
-    ///
-    #[doc = include_str!("../../doc/ops/increment_up_to.md")]
-    pub fn increment_up_to<'c, C>(
-        &self,
-        conn: &'c mut C,
-        key: M::Key,
-        n: M::Value,
-    ) -> Out<C, impl Future<Output = Result<M::Value, AtomicError>> + use<'c, M, Col, C>>
-    where
-        C: AtomicConnection,
-        M: AtomicFieldOn<Col, BackendOf<C>>,
-    {
-        let this = *self;
-        C::Mode::drive(Self::span::<C>("increment_up_to").wrap(async move {
-            non_negative(n)?;
-            let fill = Take::fill(Range::of::<M, Col>().hi, n).filter(|t| t.n != M::Value::ZERO);
-            this.clamped(conn.raw(), &key, fill).await
-        }))
+        /// Adds `a = min(n, ceiling - c)` where the ceiling is the declared maximum or the
+        /// type's largest value: "fill up to the maximum", the mirror of
+        /// [`take_up_to`](Self::take_up_to). Returns `a`, which is 0 when the row is full (or
+        /// was already written above the ceiling by someone else: it is left as it is).
+        ///
+        /// Errors: `NegativeAmount`, `NotFound`.
+        ///
+        #[doc = include_str!("../../doc/ops/increment_up_to.md")]
+        increment_up_to => Up;
     }
 
     /// A take or a fill ([`Take`]): one statement, and when it matched no row one look to
@@ -235,6 +230,7 @@ mod tests {
 
     use super::*;
     use crate::backend::Blocking;
+    use crate::plan::Range;
 
     diesel::table! { items (id) { id -> BigInt, stock -> Integer, } }
 
