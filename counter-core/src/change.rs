@@ -25,7 +25,7 @@ use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
 use diesel::result::QueryResult;
 use diesel::{Column, Queryable};
 
-use crate::backend::RawConnection;
+use crate::backend::{Dialect, RawConnection};
 use crate::error::AtomicError;
 use crate::field::{AtomicField, AtomicFieldOn};
 use crate::plan::{Delta, Direction, Op, Plan};
@@ -237,6 +237,9 @@ pub trait Changes<M, DB: Backend> {
     /// `c1, c2`, or `@__counter_0, @__counter_1` when `captured`.
     #[doc(hidden)]
     fn walk_columns(captured: bool, out: &mut AstPass<'_, '_, DB>) -> QueryResult<()>;
+    /// `, t = <now>` for each column the changed fields touch, once each.
+    #[doc(hidden)]
+    fn walk_touches(out: &mut AstPass<'_, '_, DB>) -> QueryResult<()>;
     /// `c1 = ?, c2 = ?`.
     #[doc(hidden)]
     fn walk_write<'b>(values: &'b Self::Values, out: &mut AstPass<'_, 'b, DB>) -> QueryResult<()>;
@@ -267,7 +270,7 @@ macro_rules! changes {
     ($(($i:tt, $c:ident, $v:ident)),+; first: $c0:ident; rest: $($r:ident),+; distinct: $(($a:ident, $b:ident)),+) => {
         impl<M, DB, $($c, $v),+> Changes<M, DB> for ($(Change<$c, $v>,)+)
         where
-            DB: Backend + QueryMetadata<($($v::SqlType,)+)> + 'static,
+            DB: Dialect + QueryMetadata<($($v::SqlType,)+)> + 'static,
             $(
                 $c: Column + 'static,
                 $v: AtomicValue,
@@ -336,6 +339,14 @@ macro_rules! changes {
                     }
                 )+
                 Ok(())
+            }
+
+            fn walk_touches(out: &mut AstPass<'_, '_, DB>) -> QueryResult<()> {
+                crate::sql::walk_touches::<DB>(
+                    &[$(<M as AtomicField<$c>>::TOUCH),+],
+                    &[$($c::NAME),+],
+                    out,
+                )
             }
 
             fn walk_write<'b>(values: &'b Self::Values, out: &mut AstPass<'_, 'b, DB>) -> QueryResult<()> {

@@ -69,6 +69,13 @@ pub trait Dialect: Backend + Sized + 'static {
     /// The name of a signed 64-bit integer in `CAST(… AS <type>)`.
     const BIGINT: &'static str = "BIGINT";
 
+    /// The database's current time, as an expression a touched column is set to
+    /// ([`AtomicField::TOUCH`](crate::AtomicField::TOUCH)): the time the row is written,
+    /// not the time the statement or its transaction began, so a change that waited for
+    /// another's row lock is stamped after it (PostgreSQL `clock_timestamp()`, MySQL
+    /// `SYSDATE(6)`; SQLite's `'now'` is fixed per statement, which never waits for a row).
+    const NOW: &'static str;
+
     /// How an upsert says what to do with the row already there.
     const UPSERT: UpsertClause = UpsertClause::OnConflict;
 

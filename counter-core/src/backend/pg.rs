@@ -14,6 +14,7 @@ use crate::lock::LockMode;
 
 impl Dialect for Pg {
     const NAME: &'static str = "PostgreSQL";
+    const NOW: &'static str = "clock_timestamp()";
     const BEGIN_COMPACT: &'static str = "BEGIN ISOLATION LEVEL READ COMMITTED";
     /// Keys, amounts and guards travel as three arrays, whatever the chunk's size: the
     /// statement is prepared once.

@@ -67,6 +67,11 @@ pub trait AtomicField<Col: Column>: Sized + 'static {
     const RETRY: RetryPolicy = RetryPolicy::DEFAULT;
     /// The field's name, for messages.
     const NAME: &'static str;
+    /// A timestamp column (`#[atomic(touch = updated_at)]`) that every statement changing this
+    /// field also sets to the database's current time, so whatever is keyed on it (a cache,
+    /// an `If-Modified-Since`, a sync cursor) sees the change with it. `None`: nothing else
+    /// is written.
+    const TOUCH: Option<&'static str> = None;
 }
 
 /// `AtomicField` plus everything backend `DB` needs to run statements on it.
@@ -88,6 +93,10 @@ pub trait AtomicFieldOn<Col: Column, DB: Backend>: AtomicField<Col> {
     fn walk_key_eq<'b>(key: &'b Self::Key, out: &mut AstPass<'_, 'b, DB>) -> QueryResult<()>;
     #[doc(hidden)]
     fn bind_value<'b>(value: &'b Self::Value, out: &mut AstPass<'_, 'b, DB>) -> QueryResult<()>;
+    /// `, "updated_at" = <now>` when the field declares [`AtomicField::TOUCH`], else nothing:
+    /// appended to the `SET` list of every statement that changes the column.
+    #[doc(hidden)]
+    fn walk_touch(out: &mut AstPass<'_, '_, DB>) -> QueryResult<()>;
     #[doc(hidden)]
     fn load_value<R, Q>(
         conn: &mut R,
@@ -202,6 +211,10 @@ where
 
     fn bind_value<'b>(value: &'b Self::Value, out: &mut AstPass<'_, 'b, DB>) -> QueryResult<()> {
         out.push_bind_param::<<M::Value as AtomicValue>::SqlType, _>(value)
+    }
+
+    fn walk_touch(out: &mut AstPass<'_, '_, DB>) -> QueryResult<()> {
+        crate::sql::walk_touches::<DB>(&[M::TOUCH], &[Col::NAME], out)
     }
 
     async fn load_value<R, Q>(conn: &mut R, query: Q) -> QueryResult<Option<Self::Value>>

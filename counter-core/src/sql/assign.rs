@@ -89,6 +89,7 @@ where
         out.push_identifier(col)?;
         out.push_sql(" = ");
         M::bind_value(&self.value, &mut out)?;
+        M::walk_touch(&mut out)?;
         out.push_sql(" WHERE ");
         M::walk_key_eq(self.key, &mut out)?;
         out.push_sql(" AND ");

@@ -159,6 +159,7 @@ where
         out.push_sql(S::OP);
         M::bind_value(&self.amount, &mut out)?;
         A::walk_set::<M, Col, S, DB>(&self.amount, &mut out)?;
+        M::walk_touch(&mut out)?;
         out.push_sql(" WHERE ");
         M::walk_key_eq(self.key, &mut out)?;
         out.push_sql(" AND ");

@@ -18,6 +18,7 @@ mod set;
 mod slots;
 #[cfg(any(feature = "postgres", feature = "mysql"))]
 mod take;
+mod touch;
 mod upsert;
 
 pub(crate) use assign::{Assign, Highest, Lowest, Rule, Swap};
@@ -48,6 +49,7 @@ pub(crate) use slots::{SlotAdd, SlotDelete, SlotSum, SlotsLocked};
 pub(crate) use take::TakeCaptured;
 #[cfg(feature = "postgres")]
 pub(crate) use take::TakeFromLocked;
+pub(crate) use touch::walk_touches;
 #[cfg(feature = "mysql")]
 pub(crate) use upsert::OnDuplicateKey;
 pub(crate) use upsert::{Guarded, OnConflict, Unguarded, Upsert};

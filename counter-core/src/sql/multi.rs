@@ -124,6 +124,7 @@ where
         Cs::walk_table(&self.table, out.reborrow())?;
         out.push_sql(" SET ");
         Cs::walk_set(self.parts, A::CAPTURES, &mut out)?;
+        Cs::walk_touches(&mut out)?;
         out.push_sql(" WHERE ");
         Cs::walk_key_eq(self.key, &mut out)?;
         Cs::walk_guards(self.parts, &mut out)?;
@@ -173,6 +174,7 @@ where
         Cs::walk_table(&self.table, out.reborrow())?;
         out.push_sql(" SET ");
         Cs::walk_write(self.values, &mut out)?;
+        Cs::walk_touches(&mut out)?;
         out.push_sql(" WHERE ");
         Cs::walk_key_eq(self.key, &mut out)
     }

@@ -236,7 +236,9 @@ where
         out.push_sql(" = ");
         walk_column::<M, Col, DB>(&mut out, t)?;
         out.push_sql(S::OP);
-        out.push_sql("\"__v\".\"__n\" FROM \"__v\" JOIN \"__l\" ON ");
+        out.push_sql("\"__v\".\"__n\"");
+        M::walk_touch(&mut out)?;
+        out.push_sql(" FROM \"__v\" JOIN \"__l\" ON ");
         walk_alias_join(&mut out, names.len(), "__l", "__v")?;
         out.push_sql(" WHERE ");
         walk_key_join::<M, Col, DB>(&mut out, t, "__v")?;
@@ -538,6 +540,7 @@ where
                 out.push_identifier("__v")?;
                 out.push_sql(".");
                 out.push_identifier("__c")?;
+                M::walk_touch(&mut out)?;
                 out.push_sql(" FROM ");
                 rows(&mut out)?;
                 out.push_sql(" WHERE ");
@@ -553,7 +556,8 @@ where
                 out.push_sql(" = ");
                 out.push_identifier("__v")?;
                 out.push_sql(".");
-                out.push_identifier("__c")
+                out.push_identifier("__c")?;
+                M::walk_touch(&mut out)
             }
         }
     }

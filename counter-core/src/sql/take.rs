@@ -105,6 +105,7 @@ where
         out.push_identifier(col)?;
         out.push_sql(" = ");
         walk_case::<M, Col, S, DB>(&self.take, &mut out, current)?;
+        M::walk_touch(&mut out)?;
         out.push_sql(" FROM (SELECT ");
         for name in pk {
             out.push_identifier(name)?;
@@ -160,6 +161,7 @@ where
         out.push_sql(" ^ ");
         out.push_sql(super::CAPTURE_MASK);
         out.push_sql(") & 0 AS SIGNED)");
+        M::walk_touch(&mut out)?;
         out.push_sql(" WHERE ");
         M::walk_key_eq(self.key, &mut out)?;
         out.push_sql(" AND ");

@@ -131,6 +131,7 @@ where
         existing(&mut out)?;
         out.push_sql(" + ");
         M::bind_value(&self.amount, &mut out)?;
+        M::walk_touch(&mut out)?;
         out.push_sql(" WHERE ");
         self.guard.walk(existing, &mut out)?;
         out.push_sql(" RETURNING ");
@@ -161,7 +162,7 @@ where
         out.push_sql(" + ");
         M::bind_value(&self.amount, &mut out)?;
         out.push_sql(", (SELECT 0 UNION ALL SELECT 0))");
-        Ok(())
+        M::walk_touch(&mut out)
     }
 }
 
