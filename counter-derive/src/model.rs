@@ -4,7 +4,7 @@
 //! of `valid.rs` on the way and reporting into the `Ctxt`. The model is
 //! only used for expansion when no error was reported.
 
-use crate::attr::{self, Int, Level};
+use crate::attr::{self, Int, Level, Touch};
 use crate::ctxt::Ctxt;
 use crate::valid;
 use syn::ext::IdentExt;
@@ -43,6 +43,8 @@ pub struct AtomicFieldModel<'a> {
     pub retries: Option<Retries>,
     /// `slots = N, table = t[, allow_decrement]`: a slotted counter.
     pub slotted: Option<SlottedModel>,
+    /// `touch = column`: the timestamp column each change also sets.
+    pub touch: Option<Touch>,
 }
 
 /// A slotted counter's declaration.
@@ -233,6 +235,7 @@ impl<'a> Model<'a> {
                 }
             };
             let slotted = valid::slotted(cx, attr, &field.atomic, value);
+            let touch = valid::touch(cx, &field.atomic);
             let field = AtomicFieldModel {
                 ident: field.ident,
                 ty: &field.original.ty,
@@ -242,6 +245,7 @@ impl<'a> Model<'a> {
                 max: field.atomic.max,
                 retries: field.atomic.retries,
                 slotted,
+                touch,
             };
             valid::check_field(cx, &field);
             atomic_fields.push(field);
@@ -249,6 +253,7 @@ impl<'a> Model<'a> {
         if !any_atomic {
             cx.syn_error(valid::no_atomic_field(&input.ident));
         }
+        valid::touched_columns(cx, &atomic_fields, &keys);
         if keys.len() != key_columns.len() || keys.is_empty() {
             return None;
         }

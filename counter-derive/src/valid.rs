@@ -6,7 +6,7 @@
 
 use crate::attr::{Int, PrimaryKey};
 use crate::ctxt::Ctxt;
-use crate::model::{AtomicFieldModel, ValueType};
+use crate::model::{same, AtomicFieldModel, KeyField, ValueType};
 use quote::{quote, ToTokens};
 use syn::{
     Attribute, Data, DeriveInput, Error, Fields, FieldsNamed, Generics, Ident, Result, Type,
@@ -147,11 +147,33 @@ pub fn value_type(ty: &Type) -> Result<ValueType> {
              integer",
         ));
     }
+    if is_float(ty) {
+        return Err(Error::new_spanned(
+            ty,
+            "#[atomic] does not take a float: `f32`/`f64` cannot hold most decimal amounts \
+             exactly (0.1 + 0.2 != 0.3), so sums drift and a guard such as `balance >= amount` \
+             can refuse or admit the wrong call; keep money as integer cents (i64) or another \
+             integer type (i16, i32, i64, u32, u64)",
+        ));
+    }
     Err(Error::new_spanned(
         ty,
         "#[atomic] needs an integer field: change the type to one of i16, i32, i64, u32, u64, \
          or remove #[atomic]",
     ))
+}
+
+fn is_float(ty: &Type) -> bool {
+    match ty {
+        Type::Group(group) => is_float(&group.elem),
+        Type::Paren(paren) => is_float(&paren.elem),
+        Type::Path(ty) => ty
+            .path
+            .segments
+            .last()
+            .is_some_and(|last| last.ident == "f32" || last.ident == "f64"),
+        _ => false,
+    }
 }
 
 fn is_option(ty: &Type) -> bool {
@@ -239,6 +261,47 @@ pub fn slotted(
         table: table.clone(),
         allow_decrement: atomic.allow_decrement.is_some(),
     })
+}
+
+/// The field's `touch = column`, unless it is slotted: a slotted counter's increments write its
+/// slot rows, not the model's row, so there is no statement of the row to set it in.
+pub fn touch(cx: &Ctxt, atomic: &crate::attr::Atomic) -> Option<crate::attr::Touch> {
+    let touch = atomic.touch.clone()?;
+    if atomic.slots.is_some() {
+        cx.error_spanned_by(
+            &touch.key,
+            "a slotted counter cannot `touch` a column: its increments write its slot rows, not \
+             the model's row; drop `touch`, or keep the timestamp in the slot table yourself",
+        );
+        return None;
+    }
+    Some(touch)
+}
+
+/// A touched column must be a column of its own, not a counter or a key: the statement sets it
+/// to the current time, which would overwrite the counter's new value or move the row.
+pub fn touched_columns(cx: &Ctxt, fields: &[AtomicFieldModel], keys: &[KeyField]) {
+    for touch in fields.iter().filter_map(|field| field.touch.as_ref()) {
+        let column = &touch.column;
+        if let Some(counter) = fields.iter().find(|f| same(&f.column, column)) {
+            cx.error_spanned_by(
+                column,
+                format!(
+                    "`touch = {column}` names the column of the #[atomic] field `{}`; name a \
+                     timestamp column (e.g. `updated_at -> Timestamp`) that no counter holds",
+                    counter.ident
+                ),
+            );
+        } else if keys.iter().any(|key| same(&key.column, column)) {
+            cx.error_spanned_by(
+                column,
+                format!(
+                    "`touch = {column}` names a primary key column; name a timestamp column \
+                     (e.g. `updated_at -> Timestamp`)"
+                ),
+            );
+        }
+    }
 }
 
 /// Bounds and retries of one `#[atomic]` field.

@@ -1,4 +1,4 @@
-//! `#[atomic]` and `#[atomic(min = .., max = .., retries = .., slots = .., table = ..,
+//! `#[atomic]` and `#[atomic(min = .., max = .., retries = .., touch = .., slots = .., table = ..,
 //! allow_decrement)]` on the struct and its fields: every key is known, so an unknown or
 //! repeated one is reported, and each value keeps its tokens.
 
@@ -9,8 +9,8 @@ use syn::meta::ParseNestedMeta;
 use syn::{Attribute, Error, Expr, Ident, Lit, LitInt, Meta, Path, Result, UnOp};
 
 /// The keys `#[atomic(...)]` accepts on a field.
-const FIELD_KEYS: &str =
-    "`min`, `max`, `retries`, and for a slotted counter `slots`, `table`, `allow_decrement`";
+const FIELD_KEYS: &str = "`min`, `max`, `retries`, `touch`, and for a slotted counter `slots`, \
+     `table`, `allow_decrement`";
 
 /// Where an `#[atomic]` attribute sits; the struct accepts fewer keys.
 #[derive(Copy, Clone, PartialEq, Eq, Debug)]
@@ -33,6 +33,17 @@ pub struct Atomic<'a> {
     pub table: Option<Path>,
     /// `allow_decrement`: a slotted counter that may go down (and below zero).
     pub allow_decrement: Option<Ident>,
+    /// `touch = column`: a timestamp column each change of the field also sets.
+    pub touch: Option<Touch>,
+}
+
+/// `touch = updated_at`.
+#[derive(Clone)]
+pub struct Touch {
+    /// The `touch` key, which errors about the declaration span.
+    pub key: Ident,
+    /// The timestamp column, a column of the model's `table!`.
+    pub column: Ident,
 }
 
 /// `key = <integer literal>`, e.g. `min = -1`.
@@ -88,6 +99,17 @@ fn atomic_key(cx: &Ctxt, out: &mut Atomic, meta: ParseNestedMeta, level: Level) 
                 }
                 return Ok(());
             }
+            if key == "touch" {
+                let column: Ident = meta.value()?.parse()?;
+                let touch = Touch {
+                    key: key.clone(),
+                    column,
+                };
+                if out.touch.replace(touch).is_some() {
+                    cx.error_spanned_by(key, "duplicate key `touch` in #[atomic]; give it once");
+                }
+                return Ok(());
+            }
             if key == "allow_decrement" {
                 if out.allow_decrement.replace(key.clone()).is_some() {
                     cx.error_spanned_by(key, "duplicate key `allow_decrement` in #[atomic]");
@@ -107,6 +129,10 @@ fn atomic_key(cx: &Ctxt, out: &mut Atomic, meta: ParseNestedMeta, level: Level) 
                 Level::Field => {
                     format!("unknown key `{name}` in #[atomic(...)]; expected one of {FIELD_KEYS}")
                 }
+                Level::Struct if name == "touch" => "`touch` names the timestamp column of one \
+                     field's changes; move it to #[atomic(touch = ..)] on each field whose \
+                     changes should set it"
+                    .to_owned(),
                 Level::Struct => format!(
                     "unknown key `{name}` in #[atomic(...)] on a struct; the only struct-level \
                      key is `retries`"
@@ -252,6 +278,24 @@ mod tests {
         assert!(messages[1].contains("expected an integer literal"));
         assert!(messages[2].contains("duplicate key `max`"));
         assert!(messages[3].contains("expected an integer literal"));
+    }
+
+    #[test]
+    fn reads_touch_once() {
+        let attrs: Vec<Attribute> = vec![parse_quote!(#[atomic(min = 0, touch = updated_at)])];
+        let (parsed, result) = field_attrs(&attrs);
+        assert!(result.is_ok());
+        assert_eq!(parsed.touch.unwrap().column, "updated_at");
+        let attrs: Vec<Attribute> = vec![parse_quote!(#[atomic(touch = a, touch = b)])];
+        let twice = messages(field_attrs(&attrs).1);
+        assert_eq!(twice.len(), 1, "{twice:#?}");
+        assert!(twice[0].contains("duplicate key `touch`"));
+        let cx = Ctxt::new();
+        let attrs: Vec<Attribute> = vec![parse_quote!(#[atomic(touch = updated_at)])];
+        atomic(&cx, &attrs, Level::Struct);
+        let on_struct = messages(cx.check());
+        assert_eq!(on_struct.len(), 1, "{on_struct:#?}");
+        assert!(on_struct[0].contains("on each field"));
     }
 
     #[test]

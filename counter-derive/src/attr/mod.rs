@@ -14,7 +14,7 @@ mod atomic;
 mod counter_cache;
 mod diesel;
 
-pub use atomic::{atomic, Atomic, Int, Level};
+pub use atomic::{atomic, Atomic, Int, Level, Touch};
 pub use counter_cache::{counter_caches, CounterCacheAttr, Keyed, CACHE_KEYS};
 pub use diesel::{diesel_field, diesel_struct, PrimaryKey};
 

@@ -58,8 +58,15 @@ impl FieldDocs {
         };
         FieldDocs {
             subject: format!(
-                "`{}` (column `{table}.{column}`, {bounds})",
-                field.ident.unraw()
+                "`{}` (column `{table}.{column}`, {bounds}{touch})",
+                field.ident.unraw(),
+                touch = field
+                    .touch
+                    .as_ref()
+                    .map_or_else(String::new, |touch| format!(
+                        "; each change also sets `{}` to the database's current time",
+                        touch.column.unraw()
+                    )),
             ),
             table,
             column,

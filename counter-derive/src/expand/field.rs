@@ -4,7 +4,7 @@
 use super::docs::FieldDocs;
 use super::key;
 use super::method::OneRow;
-use super::tokens::{call, option, private, retries, retry_const};
+use super::tokens::{call, option, private, retries, retry_const, touch_const};
 use crate::model::{AtomicFieldModel, Model};
 use proc_macro2::TokenStream;
 use quote::{format_ident, quote};
@@ -28,6 +28,7 @@ pub fn expand(model: &Model, field: &AtomicFieldModel) -> TokenStream {
     let min = option(field.min.as_ref());
     let max = option(field.max.as_ref());
     let retry = retry_const(model, field);
+    let touch = touch_const(model, field);
 
     let key = key::param(model);
 
@@ -160,6 +161,7 @@ pub fn expand(model: &Model, field: &AtomicFieldModel) -> TokenStream {
             const MAX: ::core::option::Option<#value_ty> = #max;
             #retry
             const NAME: &'static str = #name;
+            #touch
         }
 
         impl #ident {

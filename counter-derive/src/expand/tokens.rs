@@ -60,6 +60,18 @@ pub fn retry_const(model: &Model, field: &AtomicFieldModel) -> Option<TokenStrea
     })
 }
 
+/// `const TOUCH` from `touch = column`: the column's name as its `table!` spells it, so a column
+/// the table lacks is a compile error at the attribute; without it the trait's `None` applies.
+pub fn touch_const(model: &Model, field: &AtomicFieldModel) -> Option<TokenStream> {
+    let private = private();
+    let table = &model.table;
+    let column = &field.touch.as_ref()?.column;
+    let name = quote::quote_spanned!(column.span()=> <#table::#column as #private::Column>::NAME);
+    Some(quote! {
+        const TOUCH: ::core::option::Option<&'static str> = ::core::option::Option::Some(#name);
+    })
+}
+
 /// The return type of a generated operation on connection `C` (lifetime `'c`) with result
 /// `Result<ok, AtomicError>`: the result itself on a blocking connection, a future of it on an
 /// async one (`counter_core::Out`). `params` lists the method's type parameters after `C`
