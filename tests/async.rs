@@ -575,18 +575,23 @@ async_scenarios!(postgres, Postgres::open(), pg_pool, AsyncPostgres);
 async_scenarios!(mysql, Mysql::open(), mysql_pool, AsyncMysql);
 async_scenarios!(sqlite, Sqlite::open(), sqlite_pool, AsyncSqlite);
 
-/// The buffer scenarios that cut a server connection, on the async clients of the servers.
-mod postgres_buffer_faults {
+/// The scenarios that need a server (a connection to cut, a row lock to wait for), on the
+/// async clients of the servers.
+mod postgres_server {
     use counter_tests::TestDb;
     counter_tests::buffer_server_fault_tests!(counter_tests::AsyncPostgres::on(
         counter_tests::Postgres::open()
     ));
+    counter_tests::touch_server_tests!(counter_tests::AsyncPostgres::on(
+        counter_tests::Postgres::open()
+    ));
 }
-mod mysql_buffer_faults {
+mod mysql_server {
     use counter_tests::TestDb;
     counter_tests::buffer_server_fault_tests!(counter_tests::AsyncMysql::on(
         counter_tests::Mysql::open()
     ));
+    counter_tests::touch_server_tests!(counter_tests::AsyncMysql::on(counter_tests::Mysql::open()));
 }
 // SQLite's default rollback journal, where a reader blocks a writer's commit (WAL hides that).
 async_scenarios!(

@@ -10,6 +10,7 @@ use diesel::prelude::*;
 
 counter_tests::backend_tests!(counter_tests::BlockingClient(counter_tests::Mysql::open()));
 counter_tests::blocking_tests!(counter_tests::Mysql);
+counter_tests::touch_server_tests!(counter_tests::BlockingClient(counter_tests::Mysql::open()));
 counter_tests::buffer_server_fault_tests!(counter_tests::BlockingClient(
     counter_tests::Mysql::open()
 ));

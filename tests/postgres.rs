@@ -15,6 +15,9 @@ counter_tests::blocking_tests!(counter_tests::Postgres);
 counter_tests::buffer_server_fault_tests!(counter_tests::BlockingClient(
     counter_tests::Postgres::open()
 ));
+counter_tests::touch_server_tests!(counter_tests::BlockingClient(
+    counter_tests::Postgres::open()
+));
 
 #[derive(QueryableByName)]
 struct Isolation {

@@ -152,6 +152,20 @@ pub struct Capped {
     pub cap: i64,
 }
 
+/// Counters that stamp `updated_at`: `hits` (bounded, so every refusal is reachable) and
+/// `score` touch it, `plain` does not.
+#[derive(Debug, Clone, Queryable, Selectable, Identifiable, Insertable, AtomicField)]
+#[diesel(table_name = ct_stamps)]
+pub struct Stamped {
+    pub id: i64,
+    #[atomic(min = 0, max = 100, touch = updated_at)]
+    pub hits: i64,
+    #[atomic(touch = updated_at)]
+    pub score: i64,
+    #[atomic]
+    pub plain: i64,
+}
+
 /// Slotted counters: `views` over 16 slots, only up; `likes` over 4 slots, up and down.
 #[derive(Debug, Queryable, Selectable, Identifiable, AtomicField)]
 #[diesel(table_name = ct_articles)]

@@ -118,6 +118,18 @@ diesel::table! {
 }
 
 diesel::table! {
+    /// Counters whose changes stamp `updated_at` (`#[atomic(touch = updated_at)]`), beside one
+    /// (`plain`) whose changes do not.
+    ct_stamps (id) {
+        id -> BigInt,
+        hits -> BigInt,
+        score -> BigInt,
+        plain -> BigInt,
+        updated_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
     /// Articles whose `views` and `likes` are slotted counters (the columns here stay 0: the
     /// slots are the counters).
     ct_articles (id) {

@@ -156,6 +156,28 @@ pub trait TestDb: Sized + Send + Sync + 'static {
     fn new_reviewer(&self) -> i64;
     /// `(reviews column, COUNT(*) of the reviewer's reviews)`.
     fn reviewer(&self, id: i64) -> (i64, i64);
+    /// The database's current time as the library writes a touched column (the same type and
+    /// time zone as a `ct_stamps.updated_at` it stamps).
+    const NOW: &'static str;
+    /// An SQL expression: the timestamp expression `expr` in microseconds since the epoch,
+    /// as a `BIGINT` (SQLite's text timestamps carry milliseconds).
+    fn micros(expr: &str) -> String;
+    /// A new `ct_stamps` row, every counter 0 and `updated_at` NULL; returns its id.
+    fn new_stamped(&self) -> i64;
+    /// `(hits, score, plain)` of a `ct_stamps` row.
+    fn stamped(&self, id: i64) -> (i64, i64, i64);
+    /// `updated_at` of a `ct_stamps` row in microseconds ([`Self::micros`]), `None` while NULL.
+    fn touched_at(&self, id: i64) -> Option<i64>;
+    /// The database's clock now, read on `conn` (inside its transaction, if one is open), in
+    /// microseconds ([`Self::micros`] of [`Self::NOW`]).
+    fn now_on(conn: &mut Self::Conn) -> i64;
+}
+
+/// One timestamp in microseconds, read with [`TestDb::micros`].
+#[derive(QueryableByName)]
+pub struct Micros {
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::BigInt>)]
+    pub micros: Option<i64>,
 }
 
 /// A fresh row id: a random per-process base plus a process-wide counter, so tests running in
@@ -538,6 +560,49 @@ macro_rules! row_helpers {
                     .order(ct_capped::id)
                     .select((ct_capped::id, ct_capped::hits))
                     .load(c)
+            })
+        }
+
+        fn new_stamped(&self) -> i64 {
+            let id = next_id();
+            harness(self.pool(), "insert stamped", |c| {
+                diesel::insert_into(ct_stamps::table)
+                    .values((
+                        ct_stamps::id.eq(id),
+                        ct_stamps::hits.eq(0),
+                        ct_stamps::score.eq(0),
+                        ct_stamps::plain.eq(0),
+                    ))
+                    .execute(c)
+            });
+            id
+        }
+
+        fn touched_at(&self, id: i64) -> Option<i64> {
+            harness(self.pool(), "read updated_at", |c| {
+                diesel::sql_query(format!(
+                    "SELECT {} AS micros FROM ct_stamps WHERE id = {id}",
+                    Self::micros("updated_at")
+                ))
+                .get_result::<Micros>(c)
+            })
+            .micros
+        }
+
+        fn now_on(conn: &mut Self::Conn) -> i64 {
+            diesel::sql_query(format!("SELECT {} AS micros", Self::micros(Self::NOW)))
+                .get_result::<Micros>(conn)
+                .unwrap_or_else(|e| panic!("{}: the database's clock: {e}", Self::NAME))
+                .micros
+                .expect("a time")
+        }
+
+        fn stamped(&self, id: i64) -> (i64, i64, i64) {
+            harness(self.pool(), "read stamped", |c| {
+                ct_stamps::table
+                    .find(id)
+                    .select((ct_stamps::hits, ct_stamps::score, ct_stamps::plain))
+                    .first(c)
             })
         }
 

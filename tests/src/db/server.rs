@@ -159,7 +159,7 @@ where
 /// A server backend: a process-wide pool (the tables are created when it is), shared by every
 /// test of the process, each test on rows of its own.
 macro_rules! server_db {
-    ($(#[$doc:meta])* $name:ident, $pool_fn:ident, $conn:ty, $label:literal, $env:expr, $url:expr, $ddl:expr, $port:expr, $waiters:expr) => {
+    ($(#[$doc:meta])* $name:ident, $pool_fn:ident, $conn:ty, $label:literal, $env:expr, $url:expr, $ddl:expr, $port:expr, $waiters:expr, $now:expr, $micros:expr) => {
         $(#[$doc])*
         #[derive(Clone)]
         pub struct $name {
@@ -184,6 +184,12 @@ macro_rules! server_db {
 
             fn pool(&self) -> &PoolOf<$conn> {
                 &self.pool
+            }
+
+            const NOW: &'static str = $now;
+
+            fn micros(expr: &str) -> String {
+                $micros.replace("{}", expr)
             }
 
             fn lock_product_sql(id: i64) -> String {
@@ -214,12 +220,19 @@ macro_rules! server_db {
 server_db!(
     /// PostgreSQL: the process-wide pool on [`pg_url`].
     Postgres, pg_pool, PgConnection, "PostgreSQL", PG_ENV, pg_url(), PG_DDL, 5432,
-    "SELECT count(*)::bigint AS n FROM pg_stat_activity WHERE pg_backend_pid() = ANY(pg_blocking_pids(pid))"
+    // `pg_locks`, not `pg_stat_activity`: inside a transaction the latter is a snapshot taken
+    // at its first read, which never shows a backend that connected after it.
+    "SELECT count(*)::bigint AS n FROM pg_locks WHERE NOT granted AND pg_backend_pid() = ANY(pg_blocking_pids(pid))",
+    // A `TIMESTAMP` column takes `clock_timestamp()` in the session's time zone: so does this.
+    "clock_timestamp()::timestamp",
+    "(EXTRACT(EPOCH FROM {}) * 1000000)::bigint"
 );
 server_db!(
     /// MySQL/MariaDB: the process-wide pool on [`mysql_url`].
     Mysql, mysql_pool, MysqlConnection, "MySQL", MYSQL_ENV, mysql_url(), MYSQL_DDL, 3306,
     "SELECT CAST(COUNT(*) AS SIGNED) AS n FROM information_schema.innodb_lock_waits w \
      JOIN information_schema.innodb_trx t ON t.trx_id = w.blocking_trx_id \
-     WHERE t.trx_mysql_thread_id = CONNECTION_ID()"
+     WHERE t.trx_mysql_thread_id = CONNECTION_ID()",
+    "SYSDATE(6)",
+    "CAST(TIMESTAMPDIFF(MICROSECOND, '1970-01-01 00:00:00', {}) AS SIGNED)"
 );

@@ -122,6 +122,12 @@ impl TestDb for Sqlite {
         &self.pool
     }
 
+    const NOW: &'static str = "strftime('%Y-%m-%d %H:%M:%f', 'now')";
+
+    fn micros(expr: &str) -> String {
+        format!("CAST(ROUND((julianday({expr}) - 2440587.5) * 86400000.0) AS INTEGER) * 1000")
+    }
+
     /// Any write takes SQLite's one database write lock.
     fn lock_product_sql(id: i64) -> String {
         format!("UPDATE ct_products SET name = name WHERE id = {id}")
