@@ -6,11 +6,13 @@
 
 use std::time::{Duration, Instant};
 
-use counter_core::{AtomicError, AtomicFieldOn, Change, ChangeColumn, Changes, UpsertRow};
+use counter_core::{
+    AtomicError, AtomicFieldOn, Change, ChangeColumn, Changes, FlushPolicy, NewRow, UpsertRow,
+};
 use diesel::connection::{Connection, SimpleConnection, TransactionManager};
 
 use super::assert::{insufficient, out_of_range};
-use crate::client::Client;
+use crate::client::{Client, TestBuffer};
 use crate::db::{DbOf, TestDb};
 use crate::models::Stamped;
 use crate::schema::ct_stamps;
@@ -88,6 +90,7 @@ where
         + AtomicFieldOn<ct_stamps::plain, DbOf<C::Db>>,
     HitsAndScore: Changes<Stamped, DbOf<C::Db>, Key = i64, Values = (i64, i64)>,
     for<'r> &'r Stamped: UpsertRow<Stamped, ct_stamps::hits, DbOf<C::Db>>,
+    Stamped: NewRow<Stamped, ct_stamps::hits, DbOf<C::Db>>,
 {
     let db = client.db();
     let (a, b) = (db.new_stamped(), db.new_stamped());
@@ -228,7 +231,27 @@ where
     assert_eq!(C::done(Stamped::increment_plain(c, b, 1)).await.unwrap(), 1);
     stamps.after("increment_plain", b, false);
 
-    assert_eq!(db.stamped(a), (41, 8, 3));
+    // A buffer's flush writes through the set statements: it stamps the rows it changes.
+    let buffer = client.buffer(
+        Stamped::atomic_hits(),
+        |&id: &i64, hits| Stamped {
+            id,
+            hits,
+            score: 0,
+            plain: 0,
+        },
+        FlushPolicy::MANUAL,
+    );
+    stamps.tick();
+    buffer.add(a, 2).unwrap();
+    assert_eq!(buffer.flush().await.unwrap().written, 1);
+    stamps.after("a buffer's flush", a, true);
+    stamps.after("a buffer's flush", b, false);
+    assert_eq!(buffer.flush().await.unwrap().written, 0);
+    stamps.after("an empty flush", a, false);
+    buffer.shutdown().await.unwrap();
+
+    assert_eq!(db.stamped(a), (43, 8, 3));
     assert_eq!(db.stamped(b), (6, 0, 1));
 }
 
