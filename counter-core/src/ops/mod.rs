@@ -10,6 +10,29 @@
 //!
 //! Every call runs inside the retry loop, which re-runs it whole after a transient conflict.
 
+/// The operations of one row and one value, `(conn, key, value) -> value`: one public method
+/// each, with that one signature, whose body is the future `$run`, traced under the method's
+/// name and driven per connection kind (returned on a blocking connection, awaited on an async
+/// one). The guarded changes, the clamped moves and the water marks differ only in `$run`.
+macro_rules! one_value_operations {
+    ($($(#[$doc:meta])* $name:ident($value:ident) => |$this:ident, $conn:ident, $key:ident| $run:expr;)+) => {$(
+        $(#[$doc])*
+        pub fn $name<'c, C>(
+            &self,
+            $conn: &'c mut C,
+            $key: M::Key,
+            $value: M::Value,
+        ) -> Out<C, impl Future<Output = Result<M::Value, AtomicError>> + use<'c, M, Col, C>>
+        where
+            C: AtomicConnection,
+            M: AtomicFieldOn<Col, BackendOf<C>>,
+        {
+            let $this = *self;
+            C::Mode::drive(Self::span::<C>(stringify!($name)).wrap(async move { $run }))
+        }
+    )+};
+}
+
 mod locked;
 mod single;
 mod transfer;

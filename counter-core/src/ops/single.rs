@@ -29,60 +29,18 @@ use crate::value::AtomicValue;
 /// is decided under a row lock, where no other writer can move it.
 pub(crate) const RECHECKS: u32 = 3;
 
-/// The guarded operations: one public method each, with one signature, each the future of
-/// [`Field::guarded`] with its [`Op`], driven per connection kind.
-macro_rules! guarded_operations {
-    ($($(#[$doc:meta])* $name:ident($amount:ident) => $op:ident;)+) => {$(
-        $(#[$doc])*
-        pub fn $name<'c, C>(
-            &self,
-            conn: &'c mut C,
-            key: M::Key,
-            $amount: M::Value,
-        ) -> Out<C, impl Future<Output = Result<M::Value, AtomicError>> + use<'c, M, Col, C>>
-        where
-            C: AtomicConnection,
-            M: AtomicFieldOn<Col, BackendOf<C>>,
-        {
-            C::Mode::drive(Self::span::<C>(stringify!($name)).wrap(self.guarded(conn, key, Op::$op, $amount)))
-        }
-    )+};
-}
-
-/// The clamped moves, `take_up_to` and `increment_up_to`: one public method each, with one
-/// signature, each the future of [`Field::clamped`] with its [`Take`] going one way.
-macro_rules! clamped_operations {
-    ($($(#[$doc:meta])* $name:ident => $direction:ident;)+) => {$(
-        $(#[$doc])*
-        pub fn $name<'c, C>(
-            &self,
-            conn: &'c mut C,
-            key: M::Key,
-            n: M::Value,
-        ) -> Out<C, impl Future<Output = Result<M::Value, AtomicError>> + use<'c, M, Col, C>>
-        where
-            C: AtomicConnection,
-            M: AtomicFieldOn<Col, BackendOf<C>>,
-        {
-            let this = *self;
-            C::Mode::drive(Self::span::<C>(stringify!($name)).wrap(async move {
-                non_negative(n)?;
-                let take = Take::of::<M, Col>(Direction::$direction, n);
-                this.clamped(conn.raw(), &key, take).await
-            }))
-        }
-    )+};
-}
-
 impl<M: AtomicField<Col>, Col: Column + 'static> Field<M, Col> {
-    guarded_operations! {
+    one_value_operations! {
         /// `c = c + by` in one statement, unless the result would pass the upper bound.
         ///
         /// Returns the new value. Errors: `NegativeAmount`, `NotFound`, `OutOfRange` (row
         /// unchanged).
         ///
         #[doc = include_str!("../../doc/ops/increment.md")]
-        increment(by) => Increment;
+        increment(by) => |this, conn, key| {
+            let plan = Plan::of::<M, Col>(Op::Increment, by)?;
+            this.change(conn.raw(), &key, plan).await
+        };
 
         /// `c = c - by` in one statement, unless the result would pass the lower bound.
         ///
@@ -90,7 +48,10 @@ impl<M: AtomicField<Col>, Col: Column + 'static> Field<M, Col> {
         /// unchanged).
         ///
         #[doc = include_str!("../../doc/ops/decrement.md")]
-        decrement(by) => Decrement;
+        decrement(by) => |this, conn, key| {
+            let plan = Plan::of::<M, Col>(Op::Decrement, by)?;
+            this.change(conn.raw(), &key, plan).await
+        };
 
         /// `c = c - n` only if `c >= n` (`WHERE c >= n`): the sale that cannot oversell.
         ///
@@ -99,17 +60,24 @@ impl<M: AtomicField<Col>, Col: Column + 'static> Field<M, Col> {
         /// `NegativeAmount`, `NotFound`. The row is unchanged on every error.
         ///
         #[doc = include_str!("../../doc/ops/decrement_if_at_least.md")]
-        decrement_if_at_least(n) => AtLeast;
+        decrement_if_at_least(n) => |this, conn, key| {
+            let plan = Plan::of::<M, Col>(Op::AtLeast, n)?;
+            this.change(conn.raw(), &key, plan).await
+        };
     }
 
-    clamped_operations! {
+    one_value_operations! {
         /// Takes `t = min(n, c - floor)` where the floor is the declared minimum or 0: "sell
         /// what is left". Returns `t`, which is 0 when nothing is left.
         ///
         /// Errors: `NegativeAmount`, `NotFound`.
         ///
         #[doc = include_str!("../../doc/ops/take_up_to.md")]
-        take_up_to => Down;
+        take_up_to(n) => |this, conn, key| {
+            non_negative(n)?;
+            let take = Take::of::<M, Col>(Direction::Down, n);
+            this.clamped(conn.raw(), &key, take).await
+        };
 
         /// Adds `a = min(n, ceiling - c)` where the ceiling is the declared maximum or the
         /// type's largest value: "fill up to the maximum", the mirror of
@@ -119,7 +87,11 @@ impl<M: AtomicField<Col>, Col: Column + 'static> Field<M, Col> {
         /// Errors: `NegativeAmount`, `NotFound`.
         ///
         #[doc = include_str!("../../doc/ops/increment_up_to.md")]
-        increment_up_to => Up;
+        increment_up_to(n) => |this, conn, key| {
+            non_negative(n)?;
+            let take = Take::of::<M, Col>(Direction::Up, n);
+            this.clamped(conn.raw(), &key, take).await
+        };
     }
 
     /// A take or a fill ([`Take`]): one statement, and when it matched no row one look to
@@ -143,25 +115,6 @@ impl<M: AtomicField<Col>, Col: Column + 'static> Field<M, Col> {
                 None => self.existing(c, key).await.map(|_| M::Value::ZERO),
             }
         })
-    }
-
-    /// The future of a guarded single-statement operation: `op` by `amount`.
-    fn guarded<'c, C>(
-        &self,
-        conn: &'c mut C,
-        key: M::Key,
-        op: Op,
-        amount: M::Value,
-    ) -> impl Future<Output = Result<M::Value, AtomicError>> + use<'c, M, Col, C>
-    where
-        C: AtomicConnection,
-        M: AtomicFieldOn<Col, BackendOf<C>>,
-    {
-        let this = *self;
-        async move {
-            let plan = Plan::of::<M, Col>(op, amount)?;
-            this.change(conn.raw(), &key, plan).await
-        }
     }
 
     /// One guarded single-statement change, with the miss handling described in the module doc.

@@ -35,31 +35,8 @@ enum Mark {
     Low,
 }
 
-/// The water marks: one public method each, with one signature, each the future of
-/// [`Field::mark`] with its [`Mark`], driven per connection kind.
-macro_rules! water_marks {
-    ($($(#[$doc:meta])* $name:ident => $mark:ident;)+) => {$(
-        $(#[$doc])*
-        pub fn $name<'c, C>(
-            &self,
-            conn: &'c mut C,
-            key: M::Key,
-            v: M::Value,
-        ) -> Out<C, impl Future<Output = Result<M::Value, AtomicError>> + use<'c, M, Col, C>>
-        where
-            C: AtomicConnection,
-            M: AtomicFieldOn<Col, BackendOf<C>>,
-        {
-            let this = *self;
-            C::Mode::drive(Self::span::<C>(stringify!($name)).wrap(async move {
-                this.mark(conn.raw(), &key, v, Mark::$mark).await
-            }))
-        }
-    )+};
-}
-
 impl<M: AtomicField<Col>, Col: Column + 'static> Field<M, Col> {
-    water_marks! {
+    one_value_operations! {
         /// `c = max(c, v)`: a high-water mark (the highest bid, the longest streak), written
         /// only where `v` raises the row. Returns the row's value afterwards: `v` when it
         /// raised the row, else the higher value the row already held.
@@ -69,7 +46,7 @@ impl<M: AtomicField<Col>, Col: Column + 'static> Field<M, Col> {
         /// answers with its value).
         ///
         #[doc = include_str!("../../doc/ops/set_max.md")]
-        set_max => High;
+        set_max(v) => |this, conn, key| this.mark(conn.raw(), &key, v, Mark::High).await;
 
         /// `c = min(c, v)`: a low-water mark (the lowest price seen, the earliest start),
         /// written only where `v` lowers the row. Returns the row's value afterwards.
@@ -78,7 +55,7 @@ impl<M: AtomicField<Col>, Col: Column + 'static> Field<M, Col> {
         /// type's) and the row holds more (the row is unchanged).
         ///
         #[doc = include_str!("../../doc/ops/set_min.md")]
-        set_min => Low;
+        set_min(v) => |this, conn, key| this.mark(conn.raw(), &key, v, Mark::Low).await;
     }
 
     /// Writes `new` only if the row still holds `expected` (`UPDATE … SET c = $new WHERE pk =
