@@ -140,7 +140,7 @@ pub mod __private {
         SumOf,
     };
     pub use crate::field::{refused, NotOnSlotted, Slotted, SlottedDecrement, SlottedOn};
-    pub use crate::field::{AtomicField, AtomicFieldOn};
+    pub use crate::field::{AtomicField, AtomicFieldOn, TimestampColumn};
     pub use crate::key::primary_key_is;
     pub use crate::ops::Field;
     pub use crate::retry::RetryPolicy;

@@ -3,12 +3,14 @@
 
 mod child;
 mod slotted;
+mod touch;
 
 pub use child::{
     cache_amount, CacheAmount, CacheChange, ChildRow, ChildRowOn, CountRows, CounterCache,
     CounterCacheOn, ParentKey, ParentValue, SumOf,
 };
 pub use slotted::{refused, NotOnSlotted, Slotted, SlottedDecrement, SlottedOn};
+pub use touch::TimestampColumn;
 
 use std::future::Future;
 

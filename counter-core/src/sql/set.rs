@@ -237,7 +237,18 @@ where
         walk_column::<M, Col, DB>(&mut out, t)?;
         out.push_sql(S::OP);
         out.push_sql("\"__v\".\"__n\"");
-        M::walk_touch(&mut out)?;
+        // A row given 0 keeps its stamp, as on the backends that write only changed rows.
+        if let Some(touch) = M::TOUCH.filter(|touch| *touch != Col::NAME) {
+            out.push_sql(", ");
+            out.push_identifier(touch)?;
+            out.push_sql(" = CASE WHEN \"__v\".\"__n\" = 0 THEN ");
+            M::walk_table(t, out.reborrow())?;
+            out.push_sql(".");
+            out.push_identifier(touch)?;
+            out.push_sql(" ELSE ");
+            out.push_sql(DB::NOW);
+            out.push_sql(" END");
+        }
         out.push_sql(" FROM \"__v\" JOIN \"__l\" ON ");
         walk_alias_join(&mut out, names.len(), "__l", "__v")?;
         out.push_sql(" WHERE ");

@@ -4,7 +4,7 @@
 use super::docs::FieldDocs;
 use super::key;
 use super::method::OneRow;
-use super::tokens::{call, option, private, retries, retry_const, touch_const};
+use super::tokens::{call, option, private, retries, retry_const, touch_check, touch_const};
 use crate::model::{AtomicFieldModel, Model};
 use proc_macro2::TokenStream;
 use quote::{format_ident, quote};
@@ -29,6 +29,7 @@ pub fn expand(model: &Model, field: &AtomicFieldModel) -> TokenStream {
     let max = option(field.max.as_ref());
     let retry = retry_const(model, field);
     let touch = touch_const(model, field);
+    let touch_check = touch_check(model, field);
 
     let key = key::param(model);
 
@@ -163,6 +164,8 @@ pub fn expand(model: &Model, field: &AtomicFieldModel) -> TokenStream {
             const NAME: &'static str = #name;
             #touch
         }
+
+        #touch_check
 
         impl #ident {
             #(#by_amount)*

@@ -72,6 +72,24 @@ pub fn touch_const(model: &Model, field: &AtomicFieldModel) -> Option<TokenStrea
     })
 }
 
+/// A compile-time check that `touch = column` names a timestamp column (`TimestampColumn`),
+/// spanned at the column; nothing without `touch`.
+pub fn touch_check(model: &Model, field: &AtomicFieldModel) -> Option<TokenStream> {
+    let private = private();
+    let table = &model.table;
+    let column = &field.touch.as_ref()?.column;
+    let sql_type = quote::quote_spanned!(column.span()=>
+        <#table::#column as #private::Expression>::SqlType
+    );
+    let check = quote::quote_spanned!(column.span()=> touched::<#sql_type>);
+    Some(quote! {
+        const _: () = {
+            fn touched<T: #private::TimestampColumn>() {}
+            let _ = #check;
+        };
+    })
+}
+
 /// The return type of a generated operation on connection `C` (lifetime `'c`) with result
 /// `Result<ok, AtomicError>`: the result itself on a blocking connection, a future of it on an
 /// async one (`counter_core::Out`). `params` lists the method's type parameters after `C`

@@ -5,6 +5,7 @@ diesel::table! {
         id -> BigInt,
         balance -> BigInt,
         updated_at -> Nullable<Timestamp>,
+        note -> Text,
     }
 }
 
@@ -14,6 +15,15 @@ diesel::table! {
 pub struct Account {
     pub id: i64,
     #[atomic(min = 0, touch = updated)]
+    pub balance: i64,
+}
+
+// A column that is not a timestamp: the error points at the name.
+#[derive(AtomicField)]
+#[diesel(table_name = accounts)]
+pub struct Noted {
+    pub id: i64,
+    #[atomic(touch = note)]
     pub balance: i64,
 }
 
