@@ -166,6 +166,14 @@ pub struct Stamped {
     pub plain: i64,
 }
 
+/// An event counted into its stamped row's `hits`: the parent's change stamps `updated_at`.
+#[derive(CounterCache)]
+#[diesel(table_name = ct_stamp_events)]
+#[counter_cache(parent = Stamped, column = ct_stamps::hits, foreign_key = stamp_id)]
+pub struct NewStampEvent {
+    pub stamp_id: i64,
+}
+
 /// Slotted counters: `views` over 16 slots, only up; `likes` over 4 slots, up and down.
 #[derive(Debug, Queryable, Selectable, Identifiable, AtomicField)]
 #[diesel(table_name = ct_articles)]

@@ -130,6 +130,16 @@ diesel::table! {
 }
 
 diesel::table! {
+    /// Events counted into `ct_stamps.hits` by a counter cache, whose parent change stamps.
+    ct_stamp_events (id) {
+        id -> BigInt,
+        stamp_id -> BigInt,
+    }
+}
+
+diesel::allow_tables_to_appear_in_same_query!(ct_stamps, ct_stamp_events);
+
+diesel::table! {
     /// Articles whose `views` and `likes` are slotted counters (the columns here stay 0: the
     /// slots are the counters).
     ct_articles (id) {

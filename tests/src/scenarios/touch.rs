@@ -7,14 +7,15 @@
 use std::time::{Duration, Instant};
 
 use counter_core::{
-    AtomicError, AtomicFieldOn, Change, ChangeColumn, Changes, FlushPolicy, NewRow, UpsertRow,
+    AtomicError, AtomicFieldOn, Change, ChangeColumn, Changes, CounterCacheOn, FlushPolicy, NewRow,
+    UpsertRow,
 };
 use diesel::connection::{Connection, SimpleConnection, TransactionManager};
 
 use super::assert::{insufficient, out_of_range};
 use crate::client::{Client, TestBuffer};
 use crate::db::{DbOf, TestDb};
-use crate::models::Stamped;
+use crate::models::{NewStampEvent, Stamped};
 use crate::schema::ct_stamps;
 
 /// This file's scenarios on every backend, for [`backend_tests!`](crate::backend_tests).
@@ -91,6 +92,7 @@ where
     HitsAndScore: Changes<Stamped, DbOf<C::Db>, Key = i64, Values = (i64, i64)>,
     for<'r> &'r Stamped: UpsertRow<Stamped, ct_stamps::hits, DbOf<C::Db>>,
     Stamped: NewRow<Stamped, ct_stamps::hits, DbOf<C::Db>>,
+    NewStampEvent: CounterCacheOn<ct_stamps::hits, DbOf<C::Db>>,
 {
     let db = client.db();
     let (a, b) = (db.new_stamped(), db.new_stamped());
@@ -254,6 +256,24 @@ where
     stamps.after("a buffer's flush", a, true);
     stamps.after("a buffer's flush", b, false);
     buffer.shutdown().await.unwrap();
+
+    // A counter cache's parent: a counted insert and delete stamp it (on PostgreSQL the insert
+    // and the parent's change are one statement); a delete of no row does not.
+    stamps.tick();
+    let event = C::done(NewStampEvent { stamp_id: a }.insert_counted(c))
+        .await
+        .unwrap();
+    stamps.after("a counted insert", a, true);
+    stamps.tick();
+    C::done(NewStampEvent::delete_counted(c, event.key))
+        .await
+        .unwrap();
+    stamps.after("a counted delete", a, true);
+    assert!(matches!(
+        C::done(NewStampEvent::delete_counted(c, event.key)).await,
+        Err(AtomicError::NotFound)
+    ));
+    stamps.after("a delete of no row", a, false);
 
     assert_eq!(db.stamped(a), (43, 8, 3));
     assert_eq!(db.stamped(b), (7, 0, 1));
