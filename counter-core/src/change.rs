@@ -237,9 +237,10 @@ pub trait Changes<M, DB: Backend> {
     /// `c1, c2`, or `@__counter_0, @__counter_1` when `captured`.
     #[doc(hidden)]
     fn walk_columns(captured: bool, out: &mut AstPass<'_, '_, DB>) -> QueryResult<()>;
-    /// `, t = <now>` for each column the changed fields touch, once each.
+    /// `, t = <now>` for each column touched by a field whose amount is not 0, once each: a
+    /// field listed with 0 beside another change is not changed, so it stamps nothing.
     #[doc(hidden)]
-    fn walk_touches(out: &mut AstPass<'_, '_, DB>) -> QueryResult<()>;
+    fn walk_touches(parts: &Self::Parts, out: &mut AstPass<'_, '_, DB>) -> QueryResult<()>;
     /// `c1 = ?, c2 = ?`.
     #[doc(hidden)]
     fn walk_write<'b>(values: &'b Self::Values, out: &mut AstPass<'_, 'b, DB>) -> QueryResult<()>;
@@ -341,9 +342,12 @@ macro_rules! changes {
                 Ok(())
             }
 
-            fn walk_touches(out: &mut AstPass<'_, '_, DB>) -> QueryResult<()> {
+            fn walk_touches(parts: &Self::Parts, out: &mut AstPass<'_, '_, DB>) -> QueryResult<()> {
                 crate::sql::walk_touches::<DB>(
-                    &[$(<M as AtomicField<$c>>::TOUCH),+],
+                    &[$(
+                        <M as AtomicField<$c>>::TOUCH
+                            .filter(|_| !parts.$i.plan.moves_nothing()),
+                    )+],
                     &[$($c::NAME),+],
                     out,
                 )

@@ -111,7 +111,7 @@ where
                         return Err(refused);
                     }
                     let new = Cs::apply(&parts, &current);
-                    c.query_count(MultiWrite::<M, Cs, BackendOf<C>>::new(&key, &new))
+                    c.query_count(MultiWrite::<M, Cs, BackendOf<C>>::new(&key, &new, &parts))
                         .await?;
                     Ok(new)
                 })

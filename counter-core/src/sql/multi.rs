@@ -53,6 +53,7 @@ pub(crate) struct MultiWrite<'a, M, Cs: Changes<M, DB>, DB: Backend> {
     table: Cs::Table,
     key: &'a Cs::Key,
     values: &'a Cs::Values,
+    parts: &'a Cs::Parts,
     model: PhantomData<fn() -> M>,
 }
 
@@ -88,12 +89,13 @@ impl<'a, M, Cs: Changes<M, DB>, DB: Backend, L> MultiSelect<'a, M, Cs, DB, L> {
 }
 
 impl<'a, M, Cs: Changes<M, DB>, DB: Backend> MultiWrite<'a, M, Cs, DB> {
-    /// The write of `values` to row `key`.
-    pub fn new(key: &'a Cs::Key, values: &'a Cs::Values) -> Self {
+    /// The write of `values`, the outcome of `parts`, to row `key`.
+    pub fn new(key: &'a Cs::Key, values: &'a Cs::Values, parts: &'a Cs::Parts) -> Self {
         MultiWrite {
             table: Cs::table(),
             key,
             values,
+            parts,
             model: PhantomData,
         }
     }
@@ -124,7 +126,7 @@ where
         Cs::walk_table(&self.table, out.reborrow())?;
         out.push_sql(" SET ");
         Cs::walk_set(self.parts, A::CAPTURES, &mut out)?;
-        Cs::walk_touches(&mut out)?;
+        Cs::walk_touches(self.parts, &mut out)?;
         out.push_sql(" WHERE ");
         Cs::walk_key_eq(self.key, &mut out)?;
         Cs::walk_guards(self.parts, &mut out)?;
@@ -174,7 +176,7 @@ where
         Cs::walk_table(&self.table, out.reborrow())?;
         out.push_sql(" SET ");
         Cs::walk_write(self.values, &mut out)?;
-        Cs::walk_touches(&mut out)?;
+        Cs::walk_touches(self.parts, &mut out)?;
         out.push_sql(" WHERE ");
         Cs::walk_key_eq(self.key, &mut out)
     }
@@ -188,7 +190,8 @@ pub(crate) struct MultiWriteShape;
 
 /// `QueryId` (per model, changes and shape), `Query` (the columns' values) and `RunQueryDsl` of
 /// a shape. `static_id` says whether the type alone fixes the SQL: Diesel then caches the
-/// prepared statement by type. It does not for [`MultiUpdate`]: one tuple type of changes is
+/// prepared statement by type. It does not for [`MultiUpdate`] and [`MultiWrite`], which stamp
+/// only the touched columns of fields whose amount is not 0. And one tuple type of changes is
 /// `+`/`<=` or `-`/`>=` per column as the call says (`stock.increment(n)` and
 /// `stock.decrement_if_at_least(n)` are both a `Change<stock, i32>`), so a static id let one
 /// connection run the first direction's statement for the other (a sale that added stock). Its
@@ -225,9 +228,10 @@ multi_statement!(
     static_id = true
 );
 multi_statement!(MultiCaptured<M, Cs, DB>, MultiCapturedShape, [], static_id = true);
+// Not static: which columns it stamps depends on which amounts are 0.
 multi_statement!(
     MultiWrite<'_, M, Cs, DB>,
     MultiWriteShape,
     [],
-    static_id = true
+    static_id = false
 );

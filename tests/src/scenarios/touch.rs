@@ -42,6 +42,9 @@ macro_rules! touch_server_tests {
 /// `update_atomic` of both touching fields of a [`Stamped`] row.
 pub type HitsAndScore = (Change<ct_stamps::hits, i64>, Change<ct_stamps::score, i64>);
 
+/// `update_atomic` of a touching field and one that does not touch.
+pub type HitsAndPlain = (Change<ct_stamps::hits, i64>, Change<ct_stamps::plain, i64>);
+
 /// The stamps a scenario has seen, per row: each step says whether its row's stamp moved.
 struct Stamps<'d, D: TestDb> {
     db: &'d D,
@@ -90,6 +93,7 @@ where
         + AtomicFieldOn<ct_stamps::score, DbOf<C::Db>>
         + AtomicFieldOn<ct_stamps::plain, DbOf<C::Db>>,
     HitsAndScore: Changes<Stamped, DbOf<C::Db>, Key = i64, Values = (i64, i64)>,
+    HitsAndPlain: Changes<Stamped, DbOf<C::Db>, Key = i64, Values = (i64, i64)>,
     for<'r> &'r Stamped: UpsertRow<Stamped, ct_stamps::hits, DbOf<C::Db>>,
     Stamped: NewRow<Stamped, ct_stamps::hits, DbOf<C::Db>>,
     NewStampEvent: CounterCacheOn<ct_stamps::hits, DbOf<C::Db>>,
@@ -193,6 +197,18 @@ where
         (43, 8)
     );
     stamps.after("update_atomic of hits and score", a, true);
+    let zero = (ct_stamps::hits.increment(0), ct_stamps::score.increment(0));
+    assert_eq!(
+        C::done(Stamped::update_atomic(c, a, zero)).await.unwrap(),
+        (43, 8)
+    );
+    stamps.after("update_atomic by 0", a, false);
+    let plain = (ct_stamps::hits.increment(0), ct_stamps::plain.increment(1));
+    assert_eq!(
+        C::done(Stamped::update_atomic(c, a, plain)).await.unwrap(),
+        (43, 4)
+    );
+    stamps.after("update_atomic of hits by 0 and plain", a, false);
     stamps.tick();
     let row = Stamped {
         id: a,
@@ -275,7 +291,7 @@ where
     ));
     stamps.after("a delete of no row", a, false);
 
-    assert_eq!(db.stamped(a), (43, 8, 3));
+    assert_eq!(db.stamped(a), (43, 8, 4));
     assert_eq!(db.stamped(b), (7, 0, 1));
 }
 
