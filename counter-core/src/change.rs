@@ -168,6 +168,7 @@ impl<V: AtomicValue> Part<V> {
             out.push_sql(var);
             out.push_sql(" := ");
         }
+        M::walk_round_open(out);
         out.push_identifier(Col::NAME)?;
         let delta = self.delta.as_ref().expect("planned guards exist");
         out.push_sql(match delta.direction {
@@ -175,6 +176,7 @@ impl<V: AtomicValue> Part<V> {
             Direction::Down => " - ",
         });
         M::bind_value(&delta.amount, out)?;
+        M::walk_round_close(out);
         if capture.is_some() {
             out.push_sql(")");
         }

@@ -127,6 +127,8 @@ pub use unknown_keys::{UnknownKeyPolicy, UnknownKeys};
 pub use update::{update, update_with};
 pub use upsert::{NewRow, UpsertRow};
 pub use value::AtomicValue;
+#[cfg(feature = "decimal")]
+pub use value::{Decimal, DecimalError};
 
 /// Paths the generated code uses; not part of the public API.
 #[doc(hidden)]
@@ -147,6 +149,8 @@ pub mod __private {
     pub use crate::slotted::SlottedField;
     pub use crate::update::update_with;
     pub use crate::upsert::{NewRow, UpsertRow};
+    #[cfg(feature = "decimal")]
+    pub use crate::value::decimal_bound;
     pub use crate::value::AtomicValue;
     // The Diesel items `#[derive(CounterCache)]` binds values with: counter-core's Diesel,
     // whose traits its bounds name. Items, not the crate: with `diesel` itself re-exported

@@ -1,4 +1,5 @@
-//! The integer types a counter column can have, and the exact arithmetic on them.
+//! The types a counter column can have (integers, and with the `decimal` feature exact
+//! decimals), and the exact arithmetic on them.
 //!
 //! Every bound check happens here, in Rust, in `i128`, before any SQL runs: the guard that
 //! ends up in a `WHERE` clause is computed so that the database never evaluates an
@@ -25,7 +26,20 @@ pub trait AtomicValue: Copy + Ord + Debug + Display + Send + Sync + 'static {
     fn to_i128(self) -> i128;
     /// Narrows from `i128`, or `None` when `v` does not fit.
     fn from_i128(v: i128) -> Option<Self>;
+    /// Digits after the point: 0 for integers, `S` for a [`Decimal<P, S>`](crate::Decimal),
+    /// whose `i128` form counts `10^-S` units. Statements that compute a value in a form the
+    /// database holds inexactly (SQLite's REAL) or capture it as an integer (MySQL) read it.
+    const SCALE: u32 = 0;
+    /// `Some(P)` for a [`Decimal<P, S>`](crate::Decimal): a backend whose parameters would
+    /// otherwise arrive as text (MySQL over diesel-async, where `c + '0.10'` is computed in
+    /// doubles) casts them to `DECIMAL(P, S)` in the statement.
+    const PRECISION: Option<u32> = None;
 }
+
+#[cfg(feature = "decimal")]
+mod decimal;
+#[cfg(feature = "decimal")]
+pub use decimal::{decimal_bound, Decimal, DecimalError};
 
 macro_rules! atomic_value {
     ($($rust:ty => $sql:ty),* $(,)?) => {$(

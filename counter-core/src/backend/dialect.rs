@@ -76,6 +76,17 @@ pub trait Dialect: Backend + Sized + 'static {
     /// `SYSDATE(6)`; SQLite's `'now'` is fixed per statement, which never waits for a row).
     const NOW: &'static str;
 
+    /// Whether a `NUMERIC` column holds a decimal as a double (SQLite's REAL affinity): every
+    /// value a statement computes for a [`Decimal`](crate::AtomicValue::SCALE) field is then
+    /// rounded back to its scale in SQL.
+    const FLOAT_NUMERIC: bool = false;
+
+    /// The type a decimal parameter is cast to in the statement (`DECIMAL` on MySQL), where
+    /// a driver may send it as text: MySQL computes `c + '0.10'` in doubles, and compares
+    /// `c >= '0.80'` as doubles. `None` where parameters arrive typed (PostgreSQL) or the
+    /// column holds doubles anyway (SQLite).
+    const DECIMAL_CAST: Option<&'static str> = None;
+
     /// How an upsert says what to do with the row already there.
     const UPSERT: UpsertClause = UpsertClause::OnConflict;
 

@@ -12,6 +12,7 @@ use crate::lock::LockMode;
 impl Dialect for Mysql {
     const NAME: &'static str = "MySQL";
     const NOW: &'static str = "SYSDATE(6)";
+    const DECIMAL_CAST: Option<&'static str> = Some("DECIMAL");
     const BIGINT: &'static str = "SIGNED";
     const UPSERT: UpsertClause = UpsertClause::OnDuplicateKey;
     const DERIVED_ROWS: DerivedRows = DerivedRows::UnionAll;

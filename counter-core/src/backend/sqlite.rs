@@ -16,6 +16,7 @@ use crate::lock::LockMode;
 impl Dialect for Sqlite {
     const NAME: &'static str = "SQLite";
     const NOW: &'static str = "strftime('%Y-%m-%d %H:%M:%f', 'now')";
+    const FLOAT_NUMERIC: bool = true;
 
     /// `BEGIN IMMEDIATE` (a savepoint inside the caller's transaction, whose lock mode the
     /// caller chose when it began).

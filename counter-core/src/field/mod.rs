@@ -99,6 +99,22 @@ pub trait AtomicFieldOn<Col: Column, DB: Backend>: AtomicField<Col> {
     /// appended to the `SET` list of every statement that changes the column.
     #[doc(hidden)]
     fn walk_touch(out: &mut AstPass<'_, '_, DB>) -> QueryResult<()>;
+    /// `ROUND(` before a value a statement computes for a decimal field on a backend that
+    /// holds decimals as doubles (SQLite), so the stored value is the scale's nearest double
+    /// again and no float error accumulates; nothing otherwise.
+    #[doc(hidden)]
+    fn walk_round_open(out: &mut AstPass<'_, '_, DB>);
+    /// `, S)` closing [`walk_round_open`](Self::walk_round_open).
+    #[doc(hidden)]
+    fn walk_round_close(out: &mut AstPass<'_, '_, DB>);
+    /// `CAST((` before a value captured in `LAST_INSERT_ID` (MySQL) of a decimal field,
+    /// closed by [`walk_capture_close`](Self::walk_capture_close): the capture holds a
+    /// 64-bit integer, so a decimal travels as its count of `10^-S` units.
+    #[doc(hidden)]
+    fn walk_capture_open(out: &mut AstPass<'_, '_, DB>);
+    /// `) * 10^S AS SIGNED)`.
+    #[doc(hidden)]
+    fn walk_capture_close(out: &mut AstPass<'_, '_, DB>);
     #[doc(hidden)]
     fn load_value<R, Q>(
         conn: &mut R,
@@ -212,11 +228,47 @@ where
     }
 
     fn bind_value<'b>(value: &'b Self::Value, out: &mut AstPass<'_, 'b, DB>) -> QueryResult<()> {
-        out.push_bind_param::<<M::Value as AtomicValue>::SqlType, _>(value)
+        match (M::Value::PRECISION, DB::DECIMAL_CAST) {
+            (Some(precision), Some(cast)) => {
+                out.push_sql("CAST(");
+                out.push_bind_param::<<M::Value as AtomicValue>::SqlType, _>(value)?;
+                out.push_sql(&format!(" AS {cast}({precision}, {}))", M::Value::SCALE));
+                Ok(())
+            }
+            _ => out.push_bind_param::<<M::Value as AtomicValue>::SqlType, _>(value),
+        }
     }
 
     fn walk_touch(out: &mut AstPass<'_, '_, DB>) -> QueryResult<()> {
         crate::sql::walk_touches::<DB>(&[M::TOUCH], &[Col::NAME], out)
+    }
+
+    fn walk_round_open(out: &mut AstPass<'_, '_, DB>) {
+        if DB::FLOAT_NUMERIC && M::Value::SCALE > 0 {
+            out.push_sql("ROUND(");
+        }
+    }
+
+    fn walk_round_close(out: &mut AstPass<'_, '_, DB>) {
+        if DB::FLOAT_NUMERIC && M::Value::SCALE > 0 {
+            out.push_sql(&format!(", {})", M::Value::SCALE));
+        }
+    }
+
+    fn walk_capture_open(out: &mut AstPass<'_, '_, DB>) {
+        if M::Value::SCALE > 0 {
+            out.push_sql("CAST((");
+        }
+    }
+
+    fn walk_capture_close(out: &mut AstPass<'_, '_, DB>) {
+        if M::Value::SCALE > 0 {
+            out.push_sql(&format!(
+                ") * 1{:0<width$} AS SIGNED)",
+                "",
+                width = M::Value::SCALE as usize
+            ));
+        }
     }
 
     async fn load_value<R, Q>(conn: &mut R, query: Q) -> QueryResult<Option<Self::Value>>

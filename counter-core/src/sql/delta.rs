@@ -104,11 +104,15 @@ impl Answer for Captured {
         M: AtomicFieldOn<Col, DB>,
         S: Sign,
     {
-        out.push_sql(" + CAST(LAST_INSERT_ID((");
+        out.push_sql(" + CAST(LAST_INSERT_ID(");
+        M::walk_capture_open(out);
+        out.push_sql("(");
         out.push_identifier(Col::NAME)?;
         out.push_sql(S::OP);
         M::bind_value(amount, out)?;
-        out.push_sql(") ^ ");
+        out.push_sql(")");
+        M::walk_capture_close(out);
+        out.push_sql(" ^ ");
         out.push_sql(super::CAPTURE_MASK);
         out.push_sql(") & 0 AS SIGNED)");
         Ok(())
@@ -155,9 +159,11 @@ where
         out.push_sql(" SET ");
         out.push_identifier(col)?;
         out.push_sql(" = ");
+        M::walk_round_open(&mut out);
         out.push_identifier(col)?;
         out.push_sql(S::OP);
         M::bind_value(&self.amount, &mut out)?;
+        M::walk_round_close(&mut out);
         A::walk_set::<M, Col, S, DB>(&self.amount, &mut out)?;
         M::walk_touch(&mut out)?;
         out.push_sql(" WHERE ");

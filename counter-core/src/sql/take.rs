@@ -45,9 +45,11 @@ where
     out.push_sql(S::GUARD);
     M::bind_value(&take.threshold, out)?;
     out.push_sql(" THEN ");
+    M::walk_round_open(out);
     current(out)?;
     out.push_sql(S::OP);
     M::bind_value(&take.n, out)?;
+    M::walk_round_close(out);
     out.push_sql(" ELSE ");
     M::bind_value(&take.limit, out)?;
     out.push_sql(" END");
@@ -157,7 +159,9 @@ where
         walk_case::<M, Col, S, DB>(&self.take, &mut out, current)?;
         // Captures the value before the change; see `DeltaUpdate`'s capture.
         out.push_sql(" + CAST(LAST_INSERT_ID(");
+        M::walk_capture_open(&mut out);
         out.push_identifier(col)?;
+        M::walk_capture_close(&mut out);
         out.push_sql(" ^ ");
         out.push_sql(super::CAPTURE_MASK);
         out.push_sql(") & 0 AS SIGNED)");

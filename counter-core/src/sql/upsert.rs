@@ -128,9 +128,11 @@ where
         out.push_sql(") DO UPDATE SET ");
         out.push_identifier(col)?;
         out.push_sql(" = ");
+        M::walk_round_open(&mut out);
         existing(&mut out)?;
         out.push_sql(" + ");
         M::bind_value(&self.amount, &mut out)?;
+        M::walk_round_close(&mut out);
         M::walk_touch(&mut out)?;
         out.push_sql(" WHERE ");
         self.guard.walk(existing, &mut out)?;
