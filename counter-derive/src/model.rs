@@ -59,7 +59,7 @@ pub type Bound = Int;
 /// `retries = ..`, with its tokens.
 pub type Retries = Int;
 
-/// The integer types a counter column can have.
+/// The types a counter column can have: the integers, and `Decimal<P, S>`.
 #[derive(Copy, Clone, PartialEq, Eq, Debug)]
 pub enum ValueType {
     I16,
@@ -67,10 +67,17 @@ pub enum ValueType {
     I64,
     U32,
     U64,
+    /// `Decimal<P, S>` (counter-core's `decimal` feature): a `NUMERIC(P, S)` column, its
+    /// bounds counted in `10^-S` units.
+    Decimal {
+        precision: u32,
+        scale: u32,
+    },
 }
 
 impl ValueType {
-    /// Recognizes `i32` and `::core::primitive::i32` / `std::primitive::i32`.
+    /// Recognizes `i32` and `::core::primitive::i32` / `std::primitive::i32`, and
+    /// `Decimal<12, 2>` (also as `counter_core::Decimal<12, 2>`).
     pub fn from_type(ty: &Type) -> Option<Self> {
         let path = match ty {
             Type::Group(group) => return Self::from_type(&group.elem),
@@ -78,6 +85,9 @@ impl ValueType {
             Type::Path(ty) if ty.qself.is_none() => &ty.path,
             _ => return None,
         };
+        if let Some(decimal) = decimal_type(path) {
+            return decimal;
+        }
         if path.segments.iter().any(|seg| !seg.arguments.is_none()) {
             return None;
         }
@@ -108,6 +118,7 @@ impl ValueType {
             ValueType::I64 => "i64",
             ValueType::U32 => "u32",
             ValueType::U64 => "u64",
+            ValueType::Decimal { .. } => "Decimal",
         }
     }
 
@@ -117,6 +128,7 @@ impl ValueType {
             ValueType::I32 => i32::MIN.into(),
             ValueType::I64 => i64::MIN.into(),
             ValueType::U32 | ValueType::U64 => 0,
+            ValueType::Decimal { .. } => -self.max(),
         }
     }
 
@@ -127,8 +139,44 @@ impl ValueType {
             ValueType::I64 => i64::MAX.into(),
             ValueType::U32 => u32::MAX.into(),
             ValueType::U64 => u64::MAX.into(),
+            ValueType::Decimal { precision, .. } => 10i128.pow(precision) - 1,
         }
     }
+}
+
+/// `Decimal<P, S>` as `Some(Some(..))`; `Some(None)` for a `Decimal` whose precision and scale
+/// are not two integer literals within `1 <= P <= 18`, `S <= P` (the derive must read them);
+/// `None` for any other type.
+fn decimal_type(path: &Path) -> Option<Option<ValueType>> {
+    let last = path.segments.last()?;
+    if last.ident != "Decimal" {
+        return None;
+    }
+    let syn::PathArguments::AngleBracketed(args) = &last.arguments else {
+        return Some(None);
+    };
+    let numbers: Vec<u32> = args
+        .args
+        .iter()
+        .filter_map(|arg| match arg {
+            syn::GenericArgument::Const(syn::Expr::Lit(syn::ExprLit {
+                lit: syn::Lit::Int(lit),
+                ..
+            })) => lit.base10_parse::<u32>().ok(),
+            _ => None,
+        })
+        .collect();
+    Some(match numbers.as_slice() {
+        [precision, scale]
+            if args.args.len() == 2 && (1..=18).contains(precision) && scale <= precision =>
+        {
+            Some(ValueType::Decimal {
+                precision: *precision,
+                scale: *scale,
+            })
+        }
+        _ => None,
+    })
 }
 
 /// One field with its parsed attributes.
@@ -235,14 +283,24 @@ impl<'a> Model<'a> {
                 }
             };
             let slotted = valid::slotted(cx, attr, &field.atomic, value);
+            let min = field
+                .atomic
+                .min
+                .clone()
+                .and_then(|bound| valid::in_units(cx, bound, value));
+            let max = field
+                .atomic
+                .max
+                .clone()
+                .and_then(|bound| valid::in_units(cx, bound, value));
             let touch = valid::touch(cx, &field.atomic);
             let field = AtomicFieldModel {
                 ident: field.ident,
                 ty: &field.original.ty,
                 value,
                 column: field.column,
-                min: field.atomic.min,
-                max: field.atomic.max,
+                min,
+                max,
                 retries: field.atomic.retries,
                 slotted,
                 touch,
@@ -359,6 +417,47 @@ mod tests {
         for ty in bad {
             assert_eq!(ValueType::from_type(&ty), None);
         }
+    }
+
+    #[test]
+    fn recognizes_decimals_with_literal_precision_and_scale() {
+        let ok: [(Type, (u32, u32)); 3] = [
+            (parse_quote!(Decimal<12, 2>), (12, 2)),
+            (parse_quote!(counter_core::Decimal<18, 0>), (18, 0)),
+            (parse_quote!(::counter_core::Decimal<4, 4>), (4, 4)),
+        ];
+        for (ty, (precision, scale)) in ok {
+            assert_eq!(
+                ValueType::from_type(&ty),
+                Some(ValueType::Decimal { precision, scale })
+            );
+        }
+        let bad: [Type; 5] = [
+            parse_quote!(Decimal),
+            parse_quote!(Decimal<19, 2>),
+            parse_quote!(Decimal<4, 5>),
+            parse_quote!(Decimal<P, 2>),
+            parse_quote!(Decimal<12>),
+        ];
+        for ty in bad {
+            assert_eq!(ValueType::from_type(&ty), None);
+        }
+        assert_eq!(
+            ValueType::Decimal {
+                precision: 4,
+                scale: 2
+            }
+            .max(),
+            9_999
+        );
+        assert_eq!(
+            ValueType::Decimal {
+                precision: 4,
+                scale: 2
+            }
+            .min(),
+            -9_999
+        );
     }
 
     #[test]

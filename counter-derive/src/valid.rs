@@ -147,20 +147,91 @@ pub fn value_type(ty: &Type) -> Result<ValueType> {
              integer",
         ));
     }
+    if is_decimal(ty) {
+        return Err(Error::new_spanned(
+            ty,
+            "a `Decimal` field needs its precision and scale written as integer literals, \
+             `Decimal<12, 2>` for a NUMERIC(12, 2) column, with 1 <= P <= 18 and S <= P (the \
+             derive reads them to check the bounds; a type alias hides them)",
+        ));
+    }
     if is_float(ty) {
         return Err(Error::new_spanned(
             ty,
             "#[atomic] does not take a float: `f32`/`f64` cannot hold most decimal amounts \
              exactly (0.1 + 0.2 != 0.3), so sums drift and a guard such as `balance >= amount` \
-             can refuse or admit the wrong call; keep money as integer cents (i64) or another \
-             integer type (i16, i32, i64, u32, u64)",
+             can refuse or admit the wrong call; use `counter_core::Decimal<P, S>` for a \
+             NUMERIC(P, S) column (the `decimal` feature), or keep money as integer cents (i64)",
         ));
     }
     Err(Error::new_spanned(
         ty,
-        "#[atomic] needs an integer field: change the type to one of i16, i32, i64, u32, u64, \
-         or remove #[atomic]",
+        "#[atomic] needs an integer field (i16, i32, i64, u32, u64) or a `Decimal<P, S>` written \
+         out as such (counter-core's `decimal` feature; the derive cannot see through a type \
+         alias); change the type or remove #[atomic]",
     ))
+}
+
+fn is_decimal(ty: &Type) -> bool {
+    match ty {
+        Type::Group(group) => is_decimal(&group.elem),
+        Type::Paren(paren) => is_decimal(&paren.elem),
+        Type::Path(ty) => ty
+            .path
+            .segments
+            .last()
+            .is_some_and(|last| last.ident == "Decimal"),
+        _ => false,
+    }
+}
+
+/// A bound as the field counts: unchanged for an integer field (where a quoted decimal is
+/// an error), in `10^-S` units for a `Decimal<P, S>` (`min = 0` and `min = "0.00"` alike),
+/// refusing digits past the scale. `None` after reporting an error.
+pub fn in_units(cx: &Ctxt, mut bound: Int, value: ValueType) -> Option<Int> {
+    let ValueType::Decimal { scale, .. } = value else {
+        if bound.decimals.is_some() {
+            cx.error_spanned_by(
+                &bound.expr,
+                format!(
+                    "a quoted bound is for a `Decimal` field; `{}` is `{}`, so write the integer \
+                     without quotes",
+                    bound.key,
+                    value.name()
+                ),
+            );
+            return None;
+        }
+        return Some(bound);
+    };
+    let written = bound.decimals.unwrap_or(0);
+    let units = if written <= scale {
+        10i128
+            .checked_pow(scale - written)
+            .and_then(|factor| bound.value.checked_mul(factor))
+    } else {
+        let factor = 10i128.checked_pow(written - scale).unwrap_or(i128::MAX);
+        if bound.value % factor != 0 {
+            cx.error_spanned_by(
+                &bound.expr,
+                format!(
+                    "`{} = {}` has {written} decimals but the field's scale is {scale}; a bound \
+                     the column cannot hold is never rounded",
+                    bound.key,
+                    bound.display()
+                ),
+            );
+            return None;
+        }
+        Some(bound.value / factor)
+    };
+    let Some(units) = units else {
+        cx.error_spanned_by(&bound.expr, "the bound is too large for any Decimal");
+        return None;
+    };
+    bound.value = units;
+    bound.decimals = Some(scale);
+    Some(bound)
 }
 
 fn is_float(ty: &Type) -> bool {
@@ -320,7 +391,9 @@ pub fn check_field(cx: &Ctxt, field: &AtomicFieldModel) {
                 &max.expr,
                 format!(
                     "`max = {}` is below `min = {}` on `{}`; swap them or fix one of the bounds",
-                    max.value, min.value, field.ident,
+                    max.display(),
+                    min.display(),
+                    field.ident,
                 ),
             );
         }
@@ -349,15 +422,31 @@ fn check_bound(cx: &Ctxt, bound: &Int, value: ValueType) -> bool {
         } else {
             "; change the bound or widen the field type"
         };
+        let (name, range) = match value {
+            ValueType::Decimal { precision, scale } => {
+                let edge = |units| {
+                    Int {
+                        value: units,
+                        ..bound.clone()
+                    }
+                    .display()
+                };
+                (
+                    format!("Decimal<{precision}, {scale}>"),
+                    format!("{}..={}", edge(value.min()), edge(value.max())),
+                )
+            }
+            _ => (
+                value.name().to_owned(),
+                format!("{}..={}", value.min(), value.max()),
+            ),
+        };
         cx.error_spanned_by(
             &bound.expr,
             format!(
-                "`{} = {}` does not fit in `{}` (range {}..={}){hint}",
+                "`{} = {}` does not fit in `{name}` (range {range}){hint}",
                 bound.key,
-                bound.value,
-                value.name(),
-                value.min(),
-                value.max(),
+                bound.display(),
             ),
         );
         return false;

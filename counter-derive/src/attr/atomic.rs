@@ -6,7 +6,7 @@ use super::skip_value;
 use crate::ctxt::Ctxt;
 use quote::ToTokens;
 use syn::meta::ParseNestedMeta;
-use syn::{Attribute, Error, Expr, Ident, Lit, LitInt, Meta, Path, Result, UnOp};
+use syn::{Attribute, Error, Expr, Ident, Lit, LitInt, LitStr, Meta, Path, Result, UnOp};
 
 /// The keys `#[atomic(...)]` accepts on a field.
 const FIELD_KEYS: &str = "`min`, `max`, `retries`, `touch`, and for a slotted counter `slots`, \
@@ -46,17 +46,43 @@ pub struct Touch {
     pub column: Ident,
 }
 
-/// `key = <integer literal>`, e.g. `min = -1`.
+/// `key = <integer literal>`, e.g. `min = -1`, or for a bound of a `Decimal` field a quoted
+/// decimal, `min = "-0.50"`.
 #[derive(Clone)]
 pub struct Int {
     pub key: Ident,
     /// The value as written (`-1` is a unary minus around the literal);
     /// errors about the value span this.
     pub expr: Expr,
+    /// The integer literal, or for a quoted decimal an unsuffixed stand-in with its span.
     pub lit: LitInt,
-    /// The value including its sign. Literals outside `i128` are rejected
-    /// while parsing; every counter type fits in `i128`.
+    /// The value including its sign, in units of the last written decimal (`"-0.50"` is
+    /// `-50`); for a `Decimal<P, S>` field's bound, once the model is built, in `10^-S`
+    /// units. Literals outside `i128` are rejected while parsing; every counter type fits.
     pub value: i128,
+    /// Digits after the point as written (`Some(2)` for `"-0.50"`), `None` for an integer
+    /// literal; for a `Decimal<P, S>` field's bound, once the model is built, `Some(S)`.
+    pub decimals: Option<u32>,
+}
+
+impl Int {
+    /// The value as a message shows it: `-1`, or `-0.50` for a decimal.
+    pub fn display(&self) -> String {
+        match self.decimals {
+            None | Some(0) => self.value.to_string(),
+            Some(decimals) => {
+                let one = 10u128.pow(decimals);
+                let abs = self.value.unsigned_abs();
+                let sign = if self.value < 0 { "-" } else { "" };
+                format!(
+                    "{sign}{}.{:0width$}",
+                    abs / one,
+                    abs % one,
+                    width = decimals as usize
+                )
+            }
+        }
+    }
 }
 
 /// Reads all `#[atomic]` attributes of a struct or field.
@@ -157,18 +183,65 @@ fn atomic_key(cx: &Ctxt, out: &mut Atomic, meta: ParseNestedMeta, level: Level) 
         );
         return Ok(());
     }
-    match int_literal(&expr) {
-        Ok((lit, value)) => {
+    let quoted = match &expr {
+        Expr::Lit(syn::ExprLit {
+            lit: Lit::Str(text),
+            ..
+        }) if key == "min" || key == "max" => Some(text.clone()),
+        _ => None,
+    };
+    let parsed = match quoted {
+        Some(text) => {
+            decimal_literal(&text).map(|(lit, value, decimals)| (lit, value, Some(decimals)))
+        }
+        None => int_literal(&expr).map(|(lit, value)| (lit, value, None)),
+    };
+    match parsed {
+        Ok((lit, value, decimals)) => {
             *slot = Some(Int {
                 key: key.clone(),
                 expr,
                 lit,
                 value,
+                decimals,
             });
         }
         Err(err) => cx.syn_error(err),
     }
     Ok(())
+}
+
+/// `"-12.50"` as `(stand-in literal, -1250, 2)`.
+fn decimal_literal(text: &LitStr) -> Result<(LitInt, i128, u32)> {
+    let written = text.value();
+    let (negative, digits) = match written.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, written.strip_prefix('+').unwrap_or(&written)),
+    };
+    let (whole, fraction) = digits.split_once('.').unwrap_or((digits, ""));
+    let well_formed = !(whole.is_empty() && fraction.is_empty())
+        && whole
+            .bytes()
+            .chain(fraction.bytes())
+            .all(|b| b.is_ascii_digit());
+    let value = format!("{whole}{fraction}");
+    let parsed = if value.is_empty() || !well_formed {
+        None
+    } else {
+        value.parse::<i128>().ok()
+    };
+    let Some(value) = parsed else {
+        return Err(Error::new_spanned(
+            text,
+            format!(
+                "expected a decimal such as \"0.00\" or \"-12.50\" for a Decimal field's \
+                 bound, got {written:?}"
+            ),
+        ));
+    };
+    let value = if negative { -value } else { value };
+    let lit = LitInt::new(&value.unsigned_abs().to_string(), text.span());
+    Ok((lit, value, fraction.len() as u32))
 }
 
 /// Accepts `5`, `-5`, and either wrapped in an invisible group (which is

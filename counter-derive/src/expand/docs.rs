@@ -45,15 +45,15 @@ impl FieldDocs {
         let column = field.column.unraw().to_string();
         let (min, max) = (field.min.as_ref(), field.max.as_ref());
         let bounds = match (min, max) {
-            (Some(min), Some(max)) => format!("bounds {}..={}", min.value, max.value),
-            (Some(min), None) => format!("min {}", min.value),
-            (None, Some(max)) => format!("max {}", max.value),
+            (Some(min), Some(max)) => format!("bounds {}..={}", min.display(), max.display()),
+            (Some(min), None) => format!("min {}", min.display()),
+            (None, Some(max)) => format!("max {}", max.display()),
             (None, None) => "no bounds".to_owned(),
         };
         let range = match (min, max) {
-            (Some(min), Some(max)) => format!("{}..={}", min.value, max.value),
-            (Some(min), None) => format!("{}..", min.value),
-            (None, Some(max)) => format!("..={}", max.value),
+            (Some(min), Some(max)) => format!("{}..={}", min.display(), max.display()),
+            (Some(min), None) => format!("{}..", min.display()),
+            (None, Some(max)) => format!("..={}", max.display()),
             (None, None) => format!("the range of `{}`", field.value.name()),
         };
         FieldDocs {
@@ -83,7 +83,7 @@ impl FieldDocs {
             key: key.unraw().to_string(),
             ident: model.ident.unraw().to_string(),
             range,
-            floor: min.map_or_else(|| "0".to_owned(), |min| min.value.to_string()),
+            floor: min.map_or_else(|| "0".to_owned(), |min| min.display()),
         }
     }
 

@@ -7,7 +7,8 @@
 use crate::attr::Int;
 use crate::model::{AtomicFieldModel, Model};
 use proc_macro2::TokenStream;
-use quote::{quote, ToTokens};
+use quote::{quote, quote_spanned, ToTokens};
+use syn::spanned::Spanned;
 
 /// The runtime as generated code names it: a doc-hidden re-export, so the expansion compiles
 /// whatever the user renamed `counter_core` to and whatever they have in scope.
@@ -24,6 +25,13 @@ pub fn int(int: &Int) -> TokenStream {
 /// `Some(<literal>)` with the user's span, or `None`: a bound as a `const`.
 pub fn option(bound: Option<&Int>) -> TokenStream {
     match bound {
+        Some(bound) if bound.decimals.is_some() => {
+            // A `Decimal` field's bound, in `10^-S` units, checked against `P` and `S`.
+            let private = private();
+            let units = proc_macro2::Literal::i128_suffixed(bound.value);
+            let span = bound.expr.span();
+            quote_spanned!(span=> ::core::option::Option::Some(#private::decimal_bound(#units)))
+        }
         Some(bound) => {
             let value = int(bound);
             quote!(::core::option::Option::Some(#value))
