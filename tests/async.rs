@@ -585,6 +585,9 @@ mod postgres_server {
     counter_tests::touch_server_tests!(counter_tests::AsyncPostgres::on(
         counter_tests::Postgres::open()
     ));
+    counter_tests::decimal_server_tests!(counter_tests::AsyncPostgres::on(
+        counter_tests::Postgres::open()
+    ));
 }
 mod mysql_server {
     use counter_tests::TestDb;
@@ -592,6 +595,9 @@ mod mysql_server {
         counter_tests::Mysql::open()
     ));
     counter_tests::touch_server_tests!(counter_tests::AsyncMysql::on(counter_tests::Mysql::open()));
+    counter_tests::decimal_server_tests!(counter_tests::AsyncMysql::on(
+        counter_tests::Mysql::open()
+    ));
 }
 // SQLite's default rollback journal, where a reader blocks a writer's commit (WAL hides that).
 async_scenarios!(

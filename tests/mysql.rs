@@ -11,6 +11,7 @@ use diesel::prelude::*;
 counter_tests::backend_tests!(counter_tests::BlockingClient(counter_tests::Mysql::open()));
 counter_tests::blocking_tests!(counter_tests::Mysql);
 counter_tests::touch_server_tests!(counter_tests::BlockingClient(counter_tests::Mysql::open()));
+counter_tests::decimal_server_tests!(counter_tests::BlockingClient(counter_tests::Mysql::open()));
 counter_tests::buffer_server_fault_tests!(counter_tests::BlockingClient(
     counter_tests::Mysql::open()
 ));
@@ -243,6 +244,74 @@ fn results_do_not_depend_on_sql_mode() {
             "{mode}"
         );
         assert_eq!(unsigned(&db, u), (u32::MAX, u64::MAX), "{mode}");
+    }
+}
+
+/// Decimal fields do not depend on `sql_mode` either. In non-strict mode MySQL would clip a
+/// write past `DECIMAL(4, 2)` to 99.99 and round a third decimal with only a warning; here the
+/// range is checked before the statement (`OutOfRange`, row unchanged), every amount has the
+/// column's scale by type, and the capture of the new value (an integer count of cents) is
+/// the same in every mode.
+#[test]
+fn decimal_results_do_not_depend_on_sql_mode() {
+    use counter_tests::models::{Ledger, Wide};
+    use counter_tests::scenarios::m;
+    let db = Mysql::open();
+    for mode in [
+        "@@sql_mode",
+        "CONCAT(@@sql_mode, ',SIMULTANEOUS_ASSIGNMENT')",
+        "''",
+    ] {
+        let mut conn = MysqlConnection::establish(counter_tests::db::mysql_url()).unwrap();
+        diesel::connection::SimpleConnection::batch_execute(
+            &mut conn,
+            &format!("SET SESSION sql_mode = {mode}"),
+        )
+        .unwrap();
+        let id = db.new_ledger(m("0.70"));
+        assert_eq!(
+            Ledger::increment_balance(&mut conn, id, m("0.10")).unwrap(),
+            m("0.80"),
+            "{mode}"
+        );
+        assert_eq!(
+            Ledger::decrement_balance_if_at_least(&mut conn, id, m("0.80")).unwrap(),
+            m("0.00"),
+            "{mode}"
+        );
+        let small = "99.90".parse().unwrap();
+        assert_eq!(
+            Ledger::increment_small(&mut conn, id, small).unwrap(),
+            small
+        );
+        let (current, attempted, limit) = out_of_range(Ledger::increment_small(
+            &mut conn,
+            id,
+            "0.10".parse().unwrap(),
+        ));
+        assert_eq!(
+            (current, attempted, limit),
+            (9_990, 10_000, Limit::Max(9_999)),
+            "{mode}"
+        );
+        assert_eq!(db.ledger(id).2, small, "{mode}");
+        let wide = db.new_wide("-9999999999999999.99".parse().unwrap());
+        assert_eq!(
+            Wide::increment_amount(&mut conn, wide, "0.01".parse().unwrap())
+                .unwrap()
+                .to_string(),
+            "-9999999999999999.98",
+            "{mode}"
+        );
+        let full = db.new_wide("9999999999999999.99".parse().unwrap());
+        assert_eq!(
+            Wide::take_amount_up_to(&mut conn, full, "1.01".parse().unwrap())
+                .unwrap()
+                .to_string(),
+            "1.01",
+            "{mode}"
+        );
+        assert_eq!(db.wide(full).to_string(), "9999999999999998.98", "{mode}");
     }
 }
 

@@ -18,6 +18,9 @@ counter_tests::buffer_server_fault_tests!(counter_tests::BlockingClient(
 counter_tests::touch_server_tests!(counter_tests::BlockingClient(
     counter_tests::Postgres::open()
 ));
+counter_tests::decimal_server_tests!(counter_tests::BlockingClient(
+    counter_tests::Postgres::open()
+));
 
 #[derive(QueryableByName)]
 struct Isolation {

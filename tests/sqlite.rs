@@ -2,7 +2,7 @@
 //! the concurrency scenarios, which assert zero errors, prove that no call surfaces
 //! "database is locked"). Plus checks of that setup and of integer storage at the extremes.
 
-use counter_core::Limit;
+use counter_core::{ChangeColumn, Limit};
 use counter_tests::models::Edge;
 use counter_tests::scenarios::{on_threads, out_of_range};
 use counter_tests::{Sqlite, TestDb};
@@ -369,4 +369,47 @@ mod another_process {
         assert_eq!(next.unwrap(), 1_001, "{journal}");
         assert_eq!(db.product(id), (0, 1_001));
     }
+}
+
+/// A decimal column holds doubles on SQLite. Each statement that computes a new value rounds
+/// it back to the scale (`ROUND(balance + ?, 2)`), so the row holds the double nearest the
+/// exact decimal, equal to the literal: 0.70 + 0.10 is stored as 0.8, not the
+/// 0.7999999999999999 a bare `balance + 0.1` leaves (which the guard `balance >= 0.8` then
+/// refused, and only the library's fallback read made right), and ten more tenths, thirty
+/// cents at a time, leave no drift either.
+#[test]
+fn decimal_rows_hold_the_nearest_double_of_the_decimal() {
+    use counter_tests::models::Ledger;
+    use counter_tests::scenarios::m;
+    let db = Sqlite::open();
+    let id = db.new_ledger(m("0.70"));
+    let mut conn = db.conn();
+    let exact = |conn: &mut SqliteConnection, literal: &str| -> i64 {
+        diesel::sql_query(format!(
+            "SELECT balance = {literal} AND typeof(balance) IN ('real', 'integer') AS value \
+             FROM ct_ledger WHERE id = {id}"
+        ))
+        .get_result::<Int>(conn)
+        .unwrap()
+        .value
+    };
+    Ledger::increment_balance(&mut conn, id, m("0.10")).unwrap();
+    assert_eq!(exact(&mut conn, "0.8"), 1);
+    for _ in 0..10 {
+        Ledger::increment_balance(&mut conn, id, m("0.10")).unwrap();
+    }
+    assert_eq!(exact(&mut conn, "1.8"), 1);
+    for _ in 0..3 {
+        Ledger::decrement_balance_if_at_least(&mut conn, id, m("0.30")).unwrap();
+    }
+    assert_eq!(exact(&mut conn, "0.9"), 1);
+    let both = (
+        counter_tests::schema::ct_ledger::balance.increment(m("0.07")),
+        counter_tests::schema::ct_ledger::best.increment(m("0.10")),
+    );
+    Ledger::update_atomic(&mut conn, id, both).unwrap();
+    assert_eq!(exact(&mut conn, "0.97"), 1);
+    Ledger::take_balance_up_to(&mut conn, id, m("0.17")).unwrap();
+    assert_eq!(exact(&mut conn, "0.8"), 1);
+    assert_eq!(db.ledger(id).0, m("0.80"));
 }

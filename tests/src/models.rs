@@ -2,7 +2,7 @@
 //! `#[derive(AtomicField)]` and `#[derive(CounterCache)]`; nothing here implements their
 //! traits by hand.
 
-use counter_core::{AtomicField, CounterCache};
+use counter_core::{AtomicField, CounterCache, Decimal};
 use diesel::prelude::*;
 
 use crate::schema::*;
@@ -172,6 +172,38 @@ pub struct Stamped {
 #[counter_cache(parent = Stamped, column = ct_stamps::hits, foreign_key = stamp_id)]
 pub struct NewStampEvent {
     pub stamp_id: i64,
+}
+
+/// Money in the tests: a `NUMERIC(12, 2)` value.
+pub type Money = Decimal<12, 2>;
+
+/// A `NUMERIC(12, 2)` balance between 0.00 and 1,000,000.00 that stamps `updated_at`, a
+/// high-water mark `best` (the largest deposit), and `small`, a `NUMERIC(4, 2)` whose only
+/// bound is its precision (±99.99).
+#[derive(
+    Debug, Clone, Copy, PartialEq, Queryable, Selectable, Identifiable, Insertable, AtomicField,
+)]
+#[diesel(table_name = ct_ledger)]
+pub struct Ledger {
+    pub id: i64,
+    #[atomic(min = "0.00", max = "1000000.00", touch = updated_at)]
+    pub balance: Decimal<12, 2>,
+    #[atomic(min = 0)]
+    pub best: Decimal<12, 2>,
+    #[atomic]
+    pub small: Decimal<4, 2>,
+}
+
+/// An 18-digit amount (`NUMERIC(18, 2)`), the widest `Decimal`: exact on the servers, refused
+/// by SQLite, whose doubles hold 15 digits.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Queryable, Selectable, Identifiable, Insertable, AtomicField,
+)]
+#[diesel(table_name = ct_wide)]
+pub struct Wide {
+    pub id: i64,
+    #[atomic]
+    pub amount: Decimal<18, 2>,
 }
 
 /// Slotted counters: `views` over 16 slots, only up; `likes` over 4 slots, up and down.

@@ -140,6 +140,26 @@ diesel::table! {
 diesel::allow_tables_to_appear_in_same_query!(ct_stamps, ct_stamp_events);
 
 diesel::table! {
+    /// Balances in `NUMERIC(12, 2)` (`Decimal<12, 2>`), a high-water mark, and a narrow
+    /// `NUMERIC(4, 2)` column whose precision a change can exceed.
+    ct_ledger (id) {
+        id -> BigInt,
+        balance -> Numeric,
+        best -> Numeric,
+        small -> Numeric,
+        updated_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    /// A `NUMERIC(18, 2)`: 18 digits, past what a double holds exactly.
+    ct_wide (id) {
+        id -> BigInt,
+        amount -> Numeric,
+    }
+}
+
+diesel::table! {
     /// Articles whose `views` and `likes` are slotted counters (the columns here stay 0: the
     /// slots are the counters).
     ct_articles (id) {

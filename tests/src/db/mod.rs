@@ -26,7 +26,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
-use counter_core::{BlockingConnection, RawConnection};
+use counter_core::{BlockingConnection, Decimal, RawConnection};
 use diesel::connection::{LoadConnection, SimpleConnection};
 use diesel::mysql::MysqlConnection;
 use diesel::pg::PgConnection;
@@ -36,7 +36,7 @@ use diesel::r2d2::{
 };
 use diesel::sqlite::SqliteConnection;
 
-use crate::models::CartLine;
+use crate::models::{CartLine, Money};
 use crate::schema::*;
 
 /// Environment variable naming the PostgreSQL database the tests use.
@@ -162,6 +162,14 @@ pub trait TestDb: Sized + Send + Sync + 'static {
     /// An SQL expression: the timestamp expression `expr` in microseconds since the epoch,
     /// as a `BIGINT` (SQLite's text timestamps carry milliseconds).
     fn micros(expr: &str) -> String;
+    /// A new `ct_ledger` row with this balance, `best` and `small` 0; returns its id.
+    fn new_ledger(&self, balance: Money) -> i64;
+    /// `(balance, best, small)` of a `ct_ledger` row.
+    fn ledger(&self, id: i64) -> (Money, Money, Decimal<4, 2>);
+    /// A new `ct_wide` row; returns its id.
+    fn new_wide(&self, amount: Decimal<18, 2>) -> i64;
+    /// `amount` of a `ct_wide` row.
+    fn wide(&self, id: i64) -> Decimal<18, 2>;
     /// A new `ct_stamps` row, every counter 0 and `updated_at` NULL; returns its id.
     fn new_stamped(&self) -> i64;
     /// `(hits, score, plain)` of a `ct_stamps` row.
@@ -560,6 +568,46 @@ macro_rules! row_helpers {
                     .order(ct_capped::id)
                     .select((ct_capped::id, ct_capped::hits))
                     .load(c)
+            })
+        }
+
+        fn new_ledger(&self, balance: Money) -> i64 {
+            let id = next_id();
+            harness(self.pool(), "insert ledger", |c| {
+                diesel::insert_into(ct_ledger::table)
+                    .values((
+                        ct_ledger::id.eq(id),
+                        ct_ledger::balance.eq(balance),
+                        ct_ledger::best.eq(Money::ZERO),
+                        ct_ledger::small.eq(Decimal::<4, 2>::ZERO),
+                    ))
+                    .execute(c)
+            });
+            id
+        }
+
+        fn ledger(&self, id: i64) -> (Money, Money, Decimal<4, 2>) {
+            harness(self.pool(), "read ledger", |c| {
+                ct_ledger::table
+                    .find(id)
+                    .select((ct_ledger::balance, ct_ledger::best, ct_ledger::small))
+                    .first(c)
+            })
+        }
+
+        fn new_wide(&self, amount: Decimal<18, 2>) -> i64 {
+            let id = next_id();
+            harness(self.pool(), "insert wide", |c| {
+                diesel::insert_into(ct_wide::table)
+                    .values((ct_wide::id.eq(id), ct_wide::amount.eq(amount)))
+                    .execute(c)
+            });
+            id
+        }
+
+        fn wide(&self, id: i64) -> Decimal<18, 2> {
+            harness(self.pool(), "read wide", |c| {
+                ct_wide::table.find(id).select(ct_wide::amount).first(c)
             })
         }
 
