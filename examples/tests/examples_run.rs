@@ -51,6 +51,16 @@ fn article_views_counter_caches_are_exact() {
 }
 
 #[test]
+fn ledger_keeps_every_cent() {
+    let out = run(env!("CARGO_BIN_EXE_ledger"));
+    assert!(out.contains("ledger exact: true"), "{out}");
+    assert!(
+        out.contains("accounts never stamped by a change: 0"),
+        "{out}"
+    );
+}
+
+#[test]
 fn add_to_cart_is_all_or_nothing() {
     let out = run(env!("CARGO_BIN_EXE_add_to_cart"));
     assert!(out.contains("add-to-cart exact: true"), "{out}");

@@ -254,21 +254,22 @@ impl<const P: u32, const S: u32> FromStr for Decimal<P, S> {
 }
 
 impl<const P: u32, const S: u32> Display for Decimal<P, S> {
+    /// `-12.50`: every decimal of the scale; width and alignment apply (`{:>9}`).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let sign = if self.units < 0 { "-" } else { "" };
         let abs = self.units.unsigned_abs();
         let one = Self::ONE as u128;
-        if S == 0 {
-            write!(f, "{sign}{abs}")
+        let text = if S == 0 {
+            format!("{sign}{abs}")
         } else {
-            write!(
-                f,
+            format!(
                 "{sign}{}.{:0width$}",
                 abs / one,
                 abs % one,
                 width = S as usize
             )
-        }
+        };
+        f.pad(&text)
     }
 }
 
@@ -444,6 +445,7 @@ mod tests {
         assert_eq!(Money::MIN.to_string(), "-9999999999.99");
         assert_eq!(Decimal::<5, 0>::literal("-42").to_string(), "-42");
         assert_eq!(Decimal::<4, 4>::literal("0.1").to_string(), "0.1000");
+        assert_eq!(format!("[{:>7}]", Money::literal("3.5")), "[   3.50]");
     }
 
     #[test]
