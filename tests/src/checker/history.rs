@@ -49,6 +49,9 @@ pub(super) struct Effect {
     pub edges: Vec<(usize, i128, i128)>,
     /// Rows that `take_up_to` changed (no edge: the result does not say where the row was).
     pub taken: Vec<usize>,
+    /// `(row, least, most)`: a change whose amount the result only bounds (a water mark that
+    /// moved the row to its value from somewhere on one side of it).
+    pub slack: Vec<(usize, i128, i128)>,
 }
 
 impl Effect {
@@ -61,6 +64,7 @@ impl Effect {
             deltas: vec![(row, delta)],
             edges: vec![(row, after - delta, after)],
             taken: vec![],
+            slack: vec![],
         }
     }
 
@@ -104,6 +108,7 @@ pub fn check<K: Debug + Ord + Clone>(
     let mut totals: Vec<i128> = initial.iter().map(|&v| i128::from(v)).collect();
     let mut edges: Vec<Vec<(i128, i128)>> = vec![Vec::new(); rows];
     let mut taken = vec![false; rows];
+    let mut slack: Vec<(i128, i128)> = vec![(0, 0); rows];
     for record in records {
         *verdict
             .outcomes
@@ -130,6 +135,11 @@ pub fn check<K: Debug + Ord + Clone>(
                 for row in effect.taken {
                     taken[row] = true;
                 }
+                for (row, least, most) in effect.slack {
+                    slack[row].0 += least;
+                    slack[row].1 += most;
+                    taken[row] = true;
+                }
             }
             Err(why) => verdict.anomalies.push(format!(
                 "thread {}: {:?} returned {:?}: {why}",
@@ -139,10 +149,12 @@ pub fn check<K: Debug + Ord + Clone>(
     }
     for row in 0..rows {
         let (first, last) = (i128::from(initial[row]), i128::from(last[row]));
-        if totals[row] != last {
+        let (least, most) = slack[row];
+        if !(totals[row] + least..=totals[row] + most).contains(&last) {
             verdict.anomalies.push(format!(
-                "row {row}: initial {first} plus the effects of the successful calls is {}, \
-                 but the row holds {last}",
+                "row {row}: initial {first} plus the effects of the successful calls is {} \
+                 (plus between {least} and {most} the water marks moved it), but the row holds \
+                 {last}",
                 totals[row]
             ));
         }
@@ -200,7 +212,11 @@ fn interpret<K: Debug + Ord>(
         | Op::IncrementUpTo(_, n)
         | Op::Transfer(_, _, n)
         | Op::Transaction(_, _, n) => Some(i128::from(*n)),
-        Op::UpdateLocked(..) | Op::Current(_) | Op::CompareAndSet(..) => None,
+        Op::UpdateLocked(..)
+        | Op::Current(_)
+        | Op::CompareAndSet(..)
+        | Op::SetMax(..)
+        | Op::SetMin(..) => None,
         Op::IncrementOrInsert(..) | Op::Sale(..) | Op::Once(..) => {
             unreachable!("checked as `classic()`")
         }
@@ -311,6 +327,8 @@ fn interpret<K: Debug + Ord>(
     | Op::TakeUpTo(key, _)
     | Op::IncrementUpTo(key, _)
     | Op::CompareAndSet(key, _)
+    | Op::SetMax(key, _)
+    | Op::SetMin(key, _)
     | Op::UpdateLocked(key, _)
     | Op::Current(key)) = op
     else {
@@ -399,6 +417,7 @@ fn interpret<K: Debug + Ord>(
                     deltas: vec![(row, -t)],
                     taken: vec![row],
                     edges: vec![],
+                    slack: vec![],
                 },
             })
         }
@@ -418,6 +437,7 @@ fn interpret<K: Debug + Ord>(
                     deltas: vec![(row, a)],
                     taken: vec![row],
                     edges: vec![],
+                    slack: vec![],
                 },
             })
         }
@@ -463,6 +483,17 @@ fn interpret<K: Debug + Ord>(
             Ok(Effect::saw(row, i128::from(seen)))
         }
         (Op::UpdateLocked(_, Closure::Panic), Outcome::Panicked) => Ok(Effect::none()),
+        (Op::SetMax(_, v), Outcome::Value(_)) => water_mark(bounds, row, true, *v, value),
+        (Op::SetMin(_, v), Outcome::Value(_)) => water_mark(bounds, row, false, *v, value),
+        // Only a mark past the bound refuses, and only a row on the near side of it.
+        (
+            Op::SetMax(_, v) | Op::SetMin(_, v),
+            Outcome::Failed(AtomicError::OutOfRange {
+                current,
+                attempted,
+                limit,
+            }),
+        ) if *attempted == i128::from(*v) => out_of_range(*current, *attempted, limit),
         _ => Err("not an outcome the model allows for this call".into()),
     }
 }
@@ -484,6 +515,35 @@ fn moved(
 /// `current` would pass the upper bound?
 fn past_max(bounds: Bounds, n: i128, current: i128, attempted: i128, limit: i128) -> bool {
     limit == i128::from(bounds.hi) && attempted == current + n && attempted > limit
+}
+
+/// The effect of `set_max(v)` (`high`) or `set_min(v)` that returned `value`: the mark when
+/// the row moved to it (from somewhere between the bound and `v`), else the row's own value,
+/// which it kept.
+fn water_mark(
+    bounds: Bounds,
+    row: usize,
+    high: bool,
+    v: i32,
+    value: Option<i128>,
+) -> Result<Effect, String> {
+    let (r, v) = (value.expect("a value"), i128::from(v));
+    check_inside(bounds, &[r])?;
+    let (lo, hi) = (i128::from(bounds.lo), i128::from(bounds.hi));
+    match (high, r.cmp(&v)) {
+        (true, std::cmp::Ordering::Greater) | (false, std::cmp::Ordering::Less) => {
+            Ok(Effect::saw(row, r))
+        }
+        (true, std::cmp::Ordering::Equal) => Ok(Effect {
+            slack: vec![(row, 0, v - lo)],
+            ..Effect::default()
+        }),
+        (false, std::cmp::Ordering::Equal) => Ok(Effect {
+            slack: vec![(row, v - hi, 0)],
+            ..Effect::default()
+        }),
+        _ => Err(format!("returned {r}, on the wrong side of the mark {v}")),
+    }
 }
 
 /// The effect of a successful change by `delta` that returned the new value `value`.

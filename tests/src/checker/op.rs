@@ -70,6 +70,11 @@ pub enum Op<K> {
     /// The optimistic step: `current(k)`, then `compare_and_set(k, seen, seen + d)`. Its
     /// answer says both values: `Ok(seen + d)`, or `Mismatch { expected: seen, current }`.
     CompareAndSet(Key<K>, i32),
+    /// `set_max(k, v)`: the high-water mark. Its answer `r = max(old, v)` says where the row
+    /// was only when `r > v`; at `r == v` the row moved there from somewhere at or below `v`.
+    SetMax(Key<K>, i32),
+    /// `set_min(k, v)`: the low-water mark, the mirror of `SetMax`.
+    SetMin(Key<K>, i32),
     UpdateLocked(Key<K>, Closure),
     Transfer(Key<K>, Key<K>, i32),
     Current(Key<K>),
@@ -124,6 +129,8 @@ impl<K> Op<K> {
             Op::DecrementIfAtLeast(..) => "decrement_if_at_least",
             Op::TakeUpTo(..) => "take_up_to",
             Op::IncrementUpTo(..) => "increment_up_to",
+            Op::SetMax(..) => "set_max",
+            Op::SetMin(..) => "set_min",
             Op::CompareAndSet(..) => "compare_and_set",
             Op::UpdateLocked(..) => "update_locked",
             Op::Transfer(..) => "transfer",
@@ -226,13 +233,14 @@ fn random_set<K: Clone>(rng: &mut StdRng, keys: &Keys<K>, hi: i32) -> Vec<(Key<K
 }
 
 /// A random operation on `keys`; `hi` is the upper bound of the counters. Without `takes`, no
-/// `take_up_to` or `increment_up_to`: their results do not say where the row was, so a history without it can be
-/// checked for one order of all its values (see `history`).
+/// `take_up_to`, `increment_up_to`, `set_max` or `set_min`: their results do not always say
+/// where the row was, so a history without them can be checked for one order of all its values
+/// (see `history`).
 pub fn random_op<K: Clone>(rng: &mut StdRng, keys: &Keys<K>, hi: i32, takes: bool) -> Op<K> {
     let key = keys.pick(rng);
     let kind = loop {
-        let kind = rng.random_range(0..124);
-        if takes || !(45..55).contains(&kind) && !(112..118).contains(&kind) {
+        let kind = rng.random_range(0..130);
+        if takes || !(45..55).contains(&kind) && !(112..118).contains(&kind) && kind < 124 {
             break kind;
         }
     };
@@ -257,7 +265,10 @@ pub fn random_op<K: Clone>(rng: &mut StdRng, keys: &Keys<K>, hi: i32, takes: boo
         104..108 => Op::Many(SetOp::Decrement, random_set(rng, keys, hi)),
         108..112 => Op::Many(SetOp::AtLeast, random_set(rng, keys, hi)),
         112..118 => Op::IncrementUpTo(key, amount(rng, hi)),
-        118.. => Op::CompareAndSet(key, rng.random_range(-20..=20)),
+        118..124 => Op::CompareAndSet(key, rng.random_range(-20..=20)),
+        // Marks within and past the bounds (0..=hi): past them the row refuses to move.
+        124..127 => Op::SetMax(key, rng.random_range(-10..=hi + 10)),
+        127.. => Op::SetMin(key, rng.random_range(-10..=hi + 10)),
         _ => Op::Current(key),
     }
 }
@@ -280,6 +291,8 @@ pub fn maybe_once<K>(
             | Op::Sale(..)
             | Op::IncrementUpTo(..)
             | Op::CompareAndSet(..)
+            | Op::SetMax(..)
+            | Op::SetMin(..)
     );
     if recordable && rng.random_ratio(1, 8) {
         // The run's own nonce too: a seed replayed in a later run must not meet its keys.
@@ -401,6 +414,8 @@ where
             Op::IncrementUpTo(k, n) => {
                 value(wait::<C, _>(field.increment_up_to(conn, k.key.clone(), *n)).await)
             }
+            Op::SetMax(k, v) => value(wait::<C, _>(field.set_max(conn, k.key.clone(), *v)).await),
+            Op::SetMin(k, v) => value(wait::<C, _>(field.set_min(conn, k.key.clone(), *v)).await),
             Op::CompareAndSet(k, d) => {
                 match wait::<C, _>(field.current(conn, k.key.clone())).await {
                     Ok(seen) => value(
