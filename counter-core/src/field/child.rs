@@ -167,6 +167,15 @@ pub trait CounterCache<PCol: Column>: ChildRow {
 /// [`CounterCache::amount`] returns for `sum = column`.
 #[doc(hidden)]
 pub fn cache_amount<V: AtomicValue, T: AtomicValue>(value: T) -> Result<V, AtomicError> {
+    // Counts and sums are integers (the recount reads `CAST(SUM(c) AS BIGINT)`); a decimal's
+    // `i128` counts `10^-S` units, so one child would count as 0.01. Refused when compiled.
+    const {
+        assert!(
+            V::SCALE == 0 && T::SCALE == 0,
+            "a counter cache counts or sums into an integer column; a Decimal parent or summed \
+             column is not supported"
+        )
+    };
     let v = value.to_i128();
     V::from_i128(v).ok_or(AtomicError::OutOfRange {
         current: 0,
