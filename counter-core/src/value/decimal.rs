@@ -311,6 +311,17 @@ impl<const P: u32, const S: u32> TryFrom<BigDecimal> for Decimal<P, S> {
     }
 }
 
+/// An idempotent call's recorded answer: the decimal's text, read back exactly.
+impl<const P: u32, const S: u32> crate::Outcome for Decimal<P, S> {
+    fn write(&self, out: &mut String) {
+        out.push_str(&self.to_string());
+    }
+
+    fn read(text: &str) -> Option<Self> {
+        text.parse().ok()
+    }
+}
+
 impl<const P: u32, const S: u32> crate::AtomicValue for Decimal<P, S> {
     type SqlType = Numeric;
     const MIN: Self = Self::MIN;

@@ -209,6 +209,19 @@ where
         m("0.30")
     );
 
+    // Under an idempotency key: applied once, the recorded decimal answered again exactly.
+    let key = super::idempotent::fresh_key("decimal");
+    for _ in 0..3 {
+        let sent = C::once(c, counter_core::Idempotent::key(&key), async |c| {
+            C::done(Ledger::decrement_balance(c, a, m("0.05"))).await
+        })
+        .await;
+        assert_eq!(sent.unwrap(), m("9.75"));
+    }
+    C::done(Ledger::increment_balance(c, a, m("0.05")))
+        .await
+        .unwrap();
+
     // A buffer's flush of odd cents.
     let buffer = client.buffer(
         Ledger::atomic_balance(),

@@ -32,7 +32,7 @@ macro_rules! idempotent_tests {
 }
 
 /// A fresh key, unique across runs and tests.
-fn fresh_key(topic: &str) -> String {
+pub fn fresh_key(topic: &str) -> String {
     format!("{topic}-{}-{}", next_id(), rand::rng().random::<u64>())
 }
 
