@@ -5,7 +5,7 @@
 //!
 //! - [`SetChange`] (PostgreSQL), one statement: the chunk as arrays (`unnest($1, $2, $3) WITH
 //!   ORDINALITY`), so it is prepared once whatever the chunk's size; a `MATERIALIZED` CTE
-//!   locks the rows in key order (`ORDER BY` sits below `FOR NO KEY UPDATE`, so rows are
+//!   locks the rows in key order (and a second keeps each once: see the statement) (`ORDER BY` sits below `FOR NO KEY UPDATE`, so rows are
 //!   locked in sorted order), the guarded `UPDATE … FROM` changes them, and with [`AllRows`]
 //!   it changes none unless every key has a row that admits its change, a condition read from
 //!   the locked rows' latest values.
@@ -200,8 +200,8 @@ where
             out.push_sql(", ");
         }
         out.push_sql("\"__n\", \"__g\", \"__i\")), ");
-        // l: the rows that exist, locked in key order, with their latest values.
-        out.push_sql("\"__l\" AS MATERIALIZED (SELECT ");
+        // l0: the rows that exist, locked in key order, with their latest values.
+        out.push_sql("\"__l0\" AS MATERIALIZED (SELECT ");
         for (i, _) in names.iter().enumerate() {
             M::walk_table(t, out.reborrow())?;
             out.push_sql(".");
@@ -228,6 +228,11 @@ where
             DB::lock_sql(crate::lock::LockMode::Wait)
                 .map_err(|e| diesel::result::Error::QueryBuilderError(e.into()))?,
         );
+        // l: each locked row once. PostgreSQL 18 can return a row of `l0` twice when two keys
+        // of the chunk are equal only under the key column's nondeterministic collation
+        // ('a' and 'A' in a case-insensitive column): it runs the `IN (SELECT …)` as a join
+        // over the chunk's keys made unique under their own (deterministic) collation.
+        out.push_sql("), \"__l\" AS MATERIALIZED (SELECT DISTINCT * FROM \"__l0\"");
         // u: the guarded change of the locked rows.
         out.push_sql("), \"__u\" AS (UPDATE ");
         M::walk_table(t, out.reborrow())?;

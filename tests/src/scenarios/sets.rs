@@ -472,6 +472,22 @@ where
         client.name()
     );
     assert_eq!(db.named(&lower), 10, "{}: nothing taken", client.name());
+
+    // With a key of no row among them, that key is the one named. PostgreSQL 18 returned the
+    // row locked for both spellings twice, and the answers, one per key in key order, named
+    // a spelling of the existing row `NotFound` (seen by the checker on 18.4).
+    // "sa-…" sorts between the two spellings ("SET-…" < "sa-…" < "set-…"), where the
+    // duplicated answer shifted the missing key's `NULL` onto the lower-case spelling.
+    let missing = format!("sa-{}", next_id());
+    let three = [(lower.clone(), 1), (upper.clone(), 1), (missing.clone(), 1)];
+    let (key, error) = in_row(C::done(Named::increment_balance_many(conn, three)).await);
+    assert_eq!(
+        (key, matches!(error, AtomicError::NotFound)),
+        (format!("{missing:?}"), true),
+        "{}: {error:?}",
+        client.name()
+    );
+    assert_eq!(db.named(&lower), 10, "{}: nothing added", client.name());
 }
 
 /// Inside the caller's transaction: a refused set (a row short of stock, a missing key)
