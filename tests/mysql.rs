@@ -2,6 +2,7 @@
 //! `INT UNSIGNED`/`BIGINT UNSIGNED` (`u32`/`u64`) fields, which exist only on MySQL.
 
 use counter_core::{AtomicError, Limit};
+use counter_tests::db::WideRows;
 use counter_tests::models::UnsignedCounter;
 use counter_tests::scenarios::{insufficient, on_threads, out_of_range, THREADS};
 use counter_tests::schema::ct_unsigned;

@@ -14,14 +14,14 @@
 //! arithmetic. SQLite has no decimal type (a `NUMERIC` column stores a REAL): values travel as
 //! the nearest double, every statement that computes a new value rounds it back to the scale
 //! in SQL (`ROUND(c + ?, S)`, see `Dialect::FLOAT_NUMERIC`), and a read rounds to the scale, so
-//! the value stays exact up to 15 significant digits; a value past that is refused on SQLite
-//! with an error, not rounded.
+//! the value stays exact up to 15 digits: on SQLite a `Decimal<P, S>` with `P > 15` does not
+//! build (a double cannot tell 16-digit neighbours apart).
 
 use std::fmt::{self, Debug, Display};
 use std::str::FromStr;
 
 use bigdecimal::num_bigint::BigInt;
-use bigdecimal::BigDecimal;
+use bigdecimal::{BigDecimal, Zero};
 use diesel::deserialize::{self, FromSql, FromSqlRow};
 use diesel::expression::AsExpression;
 use diesel::serialize::{self, ToSql};
@@ -132,7 +132,7 @@ impl<const P: u32, const S: u32> Decimal<P, S> {
         }
     }
 
-    /// The nearest `f64` (exact for at most 15 significant digits): how SQLite stores it.
+    /// The nearest `f64` (exact for at most 15 digits): how SQLite stores it.
     #[cfg(feature = "sqlite")]
     fn to_f64_exact(self) -> Option<f64> {
         (self.units.unsigned_abs() < F64_EXACT).then(|| self.units as f64 / Self::ONE as f64)
@@ -174,9 +174,10 @@ pub const fn decimal_bound<const P: u32, const S: u32>(units: i128) -> Decimal<P
     }
 }
 
-/// `2^53`: the integers a double holds exactly.
+/// `10^15`: below it, every count of units is the nearest double's only decimal of that scale
+/// (15 significant digits; a double tells 16-digit neighbours apart only up to 2^53 / 10).
 #[cfg(feature = "sqlite")]
-const F64_EXACT: u128 = 1 << 53;
+const F64_EXACT: u128 = 1_000_000_000_000_000;
 
 /// Why `parse_units` refused (a `const fn` cannot build a `String`).
 enum Fault {
@@ -269,7 +270,26 @@ impl<const P: u32, const S: u32> Display for Decimal<P, S> {
                 width = S as usize
             )
         };
-        f.pad(&text)
+        // Width, fill and alignment apply (right-aligned, as numbers); a precision does not
+        // cut the text (`{:.2}` of 12.50 stays "12.50": `pad` would print "12").
+        let Some(width) = f.width() else {
+            return f.write_str(&text);
+        };
+        let pad = width.saturating_sub(text.chars().count());
+        let (before, after) = match f.align() {
+            Some(fmt::Alignment::Left) => (0, pad),
+            Some(fmt::Alignment::Center) => (pad / 2, pad - pad / 2),
+            Some(fmt::Alignment::Right) | None => (pad, 0),
+        };
+        let fill = f.fill();
+        for _ in 0..before {
+            write!(f, "{fill}")?;
+        }
+        f.write_str(&text)?;
+        for _ in 0..after {
+            write!(f, "{fill}")?;
+        }
+        Ok(())
     }
 }
 
@@ -291,6 +311,22 @@ impl<const P: u32, const S: u32> TryFrom<&BigDecimal> for Decimal<P, S> {
     /// Exact or refused: more decimals than `S` (other than trailing zeros) is
     /// [`DecimalError::Scale`], more digits than `P` [`DecimalError::Precision`].
     fn try_from(value: &BigDecimal) -> Result<Self, DecimalError> {
+        if value.is_zero() {
+            return Ok(Self::ZERO);
+        }
+        // Refused from the digit count first: rescaling `1e999999999` would build a number of
+        // a billion digits. `value` is `digits` digits times 10^-scale.
+        let (digits, scale) = (
+            i128::from(value.digits()),
+            i128::from(value.fractional_digit_count()),
+        );
+        if digits - scale > i128::from(P - S) {
+            return Err(Self::fault(value.to_string(), Fault::Precision));
+        }
+        if scale - i128::from(S) >= digits {
+            // It would need at least `digits` trailing zeros past the scale: a nonzero cannot.
+            return Err(Self::fault(value.to_string(), Fault::Scale));
+        }
         let scaled = value.with_scale(i64::from(S));
         if &scaled != value {
             return Err(Self::fault(value.to_string(), Fault::Scale));
@@ -397,10 +433,16 @@ mod sqlite {
     /// The nearest double: SQLite stores a `NUMERIC` column's decimals as REAL.
     impl<const P: u32, const S: u32> ToSql<Numeric, Sqlite> for Decimal<P, S> {
         fn to_sql<'b>(&'b self, out: &mut serialize::Output<'b, '_, Sqlite>) -> serialize::Result {
-            let x = self.to_f64_exact().ok_or_else(|| {
-                format!(
-                    "{self} has more than 15 significant digits, past what SQLite holds exactly"
+            // Evaluated when the program is built: 16 digits are not exact in a double.
+            const {
+                assert!(
+                    P <= 15,
+                    "on SQLite a Decimal holds at most 15 digits (Decimal<15, S>): the column \
+                     stores a double, which cannot tell 16-digit neighbours apart"
                 )
+            };
+            let x = self.to_f64_exact().ok_or_else(|| {
+                format!("{self} has more than 15 digits, past what SQLite holds exactly")
             })?;
             out.set_value(x);
             Ok(serialize::IsNull::No)
@@ -410,6 +452,13 @@ mod sqlite {
     /// The stored double rounded to the scale: exact for every value `to_sql` sends.
     impl<const P: u32, const S: u32> FromSql<Numeric, Sqlite> for Decimal<P, S> {
         fn from_sql(value: SqliteValue<'_, '_, '_>) -> deserialize::Result<Self> {
+            const {
+                assert!(
+                    P <= 15,
+                    "on SQLite a Decimal holds at most 15 digits (Decimal<15, S>): the column \
+                     stores a double, which cannot tell 16-digit neighbours apart"
+                )
+            };
             let x = <f64 as FromSql<Double, Sqlite>>::from_sql(value)?;
             Self::from_f64_rounded(x).ok_or_else(|| not_exact::<P, S>(x))
         }
@@ -457,6 +506,9 @@ mod tests {
         assert_eq!(Decimal::<5, 0>::literal("-42").to_string(), "-42");
         assert_eq!(Decimal::<4, 4>::literal("0.1").to_string(), "0.1000");
         assert_eq!(format!("[{:>7}]", Money::literal("3.5")), "[   3.50]");
+        assert_eq!(format!("[{:<7}]", Money::literal("-0.05")), "[-0.05  ]");
+        assert_eq!(format!("{:.2}", Money::literal("12.50")), "12.50");
+        assert_eq!(format!("{:.0}", Money::literal("-0.05")), "-0.05");
     }
 
     #[test]
@@ -475,13 +527,40 @@ mod tests {
             Money::try_from(&large),
             Err(DecimalError::Precision { .. })
         ));
+        // Refused from the digit count, without building a billion-digit number.
+        let huge: BigDecimal = "1e999999999".parse().unwrap();
+        assert!(matches!(
+            Money::try_from(&huge),
+            Err(DecimalError::Precision { .. })
+        ));
+        let tiny: BigDecimal = "1e-999999999".parse().unwrap();
+        assert!(matches!(
+            Money::try_from(&tiny),
+            Err(DecimalError::Scale { .. })
+        ));
+        let zero: BigDecimal = "0e-999999999".parse().unwrap();
+        assert_eq!(Money::try_from(&zero), Ok(Money::ZERO));
+        let round: BigDecimal = "12.5000000".parse().unwrap();
+        assert_eq!(Money::try_from(&round).unwrap().units(), 1250);
+        let whole: BigDecimal = "99e8".parse().unwrap();
+        assert_eq!(
+            Money::try_from(&whole).unwrap().to_string(),
+            "9900000000.00"
+        );
     }
 
     #[cfg(feature = "sqlite")]
     #[test]
     fn doubles_round_trip_up_to_fifteen_digits() {
         type Wide = Decimal<15, 2>;
-        for text in ["0.1", "0.3", "9999999999999.99", "-1234567.89", "0.07"] {
+        for text in [
+            "0.1",
+            "0.3",
+            "9999999999999.99",
+            "-1234567.89",
+            "0.07",
+            "-9999999999999.99",
+        ] {
             let value: Wide = text.parse().unwrap();
             let x = value.to_f64_exact().unwrap();
             assert_eq!(Wide::from_f64_rounded(x), Some(value), "{text}");
@@ -493,5 +572,9 @@ mod tests {
             );
         }
         assert!(Decimal::<18, 2>::MAX.to_f64_exact().is_none());
+        // 16 digits: .01 and .02 are one double there.
+        assert!(Decimal::<18, 2>::literal("80000000000000.01")
+            .to_f64_exact()
+            .is_none());
     }
 }

@@ -71,7 +71,9 @@ impl Int {
         match self.decimals {
             None | Some(0) => self.value.to_string(),
             Some(decimals) => {
-                let one = 10u128.pow(decimals);
+                let Some(one) = 10u128.checked_pow(decimals) else {
+                    return format!("{}e-{decimals}", self.value);
+                };
                 let abs = self.value.unsigned_abs();
                 let sign = if self.value < 0 { "-" } else { "" };
                 format!(
@@ -296,6 +298,30 @@ mod tests {
             .err()
             .map(|err| err.into_iter().map(|e| e.to_string()).collect())
             .unwrap_or_default()
+    }
+
+    #[test]
+    fn reads_quoted_decimals_and_shows_any_of_them() {
+        let attrs: Vec<Attribute> = vec![parse_quote!(#[atomic(min = "-0.50", max = "+12")])];
+        let (atomic, result) = field_attrs(&attrs);
+        result.unwrap();
+        let (min, max) = (atomic.min.unwrap(), atomic.max.unwrap());
+        assert_eq!(
+            (min.value, min.decimals, min.display()),
+            (-50, Some(2), "-0.50".into())
+        );
+        assert_eq!(
+            (max.value, max.decimals, max.display()),
+            (12, Some(0), "12".into())
+        );
+        // 39 decimals: shown without overflowing 10^39 (the message of a refused bound).
+        let tiny = format!("0.{}1", "0".repeat(38));
+        let attrs: Vec<Attribute> = vec![parse_quote!(#[atomic(min = #tiny)])];
+        let (atomic, result) = field_attrs(&attrs);
+        result.unwrap();
+        assert_eq!(atomic.min.unwrap().display(), "1e-39");
+        let attrs: Vec<Attribute> = vec![parse_quote!(#[atomic(retries = "3")])];
+        assert!(field_attrs(&attrs).1.is_err());
     }
 
     #[test]

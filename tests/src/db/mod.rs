@@ -166,10 +166,6 @@ pub trait TestDb: Sized + Send + Sync + 'static {
     fn new_ledger(&self, balance: Money) -> i64;
     /// `(balance, best, small)` of a `ct_ledger` row.
     fn ledger(&self, id: i64) -> (Money, Money, Decimal<4, 2>);
-    /// A new `ct_wide` row; returns its id.
-    fn new_wide(&self, amount: Decimal<18, 2>) -> i64;
-    /// `amount` of a `ct_wide` row.
-    fn wide(&self, id: i64) -> Decimal<18, 2>;
     /// A new `ct_stamps` row, every counter 0 and `updated_at` NULL; returns its id.
     fn new_stamped(&self) -> i64;
     /// `(hits, score, plain)` of a `ct_stamps` row.
@@ -179,6 +175,15 @@ pub trait TestDb: Sized + Send + Sync + 'static {
     /// The database's clock now, read on `conn` (inside its transaction, if one is open), in
     /// microseconds ([`Self::micros`] of [`Self::NOW`]).
     fn now_on(conn: &mut Self::Conn) -> i64;
+}
+
+/// The rows of `ct_wide`, 18-digit decimals: on the servers only, since on SQLite (whose
+/// `NUMERIC` holds a double) a `Decimal` of more than 15 digits does not build.
+pub trait WideRows: TestDb {
+    /// A new `ct_wide` row; returns its id.
+    fn new_wide(&self, amount: Decimal<18, 2>) -> i64;
+    /// `amount` of a `ct_wide` row.
+    fn wide(&self, id: i64) -> Decimal<18, 2>;
 }
 
 /// One timestamp in microseconds, read with [`TestDb::micros`].
@@ -592,22 +597,6 @@ macro_rules! row_helpers {
                     .find(id)
                     .select((ct_ledger::balance, ct_ledger::best, ct_ledger::small))
                     .first(c)
-            })
-        }
-
-        fn new_wide(&self, amount: Decimal<18, 2>) -> i64 {
-            let id = next_id();
-            harness(self.pool(), "insert wide", |c| {
-                diesel::insert_into(ct_wide::table)
-                    .values((ct_wide::id.eq(id), ct_wide::amount.eq(amount)))
-                    .execute(c)
-            });
-            id
-        }
-
-        fn wide(&self, id: i64) -> Decimal<18, 2> {
-            harness(self.pool(), "read wide", |c| {
-                ct_wide::table.find(id).select(ct_wide::amount).first(c)
             })
         }
 

@@ -214,6 +214,24 @@ macro_rules! server_db {
 
             row_helpers!();
         }
+
+        impl WideRows for $name {
+            fn new_wide(&self, amount: Decimal<18, 2>) -> i64 {
+                let id = next_id();
+                harness(self.pool(), "insert wide", |c| {
+                    diesel::insert_into(ct_wide::table)
+                        .values((ct_wide::id.eq(id), ct_wide::amount.eq(amount)))
+                        .execute(c)
+                });
+                id
+            }
+
+            fn wide(&self, id: i64) -> Decimal<18, 2> {
+                harness(self.pool(), "read wide", |c| {
+                    ct_wide::table.find(id).select(ct_wide::amount).first(c)
+                })
+            }
+        }
     };
 }
 

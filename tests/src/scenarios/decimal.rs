@@ -11,7 +11,7 @@ use rand::{Rng, SeedableRng};
 
 use super::assert::{insufficient, out_of_range};
 use crate::client::{on_workers, Client, TestBuffer};
-use crate::db::{DbOf, TestDb};
+use crate::db::{DbOf, TestDb, WideRows};
 use crate::models::{Ledger, Money, Wide};
 use crate::schema::{ct_ledger, ct_wide};
 
@@ -378,6 +378,7 @@ where
 /// casts them to `DECIMAL(18, 2)`, and without that cast this test fails there.
 pub async fn eighteen_digit_decimals_stay_exact<C: Client>(client: &C)
 where
+    C::Db: WideRows,
     Wide: AtomicFieldOn<ct_wide::amount, DbOf<C::Db>>,
 {
     type Wide18 = counter_core::Decimal<18, 2>;
