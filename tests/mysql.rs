@@ -170,6 +170,25 @@ fn unsigned_oversell_storm() {
     assert_eq!(unsigned(&db, id), (0, 0));
 }
 
+/// The `sql_mode`s the mode tests run in: the server's default (strict), with MariaDB's
+/// `SIMULTANEOUS_ASSIGNMENT`, and non-strict.
+const SQL_MODES: [&str; 3] = [
+    "@@sql_mode",
+    "CONCAT(@@sql_mode, ',SIMULTANEOUS_ASSIGNMENT')",
+    "''",
+];
+
+/// A connection of its own in `sql_mode` `mode` (the pool's connections keep theirs).
+fn conn_in_mode(mode: &str) -> MysqlConnection {
+    let mut conn = MysqlConnection::establish(counter_tests::db::mysql_url()).unwrap();
+    diesel::connection::SimpleConnection::batch_execute(
+        &mut conn,
+        &format!("SET SESSION sql_mode = {mode}"),
+    )
+    .unwrap();
+    conn
+}
+
 /// The value capture does not depend on `sql_mode`: the same calls give the same results in
 /// the default strict mode, with MariaDB's `SIMULTANEOUS_ASSIGNMENT` (where a second assignment
 /// to the column would be refused), and in non-strict mode (where `SET c = LAST_INSERT_ID(c + n)`
@@ -178,18 +197,8 @@ fn unsigned_oversell_storm() {
 fn results_do_not_depend_on_sql_mode() {
     use counter_tests::models::{Account, Edge};
     let db = Mysql::open();
-    for mode in [
-        "@@sql_mode",
-        "CONCAT(@@sql_mode, ',SIMULTANEOUS_ASSIGNMENT')",
-        "''",
-    ] {
-        // A connection of its own: the pool's connections keep their mode.
-        let mut conn = MysqlConnection::establish(counter_tests::db::mysql_url()).unwrap();
-        diesel::connection::SimpleConnection::batch_execute(
-            &mut conn,
-            &format!("SET SESSION sql_mode = {mode}"),
-        )
-        .unwrap();
+    for mode in SQL_MODES {
+        let mut conn = conn_in_mode(mode);
         let edge = db.new_edge(-5, -7, i64::MIN + 3, 20);
         assert_eq!(
             Edge::decrement_medium(&mut conn, edge, 10).unwrap(),
@@ -258,17 +267,8 @@ fn decimal_results_do_not_depend_on_sql_mode() {
     use counter_tests::models::{Ledger, Wide};
     use counter_tests::scenarios::m;
     let db = Mysql::open();
-    for mode in [
-        "@@sql_mode",
-        "CONCAT(@@sql_mode, ',SIMULTANEOUS_ASSIGNMENT')",
-        "''",
-    ] {
-        let mut conn = MysqlConnection::establish(counter_tests::db::mysql_url()).unwrap();
-        diesel::connection::SimpleConnection::batch_execute(
-            &mut conn,
-            &format!("SET SESSION sql_mode = {mode}"),
-        )
-        .unwrap();
+    for mode in SQL_MODES {
+        let mut conn = conn_in_mode(mode);
         let id = db.new_ledger(m("0.70"));
         assert_eq!(
             Ledger::increment_balance(&mut conn, id, m("0.10")).unwrap(),
@@ -329,18 +329,8 @@ fn set_operations_do_not_depend_on_sql_mode() {
         _ => None,
     };
     let db = Mysql::open();
-    for mode in [
-        "@@sql_mode",
-        "CONCAT(@@sql_mode, ',SIMULTANEOUS_ASSIGNMENT')",
-        "''",
-    ] {
-        // A connection of its own: the pool's connections keep their mode.
-        let mut conn = MysqlConnection::establish(counter_tests::db::mysql_url()).unwrap();
-        diesel::connection::SimpleConnection::batch_execute(
-            &mut conn,
-            &format!("SET SESSION sql_mode = {mode}"),
-        )
-        .unwrap();
+    for mode in SQL_MODES {
+        let mut conn = conn_in_mode(mode);
         let (e1, e2) = (
             db.new_edge(-5, -7, i64::MIN + 3, 20),
             db.new_edge(i16::MAX - 1, 0, i64::MAX - 1, 5),

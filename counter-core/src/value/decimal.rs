@@ -430,17 +430,21 @@ mod sqlite {
     use diesel::sql_types::Double;
     use diesel::sqlite::{Sqlite, SqliteValue};
 
+    impl<const P: u32, const S: u32> Decimal<P, S> {
+        /// Evaluated when a program that sends or reads this type on SQLite is built: 16
+        /// digits are not exact in a double.
+        const ON_SQLITE: () = assert!(
+            P <= 15,
+            "on SQLite a Decimal holds at most 15 digits (Decimal<15, S>): the column stores a \
+             double, which cannot tell 16-digit neighbours apart"
+        );
+    }
+
     /// The nearest double: SQLite stores a `NUMERIC` column's decimals as REAL.
     impl<const P: u32, const S: u32> ToSql<Numeric, Sqlite> for Decimal<P, S> {
         fn to_sql<'b>(&'b self, out: &mut serialize::Output<'b, '_, Sqlite>) -> serialize::Result {
-            // Evaluated when the program is built: 16 digits are not exact in a double.
-            const {
-                assert!(
-                    P <= 15,
-                    "on SQLite a Decimal holds at most 15 digits (Decimal<15, S>): the column \
-                     stores a double, which cannot tell 16-digit neighbours apart"
-                )
-            };
+            #[allow(clippy::let_unit_value)]
+            let () = Decimal::<P, S>::ON_SQLITE;
             let x = self.to_f64_exact().ok_or_else(|| {
                 format!("{self} has more than 15 digits, past what SQLite holds exactly")
             })?;
@@ -452,13 +456,8 @@ mod sqlite {
     /// The stored double rounded to the scale: exact for every value `to_sql` sends.
     impl<const P: u32, const S: u32> FromSql<Numeric, Sqlite> for Decimal<P, S> {
         fn from_sql(value: SqliteValue<'_, '_, '_>) -> deserialize::Result<Self> {
-            const {
-                assert!(
-                    P <= 15,
-                    "on SQLite a Decimal holds at most 15 digits (Decimal<15, S>): the column \
-                     stores a double, which cannot tell 16-digit neighbours apart"
-                )
-            };
+            #[allow(clippy::let_unit_value)]
+            let () = Decimal::<P, S>::ON_SQLITE;
             let x = <f64 as FromSql<Double, Sqlite>>::from_sql(value)?;
             Self::from_f64_rounded(x).ok_or_else(|| not_exact::<P, S>(x))
         }
