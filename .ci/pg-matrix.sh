@@ -9,7 +9,9 @@
 # initdb, pg_ctl and postgres), cached under $COUNTER_PG_CACHE (default /opt/counter-pg, or
 # ~/.cache/counter-pg when not root) between runs. Each server is a fresh cluster owned by the
 # `postgres` user (root may not run PostgreSQL), trust auth, on its own loopback port
-# 54300 + major, and is stopped at the end. Against each: the blocking PostgreSQL suite
+# 61300 + major (above Linux's ephemeral range, 32768-60999, where a client connection of
+# an earlier suite can hold the port; a port still taken moves the server 100 up), and is
+# stopped at the end. Against each: the blocking PostgreSQL suite
 # (tests/postgres.rs), the async PostgreSQL scenarios (tests/async.rs) and the checker's
 # PostgreSQL cells (tests/checker.rs), with COUNTER_PG_URL pointing at that server. Needs
 # node/npm and the system's psql (any version) for CREATE DATABASE. Prints one line per version
@@ -80,9 +82,11 @@ install_version() {
     printf '%s\n' "$native"
 }
 
-# Starts a fresh cluster of major $1 from binaries $2 on port $3.
+# Starts a fresh cluster of major $1 from binaries $2 on port $3, or the first of the next
+# four ports 100 apart that is free; sets `port` to the one it took.
 start_server() {
-    local major="$1" native="$2" port="$3" data="/tmp/counter-pg-$1"
+    local major="$1" native="$2" data="/tmp/counter-pg-$1" try
+    port="$3"
     if as_postgres "$native/bin/pg_ctl" -D "$data" status >/dev/null 2>&1; then
         as_postgres "$native/bin/pg_ctl" -D "$data" -m fast stop >/dev/null
     fi
@@ -95,10 +99,21 @@ start_server() {
         cat "$data.initdb.log" >&2
         return 1
     }
-    as_postgres "$native/bin/pg_ctl" -D "$data" -l "$data/server.log" -w -t 60 \
-        -o "-p $port -k $data -c listen_addresses=127.0.0.1 -c max_connections=200 -c fsync=off" \
-        start >/dev/null
-    psql -q -h 127.0.0.1 -p "$port" -U postgres -d postgres -c "CREATE DATABASE test" >/dev/null
+    for try in 1 2 3 4 5; do
+        if as_postgres "$native/bin/pg_ctl" -D "$data" -l "$data/server.log" -w -t 60 \
+            -o "-p $port -k $data -c listen_addresses=127.0.0.1 -c max_connections=200 -c fsync=off" \
+            start >/dev/null; then
+            psql -q -h 127.0.0.1 -p "$port" -U postgres -d postgres -c "CREATE DATABASE test" >/dev/null
+            return 0
+        fi
+        if ! grep -q "Address already in use" "$data/server.log"; then
+            cat "$data/server.log" >&2
+            return 1
+        fi
+        log "port $port is taken; trying $((port + 100))"
+        port=$((port + 100))
+    done
+    return 1
 }
 
 stop_server() {
@@ -115,8 +130,7 @@ for major in "${majors[@]}"; do
         exit 2
     fi
     native="$(install_version "$package")"
-    port=$((54300 + major))
-    start_server "$major" "$native" "$port"
+    start_server "$major" "$native" $((61300 + major))
     version="$(psql -tA -h 127.0.0.1 -p "$port" -U postgres -d test -c 'SHOW server_version')"
     log "PostgreSQL $version on 127.0.0.1:$port"
     url="postgres://postgres@127.0.0.1:$port/test"
