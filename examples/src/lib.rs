@@ -7,6 +7,7 @@ use diesel::connection::SimpleConnection;
 use diesel::r2d2::{ConnectionManager, CustomizeConnection, Pool};
 use diesel::SqliteConnection;
 
+pub mod http;
 pub mod service;
 
 /// A pool of connections to one SQLite file, as a web app would have.

@@ -17,12 +17,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
+use counter_examples::http::Client;
 use counter_examples::service::{self, Article, Backend, Database};
-use http_body_util::{BodyExt, Full};
-use hyper::body::Bytes;
-use hyper::client::conn::http1::SendRequest;
-use hyper::{header, Method, Request, StatusCode};
-use hyper_util::rt::TokioIo;
+use hyper::{Method, StatusCode};
 use serde_json::{json, Value};
 
 /// Concurrent clients, each with one keep-alive connection.
@@ -163,7 +160,7 @@ where
 {
     let mut clients = Vec::new();
     for _ in 0..CLIENTS {
-        clients.push(Client::connect(addr).await);
+        clients.push(Client::connect(addr).await.expect("connect to the service"));
     }
     let request = Arc::new(request);
     let next = Arc::new(AtomicUsize::new(0));
@@ -180,7 +177,8 @@ where
                         return answers;
                     }
                     let (method, path, body) = request(i);
-                    answers.push(client.send(method, &path, body).await);
+                    let answer = client.send(method, &path, body).await;
+                    answers.push(answer.expect("an answer from the service"));
                 }
             })
         })
@@ -210,68 +208,12 @@ fn count_statuses(answers: &[(StatusCode, Value)]) -> BTreeMap<u16, usize> {
 
 /// `GET /products/{id}`: (stock, sold).
 async fn read_product(addr: SocketAddr, id: i64) -> (i64, i64) {
-    let mut client = Client::connect(addr).await;
+    let mut client = Client::connect(addr).await.expect("connect to the service");
     let (status, body) = client
         .send(Method::GET, &format!("/products/{id}"), None)
-        .await;
+        .await
+        .expect("an answer from the service");
     assert_eq!(status, StatusCode::OK, "{body}");
     let field = |name: &str| body[name].as_i64().unwrap_or_else(|| panic!("{body}"));
     (field("stock"), field("sold"))
-}
-
-/// One HTTP/1.1 keep-alive connection to the service.
-struct Client {
-    sender: SendRequest<Full<Bytes>>,
-    host: String,
-}
-
-impl Client {
-    async fn connect(addr: SocketAddr) -> Self {
-        let stream = tokio::net::TcpStream::connect(addr)
-            .await
-            .expect("connect to the service");
-        stream.set_nodelay(true).expect("TCP_NODELAY");
-        let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-            .await
-            .expect("HTTP/1.1 handshake");
-        tokio::spawn(connection);
-        Client {
-            sender,
-            host: addr.to_string(),
-        }
-    }
-
-    /// Sends one request and reads the whole answer, a JSON object.
-    async fn send(
-        &mut self,
-        method: Method,
-        path: &str,
-        body: Option<&str>,
-    ) -> (StatusCode, Value) {
-        let mut request = Request::builder()
-            .method(method)
-            .uri(path)
-            .header(header::HOST, &self.host);
-        if body.is_some() {
-            request = request.header(header::CONTENT_TYPE, "application/json");
-        }
-        let body = Full::new(Bytes::from(body.unwrap_or_default().to_owned()));
-        let request = request.body(body).expect("request");
-        self.sender.ready().await.expect("connection ready");
-        let response = self.sender.send_request(request).await.expect("response");
-        let status = response.status();
-        let bytes = response
-            .into_body()
-            .collect()
-            .await
-            .expect("response body")
-            .to_bytes();
-        let value = serde_json::from_slice(&bytes).unwrap_or_else(|e| {
-            panic!(
-                "{status}: not JSON ({e}): {}",
-                String::from_utf8_lossy(&bytes)
-            )
-        });
-        (status, value)
-    }
 }

@@ -114,14 +114,14 @@ async fn article(
 
 /// Why a request failed, answered as a JSON object with an `"error"` key.
 #[derive(Debug)]
-enum ApiError {
+pub(super) enum ApiError {
     Atomic(AtomicError),
     BadRequest(String),
     Pool(String),
 }
 
 impl ApiError {
-    fn pool(error: impl std::fmt::Display) -> Self {
+    pub(super) fn pool(error: impl std::fmt::Display) -> Self {
         ApiError::Pool(error.to_string())
     }
 }

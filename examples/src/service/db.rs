@@ -15,12 +15,16 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 diesel::table! { svc_products (id) { id -> BigInt, stock -> Integer, sold -> BigInt, } }
 diesel::table! { svc_articles (id) { id -> BigInt, views -> BigInt, } }
+diesel::table! { svc_pages (id) { id -> BigInt, views -> BigInt, } }
 
 /// The tables, on both databases (`svc_` so that nothing else in a shared database is touched).
 const TABLES: &str = "\
     CREATE TABLE IF NOT EXISTS svc_products \
         (id BIGINT PRIMARY KEY, stock INTEGER NOT NULL, sold BIGINT NOT NULL); \
-    CREATE TABLE IF NOT EXISTS svc_articles (id BIGINT PRIMARY KEY, views BIGINT NOT NULL);";
+    CREATE TABLE IF NOT EXISTS svc_articles (id BIGINT PRIMARY KEY, views BIGINT NOT NULL); \
+    CREATE TABLE IF NOT EXISTS svc_pages (id BIGINT PRIMARY KEY, views BIGINT NOT NULL); \
+    CREATE TABLE IF NOT EXISTS svc_flushes \
+        (flush_id VARCHAR(64) PRIMARY KEY, kept TEXT NOT NULL, flushed_at BIGINT NOT NULL);";
 
 /// A product on sale: `stock` never goes below zero, `sold` counts what left the shelves.
 #[derive(Queryable, Identifiable, AtomicField)]
@@ -46,6 +50,21 @@ pub struct Article {
     #[atomic]
     pub views: i64,
 }
+
+/// A page whose views are counted in Redis first and moved into `views` by a flusher
+/// (`--redis-url`; see [`RedisViews`](super::RedisViews)).
+#[derive(Queryable, Identifiable, AtomicField)]
+#[diesel(table_name = svc_pages)]
+pub struct Page {
+    /// The key, the `{id}` of the routes.
+    pub id: i64,
+    /// Views flushed so far.
+    #[atomic]
+    pub views: i64,
+}
+
+/// The Redis counter's ledger of flushed batches (see `RedisCounter::ledger_table`).
+pub const FLUSH_LEDGER: &str = "svc_flushes";
 
 /// A deadpool of `AsyncPgConnection`s.
 pub type PgPool = diesel_async::pooled_connection::deadpool::Pool<AsyncPgConnection>;
@@ -173,6 +192,20 @@ impl Database {
         let row = (dsl::id.eq(id), dsl::stock.eq(stock), dsl::sold.eq(0_i64));
         let inserted = with_connection!(&self.backend, BoxError::from, |conn| {
             diesel::insert_into(svc_products::table)
+                .values(row)
+                .on_conflict_do_nothing()
+                .execute(&mut conn)
+                .await?
+        });
+        Ok(inserted == 1)
+    }
+
+    /// Adds page `id` with no views; `false` if it already exists (left as it is).
+    pub async fn add_page(&self, id: i64) -> Result<bool, BoxError> {
+        use svc_pages::dsl;
+        let row = (dsl::id.eq(id), dsl::views.eq(0_i64));
+        let inserted = with_connection!(&self.backend, BoxError::from, |conn| {
+            diesel::insert_into(svc_pages::table)
                 .values(row)
                 .on_conflict_do_nothing()
                 .execute(&mut conn)
