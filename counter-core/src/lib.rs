@@ -92,14 +92,17 @@ pub use buffer::blocking::Buffer;
 #[cfg(any(feature = "r2d2", feature = "deadpool", feature = "bb8"))]
 pub use buffer::{BufferReport, FlushPolicy};
 pub use change::{Change, ChangeColumn, ChangeOp, Changes, DistinctColumns};
-pub use counter_cache::{Counted, CounterCached, CounterCaches, Recounted, Updated};
+pub use counter_cache::{
+    Counted, CounterCached, CounterCaches, Recounted, SlottedCounterCached, Updated,
+};
 pub use counter_derive::AtomicField;
 pub use counter_derive::CounterCache;
 pub use error::{AtomicError, ErrorKind, Limit};
 pub use field::{AtomicField, AtomicFieldOn};
 pub use field::{
-    CacheAmount, CacheChange, ChildRow, ChildRowOn, CountRows, CounterCache, CounterCacheOn,
-    ParentKey, ParentValue, SumOf,
+    CacheAmount, CacheChange, CacheLink, ChildLinkOn, ChildRow, ChildRowOn, CountRows,
+    CounterCache, CounterCacheOn, ParentKey, ParentValue, SlottedCounterCache,
+    SlottedCounterCacheOn, SumOf,
 };
 pub use field::{Slotted, SlottedDecrement, SlottedOn};
 pub use idempotent::{Idempotent, Outcome, IDEMPOTENCY_TABLE, MAX_KEY_BYTES};
@@ -135,11 +138,13 @@ pub use value::{Decimal, DecimalError};
 pub mod __private {
     pub use crate::backend::{AtomicConnection, BackendOf, Out};
     pub use crate::change::{Changes, DistinctColumns};
-    pub use crate::counter_cache::{Counted, CounterCached, CounterCaches, Recounted, Updated};
+    pub use crate::counter_cache::{
+        Counted, CounterCached, CounterCaches, Recounted, SlottedCounterCached, Updated,
+    };
     pub use crate::error::AtomicError;
     pub use crate::field::{
-        cache_amount, CacheChange, ChildRow, ChildRowOn, CountRows, CounterCache, CounterCacheOn,
-        SumOf,
+        cache_amount, CacheChange, CacheLink, ChildRow, ChildRowOn, CountRows, CounterCache,
+        CounterCacheOn, SlottedCounterCache, SlottedCounterCacheOn, SumOf,
     };
     pub use crate::field::{refused, NotOnSlotted, Slotted, SlottedDecrement, SlottedOn};
     pub use crate::field::{AtomicField, AtomicFieldOn, TimestampColumn};

@@ -41,6 +41,8 @@ pub struct Cache<'a> {
     /// `when = field`: the boolean field a row counts by; `None`: every row counts.
     pub when: Option<When<'a>>,
     pub change: Change,
+    /// `slotted`: the parent's column is a slotted counter (the word, for spans).
+    pub slotted: Option<Ident>,
 }
 
 /// `when = field`.
@@ -202,6 +204,13 @@ impl<'a> CacheModel<'a> {
             .take(MAX_CACHES)
             .map(|attr| Cache::from_attr(cx, attr, &fields, &input.ident))
             .collect();
+        if attrs.len() > 1 {
+            for attr in &attrs {
+                if let Some(slotted) = &attr.slotted {
+                    cx.syn_error(valid::slotted_not_alone(slotted));
+                }
+            }
+        }
         let caches: Option<Vec<Cache>> = caches.into_iter().collect();
         if let Some(caches) = &caches {
             for (i, cache) in caches.iter().enumerate() {
@@ -335,6 +344,9 @@ impl<'a> Cache<'a> {
                 })
             }),
         };
+        if let (Some(_), Some(change)) = (&attr.slotted, &attr.change) {
+            cx.syn_error(valid::change_on_slotted(change));
+        }
         let change = match &attr.change {
             None => Some(Change::Increment),
             Some(keyed) => match valid::change(keyed) {
@@ -353,6 +365,7 @@ impl<'a> Cache<'a> {
             amount: amount?,
             when: when?,
             change: change?,
+            slotted: attr.slotted.clone(),
         })
     }
 }

@@ -27,6 +27,24 @@ pub fn too_many_caches(attr: &Attribute, max: usize) -> Error {
     )
 }
 
+/// `change = ..` beside `slotted`.
+pub fn change_on_slotted(change: &Keyed<Ident>) -> Error {
+    Error::new_spanned(
+        &change.key,
+        "a slotted parent only counts up: its slots have no bounds to guard, so `change` does \
+         not apply (a decrement or a guarded stock needs a plain #[atomic] parent column)",
+    )
+}
+
+/// `slotted` on a struct with more than one `#[counter_cache]`.
+pub fn slotted_not_alone(slotted: &Ident) -> Error {
+    Error::new_spanned(
+        slotted,
+        "a slotted counter cache must be the struct's only #[counter_cache]: the operations on \
+         several parents at once (`CounterCaches`) change plain columns only",
+    )
+}
+
 /// `key_type` on a `#[counter_cache]` after the first.
 pub fn key_type_not_first(key_type: &Keyed<Type>) -> Error {
     Error::new_spanned(

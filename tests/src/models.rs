@@ -217,6 +217,17 @@ pub struct Article {
     pub likes: i64,
 }
 
+/// A read of an [`Article`], counted into its slotted `views` while `counted` (a bot's read is
+/// kept, not counted): a slotted counter cache.
+#[derive(Debug, Clone, CounterCache)]
+#[diesel(table_name = ct_article_reads)]
+#[counter_cache(parent = Article, column = ct_articles::views, foreign_key = article_id,
+    when = counted, slotted)]
+pub struct NewRead {
+    pub article_id: i64,
+    pub counted: bool,
+}
+
 /// The parent of two counter caches: [`NewComment`] counts into `comments`, [`NewTip`] sums
 /// into `tips`.
 #[derive(Debug, Queryable, Selectable, Identifiable, AtomicField)]

@@ -188,6 +188,16 @@ diesel::table! {
 }
 
 diesel::table! {
+    /// An article's reads, counted into its slotted `views` while `counted` (a slotted counter
+    /// cache); the key is generated.
+    ct_article_reads (id) {
+        id -> BigInt,
+        article_id -> BigInt,
+        counted -> Bool,
+    }
+}
+
+diesel::table! {
     /// A parent of two counter caches: `comments` counts its comments, `tips` sums its tips.
     ct_posts (id) {
         id -> BigInt,

@@ -133,6 +133,17 @@ pub trait Dialect: Backend + Sized + 'static {
     /// row, and asking for an exclusive one there would deadlock two calls with one key.
     const SHARE_LOCK: &'static str = "";
 
+    /// The lock a counted change of a slotted counter cache takes on the parent row, which it
+    /// does not write: enough to keep the parent from being deleted, or recounted, under it,
+    /// and no more (`FOR KEY SHARE` lets the parent's other columns be updated meanwhile;
+    /// MySQL's shared lock is the weakest it has); SQLite needs none.
+    const KEY_SHARE_LOCK: &'static str = "";
+
+    /// The lock a recount of a slotted counter cache takes on the parent row: one that waits
+    /// for, and holds off, every [`KEY_SHARE_LOCK`](Self::KEY_SHARE_LOCK) (on PostgreSQL
+    /// `FOR UPDATE`, since `FOR NO KEY UPDATE` does not conflict with `FOR KEY SHARE`).
+    const EXCLUSIVE_LOCK: &'static str = "";
+
     /// How a derived table of bound rows is spelled.
     const DERIVED_ROWS: DerivedRows = DerivedRows::Values;
 

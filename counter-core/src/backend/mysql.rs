@@ -18,6 +18,8 @@ impl Dialect for Mysql {
     const DERIVED_ROWS: DerivedRows = DerivedRows::UnionAll;
     const UPDATE_JOIN: UpdateJoin = UpdateJoin::Join;
     const SHARE_LOCK: &'static str = " LOCK IN SHARE MODE";
+    const KEY_SHARE_LOCK: &'static str = " LOCK IN SHARE MODE";
+    const EXCLUSIVE_LOCK: &'static str = " FOR UPDATE";
 
     fn lock_sql(mode: LockMode) -> Result<&'static str, AtomicError> {
         Ok(match mode {

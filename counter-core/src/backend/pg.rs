@@ -30,6 +30,8 @@ impl Dialect for Pg {
     }
 
     const SHARE_LOCK: &'static str = " FOR SHARE";
+    const KEY_SHARE_LOCK: &'static str = " FOR KEY SHARE";
+    const EXCLUSIVE_LOCK: &'static str = " FOR UPDATE";
 
     fn lock_sql(mode: LockMode) -> Result<&'static str, AtomicError> {
         Ok(match mode {

@@ -6,7 +6,8 @@
 //! - `update`: a row set to new values, its amount moved from the parent it leaves to the one it
 //!   joins, or changed by the difference;
 //! - `recount`: a parent's column rebuilt from its children, safe beside counted inserts and
-//!   deletes.
+//!   deletes;
+//! - `slotted`: [`SlottedCounterCached`], the same for a parent's slotted counter.
 //!
 //! Lock order, the same on every backend: an insert locks the parent (its guarded `UPDATE`)
 //! before its new child row exists; a delete locks the child row (its `DELETE`) and then the
@@ -17,10 +18,12 @@
 
 mod many;
 mod recount;
+mod slotted;
 mod steps;
 mod update;
 
 pub use many::CounterCaches;
+pub use slotted::SlottedCounterCached;
 
 pub use recount::Recounted;
 pub use update::Updated;

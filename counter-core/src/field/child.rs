@@ -17,7 +17,7 @@ use diesel::serialize::ToSql;
 use diesel::sql_types::{BigInt, HasSqlType, SingleValue};
 use diesel::{Column, Expression, Table};
 
-use super::{AtomicField, AtomicFieldOn};
+use super::{AtomicField, AtomicFieldOn, Slotted, SlottedOn};
 use crate::backend::{Dialect, RawConnection};
 use crate::error::{AtomicError, Limit};
 use crate::value::AtomicValue;
@@ -92,20 +92,44 @@ impl<Col: Column + 'static> CacheAmount for SumOf<Col> {
     const COLUMN: Option<&'static str> = Some(Col::NAME);
 }
 
-/// The key type of parent column `PCol` of child `C`'s cache.
-pub type ParentKey<C, PCol> = <<C as CounterCache<PCol>>::Parent as AtomicField<PCol>>::Key;
+/// The key type of the parent of child `C`'s cache into column `PCol`.
+pub type ParentKey<C, PCol> = <C as CacheLink<PCol>>::ParentKey;
 
 /// The value type of parent column `PCol` of child `C`'s cache.
 pub type ParentValue<C, PCol> = <<C as CounterCache<PCol>>::Parent as AtomicField<PCol>>::Value;
 
+/// How a child row links to the parent whose column `PCol` holds its amount: the foreign key,
+/// what a row is worth, which rows count. What every counter cache has, whether the parent's
+/// column is one value ([`CounterCache`]) or a slotted counter ([`SlottedCounterCache`]); the
+/// child's statements need only this.
+pub trait CacheLink<PCol: Column>: ChildRow {
+    /// The child column holding the parent's key (one column).
+    type ForeignKey: Column<Table = Self::Table>;
+    /// One per row, or the sum of a column.
+    type Amount: CacheAmount;
+    /// The parent's key: the bare value (its key is one column).
+    type ParentKey;
+    /// The parent this row points at.
+    fn parent_key(&self) -> Self::ParentKey;
+    /// The child's boolean column that decides whether a row counts at all (only published
+    /// comments, only paid orders); `None`: every row counts. SQL reads it as the predicate
+    /// `"col"`, so `NULL` does not count.
+    const WHEN: Option<&'static str> = None;
+    /// Whether this row counts: the value of the [`WHEN`](Self::WHEN) column, which it must
+    /// agree with.
+    fn counts(&self) -> bool {
+        true
+    }
+}
+
 /// A counter cache: while a row of `Self` exists, the parent row it points at holds its
 /// amount in column `PCol`.
 ///
-/// `#[derive(CounterCache)]` implements it from `#[counter_cache(..)]`; the operations are on
-/// [`CounterCached`](crate::CounterCached).
+/// `#[derive(CounterCache)]` implements it (and [`CacheLink`]) from `#[counter_cache(..)]`;
+/// the operations are on [`CounterCached`](crate::CounterCached).
 ///
 /// ```
-/// use counter_core::{AtomicError, AtomicField, CacheChange, ChildRow, CounterCache, CountRows};
+/// use counter_core::{AtomicError, AtomicField, CacheChange, CacheLink, ChildRow, CounterCache, CountRows};
 /// diesel::table! { articles (id) { id -> BigInt, views -> BigInt, } }
 /// diesel::table! { views (id) { id -> BigInt, article_id -> BigInt, } }
 /// # struct Article;
@@ -119,46 +143,58 @@ pub type ParentValue<C, PCol> = <<C as CounterCache<PCol>>::Parent as AtomicFiel
 /// #     const COLUMNS: &'static [&'static str] = &["article_id"];
 /// #     fn key(&self) -> Option<i64> { None }
 /// # }
-/// impl CounterCache<articles::views> for NewView {
-///     type Parent = Article;
+/// impl CacheLink<articles::views> for NewView {
 ///     type ForeignKey = views::article_id;
 ///     type Amount = CountRows;
-///     const CHANGE: CacheChange = CacheChange::Increment;
+///     type ParentKey = i64;
 ///     fn parent_key(&self) -> i64 { self.article_id }
+/// }
+/// impl CounterCache<articles::views> for NewView {
+///     type Parent = Article;
+///     const CHANGE: CacheChange = CacheChange::Increment;
 ///     fn amount(&self) -> Result<i64, AtomicError> { Ok(1) }
 /// }
 /// ```
-pub trait CounterCache<PCol: Column>: ChildRow {
+pub trait CounterCache<PCol: Column>: CacheLink<PCol> {
     /// The parent model, with its atomic column `PCol`.
-    type Parent: AtomicField<PCol>;
-    /// The child column holding the parent's key (one column).
-    type ForeignKey: Column<Table = Self::Table>;
-    /// One per row, or the sum of a column.
-    type Amount: CacheAmount;
+    type Parent: AtomicField<PCol, Key = <Self as CacheLink<PCol>>::ParentKey>;
     /// Which way a row moves the parent, and whether it is refused when the parent has too
     /// little.
     const CHANGE: CacheChange;
-    /// The parent this row points at.
-    fn parent_key(&self) -> ParentKey<Self, PCol>;
     /// What this row is worth, in the parent column's type: one, or its summed column
     /// (`OutOfRange` when it does not fit).
     fn amount(&self) -> Result<ParentValue<Self, PCol>, AtomicError>;
-    /// The child's boolean column that decides whether a row counts at all (only published
-    /// comments, only paid orders); `None`: every row counts. SQL reads it as the predicate
-    /// `"col"`, so `NULL` does not count.
-    const WHEN: Option<&'static str> = None;
-    /// Whether this row counts: the value of the [`WHEN`](Self::WHEN) column, which it must
-    /// agree with.
-    fn counts(&self) -> bool {
-        true
-    }
     /// What this row adds to its parent while it exists: its [`amount`](Self::amount) when it
-    /// [`counts`](Self::counts), else zero.
+    /// [`counts`](CacheLink::counts), else zero.
     fn counted_amount(&self) -> Result<ParentValue<Self, PCol>, AtomicError> {
         if self.counts() {
             self.amount()
         } else {
             Ok(<ParentValue<Self, PCol> as AtomicValue>::ZERO)
+        }
+    }
+}
+
+/// A counter cache into a slotted counter: while a row of `Self` exists, its amount is in one
+/// of the slots of the parent's slotted column `PCol` (see [`SlottedField`](crate::SlottedField)),
+/// so that children of one hot parent mostly write different rows.
+///
+/// `#[derive(CounterCache)]` implements it (and [`CacheLink`]) from
+/// `#[counter_cache(.., slotted)]`; the operations are on
+/// [`SlottedCounterCached`](crate::SlottedCounterCached). A slotted counter has no bounds, so
+/// the change is always an increment by the row's amount (a count, or a sum).
+pub trait SlottedCounterCache<PCol: Column>: CacheLink<PCol> {
+    /// The parent model, with its slotted column `PCol`.
+    type Parent: Slotted<PCol, Key = <Self as CacheLink<PCol>>::ParentKey>;
+    /// What this row is worth: one, or its summed column.
+    fn amount(&self) -> Result<i64, AtomicError>;
+    /// What this row adds to its parent while it exists: its [`amount`](Self::amount) when it
+    /// [`counts`](CacheLink::counts), else zero.
+    fn counted_amount(&self) -> Result<i64, AtomicError> {
+        if self.counts() {
+            self.amount()
+        } else {
+            Ok(0)
         }
     }
 }
@@ -188,19 +224,16 @@ pub fn cache_amount<V: AtomicValue, T: AtomicValue>(value: T) -> Result<V, Atomi
     })
 }
 
-/// [`CounterCache`] plus everything backend `DB` needs to run its statements.
+/// [`CacheLink`] plus everything backend `DB` needs to run the child's statements (insert,
+/// delete, update, aggregate).
 ///
-/// Implemented automatically for every cache whose child and parent types Diesel can send to
-/// and read from `DB`; generated code names it in `where` clauses, you never implement it.
+/// Implemented automatically; generated code names it in `where` clauses, you never
+/// implement it.
 #[diagnostic::on_unimplemented(
-    message = "the counter cache of `{Self}` into `{PCol}` cannot be used on backend `{DB}`",
+    message = "the child rows of `{Self}` (the cache into `{PCol}`) cannot be used on backend `{DB}`",
     note = "a key or value type has no Diesel mapping on this backend, the backend's cargo feature of counter-core is off, or the foreign key column's type is not the parent key's"
 )]
-pub trait CounterCacheOn<PCol: Column, DB: Backend>: CounterCache<PCol> + ChildRowOn<DB> {
-    /// The parent, as [`AtomicFieldOn`] for `DB` (it is [`CounterCache::Parent`]).
-    #[doc(hidden)]
-    type On: AtomicFieldOn<PCol, DB>
-        + AtomicField<PCol, Key = ParentKey<Self, PCol>, Value = ParentValue<Self, PCol>>;
+pub trait ChildLinkOn<PCol: Column, DB: Backend>: CacheLink<PCol> + ChildRowOn<DB> {
     #[doc(hidden)]
     fn walk_child_table<'b>(table: &'b Self::Table, out: AstPass<'_, 'b, DB>) -> QueryResult<()>;
     /// `"id" = ?`: the child's key.
@@ -221,22 +254,6 @@ pub trait CounterCacheOn<PCol: Column, DB: Backend>: CounterCache<PCol> + ChildR
     where
         R: RawConnection<Db = DB>,
         Q: Query<SqlType = <Self::KeyColumn as Expression>::SqlType> + QueryFragment<DB> + QueryId;
-    /// Runs a statement answering an inserted child's key and its parent's new value.
-    #[allow(clippy::type_complexity)]
-    #[doc(hidden)]
-    fn load_counted<R, Q>(
-        conn: &mut R,
-        query: Q,
-    ) -> impl Future<Output = QueryResult<Option<(Self::Key, ParentValue<Self, PCol>)>>>
-    where
-        R: RawConnection<Db = DB>,
-        Q: Query<
-                SqlType = (
-                    <Self::KeyColumn as Expression>::SqlType,
-                    <ParentValue<Self, PCol> as AtomicValue>::SqlType,
-                ),
-            > + QueryFragment<DB>
-            + QueryId;
     /// Runs a statement answering a child's link: its parent's key and its amount.
     #[doc(hidden)]
     fn load_links<R, Q>(
@@ -259,7 +276,7 @@ pub trait CounterCacheOn<PCol: Column, DB: Backend>: CounterCache<PCol> + ChildR
         Q: Query<SqlType = <Self::ForeignKey as Expression>::SqlType> + QueryFragment<DB> + QueryId;
 }
 
-impl<C, PCol, DB> CounterCacheOn<PCol, DB> for C
+impl<C, PCol, DB> ChildLinkOn<PCol, DB> for C
 where
     PCol: Column,
     DB: Dialect
@@ -267,20 +284,8 @@ where
         + HasSqlType<<C::ForeignKey as Expression>::SqlType>
         + QueryMetadata<<C::KeyColumn as Expression>::SqlType>
         + QueryMetadata<<C::ForeignKey as Expression>::SqlType>
-        + QueryMetadata<(<C::ForeignKey as Expression>::SqlType, BigInt)>
-        + QueryMetadata<(
-            <C::KeyColumn as Expression>::SqlType,
-            <ParentValue<C, PCol> as AtomicValue>::SqlType,
-        )>,
-    (C::Key, ParentValue<C, PCol>): FromSqlRow<
-            (
-                <C::KeyColumn as Expression>::SqlType,
-                <ParentValue<C, PCol> as AtomicValue>::SqlType,
-            ),
-            DB,
-        > + 'static,
-    C: CounterCache<PCol> + ChildRowOn<DB>,
-    C::Parent: AtomicFieldOn<PCol, DB>,
+        + QueryMetadata<(<C::ForeignKey as Expression>::SqlType, BigInt)>,
+    C: CacheLink<PCol> + ChildRowOn<DB>,
     C::Table: QueryFragment<DB>,
     <C::ForeignKey as Expression>::SqlType: SingleValue,
     <C::KeyColumn as Expression>::SqlType: SingleValue,
@@ -294,8 +299,6 @@ where
     (ParentKey<C, PCol>, i64):
         FromSqlRow<(<C::ForeignKey as Expression>::SqlType, BigInt), DB> + 'static,
 {
-    type On = C::Parent;
-
     fn walk_child_table<'b>(table: &'b Self::Table, out: AstPass<'_, 'b, DB>) -> QueryResult<()> {
         table.walk_ast(out)
     }
@@ -324,27 +327,6 @@ where
         Ok(rows.pop())
     }
 
-    async fn load_counted<R, Q>(
-        conn: &mut R,
-        query: Q,
-    ) -> QueryResult<Option<(Self::Key, ParentValue<Self, PCol>)>>
-    where
-        R: RawConnection<Db = DB>,
-        Q: Query<
-                SqlType = (
-                    <Self::KeyColumn as Expression>::SqlType,
-                    <ParentValue<Self, PCol> as AtomicValue>::SqlType,
-                ),
-            > + QueryFragment<DB>
-            + QueryId,
-    {
-        let mut rows = conn
-            .query_rows::<Q, (C::Key, ParentValue<C, PCol>)>(query)
-            .await?;
-        debug_assert!(rows.len() <= 1, "one row per insert");
-        Ok(rows.pop())
-    }
-
     async fn load_links<R, Q>(
         conn: &mut R,
         query: Q,
@@ -367,5 +349,120 @@ where
         Q: Query<SqlType = <Self::ForeignKey as Expression>::SqlType> + QueryFragment<DB> + QueryId,
     {
         conn.query_rows(query).await
+    }
+}
+
+/// [`CounterCache`] plus everything backend `DB` needs to run its statements.
+///
+/// Implemented automatically for every cache whose child and parent types Diesel can send to
+/// and read from `DB`; generated code names it in `where` clauses, you never implement it.
+#[diagnostic::on_unimplemented(
+    message = "the counter cache of `{Self}` into `{PCol}` cannot be used on backend `{DB}`",
+    note = "a key or value type has no Diesel mapping on this backend, the backend's cargo feature of counter-core is off, or the foreign key column's type is not the parent key's"
+)]
+pub trait CounterCacheOn<PCol: Column, DB: Backend>:
+    CounterCache<PCol> + ChildLinkOn<PCol, DB>
+{
+    /// The parent, as [`AtomicFieldOn`] for `DB` (it is [`CounterCache::Parent`]).
+    #[doc(hidden)]
+    type On: AtomicFieldOn<PCol, DB>
+        + AtomicField<PCol, Key = ParentKey<Self, PCol>, Value = ParentValue<Self, PCol>>;
+    /// Runs a statement answering an inserted child's key and its parent's new value.
+    #[allow(clippy::type_complexity)]
+    #[doc(hidden)]
+    fn load_counted<R, Q>(
+        conn: &mut R,
+        query: Q,
+    ) -> impl Future<Output = QueryResult<Option<(Self::Key, ParentValue<Self, PCol>)>>>
+    where
+        R: RawConnection<Db = DB>,
+        Q: Query<
+                SqlType = (
+                    <Self::KeyColumn as Expression>::SqlType,
+                    <ParentValue<Self, PCol> as AtomicValue>::SqlType,
+                ),
+            > + QueryFragment<DB>
+            + QueryId;
+}
+
+impl<C, PCol, DB> CounterCacheOn<PCol, DB> for C
+where
+    PCol: Column,
+    DB: Dialect
+        + QueryMetadata<(
+            <C::KeyColumn as Expression>::SqlType,
+            <ParentValue<C, PCol> as AtomicValue>::SqlType,
+        )>,
+    (C::Key, ParentValue<C, PCol>): FromSqlRow<
+            (
+                <C::KeyColumn as Expression>::SqlType,
+                <ParentValue<C, PCol> as AtomicValue>::SqlType,
+            ),
+            DB,
+        > + 'static,
+    C: CounterCache<PCol> + ChildLinkOn<PCol, DB>,
+    C::Parent: AtomicFieldOn<PCol, DB>,
+{
+    type On = C::Parent;
+
+    async fn load_counted<R, Q>(
+        conn: &mut R,
+        query: Q,
+    ) -> QueryResult<Option<(Self::Key, ParentValue<Self, PCol>)>>
+    where
+        R: RawConnection<Db = DB>,
+        Q: Query<
+                SqlType = (
+                    <Self::KeyColumn as Expression>::SqlType,
+                    <ParentValue<Self, PCol> as AtomicValue>::SqlType,
+                ),
+            > + QueryFragment<DB>
+            + QueryId,
+    {
+        let mut rows = conn
+            .query_rows::<Q, (C::Key, ParentValue<C, PCol>)>(query)
+            .await?;
+        debug_assert!(rows.len() <= 1, "one row per insert");
+        Ok(rows.pop())
+    }
+}
+
+/// [`SlottedCounterCache`] plus everything backend `DB` needs to run its statements.
+///
+/// Implemented automatically; generated code names it in `where` clauses, you never
+/// implement it.
+#[diagnostic::on_unimplemented(
+    message = "the slotted counter cache of `{Self}` into `{PCol}` cannot be used on backend `{DB}`",
+    note = "a key type has no Diesel mapping on this backend, the backend's cargo feature of counter-core is off, or the foreign key column's type is not the parent key's"
+)]
+pub trait SlottedCounterCacheOn<PCol: Column, DB: Backend>:
+    SlottedCounterCache<PCol> + ChildLinkOn<PCol, DB>
+{
+    /// The parent, as [`SlottedOn`] for `DB` (it is [`SlottedCounterCache::Parent`]).
+    #[doc(hidden)]
+    type On: SlottedOn<PCol, DB> + Slotted<PCol, Key = ParentKey<Self, PCol>>;
+    /// The parent's table.
+    #[doc(hidden)]
+    fn parent_table() -> PCol::Table;
+    #[doc(hidden)]
+    fn walk_parent_table<'b>(table: &'b PCol::Table, out: AstPass<'_, 'b, DB>) -> QueryResult<()>;
+}
+
+impl<C, PCol, DB> SlottedCounterCacheOn<PCol, DB> for C
+where
+    PCol: Column,
+    PCol::Table: QueryFragment<DB> + Default,
+    DB: Dialect,
+    C: SlottedCounterCache<PCol> + ChildLinkOn<PCol, DB>,
+    C::Parent: SlottedOn<PCol, DB>,
+{
+    type On = C::Parent;
+
+    fn parent_table() -> PCol::Table {
+        PCol::Table::default()
+    }
+
+    fn walk_parent_table<'b>(table: &'b PCol::Table, out: AstPass<'_, 'b, DB>) -> QueryResult<()> {
+        table.walk_ast(out)
     }
 }

@@ -6,8 +6,9 @@ mod slotted;
 mod touch;
 
 pub use child::{
-    cache_amount, CacheAmount, CacheChange, ChildRow, ChildRowOn, CountRows, CounterCache,
-    CounterCacheOn, ParentKey, ParentValue, SumOf,
+    cache_amount, CacheAmount, CacheChange, CacheLink, ChildLinkOn, ChildRow, ChildRowOn,
+    CountRows, CounterCache, CounterCacheOn, ParentKey, ParentValue, SlottedCounterCache,
+    SlottedCounterCacheOn, SumOf,
 };
 pub use slotted::{refused, NotOnSlotted, Slotted, SlottedDecrement, SlottedOn};
 pub use touch::TimestampColumn;

@@ -26,8 +26,8 @@ use super::lock::{uncached_multi_row_lock, LockClause};
 use super::StatementId;
 use crate::backend::Dialect;
 use crate::field::{
-    AtomicField, AtomicFieldOn, CacheAmount, ChildRow, ChildRowOn, CounterCache, CounterCacheOn,
-    ParentKey, ParentValue,
+    AtomicField, AtomicFieldOn, CacheAmount, CacheLink, ChildLinkOn, ChildRow, ChildRowOn,
+    CounterCache, CounterCacheOn, ParentKey, ParentValue,
 };
 use crate::key::KeyColumns;
 use crate::plan::Delta;
@@ -97,7 +97,7 @@ fn walk_amount<C, PCol, DB>(out: &mut AstPass<'_, '_, DB>) -> QueryResult<()>
 where
     DB: Dialect,
     PCol: Column,
-    C: CounterCache<PCol>,
+    C: CacheLink<PCol>,
 {
     out.push_sql("CAST(");
     if let Some(when) = C::WHEN {
@@ -164,7 +164,7 @@ impl<C, PCol, DB, A> QueryFragment<DB> for InsertChild<'_, C, PCol, A>
 where
     DB: Dialect,
     PCol: Column,
-    C: CounterCacheOn<PCol, DB>,
+    C: ChildLinkOn<PCol, DB>,
     A: KeyAnswer,
 {
     fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, DB>) -> QueryResult<()> {
@@ -329,7 +329,7 @@ impl<C, PCol, DB, A> QueryFragment<DB> for DeleteChild<'_, C, PCol, A>
 where
     DB: Dialect,
     PCol: Column,
-    C: CounterCacheOn<PCol, DB>,
+    C: ChildLinkOn<PCol, DB>,
     A: KeyAnswer,
 {
     fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, DB>) -> QueryResult<()> {
@@ -352,7 +352,7 @@ impl<C: ChildRow, PCol: 'static, A: 'static> QueryId for DeleteChild<'_, C, PCol
     const HAS_STATIC_QUERY_ID: bool = true;
 }
 
-impl<C: CounterCache<PCol>, PCol: Column, A> Query for DeleteChild<'_, C, PCol, A> {
+impl<C: CacheLink<PCol>, PCol: Column, A> Query for DeleteChild<'_, C, PCol, A> {
     type SqlType = (<C::ForeignKey as Expression>::SqlType, BigInt);
 }
 
@@ -386,7 +386,7 @@ impl<C, PCol, DB, L> QueryFragment<DB> for LinkOf<'_, C, PCol, L>
 where
     DB: Dialect,
     PCol: Column,
-    C: CounterCacheOn<PCol, DB>,
+    C: ChildLinkOn<PCol, DB>,
     L: LockClause,
 {
     fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, DB>) -> QueryResult<()> {
@@ -407,7 +407,7 @@ impl<C: ChildRow, PCol: 'static, L: 'static> QueryId for LinkOf<'_, C, PCol, L> 
     const HAS_STATIC_QUERY_ID: bool = true;
 }
 
-impl<C: CounterCache<PCol>, PCol: Column, L> Query for LinkOf<'_, C, PCol, L> {
+impl<C: CacheLink<PCol>, PCol: Column, L> Query for LinkOf<'_, C, PCol, L> {
     type SqlType = (<C::ForeignKey as Expression>::SqlType, BigInt);
 }
 
@@ -442,7 +442,7 @@ impl<C, PCol, DB> QueryFragment<DB> for UpdateChild<'_, C, PCol>
 where
     DB: Dialect,
     PCol: Column,
-    C: CounterCacheOn<PCol, DB>,
+    C: ChildLinkOn<PCol, DB>,
 {
     fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, DB>) -> QueryResult<()> {
         out.push_sql("UPDATE ");
@@ -487,7 +487,7 @@ impl<C, PCol, DB> QueryFragment<DB> for ChildKeyBack<C, PCol>
 where
     DB: Dialect,
     PCol: Column,
-    C: CounterCacheOn<PCol, DB>,
+    C: ChildLinkOn<PCol, DB>,
 {
     fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, DB>) -> QueryResult<()> {
         out.push_sql("SELECT ");
@@ -612,12 +612,12 @@ pub(crate) struct AggregateShape;
 
 /// `SELECT CAST(COUNT(*) AS BIGINT) FROM child WHERE fk = ?` (or `COALESCE(SUM(col), 0)`):
 /// what one parent's counter should hold.
-pub(crate) struct Aggregate<'a, C: CounterCache<PCol>, PCol: Column> {
+pub(crate) struct Aggregate<'a, C: CacheLink<PCol>, PCol: Column> {
     table: C::Table,
     key: &'a ParentKey<C, PCol>,
 }
 
-impl<'a, C: CounterCache<PCol>, PCol: Column> Aggregate<'a, C, PCol> {
+impl<'a, C: CacheLink<PCol>, PCol: Column> Aggregate<'a, C, PCol> {
     pub fn new(key: &'a ParentKey<C, PCol>) -> Self {
         Aggregate {
             table: C::Table::default(),
@@ -630,7 +630,7 @@ impl<C, PCol, DB> QueryFragment<DB> for Aggregate<'_, C, PCol>
 where
     DB: Dialect,
     PCol: Column,
-    C: CounterCacheOn<PCol, DB>,
+    C: ChildLinkOn<PCol, DB>,
 {
     fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, DB>) -> QueryResult<()> {
         // Under MySQL's SERIALIZABLE this plain read takes shared locks on every child row it
@@ -663,16 +663,16 @@ where
     }
 }
 
-impl<C: CounterCache<PCol>, PCol: Column + 'static> QueryId for Aggregate<'_, C, PCol> {
+impl<C: CacheLink<PCol>, PCol: Column + 'static> QueryId for Aggregate<'_, C, PCol> {
     type QueryId = CacheId<C, PCol, AggregateShape>;
     const HAS_STATIC_QUERY_ID: bool = true;
 }
 
-impl<C: CounterCache<PCol>, PCol: Column> Query for Aggregate<'_, C, PCol> {
+impl<C: CacheLink<PCol>, PCol: Column> Query for Aggregate<'_, C, PCol> {
     type SqlType = BigInt;
 }
 
-impl<C: CounterCache<PCol>, PCol: Column, Conn> RunQueryDsl<Conn> for Aggregate<'_, C, PCol> {}
+impl<C: CacheLink<PCol>, PCol: Column, Conn> RunQueryDsl<Conn> for Aggregate<'_, C, PCol> {}
 
 // ---------------------------------------------------------------------------------------------
 

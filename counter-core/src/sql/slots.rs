@@ -7,7 +7,10 @@
 //! - sum: `SELECT CAST(COALESCE(SUM(count), 0) AS BIGINT) FROM s WHERE k = ?…`;
 //! - the slots, in slot order, locked for a compaction: `SELECT slot, count FROM s WHERE k = ?…
 //!   ORDER BY slot [lock]`, prepared afresh each time (see [`SlotsLocked`]);
-//! - drop one slot: `DELETE FROM s WHERE k = ?… AND slot = ?`.
+//! - drop one slot: `DELETE FROM s WHERE k = ?… AND slot = ?`;
+//! - the parent row of a slotted counter cache, locked ([`ParentRow`]): `SELECT CAST(1 AS
+//!   BIGINT) FROM parent WHERE k = ?… FOR KEY SHARE` (a counted change: the parent must exist
+//!   and stay), or `FOR UPDATE` (a recount: no counted change meanwhile).
 
 use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
 use diesel::result::QueryResult;
@@ -17,7 +20,7 @@ use diesel::{Column, RunQueryDsl};
 use super::lock::{uncached_multi_row_lock, ForUpdate, LockClause};
 use super::StatementId;
 use crate::backend::{Dialect, UpsertClause};
-use crate::field::{Slotted, SlottedOn};
+use crate::field::{CacheLink, Slotted, SlottedCounterCacheOn, SlottedOn};
 use crate::key::KeyColumns;
 
 /// The slot table of `M`'s slotted column `Col`.
@@ -48,6 +51,15 @@ pub(crate) struct SlotDelete<'a, M: Slotted<Col>, Col: Column> {
     pub table: SlotTable<M, Col>,
     pub key: &'a M::Key,
     pub slot: i32,
+}
+
+/// The parent row of `key` in the model's own table, locked by a counted change of a slotted
+/// counter cache (`EXCLUSIVE` false: [`Dialect::KEY_SHARE_LOCK`]) or by its recount (true:
+/// [`Dialect::EXCLUSIVE_LOCK`]). The key columns are named as the slot table's, which the
+/// derive names after the model's.
+pub(crate) struct ParentRow<'a, C: CacheLink<Col>, Col: Column, const EXCLUSIVE: bool> {
+    pub table: Col::Table,
+    pub key: &'a C::ParentKey,
 }
 
 /// The names of the slot table's columns: `(key columns, slot, count)`.
@@ -170,6 +182,49 @@ where
         out.push_sql(" = ");
         M::bind_slot(&self.slot, &mut out)
     }
+}
+
+impl<C, Col, DB, const EXCLUSIVE: bool> QueryFragment<DB> for ParentRow<'_, C, Col, EXCLUSIVE>
+where
+    DB: Dialect,
+    Col: Column,
+    C: SlottedCounterCacheOn<Col, DB>,
+{
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, DB>) -> QueryResult<()> {
+        out.push_sql("SELECT CAST(1 AS ");
+        out.push_sql(DB::BIGINT);
+        out.push_sql(") FROM ");
+        C::walk_parent_table(&self.table, out.reborrow())?;
+        out.push_sql(" WHERE ");
+        <C::On as SlottedOn<Col, DB>>::walk_key_eq(self.key, &mut out)?;
+        out.push_sql(if EXCLUSIVE {
+            DB::EXCLUSIVE_LOCK
+        } else {
+            DB::KEY_SHARE_LOCK
+        });
+        Ok(())
+    }
+}
+
+/// The statement-id marker of a [`ParentRow`].
+pub(crate) struct ParentRowShape<const EXCLUSIVE: bool>;
+
+impl<C: CacheLink<Col>, Col: Column + 'static, const EXCLUSIVE: bool> QueryId
+    for ParentRow<'_, C, Col, EXCLUSIVE>
+{
+    type QueryId = StatementId<C, Col, ParentRowShape<EXCLUSIVE>>;
+    const HAS_STATIC_QUERY_ID: bool = true;
+}
+
+impl<C: CacheLink<Col>, Col: Column, const EXCLUSIVE: bool> Query
+    for ParentRow<'_, C, Col, EXCLUSIVE>
+{
+    type SqlType = BigInt;
+}
+
+impl<C: CacheLink<Col>, Col: Column, Conn, const EXCLUSIVE: bool> RunQueryDsl<Conn>
+    for ParentRow<'_, C, Col, EXCLUSIVE>
+{
 }
 
 /// `QueryId` (static, with a marker per shape) and `RunQueryDsl` of a slot statement.

@@ -23,7 +23,7 @@ use diesel::Column;
 use crate::backend::{write_transaction, Dialect, RawConnection};
 use crate::change::Changes;
 use crate::error::AtomicError;
-use crate::field::{AtomicFieldOn, CounterCacheOn, ParentKey, ParentValue};
+use crate::field::{AtomicFieldOn, ChildLinkOn, CounterCacheOn, ParentKey, ParentValue};
 use crate::plan::{Delta, Direction, Plan, Take};
 use crate::set_plan::RowPlan;
 use crate::sql::{
@@ -224,7 +224,7 @@ pub trait Strategy: Dialect + LedgerDialect {
     where
         R: RawConnection<Db = Self>,
         PCol: Column + 'static,
-        C: CounterCacheOn<PCol, Self>,
+        C: ChildLinkOn<PCol, Self>,
     {
         async move {
             let insert = InsertChild::<C, PCol, ReturnKey>::new(child);
@@ -245,7 +245,7 @@ pub trait Strategy: Dialect + LedgerDialect {
     where
         R: RawConnection<Db = Self>,
         PCol: Column + 'static,
-        C: CounterCacheOn<PCol, Self>,
+        C: ChildLinkOn<PCol, Self>,
     {
         async move {
             let mut links =

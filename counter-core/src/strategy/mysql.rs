@@ -25,7 +25,7 @@ use super::Strategy;
 use crate::backend::{message, write_transaction, RawConnection};
 use crate::change::Changes;
 use crate::error::AtomicError;
-use crate::field::{AtomicFieldOn, CounterCacheOn, ParentKey, ParentValue};
+use crate::field::{AtomicFieldOn, ChildLinkOn, CounterCacheOn, ParentKey, ParentValue};
 use crate::plan::{Delta, Direction, Plan, Take};
 use crate::sql::{
     decode_capture, read, Captured, ChildKeyBack, CountedBack, DeleteChild, DeltaUpdate, Down,
@@ -104,7 +104,7 @@ impl Strategy for Mysql {
     where
         R: RawConnection<Db = Self>,
         PCol: Column + 'static,
-        C: CounterCacheOn<PCol, Self>,
+        C: ChildLinkOn<PCol, Self>,
     {
         conn.query_count(InsertChild::<C, PCol, NoAnswer>::new(child))
             .await?;
@@ -128,7 +128,7 @@ impl Strategy for Mysql {
     where
         R: RawConnection<Db = Self>,
         PCol: Column + 'static,
-        C: CounterCacheOn<PCol, Self>,
+        C: ChildLinkOn<PCol, Self>,
     {
         let mut links = C::load_links(conn, LinkOf::<C, PCol, ForUpdate>::new(key)).await?;
         let Some(link) = links.pop() else {

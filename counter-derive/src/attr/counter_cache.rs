@@ -1,5 +1,5 @@
 //! `#[counter_cache(parent = .., column = .., foreign_key = .., sum = .., when = .., change = ..,
-//! key_type = ..)]` on the struct of `#[derive(CounterCache)]`: every key is known, so an
+//! key_type = .., slotted)]` on the struct of `#[derive(CounterCache)]`: every key is known, so an
 //! unknown or repeated one is reported, and each value keeps its tokens for error spans.
 //!
 //! Only the syntax is read here: whether `foreign_key` names a field, which keys are missing,
@@ -12,8 +12,8 @@ use syn::meta::ParseNestedMeta;
 use syn::{Attribute, Ident, Meta, Path, Result, Type};
 
 /// The keys `#[counter_cache(...)]` accepts.
-pub const CACHE_KEYS: &str =
-    "`parent`, `column`, `foreign_key`, and optionally `sum`, `when`, `change`, `key_type`";
+pub const CACHE_KEYS: &str = "`parent`, `column`, `foreign_key`, and optionally `sum`, `when`, \
+     `change`, `key_type`, `slotted`";
 
 /// One `#[counter_cache(...)]` attribute, read.
 pub struct CounterCacheAttr<'a> {
@@ -29,6 +29,8 @@ pub struct CounterCacheAttr<'a> {
     pub when: Option<Keyed<Ident>>,
     pub change: Option<Keyed<Ident>>,
     pub key_type: Option<Keyed<Type>>,
+    /// `slotted`: the parent's column is a slotted counter; the word as written, for spans.
+    pub slotted: Option<Ident>,
 }
 
 /// `key = value`: the value with the key it was given under.
@@ -57,6 +59,7 @@ fn read<'a>(cx: &Ctxt, attr: &'a Attribute) -> CounterCacheAttr<'a> {
         when: None,
         change: None,
         key_type: None,
+        slotted: None,
     };
     if !matches!(attr.meta, Meta::List(_)) {
         cx.error_spanned_by(
@@ -87,6 +90,9 @@ fn key(cx: &Ctxt, out: &mut CounterCacheAttr, meta: ParseNestedMeta) -> Result<(
         "when" => set(&mut out.when, &key, meta.value()?.parse()?),
         "change" => set(&mut out.change, &key, meta.value()?.parse()?),
         "key_type" => set(&mut out.key_type, &key, meta.value()?.parse()?),
+        "slotted" if meta.input.is_empty() || meta.input.peek(syn::Token![,]) => {
+            out.slotted.replace(key.clone()).is_some()
+        }
         _ => return unknown(cx, meta),
     };
     if repeated {

@@ -125,16 +125,23 @@ fn child_row_on(model: &CacheModel) -> TokenStream {
     }
 }
 
-/// `<Parent as AtomicField<column>>::Key` and `::Value`.
+/// `<Parent as AtomicField<column>>::Key` and `::Value` (a slotted parent:
+/// `<Parent as Slotted<column>>::Key` and `i64`).
 fn parent_types(cache: &Cache) -> (TokenStream, TokenStream) {
     let private = private();
     let parent = &cache.parent;
     let column = &cache.column;
+    if cache.slotted.is_some() {
+        let key = quote!(<#parent as #private::Slotted<#column>>::Key);
+        return (key, quote!(i64));
+    }
     let field = quote!(<#parent as #private::AtomicField<#column>>);
     (quote!(#field::Key), quote!(#field::Value))
 }
 
-/// `CounterCache<column>`: the parent, the foreign key, the amount and the change.
+/// `CacheLink<column>` (the foreign key, the amount's shape, the parent's key, the `WHEN`
+/// column), then `CounterCache<column>` (the parent, the change, the amount) or, for a
+/// slotted parent, `SlottedCounterCache<column>`.
 fn counter_cache(model: &CacheModel, cache: &Cache) -> TokenStream {
     let private = private();
     let ident = model.ident;
@@ -143,7 +150,6 @@ fn counter_cache(model: &CacheModel, cache: &Cache) -> TokenStream {
     let column = &cache.column;
     let (parent_key, parent_value) = parent_types(cache);
     let foreign_key = &cache.foreign_key.column;
-    let change = cache.change.variant();
     // Spanned at `foreign_key = ..`: a field whose type is not the parent's key type is a
     // mismatch there.
     let written = &cache.foreign_key.written;
@@ -174,25 +180,53 @@ fn counter_cache(model: &CacheModel, cache: &Cache) -> TokenStream {
             }
         }
     });
-    quote! {
-        impl #private::CounterCache<#column> for #ident {
-            type Parent = #parent;
+    let link = quote! {
+        impl #private::CacheLink<#column> for #ident {
             type ForeignKey = #table::#foreign_key;
             type Amount = #amount_ty;
-            const CHANGE: #private::CacheChange = #private::CacheChange::#change;
+            type ParentKey = #parent_key;
             fn parent_key(&self) -> #parent_key {
                 // Typed by the field, then returned: a field that is not of the parent's key
                 // type is a mismatch at `foreign_key = ..`.
                 let key = ::core::clone::Clone::clone(&self.#field);
                 #key
             }
-            fn amount(
-                &self,
-            ) -> ::core::result::Result<#parent_value, #private::AtomicError> {
-                #amount
-            }
             #when
         }
+    };
+    let cache = match &cache.slotted {
+        Some(slotted) => {
+            // Spanned at `slotted`: a parent column that is not slotted is an error there.
+            let trait_ = quote_spanned!(slotted.span()=> #private::SlottedCounterCache<#column>);
+            quote! {
+                impl #trait_ for #ident {
+                    type Parent = #parent;
+                    fn amount(
+                        &self,
+                    ) -> ::core::result::Result<i64, #private::AtomicError> {
+                        #amount
+                    }
+                }
+            }
+        }
+        None => {
+            let change = cache.change.variant();
+            quote! {
+                impl #private::CounterCache<#column> for #ident {
+                    type Parent = #parent;
+                    const CHANGE: #private::CacheChange = #private::CacheChange::#change;
+                    fn amount(
+                        &self,
+                    ) -> ::core::result::Result<#parent_value, #private::AtomicError> {
+                        #amount
+                    }
+                }
+            }
+        }
+    };
+    quote! {
+        #link
+        #cache
     }
 }
 
@@ -202,6 +236,12 @@ fn counter_cache(model: &CacheModel, cache: &Cache) -> TokenStream {
 /// recount it) and `counter_cache_<column>()`; with several caches, `counter_caches()`.
 fn methods(model: &CacheModel) -> TokenStream {
     let ident = model.ident;
+    if let [cache @ Cache {
+        slotted: Some(_), ..
+    }] = model.caches.as_slice()
+    {
+        return slotted_methods(model, cache);
+    }
     let shared = match model.caches.as_slice() {
         [cache] => one_cache_methods(model, cache),
         caches => several_caches_methods(model, caches),
@@ -360,6 +400,70 @@ fn several_caches_methods(model: &CacheModel, caches: &[Cache]) -> TokenStream {
         #[doc = #doc_handle]
         pub fn counter_caches() -> #private::CounterCaches<#ident, (#(#columns,)*)> {
             #private::CounterCaches::new()
+        }
+    }
+}
+
+/// The methods of a struct whose one cache counts into a slotted parent column: they call its
+/// `SlottedCounterCached` handle.
+fn slotted_methods(model: &CacheModel, cache: &Cache) -> TokenStream {
+    let private = private();
+    let ident = model.ident;
+    let column = &cache.column;
+    let key_ty = &model.key.ty;
+    let (parent_key, _) = parent_types(cache);
+    let handle = quote!(#private::SlottedCounterCached::<#ident, #column>::new());
+    let where_clause = quote! {
+        where
+            C: #private::AtomicConnection,
+            #ident: #private::SlottedCounterCacheOn<#column, #private::BackendOf<C>>,
+    };
+    let recount = column_method(model, cache, "recount_");
+    let accessor = column_method(model, cache, "counter_cache_");
+    let [doc_insert, doc_update, doc_delete, doc_recount, doc_handle] =
+        CacheDocs::new(model, cache).slotted(&accessor);
+    let call_insert = call(key_ty.clone(), TokenStream::new());
+    let call_unit = call(quote!(()), TokenStream::new());
+    let call_recount = call(
+        quote!(::std::vec::Vec<#private::Recounted<#parent_key, i64>>),
+        TokenStream::new(),
+    );
+    quote! {
+        impl #ident {
+            #[doc = #doc_insert]
+            pub fn insert_counted<'c, C>(&'c self, conn: &'c mut C) -> #call_insert
+            #where_clause
+            {
+                #handle.insert(conn, self)
+            }
+
+            #[doc = #doc_update]
+            pub fn update_counted<'c, C>(&'c self, conn: &'c mut C, key: #key_ty) -> #call_unit
+            #where_clause
+                #parent_key: ::core::cmp::PartialOrd,
+            {
+                #handle.update(conn, key, self)
+            }
+
+            #[doc = #doc_delete]
+            pub fn delete_counted<'c, C>(conn: &'c mut C, key: #key_ty) -> #call_unit
+            #where_clause
+            {
+                #handle.delete(conn, key)
+            }
+
+            #[doc = #doc_recount]
+            pub fn #recount<'c, C>(conn: &'c mut C, keys: &'c [#parent_key]) -> #call_recount
+            #where_clause
+                #parent_key: ::core::clone::Clone + ::core::cmp::PartialEq,
+            {
+                #handle.recount(conn, keys)
+            }
+
+            #[doc = #doc_handle]
+            pub fn #accessor() -> #private::SlottedCounterCached<#ident, #column> {
+                #private::SlottedCounterCached::new()
+            }
         }
     }
 }

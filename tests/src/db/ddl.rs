@@ -44,6 +44,9 @@ CREATE TABLE IF NOT EXISTS ct_article_view_slots (id BIGINT NOT NULL, slot INTEG
     count BIGINT NOT NULL, PRIMARY KEY (id, slot));
 CREATE TABLE IF NOT EXISTS ct_article_like_slots (id BIGINT NOT NULL, slot INTEGER NOT NULL,
     count BIGINT NOT NULL, PRIMARY KEY (id, slot));
+CREATE TABLE IF NOT EXISTS ct_article_reads (id BIGSERIAL PRIMARY KEY,
+    article_id BIGINT NOT NULL REFERENCES ct_articles (id), counted BOOLEAN NOT NULL);
+CREATE INDEX IF NOT EXISTS ct_article_reads_article ON ct_article_reads (article_id);
 CREATE TABLE IF NOT EXISTS ct_posts (id BIGINT PRIMARY KEY, comments BIGINT NOT NULL,
     tips BIGINT NOT NULL);
 CREATE TABLE IF NOT EXISTS ct_comments (id BIGSERIAL PRIMARY KEY,
@@ -116,6 +119,9 @@ CREATE TABLE IF NOT EXISTS ct_article_view_slots (id BIGINT NOT NULL, slot INT N
     count BIGINT NOT NULL, PRIMARY KEY (id, slot)) ENGINE = InnoDB;
 CREATE TABLE IF NOT EXISTS ct_article_like_slots (id BIGINT NOT NULL, slot INT NOT NULL,
     count BIGINT NOT NULL, PRIMARY KEY (id, slot)) ENGINE = InnoDB;
+CREATE TABLE IF NOT EXISTS ct_article_reads (id BIGINT AUTO_INCREMENT PRIMARY KEY,
+    article_id BIGINT NOT NULL, counted BOOLEAN NOT NULL,
+    FOREIGN KEY (article_id) REFERENCES ct_articles (id)) ENGINE = InnoDB;
 CREATE TABLE IF NOT EXISTS ct_posts (id BIGINT PRIMARY KEY, comments BIGINT NOT NULL,
     tips BIGINT NOT NULL) ENGINE = InnoDB;
 CREATE TABLE IF NOT EXISTS ct_comments (id BIGINT AUTO_INCREMENT PRIMARY KEY,
@@ -178,6 +184,9 @@ CREATE TABLE IF NOT EXISTS ct_article_view_slots (id BIGINT NOT NULL, slot INTEG
     count BIGINT NOT NULL, PRIMARY KEY (id, slot));
 CREATE TABLE IF NOT EXISTS ct_article_like_slots (id BIGINT NOT NULL, slot INTEGER NOT NULL,
     count BIGINT NOT NULL, PRIMARY KEY (id, slot));
+CREATE TABLE IF NOT EXISTS ct_article_reads (id INTEGER PRIMARY KEY AUTOINCREMENT,
+    article_id BIGINT NOT NULL REFERENCES ct_articles (id), counted BOOLEAN NOT NULL);
+CREATE INDEX IF NOT EXISTS ct_article_reads_article ON ct_article_reads (article_id);
 CREATE TABLE IF NOT EXISTS ct_posts (id BIGINT PRIMARY KEY, comments BIGINT NOT NULL,
     tips BIGINT NOT NULL);
 CREATE TABLE IF NOT EXISTS ct_comments (id INTEGER PRIMARY KEY AUTOINCREMENT,

@@ -117,6 +117,12 @@ pub trait TestDb: Sized + Send + Sync + 'static {
     fn daily_views(&self, page_ids: &[i64]) -> Vec<(i64, i32, i64)>;
     /// The `(slot, count)` rows of article `id`'s view counter, in slot order.
     fn view_slots(&self, id: i64) -> Vec<(i32, i64)>;
+    /// A new article row (its slotted counters have no slots yet); returns its id.
+    fn new_article(&self) -> i64;
+    /// `(COUNT(*)` of article `id`'s reads that count, `COUNT(*)` of all its reads`)`.
+    fn article_reads(&self, id: i64) -> (i64, i64);
+    /// A counted read inserted without the cache (another program).
+    fn raw_read(&self, article_id: i64);
     /// A [`Gate`](crate::gate::Gate) into this database, closed by the test to take the
     /// database down.
     fn gate(&self) -> crate::gate::Gate;
@@ -298,6 +304,42 @@ macro_rules! row_helpers {
                     .values((
                         ct_comments::post_id.eq(post_id),
                         ct_comments::body.eq("raw"),
+                    ))
+                    .execute(c)
+            });
+        }
+
+        fn new_article(&self) -> i64 {
+            let id = next_id();
+            harness(self.pool(), "insert article", |c| {
+                diesel::insert_into(ct_articles::table)
+                    .values((
+                        ct_articles::id.eq(id),
+                        ct_articles::views.eq(0),
+                        ct_articles::likes.eq(0),
+                    ))
+                    .execute(c)
+            });
+            id
+        }
+
+        fn article_reads(&self, id: i64) -> (i64, i64) {
+            harness(self.pool(), "read an article's reads", |c| {
+                let all = ct_article_reads::table.filter(ct_article_reads::article_id.eq(id));
+                let counted: i64 = all
+                    .filter(ct_article_reads::counted.eq(true))
+                    .count()
+                    .get_result(c)?;
+                Ok((counted, all.count().get_result(c)?))
+            })
+        }
+
+        fn raw_read(&self, article_id: i64) {
+            harness(self.pool(), "insert a read without the cache", |c| {
+                diesel::insert_into(ct_article_reads::table)
+                    .values((
+                        ct_article_reads::article_id.eq(article_id),
+                        ct_article_reads::counted.eq(true),
                     ))
                     .execute(c)
             });

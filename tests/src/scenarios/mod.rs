@@ -30,7 +30,7 @@
 //!   checkout (`decrement_*_if_at_least_many`) under contention.
 //! - [`counter_cache`]: a child row and its parent's counter (inserts, deletes, recounts),
 //!   under storms; [`counter_cache_update`]: counted updates (moves, re-ratings, flips of a
-//!   conditional count).
+//!   conditional count); [`slotted_cache`]: a counter cache into a slotted parent column.
 //! - [`slotted`], [`buffer`], [`redis`]: slotted counters, the write-behind `Buffer`,
 //!   `RedisCounter`; [`redis_kept`]: what a Redis flush cannot write, kept or reported;
 //!   [`redis_flusher`]: its background flusher.
@@ -65,6 +65,7 @@ pub mod refusals;
 pub mod sets;
 pub mod single_row;
 pub mod slotted;
+pub mod slotted_cache;
 pub mod sqlite_writers;
 pub mod storms;
 pub mod touch;
@@ -94,6 +95,7 @@ pub use refusals::*;
 pub use sets::*;
 pub use single_row::*;
 pub use slotted::*;
+pub use slotted_cache::*;
 pub use sqlite_writers::*;
 pub use storms::*;
 pub use touch::*;
@@ -126,6 +128,7 @@ macro_rules! backend_tests {
         $crate::counter_cache_tests!($client);
         $crate::counter_cache_update_tests!($client);
         $crate::slotted_tests!($client);
+        $crate::slotted_cache_tests!($client);
         $crate::buffer_tests!($client);
         $crate::buffer_row_tests!($client);
         $crate::buffer_fault_tests!($client);
