@@ -53,6 +53,10 @@ use crate::value::AtomicValue;
 /// let hits = Field::<Counter, counters::hits>::new();
 /// # let _ = hits;
 /// ```
+#[diagnostic::on_unimplemented(
+    message = "`{Col}` is not an atomic column of `{Self}`",
+    note = "an atomic column is a field with #[atomic] in a #[derive(AtomicField)] struct; a counter cache into a slotted counter (#[atomic(slots = N, table = t)]) says `slotted` in its #[counter_cache]"
+)]
 pub trait AtomicField<Col: Column>: Sized + 'static {
     /// The Rust type of the primary key: the bare value for a one-column key (`i64`), a tuple
     /// in column order for a composite one (`(i64, i64)`).

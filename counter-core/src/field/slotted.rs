@@ -20,6 +20,10 @@ use crate::retry::RetryPolicy;
 
 /// Describes the slotted counter `Col` of model `Self`: its slot table and how many slots.
 /// `#[derive(AtomicField)]` implements it for `#[atomic(slots = N, table = t)]` fields.
+#[diagnostic::on_unimplemented(
+    message = "`{Col}` is not a slotted counter of `{Self}`",
+    note = "a slotted counter is a field with #[atomic(slots = N, table = t)]; a counter cache into a plain #[atomic] column leaves out `slotted`"
+)]
 pub trait Slotted<Col: Column>: Sized + 'static {
     /// The model's key: the bare value for one column, a tuple for several.
     type Key;

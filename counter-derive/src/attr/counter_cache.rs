@@ -90,7 +90,14 @@ fn key(cx: &Ctxt, out: &mut CounterCacheAttr, meta: ParseNestedMeta) -> Result<(
         "when" => set(&mut out.when, &key, meta.value()?.parse()?),
         "change" => set(&mut out.change, &key, meta.value()?.parse()?),
         "key_type" => set(&mut out.key_type, &key, meta.value()?.parse()?),
-        "slotted" if meta.input.is_empty() || meta.input.peek(syn::Token![,]) => {
+        "slotted" => {
+            if !(meta.input.is_empty() || meta.input.peek(syn::Token![,])) {
+                cx.error_spanned_by(
+                    &key,
+                    "`slotted` takes no value: write #[counter_cache(.., slotted)]",
+                );
+                return skip_value(meta.input);
+            }
             out.slotted.replace(key.clone()).is_some()
         }
         _ => return unknown(cx, meta),
@@ -177,6 +184,22 @@ mod tests {
             tokens(&cache.key_type.as_ref().unwrap().value),
             ":: core :: primitive :: i32"
         );
+    }
+
+    #[test]
+    fn reads_slotted_as_a_bare_word() {
+        let attrs: Vec<Attribute> = vec![
+            parse_quote!(#[counter_cache(parent = A, column = a::n, foreign_key = a_id, slotted)]),
+            parse_quote!(#[counter_cache(slotted = true, parent = A, slotted, slotted)]),
+        ];
+        let cx = Ctxt::new();
+        let caches = counter_caches(&cx, &attrs);
+        let messages = messages(cx.check());
+        assert_eq!(caches[0].slotted.as_ref().unwrap(), "slotted");
+        assert_eq!(messages.len(), 2, "{messages:#?}");
+        assert!(messages[0].contains("`slotted` takes no value"));
+        assert!(messages[1].contains("duplicate key `slotted`"));
+        assert!(caches[1].parent.is_some() && caches[1].slotted.is_some());
     }
 
     #[test]

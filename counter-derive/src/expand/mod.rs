@@ -252,6 +252,38 @@ mod tests {
     }
 
     #[test]
+    fn a_slotted_child_expands() {
+        let input: DeriveInput = syn::parse_quote! {
+            #[derive(CounterCache)]
+            #[diesel(table_name = reads)]
+            #[counter_cache(parent = Article, column = articles::views, foreign_key = article_id,
+                when = counted, slotted)]
+            pub struct NewRead {
+                pub article_id: i64,
+                pub counted: bool,
+            }
+        };
+        let tokens = derive_cache(&input).unwrap();
+        syn::parse2::<syn::File>(tokens.clone()).unwrap();
+        let compact: String = tokens.to_string().split_whitespace().collect();
+        assert_has(
+            &compact,
+            &[
+                "CacheLink<articles::views>forNewRead",
+                "typeParentKey=<Articleas::counter_core::__private::Slotted<articles::views>>::Key;",
+                "SlottedCounterCache<articles::views>forNewRead",
+                "cache_amount::<i64,i64>(1)",
+                "SlottedCounterCached::<NewRead,articles::views>::new().insert(conn,self)",
+                "SlottedCounterCached::<NewRead,articles::views>::new().recount(conn,keys)",
+                "fnrecount_views<'c,C>",
+                "fncounter_cache_views()",
+            ],
+        );
+        assert!(!compact.contains("__private::CounterCacheOn<"), "{compact}");
+        assert!(!compact.contains("recount_all_views"), "{compact}");
+    }
+
+    #[test]
     fn a_counted_child_expands() {
         let input = crate::cache_model::new_view();
         let tokens = derive_cache(&input).unwrap();
@@ -274,9 +306,12 @@ mod tests {
                 "ToSql<<views::visitoras::counter_core::__private::Expression>::SqlType,__DB>",
                 "0usize=>out.push_bind_param::<<views::article_idas",
                 "1usize=>out.push_bind_param::<<views::visitoras",
-                "CounterCache<articles::view_count>forNewView",
-                "typeParent=Article;typeForeignKey=views::article_id;",
+                "CacheLink<articles::view_count>forNewView",
+                "typeForeignKey=views::article_id;",
                 "typeAmount=::counter_core::__private::CountRows;",
+                "typeParentKey=<Articleas::counter_core::__private::AtomicField<articles::view_count>>::Key;",
+                "CounterCache<articles::view_count>forNewView",
+                "typeParent=Article;",
                 "CacheChange::Increment;",
                 "AtomicField<articles::view_count>>::Value,i64>(1)",
                 "fninsert_counted<'c,C>(&'cself,conn:&'cmutC)",
