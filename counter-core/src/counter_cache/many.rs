@@ -33,7 +33,7 @@ use crate::trace::OpSpan;
 /// `insert_counted`, `update_counted` and `delete_counted` call this handle.
 ///
 /// ```
-/// # use counter_core::{AtomicError, AtomicField, CacheChange, ChildRow, ChildRowOn, CountRows, CounterCache, CounterCaches};
+/// # use counter_core::{AtomicError, AtomicField, CacheChange, CacheLink, ChildRow, ChildRowOn, CountRows, CounterCache, CounterCaches};
 /// # use diesel::prelude::*;
 /// # use diesel::query_builder::AstPass;
 /// # use diesel::sqlite::Sqlite;
@@ -62,16 +62,20 @@ use crate::trace::OpSpan;
 /// #                        _ => out.push_bind_param::<diesel::sql_types::BigInt, _>(&self.user_id) }
 /// #     }
 /// # }
-/// # impl CounterCache<posts::comments> for NewComment {
-/// #     type Parent = Post; type ForeignKey = comments::post_id; type Amount = CountRows;
-/// #     const CHANGE: CacheChange = CacheChange::Increment;
+/// # impl CacheLink<posts::comments> for NewComment {
+/// #     type ForeignKey = comments::post_id; type Amount = CountRows; type ParentKey = i64;
 /// #     fn parent_key(&self) -> i64 { self.post_id }
+/// # }
+/// # impl CounterCache<posts::comments> for NewComment {
+/// #     type Parent = Post; const CHANGE: CacheChange = CacheChange::Increment;
 /// #     fn amount(&self) -> Result<i64, AtomicError> { Ok(1) }
 /// # }
-/// # impl CounterCache<users::comments> for NewComment {
-/// #     type Parent = User; type ForeignKey = comments::user_id; type Amount = CountRows;
-/// #     const CHANGE: CacheChange = CacheChange::Increment;
+/// # impl CacheLink<users::comments> for NewComment {
+/// #     type ForeignKey = comments::user_id; type Amount = CountRows; type ParentKey = i64;
 /// #     fn parent_key(&self) -> i64 { self.user_id }
+/// # }
+/// # impl CounterCache<users::comments> for NewComment {
+/// #     type Parent = User; const CHANGE: CacheChange = CacheChange::Increment;
 /// #     fn amount(&self) -> Result<i64, AtomicError> { Ok(1) }
 /// # }
 /// let mut conn = SqliteConnection::establish(":memory:")?;
