@@ -1,14 +1,17 @@
 //! The counter-cache subject, on every cell: comments counted on their post and tips summed
-//! into it, inserted, deleted and recounted at random from every thread.
+//! into it, and reads counted into an article's slotted views while they count (a slotted
+//! cache), inserted, deleted and recounted at random from every thread.
 //!
 //! A history: three posts and a key no post has; each thread inserts comments (a tenth of
 //! them on the missing post) and tips (cents from -20 to 50: a refund past the post's total
 //! is refused), moves its own rows to another post (a tenth of the moves to the missing post)
 //! and re-rates its tips, deletes keys any thread inserted (often one another thread deletes
-//! too), and recounts the posts. Then, through the harness's blocking pool:
+//! too), and recounts the posts; the same for reads over three articles (a move may also flip
+//! whether the read counts). Then, through the harness's blocking pool:
 //! - every post's `comments` is `COUNT(*)` of its comments and `tips` the sum of its tips,
-//!   and both equal what the calls that returned `Ok` add up to: each row still there as its
-//!   inserting thread (the only one that updates it) last set it;
+//!   every article's view slots add up to `COUNT(*)` of its counted reads, and all equal what
+//!   the calls that returned `Ok` add up to: each row still there as its inserting thread (the
+//!   only one that updates it) last set it;
 //! - every recount found nothing to correct (no call ever left a post wrong, even for a
 //!   moment a recount could see);
 //! - each inserted key was deleted at most once, and exactly the keys inserted and not
@@ -25,7 +28,7 @@ use std::sync::Mutex;
 
 use counter_core::{
     AsyncConnection, AtomicConnection, AtomicError, BackendOf, CallMode, CounterCacheOn,
-    CounterCached, RawConnection,
+    CounterCached, RawConnection, SlottedCounterCacheOn, SlottedCounterCached,
 };
 use diesel::connection::SimpleConnection;
 use diesel::r2d2::{ConnectionManager, Pool};
@@ -36,26 +39,41 @@ use super::driver::{on_async_threads, on_pooled_threads};
 use super::watchdog::Watchdog;
 use super::{CheckConn, Plan, THREADS};
 use crate::db::settle;
-use crate::models::{NewComment, NewTip};
+use crate::models::{NewComment, NewRead, NewTip};
 use crate::next_id;
-use crate::schema::ct_posts;
+use crate::schema::{ct_articles, ct_posts};
 
 type Comments = CounterCached<NewComment, ct_posts::comments>;
 type Tips = CounterCached<NewTip, ct_posts::tips>;
+type Reads = SlottedCounterCached<NewRead, ct_articles::views>;
 
-/// A child row a thread inserted: a comment or a tip, its key, its post and its amount.
+/// A child row a thread inserted: a comment or a tip, its key, its post and its amount; or a
+/// read, its key, its article and whether it counts.
 #[derive(Debug, Clone, Copy)]
 enum Child {
-    Comment { key: i64, post: i64 },
-    Tip { key: i64, post: i64, cents: i32 },
+    Comment {
+        key: i64,
+        post: i64,
+    },
+    Tip {
+        key: i64,
+        post: i64,
+        cents: i32,
+    },
+    Read {
+        key: i64,
+        article: i64,
+        counted: bool,
+    },
 }
 
 impl Child {
-    /// The table it is in (`false`: comments, `true`: tips) and its key.
-    fn id(&self) -> (bool, i64) {
+    /// The table it is in (0: comments, 1: tips, 2: reads) and its key.
+    fn id(&self) -> (u8, i64) {
         match *self {
-            Child::Comment { key, .. } => (false, key),
-            Child::Tip { key, .. } => (true, key),
+            Child::Comment { key, .. } => (0, key),
+            Child::Tip { key, .. } => (1, key),
+            Child::Read { key, .. } => (2, key),
         }
     }
 }
@@ -65,7 +83,7 @@ impl Child {
 struct Seen {
     inserted: Vec<Child>,
     /// The rows this thread inserted, as it last set them (only it updates them).
-    owned: BTreeMap<(bool, i64), Child>,
+    owned: BTreeMap<(u8, i64), Child>,
     deleted: Vec<Child>,
     moves: usize,
     recounts: usize,
@@ -78,6 +96,7 @@ struct Ctx {
     seed: u64,
     plan: Plan,
     posts: [i64; 3],
+    articles: [i64; 3],
     missing: i64,
     offered: Mutex<Vec<Child>>,
 }
@@ -91,10 +110,18 @@ fn setup<C: CheckConn>(pool: &Pool<ConnectionManager<C>>, plan: Plan) -> Ctx {
         rows.join(", ")
     );
     settle(|| conn.batch_execute(&insert)).expect("checker: the posts");
+    let articles = [next_id(), next_id(), next_id()];
+    let rows: Vec<String> = articles.iter().map(|id| format!("({id}, 0, 0)")).collect();
+    let insert = format!(
+        "INSERT INTO ct_articles (id, views, likes) VALUES {}",
+        rows.join(", ")
+    );
+    settle(|| conn.batch_execute(&insert)).expect("checker: the articles");
     Ctx {
         seed: plan.seed,
         plan,
         posts,
+        articles,
         missing: next_id(),
         offered: Mutex::new(Vec::new()),
     }
@@ -105,17 +132,21 @@ where
     C: AtomicConnection,
     NewComment: CounterCacheOn<ct_posts::comments, BackendOf<C>>,
     NewTip: CounterCacheOn<ct_posts::tips, BackendOf<C>>,
+    NewRead: SlottedCounterCacheOn<ct_articles::views, BackendOf<C>>,
 {
     let mut rng = StdRng::seed_from_u64(ctx.seed ^ ((thread as u64 + 11) << 40));
     let mut seen = Seen::default();
     for _ in 0..ctx.plan.ops_per_thread {
-        let post = if rng.random_ratio(1, 10) {
-            ctx.missing
+        let (post, article) = if rng.random_ratio(1, 10) {
+            (ctx.missing, ctx.missing)
         } else {
-            ctx.posts[rng.random_range(0..3)]
+            (
+                ctx.posts[rng.random_range(0..3)],
+                ctx.articles[rng.random_range(0..3)],
+            )
         };
         match rng.random_range(0..100) {
-            0..30 => {
+            0..20 => {
                 let row = NewComment {
                     post_id: post,
                     body: None,
@@ -141,7 +172,7 @@ where
                     Err(e) => seen.anomalies.push(format!("{call}: {e}")),
                 }
             }
-            30..55 => {
+            20..38 => {
                 let cents = rng.random_range(-20..=50);
                 let row = NewTip {
                     post_id: post,
@@ -180,7 +211,28 @@ where
                     Err(e) => seen.anomalies.push(format!("{call}: {e:?}")),
                 }
             }
-            55..65 => {
+            38..50 => {
+                let row = NewRead {
+                    article_id: article,
+                    counted: !rng.random_ratio(1, 5),
+                };
+                let call = format!("insert {row:?}");
+                let insert = C::Mode::into_future(Reads::new().insert(conn, &row));
+                match watchdog.watch(thread, &call, insert).await {
+                    Ok(key) => seen.insert(
+                        ctx,
+                        Child::Read {
+                            key,
+                            article,
+                            counted: row.counted,
+                        },
+                    ),
+                    Err(AtomicError::NotFound) if article == ctx.missing => {}
+                    Err(AtomicError::Conflict { .. }) => seen.conflicts += 1,
+                    Err(e) => seen.anomalies.push(format!("{call}: {e}")),
+                }
+            }
+            50..62 => {
                 let owned: Vec<Child> = seen.owned.values().copied().collect();
                 if owned.is_empty() {
                     continue;
@@ -211,12 +263,46 @@ where
                             .await;
                         result.map(|updated| (Child::Tip { key, post, cents }, updated))
                     }
+                    Child::Read { key, .. } => {
+                        // Moved (the post's pick names an article here), and half the time
+                        // flipped in or out of the count.
+                        let row = NewRead {
+                            article_id: article,
+                            counted: rng.random_bool(0.5),
+                        };
+                        let update = Reads::new().update(conn, key, &row);
+                        let result = watchdog
+                            .watch(thread, &call, C::Mode::into_future(update))
+                            .await;
+                        let now = Child::Read {
+                            key,
+                            article,
+                            counted: row.counted,
+                        };
+                        // A slotted update answers nothing: report the parents as moved.
+                        result.map(|()| {
+                            let from = match child {
+                                Child::Read { article, .. } => article,
+                                _ => unreachable!("a read stays a read"),
+                            };
+                            (
+                                now,
+                                counter_core::Updated {
+                                    from: (from, Some(0)),
+                                    to: (article, 0),
+                                },
+                            )
+                        })
+                    }
                 };
                 match result {
                     Ok((now, updated)) => {
                         let (old_post, new_post) = match (child, now) {
                             (Child::Comment { post: a, .. }, Child::Comment { post: b, .. })
-                            | (Child::Tip { post: a, .. }, Child::Tip { post: b, .. }) => (a, b),
+                            | (Child::Tip { post: a, .. }, Child::Tip { post: b, .. })
+                            | (Child::Read { article: a, .. }, Child::Read { article: b, .. }) => {
+                                (a, b)
+                            }
                             _ => unreachable!("a row stays in its table"),
                         };
                         if updated.from.0 != old_post || updated.to.0 != new_post {
@@ -234,7 +320,7 @@ where
                     Err(e) => seen.anomalies.push(format!("{call}: {e:?}")),
                 }
             }
-            65..92 => {
+            62..92 => {
                 let Some(child) = ctx.offered.lock().unwrap().pop() else {
                     continue;
                 };
@@ -248,6 +334,14 @@ where
                         let delete = C::Mode::into_future(Tips::new().delete(conn, key));
                         watchdog.watch(thread, &call, delete).await
                     }
+                    Child::Read { key, .. } => {
+                        let delete = C::Mode::into_future(Reads::new().delete(conn, key));
+                        // A slotted delete answers nothing; `Some` as the others' success.
+                        watchdog
+                            .watch(thread, &call, delete)
+                            .await
+                            .map(|()| Some(0))
+                    }
                 };
                 match result {
                     Ok(Some(_)) => seen.deleted.push(child),
@@ -260,7 +354,7 @@ where
                 }
             }
             _ => {
-                let call = "recount comments and tips";
+                let call = "recount comments, tips and reads";
                 let comments = watchdog
                     .watch(
                         thread,
@@ -275,9 +369,17 @@ where
                         C::Mode::into_future(Tips::new().recount(conn, &ctx.posts)),
                     )
                     .await;
+                let reads = watchdog
+                    .watch(
+                        thread,
+                        &call,
+                        C::Mode::into_future(Reads::new().recount(conn, &ctx.articles)),
+                    )
+                    .await;
                 for (what, result) in [
                     ("comments", comments.map(|r| format!("{r:?}"))),
                     ("tips", tips.map(|r| format!("{r:?}"))),
+                    ("reads", reads.map(|r| format!("{r:?}"))),
                 ] {
                     match result {
                         Ok(report) if report == "[]" => seen.recounts += 1,
@@ -313,6 +415,7 @@ pub fn run_cache<C: CheckConn>(cell: &str, pool: &Pool<ConnectionManager<C>>, pl
 where
     NewComment: CounterCacheOn<ct_posts::comments, BackendOf<C>>,
     NewTip: CounterCacheOn<ct_posts::tips, BackendOf<C>>,
+    NewRead: SlottedCounterCacheOn<ct_articles::views, BackendOf<C>>,
 {
     let ctx = setup(pool, plan);
     let watchdog = Watchdog::start(
@@ -338,6 +441,7 @@ pub fn run_cache_async<C, A>(
     A: diesel_async::AsyncConnection + AsyncConnection + RawConnection + 'static,
     NewComment: CounterCacheOn<ct_posts::comments, BackendOf<A>>,
     NewTip: CounterCacheOn<ct_posts::tips, BackendOf<A>>,
+    NewRead: SlottedCounterCacheOn<ct_articles::views, BackendOf<A>>,
 {
     let ctx = setup(pool, plan);
     let watchdog = Watchdog::start(
@@ -376,6 +480,8 @@ fn verify<C: CheckConn>(
     }
     // What is left: every row inserted and not deleted, as its owner last set it.
     let (mut comment_keys, mut tip_keys) = (BTreeSet::new(), BTreeSet::new());
+    let mut read_keys = BTreeSet::new();
+    let mut views: BTreeMap<i64, i64> = ctx.articles.iter().map(|&a| (a, 0)).collect();
     for child in seen.iter().flat_map(|s| s.owned.values()) {
         if deleted.contains(&child.id()) {
             continue;
@@ -388,6 +494,14 @@ fn verify<C: CheckConn>(
             Child::Tip { key, post, cents } => {
                 *tips.entry(post).or_default() += i64::from(cents);
                 tip_keys.insert(key);
+            }
+            Child::Read {
+                key,
+                article,
+                counted,
+            } => {
+                *views.entry(article).or_default() += i64::from(counted);
+                read_keys.insert(key);
             }
         }
     }
@@ -434,6 +548,41 @@ fn verify<C: CheckConn>(
                 anomalies.push(format!("tip {key} exists but no call left it"));
             }
         }
+    }
+    for &article in &ctx.articles {
+        let slots: i64 = read(format!(
+            "SELECT count AS v FROM ct_article_view_slots WHERE id = {article}"
+        ))
+        .iter()
+        .sum();
+        let counted = read(format!(
+            "SELECT id AS v FROM ct_article_reads WHERE article_id = {article} AND counted"
+        ));
+        if (slots, counted.len() as i64) != (views[&article], views[&article]) {
+            anomalies.push(format!(
+                "article {article}: view slots add up to {slots}, {} counted reads, the calls \
+                 say {}",
+                counted.len(),
+                views[&article]
+            ));
+        }
+        for key in read(format!(
+            "SELECT id AS v FROM ct_article_reads WHERE article_id = {article}"
+        )) {
+            if !read_keys.contains(&key) {
+                anomalies.push(format!("read {key} exists but no call left it"));
+            }
+        }
+    }
+    let stray_reads = read(format!(
+        "SELECT id AS v FROM ct_article_reads WHERE article_id = {}",
+        ctx.missing
+    ));
+    if !stray_reads.is_empty() {
+        anomalies.push(format!(
+            "{} reads of an article that does not exist",
+            stray_reads.len()
+        ));
     }
     let orphans = read(format!(
         "SELECT id AS v FROM ct_comments WHERE post_id = {}",
