@@ -193,19 +193,39 @@ impl CacheDocs {
         };
         [
             format!(
-                " Inserts this `{child}` into `{table}` and adds {amount} to a random slot of                  `{column}`, the slotted counter of the `{parent}` whose key is                  `{foreign_key}`{when}: both, or neither, in one transaction (the parent row                  locked `FOR KEY SHARE` on PostgreSQL, so counted inserts of one parent do not                  wait for each other there). Returns the new row's key.\n\n # Errors\n                  `AtomicError::NotFound` when no `{parent}` has that key, and the database's own                  errors for the row (`Database`); nothing is written on any error."
+                " Inserts this `{child}` into `{table}` and adds {amount} to a random slot of \
+                 `{column}`, the slotted counter of the `{parent}` whose key is \
+                 `{foreign_key}`{when}: both, or neither, in one transaction (the parent row \
+                 locked `FOR KEY SHARE` on PostgreSQL, so counted inserts of one parent do not \
+                 wait for each other there). Returns the new row's key.\n\n # Errors\n \
+                 `AtomicError::NotFound` when no `{parent}` has that key, and the database's \
+                 own errors for the row (`Database`); nothing is written on any error."
             ),
             format!(
-                " Sets the `{table}` row whose `{key_column}` is `key` to this struct's values                  (all but the key) and keeps `{column}` exact, in one transaction: a new                  `{foreign_key}` moves the row's amount from the old parent's slots to the new                  one's (in key order), otherwise the parent changes by the difference.\n\n                  # Errors\n `AtomicError::NotFound` when no row has that key or no parent has                  the new `{foreign_key}`; nothing is written on any error."
+                " Sets the `{table}` row whose `{key_column}` is `key` to this struct's values \
+                 (all but the key) and keeps `{column}` exact, in one transaction: a new \
+                 `{foreign_key}` moves the row's amount from the old parent's slots to the new \
+                 one's (in key order), otherwise the parent changes by the difference.\n\n \
+                 # Errors\n `AtomicError::NotFound` when no row has that key or no parent has \
+                 the new `{foreign_key}`; nothing is written on any error."
             ),
             format!(
-                " Deletes the `{table}` row whose `{key_column}` is `key` and takes its amount                  back from `{column}`, in one transaction, only if the `DELETE` removed the row                  (of two concurrent deletes, one changes the parent).\n\n # Errors\n                  `AtomicError::NotFound` when no row has that key (nothing changed)."
+                " Deletes the `{table}` row whose `{key_column}` is `key` and takes its amount \
+                 back from `{column}`, in one transaction, only if the `DELETE` removed the row \
+                 (of two concurrent deletes, one changes the parent).\n\n # Errors\n \
+                 `AtomicError::NotFound` when no row has that key (nothing changed)."
             ),
             format!(
-                " Rebuilds the slots of `{column}` of each of `keys` from its `{table}` rows                  (`{aggregate}`), one transaction per parent with the parent row locked `FOR                  UPDATE`: safe beside counted inserts, updates and deletes. A parent whose slots                  disagree gets one slot 0 holding the count. Keys without a parent row are                  passed over. Returns every `(key, was, now)` it corrected."
+                " Rebuilds the slots of `{column}` of each of `keys` from its `{table}` rows \
+                 (`{aggregate}`), one transaction per parent with the parent row locked `FOR \
+                 UPDATE`: safe beside counted inserts, updates and deletes. A parent whose \
+                 slots disagree gets one slot 0 holding the count. Keys without a parent row \
+                 are passed over. Returns every `(key, was, now)` it corrected."
             ),
             format!(
-                " The handle on the slotted counter cache of `{child}` into `{column}`                  (`counter_core::SlottedCounterCached`), for per-call options, e.g.                  `{child}::{accessor}().retry(policy).recount(conn, &keys)`."
+                " The handle on the slotted counter cache of `{child}` into `{column}` \
+                 (`counter_core::SlottedCounterCached`), for per-call options, e.g. \
+                 `{child}::{accessor}().retry(policy).recount(conn, &keys)`."
             ),
         ]
     }

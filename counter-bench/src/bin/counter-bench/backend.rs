@@ -71,6 +71,17 @@ pub struct NewView {
     pub client: i32,
 }
 
+/// The same view counted into a random slot of the row's slotted `hits`
+/// (`insert_counted_slotted`).
+#[derive(Debug, CounterCache)]
+#[diesel(table_name = bench_views)]
+#[counter_cache(parent = Counter, column = counters::hits, foreign_key = counter_id,
+                key_type = i32, slotted)]
+pub struct NewSlottedView {
+    pub counter_id: i64,
+    pub client: i32,
+}
+
 /// What every row's stock is reset to before each run: far more than any run can take.
 pub const STOCK: i64 = 1_000_000_000_000;
 
@@ -374,6 +385,7 @@ macro_rules! common {
                 | Workload::CheckoutFiveCalls
                 | Workload::InsertCounted
                 | Workload::InsertCountedHandwritten
+                | Workload::InsertCountedSlotted
                 | Workload::Flush
                 | Workload::FlushHandwritten
                 | Workload::FlushHandwrittenUnnest => {
@@ -437,6 +449,14 @@ macro_rules! common {
                         }
                     }
                 }
+                // Into a random slot: one transaction, the row only key-share locked.
+                Workload::InsertCountedSlotted => NewSlottedView {
+                    counter_id: id,
+                    client,
+                }
+                .insert_counted(conn)
+                .map(|_| 1)
+                .map_err(atomic_err),
                 _ => Err(format!("{workload:?} does not insert a view")),
             }
         }
@@ -453,6 +473,13 @@ macro_rules! common {
                 .load::<(i64, i64)>(conn)?
                 .into_iter()
                 .collect();
+            // A slotted view counts in the row's hit slots (emptied before the slice).
+            let slots: Vec<(i64, i64)> = counter_hit_slots::table
+                .select((counter_hit_slots::id, counter_hit_slots::count))
+                .load(conn)?;
+            for (id, count) in slots {
+                *values.entry(id).or_insert(0) += count;
+            }
             for &id in views.keys() {
                 values.entry(id).or_insert(0);
             }
@@ -587,7 +614,8 @@ impl Backend for PgConnection {
 
     fn reset_views(conn: &mut Self) -> QueryResult<()> {
         conn.batch_execute(
-            "TRUNCATE bench_views RESTART IDENTITY; UPDATE counters SET value = 0 WHERE value <> 0;",
+            "TRUNCATE bench_views RESTART IDENTITY; UPDATE counters SET value = 0 WHERE value <> 0; \
+             DELETE FROM counter_hit_slots;",
         )
     }
 
@@ -627,7 +655,8 @@ impl Backend for SqliteConnection {
 
     fn reset_views(conn: &mut Self) -> QueryResult<()> {
         conn.batch_execute(
-            "DELETE FROM bench_views; UPDATE counters SET value = 0 WHERE value <> 0;",
+            "DELETE FROM bench_views; UPDATE counters SET value = 0 WHERE value <> 0; \
+             DELETE FROM counter_hit_slots;",
         )
     }
 
@@ -660,7 +689,8 @@ impl Backend for MysqlConnection {
 
     fn reset_views(conn: &mut Self) -> QueryResult<()> {
         conn.batch_execute(
-            "TRUNCATE TABLE bench_views; UPDATE counters SET value = 0 WHERE value <> 0;",
+            "TRUNCATE TABLE bench_views; UPDATE counters SET value = 0 WHERE value <> 0; \
+             DELETE FROM counter_hit_slots;",
         )
     }
 

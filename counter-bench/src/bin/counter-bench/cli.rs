@@ -70,9 +70,12 @@ pub struct Cli {
     /// neither (PostgreSQL: one statement; MariaDB, SQLite: one transaction).
     /// insert_counted_handwritten: the same with plain Diesel, a transaction (BEGIN
     /// IMMEDIATE on SQLite) of UPDATE counters SET value = value + 1 and INSERT INTO
-    /// bench_views, re-run on a serialization failure, a deadlock or a busy SQLite. Every
-    /// slice of these two starts with bench_views empty and every value 0, and must end with
-    /// every row's value equal to its views.
+    /// bench_views, re-run on a serialization failure, a deadlock or a busy SQLite.
+    /// insert_counted_slotted: the same child row counted into a random one of 64 slots of
+    /// its row's slotted hits (#[counter_cache(.., slotted)]; one transaction, the parent row
+    /// only key-share locked). Every slice of these three starts with bench_views empty,
+    /// every value 0 and no hit slots, and must end with every row's value plus its slots
+    /// equal to its views.
     /// flush: Buffer::flush() of --keys distinct keys, half of them rows that exist, half
     /// new rows; not a client loop but one run per size and round (best of --rounds), from
     /// the same table state each time (emptied, then the existing half inserted).

@@ -270,7 +270,7 @@ fn run_slice<B: Backend>(
     // What the table shows happened, against what the clients were told happened.
     let seen = if workload.on_stock() {
         before_stock - after_stock
-    } else if workload == Workload::Slotted {
+    } else if matches!(workload, Workload::Slotted | Workload::InsertCountedSlotted) {
         after_slots - before_slots
     } else {
         after_value - before_value

@@ -115,6 +115,10 @@ pub fn ratios(rows: &[Row]) -> String {
         (Workload::Redis, Workload::RedisBenchmark),
         (Workload::Checkout, Workload::CheckoutFiveCalls),
         (Workload::InsertCounted, Workload::InsertCountedHandwritten),
+        (
+            Workload::InsertCountedSlotted,
+            Workload::InsertCountedHandwritten,
+        ),
     ];
     let mut out = String::new();
     for (ours, theirs) in pairs {

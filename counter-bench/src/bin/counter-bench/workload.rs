@@ -85,6 +85,11 @@ pub enum Workload {
         alias = "insert-counted-handwritten"
     )]
     InsertCountedHandwritten,
+    /// `NewSlottedView { counter_id: id, client }.insert_counted(conn)`: the same child row
+    /// counted into a random slot of its row's slotted `hits` (`#[counter_cache(..,
+    /// slotted)]`): one transaction, the parent row only key-share locked.
+    #[value(name = "insert_counted_slotted", alias = "insert-counted-slotted")]
+    InsertCountedSlotted,
     /// `Buffer::flush()` of a batch of distinct keys, half of them without a row; one run per
     /// `--keys` size, not a client loop.
     Flush,
@@ -99,7 +104,7 @@ pub enum Workload {
 }
 
 impl Workload {
-    pub const ALL: [Workload; 24] = [
+    pub const ALL: [Workload; 25] = [
         Workload::Naive,
         Workload::Handwritten,
         Workload::Increment,
@@ -121,6 +126,7 @@ impl Workload {
         Workload::CheckoutFiveCalls,
         Workload::InsertCounted,
         Workload::InsertCountedHandwritten,
+        Workload::InsertCountedSlotted,
         Workload::Flush,
         Workload::FlushHandwritten,
         Workload::FlushHandwrittenUnnest,
@@ -149,6 +155,7 @@ impl Workload {
             Workload::CheckoutFiveCalls => "checkout_five_calls",
             Workload::InsertCounted => "insert_counted",
             Workload::InsertCountedHandwritten => "insert_counted_handwritten",
+            Workload::InsertCountedSlotted => "insert_counted_slotted",
             Workload::Flush => "flush",
             Workload::FlushHandwritten => "flush_handwritten",
             Workload::FlushHandwrittenUnnest => "flush_handwritten_unnest",
@@ -176,7 +183,9 @@ impl Workload {
     pub fn is_counter_cache(self) -> bool {
         matches!(
             self,
-            Workload::InsertCounted | Workload::InsertCountedHandwritten
+            Workload::InsertCounted
+                | Workload::InsertCountedHandwritten
+                | Workload::InsertCountedSlotted
         )
     }
 
@@ -212,6 +221,7 @@ impl Series for Workload {
             Workload::Redis | Workload::RedisBenchmark => "#a50026",
             Workload::Checkout | Workload::CheckoutFiveCalls => "#2ca02c",
             Workload::InsertCounted | Workload::InsertCountedHandwritten => "#ff7f0e",
+            Workload::InsertCountedSlotted => "#f7b6d2",
             Workload::Flush | Workload::FlushHandwritten | Workload::FlushHandwrittenUnnest => {
                 "#bcbd22"
             }
