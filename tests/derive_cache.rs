@@ -80,7 +80,32 @@ pub struct NumberedOrder {
     pub units: i32,
 }
 
-const SCHEMA: [&str; 4] = [
+diesel::table! { pages (id) { id -> BigInt, hits -> BigInt, } }
+diesel::table! { page_hit_slots (id, slot) { id -> BigInt, slot -> Integer, count -> BigInt, } }
+diesel::table! { hits (id) { id -> BigInt, page_id -> BigInt, } }
+
+/// A page whose hits are a slotted counter.
+#[derive(Debug, Queryable, Selectable, Identifiable, AtomicField)]
+#[diesel(table_name = pages)]
+pub struct Page {
+    pub id: i64,
+    #[atomic(slots = 4, table = page_hit_slots)]
+    pub hits: i64,
+}
+
+/// A hit, counted into a random slot of its page's hits.
+#[derive(CounterCache)]
+#[diesel(table_name = hits)]
+#[counter_cache(parent = Page, column = pages::hits, foreign_key = page_id, slotted)]
+pub struct NewHit {
+    pub page_id: i64,
+}
+
+const SCHEMA: [&str; 7] = [
+    "CREATE TABLE pages (id BIGINT PRIMARY KEY, hits BIGINT NOT NULL)",
+    "CREATE TABLE page_hit_slots (id BIGINT NOT NULL, slot INTEGER NOT NULL, \
+     count BIGINT NOT NULL, PRIMARY KEY (id, slot))",
+    "CREATE TABLE hits (id INTEGER PRIMARY KEY, page_id BIGINT NOT NULL)",
     "CREATE TABLE articles (id BIGINT PRIMARY KEY, title TEXT NOT NULL, \
      view_count BIGINT NOT NULL)",
     "CREATE TABLE views (id INTEGER PRIMARY KEY, article_id BIGINT NOT NULL, \
@@ -352,4 +377,58 @@ async fn the_async_path() {
     );
     let again = NewView::delete_counted(&mut conn, counted.key).await;
     assert!(matches!(again, Err(AtomicError::NotFound)), "{again:?}");
+}
+
+/// `recount_all_<column>` of a slotted cache pages through every parent (1,001 of them: three
+/// pages of 500), reports exactly the ones whose slots were wrong, and leaves every parent's
+/// slots equal to its rows.
+#[test]
+fn a_slotted_cache_recounts_every_parent() {
+    let mut conn = connection();
+    let values: Vec<String> = (1..=1001).map(|id| format!("({id}, 0)")).collect();
+    diesel::sql_query(format!("INSERT INTO pages VALUES {}", values.join(", ")))
+        .execute(&mut conn)
+        .unwrap();
+    for id in [1, 500, 501, 1001] {
+        NewHit { page_id: id }.insert_counted(&mut conn).unwrap();
+    }
+    // Hits written behind the cache's back on every third page, and a slot of 5 on page 2.
+    for id in (3..=1001).step_by(3) {
+        diesel::sql_query(format!("INSERT INTO hits (page_id) VALUES ({id})"))
+            .execute(&mut conn)
+            .unwrap();
+    }
+    Page::increment_hits(&mut conn, 2, 5).unwrap();
+
+    let report = NewHit::recount_all_hits(&mut conn).unwrap();
+    let mut expected: Vec<Recounted<i64, i64>> = (3..=1001)
+        .step_by(3)
+        .map(|id| {
+            let was = i64::from([501].contains(&id));
+            Recounted {
+                key: id,
+                was,
+                now: was + 1,
+            }
+        })
+        .collect();
+    expected.push(Recounted {
+        key: 2,
+        was: 5,
+        now: 0,
+    });
+    expected.sort_by_key(|r| r.key);
+    assert_eq!(report, expected);
+    for id in [1, 2, 3, 500, 501, 999, 1001] {
+        let rows = count(
+            &mut conn,
+            &format!("SELECT COUNT(*) AS n FROM hits WHERE page_id = {id}"),
+        );
+        assert_eq!(
+            Page::current_hits(&mut conn, id).unwrap(),
+            rows,
+            "page {id}"
+        );
+    }
+    assert!(NewHit::recount_all_hits(&mut conn).unwrap().is_empty());
 }

@@ -35,8 +35,10 @@ use crate::error::AtomicError;
 use crate::field::{ParentKey, Slotted, SlottedCounterCache, SlottedCounterCacheOn, SlottedOn};
 use crate::lock::LockMode;
 use crate::retry::{retrying, RetryPolicy};
-use crate::sql::UpdateChild;
-use crate::sql::{Aggregate, ForUpdate, LinkOf, ParentRow, SlotAdd, SlotDelete, SlotsLocked};
+use crate::sql::{
+    Aggregate, ForUpdate, LinkOf, ParentRow, SlotAdd, SlotDelete, SlotsLocked, SlottedParentKeys,
+    UpdateChild, PARENT_PAGE,
+};
 use crate::strategy::Strategy;
 use crate::trace::OpSpan;
 
@@ -241,6 +243,64 @@ impl<Child: SlottedCounterCache<PCol>, PCol: Column + 'static> SlottedCounterCac
                     was,
                     now,
                 }));
+            }
+            Ok(report)
+        }))
+    }
+
+    /// Rebuilds the slotted column of every parent row, one parent per transaction, reading
+    /// the parents' keys in pages of 500 in key order: see [`recount`](Self::recount). The
+    /// parent's key must be one column.
+    pub fn recount_all<'c, C>(
+        &self,
+        conn: &'c mut C,
+    ) -> Out<
+        C,
+        impl Future<Output = Result<Report<Child, PCol>, AtomicError>> + use<'c, Child, PCol, C>,
+    >
+    where
+        C: AtomicConnection,
+        Child: SlottedCounterCacheOn<PCol, BackendOf<C>>,
+        ParentKey<Child, PCol>: Clone + PartialEq,
+    {
+        let this = *self;
+        C::Mode::drive(Self::span::<C>("recount_all").wrap(async move {
+            let begin = <BackendOf<C> as Dialect>::BEGIN_COMPACT;
+            let mut report = Vec::new();
+            let mut after: Option<ParentKey<Child, PCol>> = None;
+            loop {
+                let page = retrying!(Read, conn.raw(), this.retry, LockMode::Wait, |c| {
+                    let table = Child::parent_table();
+                    Ok(match &after {
+                        None => {
+                            let first =
+                                SlottedParentKeys::<Child, PCol, false> { table, after: None };
+                            Child::load_parent_keys(c, first).await?
+                        }
+                        Some(last) => {
+                            let next = SlottedParentKeys::<Child, PCol, true> {
+                                table,
+                                after: Some(last),
+                            };
+                            Child::load_parent_keys(c, next).await?
+                        }
+                    })
+                })?;
+                for key in &page {
+                    let corrected =
+                        retrying!(Write, conn.raw(), this.retry, LockMode::Wait, |c| {
+                            guarded!(c, begin, |c| recount_one::<_, Child, PCol>(c, key).await)
+                        })?;
+                    report.extend(corrected.map(|(was, now)| Recounted {
+                        key: key.clone(),
+                        was,
+                        now,
+                    }));
+                }
+                if page.len() < PARENT_PAGE {
+                    break;
+                }
+                after = page.last().cloned();
             }
             Ok(report)
         }))

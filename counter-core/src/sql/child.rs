@@ -680,7 +680,7 @@ impl<C: CacheLink<PCol>, PCol: Column, Conn> RunQueryDsl<Conn> for Aggregate<'_,
 pub(crate) const PARENT_PAGE: usize = 500;
 
 /// [`PARENT_PAGE`] as SQL.
-const PAGE_SQL: &str = "500";
+pub(super) const PAGE_SQL: &str = "500";
 
 /// The statement-id marker of a [`ParentKeys`]: first page, or a page after a key.
 pub(crate) struct ParentKeysShape<const AFTER: bool>;

@@ -44,7 +44,7 @@ pub(crate) use pair::{pair_order, First};
 pub(crate) use read_write::LastInsertId;
 pub(crate) use read_write::{read, read_locked, write};
 pub(crate) use set::{AllRows, EachRow, LockKeys, ReadKeys, RowsRule, SetChange, WriteKeys};
-pub(crate) use slots::{ParentRow, SlotAdd, SlotDelete, SlotSum, SlotsLocked};
+pub(crate) use slots::{ParentRow, SlotAdd, SlotDelete, SlotSum, SlotsLocked, SlottedParentKeys};
 #[cfg(feature = "mysql")]
 pub(crate) use take::TakeCaptured;
 #[cfg(feature = "postgres")]

@@ -15,7 +15,7 @@
 use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
 use diesel::result::QueryResult;
 use diesel::sql_types::{BigInt, Integer};
-use diesel::{Column, RunQueryDsl};
+use diesel::{Column, Expression, RunQueryDsl};
 
 use super::lock::{uncached_multi_row_lock, ForUpdate, LockClause};
 use super::StatementId;
@@ -60,6 +60,14 @@ pub(crate) struct SlotDelete<'a, M: Slotted<Col>, Col: Column> {
 pub(crate) struct ParentRow<'a, C: CacheLink<Col>, Col: Column, const EXCLUSIVE: bool> {
     pub table: Col::Table,
     pub key: &'a C::ParentKey,
+}
+
+/// `SELECT k FROM parent [WHERE k > ?] ORDER BY k LIMIT 500`: one page of a slotted cache's
+/// parent keys, in key order, read as the foreign key column's type (the key is one column,
+/// named as the slot table's).
+pub(crate) struct SlottedParentKeys<'a, C: CacheLink<Col>, Col: Column, const AFTER: bool> {
+    pub table: Col::Table,
+    pub after: Option<&'a C::ParentKey>,
 }
 
 /// The names of the slot table's columns: `(key columns, slot, count)`.
@@ -204,6 +212,58 @@ where
         });
         Ok(())
     }
+}
+
+impl<C, Col, DB, const AFTER: bool> QueryFragment<DB> for SlottedParentKeys<'_, C, Col, AFTER>
+where
+    DB: Dialect,
+    Col: Column,
+    C: SlottedCounterCacheOn<Col, DB>,
+{
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, DB>) -> QueryResult<()> {
+        let [key] = <<C::On as Slotted<Col>>::SlotKeyColumns as KeyColumns>::NAMES else {
+            return Err(diesel::result::Error::QueryBuilderError(
+                "a recount of every parent needs a parent key of one column".into(),
+            ));
+        };
+        out.push_sql("SELECT ");
+        out.push_identifier(key)?;
+        out.push_sql(" FROM ");
+        C::walk_parent_table(&self.table, out.reborrow())?;
+        if let Some(after) = self.after {
+            out.push_sql(" WHERE ");
+            out.push_identifier(key)?;
+            out.push_sql(" > ");
+            C::bind_parent_key(after, &mut out)?;
+        }
+        out.push_sql(" ORDER BY ");
+        out.push_identifier(key)?;
+        // A constant, not a bind: the statement's text is its static id's.
+        out.push_sql(" LIMIT ");
+        out.push_sql(super::child::PAGE_SQL);
+        Ok(())
+    }
+}
+
+/// The statement-id marker of a [`SlottedParentKeys`].
+pub(crate) struct SlottedParentKeysShape<const AFTER: bool>;
+
+impl<C: CacheLink<Col>, Col: Column + 'static, const AFTER: bool> QueryId
+    for SlottedParentKeys<'_, C, Col, AFTER>
+{
+    type QueryId = StatementId<C, Col, SlottedParentKeysShape<AFTER>>;
+    const HAS_STATIC_QUERY_ID: bool = true;
+}
+
+impl<C: CacheLink<Col>, Col: Column, const AFTER: bool> Query
+    for SlottedParentKeys<'_, C, Col, AFTER>
+{
+    type SqlType = <C::ForeignKey as Expression>::SqlType;
+}
+
+impl<C: CacheLink<Col>, Col: Column, Conn, const AFTER: bool> RunQueryDsl<Conn>
+    for SlottedParentKeys<'_, C, Col, AFTER>
+{
 }
 
 /// The statement-id marker of a [`ParentRow`].

@@ -419,9 +419,11 @@ fn slotted_methods(model: &CacheModel, cache: &Cache) -> TokenStream {
             #ident: #private::SlottedCounterCacheOn<#column, #private::BackendOf<C>>,
     };
     let recount = column_method(model, cache, "recount_");
+    let recount_all = column_method(model, cache, "recount_all_");
     let accessor = column_method(model, cache, "counter_cache_");
-    let [doc_insert, doc_update, doc_delete, doc_recount, doc_handle] =
-        CacheDocs::new(model, cache).slotted(&accessor);
+    let docs = CacheDocs::new(model, cache);
+    let [doc_insert, doc_update, doc_delete, doc_recount, doc_handle] = docs.slotted(&accessor);
+    let doc_recount_all = docs.recount_all(&recount);
     let call_insert = call(key_ty.clone(), TokenStream::new());
     let call_unit = call(quote!(()), TokenStream::new());
     let call_recount = call(
@@ -458,6 +460,14 @@ fn slotted_methods(model: &CacheModel, cache: &Cache) -> TokenStream {
                 #parent_key: ::core::clone::Clone + ::core::cmp::PartialEq,
             {
                 #handle.recount(conn, keys)
+            }
+
+            #[doc = #doc_recount_all]
+            pub fn #recount_all<'c, C>(conn: &'c mut C) -> #call_recount
+            #where_clause
+                #parent_key: ::core::clone::Clone + ::core::cmp::PartialEq,
+            {
+                #handle.recount_all(conn)
             }
 
             #[doc = #doc_handle]
