@@ -227,24 +227,13 @@ impl<Child: SlottedCounterCache<PCol>, PCol: Column + 'static> SlottedCounterCac
     {
         let this = *self;
         C::Mode::drive(Self::span::<C>("recount").wrap(async move {
-            let mut report = Vec::new();
-            let mut done: Vec<&ParentKey<Child, PCol>> = Vec::new();
-            let begin = <BackendOf<C> as Dialect>::BEGIN_COMPACT;
+            let mut unique: Vec<&ParentKey<Child, PCol>> = Vec::with_capacity(keys.len());
             for key in keys {
-                if done.contains(&key) {
-                    continue;
+                if !unique.contains(&key) {
+                    unique.push(key);
                 }
-                done.push(key);
-                let corrected = retrying!(Write, conn.raw(), this.retry, LockMode::Wait, |c| {
-                    guarded!(c, begin, |c| recount_one::<_, Child, PCol>(c, key).await)
-                })?;
-                report.extend(corrected.map(|(was, now)| Recounted {
-                    key: key.clone(),
-                    was,
-                    now,
-                }));
             }
-            Ok(report)
+            this.recount_each(conn, unique).await
         }))
     }
 
@@ -265,7 +254,6 @@ impl<Child: SlottedCounterCache<PCol>, PCol: Column + 'static> SlottedCounterCac
     {
         let this = *self;
         C::Mode::drive(Self::span::<C>("recount_all").wrap(async move {
-            let begin = <BackendOf<C> as Dialect>::BEGIN_COMPACT;
             let mut report = Vec::new();
             let mut after: Option<ParentKey<Child, PCol>> = None;
             loop {
@@ -286,17 +274,7 @@ impl<Child: SlottedCounterCache<PCol>, PCol: Column + 'static> SlottedCounterCac
                         }
                     })
                 })?;
-                for key in &page {
-                    let corrected =
-                        retrying!(Write, conn.raw(), this.retry, LockMode::Wait, |c| {
-                            guarded!(c, begin, |c| recount_one::<_, Child, PCol>(c, key).await)
-                        })?;
-                    report.extend(corrected.map(|(was, now)| Recounted {
-                        key: key.clone(),
-                        was,
-                        now,
-                    }));
-                }
+                report.extend(this.recount_each(conn, &page).await?);
                 if page.len() < PARENT_PAGE {
                     break;
                 }
@@ -304,6 +282,32 @@ impl<Child: SlottedCounterCache<PCol>, PCol: Column + 'static> SlottedCounterCac
             }
             Ok(report)
         }))
+    }
+
+    /// Recounts each of `keys`, one transaction per parent (of `recount` and `recount_all`).
+    async fn recount_each<'k, C>(
+        &self,
+        conn: &mut C,
+        keys: impl IntoIterator<Item = &'k ParentKey<Child, PCol>>,
+    ) -> Result<Report<Child, PCol>, AtomicError>
+    where
+        C: AtomicConnection,
+        Child: SlottedCounterCacheOn<PCol, BackendOf<C>>,
+        ParentKey<Child, PCol>: Clone + 'k,
+    {
+        let begin = <BackendOf<C> as Dialect>::BEGIN_COMPACT;
+        let mut report = Vec::new();
+        for key in keys {
+            let corrected = retrying!(Write, conn.raw(), self.retry, LockMode::Wait, |c| {
+                guarded!(c, begin, |c| recount_one::<_, Child, PCol>(c, key).await)
+            })?;
+            report.extend(corrected.map(|(was, now)| Recounted {
+                key: key.clone(),
+                was,
+                now,
+            }));
+        }
+        Ok(report)
     }
 
     /// The tracing span of operation `op` on this cache's parent field, over connection `C`.
