@@ -125,6 +125,7 @@ fn restart(aof: bool) -> i64 {
     views
         .take(&mut redis)
         .unwrap()
+        .pop()
         .expect("a batch taken, not applied");
     views.add(&mut redis, &(page, 1), 3).unwrap();
     assert_eq!(

@@ -114,7 +114,7 @@ pub use redis_counter::RedisFlusher;
 #[cfg(feature = "redis")]
 pub use redis_counter::{
     FlushReport, FlushResult, Kept, RedisConnection, RedisCounter, RedisKey, RedisOut,
-    DEFAULT_ADD_MEMORY, DEFAULT_REDIS_TIMEOUT,
+    DEFAULT_ADD_MEMORY, DEFAULT_REDIS_TIMEOUT, MAX_SHARDS,
 };
 pub use retry::RetryPolicy;
 /// `ScopedFutureExt::scope_boxed`, for the closure of [`transaction_async`]

@@ -17,6 +17,7 @@ pub mod gate;
 pub mod models;
 pub mod pgbench;
 pub mod proxy;
+pub mod redis_cluster;
 pub mod scenarios;
 pub mod schema;
 

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use diesel::Column;
 
+use super::shard::Shard;
 use super::{key, FlushReport, Kept, RedisConnection, RedisCounter, RedisKey, UnknownKeyPolicy};
 use crate::backend::{guarded, Dialect, RawConnection};
 use crate::error::{AtomicError, Limit};
@@ -25,16 +26,20 @@ where
     M: AtomicField<Col>,
     M::Key: RedisKey + Ord + Clone,
 {
-    /// [`take`](Self::take).
-    pub(super) async fn take_on<R>(&self, redis: &mut R) -> Result<Option<String>, AtomicError>
+    /// [`take`](Self::take) of one shard.
+    pub(super) async fn take_on<R>(
+        &self,
+        shard: &Shard,
+        redis: &mut R,
+    ) -> Result<Option<String>, AtomicError>
     where
         R: RedisConnection + ?Sized,
     {
-        let id = format!("{:032x}", rand::random::<u128>());
+        let id = shard.new_batch_id();
         let mut take = self.take.prepare_invoke();
-        take.key(&self.pending)
-            .key(&self.batches)
-            .key(self.batch_key(&id))
+        take.key(&shard.pending)
+            .key(&shard.batches)
+            .key(shard.batch_key(&id))
             .arg(&id);
         let made: i64 = redis.invoke(&take, self.timeout).await?;
         Ok((made == 1).then_some(id))
@@ -80,10 +85,6 @@ where
             Ok(LedgerDialect::ledger_prune(c, self.ledger, before).await?)
         })
         .map(drop)
-    }
-
-    fn batch_key(&self, id: &str) -> String {
-        format!("{}{id}", self.batch_prefix)
     }
 }
 
@@ -138,8 +139,11 @@ where
     async fn run_steps(&mut self) -> Result<FlushReport<M::Key>, AtomicError> {
         // `recover` refuses a caller's transaction before anything is taken.
         let mut report = self.recover().await?;
-        if let Some(batch) = self.counter.take_on(self.redis).await? {
-            report.absorb(self.settle(&batch).await?);
+        // Shard by shard, each as an unsharded counter: its batches are in its slot only.
+        for shard in self.counter.shards.all() {
+            if let Some(batch) = self.counter.take_on(shard, self.redis).await? {
+                report.absorb(self.settle(&batch).await?);
+            }
         }
         self.counter.prune(self.raw).await?;
         Ok(report)
@@ -148,15 +152,17 @@ where
     /// [`recover`](RedisCounter::recover).
     pub(super) async fn recover(&mut self) -> Result<FlushReport<M::Key>, AtomicError> {
         refuse_inside_a_transaction(self.raw)?;
-        let mut members = redis::cmd("SMEMBERS");
-        members.arg(&self.counter.batches);
-        let mut ids: Vec<String> = self.redis.query(&members, self.counter.timeout).await?;
-        ids.sort();
         let mut report = FlushReport::default();
-        for id in ids {
-            let settled = self.settle(&id).await?;
-            report.recovered += 1;
-            report.absorb(settled);
+        for shard in self.counter.shards.all() {
+            let mut members = redis::cmd("SMEMBERS");
+            members.arg(&shard.batches);
+            let mut ids: Vec<String> = self.redis.query(&members, self.counter.timeout).await?;
+            ids.sort();
+            for id in ids {
+                let settled = self.settle(&id).await?;
+                report.recovered += 1;
+                report.absorb(settled);
+            }
         }
         Ok(report)
     }
@@ -181,8 +187,9 @@ where
     pub(super) async fn apply(&mut self, id: &str) -> Result<Applied<M::Key>, AtomicError> {
         let counter = self.counter;
         refuse_inside_a_transaction(self.raw)?;
+        let shard = counter.shards.of_batch(id)?;
         let mut getall = redis::cmd("HGETALL");
-        getall.arg(counter.batch_key(id));
+        getall.arg(shard.batch_key(id));
         let fields: Vec<(String, String)> = self.redis.query(&getall, counter.timeout).await?;
         if fields.is_empty() {
             return Ok(Applied::Gone);
@@ -266,6 +273,7 @@ where
     /// [`settle`](RedisCounter::settle).
     pub(super) async fn settle(&mut self, id: &str) -> Result<FlushReport<M::Key>, AtomicError> {
         let counter = self.counter;
+        let shard = counter.shards.of_batch(id)?;
         let (report, kept) = match counter.look_up(self.raw, id).await? {
             Some(kept) => (FlushReport::default(), kept),
             None => match self.apply(id).await? {
@@ -281,10 +289,10 @@ where
         };
         let mut finish = counter.finish.prepare_invoke();
         finish
-            .key(&counter.pending)
-            .key(&counter.batches)
-            .key(counter.batch_key(id))
-            .key(&counter.invalid)
+            .key(&shard.pending)
+            .key(&shard.batches)
+            .key(shard.batch_key(id))
+            .key(&shard.invalid)
             .arg(id);
         for field in decode_fields(&kept)? {
             finish.arg(field);

@@ -5,7 +5,7 @@
 use std::future::Future;
 use std::time::Duration;
 
-use redis::{Cmd, ConnectionLike, FromRedisValue, Pipeline, RedisResult, ScriptInvocation};
+use redis::{Cmd, ConnectionLike, FromRedisValue, RedisResult, ScriptInvocation};
 
 use crate::backend::{Blocking, CallMode};
 
@@ -13,8 +13,10 @@ use crate::backend::{Blocking, CallMode};
 /// (`redis::Connection`, `redis::Client`, `dyn redis::ConnectionLike`), whose calls return
 /// their result, or with feature `async` asynchronous (`redis::aio::MultiplexedConnection`,
 /// `redis::aio::ConnectionManager`), whose calls return a future. A flush takes a database
-/// connection of the same kind. Another blocking connection (a pooled one, a cluster's) goes
-/// in as `&mut *conn as &mut dyn redis::ConnectionLike`.
+/// connection of the same kind. Another blocking connection (a pooled one) goes in as
+/// `&mut *conn as &mut dyn redis::ConnectionLike`. Redis Cluster's connections are taken
+/// directly (feature `redis-cluster`); give a counter on a cluster
+/// [`shards`](crate::RedisCounter::shards).
 ///
 /// **Each reply is waited for at most the counter's [`timeout`](crate::RedisCounter::timeout)**,
 /// then the call fails with `AtomicError::Redis` ("timed out"):
@@ -25,12 +27,20 @@ use crate::backend::{Blocking, CallMode};
 /// | `redis::aio::MultiplexedConnection` | the call's future gives up | usable while its socket is open; after a Redis restart, make a new one |
 /// | `redis::Client` | a new connection per command, connected and read with the timeout | every call connects afresh |
 /// | `redis::Connection` | its read and write timeouts are set to it (they stay set) | usable (late replies are skipped) while its socket is open; after a Redis restart, make a new one |
+/// | `redis::cluster::ClusterConnection` (feature `redis-cluster`) | read and write timeouts of every node's connection | follows `MOVED` and failovers on its own |
+/// | `redis::cluster_async::ClusterConnection` (`redis-cluster` and `async`) | the call's future gives up | follows `MOVED` and failovers on its own |
 /// | `dyn redis::ConnectionLike` | **not applied**: set your own | as your connection does |
 ///
-/// On the blocking connections the timeout bounds each read, so a pipeline
-/// ([`add_all`](crate::RedisCounter::add_all), [`discard`](crate::RedisCounter::discard)) of
-/// `n` commands can take up to `n + 2` timeouts before it fails; on the async ones it bounds
-/// the whole call.
+/// **Redis Cluster's connections resend a command** after an I/O error (a reply that timed
+/// out, a connection dropped) up to their `retries` (`ClusterClientBuilder::retries`). A
+/// resent `HINCRBY` that had run counts twice, and the caller sees `Ok`: use
+/// [`add_once`](crate::RedisCounter::add_once), whose id makes the resend a no-op, where that
+/// matters. The flush's steps are safe to resend (a repeated take fails on its batch's name,
+/// a repeated finish does nothing).
+///
+/// On the blocking connections the timeout bounds each read, so a call that loads a script
+/// first (the first call of a script on a server) can take up to three timeouts before it
+/// fails; on the async ones it bounds the whole call.
 pub trait RedisConnection {
     /// [`Blocking`] or [`Awaited`](crate::Awaited).
     type Mode: CallMode;
@@ -39,13 +49,6 @@ pub trait RedisConnection {
     fn query<T: FromRedisValue>(
         &mut self,
         cmd: &Cmd,
-        timeout: Duration,
-    ) -> impl Future<Output = RedisResult<T>>;
-    /// Sends a pipeline (in `MULTI`/`EXEC` when it says so), waiting at most `timeout`.
-    #[doc(hidden)]
-    fn query_pipeline<T: FromRedisValue>(
-        &mut self,
-        pipeline: &Pipeline,
         timeout: Duration,
     ) -> impl Future<Output = RedisResult<T>>;
     /// Runs a script (`EVALSHA`, loading it first when Redis does not have it), waiting at
@@ -95,6 +98,20 @@ impl WithTimeout for redis::Client {
     }
 }
 
+#[cfg(feature = "redis-cluster")]
+impl WithTimeout for redis::cluster::ClusterConnection {
+    fn with_timeout<T>(
+        &mut self,
+        timeout: Duration,
+        send: impl FnOnce(&mut dyn ConnectionLike) -> RedisResult<T>,
+    ) -> RedisResult<T> {
+        // Every node's connection: a command may be redirected to any of them.
+        self.set_read_timeout(Some(timeout))?;
+        self.set_write_timeout(Some(timeout))?;
+        send(self)
+    }
+}
+
 impl WithTimeout for dyn ConnectionLike + '_ {
     fn with_timeout<T>(
         &mut self,
@@ -119,14 +136,6 @@ macro_rules! blocking {
                 self.with_timeout(timeout, |c| cmd.query(c))
             }
 
-            async fn query_pipeline<T: FromRedisValue>(
-                &mut self,
-                pipeline: &Pipeline,
-                timeout: Duration,
-            ) -> RedisResult<T> {
-                self.with_timeout(timeout, |c| pipeline.query(c))
-            }
-
             async fn invoke<T: FromRedisValue>(
                 &mut self,
                 script: &ScriptInvocation<'_>,
@@ -142,6 +151,8 @@ blocking!(
     redis::Client,
     dyn redis::ConnectionLike + '_
 );
+#[cfg(feature = "redis-cluster")]
+blocking!(redis::cluster::ClusterConnection);
 
 /// Async connections, awaited: the future gives up after the timeout.
 #[cfg(feature = "async")]
@@ -156,14 +167,6 @@ macro_rules! awaited {
                 timeout: Duration,
             ) -> RedisResult<T> {
                 within(timeout, cmd.query_async(self)).await
-            }
-
-            async fn query_pipeline<T: FromRedisValue>(
-                &mut self,
-                pipeline: &Pipeline,
-                timeout: Duration,
-            ) -> RedisResult<T> {
-                within(timeout, pipeline.query_async(self)).await
             }
 
             async fn invoke<T: FromRedisValue>(
@@ -181,6 +184,8 @@ awaited!(
     redis::aio::MultiplexedConnection,
     redis::aio::ConnectionManager
 );
+#[cfg(all(feature = "async", feature = "redis-cluster"))]
+awaited!(redis::cluster_async::ClusterConnection);
 
 /// `reply`, or a "timed out" error once `timeout` has passed without it.
 #[cfg(feature = "async")]

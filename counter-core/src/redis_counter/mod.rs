@@ -7,7 +7,9 @@ mod key;
 mod link;
 mod report;
 mod scripts;
+mod shard;
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::marker::PhantomData;
 use std::sync::Mutex;
@@ -35,6 +37,8 @@ pub use link::{RedisConnection, RedisOut};
 pub use report::{FlushReport, Kept};
 
 use flush::{Applied, Flush};
+use shard::Shards;
+pub use shard::MAX_SHARDS;
 
 /// The ledger table's default name.
 pub const LEDGER_TABLE: &str = crate::sql::FLUSH_LEDGER;
@@ -152,11 +156,7 @@ const MIN_PRUNE_AGE: Duration = Duration::from_secs(3600);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub struct RedisCounter<M, Col, U = UnknownKeys> {
-    pending: String,
-    batches: String,
-    invalid: String,
-    batch_prefix: String,
-    add_prefix: String,
+    shards: Shards,
     ledger: &'static str,
     prune_after: Duration,
     last_prune: Mutex<Option<Instant>>,
@@ -186,13 +186,8 @@ where
             !prefix.is_empty() && !prefix.contains(['{', '}']),
             "RedisCounter prefix {prefix:?}: must be non-empty, without braces"
         );
-        let tag = format!("{{{prefix}}}");
         RedisCounter {
-            pending: format!("{tag}:pending"),
-            batches: format!("{tag}:batches"),
-            invalid: format!("{tag}:invalid"),
-            batch_prefix: format!("{tag}:batch:"),
-            add_prefix: format!("{tag}:add:"),
+            shards: Shards::new(prefix, 1),
             ledger: LEDGER_TABLE,
             prune_after: Duration::from_secs(24 * 3600),
             last_prune: Mutex::new(None),
@@ -235,11 +230,7 @@ where
     /// This counter with `unknown` as what a flush does with a key without a row.
     fn with_unknown<V>(self, unknown: V) -> RedisCounter<M, Col, V> {
         RedisCounter {
-            pending: self.pending,
-            batches: self.batches,
-            invalid: self.invalid,
-            batch_prefix: self.batch_prefix,
-            add_prefix: self.add_prefix,
+            shards: self.shards,
             ledger: self.ledger,
             prune_after: self.prune_after,
             last_prune: self.last_prune,
@@ -250,6 +241,31 @@ where
             finish: self.finish,
             unknown,
             marker: PhantomData,
+        }
+    }
+
+    /// The same counter with its pending counts spread over `n` shards (1, the default, to
+    /// [`MAX_SHARDS`]), for Redis Cluster: each shard is its own hash tag, so the shards land
+    /// on different masters, and one counter's adds are served by all of them instead of the
+    /// one master of its single tag. A key always goes to the same shard; a flush settles
+    /// every shard, one after the other, each exactly as an unsharded counter; the ledger and
+    /// every guarantee stay as they are. On a single Redis server shards change nothing
+    /// (keep 1).
+    ///
+    /// Shard 0 keeps the keys of the unsharded counter (`{prefix}:…`), shard `i` uses
+    /// `{prefix#i}:…`: give no other counter a prefix of the form `prefix#i`. The shard of
+    /// a key depends on `n`: give every process of a counter the same `n`. To change it,
+    /// stop the adds, flush with the old `n`, then start with the new one (pending counts in
+    /// a shard the new `n` does not have are not seen by its flushes; a batch id of such a
+    /// shard is refused with an error, never guessed).
+    ///
+    /// # Panics
+    ///
+    /// When `n` is 0 or more than [`MAX_SHARDS`].
+    pub fn shards(self, n: u16) -> Self {
+        RedisCounter {
+            shards: self.shards.resized(n),
+            ..self
         }
     }
 
@@ -318,8 +334,9 @@ where
     where
         R: RedisConnection + ?Sized,
     {
+        let field = key.field();
         let mut cmd = redis::cmd("HINCRBY");
-        cmd.arg(&self.pending).arg(key.field());
+        cmd.arg(&self.shards.of(&field).pending).arg(field);
         let n = redis_amount(n);
         let timeout = self.timeout;
         R::Mode::drive(async move {
@@ -361,11 +378,13 @@ where
         R: RedisConnection + ?Sized,
     {
         let checked = add_id(id).and_then(|()| redis_amount(n));
+        let field = key.field();
+        let shard = self.shards.of(&field);
         let mut invocation = scripts::add_once().prepare_invoke();
         invocation
-            .key(&self.pending)
-            .key(format!("{}{id}", self.add_prefix))
-            .arg(key.field())
+            .key(&shard.pending)
+            .key(shard.add_key(id))
+            .arg(field)
             .arg(checked.as_ref().copied().unwrap_or(0))
             .arg(self.add_memory.as_secs());
         let timeout = self.timeout;
@@ -375,7 +394,10 @@ where
         })
     }
 
-    /// Adds every `(key, n)`: one pipeline in `MULTI`/`EXEC`, so all of them or none.
+    /// Adds every `(key, n)`: one Lua script per shard (one in all on an unsharded counter),
+    /// which Redis runs at once, so no other call sees a shard's amounts half added. On a
+    /// sharded counter the shards are sent one after another: after an error, the shards
+    /// before the failing one were added (a sharded batch is not all-or-none).
     ///
     /// Errors: `NegativeAmount` (checked before anything is sent), `OutOfRange`, `Redis`.
     pub fn add_all<'r, R, I>(
@@ -387,20 +409,30 @@ where
         R: RedisConnection + ?Sized,
         I: IntoIterator<Item = (M::Key, M::Value)>,
     {
-        let mut pipe = redis::pipe();
-        pipe.atomic();
+        // One script per shard, in shard order: a script cannot span hash slots.
+        let mut scripts: BTreeMap<String, redis::ScriptInvocation<'static>> = BTreeMap::new();
         let built: Result<(), AtomicError> = amounts.into_iter().try_for_each(|(key, n)| {
-            pipe.cmd("HINCRBY")
-                .arg(&self.pending)
-                .arg(key.field())
-                .arg(redis_amount(n)?)
-                .ignore();
+            let field = key.field();
+            let pending = &self.shards.of(&field).pending;
+            let n = redis_amount(n)?;
+            scripts
+                .entry(pending.clone())
+                .or_insert_with(|| {
+                    let mut invocation = scripts::add_all().prepare_invoke();
+                    invocation.key(pending);
+                    invocation
+                })
+                .arg(field)
+                .arg(n);
             Ok(())
         });
         let timeout = self.timeout;
         R::Mode::drive(async move {
             built?;
-            Ok(redis.query_pipeline::<()>(&pipe, timeout).await?)
+            for script in scripts.values() {
+                redis.invoke::<i64>(script, timeout).await?;
+            }
+            Ok(())
         })
     }
 
@@ -420,7 +452,7 @@ where
 
     /// Drops `key`'s pending count and returns it (0 when none): for the counts of a row that
     /// is gone for good, which every flush would otherwise keep and report (a row that refuses
-    /// them, or no row under [`UnknownKeys::Keep`]). One `MULTI` of
+    /// them, or no row under [`UnknownKeys::Keep`]). One script of
     /// `HGET` and `HDEL`. A batch a flush is moving at this moment is not touched.
     pub fn discard<'r, R>(
         &self,
@@ -431,17 +463,11 @@ where
         R: RedisConnection + ?Sized,
     {
         let field = key.field();
-        let mut pipe = redis::pipe();
-        pipe.atomic()
-            .cmd("HGET")
-            .arg(&self.pending)
-            .arg(&field)
-            .cmd("HDEL")
-            .arg(&self.pending)
-            .arg(&field);
+        let mut invocation = scripts::discard().prepare_invoke();
+        invocation.key(&self.shards.of(&field).pending).arg(field);
         let timeout = self.timeout;
         R::Mode::drive(async move {
-            let (n, _): (Option<i64>, i64) = redis.query_pipeline(&pipe, timeout).await?;
+            let n: Option<i64> = redis.invoke(&invocation, timeout).await?;
             Ok(n.unwrap_or(0))
         })
     }
@@ -528,19 +554,26 @@ where
         C::Mode::drive(async move { Flush::new(self, conn.raw(), redis).recover().await })
     }
 
-    /// Step 1 of a flush: moves everything pending into a new batch; its id, or `None` when
-    /// nothing was pending. A batch taken and never applied is applied by the next flush.
+    /// Step 1 of a flush: moves everything pending into new batches, one per shard that has
+    /// pending counts (at most one on an unsharded counter); their ids, empty when nothing
+    /// was pending. A batch taken and never applied is applied by the next flush.
     pub fn take<'s, 'r, R>(
         &'s self,
         redis: &'r mut R,
     ) -> RedisOut<
         R,
-        impl Future<Output = Result<Option<String>, AtomicError>> + use<'s, 'r, M, Col, U, R>,
+        impl Future<Output = Result<Vec<String>, AtomicError>> + use<'s, 'r, M, Col, U, R>,
     >
     where
         R: RedisConnection + ?Sized,
     {
-        R::Mode::drive(self.take_on(redis))
+        R::Mode::drive(async move {
+            let mut ids = Vec::new();
+            for shard in self.shards.all() {
+                ids.extend(self.take_on(shard, redis).await?);
+            }
+            Ok(ids)
+        })
     }
 
     /// Step 2 of a flush: applies batch `id` in one transaction that records it in the
@@ -594,8 +627,9 @@ where
 
     /// `HGET` of `key`'s pending count.
     fn pending_cmd(&self, key: &M::Key) -> redis::Cmd {
+        let field = key.field();
         let mut cmd = redis::cmd("HGET");
-        cmd.arg(&self.pending).arg(key.field());
+        cmd.arg(&self.shards.of(&field).pending).arg(field);
         cmd
     }
 }

@@ -64,3 +64,33 @@ pub(crate) fn add_once() -> &'static redis::Script {
     static SCRIPT: std::sync::OnceLock<redis::Script> = std::sync::OnceLock::new();
     SCRIPT.get_or_init(|| redis::Script::new(ADD_ONCE))
 }
+
+/// Adds to many fields of one pending hash: `KEYS[1]` = the hash; `ARGV` = field, amount,
+/// field, amount… One script rather than a `MULTI`, which Redis Cluster's blocking
+/// connection does not send.
+pub(crate) const ADD_ALL: &str = r"
+for i = 1, #ARGV, 2 do
+  redis.call('HINCRBY', KEYS[1], ARGV[i], ARGV[i + 1])
+end
+return 1
+";
+
+/// Drops one field of a pending hash and returns its count: `KEYS[1]` = the hash, `ARGV[1]`
+/// = the field.
+pub(crate) const DISCARD: &str = r"
+local n = redis.call('HGET', KEYS[1], ARGV[1])
+redis.call('HDEL', KEYS[1], ARGV[1])
+return n
+";
+
+/// [`ADD_ALL`], hashed once.
+pub(crate) fn add_all() -> &'static redis::Script {
+    static SCRIPT: std::sync::OnceLock<redis::Script> = std::sync::OnceLock::new();
+    SCRIPT.get_or_init(|| redis::Script::new(ADD_ALL))
+}
+
+/// [`DISCARD`], hashed once.
+pub(crate) fn discard() -> &'static redis::Script {
+    static SCRIPT: std::sync::OnceLock<redis::Script> = std::sync::OnceLock::new();
+    SCRIPT.get_or_init(|| redis::Script::new(DISCARD))
+}

@@ -177,6 +177,7 @@ where
     let taken = C::done(views.take(&mut redis))
         .await
         .unwrap()
+        .pop()
         .expect("a batch");
     assert_eq!(
         C::done(views.pending(&mut redis, &(page, 1)))
@@ -192,6 +193,7 @@ where
     let committed = C::done(views.take(&mut redis))
         .await
         .unwrap()
+        .pop()
         .expect("a batch");
     let applied = C::done(views.apply(&mut conn, &mut redis, &committed))
         .await

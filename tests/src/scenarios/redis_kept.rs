@@ -178,6 +178,7 @@ where
     let batch = C::done(views.take(&mut redis))
         .await
         .unwrap()
+        .pop()
         .expect("a batch");
     let applied = C::done(views.apply(&mut conn, &mut redis, &batch))
         .await
