@@ -278,7 +278,29 @@ fn async_adders_and_flushers_on_a_cluster_are_exact() {
 /// errors are typed and its batches are all settled in the end.
 #[test]
 fn a_failover_mid_load_doubles_nothing_and_loses_nothing_acknowledged() {
-    let cluster = PrivateCluster::start();
+    failover_under_load(Failover::Manual);
+}
+
+/// The hot shard's master killed (`SIGKILL`) mid-load: its replica takes over once the
+/// cluster sees it gone (3 s). Replication is asynchronous, so an add the master acknowledged
+/// just before dying may be lost (counted, reported); nothing may be counted twice: per key,
+/// `add_once` totals at most what was acknowledged, plain adds at most acknowledged + failed.
+#[test]
+fn a_master_killed_mid_load_doubles_nothing() {
+    failover_under_load(Failover::Kill);
+}
+
+/// How the hot shard's master goes.
+#[derive(PartialEq)]
+enum Failover {
+    /// `CLUSTER FAILOVER` on its replica.
+    Manual,
+    /// `SIGKILL`.
+    Kill,
+}
+
+fn failover_under_load(how: Failover) {
+    let mut cluster = PrivateCluster::start();
     let (db, page) = database();
     let (views, prefix) = sharded_views();
     // Short replies, so calls caught by the move fail and are seen failing.
@@ -308,7 +330,11 @@ fn a_failover_mid_load_doubles_nothing_and_loses_nothing_acknowledged() {
     let (acked, failed) = (Mutex::new(0i64), Mutex::new(0i64));
     let errors = AtomicUsize::new(0);
     let flush_errors = AtomicUsize::new(0);
-    let deadline = Instant::now() + Duration::from_secs(4);
+    let deadline = Instant::now()
+        + match how {
+            Failover::Manual => Duration::from_secs(4),
+            Failover::Kill => Duration::from_secs(10),
+        };
     std::thread::scope(|s| {
         for worker in 0..6 {
             let (views, client) = (&views, &client);
@@ -327,14 +353,16 @@ fn a_failover_mid_load_doubles_nothing_and_loses_nothing_acknowledged() {
                             rng.random_range(0..10)
                         };
                         let id = format!("w{worker}-{i}");
-                        let mut tries = 0;
+                        let first = Instant::now();
                         loop {
                             match views.add_once(&mut redis, &(page, day), n, &id) {
                                 Ok(_) => break,
-                                Err(AtomicError::Redis(_)) => {
+                                Err(AtomicError::Redis(e)) => {
                                     errors.fetch_add(1, Ordering::Relaxed);
-                                    tries += 1;
-                                    assert!(tries < 200, "add_once {id} never succeeded");
+                                    assert!(
+                                        first.elapsed() < Duration::from_secs(60),
+                                        "add_once {id} failed for 60 s: {e}"
+                                    );
                                     std::thread::sleep(Duration::from_millis(20));
                                     if let Ok(fresh) = client.get_connection() {
                                         redis = fresh;
@@ -381,14 +409,22 @@ fn a_failover_mid_load_doubles_nothing_and_loses_nothing_acknowledged() {
             }
         });
         std::thread::sleep(Duration::from_millis(1_500));
-        cluster.fail_over_to(replica);
+        match how {
+            Failover::Manual => cluster.fail_over_to(replica),
+            Failover::Kill => {
+                cluster.kill(old_master);
+                cluster.wait_until_master(replica);
+            }
+        }
     });
     assert_eq!(
         cluster.master_of(&hot_shard),
         replica,
         "the replica took over"
     );
-    cluster.wait_until_stable();
+    if how == Failover::Manual {
+        cluster.wait_until_stable();
+    }
     // The last flush, retried while the cluster settles.
     let mut settled = None;
     for _ in 0..100 {
@@ -410,13 +446,31 @@ fn a_failover_mid_load_doubles_nothing_and_loses_nothing_acknowledged() {
         .map(|(&d, &n)| (d, n))
         .filter(|&(_, n)| n > 0)
         .collect();
-    assert_eq!(once_stored, once_added, "add_once: exactly once");
     let plain: i64 = stored.range(10..20).map(|(_, n)| n).sum();
     let (acked, failed) = (acked.into_inner().unwrap(), failed.into_inner().unwrap());
-    assert!(
-        acked <= plain && plain <= acked + failed,
-        "plain adds: {acked} acknowledged, {failed} failed, {plain} stored"
-    );
+    match how {
+        Failover::Manual => {
+            assert_eq!(once_stored, once_added, "add_once: exactly once");
+            assert!(
+                acked <= plain && plain <= acked + failed,
+                "plain adds: {acked} acknowledged, {failed} failed, {plain} stored"
+            );
+        }
+        Failover::Kill => {
+            for (day, n) in &once_stored {
+                assert!(*n <= once_added[day], "day {day}: {n} > {}", once_added[day]);
+            }
+            assert!(
+                plain <= acked + failed,
+                "plain adds: {acked} acknowledged, {failed} failed, {plain} stored"
+            );
+            eprintln!(
+                "killed master: add_once lost {}, plain adds lost at least {}",
+                once_added.values().sum::<i64>() - once_stored.values().sum::<i64>(),
+                (acked - plain).max(0)
+            );
+        }
+    }
     eprintln!(
         "failover: {} add errors, {} flush errors; add_once {} stored; plain adds {acked} \
          acknowledged, {failed} failed, {plain} stored",

@@ -134,7 +134,12 @@ impl PrivateCluster {
 
     /// The port of the master serving the slot of `key`.
     pub fn master_of(&self, key: &str) -> u16 {
-        let mut node = self.node(self.ports[0]).expect("a node");
+        // Any node that answers (one may have been killed).
+        let mut node = self
+            .ports
+            .iter()
+            .find_map(|&port| self.node(port).ok())
+            .expect("a node that answers");
         let slot: i64 = redis::cmd("CLUSTER")
             .arg("KEYSLOT")
             .arg(key)
@@ -196,6 +201,25 @@ impl PrivateCluster {
         panic!("master {master} has no replica")
     }
 
+    /// Kills the node on `port` (`SIGKILL`).
+    pub fn kill(&mut self, port: u16) {
+        let i = self.ports.iter().position(|&p| p == port).expect("a node's port");
+        let _ = self.nodes[i].kill();
+        let _ = self.nodes[i].wait();
+    }
+
+    /// Waits until the node on `port` says it is a master.
+    pub fn wait_until_master(&self, port: u16) {
+        wait_for(&format!("{port} to become a master"), || {
+            let mut node = self.node(port).ok()?;
+            let info: String = redis::cmd("INFO")
+                .arg("replication")
+                .query(&mut node)
+                .ok()?;
+            info.contains("role:master").then_some(())
+        });
+    }
+
     /// `CLUSTER FAILOVER` on replica `replica` (a manual failover: the master stops taking
     /// writes, the replica catches up, then takes over); waits until it is a master.
     pub fn fail_over_to(&self, replica: u16) {
@@ -204,13 +228,7 @@ impl PrivateCluster {
             .arg("FAILOVER")
             .query(&mut node)
             .expect("CLUSTER FAILOVER");
-        wait_for(&format!("{replica} to become a master"), || {
-            let info: String = redis::cmd("INFO")
-                .arg("replication")
-                .query(&mut node)
-                .ok()?;
-            info.contains("role:master").then_some(())
-        });
+        self.wait_until_master(replica);
     }
 }
 
