@@ -316,7 +316,7 @@ fn failover_under_load(how: Failover) {
             .find(|key| {
                 let n: Option<i64> = redis::cmd("HGET")
                     .arg(key)
-                    .arg(format!("{}", counter_core::RedisKey::field(&(page, 0))))
+                    .arg(counter_core::RedisKey::field(&(page, 0)))
                     .query(&mut redis)
                     .unwrap();
                 n.is_some()
@@ -458,7 +458,11 @@ fn failover_under_load(how: Failover) {
         }
         Failover::Kill => {
             for (day, n) in &once_stored {
-                assert!(*n <= once_added[day], "day {day}: {n} > {}", once_added[day]);
+                assert!(
+                    *n <= once_added[day],
+                    "day {day}: {n} > {}",
+                    once_added[day]
+                );
             }
             assert!(
                 plain <= acked + failed,

@@ -203,7 +203,11 @@ impl PrivateCluster {
 
     /// Kills the node on `port` (`SIGKILL`).
     pub fn kill(&mut self, port: u16) {
-        let i = self.ports.iter().position(|&p| p == port).expect("a node's port");
+        let i = self
+            .ports
+            .iter()
+            .position(|&p| p == port)
+            .expect("a node's port");
         let _ = self.nodes[i].kill();
         let _ = self.nodes[i].wait();
     }

@@ -107,14 +107,14 @@ fn main() -> ExitCode {
 /// A blocking Redis connection of either kind.
 enum Conn {
     Node(redis::Connection),
-    Cluster(redis::cluster::ClusterConnection),
+    Cluster(Box<redis::cluster::ClusterConnection>),
 }
 
 impl Conn {
     fn add(&mut self, views: &Views, key: i64) -> Result<i64, counter_core::AtomicError> {
         match self {
             Conn::Node(c) => views.add(c, &key, 1),
-            Conn::Cluster(c) => views.add(c, &key, 1),
+            Conn::Cluster(c) => views.add(&mut **c, &key, 1),
         }
     }
 }
@@ -139,7 +139,7 @@ fn slice(
             Target::Cluster(cluster, _) => cluster
                 .client(Duration::from_secs(5))
                 .get_connection()
-                .map(Conn::Cluster),
+                .map(|c| Conn::Cluster(Box::new(c))),
         }
         .map_err(|e| e.to_string())
     };
