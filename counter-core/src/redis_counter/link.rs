@@ -75,17 +75,26 @@ trait WithTimeout {
     ) -> RedisResult<T>;
 }
 
-impl WithTimeout for redis::Connection {
-    fn with_timeout<T>(
-        &mut self,
-        timeout: Duration,
-        send: impl FnOnce(&mut dyn ConnectionLike) -> RedisResult<T>,
-    ) -> RedisResult<T> {
-        self.set_read_timeout(Some(timeout))?;
-        self.set_write_timeout(Some(timeout))?;
-        send(self)
-    }
+/// Connections with socket timeouts: set to the call's (on a cluster connection, every
+/// node's: a command may be redirected to any of them).
+macro_rules! socket_timeouts {
+    ($($conn:ty),* $(,)?) => {$(
+        impl WithTimeout for $conn {
+            fn with_timeout<T>(
+                &mut self,
+                timeout: Duration,
+                send: impl FnOnce(&mut dyn ConnectionLike) -> RedisResult<T>,
+            ) -> RedisResult<T> {
+                self.set_read_timeout(Some(timeout))?;
+                self.set_write_timeout(Some(timeout))?;
+                send(self)
+            }
+        }
+    )*};
 }
+socket_timeouts!(redis::Connection);
+#[cfg(feature = "redis-cluster")]
+socket_timeouts!(redis::cluster::ClusterConnection);
 
 impl WithTimeout for redis::Client {
     fn with_timeout<T>(
@@ -95,20 +104,6 @@ impl WithTimeout for redis::Client {
     ) -> RedisResult<T> {
         let mut conn = self.get_connection_with_timeout(timeout)?;
         conn.with_timeout(timeout, send)
-    }
-}
-
-#[cfg(feature = "redis-cluster")]
-impl WithTimeout for redis::cluster::ClusterConnection {
-    fn with_timeout<T>(
-        &mut self,
-        timeout: Duration,
-        send: impl FnOnce(&mut dyn ConnectionLike) -> RedisResult<T>,
-    ) -> RedisResult<T> {
-        // Every node's connection: a command may be redirected to any of them.
-        self.set_read_timeout(Some(timeout))?;
-        self.set_write_timeout(Some(timeout))?;
-        send(self)
     }
 }
 
