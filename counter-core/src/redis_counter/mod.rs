@@ -3,7 +3,6 @@
 
 mod flush;
 mod flusher;
-mod key;
 mod link;
 mod report;
 mod scripts;
@@ -30,7 +29,7 @@ pub use crate::unknown_keys::UnknownKeyPolicy;
 pub use flusher::FlushResult;
 #[cfg(feature = "r2d2")]
 pub use flusher::RedisFlusher;
-pub use key::RedisKey;
+pub use crate::cache_key::RedisKey;
 pub use link::{RedisConnection, RedisOut};
 pub use report::{FlushReport, Kept};
 

@@ -11,6 +11,7 @@ mod child;
 mod delta;
 mod ledger;
 mod lock;
+mod memcached_ledger;
 mod multi;
 mod pair;
 mod read_write;
@@ -35,6 +36,7 @@ pub(crate) use delta::{Captured, Unanswered};
 pub(crate) use delta::{DeltaUpdate, Down, Returning, Up};
 pub(crate) use ledger::{KeyClaim, KeyRow, KeySettle};
 pub use ledger::{LedgerDialect, FLUSH_LEDGER};
+pub use memcached_ledger::{MemcachedLedger, MEMCACHED_LEDGER};
 pub(crate) use lock::{ForUpdate, NoWait, SkipLocked, Unlocked};
 #[cfg(feature = "mysql")]
 pub(crate) use multi::MultiCaptured;
