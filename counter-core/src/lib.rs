@@ -56,10 +56,10 @@
 compile_error!("counter-core needs at least one backend feature: postgres, mysql or sqlite");
 
 mod backend;
-#[cfg(any(feature = "redis", feature = "memcached"))]
-mod cache_key;
 #[cfg(any(feature = "r2d2", feature = "deadpool", feature = "bb8"))]
 mod buffer;
+#[cfg(any(feature = "redis", feature = "memcached"))]
+mod cache_key;
 mod change;
 mod counter_cache;
 mod error;
@@ -96,6 +96,8 @@ pub use buffer::awaited::{AsyncBuffer, AsyncBufferOf, ConnectionPool};
 pub use buffer::blocking::Buffer;
 #[cfg(any(feature = "r2d2", feature = "deadpool", feature = "bb8"))]
 pub use buffer::{BufferReport, FlushPolicy};
+#[cfg(any(feature = "redis", feature = "memcached"))]
+pub use cache_key::RedisKey;
 pub use change::{Change, ChangeColumn, ChangeOp, Changes, DistinctColumns};
 pub use counter_cache::{
     Counted, CounterCached, CounterCaches, Recounted, SlottedCounterCached, Updated,
@@ -123,12 +125,10 @@ pub use ops::Field;
 pub use redis_counter::RedisFlusher;
 #[cfg(feature = "redis")]
 pub use redis_counter::{
-    FlushReport, FlushResult, Kept, RedisConnection, RedisCounter, RedisOut,
-    DEFAULT_ADD_MEMORY, DEFAULT_REDIS_TIMEOUT,
+    FlushReport, FlushResult, Kept, RedisConnection, RedisCounter, RedisOut, DEFAULT_ADD_MEMORY,
+    DEFAULT_REDIS_TIMEOUT,
 };
 pub use retry::RetryPolicy;
-#[cfg(any(feature = "redis", feature = "memcached"))]
-pub use cache_key::RedisKey;
 /// `ScopedFutureExt::scope_boxed`, for the closure of [`transaction_async`]
 /// (`scope_boxed_local` for [`transaction_async_local`]; the crate
 /// diesel-async's own `transaction` uses).

@@ -146,18 +146,13 @@ where
             }
         };
         let begin = <Raw::Db as Dialect>::BEGIN_COMPACT;
-        let (report, ledger_fields) = retrying!(
-            Write,
-            &mut *raw,
-            self.field.policy(),
-            LockMode::Wait,
-            |c| {
+        let (report, ledger_fields) =
+            retrying!(Write, &mut *raw, self.field.policy(), LockMode::Wait, |c| {
                 guarded!(c, begin, |c| {
                     let scope = scoped.then_some(&fields[..]);
                     self.apply_in(c, mc, &fields, scope).await
                 })
-            }
-        )?;
+            })?;
         // (6) Tidy the index: a field with a ledger row is found through it from now on.
         if let Some((item, name)) = index {
             self.tidy_index(mc, &name, &item, &ledger_fields).await;
@@ -396,8 +391,16 @@ mod tests {
     #[test]
     fn index_fields_are_the_keys_once_in_order() {
         assert_eq!(index_fields::<i64>(b"1:72:101:7"), ["10", "7"]);
-        assert_eq!(index_fields::<i64>(b"1:x1:3"), ["3"], "foreign fields are skipped");
-        assert_eq!(index_fields::<i64>(b"1:39:"), ["3"], "a malformed tail ends the list");
+        assert_eq!(
+            index_fields::<i64>(b"1:x1:3"),
+            ["3"],
+            "foreign fields are skipped"
+        );
+        assert_eq!(
+            index_fields::<i64>(b"1:39:"),
+            ["3"],
+            "a malformed tail ends the list"
+        );
         assert!(index_fields::<i64>(b"").is_empty());
     }
 }

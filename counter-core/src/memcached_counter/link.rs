@@ -22,6 +22,12 @@ use crate::error::AtomicError;
 /// fails the call with `AtomicError::Memcached` within them, and the client dials again on
 /// the next call, so it recovers on its own when Memcached is back. On the async client the
 /// counter's [`timeout`](crate::MemcachedCounter::timeout) also bounds the whole call.
+///
+/// After a Memcached restart, the blocking client probes a pooled connection before using it
+/// and dials again; the async one does not: the first call on each of its pooled connections
+/// fails (`Ambiguous`, "unexpected end of file") and the next one dials again. Retry a read
+/// (`pending`, `current`, `flush`) freely; an `add` that failed that way was not counted
+/// (the server that would have counted it is gone), but the error cannot say so.
 pub trait MemcachedConnection {
     /// [`Blocking`] or [`Awaited`](crate::Awaited).
     type Mode: CallMode;
@@ -49,7 +55,11 @@ pub type MemcachedOut<R, F> = <<R as MemcachedConnection>::Mode as CallMode>::Ou
 impl MemcachedConnection for memcache::exp::MetaClient {
     type Mode = Blocking;
 
-    async fn send_one<O: Operation>(&self, operation: O, _: Duration) -> Result<O::Output, McError> {
+    async fn send_one<O: Operation>(
+        &self,
+        operation: O,
+        _: Duration,
+    ) -> Result<O::Output, McError> {
         self.run(operation)
     }
 
@@ -80,7 +90,10 @@ impl MemcachedConnection for memcache::exp::AsyncMetaClient {
         operations: Vec<O>,
         timeout: Duration,
     ) -> Result<Vec<Result<O::Output, McError>>, McError> {
-        let key = operations.first().map(|o| o.key().to_vec()).unwrap_or_default();
+        let key = operations
+            .first()
+            .map(|o| o.key().to_vec())
+            .unwrap_or_default();
         within(timeout, key, self.run_many(operations)).await
     }
 }

@@ -71,8 +71,11 @@ const MAX_NAME: usize = 200;
 /// not. Any number of flushers may run at once. An app crash after an `add` returned `Ok`
 /// loses nothing. **A Memcached restart or an eviction of a count item loses that key's
 /// counts not yet flushed** (never doubles them: the new item has a new nonce, and only its
-/// own value is applied). An eviction of the index item delays the keys never flushed
-/// before until they are added again (a key flushed once is found through its ledger row).
+/// own value is applied). An eviction of the index item hides from `flush` the keys never
+/// flushed before whose items exist: an `add` to an existing item does not index it again,
+/// so such a key waits (its count growing, and lost if its own item is evicted meanwhile)
+/// until its item is created again or [`flush_keys`](Self::flush_keys) names it. A key
+/// flushed once is always found, through its ledger row.
 /// An `add` that failed with a timeout or a lost reply has an unknown outcome, as with any
 /// write to a server (see [`AtomicError::Memcached`]). (The nonce is 32 bits: an item
 /// re-created with its predecessor's nonce, a chance of 1 in 4 billion per re-creation,

@@ -25,11 +25,11 @@ use crate::trace::OpSpan;
 use crate::unknown_keys::UnknownKeys;
 use crate::value::AtomicValue;
 
+pub use crate::cache_key::RedisKey;
 pub use crate::unknown_keys::UnknownKeyPolicy;
 pub use flusher::FlushResult;
 #[cfg(feature = "r2d2")]
 pub use flusher::RedisFlusher;
-pub use crate::cache_key::RedisKey;
 pub use link::{RedisConnection, RedisOut};
 pub use report::{FlushReport, Kept};
 

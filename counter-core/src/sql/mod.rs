@@ -36,8 +36,8 @@ pub(crate) use delta::{Captured, Unanswered};
 pub(crate) use delta::{DeltaUpdate, Down, Returning, Up};
 pub(crate) use ledger::{KeyClaim, KeyRow, KeySettle};
 pub use ledger::{LedgerDialect, FLUSH_LEDGER};
-pub use memcached_ledger::{MemcachedLedger, MEMCACHED_LEDGER};
 pub(crate) use lock::{ForUpdate, NoWait, SkipLocked, Unlocked};
+pub use memcached_ledger::{MemcachedLedger, MEMCACHED_LEDGER};
 #[cfg(feature = "mysql")]
 pub(crate) use multi::MultiCaptured;
 pub(crate) use multi::{MultiSelect, MultiUpdate, MultiWrite};

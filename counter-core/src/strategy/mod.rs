@@ -28,8 +28,8 @@ use crate::plan::{Delta, Direction, Plan, Take};
 use crate::set_plan::RowPlan;
 use crate::sql::{
     read_locked, write, DeleteChild, DeltaUpdate, Down, ForUpdate, Guarded, InsertChild,
-    LedgerDialect, LockKeys, MemcachedLedger, MultiUpdate, OnConflict, ReadKeys, ReturnKey, Returning, RowsRule,
-    Unguarded, Up, Upsert, WriteKeys,
+    LedgerDialect, LockKeys, MemcachedLedger, MultiUpdate, OnConflict, ReadKeys, ReturnKey,
+    Returning, RowsRule, Unguarded, Up, Upsert, WriteKeys,
 };
 use crate::value::AtomicValue;
 
