@@ -783,6 +783,48 @@ where
     assert!(matches!(missing, Err(AtomicError::NotFound)), "{missing:?}");
 }
 
+/// The index item lists the keys a flush must look for: after a flush it keeps only the keys
+/// the ledger does not have (none: it is deleted), and a new key is indexed again; a key
+/// flushed once is flushed through its ledger row without the index.
+async fn the_index_keeps_only_keys_never_flushed<S: Side>(side: &S)
+where
+    DailyView: AtomicFieldOn<ct_daily_views::views, BackendOf<S::Conn>>,
+{
+    let server = PrivateMemcached::start();
+    let foreign = server.client();
+    let db = side.db();
+    let page = next_id();
+    daily_rows(db, page, 0..4, 0);
+    let (views, name) = named_views();
+    let mc = side.mc(&server, SUITE_TIMEOUT).await;
+    let mut conn = side.conn().await;
+    let index = |foreign: &MetaClient| {
+        let got = foreign
+            .run(memcache::exp::Get::new(format!("{name}:keys")))
+            .unwrap();
+        got.value.map(|v| String::from_utf8(v).unwrap())
+    };
+    for day in 0..3 {
+        call!(S, views.add(&mc, &(page, day), 1)).unwrap();
+    }
+    let part = |day: i32| {
+        let field = (page, day).field();
+        format!("{}:{field}", field.len())
+    };
+    assert_eq!(index(&foreign), Some([0, 1, 2].map(part).concat()));
+    call!(S, views.flush(&mut conn, &mc)).unwrap();
+    assert_eq!(index(&foreign), None, "every key has a ledger row");
+    call!(S, views.add(&mc, &(page, 3), 1)).unwrap();
+    call!(S, views.add(&mc, &(page, 0), 1)).unwrap();
+    assert_eq!(index(&foreign), Some(part(3)));
+    let report = call!(S, views.flush(&mut conn, &mc)).unwrap();
+    assert_eq!(report.written, [((page, 0), 1), ((page, 3), 1)]);
+    assert_eq!(
+        rows(db, page),
+        BTreeMap::from([(0, 2), (1, 1), (2, 1), (3, 1)])
+    );
+}
+
 macro_rules! each_side {
     ($($test:ident: $side:expr;)*) => {$(
         mod $test {
@@ -811,6 +853,11 @@ macro_rules! each_side {
             #[test]
             fn refusals_are_reported_and_kept() {
                 run(super::refusals_are_reported_and_kept(&$side));
+            }
+
+            #[test]
+            fn the_index_keeps_only_keys_never_flushed() {
+                run(super::the_index_keeps_only_keys_never_flushed(&$side));
             }
 
             #[test]

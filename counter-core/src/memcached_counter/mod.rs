@@ -100,8 +100,9 @@ const MAX_NAME: usize = 200;
 /// operation type: the client flags of an item on read and write, NOT_FOUND and NOT_STORED
 /// as distinct statuses (`memcache`'s older text-protocol `Client::add` reports NOT_STORED as
 /// success, which would lose counts here), pipelined multi-gets, `cas`, and per-exchange
-/// timeouts with a reconnect after a restart. `async-memcached` 0.9 has neither `append` nor
-/// `cas`.
+/// timeouts with a reconnect after a restart. `async-memcached` 0.9 is async only, and its
+/// text-protocol client has neither `append` nor `cas` (its meta-protocol calls take them only
+/// as raw flags).
 ///
 /// **The ledger**, one table for every Memcached counter (`counter` is the counter's name):
 ///
