@@ -17,7 +17,7 @@
 //! │ idempotent/   Idempotent: a call applied once per key; outcome.rs: Outcome          │
 //! │ counter_cache/ CounterCached: a child row and its parent's counter; recount.rs      │
 //! │ buffer/       Buffer, AsyncBuffer           redis_counter/  RedisCounter (redis)     │
-//! │ memcached_counter/ MemcachedCounter (memcached)  cache_key.rs  RedisKey (both)       │
+//! │ memcached_counter/ MemcachedCounter (memcached); cache_key.rs: RedisKey (both)      │
 //! │ __private     the paths the derive's code names (below)                             │
 //! ├─ strategy/: what each backend sends for an operation ───────────────────────────────┤
 //! │ mod.rs        Strategy; defaults: one statement with RETURNING                      │

@@ -75,7 +75,9 @@ const MAX_NAME: usize = 200;
 /// flushed before whose items exist: an `add` to an existing item does not index it again,
 /// so such a key waits (its count growing, and lost if its own item is evicted meanwhile)
 /// until its item is created again or [`flush_keys`](Self::flush_keys) names it. A key
-/// flushed once is always found, through its ledger row.
+/// flushed once is always found, through its ledger row. (Every flush reads the index and
+/// every item it knows, which keeps them at the head of Memcached's LRU: under memory
+/// pressure they are evicted last, as long as flushes run.)
 /// An `add` that failed with a timeout or a lost reply has an unknown outcome, as with any
 /// write to a server (see [`AtomicError::Memcached`]). (The nonce is 32 bits: an item
 /// re-created with its predecessor's nonce, a chance of 1 in 4 billion per re-creation,
