@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use counter_core::RedisKey;
 use counter_core::{
     AtomicConnection, AtomicError, AtomicFieldOn, Awaited, BackendOf, Blocking, CallMode,
-    MemcachedConnection, MemcachedCounter, UnknownKeys,
+    MemcachedConnection, MemcachedCounter, NewRow, UnknownKeys,
 };
 use counter_tests::db::{mysql_url, pg_url};
 use counter_tests::models::DailyView;
@@ -683,12 +683,13 @@ where
 
 /// What a flush does with what it cannot write: a negative amount is refused before anything
 /// is sent; a key without a row is reported once and dropped (`Drop`), or reported by every
-/// flush and written once the row exists (`Keep`); a row at its bound keeps its count in
-/// Memcached, reported by each flush, written once the row can take it; the other keys are
-/// written meanwhile.
+/// flush and written once the row exists (`Keep`), or inserted (`inserting`); a row at its
+/// bound keeps its count in Memcached, reported by each flush, written once the row can take
+/// it; the other keys are written meanwhile.
 async fn refusals_are_reported_and_kept<S: Side>(side: &S)
 where
     DailyView: AtomicFieldOn<ct_daily_views::views, BackendOf<S::Conn>>,
+    DailyView: NewRow<DailyView, ct_daily_views::views, BackendOf<S::Conn>>,
 {
     let server = PrivateMemcached::start();
     let db = side.db();
@@ -756,6 +757,23 @@ where
     assert_eq!(report.written, [((page, 6), 3)]);
     assert!(report.unknown.is_empty());
     assert_eq!(rows(db, page)[&6], 3);
+
+    // Inserting: day 7 has no row; the flush inserts it with its count, then adds to it.
+    let inserting = fresh_views().inserting(|&(page_id, day): &(i64, i32), views| DailyView {
+        page_id,
+        day,
+        views,
+    });
+    call!(S, inserting.add(&mc, &(page, 7), 4)).unwrap();
+    let report = call!(S, inserting.flush(&mut conn, &mc)).unwrap();
+    assert_eq!(report.written, [((page, 7), 4)]);
+    assert!(
+        report.unknown.is_empty() && report.kept.is_empty(),
+        "{report:?}"
+    );
+    call!(S, inserting.add(&mc, &(page, 7), 1)).unwrap();
+    call!(S, inserting.flush(&mut conn, &mc)).unwrap();
+    assert_eq!(rows(db, page)[&7], 5);
 }
 
 /// `current` is the row plus what the database has not taken; `pending` that alone.

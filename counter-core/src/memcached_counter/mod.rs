@@ -91,7 +91,8 @@ const MAX_NAME: usize = 200;
 /// by default ([`UnknownKeys::Drop`]) its count is reported once in
 /// [`MemcachedFlushReport::unknown`] and recorded as taken; with
 /// [`unknown_keys(UnknownKeys::Keep)`](Self::unknown_keys) it is reported and left in
-/// Memcached, applied by the first flush after the row exists. A row that refuses its count
+/// Memcached, applied by the first flush after the row exists;
+/// [`inserting(new_row)`](Self::inserting) inserts the row. A row that refuses its count
 /// (past the column's bound, a failing `CHECK` or trigger) keeps it in Memcached and is
 /// reported in [`MemcachedFlushReport::kept`] by every flush until it takes it.
 ///
@@ -199,6 +200,26 @@ where
         MemcachedCounter {
             unknown: choice,
             ..self
+        }
+    }
+
+    /// The same counter, inserting a row for a key that has none: `new_row(&key, count)`
+    /// builds it (any type that derives `Insertable` for the table, its column starting at
+    /// `count`). Such a key is then written like any other; a key whose insert fails is kept
+    /// in Memcached, as a row that refuses its count is.
+    pub fn inserting<F, Row>(self, new_row: F) -> MemcachedCounter<M, Col, F>
+    where
+        F: Fn(&M::Key, M::Value) -> Row,
+    {
+        MemcachedCounter {
+            name: self.name,
+            count_prefix: self.count_prefix,
+            index: self.index,
+            ledger: self.ledger,
+            timeout: self.timeout,
+            field: self.field,
+            unknown: new_row,
+            marker: PhantomData,
         }
     }
 }
