@@ -42,9 +42,9 @@ const MAX_NAME: usize = 200;
 /// **Memcached items only grow, and the database remembers how much of each it has
 /// applied**:
 ///
-/// - `add(key, n)` is `incr <prefix>:c:<field> n` (see [`RedisKey`] for the field of a key).
+/// - `add(key, n)` is `incr <name>:c:<field> n` (see [`RedisKey`] for the field of a key).
 ///   When the item does not exist, the call appends the field to an index item
-///   `<prefix>:keys` (so a flush can find the key: Memcached cannot list its items), then
+///   `<name>:keys` (so a flush can find the key: Memcached cannot list its items), then
 ///   creates the count item with `add`, its client flags a random non-zero 32-bit *nonce*:
 ///   the item's identity, which `incr` keeps. If another adder created it first (`add`
 ///   answers NOT_STORED), it `incr`s again.
