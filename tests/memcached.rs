@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use counter_core::RedisKey;
 use counter_core::{
     AtomicConnection, AtomicError, AtomicFieldOn, Awaited, BackendOf, Blocking, CallMode,
-    MemcachedConnection, MemcachedCounter, NewRow, UnknownKeys,
+    MemcachedConnection, MemcachedCounter, NewRow, RetryPolicy, UnknownKeys,
 };
 use counter_tests::db::{mysql_url, pg_url};
 use counter_tests::models::DailyView;
@@ -841,6 +841,56 @@ where
         rows(db, page),
         BTreeMap::from([(0, 2), (1, 1), (2, 1), (3, 1)])
     );
+}
+
+/// A flush inside the caller's transaction commits or rolls back with it: Memcached is not
+/// changed by a flush, so the counts of a flush rolled back are still there, and the next
+/// flush takes them, once.
+fn a_flush_rolled_back_with_the_callers_transaction_is_taken_again<B: TestDb>(db: &B)
+where
+    DailyView: AtomicFieldOn<ct_daily_views::views, counter_tests::db::DbOf<B>>,
+{
+    let server = PrivateMemcached::start();
+    let page = next_id();
+    daily_rows(db, page, 0..2, 0);
+    let views = fresh_views();
+    let mc = server.client();
+    let mut conn = db.conn();
+    views.add(&mc, &(page, 0), 5).unwrap();
+    views.add(&mc, &(page, 1), 2).unwrap();
+    let rolled_back: Result<(), AtomicError> =
+        counter_core::transaction(&mut conn, RetryPolicy::DEFAULT, |c| {
+            let report = views.flush(c, &mc)?;
+            assert_eq!(report.total_written(), 7);
+            Err(AtomicError::custom("the caller rolls back"))
+        });
+    assert!(
+        matches!(rolled_back, Err(AtomicError::Custom(_))),
+        "{rolled_back:?}"
+    );
+    assert_eq!(rows(db, page), BTreeMap::from([(0, 0), (1, 0)]));
+    let committed =
+        counter_core::transaction(&mut conn, RetryPolicy::DEFAULT, |c| views.flush(c, &mc))
+            .unwrap();
+    assert_eq!(committed.total_written(), 7);
+    let again = views.flush(&mut conn, &mc).unwrap();
+    assert!(again.written.is_empty(), "{again:?}");
+    assert_eq!(rows(db, page), BTreeMap::from([(0, 5), (1, 2)]));
+}
+
+#[test]
+fn sqlite_flush_rolled_back_with_the_callers_transaction() {
+    a_flush_rolled_back_with_the_callers_transaction_is_taken_again(&Sqlite::open());
+}
+
+#[test]
+fn postgres_flush_rolled_back_with_the_callers_transaction() {
+    a_flush_rolled_back_with_the_callers_transaction_is_taken_again(&Postgres::open());
+}
+
+#[test]
+fn mariadb_flush_rolled_back_with_the_callers_transaction() {
+    a_flush_rolled_back_with_the_callers_transaction_is_taken_again(&Mysql::open());
 }
 
 macro_rules! each_side {

@@ -14,7 +14,9 @@ use super::{
     count_of, not_a_count, unapplied, MemcachedConnection, MemcachedCounter, MemcachedFlushReport,
     MemcachedKept,
 };
-use crate::backend::{guarded, AtomicConnection, BackendOf, CallMode, Dialect, Out, RawConnection};
+use crate::backend::{
+    guarded, in_transaction, AtomicConnection, BackendOf, CallMode, Dialect, Out, RawConnection,
+};
 use crate::cache_key::{next_part, RedisKey};
 use crate::error::{AtomicError, Limit};
 use crate::field::{AtomicField, AtomicFieldOn};
@@ -132,6 +134,10 @@ where
         // (1) The keys: the index's fields (a full flush; the ledger adds its own below, as
         // the lock reads every row of the counter) or the caller's.
         let scoped = only.is_some();
+        // Inside the caller's transaction the commit is the caller's, and a rollback would
+        // take the ledger rows back: the index must then keep every field (a field dropped
+        // from it for a ledger row rolled back would never be flushed).
+        let callers = in_transaction(raw)?;
         let (fields, index) = match only {
             Some(fields) => (fields, None),
             None => {
@@ -154,7 +160,7 @@ where
                 })
             })?;
         // (6) Tidy the index: a field with a ledger row is found through it from now on.
-        if let Some((item, name)) = index {
+        if let Some((item, name)) = index.filter(|_| !callers) {
             self.tidy_index(mc, &name, &item, &ledger_fields).await;
         }
         Ok(report)

@@ -66,6 +66,10 @@ const MAX_NAME: usize = 200;
 ///   does not have yet); if another adder changed the index meanwhile, the tidying is
 ///   skipped. It changes nothing a later flush depends on.
 ///
+/// A flush may run inside the caller's transaction: it then commits or rolls back with it
+/// (Memcached is not changed, so the counts of a rolled-back flush are taken by the next),
+/// and it leaves the index as it is, since the ledger rows it wrote are not committed yet.
+///
 /// **What follows.** A flush writes nothing to Memcached that matters, so a flusher killed at
 /// any point loses nothing and counts nothing twice: its transaction committed or it did
 /// not. Any number of flushers may run at once. An app crash after an `add` returned `Ok`
