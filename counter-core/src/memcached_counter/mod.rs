@@ -31,6 +31,10 @@ pub use report::{MemcachedFlushReport, MemcachedKept};
 /// [`MemcachedCounter::timeout`].
 pub const DEFAULT_MEMCACHED_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// How many times `add` tries to create an item another client keeps creating and removing
+/// under it before it gives up (nothing counted).
+const CREATE_TRIES: usize = 16;
+
 /// The longest counter name, in bytes: the ledger's `counter` column is `VARCHAR(200)`.
 const MAX_NAME: usize = 200;
 
@@ -294,7 +298,7 @@ where
             let mut part = String::new();
             push_part(&mut part, &field);
             index_field(mc, &index, part.as_bytes(), timeout).await?;
-            loop {
+            for _ in 0..CREATE_TRIES {
                 let nonce = new_nonce();
                 if link::add(mc, &item, n.to_string().as_bytes(), nonce, timeout).await? {
                     return Ok(n);
@@ -305,6 +309,11 @@ where
                 }
                 // ...which was evicted or deleted meanwhile: create it again.
             }
+            // Nothing was counted: every `add` found the item, every `incr` did not.
+            Err(AtomicError::Memcached(
+                format!("item {item:?} neither created nor incremented in {CREATE_TRIES} tries")
+                    .into(),
+            ))
         })
     }
 
