@@ -74,7 +74,7 @@ impl PrivateMemcached {
 
     /// Starts one on `port` (TCP only, on loopback, 64 MB).
     fn start_on(port: u16) -> Self {
-        let child = Command::new("memcached")
+        let child = counter_tests::child::without_inherited_fds(&mut Command::new("memcached"))
             .args([
                 "-p",
                 &port.to_string(),

@@ -30,7 +30,7 @@ struct PrivateRedis {
 impl PrivateRedis {
     /// Starts one on `port` with its files in `dir`; `aof`: append-only file, fsync always.
     fn start(port: u16, dir: &Path, aof: bool) -> Self {
-        let child = Command::new("redis-server")
+        let child = counter_tests::child::without_inherited_fds(&mut Command::new("redis-server"))
             .args([
                 "--port",
                 &port.to_string(),

@@ -11,6 +11,7 @@
 //!   `tests/{sqlite,postgres,mysql}.rs` (blocking) and `tests/async.rs` (diesel-async).
 
 pub mod checker;
+pub mod child;
 pub mod client;
 pub mod db;
 pub mod gate;

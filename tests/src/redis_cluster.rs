@@ -35,7 +35,7 @@ impl PrivateCluster {
             .map(|&port| {
                 let node_dir = dir.path().join(port.to_string());
                 std::fs::create_dir(&node_dir).expect("node directory");
-                Command::new("redis-server")
+                crate::child::without_inherited_fds(&mut Command::new("redis-server"))
                     .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
                     .args(["--cluster-enabled", "yes", "--cluster-node-timeout", "3000"])
                     .args(["--cluster-config-file", "nodes.conf"])
@@ -287,7 +287,7 @@ impl PrivateRedisNode {
     /// Starts it and waits until it answers.
     pub fn start() -> Self {
         let port = free_ports(1)[0];
-        let child = Command::new("redis-server")
+        let child = crate::child::without_inherited_fds(&mut Command::new("redis-server"))
             .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no"])
             .stdout(Stdio::null())
