@@ -8,9 +8,10 @@
 //! These tests start their own `memcached` (on a free loopback port), since they kill and
 //! restart it. They need the binary (`apt-get install memcached`, which `.ci/env.sh` does).
 
+use counter_tests::child::{free_port, signal};
 use std::collections::BTreeMap;
 use std::future::Future;
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::pin::Pin;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -195,21 +196,6 @@ impl PrivateMemcached {
             .stderr(Stdio::null())
             .status();
     }
-}
-
-fn signal(child: &Child, signal: &str) {
-    let status = Command::new("kill")
-        .args([signal, &child.id().to_string()])
-        .status()
-        .expect("kill");
-    assert!(status.success(), "kill {signal}");
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
 }
 
 /// Runs `future` to its end on a runtime of this thread's own (a blocking side's futures are

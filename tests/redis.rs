@@ -8,8 +8,8 @@
 //! they shut it down; the database is SQLite. They need the `redis-server` binary
 //! (`apt-get install redis-server`, which `.ci/env.sh` does).
 
+use counter_tests::child::{free_port, signal};
 use std::collections::BTreeMap;
-use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -87,13 +87,6 @@ impl Drop for PrivateRedis {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
 }
 
 fn is_redis_error<T: std::fmt::Debug>(result: Result<T, AtomicError>) {
@@ -260,14 +253,6 @@ impl PrivateRedis {
     fn resume(&self) {
         signal(&self.child, "-CONT");
     }
-}
-
-fn signal(child: &Child, signal: &str) {
-    let status = Command::new("kill")
-        .args([signal, &child.id().to_string()])
-        .status()
-        .expect("kill");
-    assert!(status.success(), "kill {signal}");
 }
 
 /// While Redis hangs, every call of a blocking counter returns `Redis` within its timeout, on a

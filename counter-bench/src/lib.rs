@@ -29,6 +29,7 @@
 //!   cli.rs         repeated flags made unique, defaults, --seconds
 //!   db.rs          server URLs, version, the rows a run starts from
 //!   heap.rs        memory of a piece of work: a counting allocator, the peak resident set
+//!   pages.rs       the table and model of the cache benchmarks (redis_cluster, memcached_adds)
 //! ```
 
 pub mod chart;
@@ -36,5 +37,6 @@ pub mod cli;
 pub mod db;
 pub mod heap;
 pub mod measure;
+pub mod pages;
 pub mod report;
 pub mod stats;

@@ -2,10 +2,12 @@
 //! must not inherit the test process's sockets. The client libraries of the databases do not
 //! all open theirs close-on-exec, and a server that holds a copy of a database connection's
 //! socket keeps that connection open on the database's side after the test closed it (with
-//! whatever its session still holds), for as long as the server lives.
+//! whatever its session still holds), for as long as the server lives. And what the tests do
+//! to such a server: signals, and the free port to start it on.
 
+use std::net::TcpListener;
 use std::os::unix::process::CommandExt;
-use std::process::Command;
+use std::process::{Child, Command};
 
 /// `command`, set to close every file descriptor above stderr in the child before it runs.
 pub fn without_inherited_fds(command: &mut Command) -> &mut Command {
@@ -18,4 +20,21 @@ pub fn without_inherited_fds(command: &mut Command) -> &mut Command {
             Ok(())
         })
     }
+}
+
+/// Sends `signal` (`-STOP`, `-CONT`, `-KILL`) to `child` with `kill`.
+pub fn signal(child: &Child, signal: &str) {
+    let status = Command::new("kill")
+        .args([signal, &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success(), "kill {signal}");
+}
+
+/// A loopback port free at this moment.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
 }

@@ -10,6 +10,7 @@
 //! `cargo run --release -p counter-bench --bin memcached_adds -- [SECONDS] [CLIENTS] [ROUNDS]`
 //! (defaults: 5, 16, 2).
 
+use counter_bench::pages::{bench_pages, Page};
 use std::net::TcpListener;
 use std::process::{Child, Command, ExitCode, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -20,19 +21,6 @@ use diesel::connection::SimpleConnection;
 use diesel::{Connection, SqliteConnection};
 use memcache::exp::MetaClient;
 use rand::Rng;
-
-diesel::table! { bench_pages (id) { id -> BigInt, views -> BigInt, } }
-
-#[derive(
-    diesel::Queryable, diesel::Selectable, diesel::Identifiable, counter_core::AtomicField,
-)]
-#[diesel(table_name = bench_pages)]
-#[allow(dead_code)]
-struct Page {
-    id: i64,
-    #[atomic]
-    views: i64,
-}
 
 const KEYS: i64 = 10_000;
 

@@ -10,6 +10,7 @@
 //! `cargo run --release -p counter-bench --bin redis_cluster -- [SECONDS] [CLIENTS...]`
 //! (defaults: 5 seconds, 16 and 64 clients).
 
+use counter_bench::pages::{bench_pages, Page};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -18,19 +19,6 @@ use counter_bench::stats::percentile;
 use counter_core::RedisCounter;
 use counter_tests::redis_cluster::{PrivateCluster, PrivateRedisNode};
 use rand::Rng;
-
-diesel::table! { bench_pages (id) { id -> BigInt, views -> BigInt, } }
-
-#[derive(
-    diesel::Queryable, diesel::Selectable, diesel::Identifiable, counter_core::AtomicField,
-)]
-#[diesel(table_name = bench_pages)]
-#[allow(dead_code)]
-struct Page {
-    id: i64,
-    #[atomic]
-    views: i64,
-}
 
 type Views = RedisCounter<Page, bench_pages::views>;
 
