@@ -96,8 +96,7 @@ pub(crate) fn conflict(attempts: u32, error: &dyn Display) {
         feature = "r2d2",
         feature = "deadpool",
         feature = "bb8",
-        feature = "redis",
-        feature = "memcached"
+        feature = "redis"
     )),
     allow(dead_code)
 )]
