@@ -605,18 +605,19 @@ fn kill_when_waiting_for_a_lock(db: &Mysql, victim: i64, gone: impl Fn() -> bool
         if gone() {
             return false;
         }
-        let waiting: Vec<Id> = diesel::sql_query(format!(
-            "SELECT CAST(trx_mysql_thread_id AS SIGNED) AS id FROM information_schema.innodb_trx \
-             WHERE trx_mysql_thread_id = {victim} AND trx_state = 'LOCK WAIT'"
-        ))
-        .load(&mut *watcher)
-        .unwrap();
+        // Paced: InnoDB refreshes `innodb_trx` only when nobody read it for 100 ms.
+        let waiting: Vec<Id> = counter_tests::db::information_schema_read(|| {
+            diesel::sql_query(format!(
+                "SELECT CAST(trx_mysql_thread_id AS SIGNED) AS id \
+                 FROM information_schema.innodb_trx \
+                 WHERE trx_mysql_thread_id = {victim} AND trx_state = 'LOCK WAIT'"
+            ))
+            .load(&mut *watcher)
+            .unwrap()
+        });
         if !waiting.is_empty() {
             break;
         }
-        // InnoDB refreshes `innodb_trx` only when it was not read for 100 ms: polled faster,
-        // it never shows the wait.
-        std::thread::sleep(std::time::Duration::from_millis(150));
     }
     diesel::sql_query(format!("KILL {victim}"))
         .execute(&mut *watcher)

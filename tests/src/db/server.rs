@@ -4,6 +4,29 @@
 use super::ddl::{MYSQL_DDL, PG_DDL};
 // Everything the parent names: `row_helpers!` expands here and uses it.
 use super::*;
+use std::sync::PoisonError;
+use std::time::Instant;
+
+/// Runs `read`, a query of InnoDB's `information_schema.innodb_trx`, `innodb_locks` or
+/// `innodb_lock_waits`, at least 150 ms after the last such read of this process ended, one
+/// read at a time.
+///
+/// MariaDB answers those tables from a cache it refreshes only when nobody read it for 100 ms
+/// (`CACHE_MIN_IDLE_TIME` in trx0i_s.cc). Two tests each polling every 150 ms, out of phase,
+/// kept it from ever going idle: neither saw the lock wait it waited for, and both failed
+/// after 30 s in CI. Paced here, every read finds the cache idle and refreshes it (the test
+/// binaries run one at a time, so no other process reads it meanwhile).
+pub fn information_schema_read<T>(read: impl FnOnce() -> T) -> T {
+    const IDLE: Duration = Duration::from_millis(150);
+    static LAST_READ: Mutex<Option<Instant>> = Mutex::new(None);
+    let mut last = LAST_READ.lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some(idle) = last.and_then(|at| IDLE.checked_sub(at.elapsed())) {
+        std::thread::sleep(idle);
+    }
+    let result = read();
+    *last = Some(Instant::now());
+    result
+}
 
 /// Containers started by this process; kept alive (never dropped) until the process exits.
 static CONTAINERS: Mutex<Vec<Box<dyn std::any::Any + Send>>> = Mutex::new(Vec::new());
@@ -206,10 +229,12 @@ macro_rules! server_db {
                     #[diesel(sql_type = diesel::sql_types::BigInt)]
                     n: i64,
                 }
-                diesel::sql_query($waiters)
-                    .get_result::<Waiters>(conn)
-                    .unwrap_or_else(|e| panic!("{}: lock waiters: {e}", $label))
-                    .n
+                information_schema_read(|| {
+                    diesel::sql_query($waiters)
+                        .get_result::<Waiters>(conn)
+                        .unwrap_or_else(|e| panic!("{}: lock waiters: {e}", $label))
+                        .n
+                })
             }
 
             row_helpers!();

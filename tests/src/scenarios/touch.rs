@@ -327,8 +327,7 @@ where
             } else if Instant::now() > deadline {
                 "the increment was never seen waiting for the row"
             } else {
-                // MariaDB refreshes `innodb_lock_waits` only when not read for 100 ms.
-                std::thread::sleep(Duration::from_millis(150));
+                // No sleep: `lock_waiters` paces its reads (MariaDB's cache of them).
                 continue;
             };
             // Let the increment go before failing: the scope waits for its thread.
