@@ -1,7 +1,8 @@
 # Environment for the test suite: `source .ci/env.sh && cargo test --workspace --all-features`
 #
 # Meant to be sourced (bash), any number of times: it installs what is missing, starts the
-# local PostgreSQL, MariaDB and Redis when they do not answer, and exports
+# local PostgreSQL, MariaDB and Redis when they do not answer (and installs memcached, whose
+# tests start their own servers), and exports
 #   COUNTER_PG_URL    (default postgres://postgres@127.0.0.1/test)
 #   COUNTER_MYSQL_URL (default mysql://root@127.0.0.1/test)
 #   COUNTER_REDIS_URL (default redis://127.0.0.1:6379/)
@@ -155,6 +156,15 @@ __counter_ci_env() {
             }
         fi
         export COUNTER_REDIS_URL="redis://127.0.0.1:6379/"
+    fi
+
+    # --- Memcached -----------------------------------------------------------------------------
+    # Only the binary: tests/memcached.rs starts (and kills) servers of its own, on free ports.
+    if [ ! -x /usr/bin/memcached ] && ! command -v memcached >/dev/null 2>&1; then
+        __counter_apt_install memcached || {
+            __counter_log "installing memcached failed"
+            return 1
+        }
     fi
 
     __counter_log "COUNTER_PG_URL=$COUNTER_PG_URL"

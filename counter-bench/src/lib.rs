@@ -29,7 +29,7 @@
 //!   cli.rs         repeated flags made unique, defaults, --seconds
 //!   db.rs          server URLs, version, the rows a run starts from
 //!   heap.rs        memory of a piece of work: a counting allocator, the peak resident set
-//!   pages.rs       the table and model of the cache benchmarks (redis_cluster)
+//!   pages.rs       the table and model of the cache benchmarks (redis_cluster, memcached_adds)
 //! ```
 
 pub mod chart;

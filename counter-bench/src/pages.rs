@@ -1,5 +1,5 @@
-//! The table and model the cache benchmark (`redis_cluster`) counts into: pages and their
-//! views.
+//! The table and model the cache benchmarks (`redis_cluster`, `memcached_adds`) count into:
+//! pages and their views.
 
 diesel::table! { bench_pages (id) { id -> BigInt, views -> BigInt, } }
 

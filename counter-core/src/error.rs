@@ -173,6 +173,17 @@ pub enum AtomicError {
     #[error("redis: {0}")]
     Redis(#[from] redis::RedisError),
 
+    /// Memcached refused, was unreachable, or gave no reply within the client's timeout
+    /// (feature `memcached`, [`MemcachedCounter`](crate::MemcachedCounter)). The source is
+    /// the client's `memcache::exp::Error` (downcast it to ask `is_ambiguous()`). An error
+    /// that came before the command was written changed nothing; one after it (a timeout, a
+    /// cut connection) leaves an `add`'s outcome unknown, as with Redis. A flush that fails
+    /// this way wrote nothing: its transaction is rolled back, and the next flush reads the
+    /// same items again.
+    #[cfg(feature = "memcached")]
+    #[error("memcached: {0}")]
+    Memcached(Box<dyn std::error::Error + Send + Sync + 'static>),
+
     /// An error returned by the caller's closure in `update_*_locked`; nothing was written.
     #[error("{0}")]
     Custom(Box<dyn std::error::Error + Send + Sync + 'static>),
@@ -234,6 +245,8 @@ impl AtomicError {
             }
             #[cfg(feature = "redis")]
             AtomicError::Redis(_) => ErrorKind::Internal,
+            #[cfg(feature = "memcached")]
+            AtomicError::Memcached(_) => ErrorKind::Internal,
         }
     }
 
@@ -326,6 +339,8 @@ impl serde::Serialize for AtomicError {
             }
             #[cfg(feature = "redis")]
             AtomicError::Redis(_) => ("redis", Fields::None),
+            #[cfg(feature = "memcached")]
+            AtomicError::Memcached(_) => ("memcached", Fields::None),
             AtomicError::Custom(_) => ("custom", Fields::None),
             AtomicError::Database(_) => ("database", Fields::None),
         };

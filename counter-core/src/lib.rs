@@ -17,6 +17,7 @@
 //! │ idempotent/   Idempotent: a call applied once per key; outcome.rs: Outcome          │
 //! │ counter_cache/ CounterCached: a child row and its parent's counter; recount.rs      │
 //! │ buffer/       Buffer, AsyncBuffer           redis_counter/  RedisCounter (redis)     │
+//! │ memcached_counter/ MemcachedCounter (memcached); cache_key.rs: RedisKey (both)      │
 //! │ __private     the paths the derive's code names (below)                             │
 //! ├─ strategy/: what each backend sends for an operation ───────────────────────────────┤
 //! │ mod.rs        Strategy; defaults: one statement with RETURNING                      │
@@ -57,6 +58,8 @@ compile_error!("counter-core needs at least one backend feature: postgres, mysql
 mod backend;
 #[cfg(any(feature = "r2d2", feature = "deadpool", feature = "bb8"))]
 mod buffer;
+#[cfg(any(feature = "redis", feature = "memcached"))]
+mod cache_key;
 mod change;
 mod counter_cache;
 mod error;
@@ -65,6 +68,8 @@ mod idempotent;
 mod key;
 mod lock;
 mod many;
+#[cfg(feature = "memcached")]
+mod memcached_counter;
 mod ops;
 mod plan;
 #[cfg(feature = "redis")]
@@ -91,6 +96,8 @@ pub use buffer::awaited::{AsyncBuffer, AsyncBufferOf, ConnectionPool};
 pub use buffer::blocking::Buffer;
 #[cfg(any(feature = "r2d2", feature = "deadpool", feature = "bb8"))]
 pub use buffer::{BufferReport, FlushPolicy};
+#[cfg(any(feature = "redis", feature = "memcached"))]
+pub use cache_key::RedisKey;
 pub use change::{Change, ChangeColumn, ChangeOp, Changes, DistinctColumns};
 pub use counter_cache::{
     Counted, CounterCached, CounterCaches, Recounted, SlottedCounterCached, Updated,
@@ -108,13 +115,18 @@ pub use field::{Slotted, SlottedDecrement, SlottedOn};
 pub use idempotent::{Idempotent, Outcome, IDEMPOTENCY_TABLE, MAX_KEY_BYTES};
 pub use key::{IdIntoKey, KeyColumns, KeyValue};
 pub use lock::LockMode;
+#[cfg(feature = "memcached")]
+pub use memcached_counter::{
+    MemcachedConnection, MemcachedCounter, MemcachedFlushReport, MemcachedKept, MemcachedOut,
+    DEFAULT_MEMCACHED_TIMEOUT, MEMCACHED_LEDGER,
+};
 pub use ops::Field;
 #[cfg(all(feature = "redis", feature = "r2d2"))]
 pub use redis_counter::RedisFlusher;
 #[cfg(feature = "redis")]
 pub use redis_counter::{
-    FlushReport, FlushResult, Kept, RedisConnection, RedisCounter, RedisKey, RedisOut,
-    DEFAULT_ADD_MEMORY, DEFAULT_REDIS_TIMEOUT, MAX_SHARDS,
+    FlushReport, FlushResult, Kept, RedisConnection, RedisCounter, RedisOut, DEFAULT_ADD_MEMORY,
+    DEFAULT_REDIS_TIMEOUT, MAX_SHARDS,
 };
 pub use retry::RetryPolicy;
 /// `ScopedFutureExt::scope_boxed`, for the closure of [`transaction_async`]

@@ -96,7 +96,8 @@ pub(crate) fn conflict(attempts: u32, error: &dyn Display) {
         feature = "r2d2",
         feature = "deadpool",
         feature = "bb8",
-        feature = "redis"
+        feature = "redis",
+        feature = "memcached"
     )),
     allow(dead_code)
 )]

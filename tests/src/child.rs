@@ -1,4 +1,4 @@
-//! Servers the tests start themselves (`redis-server`, a Redis Cluster's nodes)
+//! Servers the tests start themselves (`redis-server`, a Redis Cluster's nodes, `memcached`)
 //! must not inherit the test process's sockets. The client libraries of the databases do not
 //! all open theirs close-on-exec, and a server that holds a copy of a database connection's
 //! socket keeps that connection open on the database's side after the test closed it (with

@@ -9,7 +9,7 @@ use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use diesel::Column;
 
 use super::shard::Shard;
-use super::{key, FlushReport, Kept, RedisConnection, RedisCounter, RedisKey, UnknownKeyPolicy};
+use super::{FlushReport, Kept, RedisConnection, RedisCounter, RedisKey, UnknownKeyPolicy};
 use crate::backend::{guarded, Dialect, RawConnection};
 use crate::error::{AtomicError, Limit};
 use crate::field::{AtomicField, AtomicFieldOn};
@@ -389,7 +389,7 @@ where
 fn encode_fields<'a>(fields: impl Iterator<Item = &'a String>) -> String {
     let mut out = String::new();
     for field in fields {
-        key::push_part(&mut out, field);
+        crate::cache_key::push_part(&mut out, field);
     }
     out
 }
@@ -397,7 +397,7 @@ fn encode_fields<'a>(fields: impl Iterator<Item = &'a String>) -> String {
 fn decode_fields(mut text: &str) -> Result<Vec<&str>, AtomicError> {
     let mut fields = Vec::new();
     while !text.is_empty() {
-        let field = key::next_part(&mut text).ok_or_else(|| {
+        let field = crate::cache_key::next_part(&mut text).ok_or_else(|| {
             // A truncated column (MySQL `TEXT` in non-strict mode): finishing the batch with a
             // partial list would delete counts the database never took.
             AtomicError::custom("the ledger's kept keys are malformed (truncated?)")

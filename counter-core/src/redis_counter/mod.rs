@@ -3,7 +3,6 @@
 
 mod flush;
 mod flusher;
-mod key;
 mod link;
 mod report;
 mod scripts;
@@ -28,11 +27,11 @@ use crate::trace::OpSpan;
 use crate::unknown_keys::UnknownKeys;
 use crate::value::AtomicValue;
 
+pub use crate::cache_key::RedisKey;
 pub use crate::unknown_keys::UnknownKeyPolicy;
 pub use flusher::FlushResult;
 #[cfg(feature = "r2d2")]
 pub use flusher::RedisFlusher;
-pub use key::RedisKey;
 pub use link::{RedisConnection, RedisOut};
 pub use report::{FlushReport, Kept};
 

@@ -126,6 +126,7 @@ macro_rules! ledger_statement {
         impl<Conn> RunQueryDsl<Conn> for $statement {}
     };
 }
+pub(super) use ledger_statement;
 
 ledger_statement!(LedgerRecord<'_>, |s, out| {
     out.push_sql("INSERT INTO ");

@@ -11,6 +11,7 @@ mod child;
 mod delta;
 mod ledger;
 mod lock;
+mod memcached_ledger;
 mod multi;
 mod pair;
 mod read_write;
@@ -36,6 +37,7 @@ pub(crate) use delta::{DeltaUpdate, Down, Returning, Up};
 pub(crate) use ledger::{KeyClaim, KeyRow, KeySettle};
 pub use ledger::{LedgerDialect, FLUSH_LEDGER};
 pub(crate) use lock::{ForUpdate, NoWait, SkipLocked, Unlocked};
+pub use memcached_ledger::{MemcachedLedger, MEMCACHED_LEDGER};
 #[cfg(feature = "mysql")]
 pub(crate) use multi::MultiCaptured;
 pub(crate) use multi::{MultiSelect, MultiUpdate, MultiWrite};

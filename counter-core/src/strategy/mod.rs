@@ -28,8 +28,8 @@ use crate::plan::{Delta, Direction, Plan, Take};
 use crate::set_plan::RowPlan;
 use crate::sql::{
     read_locked, write, DeleteChild, DeltaUpdate, Down, ForUpdate, Guarded, InsertChild,
-    LedgerDialect, LockKeys, MultiUpdate, OnConflict, ReadKeys, ReturnKey, Returning, RowsRule,
-    Unguarded, Up, Upsert, WriteKeys,
+    LedgerDialect, LockKeys, MemcachedLedger, MultiUpdate, OnConflict, ReadKeys, ReturnKey,
+    Returning, RowsRule, Unguarded, Up, Upsert, WriteKeys,
 };
 use crate::value::AtomicValue;
 
@@ -41,7 +41,7 @@ pub(crate) type Answers<V> = Vec<(bool, Option<V>)>;
 /// the connection that sends it. `RawConnection::Db` is bound by it, which is how any
 /// `C: AtomicConnection` reaches its backend's strategy.
 #[doc(hidden)]
-pub trait Strategy: Dialect + LedgerDialect {
+pub trait Strategy: Dialect + LedgerDialect + MemcachedLedger {
     /// Runs `delta` as one guarded statement; the new value, or `None` when no row matched
     /// (missing, or the guard refused it). `UPDATE … RETURNING` unless the backend overrides
     /// it.

@@ -9,6 +9,9 @@ CREATE INDEX IF NOT EXISTS counter_idempotency_at ON counter_idempotency (done_a
 CREATE TABLE IF NOT EXISTS counter_flushes (flush_id VARCHAR(64) PRIMARY KEY, kept TEXT NOT NULL,
     flushed_at BIGINT NOT NULL);
 CREATE INDEX IF NOT EXISTS counter_flushes_at ON counter_flushes (flushed_at);
+CREATE TABLE IF NOT EXISTS counter_memcached (counter VARCHAR(200) NOT NULL,
+    field VARCHAR(255) NOT NULL, nonce BIGINT NOT NULL, applied BIGINT NOT NULL,
+    PRIMARY KEY (counter, field));
 CREATE TABLE IF NOT EXISTS ct_products (id BIGINT PRIMARY KEY, name TEXT NOT NULL,
     stock INTEGER NOT NULL, sold BIGINT NOT NULL);
 CREATE TABLE IF NOT EXISTS ct_edges (id BIGINT PRIMARY KEY, small SMALLINT NOT NULL,
@@ -78,6 +81,9 @@ ALTER TABLE counter_idempotency MODIFY outcome LONGTEXT NOT NULL,
 CREATE TABLE IF NOT EXISTS counter_flushes (flush_id VARCHAR(64) PRIMARY KEY, kept LONGTEXT NOT NULL,
     flushed_at BIGINT NOT NULL, INDEX counter_flushes_at (flushed_at)) ENGINE = InnoDB;
 ALTER TABLE counter_flushes MODIFY kept LONGTEXT NOT NULL;
+CREATE TABLE IF NOT EXISTS counter_memcached (counter VARCHAR(200) NOT NULL,
+    field VARCHAR(255) NOT NULL, nonce BIGINT NOT NULL, applied BIGINT NOT NULL,
+    PRIMARY KEY (counter, field)) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_bin;
 CREATE TABLE IF NOT EXISTS ct_products (id BIGINT PRIMARY KEY, name VARCHAR(255) NOT NULL,
     stock INT NOT NULL, sold BIGINT NOT NULL) ENGINE = InnoDB;
 CREATE TABLE IF NOT EXISTS ct_edges (id BIGINT PRIMARY KEY, small SMALLINT NOT NULL,
@@ -151,6 +157,9 @@ CREATE INDEX IF NOT EXISTS counter_idempotency_at ON counter_idempotency (done_a
 CREATE TABLE IF NOT EXISTS counter_flushes (flush_id VARCHAR(64) PRIMARY KEY, kept TEXT NOT NULL,
     flushed_at BIGINT NOT NULL);
 CREATE INDEX IF NOT EXISTS counter_flushes_at ON counter_flushes (flushed_at);
+CREATE TABLE IF NOT EXISTS counter_memcached (counter VARCHAR(200) NOT NULL,
+    field VARCHAR(255) NOT NULL, nonce BIGINT NOT NULL, applied BIGINT NOT NULL,
+    PRIMARY KEY (counter, field));
 CREATE TABLE IF NOT EXISTS ct_products (id BIGINT PRIMARY KEY, name TEXT NOT NULL,
     stock INTEGER NOT NULL, sold BIGINT NOT NULL);
 CREATE TABLE IF NOT EXISTS ct_edges (id BIGINT PRIMARY KEY, small SMALLINT NOT NULL,

@@ -1,11 +1,15 @@
-//! A model's key as a Redis hash field and back.
+//! A model's key as text and back: a Redis hash field ([`RedisCounter`](crate::RedisCounter)),
+//! the tail of a Memcached item name (`MemcachedCounter`). Shared by both counters, so a key
+//! reads the same in either store.
 //!
 //! One column: the value as text (`42`, `alice`), readable with `redis-cli`. Several columns:
 //! each part as `<byte length>:<text>`, concatenated (`(7, "a:b")` is `1:73:a:b`), so no part
 //! can be mistaken for a separator whatever it contains.
 
-/// A primary key a [`RedisCounter`](crate::RedisCounter) can store as a hash field: the
-/// integer types, `String`, and tuples of them (composite keys) up to four.
+/// A primary key a cache-backed counter can store as text (a Redis hash field, a Memcached
+/// item name's tail): the integer types, `String`, and tuples of them (composite keys) up to
+/// four. The name is the Redis counter's, which had it first; the Memcached counter takes the
+/// same keys.
 pub trait RedisKey: Sized {
     /// Appends the field of this key.
     fn write_field(&self, out: &mut String);
@@ -52,14 +56,14 @@ impl RedisKey for String {
 
 /// Appends `<len>:<text>`: the one encoding of a list of strings here, used by composite keys
 /// and by the ledger's list of kept fields.
-pub(super) fn push_part(out: &mut String, part: &str) {
+pub(crate) fn push_part(out: &mut String, part: &str) {
     out.push_str(&part.len().to_string());
     out.push(':');
     out.push_str(part);
 }
 
 /// Splits `<len>:<text>` off the front of `rest`; the inverse of [`push_part`].
-pub(super) fn next_part<'a>(rest: &mut &'a str) -> Option<&'a str> {
+pub(crate) fn next_part<'a>(rest: &mut &'a str) -> Option<&'a str> {
     let (len, tail) = rest.split_once(':')?;
     if len.is_empty() || !len.bytes().all(|b| b.is_ascii_digit()) {
         return None;
