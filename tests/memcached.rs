@@ -75,7 +75,10 @@ impl PrivateMemcached {
 
     /// Starts one on `port` (TCP only, on loopback, 64 MB).
     fn start_on(port: u16) -> Self {
-        let child = counter_tests::child::without_inherited_fds(&mut Command::new("memcached"))
+        let mut command = Command::new("memcached");
+        // Killed with the test's thread even when the process is (no Drop runs then).
+        counter_tests::child::dies_with_its_spawner(&mut command);
+        let child = counter_tests::child::without_inherited_fds(&mut command)
             .args([
                 "-p",
                 &port.to_string(),
@@ -933,7 +936,7 @@ fn mariadb_a_flush_that_timed_out_on_a_ledger_row_leaves_the_connection_working(
     let (views, name) = named_views();
     let views = views.retry(RetryPolicy::NEVER);
     let mc = server.client();
-    let mut victim = MysqlConnection::establish(&mysql_url()).expect("a connection");
+    let mut victim = MysqlConnection::establish(mysql_url()).expect("a connection");
     victim
         .batch_execute("SET SESSION innodb_lock_wait_timeout = 1")
         .unwrap();

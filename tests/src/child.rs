@@ -38,3 +38,16 @@ pub fn free_port() -> u16 {
         .expect("a free port")
         .port()
 }
+
+/// `command`, set so that the child is killed (SIGKILL) when the thread that spawns it ends:
+/// for a server shared by the whole test process, spawned from a thread that never ends, so
+/// that it dies with the process instead of outliving the test run.
+pub fn dies_with_its_spawner(command: &mut Command) -> &mut Command {
+    // SAFETY: prctl(2) is a plain system call, allowed between fork and exec.
+    unsafe {
+        command.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            Ok(())
+        })
+    }
+}

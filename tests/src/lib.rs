@@ -15,6 +15,7 @@ pub mod child;
 pub mod client;
 pub mod db;
 pub mod gate;
+pub mod memcached;
 pub mod models;
 pub mod pgbench;
 pub mod proxy;

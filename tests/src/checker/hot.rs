@@ -1,5 +1,5 @@
-//! The hot-counter strategies on every cell: slotted counters, the write-behind buffer and
-//! the Redis counter.
+//! The hot-counter strategies on every cell: slotted counters, the write-behind buffer, the
+//! Redis counter and the Memcached counter.
 //!
 //! Their calls return no value that says where in an order they ran (an increment of a slot
 //! returns nothing, an add to a buffer is memory), so the history is not ordered; what their
@@ -19,6 +19,10 @@
 //!   the thread's own connections; after a last flush every row holds exactly the adds that
 //!   returned `Ok` less what the discards returned, no flush kept a count, and the flush
 //!   reports together wrote exactly that sum (no batch applied twice).
+//! - Memcached counter (`DailyView.views` of six other existing rows, on the process's own
+//!   `memcached`): random `add`s (negatives refused) and flushes from every thread, on the
+//!   thread's own clients; after a last flush every row holds exactly the adds that returned
+//!   `Ok`, no flush kept a count, and the reports together wrote exactly that sum.
 //!
 //! One body of calls (`thread_calls`) serves both kinds of connection: [`run_hot`] drives it
 //! on blocking connections with [`Buffer`], [`run_hot_async`] on diesel-async and async Redis
@@ -31,11 +35,12 @@ use std::future::Future;
 
 use counter_core::{
     AsyncBuffer, AsyncConnection, AtomicConnection, AtomicError, AtomicFieldOn, BackendOf,
-    Blocking, Buffer, CallMode, ConnectionPool, FlushPolicy, NewRow, RawConnection,
-    RedisConnection, SlottedOn,
+    Blocking, Buffer, CallMode, ConnectionPool, FlushPolicy, MemcachedConnection, MemcachedCounter,
+    NewRow, RawConnection, RedisConnection, SlottedOn,
 };
 use diesel::connection::SimpleConnection;
 use diesel::r2d2::{ConnectionManager, Pool};
+use memcache::exp::MetaClient;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
@@ -64,6 +69,10 @@ struct Seen {
     redis_added: BTreeMap<(i64, i32), i64>,
     /// What this thread's Redis flushes reported written.
     redis_written: i128,
+    /// Per Memcached counter key: the adds that returned `Ok`.
+    mc_added: BTreeMap<(i64, i32), i64>,
+    /// What this thread's Memcached flushes reported written.
+    mc_written: i128,
     /// Anything that broke a promise.
     anomalies: Vec<String>,
 }
@@ -78,6 +87,9 @@ struct Ctx {
     /// The Redis counter's page (six existing rows).
     redis_page: i64,
     views: Views,
+    /// The Memcached counter's page (six existing rows) and the counter, on a name of its own.
+    mc_page: i64,
+    mc_views: McViews,
     /// `add_once` calls that returned `Ok`: replayed by any thread.
     answered: std::sync::Mutex<Vec<Answered>>,
 }
@@ -91,6 +103,21 @@ struct Answered {
     answer: i64,
 }
 
+/// The Memcached counter of a hot history.
+type McViews = MemcachedCounter<DailyView, ct_daily_views::views>;
+
+/// How long the checker's Memcached calls may take (a busy 2-core machine).
+const MC_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A blocking client of the process's `memcached`.
+fn mc_client() -> MetaClient {
+    MetaClient::builder()
+        .io_timeout(Some(MC_TIMEOUT))
+        .connect_timeout(Some(MC_TIMEOUT))
+        .connect(crate::memcached::shared_memcached())
+        .expect("checker: a memcached client")
+}
+
 /// How often the buffers of a hot history flush in the background.
 const HOT_FLUSH: FlushPolicy = FlushPolicy {
     interval: Some(Duration::from_millis(5)),
@@ -98,20 +125,24 @@ const HOT_FLUSH: FlushPolicy = FlushPolicy {
     ..FlushPolicy::MANUAL
 };
 
-/// A fresh history's keys, and the Redis counter's rows (a flush only increments).
+/// A fresh history's keys, and the Redis and Memcached counters' rows (a flush only
+/// increments).
 fn setup<C: CheckConn>(pool: &Pool<ConnectionManager<C>>, plan: Plan, cell: &str) -> Ctx {
-    let redis_page = next_id();
-    let rows: Vec<String> = (0..6)
-        .map(|day| format!("({redis_page}, {day}, 0)"))
+    let (redis_page, mc_page) = (next_id(), next_id());
+    let rows: Vec<String> = [redis_page, mc_page]
+        .into_iter()
+        .flat_map(|page| (0..6).map(move |day| format!("({page}, {day}, 0)")))
         .collect();
     let insert = format!(
         "INSERT INTO ct_daily_views (page_id, day, views) VALUES {}",
         rows.join(", ")
     );
     let mut conn = pool.get().expect("checker: a connection");
-    settle(|| conn.batch_execute(&insert)).expect("checker: the Redis counter's rows");
-    // Before the watchdog starts: without COUNTER_REDIS_URL this starts a container.
+    settle(|| conn.batch_execute(&insert)).expect("checker: the counters' rows");
+    // Before the watchdog starts: without COUNTER_REDIS_URL this starts a container; the
+    // process's memcached starts on first use.
     crate::db::redis_url();
+    crate::memcached::shared_memcached();
     Ctx {
         seed: plan.seed,
         plan,
@@ -125,6 +156,8 @@ fn setup<C: CheckConn>(pool: &Pool<ConnectionManager<C>>, plan: Plan, cell: &str
             1 => fresh_views().0.shards(4),
             _ => fresh_views().0,
         },
+        mc_page,
+        mc_views: McViews::new(&format!("ct-check-{}", next_id())).timeout(MC_TIMEOUT),
         answered: Default::default(),
     }
 }
@@ -165,17 +198,19 @@ where
 
 /// One thread's random calls on its own connections, written once for blocking and async
 /// connections (each call awaited through `CallMode::into_future`).
-async fn thread_calls<C, R, B>(
+async fn thread_calls<C, R, M, B>(
     ctx: &Ctx,
     thread: usize,
     watchdog: &Watchdog,
     conn: &mut C,
     redis: &mut R,
+    mc: &M,
     buffer: &B,
 ) -> Seen
 where
     C: AtomicConnection,
     R: RedisConnection<Mode = C::Mode>,
+    M: MemcachedConnection<Mode = C::Mode>,
     B: HotBuffer,
     Article: SlottedOn<ct_articles::likes, BackendOf<C>>,
     DailyView: AtomicFieldOn<ct_daily_views::views, BackendOf<C>>,
@@ -197,11 +232,13 @@ where
             62..70 => "compact_likes",
             70..84 => "buffer.add",
             84..86 => "buffer.flush",
-            86..89 => "redis.add",
-            89..92 => "redis.add_once",
-            92..95 => "redis.add_all",
-            95..96 => "redis.discard",
-            _ => "redis.flush",
+            86..88 => "redis.add",
+            88..90 => "redis.add_once",
+            90..92 => "redis.add_all",
+            92..93 => "redis.discard",
+            93..95 => "redis.flush",
+            95..98 => "memcached.add",
+            _ => "memcached.flush",
         };
         let one = async {
             match roll {
@@ -238,7 +275,7 @@ where
                         seen.anomalies.push(format!("flush: {e}"));
                     }
                 }
-                89..92 => {
+                88..90 => {
                     let replay = {
                         let answered = ctx.answered.lock().unwrap();
                         (!answered.is_empty() && rng.random_bool(0.5))
@@ -286,7 +323,7 @@ where
                         }
                     }
                 }
-                86..89 => {
+                86..88 => {
                     let key = (ctx.redis_page, rng.random_range(0..6));
                     match C::Mode::into_future(ctx.views.add(redis, &key, n)).await {
                         Ok(pending) if pending >= n => {
@@ -301,7 +338,7 @@ where
                         Err(e) => seen.anomalies.push(format!("redis add {n}: {e}")),
                     }
                 }
-                92..95 => {
+                90..92 => {
                     // Two keys in one MULTI: both or, with a negative, neither.
                     let keys = [0, 1].map(|_| (ctx.redis_page, rng.random_range(0..6)));
                     let m: i64 = rng.random_range(1..=5);
@@ -322,7 +359,7 @@ where
                             .push(format!("redis add_all {m}, {n}: {other:?}")),
                     }
                 }
-                95..96 => {
+                92..93 => {
                     // What it drops never reaches the row: subtracted from the adds.
                     let key = (ctx.redis_page, rng.random_range(0..6));
                     match C::Mode::into_future(ctx.views.discard(redis, &key)).await {
@@ -332,7 +369,7 @@ where
                         other => seen.anomalies.push(format!("redis discard: {other:?}")),
                     }
                 }
-                _ => match C::Mode::into_future(ctx.views.flush(conn, redis)).await {
+                93..95 => match C::Mode::into_future(ctx.views.flush(conn, redis)).await {
                     Ok(report) if report.kept.is_empty() => {
                         seen.redis_written += report.total_written();
                     }
@@ -340,6 +377,30 @@ where
                         .anomalies
                         .push(format!("redis flush kept {:?}", report.kept)),
                     Err(e) => seen.anomalies.push(format!("redis flush: {e}")),
+                },
+                95..98 => {
+                    let key = (ctx.mc_page, rng.random_range(0..6));
+                    match M::Mode::into_future(ctx.mc_views.add(mc, &key, n)).await {
+                        Ok(value) if value >= n.max(0) as u64 => {
+                            *seen.mc_added.entry(key).or_default() += n;
+                        }
+                        Ok(value) => seen
+                            .anomalies
+                            .push(format!("memcached add {n}: item {value}")),
+                        Err(AtomicError::NegativeAmount { amount }) if n < 0 => {
+                            assert_eq!(amount, i128::from(n));
+                        }
+                        Err(e) => seen.anomalies.push(format!("memcached add {n}: {e}")),
+                    }
+                }
+                _ => match C::Mode::into_future(ctx.mc_views.flush(conn, mc)).await {
+                    Ok(report) if report.kept.is_empty() => {
+                        seen.mc_written += report.total_written();
+                    }
+                    Ok(report) => seen
+                        .anomalies
+                        .push(format!("memcached flush kept {:?}", report.kept)),
+                    Err(e) => seen.anomalies.push(format!("memcached flush: {e}")),
                 },
             }
         };
@@ -369,8 +430,9 @@ where
                 scope.spawn(move || {
                     let mut conn = pool.get().expect("checker: a connection");
                     let mut redis = redis_connection();
+                    let mc = mc_client();
                     Blocking::drive(thread_calls(
-                        ctx, thread, watchdog, &mut *conn, &mut redis, buffer,
+                        ctx, thread, watchdog, &mut *conn, &mut redis, &mc, buffer,
                     ))
                 })
             })
@@ -438,7 +500,14 @@ pub fn run_hot_async<C, A, P>(
                             )
                             .await
                             .expect("checker: an async Redis connection");
-                        thread_calls(ctx, thread, watchdog, &mut conn, &mut redis, buffer).await
+                        let mc = MetaClient::builder()
+                            .io_timeout(Some(MC_TIMEOUT))
+                            .connect_timeout(Some(MC_TIMEOUT))
+                            .connect_async(crate::memcached::shared_memcached())
+                            .await
+                            .expect("checker: an async memcached client");
+                        thread_calls(ctx, thread, watchdog, &mut conn, &mut redis, &mc, buffer)
+                            .await
                     })
                 })
             })
@@ -521,6 +590,35 @@ fn verify<C: CheckConn>(
             last.kept
         ));
     }
+    let mc_last = ctx
+        .mc_views
+        .flush(&mut *conn, &mc_client())
+        .expect("the Memcached counter's last flush");
+    let mut mc_added: BTreeMap<(i64, i32), i64> = BTreeMap::new();
+    for s in &seen {
+        for (key, n) in &s.mc_added {
+            *mc_added.entry(*key).or_default() += n;
+        }
+    }
+    let mc_flushed: i128 =
+        seen.iter().map(|s| s.mc_written).sum::<i128>() + mc_last.total_written();
+    let mc_total: i64 = mc_added.values().sum();
+    if mc_flushed != i128::from(mc_total) || !mc_last.kept.is_empty() {
+        anomalies.push(format!(
+            "memcached: flushes wrote {mc_flushed}, {mc_total} added, kept {:?}",
+            mc_last.kept
+        ));
+    }
+    for day in 0..6 {
+        let key = (ctx.mc_page, day);
+        let expected = mc_added.get(&key).copied().unwrap_or(0);
+        let written = DailyView::current_views(&mut *conn, key).expect("a Memcached row");
+        if written != expected {
+            anomalies.push(format!(
+                "memcached key {key:?}: {written} written, {expected} added"
+            ));
+        }
+    }
     for day in 0..6 {
         let key = (redis_page, day);
         let expected = redis_added.get(&key).copied().unwrap_or(0);
@@ -553,10 +651,11 @@ fn verify<C: CheckConn>(
         anomalies.join("\n  ")
     );
     eprintln!(
-        "checker, cell {cell}, hot counters ({driver}): {} calls, {} buffer keys and {} Redis keys exact, 0 anomalies (seed {seed})",
+        "checker, cell {cell}, hot counters ({driver}): {} calls, {} buffer keys, {} Redis keys and {} Memcached keys exact, 0 anomalies (seed {seed})",
         THREADS * ctx.plan.ops_per_thread,
         added.len(),
-        redis_added.len()
+        redis_added.len(),
+        mc_added.len()
     );
 }
 
