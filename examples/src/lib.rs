@@ -96,6 +96,8 @@ mod guide_doctests {
     pub struct HotCounters;
     #[doc = include_str!("../../counter-core/doc/redis.md")]
     pub struct Redis;
+    #[doc = include_str!("../../counter-core/doc/memcached.md")]
+    pub struct Memcached;
     #[doc = include_str!("../../counter-core/doc/guarantees.md")]
     pub struct Guarantees;
     #[doc = include_str!("../../counter-core/doc/sql.md")]
