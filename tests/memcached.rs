@@ -11,7 +11,6 @@
 use counter_tests::child::{free_port, signal};
 use std::collections::BTreeMap;
 use std::future::Future;
-use std::net::TcpStream;
 use std::pin::Pin;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -75,39 +74,8 @@ impl PrivateMemcached {
 
     /// Starts one on `port` (TCP only, on loopback, 64 MB).
     fn start_on(port: u16) -> Self {
-        let mut command = Command::new("memcached");
-        // Killed with the test's thread even when the process is (no Drop runs then).
-        counter_tests::child::dies_with_its_spawner(&mut command);
-        let child = counter_tests::child::without_inherited_fds(&mut command)
-            .args([
-                "-p",
-                &port.to_string(),
-                "-U",
-                "0",
-                "-l",
-                "127.0.0.1",
-                "-m",
-                "64",
-            ])
-            // Ignored unless run as root, which memcached refuses without it.
-            .args(["-u", "root"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!(
-                    "these tests start their own memcached and cannot run it ({e}): install it \
-                     (`apt-get install memcached`; `.ci/env.sh` does)"
-                )
-            });
-        let started = Instant::now();
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                started.elapsed() < Duration::from_secs(20),
-                "memcached on port {port} does not answer"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let child = counter_tests::memcached::start_memcached(port, 64)
+            .unwrap_or_else(|e| panic!("these tests start their own memcached: {e}"));
         PrivateMemcached { child, port }
     }
 

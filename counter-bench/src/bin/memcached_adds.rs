@@ -11,10 +11,9 @@
 //! (defaults: 5, 16, 2).
 
 use counter_bench::pages::{bench_pages, Page};
-use std::net::TcpListener;
-use std::process::{Child, Command, ExitCode, Stdio};
+use std::process::{Child, ExitCode};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use counter_core::MemcachedCounter;
 use diesel::connection::SimpleConnection;
@@ -52,34 +51,8 @@ fn main() -> ExitCode {
 }
 
 fn run(length: Duration, clients: usize, rounds: u64) -> Result<(), String> {
-    let port = TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map_err(|e| e.to_string())?
-        .port();
-    let _server = Server(
-        Command::new("memcached")
-            .args([
-                "-p",
-                &port.to_string(),
-                "-U",
-                "0",
-                "-l",
-                "127.0.0.1",
-                "-m",
-                "256",
-            ])
-            .args(["-u", "root"])
-            .stdout(Stdio::null())
-            .spawn()
-            .map_err(|e| format!("cannot run memcached ({e}): apt-get install memcached"))?,
-    );
-    let started = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        if started.elapsed() > Duration::from_secs(20) {
-            return Err("memcached does not answer".into());
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let port = counter_tests::child::free_port();
+    let _server = Server(counter_tests::memcached::start_memcached(port, 256)?);
     let client = MetaClient::builder()
         .max_idle(clients.max(16))
         .connect(format!("127.0.0.1:{port}"))
