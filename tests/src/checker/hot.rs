@@ -40,7 +40,7 @@ use counter_core::{
 };
 use diesel::connection::SimpleConnection;
 use diesel::r2d2::{ConnectionManager, Pool};
-use memcache::exp::MetaClient;
+use memcache::exp::{MetaClient, MetaClientBuilder};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
@@ -109,11 +109,17 @@ type McViews = MemcachedCounter<DailyView, ct_daily_views::views>;
 /// How long the checker's Memcached calls may take (a busy 2-core machine).
 const MC_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// A blocking client of the process's `memcached`.
-fn mc_client() -> MetaClient {
+/// A client of the process's `memcached` waiting at most [`MC_TIMEOUT`], blocking
+/// (`.connect`) or async (`.connect_async`).
+fn mc_builder() -> MetaClientBuilder {
     MetaClient::builder()
         .io_timeout(Some(MC_TIMEOUT))
         .connect_timeout(Some(MC_TIMEOUT))
+}
+
+/// A blocking client of the process's `memcached`.
+fn mc_client() -> MetaClient {
+    mc_builder()
         .connect(crate::memcached::shared_memcached())
         .expect("checker: a memcached client")
 }
@@ -500,9 +506,7 @@ pub fn run_hot_async<C, A, P>(
                             )
                             .await
                             .expect("checker: an async Redis connection");
-                        let mc = MetaClient::builder()
-                            .io_timeout(Some(MC_TIMEOUT))
-                            .connect_timeout(Some(MC_TIMEOUT))
+                        let mc = mc_builder()
                             .connect_async(crate::memcached::shared_memcached())
                             .await
                             .expect("checker: an async memcached client");
@@ -576,59 +580,28 @@ fn verify<C: CheckConn>(
     let last = views
         .flush(&mut *conn, &mut redis)
         .expect("the Redis counter's last flush");
-    let mut redis_added: BTreeMap<(i64, i32), i64> = BTreeMap::new();
-    for s in &seen {
-        for (key, n) in &s.redis_added {
-            *redis_added.entry(*key).or_default() += n;
-        }
-    }
-    let flushed: i128 = seen.iter().map(|s| s.redis_written).sum::<i128>() + last.total_written();
-    let added_total: i64 = redis_added.values().sum();
-    if flushed != i128::from(added_total) || !last.kept.is_empty() {
-        anomalies.push(format!(
-            "redis: flushes wrote {flushed}, {added_total} added, kept {:?}",
-            last.kept
-        ));
-    }
+    let redis_added = check_cached_counter(
+        "redis",
+        &mut *conn,
+        redis_page,
+        seen.iter().map(|s| (&s.redis_added, s.redis_written)),
+        last.total_written(),
+        &last.kept,
+        &mut anomalies,
+    );
     let mc_last = ctx
         .mc_views
         .flush(&mut *conn, &mc_client())
         .expect("the Memcached counter's last flush");
-    let mut mc_added: BTreeMap<(i64, i32), i64> = BTreeMap::new();
-    for s in &seen {
-        for (key, n) in &s.mc_added {
-            *mc_added.entry(*key).or_default() += n;
-        }
-    }
-    let mc_flushed: i128 =
-        seen.iter().map(|s| s.mc_written).sum::<i128>() + mc_last.total_written();
-    let mc_total: i64 = mc_added.values().sum();
-    if mc_flushed != i128::from(mc_total) || !mc_last.kept.is_empty() {
-        anomalies.push(format!(
-            "memcached: flushes wrote {mc_flushed}, {mc_total} added, kept {:?}",
-            mc_last.kept
-        ));
-    }
-    for day in 0..6 {
-        let key = (ctx.mc_page, day);
-        let expected = mc_added.get(&key).copied().unwrap_or(0);
-        let written = DailyView::current_views(&mut *conn, key).expect("a Memcached row");
-        if written != expected {
-            anomalies.push(format!(
-                "memcached key {key:?}: {written} written, {expected} added"
-            ));
-        }
-    }
-    for day in 0..6 {
-        let key = (redis_page, day);
-        let expected = redis_added.get(&key).copied().unwrap_or(0);
-        let written = DailyView::current_views(&mut *conn, key).expect("a Redis counter row");
-        if written != expected {
-            anomalies.push(format!(
-                "redis key {key:?}: {written} written, {expected} added"
-            ));
-        }
-    }
+    let mc_added = check_cached_counter(
+        "memcached",
+        &mut *conn,
+        ctx.mc_page,
+        seen.iter().map(|s| (&s.mc_added, s.mc_written)),
+        mc_last.total_written(),
+        &mc_last.kept,
+        &mut anomalies,
+    );
     let mut added: BTreeMap<(i64, i32), i64> = BTreeMap::new();
     for s in &seen {
         for (key, n) in &s.added {
@@ -694,4 +667,48 @@ impl Seen {
             Err(e) => self.anomalies.push(format!("article {id}: read: {e}")),
         }
     }
+}
+
+/// The end check of a counter kept in a cache (Redis, Memcached) on the six rows of `page`:
+/// the flushes together (each thread's `(added, written)`, and the last flush's `last` and
+/// `kept`) wrote exactly what the adds that returned `Ok` added, the last flush kept nothing,
+/// and every row holds its key's adds. Returns the adds per key.
+fn check_cached_counter<'a, C, K: std::fmt::Debug>(
+    cache: &str,
+    conn: &mut C,
+    page: i64,
+    threads: impl Iterator<Item = (&'a BTreeMap<(i64, i32), i64>, i128)>,
+    last: i128,
+    kept: &[K],
+    anomalies: &mut Vec<String>,
+) -> BTreeMap<(i64, i32), i64>
+where
+    C: AtomicConnection<Mode = Blocking>,
+    DailyView: AtomicFieldOn<ct_daily_views::views, BackendOf<C>>,
+{
+    let mut added: BTreeMap<(i64, i32), i64> = BTreeMap::new();
+    let mut flushed = last;
+    for (thread_added, written) in threads {
+        for (key, n) in thread_added {
+            *added.entry(*key).or_default() += n;
+        }
+        flushed += written;
+    }
+    let total: i64 = added.values().sum();
+    if flushed != i128::from(total) || !kept.is_empty() {
+        anomalies.push(format!(
+            "{cache}: flushes wrote {flushed}, {total} added, kept {kept:?}"
+        ));
+    }
+    for day in 0..6 {
+        let key = (page, day);
+        let expected = added.get(&key).copied().unwrap_or(0);
+        let written = DailyView::current_views(&mut *conn, key).expect("a counter row");
+        if written != expected {
+            anomalies.push(format!(
+                "{cache} key {key:?}: {written} written, {expected} added"
+            ));
+        }
+    }
+    added
 }
