@@ -40,8 +40,9 @@ pub fn free_port() -> u16 {
 }
 
 /// `command`, set so that the child is killed (SIGKILL) when the thread that spawns it ends:
-/// for a server shared by the whole test process, spawned from a thread that never ends, so
-/// that it dies with the process instead of outliving the test run.
+/// a test's own server dies with its test's thread even when the process is killed and no
+/// `Drop` runs; a server shared by the whole process is spawned from a thread that never
+/// ends, so it dies with the process.
 pub fn dies_with_its_spawner(command: &mut Command) -> &mut Command {
     // SAFETY: prctl(2) is a plain system call, allowed between fork and exec.
     unsafe {
