@@ -172,7 +172,7 @@ pub mod __private {
     // The Diesel items `#[derive(CounterCache)]` binds values with: counter-core's Diesel,
     // whose traits its bounds name. Items, not the crate: with `diesel` itself re-exported
     // from this hidden module, rustc stops listing Diesel's types among a trait's
-    // implementors in errors (see tests/ui/not_a_connection.stderr).
+    // implementors in errors (see tests/ui/cases/not_a_connection.stderr).
     pub use diesel::backend::Backend;
     pub use diesel::query_builder::AstPass;
     pub use diesel::result::Error::QueryBuilderError;
