@@ -1,8 +1,9 @@
 //! `RedisCounter` on a real Redis Cluster (3 masters, 3 replicas, append-only files with
 //! fsync always), started by the test on free loopback ports: a sharded counter spreads over
 //! every master and counts exactly under concurrent adders and flushers, blocking and async;
-//! and a manual failover mid-load costs typed errors only: nothing doubled, nothing
-//! acknowledged lost. The database is SQLite. They need `redis-server` and `redis-cli`
+//! a manual failover mid-load costs typed errors only: nothing doubled, nothing acknowledged
+//! lost; a master killed mid-load doubles nothing (both with blocking and with async cluster
+//! connections). The database is SQLite. They need `redis-server` and `redis-cli`
 //! (`.ci/env.sh` installs them).
 
 use std::collections::BTreeMap;
@@ -284,7 +285,14 @@ fn async_adders_and_flushers_on_a_cluster_are_exact() {
 /// errors are typed and its batches are all settled in the end.
 #[test]
 fn a_failover_mid_load_doubles_nothing_and_loses_nothing_acknowledged() {
-    failover_under_load(Failover::Manual);
+    failover_under_load(Failover::Manual, &Side::Blocking);
+}
+
+/// The same failover with async cluster connections (`redis::cluster_async`), which follow a
+/// moved slot and resend on their own, differently from the blocking ones.
+#[test]
+fn async_a_failover_mid_load_doubles_nothing_and_loses_nothing_acknowledged() {
+    failover_under_load(Failover::Manual, &Side::asynchronous());
 }
 
 /// The hot shard's master killed (`SIGKILL`) mid-load: its replica takes over once the
@@ -293,7 +301,94 @@ fn a_failover_mid_load_doubles_nothing_and_loses_nothing_acknowledged() {
 /// `add_once` totals at most what was acknowledged, plain adds at most acknowledged + failed.
 #[test]
 fn a_master_killed_mid_load_doubles_nothing() {
-    failover_under_load(Failover::Kill);
+    failover_under_load(Failover::Kill, &Side::Blocking);
+}
+
+/// The same kill with async cluster connections.
+#[test]
+fn async_a_master_killed_mid_load_doubles_nothing() {
+    failover_under_load(Failover::Kill, &Side::asynchronous());
+}
+
+/// How the failover scenario calls the counter: written once, each thread's calls go through
+/// blocking cluster connections, or through async ones, each call awaited with `block_on` on
+/// one shared runtime (which also drives the connections' own tasks).
+enum Side {
+    Blocking,
+    Async(tokio::runtime::Runtime),
+}
+
+/// One thread's cluster connection, of its side.
+enum Conn {
+    Blocking(Box<redis::cluster::ClusterConnection>),
+    Async(redis::cluster_async::ClusterConnection),
+}
+
+impl Side {
+    fn asynchronous() -> Self {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        Side::Async(runtime)
+    }
+
+    fn connect(&self, client: &redis::cluster::ClusterClient) -> redis::RedisResult<Conn> {
+        match self {
+            Side::Blocking => client.get_connection().map(|c| Conn::Blocking(Box::new(c))),
+            Side::Async(rt) => rt.block_on(client.get_async_connection()).map(Conn::Async),
+        }
+    }
+
+    fn add(
+        &self,
+        views: &Views,
+        conn: &mut Conn,
+        key: &(i64, i32),
+        n: i64,
+    ) -> Result<i64, AtomicError> {
+        match (self, conn) {
+            (Side::Blocking, Conn::Blocking(redis)) => views.add(&mut **redis, key, n),
+            (Side::Async(rt), Conn::Async(redis)) => rt.block_on(views.add(redis, key, n)),
+            _ => unreachable!("a connection of the other side"),
+        }
+    }
+
+    fn add_once(
+        &self,
+        views: &Views,
+        conn: &mut Conn,
+        key: &(i64, i32),
+        n: i64,
+        id: &str,
+    ) -> Result<i64, AtomicError> {
+        match (self, conn) {
+            (Side::Blocking, Conn::Blocking(redis)) => views.add_once(&mut **redis, key, n, id),
+            (Side::Async(rt), Conn::Async(redis)) => rt.block_on(views.add_once(redis, key, n, id)),
+            _ => unreachable!("a connection of the other side"),
+        }
+    }
+
+    /// A flush on a database connection of its own.
+    fn flush(&self, views: &Views, db: &Sqlite, conn: &mut Conn) -> Result<(), AtomicError> {
+        let report = match (self, conn) {
+            (Side::Blocking, Conn::Blocking(redis)) => views.flush(&mut db.conn(), &mut **redis)?,
+            (Side::Async(rt), Conn::Async(redis)) => {
+                let path = db.path().to_str().unwrap();
+                rt.block_on(async {
+                    let mut sqlite =
+                        SyncConnectionWrapper::<diesel::SqliteConnection>::establish(path)
+                            .await
+                            .expect("an async SQLite connection");
+                    views.flush(&mut sqlite, redis).await
+                })?
+            }
+            _ => unreachable!("a connection of the other side"),
+        };
+        assert!(report.kept.is_empty(), "kept: {:?}", report.kept);
+        Ok(())
+    }
 }
 
 /// How the hot shard's master goes.
@@ -305,7 +400,7 @@ enum Failover {
     Kill,
 }
 
-fn failover_under_load(how: Failover) {
+fn failover_under_load(how: Failover, side: &Side) {
     let mut cluster = PrivateCluster::start();
     let (db, page) = database();
     let (views, prefix) = sharded_views();
@@ -346,7 +441,7 @@ fn failover_under_load(how: Failover) {
             let (views, client) = (&views, &client);
             let (once_added, acked, failed, errors) = (&once_added, &acked, &failed, &errors);
             s.spawn(move || {
-                let mut redis = client.get_connection().unwrap();
+                let mut redis = side.connect(client).unwrap();
                 let mut rng = rand::rng();
                 let mut i = 0;
                 while Instant::now() < deadline {
@@ -361,7 +456,7 @@ fn failover_under_load(how: Failover) {
                         let id = format!("w{worker}-{i}");
                         let first = Instant::now();
                         loop {
-                            match views.add_once(&mut redis, &(page, day), n, &id) {
+                            match side.add_once(views, &mut redis, &(page, day), n, &id) {
                                 Ok(_) => break,
                                 Err(AtomicError::Redis(e)) => {
                                     errors.fetch_add(1, Ordering::Relaxed);
@@ -370,7 +465,7 @@ fn failover_under_load(how: Failover) {
                                         "add_once {id} failed for 60 s: {e}"
                                     );
                                     std::thread::sleep(Duration::from_millis(20));
-                                    if let Ok(fresh) = client.get_connection() {
+                                    if let Ok(fresh) = side.connect(client) {
                                         redis = fresh;
                                     }
                                 }
@@ -380,13 +475,13 @@ fn failover_under_load(how: Failover) {
                         *once_added.lock().unwrap().entry(day).or_default() += n;
                     } else {
                         let day = rng.random_range(10..20);
-                        match views.add(&mut redis, &(page, day), n) {
+                        match side.add(views, &mut redis, &(page, day), n) {
                             Ok(_) => *acked.lock().unwrap() += n,
                             Err(AtomicError::Redis(_)) => {
                                 errors.fetch_add(1, Ordering::Relaxed);
                                 *failed.lock().unwrap() += n;
                                 std::thread::sleep(Duration::from_millis(20));
-                                if let Ok(fresh) = client.get_connection() {
+                                if let Ok(fresh) = side.connect(client) {
                                     redis = fresh;
                                 }
                             }
@@ -398,14 +493,13 @@ fn failover_under_load(how: Failover) {
         }
         let (views, client, db, flush_errors) = (&views, &client, &db, &flush_errors);
         s.spawn(move || {
-            let mut redis = client.get_connection().unwrap();
-            let mut conn = db.conn();
+            let mut redis = side.connect(client).unwrap();
             while Instant::now() < deadline {
-                match views.flush(&mut conn, &mut redis) {
-                    Ok(report) => assert!(report.kept.is_empty()),
+                match side.flush(views, db, &mut redis) {
+                    Ok(()) => {}
                     Err(AtomicError::Redis(_)) => {
                         flush_errors.fetch_add(1, Ordering::Relaxed);
-                        if let Ok(fresh) = client.get_connection() {
+                        if let Ok(fresh) = side.connect(client) {
                             redis = fresh;
                         }
                     }
@@ -434,10 +528,10 @@ fn failover_under_load(how: Failover) {
     // The last flush, retried while the cluster settles.
     let mut settled = None;
     for _ in 0..100 {
-        let flushed = client
-            .get_connection()
+        let flushed = side
+            .connect(&client)
             .map_err(AtomicError::from)
-            .and_then(|mut redis| views.flush(&mut db.conn(), &mut redis));
+            .and_then(|mut redis| side.flush(&views, &db, &mut redis));
         if flushed.is_ok() {
             settled = Some(());
             break;
