@@ -279,20 +279,25 @@ fn async_adders_and_flushers_on_a_cluster_are_exact() {
 }
 
 /// A manual failover (`CLUSTER FAILOVER` on the replica of the master holding the hot key's
-/// shard) while 6 threads add and one flushes. `add_once` calls (days 0–9), retried with their
-/// id until `Ok`, end exactly counted; plain adds (days 10–19) end between what was
-/// acknowledged and that plus what failed (a failed add may have been counted); the flusher's
-/// errors are typed and its batches are all settled in the end.
+/// shard) while 6 threads add and one flushes, with CPU-bound threads beside them.
+/// `add_once` calls (days 0–9), retried with their id until `Ok`, end exactly counted; plain
+/// adds (days 10–19) end between what was acknowledged and that plus what failed (a failed
+/// add may have been counted); the flusher's errors are typed and its batches are all
+/// settled in the end.
 #[test]
 fn a_failover_mid_load_doubles_nothing_and_loses_nothing_acknowledged() {
-    failover_under_load(Failover::Manual, &Side::Blocking);
+    beside_busy_threads(BUSY_THREADS, || {
+        failover_under_load(Failover::Manual, &Side::Blocking)
+    });
 }
 
 /// The same failover with async cluster connections (`redis::cluster_async`), which follow a
 /// moved slot and resend on their own, differently from the blocking ones.
 #[test]
 fn async_a_failover_mid_load_doubles_nothing_and_loses_nothing_acknowledged() {
-    failover_under_load(Failover::Manual, &Side::asynchronous());
+    beside_busy_threads(BUSY_THREADS, || {
+        failover_under_load(Failover::Manual, &Side::asynchronous())
+    });
 }
 
 /// The hot shard's master killed (`SIGKILL`) mid-load: its replica takes over once the
@@ -301,13 +306,17 @@ fn async_a_failover_mid_load_doubles_nothing_and_loses_nothing_acknowledged() {
 /// `add_once` totals at most what was acknowledged, plain adds at most acknowledged + failed.
 #[test]
 fn a_master_killed_mid_load_doubles_nothing() {
-    failover_under_load(Failover::Kill, &Side::Blocking);
+    beside_busy_threads(BUSY_THREADS, || {
+        failover_under_load(Failover::Kill, &Side::Blocking)
+    });
 }
 
 /// The same kill with async cluster connections.
 #[test]
 fn async_a_master_killed_mid_load_doubles_nothing() {
-    failover_under_load(Failover::Kill, &Side::asynchronous());
+    beside_busy_threads(BUSY_THREADS, || {
+        failover_under_load(Failover::Kill, &Side::asynchronous())
+    });
 }
 
 /// How the failover scenario calls the counter: written once, each thread's calls go through
@@ -318,10 +327,13 @@ enum Side {
     Async(tokio::runtime::Runtime),
 }
 
-/// One thread's cluster connection, of its side.
-enum Conn {
+/// One thread's cluster connection: blocking, or async with the runtime that awaits its calls.
+enum Conn<'rt> {
     Blocking(Box<redis::cluster::ClusterConnection>),
-    Async(redis::cluster_async::ClusterConnection),
+    Async(
+        &'rt tokio::runtime::Runtime,
+        redis::cluster_async::ClusterConnection,
+    ),
 }
 
 impl Side {
@@ -334,47 +346,40 @@ impl Side {
         Side::Async(runtime)
     }
 
-    fn connect(&self, client: &redis::cluster::ClusterClient) -> redis::RedisResult<Conn> {
-        match self {
-            Side::Blocking => client.get_connection().map(|c| Conn::Blocking(Box::new(c))),
-            Side::Async(rt) => rt.block_on(client.get_async_connection()).map(Conn::Async),
-        }
+    fn connect(&self, client: &redis::cluster::ClusterClient) -> redis::RedisResult<Conn<'_>> {
+        Ok(match self {
+            Side::Blocking => Conn::Blocking(Box::new(client.get_connection()?)),
+            Side::Async(rt) => Conn::Async(rt, rt.block_on(client.get_async_connection())?),
+        })
     }
+}
 
-    fn add(
-        &self,
-        views: &Views,
-        conn: &mut Conn,
-        key: &(i64, i32),
-        n: i64,
-    ) -> Result<i64, AtomicError> {
-        match (self, conn) {
-            (Side::Blocking, Conn::Blocking(redis)) => views.add(&mut **redis, key, n),
-            (Side::Async(rt), Conn::Async(redis)) => rt.block_on(views.add(redis, key, n)),
-            _ => unreachable!("a connection of the other side"),
+impl Conn<'_> {
+    fn add(&mut self, views: &Views, key: &(i64, i32), n: i64) -> Result<i64, AtomicError> {
+        match self {
+            Conn::Blocking(redis) => views.add(&mut **redis, key, n),
+            Conn::Async(rt, redis) => rt.block_on(views.add(redis, key, n)),
         }
     }
 
     fn add_once(
-        &self,
+        &mut self,
         views: &Views,
-        conn: &mut Conn,
         key: &(i64, i32),
         n: i64,
         id: &str,
     ) -> Result<i64, AtomicError> {
-        match (self, conn) {
-            (Side::Blocking, Conn::Blocking(redis)) => views.add_once(&mut **redis, key, n, id),
-            (Side::Async(rt), Conn::Async(redis)) => rt.block_on(views.add_once(redis, key, n, id)),
-            _ => unreachable!("a connection of the other side"),
+        match self {
+            Conn::Blocking(redis) => views.add_once(&mut **redis, key, n, id),
+            Conn::Async(rt, redis) => rt.block_on(views.add_once(redis, key, n, id)),
         }
     }
 
-    /// A flush on a database connection of its own.
-    fn flush(&self, views: &Views, db: &Sqlite, conn: &mut Conn) -> Result<(), AtomicError> {
-        let report = match (self, conn) {
-            (Side::Blocking, Conn::Blocking(redis)) => views.flush(&mut db.conn(), &mut **redis)?,
-            (Side::Async(rt), Conn::Async(redis)) => {
+    /// A flush on a database connection of its own; it must keep nothing.
+    fn flush(&mut self, views: &Views, db: &Sqlite) -> Result<(), AtomicError> {
+        let report = match self {
+            Conn::Blocking(redis) => views.flush(&mut db.conn(), &mut **redis)?,
+            Conn::Async(rt, redis) => {
                 let path = db.path().to_str().unwrap();
                 rt.block_on(async {
                     let mut sqlite =
@@ -384,7 +389,6 @@ impl Side {
                     views.flush(&mut sqlite, redis).await
                 })?
             }
-            _ => unreachable!("a connection of the other side"),
         };
         assert!(report.kept.is_empty(), "kept: {:?}", report.kept);
         Ok(())
@@ -456,7 +460,7 @@ fn failover_under_load(how: Failover, side: &Side) {
                         let id = format!("w{worker}-{i}");
                         let first = Instant::now();
                         loop {
-                            match side.add_once(views, &mut redis, &(page, day), n, &id) {
+                            match redis.add_once(views, &(page, day), n, &id) {
                                 Ok(_) => break,
                                 Err(AtomicError::Redis(e)) => {
                                     errors.fetch_add(1, Ordering::Relaxed);
@@ -475,7 +479,7 @@ fn failover_under_load(how: Failover, side: &Side) {
                         *once_added.lock().unwrap().entry(day).or_default() += n;
                     } else {
                         let day = rng.random_range(10..20);
-                        match side.add(views, &mut redis, &(page, day), n) {
+                        match redis.add(views, &(page, day), n) {
                             Ok(_) => *acked.lock().unwrap() += n,
                             Err(AtomicError::Redis(_)) => {
                                 errors.fetch_add(1, Ordering::Relaxed);
@@ -495,7 +499,7 @@ fn failover_under_load(how: Failover, side: &Side) {
         s.spawn(move || {
             let mut redis = side.connect(client).unwrap();
             while Instant::now() < deadline {
-                match side.flush(views, db, &mut redis) {
+                match redis.flush(views, db) {
                     Ok(()) => {}
                     Err(AtomicError::Redis(_)) => {
                         flush_errors.fetch_add(1, Ordering::Relaxed);
@@ -531,7 +535,7 @@ fn failover_under_load(how: Failover, side: &Side) {
         let flushed = side
             .connect(&client)
             .map_err(AtomicError::from)
-            .and_then(|mut redis| side.flush(&views, &db, &mut redis));
+            .and_then(|mut redis| redis.flush(&views, &db));
         if flushed.is_ok() {
             settled = Some(());
             break;
